@@ -1,0 +1,1 @@
+"""Pollers for RSS/Atom feeds and public Telegram channels, and the Kafka publisher."""

@@ -1,0 +1,1 @@
+"""Pure pipeline logic, the Beam graph and the adapters at its edges."""

@@ -1,0 +1,213 @@
+"""The message types every stage shares: connectors, pipeline, search sink and notifiers.
+
+All are frozen pydantic models with UTC datetimes. Ids are derived from content, never from
+counters or clocks, so that writing the same thing twice is a no-op and every write may be
+retried. No Beam import here: these types are used by the connectors and by plain tests too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+#: Bumped when a field changes meaning; readers reject versions they do not know.
+SCHEMA_VERSION = 1
+
+SourceType = Literal["rss", "telegram"]
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        # A naive time from a feed has no zone to trust; treating it as UTC is the
+        # convention feedparser itself uses for its *_parsed fields.
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def content_id(*parts: str, length: int = 24) -> str:
+    """A stable id from the given parts (hex of a SHA-256 over them, unit-separated)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return digest[:length]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceRef(_Frozen):
+    """Where an item came from, as configured in config/feeds.yaml."""
+
+    id: str
+    type: SourceType
+    name: str = ""
+    lang: str = ""
+    country: str = ""
+
+
+class RawItem(_Frozen):
+    """One item as a connector saw it: the Kafka message between connectors and pipeline.
+
+    ``item_id`` identifies the item across polls and restarts (source + guid, else link, else
+    text); ``revision`` changes when the same item comes back with new content, so an update
+    is told from a repeat.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    item_id: str
+    revision: str
+    source: SourceRef
+    guid: str = ""
+    url: str = ""
+    title: str = ""
+    summary: str = ""
+    content: str = ""
+    published_at: UtcDatetime | None = None
+    first_seen_at: UtcDatetime
+    is_update: bool = False
+
+    @staticmethod
+    def make(
+        *,
+        source: SourceRef,
+        guid: str = "",
+        url: str = "",
+        title: str = "",
+        summary: str = "",
+        content: str = "",
+        published_at: datetime | None = None,
+        first_seen_at: datetime,
+        is_update: bool = False,
+    ) -> RawItem:
+        """Build an item with its content-derived id and revision."""
+        body = "\n".join((title, summary, content))
+        key = guid or url or "text:" + content_id(body)
+        return RawItem(
+            item_id=content_id(source.id, key),
+            revision=content_id(body, length=16),
+            source=source,
+            guid=guid,
+            url=url,
+            title=title,
+            summary=summary,
+            content=content,
+            published_at=published_at,
+            first_seen_at=first_seen_at,
+            is_update=is_update,
+        )
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+    @staticmethod
+    def from_json(data: bytes | str) -> RawItem:
+        """Parse a message; raises ``ValueError`` (pydantic's ValidationError) on bad input."""
+        item = RawItem.model_validate_json(data)
+        if item.schema_version > SCHEMA_VERSION:
+            raise ValueError(f"unknown schema_version {item.schema_version}")
+        return item
+
+
+class Evidence(_Frozen):
+    """A span of the article text that made a concept group fire."""
+
+    group: str
+    term: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    snippet: str
+
+
+class TopicMatch(_Frozen):
+    topic: str
+    score: float
+    groups: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+    attribute: str | None = None
+
+
+class Entity(_Frozen):
+    kind: Literal["weapon", "country", "leader", "organisation"]
+    name: str
+
+
+class Classification(_Frozen):
+    topics: tuple[TopicMatch, ...] = ()
+    entities: tuple[Entity, ...] = ()
+
+
+class Article(_Frozen):
+    """A normalized, classified document as it is written to the search server.
+
+    ``doc_id`` derives from the canonical URL (else the item id), so copies of one page
+    collapse into one document; ``story_id`` is shared by near-duplicate rewrites.
+    """
+
+    doc_id: str
+    item_id: str
+    revision: str
+    story_id: str
+    source: SourceRef
+    url: str
+    title: str
+    text: str
+    lang: str
+    published_at: UtcDatetime
+    first_seen_at: UtcDatetime
+    topics: tuple[TopicMatch, ...] = ()
+    entities: tuple[Entity, ...] = ()
+
+    def topic(self, name: str) -> TopicMatch | None:
+        return next((t for t in self.topics if t.topic == name), None)
+
+
+class Alert(_Frozen):
+    """One alert per rule and story; later copies of the story update it."""
+
+    alert_id: str
+    rule: str
+    topic: str
+    story_id: str
+    doc_ids: tuple[str, ...]
+    title: str
+    url: str
+    score: float
+    source_ids: tuple[str, ...]
+    languages: tuple[str, ...]
+    evidence: tuple[Evidence, ...] = ()
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+    @staticmethod
+    def id_for(rule: str, story_id: str) -> str:
+        return content_id("alert", rule, story_id)
+
+
+Stage = Literal["decode", "normalize", "classify", "write", "alert", "notify", "poll", "publish"]
+
+
+class DeadLetter(_Frozen):
+    """An input that a stage could not handle, parked with its error so it can be replayed."""
+
+    dl_id: str
+    stage: Stage
+    error: str
+    source_id: str
+    payload: str
+    created_at: UtcDatetime
+
+    @staticmethod
+    def make(*, stage: Stage, error: str, source_id: str, payload: str) -> DeadLetter:
+        return DeadLetter(
+            dl_id=content_id("dead", stage, source_id, payload),
+            stage=stage,
+            error=error,
+            source_id=source_id,
+            payload=payload,
+            created_at=datetime.now(UTC),
+        )
