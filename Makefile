@@ -26,12 +26,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash deploy/local/services.sh start all
 	$(BIN)/ruff check pipeline connectors tests bench
-	$(BIN)/mypy pipeline connectors
+	$(BIN)/mypy -p newsmon.pipeline -p newsmon.connectors
 	set -a; . ./.services/env; set +a; $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline connectors tests bench
-	$(BIN)/mypy pipeline connectors
+	$(BIN)/mypy -p newsmon.pipeline -p newsmon.connectors
 
 services-start:
 	bash deploy/local/services.sh start all

@@ -142,11 +142,10 @@ def env_overrides(environ: Mapping[str, str], prefix: str = ENV_PREFIX) -> dict[
     """``NEWSMON_SEARCH__URL=x`` -> ``{"search": {"url": "x"}}``."""
     out: dict[str, Any] = {}
     for key, value in environ.items():
-        if not key.startswith(prefix) or "__" not in key and key[len(prefix) :].lower() not in (
-            Settings.model_fields
-        ):
+        name = key[len(prefix) :].lower()
+        if not key.startswith(prefix) or ("__" not in key and name not in Settings.model_fields):
             continue
-        parts = key[len(prefix) :].lower().split("__")
+        parts = name.split("__")
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})

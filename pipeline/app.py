@@ -1,0 +1,411 @@
+"""The whole pipeline in one place: ``build_pipeline`` reads top to bottom as the data flows.
+
+    raw records -> DecodeRawItems -> NormalizeArticles -> ClassifyTopics -> BatchArticles
+      -> GroupStories -> WriteDocuments -> EvaluateAlerts -> NotifyChannels
+    every stage's bad items -> WriteDeadLetters (search index, and the Kafka dead-letter topic)
+
+Per-item work comes before anything that waits for a group, so in streaming mode results
+appear as items arrive. Stages that talk to the store take batches (one bulk request, one
+look-up per batch). Infrastructure errors (store or broker down) raise and fail the run, so
+offsets are not committed and a re-run repeats the work; bad input becomes a dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics.metric import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.pvalue import PCollection, TaggedOutput
+
+from . import alerting, dedup
+from .config import AlertsConfig, Settings
+from .io_kafka import KafkaDeadLetterProducer, RawRecord
+from .io_search import DocumentStore, open_store
+from .models import Alert, Article, DeadLetter, RawItem
+from .normalize import normalize_item, text_hash
+from .notify import DeliveryError, make_notifier
+
+log = logging.getLogger(__name__)
+
+DEAD = "dead_letters"
+NAMESPACE = "newsmon"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every stage needs, validated once by the caller and pickled to the workers."""
+
+    settings: Settings
+    alerts: AlertsConfig
+    #: Send dead letters to the Kafka dead-letter topic as well as to the index.
+    dead_letters_to_kafka: bool = False
+    now: datetime | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An article after story grouping, with what the store needs to find it again."""
+
+    article: Article
+    fingerprint: dedup.Fingerprint
+    duplicate_of: str | None
+
+
+def _dead(stage: Any, error: BaseException | str, source_id: str, payload: str) -> TaggedOutput[str, DeadLetter]:
+    Metrics.counter(NAMESPACE, f"dead_letters_{stage}").inc()
+    message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    log.warning("dead letter at %s from source %s: %s", stage, source_id, message)
+    return TaggedOutput(
+        DEAD, DeadLetter.make(stage=stage, error=message, source_id=source_id, payload=payload)
+    )
+
+
+class _StoreFn(beam.DoFn):
+    """Opens the document store once per worker, in setup(), as Beam's own IOs do."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.store: DocumentStore | None = None
+
+    def setup(self) -> None:
+        self.store = open_store(self.ctx.settings.search, self.ctx.settings.state_dir)
+
+    def teardown(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    @property
+    def db(self) -> DocumentStore:
+        assert self.store is not None, "setup() not called"
+        return self.store
+
+
+# --- per-item stages -------------------------------------------------------------------
+
+
+class DecodeRawItemsFn(beam.DoFn):
+    """RawRecord -> RawItem; undecodable payloads -> dead letters (stage ``decode``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def process(self, record: RawRecord) -> Iterator[Any]:
+        try:
+            item = RawItem.from_json(record.payload)
+        except ValueError as exc:
+            yield _dead("decode", exc, record.key or "unknown",
+                        record.payload.decode("utf-8", "replace"))
+            return
+        Metrics.counter(NAMESPACE, "items_in").inc()
+        yield item
+
+
+class NormalizeArticlesFn(beam.DoFn):
+    """RawItem -> Article without topics; items that cannot be normalized -> dead letters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def process(self, item: RawItem) -> Iterator[Any]:
+        try:
+            yield normalize_item(item)
+        # Normalization is pure: any exception here means this item's content broke a parser,
+        # so it is parked with its error rather than failing the whole run.
+        except Exception as exc:  # noqa: BLE001
+            yield _dead("normalize", exc, item.source.id, item.model_dump_json())
+
+
+class ClassifyTopicsFn(beam.DoFn):
+    """Article -> Article with topics and entities (rules from config/topics.yaml)."""
+
+    def __init__(self, topics_path: Path) -> None:
+        super().__init__()
+        self.topics_path = topics_path
+        self.classifier: Any = None
+
+    def setup(self) -> None:
+        from .rules import Classifier
+
+        self.classifier = Classifier.from_path(self.topics_path)
+
+    def process(self, article: Article) -> Iterator[Any]:
+        try:
+            result = self.classifier.classify(article.text, article.lang, title=article.title)
+        except Exception as exc:  # noqa: BLE001  # pure matcher: a failure is this input's
+            yield _dead("classify", exc, article.source.id, article.model_dump_json())
+            return
+        for match in result.topics:
+            Metrics.counter(NAMESPACE, f"topic_{match.topic}").inc()
+        yield article.model_copy(update={"topics": result.topics, "entities": result.entities})
+
+
+# --- batched stages that talk to the store ----------------------------------------------
+
+
+def article_document(placed: Placed, indexed_at: datetime) -> dict[str, Any]:
+    doc = placed.article.model_dump(mode="json")
+    doc["topic_names"] = [t.topic for t in placed.article.topics]
+    doc["text_hash"] = placed.fingerprint.text_hash
+    doc["lsh_bands"] = placed.fingerprint.bands
+    doc["minhash"] = list(placed.fingerprint.signature)
+    doc["indexed_at"] = indexed_at.isoformat()
+    return doc
+
+
+def _fingerprint_of_doc(doc: dict[str, Any]) -> dedup.Fingerprint:
+    return dedup.Fingerprint(
+        doc_id=doc["doc_id"],
+        story_id=doc["story_id"],
+        text_hash=doc.get("text_hash", ""),
+        signature=tuple(doc.get("minhash") or ()),
+        first_seen=str(doc.get("first_seen_at", "")),
+    )
+
+
+class GroupStoriesFn(_StoreFn):
+    """Batch of Articles -> batch of Placed: each with the story it belongs to.
+
+    Candidates come from the store (earlier runs) and from an in-memory index of this
+    worker's earlier batches (copies in the same run, not yet searchable).
+    """
+
+    def setup(self) -> None:
+        super().setup()
+        self.index = dedup.StoryIndex()
+
+    def process(self, batch: Sequence[Article]) -> Iterator[list[Placed]]:
+        fps = []
+        for article in batch:
+            body = f"{article.title}\n{article.text}"
+            fps.append(
+                dedup.Fingerprint(
+                    doc_id=article.doc_id,
+                    story_id=article.story_id,
+                    text_hash=text_hash(body),
+                    signature=dedup.signature(body),
+                    first_seen=article.first_seen_at.isoformat(),
+                )
+            )
+        known = {doc["doc_id"]: doc for doc in self.db.find_terms(
+            "articles", "doc_id", [fp.doc_id for fp in fps], size=len(fps))}
+        bands = sorted({b for fp in fps for b in fp.bands})
+        stored = [
+            _fingerprint_of_doc(d)
+            for d in self.db.find_terms("articles", "lsh_bands", bands, size=500)
+            + self.db.find_terms("articles", "text_hash", [fp.text_hash for fp in fps], 500)
+        ]
+        out = []
+        for article, fp in zip(batch, fps, strict=True):
+            previous = known.get(article.doc_id)
+            if previous is not None:
+                # The same page again (a re-run, an update): it keeps its story.
+                decision = dedup.StoryDecision(previous["story_id"])
+            else:
+                decision = dedup.decide_story(fp, [*stored, *self.index.candidates(fp)])
+            placed_fp = dedup.Fingerprint(
+                fp.doc_id, decision.story_id, fp.text_hash, fp.signature, fp.first_seen
+            )
+            self.index.add(placed_fp)
+            out.append(
+                Placed(
+                    article.model_copy(update={"story_id": decision.story_id}),
+                    placed_fp,
+                    decision.duplicate_of,
+                )
+            )
+        yield out
+
+
+class WriteDocumentsFn(_StoreFn):
+    """Batch of Placed -> the same batch, once the store acknowledged every document.
+
+    Exact copies of an existing document are not written again. Documents the store
+    rejects go to the dead letters; an unreachable store raises.
+    """
+
+    def process(self, batch: Sequence[Placed]) -> Iterator[Any]:
+        now = self.ctx.now or datetime.now(UTC)
+        docs = {
+            p.article.doc_id: article_document(p, now) for p in batch if p.duplicate_of is None
+        }
+        failures = {f.doc_id: f for f in self.db.bulk_write("articles", list(docs.items()))}
+        Metrics.counter(NAMESPACE, "documents_written").inc(len(docs) - len(failures))
+        Metrics.counter(NAMESPACE, "exact_copies").inc(len(batch) - len(docs))
+        for doc_id, failure in failures.items():
+            placed = next(p for p in batch if p.article.doc_id == doc_id)
+            yield _dead("write", f"HTTP {failure.status}: {failure.error}",
+                        placed.article.source.id, placed.article.model_dump_json())
+        yield [p for p in batch if p.article.doc_id not in failures]
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    alert: Alert
+    #: Channels this alert has not reached yet.
+    pending: tuple[str, ...]
+
+
+class EvaluateAlertsFn(_StoreFn):
+    """Batch of Placed -> AlertEvent for alerts that still owe a delivery.
+
+    An alert is created atomically once per rule and story; later copies merge into it with a
+    version-guarded write (no script engine needed), so neither copies nor re-runs alert twice.
+    """
+
+    def process(self, batch: Sequence[Placed]) -> Iterator[Any]:
+        now = self.ctx.now or datetime.now(UTC)
+        for placed in batch:
+            for rule, match in alerting.matching_rules(placed.article, self.ctx.alerts.rules):
+                event = self._upsert(rule, placed.article, match, now)
+                if event is not None:
+                    yield event
+
+    def _upsert(
+        self, rule: Any, article: Article, match: Any, now: datetime
+    ) -> AlertEvent | None:
+        fresh = alerting.new_alert(rule, article, match, now)
+        if self.db.create("alerts", fresh.alert_id, alerting.alert_document(fresh)):
+            Metrics.counter(NAMESPACE, "alerts_created").inc()
+            return AlertEvent(fresh, tuple(rule.channels))
+        for _ in range(10):
+            current = self.db.get("alerts", fresh.alert_id)
+            if current is None:  # deleted meanwhile by an operator: nothing to merge into
+                return None
+            existing, notified = alerting.alert_from_document(current.source)
+            merged = alerting.merge_alert(existing, article, match, now)
+            pending = tuple(c for c in rule.channels if c not in notified)
+            if merged is None:
+                return AlertEvent(existing, pending) if pending else None
+            doc = alerting.alert_document(merged, notified)
+            if self.db.replace_if("alerts", fresh.alert_id, doc, current.version):
+                Metrics.counter(NAMESPACE, "alerts_updated").inc()
+                return AlertEvent(merged, pending) if pending else None
+        raise RuntimeError(f"alert {fresh.alert_id}: too many concurrent updates")
+
+
+class NotifyChannelsFn(_StoreFn):
+    """AlertEvent -> delivered; records each channel reached on the alert document.
+
+    A failed channel is logged and counted and stays pending, so the next run retries it; it
+    never stops the pipeline or the other channels.
+    """
+
+    def setup(self) -> None:
+        super().setup()
+        self.notifiers = {
+            name: make_notifier(ch) for name, ch in self.ctx.alerts.channels.items()
+        }
+
+    def process(self, event: AlertEvent) -> Iterator[Any]:
+        reached = []
+        for name in event.pending:
+            notifier = self.notifiers.get(name)
+            if notifier is None:
+                log.error("alert %s: unknown channel %s", event.alert.alert_id, name)
+                continue
+            try:
+                notifier.send(event.alert)
+            except DeliveryError as exc:
+                Metrics.counter(NAMESPACE, "deliveries_failed").inc()
+                log.warning("alert %s: delivery to %s failed: %s",
+                            event.alert.alert_id, name, exc)
+                continue
+            Metrics.counter(NAMESPACE, "deliveries").inc()
+            reached.append(name)
+        if reached:
+            self._record(event.alert.alert_id, reached)
+        yield event.alert.alert_id
+
+    def _record(self, alert_id: str, reached: Iterable[str]) -> None:
+        for _ in range(10):
+            current = self.db.get("alerts", alert_id)
+            if current is None:
+                return
+            doc = dict(current.source)
+            doc["notified"] = sorted({*doc.get("notified", ()), *reached})
+            if self.db.replace_if("alerts", alert_id, doc, current.version):
+                return
+
+
+class WriteDeadLettersFn(_StoreFn):
+    """Batch of DeadLetter -> written to the dead-letter index (and topic). Never dropped:
+    if they cannot be written, the run fails and the input is read again."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.producer = (
+            KafkaDeadLetterProducer(self.ctx.settings.kafka)
+            if self.ctx.dead_letters_to_kafka
+            else None
+        )
+
+    def teardown(self) -> None:
+        if self.producer is not None:
+            self.producer.close()
+        super().teardown()
+
+    def process(self, batch: Sequence[DeadLetter]) -> Iterator[int]:
+        docs = [(dl.dl_id, dl.model_dump(mode="json") | {"replayed": False}) for dl in batch]
+        failures = self.db.bulk_write("dead-letters", docs)
+        if failures:
+            raise RuntimeError(f"dead-letter index rejected {len(failures)}: {failures[0]}")
+        if self.producer is not None:
+            self.producer.send_all([(dl.source_id, dl.model_dump_json().encode()) for dl in batch])
+        yield len(batch)
+
+
+# --- the graph --------------------------------------------------------------------------
+
+
+def build_pipeline(
+    records: PCollection[RawRecord], ctx: RunContext
+) -> dict[str, PCollection[Any]]:
+    """Wire every stage onto a PCollection of :class:`RawRecord`; returns the outputs."""
+    settings = ctx.settings
+    batch = settings.search.bulk_batch_size
+    decoded = records | "DecodeRawItems" >> beam.ParDo(DecodeRawItemsFn()).with_outputs(
+        DEAD, main="items"
+    )
+    normalized = decoded.items | "NormalizeArticles" >> beam.ParDo(
+        NormalizeArticlesFn()
+    ).with_outputs(DEAD, main="articles")
+    classified = normalized.articles | "ClassifyTopics" >> beam.ParDo(
+        ClassifyTopicsFn(settings.topics)
+    ).with_outputs(DEAD, main="articles")
+    placed = (
+        classified.articles
+        | "BatchArticles" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch)
+        | "GroupStories" >> beam.ParDo(GroupStoriesFn(ctx))
+    )
+    written = placed | "WriteDocuments" >> beam.ParDo(WriteDocumentsFn(ctx)).with_outputs(
+        DEAD, main="batches"
+    )
+    alerts = written.batches | "EvaluateAlerts" >> beam.ParDo(EvaluateAlertsFn(ctx))
+    notified = alerts | "NotifyChannels" >> beam.ParDo(NotifyChannelsFn(ctx))
+    dead = (
+        (decoded[DEAD], normalized[DEAD], classified[DEAD], written[DEAD])
+        | "CollectDeadLetters" >> beam.Flatten()
+        | "BatchDeadLetters" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch)
+        | "WriteDeadLetters" >> beam.ParDo(WriteDeadLettersFn(ctx))
+    )
+    return {"written": written.batches, "alerts": alerts, "notified": notified, "dead": dead}
+
+
+def pipeline_options(runner: str = "FnApiRunner", extra: Sequence[str] = ()) -> PipelineOptions:
+    # The runner is always explicit: Beam's default would try to download the Prism runner.
+    return PipelineOptions([f"--runner={runner}", *extra])
+
+
+def run_records(records: Sequence[RawRecord], ctx: RunContext,
+                runner: str = "FnApiRunner", extra: Sequence[str] = ()) -> None:
+    """Run the pipeline over records already in memory (the embedded default, tests)."""
+    with beam.Pipeline(options=pipeline_options(runner, extra)) as p:
+        build_pipeline(p | "ReadRawItems" >> beam.Create(list(records)), ctx)

@@ -1,0 +1,392 @@
+"""The ``newsmon`` command: thin over the library, one function per command.
+
+Exit status: 0 success, 1 a run failed (services, sources), 2 invalid config or usage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .config import AlertsConfig, ConfigError, Settings, load_model, load_settings
+
+app = typer.Typer(
+    help="newsmon: monitor news sites and Telegram channels for topics, with alerts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+pipeline_app = typer.Typer(help="Kafka -> Beam -> search server.", no_args_is_help=True)
+search_app = typer.Typer(help="Search-server index templates and indices.", no_args_is_help=True)
+config_app = typer.Typer(help="Validate configuration.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(search_app, name="search")
+app.add_typer(config_app, name="config")
+
+log = logging.getLogger("newsmon")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="Main settings file (default: $NEWSMON_CONFIG_DIR/newsmon.yaml)."
+    ),
+]
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo" / "newsmon.yaml"
+
+
+def _setup_logging(fmt: str = "text", verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _settings(path: Path | None) -> Settings:
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from exc
+
+
+def _alerts(settings: Settings) -> AlertsConfig:
+    try:
+        return load_model(AlertsConfig, settings.alerts)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from exc
+
+
+def _sources(settings: Settings) -> Any:
+    from newsmon.connectors.sources import load_sources
+
+    try:
+        return load_sources(settings.feeds)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from exc
+
+
+def _context(settings: Settings, *, kafka_dead_letters: bool = False) -> Any:
+    from .app import RunContext
+
+    return RunContext(settings=settings, alerts=_alerts(settings),
+                      dead_letters_to_kafka=kafka_dead_letters)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    _setup_logging(verbose=verbose)
+
+
+# --- config ---------------------------------------------------------------------------
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate newsmon.yaml, feeds, topics and alert rules; one line per problem."""
+    settings = _settings(config)
+    problems: list[str] = []
+    checks: list[tuple[str, Any]] = [("alerts", lambda: load_model(AlertsConfig, settings.alerts))]
+    checks.append(("feeds", lambda: _load_feeds_plain(settings)))
+    checks.append(("topics", lambda: _load_rules_plain(settings)))
+    for _name, check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise _fail("\n".join(problems), 2)
+    redacted = settings.model_dump(mode="json")
+    typer.echo(json.dumps(redacted, indent=2, default=str))
+    typer.echo("config ok", err=True)
+
+
+def _load_feeds_plain(settings: Settings) -> Any:
+    from newsmon.connectors.sources import load_sources
+
+    return load_sources(settings.feeds)
+
+
+def _load_rules_plain(settings: Settings) -> Any:
+    from .rules import load_rules
+
+    return load_rules(settings.topics)
+
+
+# --- search ---------------------------------------------------------------------------
+
+
+@search_app.command("setup")
+def search_setup(config: ConfigOpt = None) -> None:
+    """Apply index templates and create the indices (idempotent)."""
+    from .io_search import StoreUnavailable, open_store
+
+    settings = _settings(config)
+    store = open_store(settings.search, settings.state_dir)
+    try:
+        store.setup()
+    except StoreUnavailable as exc:
+        raise _fail(f"search server unavailable: {exc}", 1) from exc
+    typer.echo(f"{settings.search.backend}: templates and indices ready "
+               f"(prefix {settings.search.index_prefix})")
+
+
+@search_app.command("export")
+def search_export(
+    out: Annotated[Path, typer.Option(help="Directory for the template JSON files.")] = Path(
+        "deploy/search"
+    ),
+    prefix: str = "newsmon",
+) -> None:
+    """Write the index templates as JSON, for operators who apply them with their own tools."""
+    from .mappings import MAPPINGS, index_template
+
+    out.mkdir(parents=True, exist_ok=True)
+    for kind in MAPPINGS:
+        path = out / f"{kind}.template.json"
+        path.write_text(json.dumps(index_template(prefix, kind), indent=2) + "\n")
+        typer.echo(str(path))
+
+
+# --- connectors -----------------------------------------------------------------------
+
+
+def _resolve_file_urls(sources: Any, base: Path) -> Any:
+    """Relative ``file:`` feed URLs (the demo's) are resolved against the feeds file."""
+    fixed = []
+    for src in sources.sources:
+        url = getattr(src, "url", "")
+        if isinstance(url, str) and url.startswith("file:") and not url.startswith("file:/"):
+            src = src.model_copy(update={"url": (base / url[5:]).resolve().as_uri()})
+        fixed.append(src)
+    return sources.model_copy(update={"sources": tuple(fixed)})
+
+
+def _poller(settings: Settings, publisher: Any, *, archive: Path | None = None) -> Any:
+    from newsmon.connectors.runner import Poller
+
+    sources = _resolve_file_urls(_sources(settings), settings.feeds.parent)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return Poller(sources, settings.state_dir / "connectors.sqlite", publisher,
+                  archive_path=archive)
+
+
+@app.command()
+def poll(
+    config: ConfigOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="Poll every due source once and exit.")] = (
+        False
+    ),
+    force: Annotated[bool, typer.Option(help="With --once: ignore intervals.")] = False,
+    archive: Annotated[
+        Path | None, typer.Option(help="Also append every published item to this JSONL file.")
+    ] = None,
+) -> None:
+    """Poll feeds and Telegram channels and publish new items to Kafka."""
+    from newsmon.connectors.publisher import KafkaPublisher
+
+    settings = _settings(config)
+    publisher = KafkaPublisher(settings.kafka)
+    try:
+        poller = _poller(settings, publisher, archive=archive)
+        if once:
+            report = poller.poll_once(force=force)
+            typer.echo(report.summary())
+            if not report.ok:
+                raise typer.Exit(1)
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        poller.run_forever(stop)
+    finally:
+        publisher.close()
+
+
+@app.command()
+def sources(
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show every configured source with its health."""
+    from newsmon.connectors import cli_support
+    from newsmon.connectors.runner import source_health
+
+    settings = _settings(config)
+    health = source_health(_sources(settings), settings.state_dir / "connectors.sqlite")
+    typer.echo(cli_support.health_json(health) if as_json else cli_support.health_table(health))
+
+
+# --- pipeline -------------------------------------------------------------------------
+
+
+class Mode(StrEnum):
+    batch = "batch"
+    stream = "stream"
+    backfill = "backfill"
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    config: ConfigOpt = None,
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            help="batch: process what this consumer group has not processed in Kafka, commit "
+            "the offsets after the search server acknowledged the writes, exit (for cron and "
+            "CronJobs). stream: run continuously. backfill: reprocess archived raw items "
+            "(JSON Lines, see `poll --archive`) with the current rules.",
+        ),
+    ] = Mode.batch,
+    source: Annotated[
+        Path | None, typer.Option("--from", help="backfill: the JSONL archive to read.")
+    ] = None,
+    runner: Annotated[
+        str,
+        typer.Option(
+            help="Beam runner: FnApiRunner (local, default) or FlinkRunner, SparkRunner, "
+            "DataflowRunner; pass their options after `--`."
+        ),
+    ] = "FnApiRunner",
+    beam_args: Annotated[
+        list[str] | None, typer.Argument(help="Extra Beam pipeline options, after `--`.")
+    ] = None,
+) -> None:
+    """Run the Beam pipeline: Kafka (or an archive) -> documents, alerts, dead letters."""
+    from .io_kafka import KafkaUnavailable
+    from .io_search import StoreUnavailable
+    from .jobs import run_kafka_batch
+
+    settings = _settings(config)
+    ctx = _context(settings, kafka_dead_letters=True)
+    if mode is not Mode.batch:
+        raise _fail(f"--mode {mode.value} is not available yet", 2)
+    try:
+        summary = run_kafka_batch(ctx, runner=runner, extra_options=beam_args or ())
+    except (KafkaUnavailable, StoreUnavailable) as exc:
+        raise _fail(f"run failed, offsets not committed (safe to re-run): {exc}", 1) from exc
+    typer.echo(f"processed {summary.records} records; offsets committed")
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Use the shipped demo feeds and the embedded store.")
+    ] = False,
+) -> None:
+    """Poll once and run the pipeline in one process.
+
+    On the embedded default (search backend `embedded`, as in --demo) no Kafka and no search
+    server are needed: items go straight to the pipeline, documents to a local SQLite store,
+    alerts to the console. Otherwise items go through Kafka to the search server.
+    """
+    from newsmon.connectors.publisher import KafkaPublisher, ListPublisher
+
+    from .io_search import open_store
+    from .jobs import run_items, run_kafka_batch
+
+    settings = _settings(DEMO_CONFIG if demo else config)
+    ctx = _context(settings)
+    if settings.search.backend == "embedded":
+        publisher = ListPublisher()
+        report = _poller(settings, publisher).poll_once(force=demo)
+        typer.echo(report.summary())
+        n = run_items(publisher.items, ctx)
+        store = open_store(settings.search, settings.state_dir)
+        typer.echo(
+            f"processed {n} new items; store {settings.state_dir / 'documents.sqlite'} holds "
+            f"{store.count('articles')} articles, {store.count('alerts')} alerts, "
+            f"{store.count('dead-letters')} dead letters"
+        )
+        return
+    kafka_publisher = KafkaPublisher(settings.kafka)
+    try:
+        report = _poller(settings, kafka_publisher).poll_once()
+    finally:
+        kafka_publisher.close()
+    typer.echo(report.summary())
+    summary = run_kafka_batch(_context(settings, kafka_dead_letters=True))
+    typer.echo(f"processed {summary.records} records; offsets committed")
+
+
+# --- detection ------------------------------------------------------------------------
+
+
+@app.command()
+def classify(
+    file: Annotated[str, typer.Argument(help="Text file to classify, or - for stdin.")],
+    config: ConfigOpt = None,
+    lang: Annotated[str | None, typer.Option(help="Language hint (ISO 639-1).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Classify one text: topics with score and evidence, and entities."""
+    from .normalize import detect_language
+    from .rules import Classifier
+
+    settings = _settings(config)
+    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    try:
+        classifier = Classifier.from_path(settings.topics)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from exc
+    result = classifier.classify(text, lang or detect_language(text))
+    if as_json:
+        payload = {
+            "topics": [t.model_dump(mode="json") for t in result.topics],
+            "entities": [e.model_dump(mode="json") for e in result.entities],
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    if not result.topics:
+        typer.echo("no topic")
+    for t in result.topics:
+        typer.echo(f"{t.topic}  score {t.score:.2f}  groups {', '.join(t.groups)}")
+        for ev in t.evidence:
+            typer.echo(f"   [{ev.start}:{ev.end}] {ev.group}: {ev.snippet}")
+    if result.entities:
+        typer.echo("entities: " + ", ".join(f"{e.name} ({e.kind})" for e in result.entities))
+
+
+@app.command(name="eval")
+def eval_command(
+    file: Annotated[Path, typer.Argument(help="JSON Lines with text, lang, labels.")],
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Precision, recall and F1 per topic and per language, with the ids it got wrong."""
+    from .evaluation import evaluate, read_records
+    from .rules import Classifier
+
+    settings = _settings(config)
+    try:
+        classifier = Classifier.from_path(settings.topics)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from exc
+    report = evaluate(classifier, read_records(file))
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(report.format_text())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

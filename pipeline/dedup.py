@@ -1,0 +1,131 @@
+"""Exact and near-duplicate detection: which earlier article, if any, a new one copies.
+
+Exact copies share a text hash; rewrites of one wire story share enough word shingles that
+their MinHash signatures agree. Signatures are split into LSH bands whose keys are stored
+with each article, so the candidates for a new article are found with one terms query.
+Pure logic: the Beam transform in app.py feeds it candidates from the store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from datasketch import MinHash
+
+from .models import content_id
+
+NUM_PERM = 128
+#: 32 bands of 4 rows: a pair with Jaccard 0.5 becomes a candidate with probability ~0.87,
+#: an unrelated pair (Jaccard ~0.02) almost never; candidates are then checked on the
+#: full signature, so the band count only trades look-up cost against recall.
+BANDS = 32
+ROWS = NUM_PERM // BANDS
+#: Estimated Jaccard similarity of word bigrams above which two texts are one story.
+#: Rewrites of one agency report by different outlets measure 0.35-0.8 in our fixtures;
+#: different stories on the same topic stay below 0.15.
+NEAR_DUPLICATE_THRESHOLD = 0.35
+_SEED = 7
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_MIN_TOKENS = 8
+
+
+def shingles(text: str, size: int = 2) -> set[bytes]:
+    tokens = _TOKEN.findall(text.lower())
+    if len(tokens) < size:
+        return {" ".join(tokens).encode()} if tokens else set()
+    return {" ".join(tokens[i : i + size]).encode() for i in range(len(tokens) - size + 1)}
+
+
+def signature(text: str) -> tuple[int, ...]:
+    """MinHash signature of the word bigrams; empty for texts too short to compare."""
+    grams = shingles(text)
+    if len(grams) < _MIN_TOKENS:
+        return ()
+    mh = MinHash(num_perm=NUM_PERM, seed=_SEED)
+    mh.update_batch(list(grams))
+    return tuple(int(v) for v in mh.hashvalues)
+
+
+def band_keys(sig: Sequence[int]) -> list[str]:
+    if not sig:
+        return []
+    return [
+        f"{b}:{content_id(*(str(v) for v in sig[b * ROWS : (b + 1) * ROWS]), length=12)}"
+        for b in range(BANDS)
+    ]
+
+
+def similarity(a: Sequence[int], b: Sequence[int]) -> float:
+    if not a or not b or len(a) != len(b):
+        return 0.0
+    return float(np.mean(np.asarray(a) == np.asarray(b)))
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    doc_id: str
+    story_id: str
+    text_hash: str
+    signature: tuple[int, ...]
+    first_seen: str  # ISO time; ties in story choice are broken by it, then by doc_id
+
+    @property
+    def bands(self) -> list[str]:
+        return band_keys(self.signature)
+
+
+@dataclass(frozen=True)
+class StoryDecision:
+    story_id: str
+    #: Set when the article is an exact copy of another document (same text).
+    duplicate_of: str | None = None
+    similarity: float = 0.0
+
+
+def decide_story(new: Fingerprint, candidates: Iterable[Fingerprint]) -> StoryDecision:
+    """The story a new article belongs to, among candidate earlier articles.
+
+    The earliest matching candidate wins, so the result does not depend on the order in which
+    candidates were found; an article with no match starts its own story.
+    """
+    best: tuple[str, str, Fingerprint, float] | None = None
+    for cand in candidates:
+        if cand.doc_id == new.doc_id:
+            continue
+        if cand.text_hash == new.text_hash:
+            return StoryDecision(cand.story_id, duplicate_of=cand.doc_id, similarity=1.0)
+        sim = similarity(new.signature, cand.signature)
+        if sim >= NEAR_DUPLICATE_THRESHOLD:
+            key = (cand.first_seen, cand.doc_id, cand, sim)
+            if best is None or key[:2] < best[:2]:
+                best = key
+    if best is None:
+        return StoryDecision(new.story_id)
+    return StoryDecision(best[2].story_id, similarity=best[3])
+
+
+@dataclass
+class StoryIndex:
+    """In-memory LSH index of the fingerprints seen in this run, so copies that arrive in the
+    same batch find each other before either is searchable in the store."""
+
+    by_band: dict[str, list[Fingerprint]] = field(default_factory=dict)
+    by_hash: dict[str, Fingerprint] = field(default_factory=dict)
+
+    def add(self, fp: Fingerprint) -> None:
+        self.by_hash.setdefault(fp.text_hash, fp)
+        for key in fp.bands:
+            self.by_band.setdefault(key, []).append(fp)
+
+    def candidates(self, fp: Fingerprint) -> list[Fingerprint]:
+        found: dict[str, Fingerprint] = {}
+        same = self.by_hash.get(fp.text_hash)
+        if same is not None:
+            found[same.doc_id] = same
+        for key in fp.bands:
+            for cand in self.by_band.get(key, ()):
+                found.setdefault(cand.doc_id, cand)
+        return list(found.values())

@@ -1,0 +1,147 @@
+"""Normalize raw items into articles: clean text, language, canonical URL, trusted times.
+
+Pure functions; the Beam transform in app.py only calls :func:`normalize_item`.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from selectolax.lexbor import LexborHTMLParser
+
+from .models import Article, RawItem, content_id
+
+#: A feed date further ahead than this is a wrong clock or a wrong zone, not the future.
+FUTURE_TOLERANCE = timedelta(minutes=10)
+
+#: Query parameters that only track the reader; removing them makes copies of one page
+#: share a canonical URL. (w3lib's list is similar; it is not worth a dependency.)
+_TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "msclkid", "yclid", "mc_cid", "mc_eid", "igshid",
+        "_ga", "_gl", "ref", "ref_src", "cmpid", "ito", "at_medium", "at_campaign",
+        "ocid", "smid", "cid", "s_cid", "icid", "rss", "from", "utm",
+    }
+)
+_TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
+
+_BOILERPLATE_LINES = re.compile(
+    r"^(?:bild:|foto:|photo:|image:|read more|mehr zum thema|abonnieren sie|subscribe to|"
+    r"werden sie teil unserer community|gerne können sie auch|follow us on|подписывайтесь|"
+    r"підписуйтесь|читайте также|читайте також)",
+    re.IGNORECASE,
+)
+_WS = re.compile(r"[ \t\u00a0]+")
+_BLANKS = re.compile(r"\n{3,}")
+_MIN_CHARS_FOR_LANGID = 40
+_SUPPORTED_LANGS = ("en", "de", "fr", "ru", "uk", "pl", "it", "es")
+
+
+def canonical_url(url: str) -> str:
+    """Lower-case scheme and host, no fragment, no default port, no tracking parameters."""
+    if not url:
+        return ""
+    parts = urlsplit(url.strip())
+    if not parts.scheme or not parts.netloc:
+        return url.strip()
+    host = parts.hostname or ""
+    port = parts.port
+    netloc = host if port is None or (parts.scheme, port) in (("http", 80), ("https", 443)) else (
+        f"{host}:{port}"
+    )
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in _TRACKING_PARAMS and not k.lower().startswith(_TRACKING_PREFIXES)
+    ]
+    path = parts.path or "/"
+    return urlunsplit((parts.scheme.lower(), netloc, path, urlencode(query), ""))
+
+
+def html_to_text(markup: str) -> str:
+    """Visible text of an HTML fragment or page, one paragraph per line, boilerplate dropped."""
+    if not markup:
+        return ""
+    if "<" not in markup:
+        text = html.unescape(markup)
+    else:
+        tree = LexborHTMLParser(markup)
+        for node in tree.css("script, style, noscript, iframe, svg, form, nav, footer, aside"):
+            node.decompose()
+        for node in tree.css("br"):
+            node.replace_with("\n")
+        body = tree.body or tree.root
+        text = body.text(separator="\n", strip=False) if body is not None else ""
+    lines = []
+    for raw_line in text.splitlines():
+        line = _WS.sub(" ", raw_line).strip()
+        if not line:
+            lines.append("")
+        elif not _BOILERPLATE_LINES.match(line):
+            lines.append(line)
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
+
+
+def text_hash(text: str) -> str:
+    """Hash of the text with case and white space folded: equal for exact copies."""
+    return content_id("text", " ".join(text.lower().split()))
+
+
+@functools.cache
+def _detector() -> object:
+    # lingua is accurate on short texts; loading only the languages we cover keeps it to a
+    # few hundred MB instead of over a gigabyte.
+    from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+
+    languages = [
+        Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))
+        for code in _SUPPORTED_LANGS
+    ]
+    return LanguageDetectorBuilder.from_languages(*languages).build()
+
+
+def detect_language(text: str, hint: str = "") -> str:
+    """ISO 639-1 code; the source's configured language when the text is too short to tell."""
+    if len(text) < _MIN_CHARS_FOR_LANGID:
+        return hint or "und"
+    detected = _detector().detect_language_of(text[:2000])  # type: ignore[attr-defined]
+    if detected is None:
+        return hint or "und"
+    return str(detected.iso_code_639_1.name.lower())
+
+
+def trusted_published_at(item: RawItem) -> datetime:
+    """The source's date, unless it is missing or in the future: then when we first saw it."""
+    published = item.published_at
+    if published is None or published > item.first_seen_at + FUTURE_TOLERANCE:
+        return item.first_seen_at
+    return published
+
+
+def normalize_item(item: RawItem) -> Article:
+    """Turn a raw item into an article without topics; ``story_id`` is its own ``doc_id``
+    until story grouping finds an earlier copy."""
+    body = item.content or item.summary
+    text = html_to_text(body)
+    title = html_to_text(item.title).replace("\n", " ")
+    url = canonical_url(item.url)
+    if not text and not title:
+        raise ValueError("item has neither title nor text")
+    doc_id = content_id("doc", url) if url else item.item_id
+    return Article(
+        doc_id=doc_id,
+        item_id=item.item_id,
+        revision=item.revision,
+        story_id=doc_id,
+        source=item.source,
+        url=url,
+        title=title,
+        text=text,
+        lang=detect_language(f"{title}\n{text}", item.source.lang),
+        published_at=trusted_published_at(item),
+        first_seen_at=item.first_seen_at,
+    )
