@@ -1,0 +1,364 @@
+"""The one HTTP client of the connectors: timeouts, size limit, conditional GET, address guard.
+
+Every fetch goes through :class:`HttpClient`:
+
+- timeouts for connect, read and the whole exchange, so a stalled or slow-drip server cannot
+  hold a worker (feedparser's own fetching has no timeout at all);
+- a size limit enforced while streaming, on the decoded body, so a compressed bomb is cut off
+  after ``max_bytes`` and not after it filled the memory;
+- a User-Agent naming newsmon and a contact, and compressed transfer (gzip, deflate, and zstd
+  when the ``zstandard`` package is present);
+- conditional GET: the caller passes the stored ETag / Last-Modified and gets a 304 back;
+- redirects followed by hand, at most ``max_redirects``, each hop checked like the first;
+- an optional :class:`AddressGuard` for URLs taken from feed content (article links): the host
+  is resolved and *every* address must be public, before the request and again at connect
+  time (the check sits in the network backend, so a DNS answer that changes between the check
+  and the connect, "DNS rebinding", is caught too).
+
+Configured feed URLs are trusted: their client has no guard (tests serve feeds on 127.0.0.1)
+and may read ``file://`` URLs (the offline demo). HTTP error statuses are *results* (the caller
+decides about 404 or 429); only transport failures raise :class:`FetchError`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import logging
+import socket
+import time
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+from urllib.request import url2pathname
+
+import httpcore
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "newsmon/0.1 (news monitoring; +https://github.com/newsmon/newsmon)"
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+Resolver = Callable[[str, int], list[str]]
+
+
+class HttpSettings(BaseModel):
+    """Limits of one fetch. The defaults suit news feeds: most are < 1 MB, all are < 10 MB."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    read_timeout_s: float = Field(default=20.0, gt=0)
+    #: The whole exchange, body included: a server sending one byte a second defeats a read
+    #: timeout but not this.
+    total_timeout_s: float = Field(default=60.0, gt=0)
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_redirects: int = Field(default=5, ge=0)
+    user_agent: str = USER_AGENT
+
+
+class FetchError(Exception):
+    """A fetch that produced no HTTP response. ``kind`` is a short stable name for health
+    tables and metrics; ``hard`` says whether retrying soon is pointless (a name that does not
+    resolve, a blocked address, a body over the limit) as opposed to transient (a timeout)."""
+
+    def __init__(self, kind: str, message: str, *, hard: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.hard = hard
+
+
+class BlockedAddressError(FetchError):
+    """The URL points at a private, loopback, link-local or otherwise non-public address."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("blocked-address", message, hard=True)
+
+
+def is_public_address(address: str) -> bool:
+    """True for a globally routable unicast address; False for private, loopback, link-local,
+    multicast, reserved, unspecified, shared (CGNAT) and documentation ranges, also when written
+    as an IPv4-mapped or 6to4/Teredo IPv6 address."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None and not is_public_address(str(embedded)):
+            return False
+    return ip.is_global and not ip.is_multicast
+
+
+def _system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+class AddressGuard:
+    """Refuses URLs whose host resolves to any non-public address (server-side request forgery).
+
+    Every resolved address is checked, not just the first: a name with one public and one
+    private address would otherwise let the connect pick the private one.
+    """
+
+    def __init__(self, *, allow_private: bool = False, resolver: Resolver | None = None) -> None:
+        self.allow_private = allow_private
+        self._resolve = resolver or _system_resolver
+
+    def vetted_addresses(self, host: str, port: int) -> list[str]:
+        """The addresses to connect to; raises :class:`BlockedAddressError` or, when the name
+        does not resolve, :class:`FetchError` of kind ``dns``."""
+        try:
+            addresses = self._resolve(host.strip("[]"), port)
+        except (OSError, UnicodeError) as exc:
+            raise FetchError("dns", f"cannot resolve {host}: {exc}", hard=True) from exc
+        if not addresses:
+            raise FetchError("dns", f"cannot resolve {host}: no addresses", hard=True)
+        if not self.allow_private:
+            blocked = [a for a in addresses if not is_public_address(a)]
+            if blocked:
+                raise BlockedAddressError(
+                    f"{host} resolves to non-public address(es) {', '.join(blocked)}"
+                )
+        return addresses
+
+    def check_url(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise BlockedAddressError(f"scheme {parts.scheme or '(none)'!r} is not allowed: {url}")
+        if not parts.hostname:
+            raise BlockedAddressError(f"no host in {url}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.vetted_addresses(parts.hostname, port)
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """Connects only to vetted addresses: the guard runs at connect time, for every hop."""
+
+    def __init__(self, guard: AddressGuard) -> None:
+        self._guard = guard
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[typing.Any] | None = None,  # httpcore's SOCKET_OPTION union
+    ) -> httpcore.NetworkStream:
+        last: OSError | httpcore.ConnectError | None = None
+        for address in self._guard.vetted_addresses(host, port):
+            try:
+                # TLS keeps using the URL's host name for SNI and certificate checks: httpcore
+                # takes it from the request, not from the address connected to.
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except (OSError, httpcore.ConnectError) as exc:
+                last = exc
+        raise httpcore.ConnectError(f"cannot connect to {host}:{port}: {last}")
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    def __init__(self, guard: AddressGuard, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        # httpx exposes no way to pass a network backend; replacing the pool it built is the
+        # smallest change that keeps httpx's own request/response and exception mapping.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_GuardedBackend(guard),
+        )
+
+
+@dataclass(frozen=True)
+class Response:
+    """A complete HTTP answer (any status). Header names are lower case."""
+
+    url: str
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content: bytes = b""
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
+
+    @property
+    def last_modified(self) -> str | None:
+        return self.headers.get("last-modified")
+
+    def retry_after_s(self, now: datetime) -> float | None:
+        return parse_retry_after(self.headers.get("retry-after"), now)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date), or None
+    when absent or unreadable. Never negative."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+class HttpClient:
+    """One connection pool, thread-safe (httpx.Client is), shared by all pollers of a process.
+
+    ``guard=None`` is for configured URLs (which may be loopback or ``file://``); pass an
+    :class:`AddressGuard` for URLs that come from feed content.
+    """
+
+    def __init__(
+        self,
+        settings: HttpSettings | None = None,
+        *,
+        guard: AddressGuard | None = None,
+        max_connections: int = 32,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = settings or HttpSettings()
+        self.guard = guard
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        if transport is None and guard is not None:
+            transport = _GuardedTransport(guard, limits)
+        s = self.settings
+        self._client = httpx.Client(
+            headers={"User-Agent": s.user_agent},
+            timeout=httpx.Timeout(s.read_timeout_s, connect=s.connect_timeout_s),
+            follow_redirects=False,  # followed by hand so every hop is checked and counted
+            limits=limits,
+            transport=transport,
+            # Proxies from the environment would bypass the guard's view of the real target.
+            trust_env=guard is None,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        accept: str | None = None,
+    ) -> Response:
+        """GET ``url`` following redirects; raises :class:`FetchError` when no answer came."""
+        if urlsplit(url).scheme == "file":
+            if self.guard is not None:
+                raise BlockedAddressError(f"file URLs are allowed for configured feeds only: {url}")
+            return self._read_file(url, last_modified)
+        headers = {"Accept": accept} if accept else {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        deadline = time.monotonic() + self.settings.total_timeout_s
+        current = url
+        for _hop in range(self.settings.max_redirects + 1):
+            if self.guard is not None:
+                self.guard.check_url(current)
+            response = self._get_one(current, headers, deadline)
+            location = response.headers.get("location")
+            if response.status not in _REDIRECTS or not location:
+                return response
+            nxt = urljoin(current, location)
+            if urlsplit(nxt).scheme not in ("http", "https"):
+                raise BlockedAddressError(f"redirect from {current} to non-HTTP URL {nxt}")
+            current = nxt
+        raise FetchError(
+            "redirects", f"more than {self.settings.max_redirects} redirects from {url}", hard=True
+        )
+
+    def _get_one(self, url: str, headers: Mapping[str, str], deadline: float) -> Response:
+        limit = self.settings.max_bytes
+        try:
+            with self._client.stream("GET", url, headers=headers) as r:
+                declared = r.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit and r.status_code < 300:
+                    raise FetchError(
+                        "too-large", f"{url}: Content-Length {declared} > {limit}", hard=True
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in r.iter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise FetchError("too-large", f"{url}: body over {limit} bytes", hard=True)
+                    if time.monotonic() > deadline:
+                        raise FetchError(
+                            "timeout", f"{url}: over {self.settings.total_timeout_s}s in total"
+                        )
+                    chunks.append(chunk)
+                return Response(
+                    url=str(r.url),
+                    status=r.status_code,
+                    headers={k.lower(): v for k, v in r.headers.items()},
+                    content=b"".join(chunks),
+                )
+        except httpx.TimeoutException as exc:
+            raise FetchError("timeout", f"{url}: {type(exc).__name__}") from exc
+        except httpx.ConnectError as exc:
+            kind = "dns" if _is_dns_failure(exc) else "connect"
+            raise FetchError(kind, f"{url}: {exc}", hard=kind == "dns") from exc
+        except httpx.DecodingError as exc:
+            raise FetchError("decoding", f"{url}: {exc}") from exc
+        except httpx.HTTPError as exc:  # protocol errors, closed connections, bad URLs
+            raise FetchError("protocol", f"{url}: {type(exc).__name__}: {exc}") from exc
+
+    def _read_file(self, url: str, last_modified: str | None) -> Response:
+        path = Path(url2pathname(urlsplit(url).path))
+        try:
+            stat = path.stat()
+            mtime = email.utils.formatdate(stat.st_mtime, usegmt=True)
+            if last_modified == mtime:
+                return Response(url=url, status=304, headers={"last-modified": mtime})
+            if stat.st_size > self.settings.max_bytes:
+                raise FetchError("too-large", f"{url}: {stat.st_size} bytes", hard=True)
+            content = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise FetchError("not-found", f"{url}: no such file", hard=True) from exc
+        except OSError as exc:
+            raise FetchError("file", f"{url}: {exc.strerror or exc}", hard=True) from exc
+        return Response(url=url, status=200, headers={"last-modified": mtime}, content=content)
+
+
+def _is_dns_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    return "Name or service not known" in text or "nodename nor servname" in text

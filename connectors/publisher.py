@@ -1,0 +1,205 @@
+"""Where polled items go: Kafka in production, a list in the embedded default and in tests.
+
+The contract every publisher keeps: ``publish(items)`` returns only when every item was
+acknowledged, and raises :class:`PublishError` otherwise. The poller marks items seen only after
+``publish`` returned, so a failure means "publish these again later", never "lost".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from newsmon.pipeline.config import KafkaSettings
+from newsmon.pipeline.models import RawItem
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(Exception):
+    """Some items were not acknowledged; none of the batch may be taken as delivered."""
+
+
+class Publisher(Protocol):
+    def publish(self, items: Sequence[RawItem]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ListPublisher:
+    """Collects items in memory; with ``sink`` it hands each batch straight on (the embedded
+    default passes them to the pipeline in the same process)."""
+
+    def __init__(self, sink: Callable[[Sequence[RawItem]], None] | None = None) -> None:
+        self.items: list[RawItem] = []
+        self._sink = sink
+        self._lock = threading.Lock()
+
+    def publish(self, items: Sequence[RawItem]) -> None:
+        if self._sink is not None:
+            self._sink(items)
+        with self._lock:
+            self.items.extend(items)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class KafkaPublisher:
+    """kafka-python producer with ``acks=all``; key = source id, value = ``RawItem.to_json()``.
+
+    The producer is created on first use and again after a failure to create it, so a poller
+    started while Kafka is down keeps polling (and retrying the publish) instead of crashing.
+    """
+
+    def __init__(self, settings: KafkaSettings, *, topic: str | None = None) -> None:
+        self.settings = settings
+        self.topic = topic or settings.raw_topic
+        self._producer: Any = None
+        self._lock = threading.Lock()
+
+    def _config(self) -> dict[str, Any]:
+        s = self.settings
+        timeout = s.request_timeout_ms
+        config: dict[str, Any] = {
+            "bootstrap_servers": s.bootstrap_servers.split(","),
+            "client_id": "newsmon-poller",
+            "acks": "all",
+            # Idempotence makes the producer's own retries safe (no duplicate on a retried
+            # send); it also keeps the items of one key in order with several in flight.
+            "enable_idempotence": True,
+            "retries": 5,
+            "request_timeout_ms": timeout,
+            # send() blocks while there is no metadata (broker down); bounded by the same
+            # timeout so a down broker costs one timeout per poll, not forever.
+            "max_block_ms": timeout,
+            "linger_ms": 5,
+            "security_protocol": s.security_protocol,
+        }
+        if s.sasl_mechanism:
+            config["sasl_mechanism"] = s.sasl_mechanism
+            config["sasl_plain_username"] = s.sasl_username
+            # The secret reaches KafkaSettings only from the environment (pipeline.config).
+            if s.sasl_password is not None:
+                config["sasl_plain_password"] = s.sasl_password.get_secret_value()
+        return config
+
+    def _get_producer(self) -> Any:
+        # Imported here: the embedded default and the tests of other modules need no Kafka.
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        if self._producer is None:
+            try:
+                self._producer = KafkaProducer(**self._config())
+            except KafkaError as exc:
+                raise PublishError(
+                    f"cannot connect to Kafka at {self.settings.bootstrap_servers}:"
+                    f" {type(exc).__name__}: {exc}"
+                ) from exc
+        return self._producer
+
+    def publish(self, items: Sequence[RawItem]) -> None:
+        if not items:
+            return
+        from kafka.errors import KafkaError
+
+        with self._lock:
+            producer = self._get_producer()
+            futures = []
+            try:
+                for item in items:
+                    futures.append(
+                        producer.send(
+                            self.topic, key=item.source.id.encode("utf-8"), value=item.to_json()
+                        )
+                    )
+                producer.flush(timeout=self.settings.request_timeout_ms / 1000 * 2)
+            except KafkaError as exc:
+                self._reset()
+                raise PublishError(
+                    f"{self.topic}: {len(items)} items not delivered: {type(exc).__name__}: {exc}"
+                ) from exc
+            failed = [f for f in futures if not (f.is_done and f.succeeded())]
+            if failed or len(futures) != len(items):
+                first = next((f.exception for f in failed if f.is_done), None)
+                self._reset()
+                raise PublishError(
+                    f"{self.topic}: {len(failed)} of {len(items)} items not acknowledged"
+                    f" (first error: {first!r})"
+                )
+        log.debug(
+            "source %s: published %s items to %s", items[0].source.id, len(items), self.topic
+        )
+
+    def _reset(self) -> None:
+        # A producer whose batches failed may still hold some of them; closing it without
+        # waiting drops them, so the next publish (of the same, unmarked items) starts clean.
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            try:
+                producer.close(timeout=0)
+            except Exception as exc:  # noqa: BLE001 - closing a broken producer must not mask the error
+                log.warning("closing the failed Kafka producer: %s", exc)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.flush(timeout=self.settings.request_timeout_ms / 1000)
+                self._producer.close()
+                self._producer = None
+
+
+class ArchivingPublisher:
+    """Publishes through ``inner``, then appends every published item to a JSON-lines file
+    (the pipeline's backfill mode reads it). Written after the inner publish succeeded, so the
+    archive holds only delivered items; a crash in between may repeat a line, which the
+    content-derived ids make harmless."""
+
+    def __init__(self, inner: Publisher, path: Path) -> None:
+        self.inner = inner
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def publish(self, items: Sequence[RawItem]) -> None:
+        self.inner.publish(items)
+        if not items:
+            return
+        lines = b"".join(item.to_json() + b"\n" for item in items)
+        with self._lock, self.path.open("ab") as fh:
+            fh.write(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def read_archive(path: Path) -> list[RawItem]:
+    """The items of an archive file in order; lines that do not parse raise ValueError with
+    the line number (an archive is written only by ArchivingPublisher)."""
+    items = []
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(RawItem.from_json(line))
+            except ValueError as exc:
+                raise ValueError(f"{path}:{number}: {exc}") from exc
+    return items
+
+
+__all__ = [
+    "ArchivingPublisher",
+    "KafkaPublisher",
+    "ListPublisher",
+    "PublishError",
+    "Publisher",
+    "read_archive",
+]

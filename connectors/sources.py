@@ -1,0 +1,220 @@
+"""The configured sources (config/feeds.yaml) as typed, validated models.
+
+A source is an RSS/Atom feed or a public Telegram channel. Its ``id`` (kebab-case) is the Kafka
+key and the key of its state, so it must be unique and should never be reused for another
+source. ``defaults`` holds what applies to every source unless the source overrides it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from newsmon.connectors.http import HttpSettings
+from newsmon.pipeline.config import ConfigError, read_yaml, validate
+from newsmon.pipeline.models import SourceRef
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_LANG = re.compile(r"^[a-z]{2,3}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+# Telegram public usernames: a letter, then letters, digits or underscores, 4-32 in all.
+_CHANNEL = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+
+SourceKind = Literal[
+    "wire", "broadcaster", "newspaper", "magazine", "ministry", "military", "government",
+    "think-tank", "state-media", "osint", "blog", "other",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Defaults(_Strict):
+    """Settings for every source; the comments say why each default is what it is."""
+
+    #: RSS/Atom: most news feeds change every few minutes, but 15 min keeps a few hundred
+    #: feeds well below any publisher's rate limits.
+    interval_s: int = Field(default=900, gt=0)
+    #: Telegram's preview is one HTML page per request; 5 min is polite and still timely.
+    telegram_interval_s: int = Field(default=300, gt=0)
+    #: Politeness floor: no source may be configured to be polled more often than this.
+    min_interval_s: int = Field(default=60, ge=0)
+    #: A feed's ``<ttl>`` is honoured up to this; a feed asking for a day is still polled.
+    max_ttl_s: int = Field(default=6 * 3600, ge=0)
+    #: Exponential backoff on errors doubles the interval per failure, up to this.
+    max_backoff_s: int = Field(default=6 * 3600, gt=0)
+    #: Consecutive hard failures (404, 410, unresolvable host, not a feed...) before a source
+    #: is disabled and reported; transient failures (timeouts, 5xx) only back off.
+    disable_after: int = Field(default=5, gt=0)
+    #: Fetches in flight at once; fetching is I/O-bound, see runner.Poller.
+    concurrency: int = Field(default=16, gt=0, le=256)
+    #: Telegram paging: at most this many ``?before=`` pages per poll (the first poll of a
+    #: channel reads only the newest page: no backfill of a channel's whole history).
+    telegram_max_pages: int = Field(default=5, gt=0)
+    #: Pause between two page requests to the same channel.
+    telegram_page_delay_s: float = Field(default=1.0, ge=0)
+    #: Full text: at most this many article pages fetched per feed and poll.
+    full_text_max_items: int = Field(default=30, ge=0)
+    http: HttpSettings = HttpSettings()
+
+
+class _SourceBase(_Strict):
+    id: str
+    name: str
+    lang: str
+    country: str
+    interval_s: int | None = Field(default=None, gt=0)
+    enabled: bool = True
+    kind: SourceKind = "other"
+    tags: tuple[str, ...] = ()
+
+    @field_validator("id")
+    @classmethod
+    def _kebab(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("must be kebab-case: lower-case letters and digits joined by '-'")
+        return value
+
+    @field_validator("lang")
+    @classmethod
+    def _lang(cls, value: str) -> str:
+        if not _LANG.match(value):
+            raise ValueError("must be an ISO 639-1 code in lower case, like 'en' or 'uk'")
+        return value
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _country(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.upper()
+            if not _COUNTRY.match(value):
+                raise ValueError("must be an ISO 3166-1 alpha-2 code, like 'DE' or 'UA'")
+        return value
+
+
+class RssSource(_SourceBase):
+    """An RSS or Atom feed. ``file://`` URLs are allowed here (offline demo and tests) because
+    the URL is configured by an operator, not taken from feed content."""
+
+    type: Literal["rss"]
+    url: str
+    #: Fetch each new item's article page and extract its main text.
+    full_text: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^(https?://[^/\s]+|file:///)\S*$", value):
+            raise ValueError("must be an http(s):// URL with a host, or a file:/// URL")
+        return value
+
+    def ref(self) -> SourceRef:
+        return SourceRef(
+            id=self.id, type="rss", name=self.name, lang=self.lang, country=self.country
+        )
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+
+class TelegramSource(_SourceBase):
+    """A public Telegram channel, read through its web preview ``<base_url>/s/<channel>``."""
+
+    type: Literal["telegram"]
+    channel: str
+    base_url: str = "https://t.me"
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        value = value.removeprefix("@")
+        if not _CHANNEL.match(value):
+            raise ValueError("must be a public channel username (letters, digits, '_')")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/")
+
+    def ref(self) -> SourceRef:
+        return SourceRef(
+            id=self.id, type="telegram", name=self.name, lang=self.lang, country=self.country
+        )
+
+    @property
+    def location(self) -> str:
+        return f"{self.base_url}/s/{self.channel}"
+
+
+Source = Annotated[RssSource | TelegramSource, Field(discriminator="type")]
+
+
+class FeedsConfig(_Strict):
+    defaults: Defaults = Defaults()
+    sources: tuple[Source, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> FeedsConfig:
+        first: dict[str, int] = {}
+        problems = []
+        for index, source in enumerate(self.sources):
+            if source.id in first:
+                problems.append(
+                    f"sources.{index}.id: duplicate id {source.id!r}"
+                    f" (first at sources.{first[source.id]})"
+                )
+            first.setdefault(source.id, index)
+            if source.interval_s is not None and source.interval_s < self.defaults.min_interval_s:
+                problems.append(
+                    f"sources.{index}.interval_s: {source.interval_s} is below"
+                    f" defaults.min_interval_s ({self.defaults.min_interval_s})"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def interval_for(self, source: RssSource | TelegramSource) -> int:
+        if source.interval_s is not None:
+            return source.interval_s
+        if source.type == "telegram":
+            return max(self.defaults.telegram_interval_s, self.defaults.min_interval_s)
+        return max(self.defaults.interval_s, self.defaults.min_interval_s)
+
+    def get(self, source_id: str) -> RssSource | TelegramSource:
+        for source in self.sources:
+            if source.id == source_id:
+                return source
+        raise KeyError(source_id)
+
+    @property
+    def enabled(self) -> tuple[RssSource | TelegramSource, ...]:
+        return tuple(s for s in self.sources if s.enabled)
+
+
+def _resolve_file_urls(data: Any, base: Path) -> Any:
+    """``file:relative/path`` in feeds.yaml is relative to the file itself, so the demo
+    config can ship with the repository and work from any working directory."""
+    if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
+        return data
+    sources = []
+    for entry in data["sources"]:
+        url = entry.get("url") if isinstance(entry, dict) else None
+        if isinstance(url, str) and url.startswith("file:") and not url.startswith("file:/"):
+            entry = {**entry, "url": (base / url[len("file:") :]).resolve().as_uri()}
+        sources.append(entry)
+    return {**data, "sources": sources}
+
+
+def load_sources(path: Path) -> FeedsConfig:
+    """Read and validate feeds.yaml; raises ConfigError naming the file and the dotted key."""
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: (top level): must be a mapping"])
+    return validate(FeedsConfig, _resolve_file_urls(data, path.parent), path)

@@ -1,0 +1,282 @@
+"""Per-source state in one SQLite file: cursors, seen items and health.
+
+Three tables:
+
+``cursors``  what to send next time: ETag, Last-Modified, the last Telegram message id.
+``seen``     item_id -> revision (and when the item was first seen) of every item *published*;
+             it is written only after the publisher returned, so a crash or a Kafka outage in
+             between means the item is published again, never lost.
+``health``   last success, last error and its kind, consecutive failures, items seen, time of
+             the last new item, last HTTP status, next due time, disabled flag.
+
+The store is shared by the poller's worker threads (they read ``seen`` to dedup before
+fetching full text); one connection behind a lock is plenty for a few thousand sources, and
+WAL mode lets ``newsmon sources`` read while a poller writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cursors (
+    source_id TEXT PRIMARY KEY,
+    etag TEXT,
+    last_modified TEXT,
+    last_message_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS seen (
+    source_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    first_seen_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (source_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS health (
+    source_id TEXT PRIMARY KEY,
+    last_poll_at TEXT,
+    last_success_at TEXT,
+    last_error TEXT,
+    last_error_kind TEXT,
+    last_error_at TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    hard_failures INTEGER NOT NULL DEFAULT 0,
+    items_seen INTEGER NOT NULL DEFAULT 0,
+    parse_errors INTEGER NOT NULL DEFAULT 0,
+    last_new_item_at TEXT,
+    last_status INTEGER,
+    next_due_at TEXT,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    disabled_reason TEXT
+);
+PRAGMA user_version = 1;
+"""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Cursor(_Frozen):
+    """Where the next poll of one source starts."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    last_message_id: int | None = None
+
+
+class Health(_Frozen):
+    """The stored health of one source (all times UTC)."""
+
+    source_id: str
+    last_poll_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    last_error_kind: str | None = None
+    last_error_at: datetime | None = None
+    consecutive_failures: int = 0
+    #: Consecutive failures that retrying will not fix (404, a name that does not resolve...);
+    #: the source is disabled when this reaches the configured limit.
+    hard_failures: int = 0
+    items_seen: int = 0
+    #: Broken input that still yielded something (bozo feeds, unreadable entries), cumulative.
+    parse_errors: int = 0
+    last_new_item_at: datetime | None = None
+    last_status: int | None = None
+    next_due_at: datetime | None = None
+    disabled: bool = False
+    disabled_reason: str | None = None
+
+
+class SeenRevision(_Frozen):
+    revision: str
+    first_seen_at: datetime
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+_HEALTH_COLUMNS = tuple(Health.model_fields)
+_TIME_COLUMNS = frozenset(
+    {"last_poll_at", "last_success_at", "last_error_at", "last_new_item_at", "next_due_at"}
+)
+
+
+class StateStore:
+    """SQLite-backed state; safe to share between threads of one process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        # isolation_level=None: transactions are explicit (see _tx), so a batch of seen marks
+        # is one atomic commit.
+        self._db = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- cursors ------------------------------------------------------------------------
+
+    def cursor(self, source_id: str) -> Cursor:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT etag, last_modified, last_message_id FROM cursors WHERE source_id = ?",
+                (source_id,),
+            ).fetchone()
+        if row is None:
+            return Cursor()
+        return Cursor(etag=row[0], last_modified=row[1], last_message_id=row[2])
+
+    def save_cursor(self, source_id: str, cursor: Cursor) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO cursors (source_id, etag, last_modified, last_message_id)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT(source_id) DO UPDATE SET"
+                " etag = excluded.etag, last_modified = excluded.last_modified,"
+                " last_message_id = excluded.last_message_id",
+                (source_id, cursor.etag, cursor.last_modified, cursor.last_message_id),
+            )
+
+    # --- seen items -----------------------------------------------------------------------
+
+    def seen_revisions(self, source_id: str, item_ids: Iterable[str]) -> dict[str, SeenRevision]:
+        ids = list(dict.fromkeys(item_ids))
+        out: dict[str, SeenRevision] = {}
+        with self._lock:
+            # SQLite limits bound parameters (999 in old builds): query in slices.
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                # Only "?" placeholders are formatted into the statement.
+                query = (
+                    "SELECT item_id, revision, first_seen_at FROM seen"  # noqa: S608
+                    f" WHERE source_id = ? AND item_id IN ({marks})"
+                )
+                rows = self._db.execute(query, (source_id, *chunk)).fetchall()
+                for item_id, revision, first_seen in rows:
+                    out[item_id] = SeenRevision(
+                        revision=revision, first_seen_at=datetime.fromisoformat(first_seen)
+                    )
+        return out
+
+    def mark_seen(
+        self,
+        source_id: str,
+        revisions: Mapping[str, tuple[str, datetime]],
+        *,
+        now: datetime,
+        cursor: Cursor | None = None,
+    ) -> None:
+        """Record published items (item_id -> (revision, first_seen_at)) and, in the same
+        transaction, the cursor that goes with them: either both are stored or neither."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO seen (source_id, item_id, revision, first_seen_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(source_id, item_id) DO UPDATE SET"
+                " revision = excluded.revision, updated_at = excluded.updated_at",
+                [
+                    (source_id, item_id, rev, _ts(first), _ts(now))
+                    for item_id, (rev, first) in revisions.items()
+                ],
+            )
+            if cursor is not None:
+                db.execute(
+                    "INSERT INTO cursors (source_id, etag, last_modified, last_message_id)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT(source_id) DO UPDATE SET"
+                    " etag = excluded.etag, last_modified = excluded.last_modified,"
+                    " last_message_id = excluded.last_message_id",
+                    (source_id, cursor.etag, cursor.last_modified, cursor.last_message_id),
+                )
+
+    def seen_count(self, source_id: str) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM seen WHERE source_id = ?", (source_id,)
+            ).fetchone()
+        return int(row[0])
+
+    # --- health ---------------------------------------------------------------------------
+
+    def health(self, source_id: str) -> Health:
+        with self._lock:
+            self._db.row_factory = sqlite3.Row
+            try:
+                row = self._db.execute(
+                    "SELECT * FROM health WHERE source_id = ?", (source_id,)
+                ).fetchone()
+            finally:
+                self._db.row_factory = None
+        if row is None:
+            return Health(source_id=source_id)
+        data = {k: row[k] for k in _HEALTH_COLUMNS}
+        for name in _TIME_COLUMNS:
+            data[name] = _dt(data[name])
+        data["disabled"] = bool(data["disabled"])
+        return Health.model_validate(data)
+
+    def all_health(self) -> dict[str, Health]:
+        with self._lock:
+            ids = [r[0] for r in self._db.execute("SELECT source_id FROM health").fetchall()]
+        return {source_id: self.health(source_id) for source_id in ids}
+
+    def save_health(self, health: Health) -> None:
+        values = health.model_dump()
+        for name in _TIME_COLUMNS:
+            values[name] = _ts(values[name])
+        values["disabled"] = int(values["disabled"])
+        cols = ", ".join(_HEALTH_COLUMNS)
+        marks = ", ".join(f":{c}" for c in _HEALTH_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _HEALTH_COLUMNS if c != "source_id")
+        with self._tx() as db:
+            db.execute(
+                f"INSERT INTO health ({cols}) VALUES ({marks})"  # noqa: S608 - fixed names
+                f" ON CONFLICT(source_id) DO UPDATE SET {updates}",
+                values,
+            )
+
+    def enable(self, source_id: str) -> None:
+        """Re-enable a source disabled after repeated hard failures (an operator's decision)."""
+        current = self.health(source_id)
+        self.save_health(
+            current.model_copy(
+                update={"disabled": False, "disabled_reason": None, "hard_failures": 0,
+                        "next_due_at": None}
+            )
+        )
