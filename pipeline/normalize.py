@@ -72,8 +72,6 @@ def html_to_text(markup: str) -> str:
         tree = LexborHTMLParser(markup)
         for node in tree.css("script, style, noscript, iframe, svg, form, nav, footer, aside"):
             node.decompose()
-        for node in tree.css("br"):
-            node.replace_with("\n")
         body = tree.body or tree.root
         text = body.text(separator="\n", strip=False) if body is not None else ""
     lines = []

@@ -1,0 +1,118 @@
+"""The foundation's end-to-end run: a local feed -> `newsmon poll --once` -> real Kafka ->
+`newsmon pipeline run` (Beam on FnApiRunner) -> a real search server, twice.
+
+Runs the installed `newsmon` command in subprocesses, as an operator's cron job would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from newsmon.pipeline.config import KafkaSettings, SearchSettings
+from tests.localhttp import Response, serve
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Test feed</title><link>https://t.example/</link>
+<description>thin run</description>
+<item><title>Briten und Franzosen erwägen Truppen für die Ukraine</title>
+<link>https://t.example/de/truppen</link><guid>t-1</guid>
+<pubDate>Fri, 20 Nov 2026 06:45:00 +0100</pubDate>
+<description>Großbritannien und Frankreich beraten über die Entsendung von Bodentruppen in die
+Ukraine. Eine europäische Friedenstruppe soll nach einem Waffenstillstand im Land
+stationiert werden, berichten Diplomaten in Paris und London.</description></item>
+<item><title>Ukraine strikes Russian airbase with ATACMS missiles</title>
+<link>https://t.example/en/atacms</link><guid>t-2</guid>
+<pubDate>Fri, 20 Nov 2026 07:12:00 GMT</pubDate>
+<description>Ukrainian forces fired US-supplied ATACMS missiles at an airbase inside Russia's
+Belgorod region, the first such strike on Russian territory since Washington lifted its
+restrictions on the long-range weapons.</description></item>
+<item><title>City council approves new tram line</title>
+<link>https://t.example/en/tram</link><guid>t-3</guid>
+<pubDate>Fri, 20 Nov 2026 08:00:00 GMT</pubDate>
+<description>The council voted to build a new tram line to the airport, with construction to
+start next spring and the first trams running in 2029.</description></item>
+<item><title>Wetter: Sturm und Regen an der Küste</title>
+<link>https://t.example/de/wetter</link><guid>t-4</guid>
+<pubDate>Fri, 20 Nov 2026 09:00:00 +0100</pubDate>
+<description>Der Deutsche Wetterdienst warnt vor Sturmböen und Starkregen an der Nordsee.
+Am Wochenende wird es deutlich kälter.</description></item>
+</channel></rss>
+""".encode()
+
+
+def _newsmon(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "newsmon.pipeline.cli", "--verbose", *args, "--config",
+         str(config)],
+        capture_output=True, text=True, timeout=300, env=env, check=False, cwd=config.parent,
+    )
+    assert proc.returncode == 0, f"newsmon {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def _write_config(tmp: Path, feed_url: str, kafka: KafkaSettings,
+                  search: SearchSettings) -> Path:
+    (tmp / "feeds.yaml").write_text(yaml.safe_dump({"sources": [{
+        "id": "thin-run-feed", "type": "rss", "url": feed_url, "name": "Thin run",
+        "lang": "en", "country": "GB"}]}))
+    config = tmp / "newsmon.yaml"
+    config.write_text(yaml.safe_dump({
+        "state_dir": str(tmp / "state"),
+        "feeds": "feeds.yaml",
+        "topics": str(ROOT / "config" / "topics.yaml"),
+        "alerts": str(ROOT / "config" / "alerts.yaml"),
+        "kafka": kafka.model_dump(exclude_none=True),
+        "search": {"backend": search.backend, "url": search.url,
+                   "index_prefix": search.index_prefix},
+    }))
+    return config
+
+
+def _hits(search: SearchSettings, kind: str) -> list[dict[str, object]]:
+    index = f"{search.index_prefix}-{kind}"
+    httpx.post(f"{search.url}/{index}/_refresh", timeout=30)
+    resp = httpx.post(f"{search.url}/{index}/_search", json={"size": 100}, timeout=30)
+    resp.raise_for_status()
+    return [h["_source"] for h in resp.json()["hits"]["hits"]]
+
+
+@pytest.mark.integration
+def test_feed_to_kafka_to_search_server_twice_without_duplicates(
+    tmp_path: Path, kafka_settings: KafkaSettings, search_settings: SearchSettings
+) -> None:
+    with serve({"/feed.xml": Response(FEED, headers={"Content-Type": "application/rss+xml"})}) as srv:
+        config = _write_config(tmp_path, srv.url("/feed.xml"), kafka_settings, search_settings)
+        _newsmon(config, "search", "setup")
+        polled = _newsmon(config, "poll", "--once")
+        assert "thin-run-feed" in polled.stdout
+        _newsmon(config, "pipeline", "run")
+
+        articles = {a["url"]: a for a in _hits(search_settings, "articles")}
+        assert len(articles) == 4
+        topics = {url.rsplit("/", 1)[1]: a["topic_names"] for url, a in articles.items()}
+        assert "troop_deployment" in topics["truppen"]
+        assert "long_range_strike" in topics["atacms"]
+        assert topics["tram"] == [] and topics["wetter"] == []
+        alerts = _hits(search_settings, "alerts")
+        assert sorted(a["topic"] for a in alerts) == ["long_range_strike", "troop_deployment"]
+
+        # The whole thing again: the poller sees nothing new; a re-run of the pipeline from
+        # the start of the topic (a fresh group) rewrites the same ids.
+        _newsmon(config, "poll", "--once", "--force")
+        _newsmon(config, "pipeline", "run")
+        config.write_text(config.read_text().replace(kafka_settings.group_id,
+                                                      kafka_settings.group_id + "-again"))
+        second = _newsmon(config, "pipeline", "run")
+        assert "processed 4 records" in second.stdout
+        assert len(_hits(search_settings, "articles")) == 4
+        assert len(_hits(search_settings, "alerts")) == 2

@@ -1,0 +1,77 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from newsmon.pipeline.models import RawItem, SourceRef
+from newsmon.pipeline.normalize import (
+    canonical_url,
+    detect_language,
+    html_to_text,
+    normalize_item,
+    text_hash,
+)
+
+SRC = SourceRef(id="demo", type="rss", name="Demo", lang="en", country="GB")
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def item(**kw: object) -> RawItem:
+    base: dict[str, object] = {"source": SRC, "guid": "g1", "url": "https://x.example/a",
+                               "title": "Title", "summary": "<p>Body text</p>",
+                               "first_seen_at": NOW}
+    base.update(kw)
+    return RawItem.make(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("HTTPS://News.Example.org:443/a/b?utm_source=rss&id=7#top",
+         "https://news.example.org/a/b?id=7"),
+        ("http://example.org", "http://example.org/"),
+        ("https://example.org/x?fbclid=abc&gclid=1", "https://example.org/x"),
+        ("https://example.org:8443/x", "https://example.org:8443/x"),
+        ("", ""),
+    ],
+)
+def test_canonical_url_drops_tracking_and_noise(url: str, expected: str) -> None:
+    assert canonical_url(url) == expected
+
+
+def test_html_to_text_keeps_paragraphs_and_drops_scripts_and_footers() -> None:
+    html = ("<div><p>First &amp; foremost.</p><script>alert(1)</script><p>Second<br>line</p>"
+            "<p>Abonnieren Sie unseren Newsletter</p><footer>menu</footer></div>")
+    text = html_to_text(html)
+    assert "First & foremost." in text
+    assert "Second\nline" in text
+    assert "alert" not in text and "menu" not in text and "Newsletter" not in text
+
+
+def test_language_identified_from_text_with_source_hint_for_short_text() -> None:
+    assert detect_language("Die Bundesregierung lehnt die Entsendung von Bodentruppen ab.") == "de"
+    assert detect_language("Президент заявил, что ответ последует незамедлительно.") == "ru"
+    assert detect_language("kurz", hint="pl") == "pl"
+
+
+def test_missing_or_future_dates_fall_back_to_first_seen() -> None:
+    assert normalize_item(item(published_at=None)).published_at == NOW
+    future = NOW + timedelta(days=2)
+    assert normalize_item(item(published_at=future)).published_at == NOW
+    past = NOW - timedelta(hours=3)
+    assert normalize_item(item(published_at=past)).published_at == past
+
+
+def test_doc_id_follows_canonical_url_so_tracking_variants_collapse() -> None:
+    a = normalize_item(item(url="https://x.example/a?utm_source=tw", guid="1"))
+    b = normalize_item(item(url="https://x.example/a", guid="2"))
+    assert a.doc_id == b.doc_id
+    assert a.item_id != b.item_id
+
+
+def test_empty_item_is_an_error_for_the_dead_letters() -> None:
+    with pytest.raises(ValueError, match="neither title nor text"):
+        normalize_item(item(title="", summary=""))
+
+
+def test_text_hash_folds_case_and_space() -> None:
+    assert text_hash("A  b\nC") == text_hash("a b c")
