@@ -269,17 +269,29 @@ def pipeline_run(
     """Run the Beam pipeline: Kafka (or an archive) -> documents, alerts, dead letters."""
     from .io_kafka import KafkaUnavailable
     from .io_search import StoreUnavailable
-    from .jobs import run_kafka_batch
+    from .jobs import run_backfill, run_kafka_batch, run_kafka_stream
 
     settings = _settings(config)
-    ctx = _context(settings, kafka_dead_letters=True)
-    if mode is not Mode.batch:
-        raise _fail(f"--mode {mode.value} is not available yet", 2)
+    extra = beam_args or ()
     try:
-        summary = run_kafka_batch(ctx, runner=runner, extra_options=beam_args or ())
+        if mode is Mode.backfill:
+            if source is None:
+                raise _fail("--mode backfill needs --from PATH (a JSONL archive)", 2)
+            n = run_backfill(source, _context(settings), runner=runner, extra_options=extra)
+            typer.echo(f"backfilled {n} records from {source}")
+        elif mode is Mode.stream:
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            n = run_kafka_stream(_context(settings, kafka_dead_letters=True), stop,
+                                 runner=runner, extra_options=extra)
+            typer.echo(f"stream stopped after {n} records")
+        else:
+            summary = run_kafka_batch(_context(settings, kafka_dead_letters=True),
+                                      runner=runner, extra_options=extra)
+            typer.echo(f"processed {summary.records} records; offsets committed")
     except (KafkaUnavailable, StoreUnavailable) as exc:
         raise _fail(f"run failed, offsets not committed (safe to re-run): {exc}", 1) from exc
-    typer.echo(f"processed {summary.records} records; offsets committed")
 
 
 @app.command()
