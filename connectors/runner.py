@@ -1,0 +1,588 @@
+"""Builds the pollers from config and runs them: once (for schedules) or continuously.
+
+One poll of one source, in this order (the order is what makes "nothing lost, nothing
+duplicated" hold):
+
+1. ``connector.poll(cursor)``                    fetch and parse (worker thread)
+2. dedup against the seen marks                  same item_id and revision: dropped;
+                                                 same item_id, new revision: ``is_update``
+3. ``connector.enrich(new items)``               full text, only for what is new (worker thread)
+4. ``publisher.publish(items)``                  returns only when every item is acknowledged
+5. seen marks + cursor, in one transaction       only now; a failure in 4 leaves both untouched,
+                                                 so the next poll fetches and publishes again
+6. health and the next due time
+
+Concurrency: fetching is I/O-bound and each poll is a few blocking calls (HTTP, feedparser),
+so a bounded thread pool does the fetching and parsing (steps 1-3) while the calling thread
+publishes and writes state (steps 4-6) as results come in. Threads keep the connectors plain
+synchronous code (feedparser, trafilatura and SQLite have no async API) and the bound
+(``defaults.concurrency``) caps the sockets and memory in use; the GIL costs little because the
+parsing is short next to the waiting. See bench/bench_poll.py for the numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from newsmon.connectors.base import Connector, PollResult, Problem
+from newsmon.connectors.http import AddressGuard, HttpClient
+from newsmon.connectors.publisher import ArchivingPublisher, Publisher, PublishError
+from newsmon.connectors.rss import RssConnector
+from newsmon.connectors.sources import FeedsConfig, RssSource, TelegramSource
+from newsmon.connectors.state import Cursor, Health, StateStore
+from newsmon.connectors.telegram import TelegramConnector
+from newsmon.pipeline.models import RawItem
+from prometheus_client import Counter, Histogram
+from pydantic import BaseModel, ConfigDict
+
+log = logging.getLogger(__name__)
+
+POLLS = Counter("newsmon_connector_polls", "Polls by source type and status", ["type", "status"])
+ITEMS = Counter("newsmon_connector_items", "Items published", ["type", "kind"])
+PROBLEMS = Counter("newsmon_connector_problems", "Broken input met while polling", ["type", "kind"])
+FETCH_SECONDS = Histogram("newsmon_connector_poll_seconds", "Time to fetch and parse", ["type"])
+
+#: While Kafka is down, sources with unpublished items are retried after this, doubling up to
+#: the maximum: quick recovery after a short outage, little load during a long one.
+PUBLISH_RETRY_S = 5.0
+PUBLISH_RETRY_MAX_S = 300.0
+#: Jitter added to every next-due time, as a share of the delay: spreads a thousand feeds
+#: configured with one interval over time instead of polling them in bursts.
+JITTER = 0.1
+#: A Retry-After longer than this is treated as this (a misconfigured server asking for a year).
+MAX_RETRY_AFTER_S = 24 * 3600.0
+#: How long run_forever sleeps at most before looking at the due times again.
+MAX_IDLE_S = 30.0
+
+ResultStatus = Literal[
+    "ok", "not-modified", "throttled", "error", "publish-failed", "disabled"
+]
+FAILED: frozenset[str] = frozenset({"error", "publish-failed", "disabled"})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SourceResult(BaseModel):
+    """What one source's poll came to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source_id: str
+    type: str
+    status: ResultStatus
+    new_items: int = 0
+    updated_items: int = 0
+    problems: int = 0
+    http_status: int | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    next_due_at: datetime | None = None
+
+
+class PollReport(BaseModel):
+    """The results of one pass over the due sources."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    started_at: datetime
+    finished_at: datetime
+    results: tuple[SourceResult, ...] = ()
+    #: Enabled sources skipped because they were not due yet.
+    not_due: int = 0
+    #: True when the pass was cut short by the stop event.
+    stopped: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """No source failed, none is disabled and nothing is left unpublished."""
+        return not any(r.status in FAILED for r in self.results)
+
+    @property
+    def new_items(self) -> int:
+        return sum(r.new_items for r in self.results)
+
+    @property
+    def updated_items(self) -> int:
+        return sum(r.updated_items for r in self.results)
+
+    def summary(self, max_lines: int = 15) -> str:
+        """One screen: totals, then one line per failed source (the first ``max_lines``)."""
+        counts: dict[str, int] = {}
+        for r in self.results:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        seconds = (self.finished_at - self.started_at).total_seconds()
+        parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
+        lines = [
+            f"polled {len(self.results)} sources in {seconds:.1f}s ({parts});"
+            f" {self.new_items} new, {self.updated_items} updated items;"
+            f" {self.not_due} not due" + ("; stopped early" if self.stopped else "")
+        ]
+        failed = [r for r in self.results if r.status in FAILED or r.status == "throttled"]
+        for r in failed[:max_lines]:
+            detail = (r.error or "").replace("\n", " ")
+            if len(detail) > 90:
+                detail = detail[:89] + "…"
+            lines.append(f"  {r.status:<14} {r.source_id}: {r.error_kind or '-'}: {detail}")
+        if len(failed) > max_lines:
+            lines.append(f"  … and {len(failed) - max_lines} more (see `newsmon sources`)")
+        lines.append("status: OK" if self.ok else "status: FAILED")
+        return "\n".join(lines)
+
+
+class SourceHealth(BaseModel):
+    """A configured source with its stored health, for ``newsmon sources [--json]``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    type: str
+    name: str
+    lang: str
+    country: str
+    location: str
+    enabled: bool
+    interval_s: int
+    #: never-polled, ok, failing, disabled (after hard failures) or off (enabled: false).
+    state: str
+    last_poll_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    last_error_kind: str | None = None
+    last_error_at: datetime | None = None
+    consecutive_failures: int = 0
+    hard_failures: int = 0
+    items_seen: int = 0
+    parse_errors: int = 0
+    last_new_item_at: datetime | None = None
+    last_status: int | None = None
+    next_due_at: datetime | None = None
+    disabled: bool = False
+    disabled_reason: str | None = None
+
+    @staticmethod
+    def of(
+        source: RssSource | TelegramSource, health: Health, interval_s: int
+    ) -> SourceHealth:
+        if not source.enabled:
+            state = "off"
+        elif health.disabled:
+            state = "disabled"
+        elif health.last_poll_at is None:
+            state = "never-polled"
+        elif health.consecutive_failures:
+            state = "failing"
+        else:
+            state = "ok"
+        data = health.model_dump(exclude={"source_id"})
+        return SourceHealth(
+            id=source.id,
+            type=source.type,
+            name=source.name,
+            lang=source.lang,
+            country=source.country,
+            location=source.location,
+            enabled=source.enabled,
+            interval_s=interval_s,
+            state=state,
+            **data,
+        )
+
+
+def source_health(config: FeedsConfig, state_path: Path) -> list[SourceHealth]:
+    """Every configured source with its health; a missing state file means "never polled"
+    (it is not created by looking)."""
+    stored: dict[str, Health] = {}
+    if state_path.exists():
+        with StateStore(state_path) as store:
+            stored = store.all_health()
+    return [
+        SourceHealth.of(s, stored.get(s.id) or Health(source_id=s.id), config.interval_for(s))
+        for s in config.sources
+    ]
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """A poll result after dedup and enrichment, ready to publish (built in a worker)."""
+
+    connector: Connector
+    result: PollResult
+    publish: tuple[RawItem, ...]
+    new: int
+    updated: int
+    problems: tuple[Problem, ...]
+
+
+def _dedup(
+    items: Sequence[RawItem], store: StateStore, source_id: str
+) -> tuple[list[RawItem], int, int, list[Problem]]:
+    """Items to publish: new ones, and known ones with a new revision as updates (keeping the
+    time they were first seen). Repeats within one document are counted as problems."""
+    seen = store.seen_revisions(source_id, (i.item_id for i in items))
+    out: list[RawItem] = []
+    in_batch: set[str] = set()
+    problems: list[Problem] = []
+    new = updated = 0
+    for item in items:
+        if item.item_id in in_batch:
+            problems.append(
+                Problem(kind="duplicate-entry", message=f"{item.guid or item.url or item.title!r}"
+                        " appears twice in one document; the first is kept")
+            )
+            continue
+        in_batch.add(item.item_id)
+        known = seen.get(item.item_id)
+        if known is None:
+            out.append(item)
+            new += 1
+        elif known.revision != item.revision:
+            out.append(
+                item.model_copy(update={"is_update": True, "first_seen_at": known.first_seen_at})
+            )
+            updated += 1
+    return out, new, updated, problems
+
+
+class Poller:
+    """Polls the configured sources and publishes their new items.
+
+    ``http`` is the client for configured URLs (no address guard; tests pass one with small
+    limits); article pages for full text always go through a guarded client that refuses
+    private, loopback and link-local addresses unless ``allow_private``.
+    """
+
+    def __init__(
+        self,
+        config: FeedsConfig,
+        state_path: Path,
+        publisher: Publisher,
+        *,
+        archive_path: Path | None = None,
+        allow_private: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+        http: HttpClient | None = None,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.state = StateStore(state_path)
+        self.publisher: Publisher = (
+            ArchivingPublisher(publisher, archive_path) if archive_path else publisher
+        )
+        self.clock = clock
+        self.rng = rng or random.Random()
+        defaults = config.defaults
+        self._own_http = http is None
+        self.http = http or HttpClient(defaults.http, max_connections=defaults.concurrency * 2)
+        self.article_http = HttpClient(
+            defaults.http,
+            guard=AddressGuard(allow_private=allow_private),
+            max_connections=defaults.concurrency,
+        )
+        self.connectors: dict[str, Connector] = {}
+        for source in config.sources:
+            if isinstance(source, RssSource):
+                self.connectors[source.id] = RssConnector(
+                    source, defaults, self.http, article_http=self.article_http, clock=clock
+                )
+            else:
+                self.connectors[source.id] = TelegramConnector(
+                    source, defaults, self.http, clock=clock, sleep=sleep
+                )
+        self._publish_failures = 0
+
+    def close(self) -> None:
+        """Release the state store and the HTTP clients (not the publisher: the caller's)."""
+        self.state.close()
+        self.article_http.close()
+        if self._own_http:
+            self.http.close()
+
+    def __enter__(self) -> Poller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- public -------------------------------------------------------------------------
+
+    def poll_once(self, *, force: bool = False) -> PollReport:
+        """Poll every due source once (``force``: every enabled one, due or not)."""
+        return self._poll_due(force=force, stop=None)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Poll due sources until ``stop`` is set; stops between sources (a source's items are
+        published and marked as one unit) and never leaves a half-recorded poll."""
+        log.info("poller started: %s sources", len(self.config.enabled))
+        while not stop.is_set():
+            report = self._poll_due(force=False, stop=stop)
+            if report.results:
+                log.info("%s", report.summary().splitlines()[0])
+            if stop.is_set():
+                break
+            stop.wait(self._idle_seconds())
+        log.info("poller stopped")
+
+    # --- one pass ---------------------------------------------------------------------------
+
+    def _idle_seconds(self) -> float:
+        now = self.clock()
+        due_times = []
+        for source in self.config.enabled:
+            health = self.state.health(source.id)
+            if health.disabled:
+                continue
+            if health.next_due_at is None:
+                return 0.0
+            due_times.append((health.next_due_at - now).total_seconds())
+        if not due_times:
+            return MAX_IDLE_S
+        return min(MAX_IDLE_S, max(0.5, min(due_times)))
+
+    def _poll_due(self, *, force: bool, stop: threading.Event | None) -> PollReport:
+        started = self.clock()
+        results: list[SourceResult] = []
+        due: list[RssSource | TelegramSource] = []
+        not_due = 0
+        for source in self.config.enabled:
+            health = self.state.health(source.id)
+            if health.disabled:
+                results.append(
+                    SourceResult(
+                        source_id=source.id, type=source.type, status="disabled",
+                        error_kind=health.last_error_kind, error=health.disabled_reason,
+                    )
+                )
+            elif force or health.next_due_at is None or health.next_due_at <= started:
+                due.append(source)
+            else:
+                not_due += 1
+        stopped = False
+        if due:
+            stopped = self._poll_sources(due, results, stop)
+        return PollReport(
+            started_at=started,
+            finished_at=self.clock(),
+            results=tuple(results),
+            not_due=not_due,
+            stopped=stopped,
+        )
+
+    def _poll_sources(
+        self,
+        due: Sequence[RssSource | TelegramSource],
+        results: list[SourceResult],
+        stop: threading.Event | None,
+    ) -> bool:
+        kafka_down: str | None = None
+        workers = max(1, min(self.config.defaults.concurrency, len(due)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="newsmon-poll") as pool:
+            futures: dict[Future[_Fetched], RssSource | TelegramSource] = {
+                pool.submit(self._fetch, self.connectors[s.id]): s for s in due
+            }
+            try:
+                for future in as_completed(futures):
+                    if stop is not None and stop.is_set():
+                        # What was fetched but not published is not marked seen either: the
+                        # next run fetches it again. Nothing is half-recorded.
+                        log.info("stop requested: %s sources left for the next run",
+                                 sum(1 for f in futures if not f.done()))
+                        return True
+                    fetched = future.result()
+                    result, kafka_down = self._record(fetched, kafka_down)
+                    results.append(result)
+            finally:
+                for future in futures:
+                    future.cancel()
+        return False
+
+    def _fetch(self, connector: Connector) -> _Fetched:
+        """Worker thread: poll, dedup, enrich. Never raises: a bug in a connector becomes an
+        error result of kind ``internal`` so one source cannot stop the others."""
+        source = connector.source
+        cursor = self.state.cursor(source.id)
+        started = time.monotonic()
+        try:
+            result = connector.poll(cursor)
+            items, new, updated, problems = _dedup(result.items, self.state, source.id)
+            items_t, enrich_problems = connector.enrich(items)
+        except Exception as exc:
+            log.exception("source %s: connector failed", source.id)
+            failure = PollResult.failed(cursor, "internal", f"{type(exc).__name__}: {exc}")
+            return _Fetched(connector, failure, (), 0, 0, ())
+        finally:
+            FETCH_SECONDS.labels(source.type).observe(time.monotonic() - started)
+        return _Fetched(
+            connector, result, items_t, new, updated,
+            result.problems + tuple(problems) + enrich_problems,
+        )
+
+    def _record(
+        self, fetched: _Fetched, kafka_down: str | None
+    ) -> tuple[SourceResult, str | None]:
+        """Calling thread: publish, then mark seen with the cursor, then health."""
+        source = fetched.connector.source
+        result = fetched.result
+        now = self.clock()
+        for problem in fetched.problems:
+            PROBLEMS.labels(source.type, problem.kind).inc()
+        if fetched.publish:
+            try:
+                if kafka_down is not None:
+                    # Kafka failed for an earlier source of this pass: do not wait out its
+                    # timeout once per source.
+                    raise PublishError(f"not attempted: {kafka_down}")
+                self.publisher.publish(fetched.publish)
+            except PublishError as exc:
+                kafka_down = kafka_down or str(exc)
+                return self._record_publish_failure(source, result, fetched, exc, now), kafka_down
+            self._publish_failures = 0
+        marks = {i.item_id: (i.revision, i.first_seen_at) for i in fetched.publish}
+        self.state.mark_seen(source.id, marks, now=now, cursor=result.cursor)
+        ITEMS.labels(source.type, "new").inc(fetched.new)
+        ITEMS.labels(source.type, "updated").inc(fetched.updated)
+        POLLS.labels(source.type, result.status).inc()
+        health = self._next_health(source, result, fetched, now)
+        self.state.save_health(health)
+        if fetched.new or fetched.updated:
+            log.info("source %s: %s new, %s updated items published", source.id, fetched.new,
+                     fetched.updated)
+        status: ResultStatus = "disabled" if health.disabled else result.status
+        return (
+            SourceResult(
+                source_id=source.id,
+                type=source.type,
+                status=status,
+                new_items=fetched.new,
+                updated_items=fetched.updated,
+                problems=len(fetched.problems),
+                http_status=result.http_status,
+                error_kind=result.error_kind,
+                error=health.disabled_reason if health.disabled else result.error,
+                next_due_at=health.next_due_at,
+            ),
+            kafka_down,
+        )
+
+    def _record_publish_failure(
+        self,
+        source: RssSource | TelegramSource,
+        result: PollResult,
+        fetched: _Fetched,
+        exc: PublishError,
+        now: datetime,
+    ) -> SourceResult:
+        """Nothing marked, the cursor not moved: the next poll fetches the same items again
+        (a 200, not a 304) and publishes them. Kafka being down is not the source's fault, so
+        its failure counts stay as they were."""
+        self._publish_failures += 1
+        delay = min(PUBLISH_RETRY_MAX_S, PUBLISH_RETRY_S * 2 ** (self._publish_failures - 1))
+        log.warning("source %s: %s items not published, retry in %.0fs: %s",
+                    source.id, len(fetched.publish), delay, exc)
+        POLLS.labels(source.type, "publish-failed").inc()
+        health = self.state.health(source.id)
+        self.state.save_health(
+            health.model_copy(
+                update={
+                    "last_poll_at": now,
+                    "last_error": f"publish: {exc}",
+                    "last_error_kind": "publish",
+                    "last_error_at": now,
+                    "next_due_at": now + timedelta(seconds=delay),
+                }
+            )
+        )
+        return SourceResult(
+            source_id=source.id,
+            type=source.type,
+            status="publish-failed",
+            new_items=0,
+            updated_items=0,
+            problems=len(fetched.problems),
+            http_status=result.http_status,
+            error_kind="publish",
+            error=str(exc),
+            next_due_at=now + timedelta(seconds=delay),
+        )
+
+    # --- scheduling -----------------------------------------------------------------------
+
+    def _jittered(self, seconds: float) -> float:
+        return seconds + self.rng.uniform(0, JITTER * seconds)
+
+    def _backoff_s(self, interval: int, failures: int) -> float:
+        """Exponential: the interval doubled per consecutive failure, capped."""
+        cap = float(self.config.defaults.max_backoff_s)
+        return min(cap, interval * 2.0 ** max(0, failures - 1))
+
+    def _next_health(
+        self,
+        source: RssSource | TelegramSource,
+        result: PollResult,
+        fetched: _Fetched,
+        now: datetime,
+    ) -> Health:
+        defaults = self.config.defaults
+        interval = self.config.interval_for(source)
+        old = self.state.health(source.id)
+        update: dict[str, object] = {
+            "last_poll_at": now,
+            "last_status": result.http_status if result.http_status is not None else
+            old.last_status,
+            "items_seen": old.items_seen + fetched.new,
+            "parse_errors": old.parse_errors + len(fetched.problems),
+        }
+        if fetched.new:
+            update["last_new_item_at"] = now
+        if result.status in ("ok", "not-modified"):
+            wait = float(interval)
+            if result.ttl_s:
+                wait = max(wait, float(min(result.ttl_s, defaults.max_ttl_s)))
+            update |= {
+                "last_success_at": now,
+                "consecutive_failures": 0,
+                "hard_failures": 0,
+            }
+        else:
+            failures = old.consecutive_failures + 1
+            hard = old.hard_failures + 1 if result.hard else old.hard_failures
+            wait = self._backoff_s(interval, failures)
+            if result.retry_after_s is not None:
+                wait = max(wait, min(result.retry_after_s, MAX_RETRY_AFTER_S))
+            update |= {
+                "last_error": result.error,
+                "last_error_kind": result.error_kind,
+                "last_error_at": now,
+                "consecutive_failures": failures,
+                "hard_failures": hard,
+            }
+            if hard >= defaults.disable_after and not old.disabled:
+                reason = (
+                    f"disabled after {hard} consecutive hard failures;"
+                    f" last: {result.error_kind}: {result.error}"
+                )
+                update |= {"disabled": True, "disabled_reason": reason}
+                log.error("source %s: %s", source.id, reason)
+        update["next_due_at"] = now + timedelta(seconds=self._jittered(wait))
+        return old.model_copy(update=update)
+
+
+__all__ = [
+    "Cursor",
+    "PollReport",
+    "Poller",
+    "SourceHealth",
+    "SourceResult",
+    "source_health",
+]
