@@ -182,6 +182,9 @@ class GroupStoriesFn(_StoreFn):
         self.index = dedup.StoryIndex()
 
     def process(self, batch: Sequence[Article]) -> Iterator[list[Placed]]:
+        # Earliest first, so within a batch the story is named after its first copy whatever
+        # order the runner delivered the copies in (live and backfill then agree).
+        batch = sorted(batch, key=lambda a: (a.first_seen_at, a.doc_id))
         fps = []
         for article in batch:
             body = f"{article.title}\n{article.text}"

@@ -1,0 +1,184 @@
+"""The pipeline on real Kafka and a real search server: batch with a crash between the writes
+and the offset commit, backfill equal to live, stream latency, story grouping."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from kafka import KafkaProducer
+
+from newsmon.pipeline.app import RunContext
+from newsmon.pipeline.config import (
+    AlertRule,
+    AlertsConfig,
+    ChannelConfig,
+    KafkaSettings,
+    SearchSettings,
+    Settings,
+)
+from newsmon.pipeline.jobs import (
+    CRASH_BEFORE_COMMIT_ENV,
+    InjectedCrash,
+    run_backfill,
+    run_kafka_batch,
+    run_kafka_stream,
+)
+from newsmon.pipeline.models import RawItem, SourceRef
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+WIRE = ("Ukrainian forces struck a military airfield in Russia's Kursk region with US-made "
+        "ATACMS missiles overnight, officials in Kyiv said, days after the White House allowed "
+        "the long-range weapons to be used against targets on Russian territory. Moscow said "
+        "air defences shot down most of the missiles and warned of a response.")
+REWRITE = ("Officials in Kyiv said Ukrainian forces struck a military airfield in Russia's Kursk "
+           "region overnight with US-made ATACMS missiles, days after the White House allowed "
+           "the long-range weapons to be used against targets on Russian territory. Moscow "
+           "claimed its air defences shot down most of the missiles.")
+TROOPS = ("France and Britain are discussing sending troops to Ukraine as part of a reassurance "
+          "force after a ceasefire, diplomats said, while Germany ruled out ground troops.")
+OTHER = ("Wheat futures fell for a third day as shipments from Black Sea ports rose to their "
+         "highest level since the spring, traders in Chicago and Paris said on Friday.")
+
+
+def items() -> list[RawItem]:
+    def make(src: str, guid: str, title: str, text: str) -> RawItem:
+        ref = SourceRef(id=src, type="rss", name=src, lang="en", country="GB")
+        return RawItem.make(source=ref, guid=guid, url=f"https://{src}.example/{guid}",
+                            title=title, summary=text, published_at=NOW, first_seen_at=NOW)
+
+    return [
+        make("wire-a", "1", "ATACMS strike on Kursk airfield", WIRE),
+        make("paper-b", "2", "Kyiv: ATACMS hit airfield in Kursk", REWRITE),
+        make("paper-b", "3", "Troops for Ukraine discussed", TROOPS),
+        make("wire-a", "4", "Grain prices fall", OTHER),
+    ]
+
+
+def ctx_for(tmp: Path, kafka: KafkaSettings, search: SearchSettings) -> RunContext:
+    settings = Settings(state_dir=tmp / "state", topics=ROOT / "config" / "topics.yaml",
+                        kafka=kafka, search=search)
+    alerts = AlertsConfig(
+        channels={"console": ChannelConfig(type="console")},
+        rules=(AlertRule(name="lrs", topic="long_range_strike"),
+               AlertRule(name="troops", topic="troop_deployment")),
+    )
+    return RunContext(settings=settings, alerts=alerts)
+
+
+def produce(kafka: KafkaSettings, payloads: Sequence[tuple[str, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    for key, value in payloads:
+        producer.send(kafka.raw_topic, key=key.encode(), value=value)
+    producer.flush()
+    producer.close()
+
+
+def hits(search: SearchSettings, kind: str) -> list[dict[str, object]]:
+    index = f"{search.index_prefix}-{kind}"
+    httpx.post(f"{search.url}/{index}/_refresh", timeout=30)
+    resp = httpx.post(f"{search.url}/{index}/_search", json={"size": 500}, timeout=30)
+    if resp.status_code == 404:
+        return []
+    resp.raise_for_status()
+    return [h["_source"] for h in resp.json()["hits"]["hits"]]
+
+
+@pytest.mark.integration
+def test_crash_between_write_and_commit_then_rerun_loses_and_duplicates_nothing(
+    tmp_path: Path, kafka_settings: KafkaSettings, search_settings: SearchSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ctx = ctx_for(tmp_path, kafka_settings, search_settings)
+    produce(kafka_settings, [(i.source.id, i.to_json()) for i in items()]
+            + [("broken-source", b"{not json")])
+
+    monkeypatch.setenv(CRASH_BEFORE_COMMIT_ENV, "1")
+    with pytest.raises(InjectedCrash):
+        run_kafka_batch(ctx)
+    monkeypatch.delenv(CRASH_BEFORE_COMMIT_ENV)
+
+    again = run_kafka_batch(ctx)
+    assert again.records == 5  # nothing was committed, so everything is read again
+    assert run_kafka_batch(ctx).records == 0  # now it was
+
+    articles = hits(search_settings, "articles")
+    assert len(articles) == 4
+    stories = {a["title"]: a["story_id"] for a in articles}
+    assert stories["ATACMS strike on Kursk airfield"] == stories[
+        "Kyiv: ATACMS hit airfield in Kursk"]
+    assert len(set(stories.values())) == 3
+    alerts = hits(search_settings, "alerts")
+    assert sorted(str(a["rule"]) for a in alerts) == ["lrs", "troops"]
+    lrs = next(a for a in alerts if a["rule"] == "lrs")
+    assert lrs["source_count"] == 2 and lrs["notified"] == ["console"]
+    dead = hits(search_settings, "dead-letters")
+    assert [(d["stage"], d["source_id"]) for d in dead] == [("decode", "broken-source")]
+
+
+@pytest.mark.integration
+def test_backfill_gives_the_same_documents_and_alerts_as_live(
+    tmp_path: Path, kafka_settings: KafkaSettings, search_settings: SearchSettings,
+) -> None:
+    live = ctx_for(tmp_path / "live", kafka_settings, search_settings)
+    produce(kafka_settings, [(i.source.id, i.to_json()) for i in items()])
+    run_kafka_batch(live)
+
+    archive = tmp_path / "archive.jsonl"
+    archive.write_bytes(b"\n".join(i.to_json() for i in items()) + b"\n")
+    replay_search = search_settings.model_copy(
+        update={"index_prefix": search_settings.index_prefix + "-bf"})
+    backfill = ctx_for(tmp_path / "bf", kafka_settings, replay_search)
+    assert run_backfill(archive, backfill) == 4
+
+    def comparable(search: SearchSettings, kind: str, drop: set[str]) -> list[dict[str, object]]:
+        return sorted(({k: v for k, v in d.items() if k not in drop} for d in hits(search, kind)),
+                      key=str)
+
+    clocks = {"indexed_at", "created_at", "updated_at"}
+    assert comparable(search_settings, "articles", clocks) == comparable(
+        replay_search, "articles", clocks)
+    assert comparable(search_settings, "alerts", clocks) == comparable(
+        replay_search, "alerts", clocks)
+    httpx.delete(f"{replay_search.url}/{replay_search.index_prefix}-*", timeout=30)
+
+
+@pytest.mark.integration
+def test_stream_mode_makes_items_searchable_within_seconds(
+    tmp_path: Path, kafka_settings: KafkaSettings, search_settings: SearchSettings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ctx = ctx_for(tmp_path, kafka_settings, search_settings)
+    produce(kafka_settings, [("warm-up", items()[3].to_json())])
+    stop = threading.Event()
+    worker = threading.Thread(target=run_kafka_stream, args=(ctx, stop),
+                              kwargs={"interval_s": 0.5}, daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not hits(search_settings, "articles") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        latencies = []
+        for item in items()[:3]:
+            started = time.monotonic()
+            produce(kafka_settings, [(item.source.id, item.to_json())])
+            while time.monotonic() - started < 60:
+                urls = {a["url"] for a in hits(search_settings, "articles")}
+                if item.url in urls:
+                    break
+                time.sleep(0.1)
+            latencies.append(time.monotonic() - started)
+    finally:
+        stop.set()
+        worker.join(timeout=120)
+    with capsys.disabled():
+        print(f"\nstream latency produce->searchable: "
+              f"{', '.join(f'{s:.2f}s' for s in latencies)}")
+    assert max(latencies) < 60
