@@ -108,9 +108,17 @@ class AddressGuard:
     private address would otherwise let the connect pick the private one.
     """
 
-    def __init__(self, *, allow_private: bool = False, resolver: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private: bool = False,
+        resolver: Resolver | None = None,
+        is_allowed: Callable[[str], bool] = is_public_address,
+    ) -> None:
         self.allow_private = allow_private
         self._resolve = resolver or _system_resolver
+        # Injectable so tests can treat one loopback address as "public" and serve on it.
+        self._is_allowed = is_allowed
 
     def vetted_addresses(self, host: str, port: int) -> list[str]:
         """The addresses to connect to; raises :class:`BlockedAddressError` or, when the name
@@ -122,7 +130,7 @@ class AddressGuard:
         if not addresses:
             raise FetchError("dns", f"cannot resolve {host}: no addresses", hard=True)
         if not self.allow_private:
-            blocked = [a for a in addresses if not is_public_address(a)]
+            blocked = [a for a in addresses if not self._is_allowed(a)]
             if blocked:
                 raise BlockedAddressError(
                     f"{host} resolves to non-public address(es) {', '.join(blocked)}"
