@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from newsmon.connectors.http import (
     USER_AGENT,
     AddressGuard,
@@ -18,6 +17,7 @@ from newsmon.connectors.http import (
     is_public_address,
     parse_retry_after,
 )
+
 from tests.connectors.server import Reply, Request, serve
 
 LOOPBACK = "127.0.0.1"
@@ -125,7 +125,7 @@ def test_sends_a_user_agent_naming_newsmon_and_decodes_gzip() -> None:
         response = client.get(server.url("/feed"))
         request = server.requests[0]
     assert response.content == body
-    assert "newsmon" in request.headers["user-agent"] and request.headers["user-agent"] == USER_AGENT
+    assert request.headers["user-agent"] == USER_AGENT and "newsmon" in USER_AGENT
     assert "gzip" in request.headers["accept-encoding"]
 
 
@@ -133,7 +133,8 @@ def test_conditional_get_sends_the_validators_and_returns_304() -> None:
     def conditional(request: Request) -> Reply:
         if request.headers.get("if-none-match") == '"v1"':
             return Reply(status=304, headers={"ETag": '"v1"'})
-        return Reply(b"<rss/>", headers={"ETag": '"v1"', "Last-Modified": "Mon, 25 Nov 2024 10:00:00 GMT"})
+        validators = {"ETag": '"v1"', "Last-Modified": "Mon, 25 Nov 2024 10:00:00 GMT"}
+        return Reply(b"<rss/>", headers=validators)
 
     with serve() as server, HttpClient() as client:
         server.route("/feed", conditional)
