@@ -114,6 +114,11 @@ def strip_trailing_boilerplate(text: str) -> str:
     return "\n".join(paragraphs[:end])
 
 
+#: Below this, what the extractor found is a menu or a teaser, not an article (trafilatura's
+#: fallbacks return whatever text a page has); the feed's own summary is then the better text.
+MIN_ARTICLE_CHARS = 200
+
+
 def extract_article(html: str | bytes, url: str) -> str | None:
     """The main text of an article page (trafilatura, precision over recall: navigation,
     related links and comments are left out), minus trailing boilerplate; None when nothing
@@ -132,4 +137,4 @@ def extract_article(html: str | bytes, url: str) -> str | None:
     if not text:
         return None
     text = strip_trailing_boilerplate(clean_text(text))
-    return text or None
+    return text if len(text) >= MIN_ARTICLE_CHARS else None

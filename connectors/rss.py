@@ -161,9 +161,11 @@ def parse_feed(
         )
         parts = [_text(c, c.get("value", "")) for c in entry.get("content") or []]
         content_text = strip_trailing_boilerplate("\n\n".join(p for p in parts if p))
-        if content_text == summary:
-            content_text = ""
-        link = canonical_url(entry.get("link", "")) if entry.get("link") else ""
+        if content_text and content_text == summary:
+            summary = ""  # feedparser copies an Atom <content> into summary when there is none
+        link = canonical_url(str(entry.get("link") or ""))
+        if not link.startswith(("http://", "https://")):
+            link = ""  # feedparser copies an Atom id such as "urn:..." into link
         guid = str(entry.get("id") or "").strip()
         if not (title or summary or content_text or link):
             problems.append(Problem(kind="empty-entry", message=f"entry {index} has no text"))

@@ -1,0 +1,98 @@
+"""feeds.yaml: typed sources, errors that name the file and key, and the shipped starter list."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from newsmon.connectors.sources import FeedsConfig, RssSource, TelegramSource, load_sources
+from newsmon.pipeline.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+RSS = {"id": "bbc-world", "type": "rss", "url": "https://feeds.bbci.co.uk/news/world/rss.xml",
+       "name": "BBC World", "lang": "en", "country": "gb"}
+TG = {"id": "tg-example", "type": "telegram", "channel": "@example_news", "name": "Example",
+      "lang": "uk", "country": "UA"}
+
+
+def test_sources_load_as_typed_models(tmp_path: Path) -> None:
+    config = load_sources(write(tmp_path, {"defaults": {"interval_s": 600}, "sources": [RSS, TG]}))
+    rss, tg = config.sources
+    assert isinstance(rss, RssSource) and isinstance(tg, TelegramSource)
+    assert rss.country == "GB" and tg.channel == "example_news"
+    assert tg.location == "https://t.me/s/example_news"
+    assert config.interval_for(rss) == 600 and config.interval_for(tg) == 300
+    assert rss.ref().model_dump() == {"id": "bbc-world", "type": "rss", "name": "BBC World",
+                                      "lang": "en", "country": "GB"}
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"id": "BBC World"}, "sources.0.rss.id"),
+        ({"lang": "English"}, "sources.0.rss.lang"),
+        ({"country": "Britain"}, "sources.0.rss.country"),
+        ({"url": "ftp://x.example/feed"}, "sources.0.rss.url"),
+        ({"colour": "red"}, "sources.0.rss.colour"),
+        ({"type": "fax"}, "sources.0"),
+    ],
+)
+def test_errors_name_the_file_and_the_key(tmp_path: Path, change: dict[str, str], key: str) -> None:
+    path = write(tmp_path, {"sources": [{**RSS, **change}]})
+    with pytest.raises(ConfigError) as info:
+        load_sources(path)
+    assert str(info.value).startswith(f"{path}: {key}")
+
+
+def test_ids_are_unique(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"sources\.1\.id: duplicate id 'bbc-world'"):
+        load_sources(write(tmp_path, {"sources": [RSS, {**RSS, "url": "https://x.example/f"}]}))
+
+
+def test_no_source_is_polled_more_often_than_the_politeness_floor(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"sources\.0\.interval_s: 10 is below"):
+        load_sources(write(tmp_path, {"sources": [{**TG, "interval_s": 10}]}))
+
+
+def test_relative_file_urls_resolve_against_the_feeds_file(tmp_path: Path) -> None:
+    (tmp_path / "feeds").mkdir()
+    config = load_sources(write(tmp_path, {"sources": [{**RSS, "url": "file:feeds/a.xml"}]}))
+    assert config.sources[0].url == (tmp_path / "feeds" / "a.xml").as_uri()  # type: ignore[union-attr]
+
+
+def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_sources(tmp_path / "nope.yaml")
+
+
+def test_the_shipped_starter_list() -> None:
+    config = load_sources(ROOT / "config" / "feeds.yaml")
+    kinds = Counter(s.type for s in config.sources)
+    assert kinds["rss"] >= 40 and kinds["telegram"] >= 15
+    languages = {s.lang for s in config.sources}
+    assert {"en", "de", "fr", "ru", "uk", "pl", "it", "es"} <= languages
+    assert all(s.lang and s.country for s in config.sources)
+    assert all(
+        s.url.startswith("https://") or s.url.startswith("http://")
+        for s in config.sources if isinstance(s, RssSource)
+    )
+    # across the spectrum: wires, broadcasters, ministries, think tanks, state media
+    assert {"wire", "broadcaster", "ministry", "think-tank", "state-media"} <= {
+        s.kind for s in config.sources
+    }
+    state_media_countries = {s.country for s in config.sources if s.kind == "state-media"}
+    assert {"RU", "UA"} <= state_media_countries or {"RU"} <= state_media_countries
+
+
+def test_an_empty_config_is_valid() -> None:
+    assert FeedsConfig().sources == ()

@@ -1,0 +1,60 @@
+"""The SQLite state: cursors, seen marks and health survive a reopen."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from newsmon.connectors.state import Cursor, Health, StateStore
+
+NOW = datetime(2024, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def test_state_survives_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "connectors.sqlite"
+    with StateStore(path) as store:
+        store.mark_seen("feed-a", {"i1": ("r1", NOW)}, now=NOW,
+                        cursor=Cursor(etag='"e"', last_modified="lm"))
+        store.save_health(Health(source_id="feed-a", items_seen=1, last_success_at=NOW,
+                                 next_due_at=NOW, disabled=True, disabled_reason="gone"))
+    with StateStore(path) as store:
+        assert store.cursor("feed-a") == Cursor(etag='"e"', last_modified="lm")
+        seen = store.seen_revisions("feed-a", ["i1", "i2"])
+        assert list(seen) == ["i1"] and seen["i1"].revision == "r1"
+        assert seen["i1"].first_seen_at == NOW
+        health = store.health("feed-a")
+        assert health.items_seen == 1 and health.last_success_at == NOW and health.disabled
+        assert store.all_health() == {"feed-a": health}
+
+
+def test_seen_marks_are_per_source_and_keep_the_first_seen_time(tmp_path: Path) -> None:
+    later = datetime(2024, 11, 26, tzinfo=UTC)
+    with StateStore(tmp_path / "s.sqlite") as store:
+        store.mark_seen("a", {"i1": ("r1", NOW)}, now=NOW)
+        store.mark_seen("a", {"i1": ("r2", later)}, now=later)
+        assert store.seen_revisions("a", ["i1"])["i1"].revision == "r2"
+        assert store.seen_revisions("a", ["i1"])["i1"].first_seen_at == NOW
+        assert store.seen_revisions("b", ["i1"]) == {}
+
+
+def test_many_ids_are_looked_up_in_slices(tmp_path: Path) -> None:
+    ids = {f"i{n}": ("r", NOW) for n in range(2_000)}
+    with StateStore(tmp_path / "s.sqlite") as store:
+        store.mark_seen("a", ids, now=NOW)
+        assert len(store.seen_revisions("a", [*ids, "other"])) == 2_000
+        assert store.seen_count("a") == 2_000
+
+
+def test_unknown_sources_have_empty_state(tmp_path: Path) -> None:
+    with StateStore(tmp_path / "s.sqlite") as store:
+        assert store.cursor("x") == Cursor()
+        assert store.health("x") == Health(source_id="x")
+
+
+def test_enable_clears_the_disabled_flag(tmp_path: Path) -> None:
+    with StateStore(tmp_path / "s.sqlite") as store:
+        store.save_health(Health(source_id="x", disabled=True, disabled_reason="404",
+                                 hard_failures=5, next_due_at=NOW))
+        store.enable("x")
+        health = store.health("x")
+    assert not health.disabled and health.hard_failures == 0 and health.next_due_at is None
