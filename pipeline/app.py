@@ -58,7 +58,9 @@ class Placed:
     duplicate_of: str | None
 
 
-def _dead(stage: Any, error: BaseException | str, source_id: str, payload: str) -> TaggedOutput[str, DeadLetter]:
+def _dead(
+    stage: Any, error: BaseException | str, source_id: str, payload: str
+) -> TaggedOutput[str, DeadLetter]:
     Metrics.counter(NAMESPACE, f"dead_letters_{stage}").inc()
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     log.warning("dead letter at %s from source %s: %s", stage, source_id, message)
@@ -82,7 +84,7 @@ class _StoreFn(beam.DoFn):
         if self.store is not None:
             self.store.close()
 
-    @property
+    # A method, not a property: Beam inspects DoFn attributes with getattr() before setup().
     def db(self) -> DocumentStore:
         assert self.store is not None, "setup() not called"
         return self.store
@@ -197,13 +199,13 @@ class GroupStoriesFn(_StoreFn):
                     first_seen=article.first_seen_at.isoformat(),
                 )
             )
-        known = {doc["doc_id"]: doc for doc in self.db.find_terms(
+        known = {doc["doc_id"]: doc for doc in self.db().find_terms(
             "articles", "doc_id", [fp.doc_id for fp in fps], size=len(fps))}
         bands = sorted({b for fp in fps for b in fp.bands})
         stored = [
             _fingerprint_of_doc(d)
-            for d in self.db.find_terms("articles", "lsh_bands", bands, size=500)
-            + self.db.find_terms("articles", "text_hash", [fp.text_hash for fp in fps], 500)
+            for d in self.db().find_terms("articles", "lsh_bands", bands, size=500)
+            + self.db().find_terms("articles", "text_hash", [fp.text_hash for fp in fps], 500)
         ]
         out = []
         for article, fp in zip(batch, fps, strict=True):
@@ -239,7 +241,7 @@ class WriteDocumentsFn(_StoreFn):
         docs = {
             p.article.doc_id: article_document(p, now) for p in batch if p.duplicate_of is None
         }
-        failures = {f.doc_id: f for f in self.db.bulk_write("articles", list(docs.items()))}
+        failures = {f.doc_id: f for f in self.db().bulk_write("articles", list(docs.items()))}
         Metrics.counter(NAMESPACE, "documents_written").inc(len(docs) - len(failures))
         Metrics.counter(NAMESPACE, "exact_copies").inc(len(batch) - len(docs))
         for doc_id, failure in failures.items():
@@ -275,11 +277,11 @@ class EvaluateAlertsFn(_StoreFn):
         self, rule: Any, article: Article, match: Any, now: datetime
     ) -> AlertEvent | None:
         fresh = alerting.new_alert(rule, article, match, now)
-        if self.db.create("alerts", fresh.alert_id, alerting.alert_document(fresh)):
+        if self.db().create("alerts", fresh.alert_id, alerting.alert_document(fresh)):
             Metrics.counter(NAMESPACE, "alerts_created").inc()
             return AlertEvent(fresh, tuple(rule.channels))
         for _ in range(10):
-            current = self.db.get("alerts", fresh.alert_id)
+            current = self.db().get("alerts", fresh.alert_id)
             if current is None:  # deleted meanwhile by an operator: nothing to merge into
                 return None
             existing, notified = alerting.alert_from_document(current.source)
@@ -288,7 +290,7 @@ class EvaluateAlertsFn(_StoreFn):
             if merged is None:
                 return AlertEvent(existing, pending) if pending else None
             doc = alerting.alert_document(merged, notified)
-            if self.db.replace_if("alerts", fresh.alert_id, doc, current.version):
+            if self.db().replace_if("alerts", fresh.alert_id, doc, current.version):
                 Metrics.counter(NAMESPACE, "alerts_updated").inc()
                 return AlertEvent(merged, pending) if pending else None
         raise RuntimeError(f"alert {fresh.alert_id}: too many concurrent updates")
@@ -329,12 +331,12 @@ class NotifyChannelsFn(_StoreFn):
 
     def _record(self, alert_id: str, reached: Iterable[str]) -> None:
         for _ in range(10):
-            current = self.db.get("alerts", alert_id)
+            current = self.db().get("alerts", alert_id)
             if current is None:
                 return
             doc = dict(current.source)
             doc["notified"] = sorted({*doc.get("notified", ()), *reached})
-            if self.db.replace_if("alerts", alert_id, doc, current.version):
+            if self.db().replace_if("alerts", alert_id, doc, current.version):
                 return
 
 
@@ -357,7 +359,7 @@ class WriteDeadLettersFn(_StoreFn):
 
     def process(self, batch: Sequence[DeadLetter]) -> Iterator[int]:
         docs = [(dl.dl_id, dl.model_dump(mode="json") | {"replayed": False}) for dl in batch]
-        failures = self.db.bulk_write("dead-letters", docs)
+        failures = self.db().bulk_write("dead-letters", docs)
         if failures:
             raise RuntimeError(f"dead-letter index rejected {len(failures)}: {failures[0]}")
         if self.producer is not None:

@@ -80,7 +80,14 @@ def _sources(settings: Settings) -> Any:
 
 def _context(settings: Settings, *, kafka_dead_letters: bool = False) -> Any:
     from .app import RunContext
+    from .rules import load_rules
 
+    # Validated here, once, so a bad rule file is one clear line and exit 2 rather than a
+    # worker traceback from inside the pipeline.
+    try:
+        load_rules(settings.topics)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from exc
     return RunContext(settings=settings, alerts=_alerts(settings),
                       dead_letters_to_kafka=kafka_dead_letters)
 
@@ -307,18 +314,22 @@ def run(
     server are needed: items go straight to the pipeline, documents to a local SQLite store,
     alerts to the console. Otherwise items go through Kafka to the search server.
     """
-    from newsmon.connectors.publisher import KafkaPublisher, ListPublisher
+    from newsmon.connectors.publisher import KafkaPublisher
 
+    from .embedded import SpoolPublisher
     from .io_search import open_store
-    from .jobs import run_items, run_kafka_batch
+    from .jobs import run_backfill, run_kafka_batch
 
     settings = _settings(DEMO_CONFIG if demo else config)
     ctx = _context(settings)
     if settings.search.backend == "embedded":
-        publisher = ListPublisher()
-        report = _poller(settings, publisher).poll_once(force=demo)
+        spool = SpoolPublisher(settings.state_dir)
+        report = _poller(settings, spool).poll_once(force=demo)
         typer.echo(report.summary())
-        n = run_items(publisher.items, ctx)
+        n = 0
+        while (claimed := spool.claim()) is not None:
+            n += run_backfill(claimed, ctx, progress=False)
+            spool.done(claimed)
         store = open_store(settings.search, settings.state_dir)
         typer.echo(
             f"processed {n} new items; store {settings.state_dir / 'documents.sqlite'} holds "

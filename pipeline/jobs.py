@@ -25,7 +25,6 @@ from .io_kafka import (
     snapshot_ranges,
 )
 from .io_search import open_store
-from .models import RawItem
 
 log = logging.getLogger(__name__)
 
@@ -76,23 +75,6 @@ def run_kafka_batch(
     return summary
 
 
-def run_items(
-    items: Sequence[RawItem],
-    ctx: RunContext,
-    *,
-    runner: str = "FnApiRunner",
-    extra_options: Sequence[str] = (),
-) -> int:
-    """Run items handed over in memory (the embedded default) through the same stages."""
-    if not items:
-        return 0
-    open_store(ctx.settings.search, ctx.settings.state_dir).setup()
-    records = [RawRecord(i.source.id, i.to_json(), f"memory/{i.item_id}") for i in items]
-    with beam.Pipeline(options=pipeline_options(runner, extra_options)) as p:
-        build_pipeline(p | "ReadRawItems" >> beam.Create(records), ctx)
-    return len(records)
-
-
 def read_archive(path: Path) -> Iterator[RawRecord]:
     """Lines of a connector archive (one RawItem JSON per line) as records.
 
@@ -135,6 +117,7 @@ def run_backfill(
     *,
     runner: str = "FnApiRunner",
     extra_options: Sequence[str] = (),
+    progress: bool = True,
 ) -> int:
     """Reprocess an archive with the current rules, through the same stages as a live run.
 
@@ -142,13 +125,15 @@ def run_backfill(
     alert that a live run already delivered is not delivered again.
     """
     records = list(read_archive(path))
+    if not records:
+        return 0
     open_store(ctx.settings.search, ctx.settings.state_dir).setup()
     with beam.Pipeline(options=pipeline_options(runner, extra_options)) as p:
-        stream = (
-            p
-            | "ReadArchive" >> beam.Create(records)
-            | "ShowProgress" >> beam.ParDo(ShowProgressFn(len(records), "backfill"))
-        )
+        stream = p | "ReadArchive" >> beam.Create(records)
+        if progress:
+            stream = stream | "ShowProgress" >> beam.ParDo(
+                ShowProgressFn(len(records), "backfill")
+            )
         build_pipeline(stream, ctx)
     return len(records)
 
