@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Small stdlib-only helpers for deploy/local/services.sh.
+
+helpers.py freeport [--count N] [--prefer P ...] [--exclude P ...] [--min LO --max HI]
+    Print N distinct TCP ports that are free on 127.0.0.1, one per line.  Preferred
+    ports are taken first when free; otherwise the OS picks (port 0), or, with
+    --min/--max, a random free port in that inclusive range.
+helpers.py kafka-ping HOST:PORT [--timeout S]
+    Send a real Kafka ApiVersions (v0) request; exit 0 if the broker answers
+    with error code 0 and a non-empty API list, else print why and exit 1.
+helpers.py cluster-id
+    Print a fresh 22-character KRaft cluster id (URL-safe base64 of a UUID, not starting with "-").
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import random
+import socket
+import struct
+import sys
+import uuid
+
+HOST = "127.0.0.1"
+
+
+def _try_bind(port: int) -> socket.socket | None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, port))
+        s.listen(1)
+    except OSError:
+        s.close()
+        return None
+    return s
+
+
+def freeport(
+    count: int, prefer: list[int], exclude: set[int], lo: int | None, hi: int | None
+) -> list[int]:
+    # Keep every chosen port bound until all are chosen, so that they are distinct.
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        for p in prefer:
+            if len(ports) >= count:
+                break
+            if p in exclude or p in ports or (lo is not None and not lo <= p <= hi):  # type: ignore[operator]
+                continue
+            s = _try_bind(p)
+            if s is not None:
+                held.append(s)
+                ports.append(p)
+        if lo is not None:
+            candidates = [p for p in range(lo, hi + 1) if p not in exclude and p not in ports]  # type: ignore[operator]
+            random.shuffle(candidates)
+            for p in candidates:
+                if len(ports) >= count:
+                    break
+                s = _try_bind(p)
+                if s is not None:
+                    held.append(s)
+                    ports.append(p)
+        else:
+            tries = 0
+            while len(ports) < count and tries < 100:
+                tries += 1
+                s = _try_bind(0)
+                if s is None:
+                    continue
+                p = s.getsockname()[1]
+                if p in exclude or p in ports:
+                    s.close()
+                    continue
+                held.append(s)
+                ports.append(p)
+    finally:
+        for s in held:
+            s.close()
+    if len(ports) < count:
+        raise SystemExit(f"freeport: could only find {len(ports)} of {count} free ports")
+    return ports
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed by broker")
+        buf += chunk
+    return buf
+
+
+def kafka_ping(address: str, timeout: float) -> int:
+    host, _, port = address.rpartition(":")
+    client_id = b"newsmon-services-probe"
+    # Request header v1: api_key=18 (ApiVersions), api_version=0, correlation_id, client_id.
+    # ApiVersions v0 has an empty body.
+    body = struct.pack(">hhih", 18, 0, 4242, len(client_id)) + client_id
+    try:
+        with socket.create_connection((host or HOST, int(port)), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(struct.pack(">i", len(body)) + body)
+            (size,) = struct.unpack(">i", _recv_exact(s, 4))
+            data = _recv_exact(s, size)
+    except (OSError, ConnectionError) as exc:
+        print(f"kafka-ping {address}: {exc}", file=sys.stderr)
+        return 1
+    corr, err, n_apis = struct.unpack(">ihi", data[:10])
+    if corr != 4242 or err != 0 or n_apis <= 0:
+        print(
+            f"kafka-ping {address}: correlation={corr} error_code={err} apis={n_apis}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="helpers.py")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    fp = sub.add_parser("freeport")
+    fp.add_argument("--count", type=int, default=1)
+    fp.add_argument("--prefer", type=int, nargs="*", default=[])
+    fp.add_argument("--exclude", type=int, nargs="*", default=[])
+    fp.add_argument("--min", type=int)
+    fp.add_argument("--max", type=int)
+    kp = sub.add_parser("kafka-ping")
+    kp.add_argument("address")
+    kp.add_argument("--timeout", type=float, default=3.0)
+    sub.add_parser("cluster-id")
+    a = ap.parse_args(argv)
+    if a.cmd == "freeport":
+        if (a.min is None) != (a.max is None):
+            ap.error("--min and --max go together")
+        for p in freeport(a.count, a.prefer, set(a.exclude), a.min, a.max):
+            print(p)
+        return 0
+    if a.cmd == "kafka-ping":
+        return kafka_ping(a.address, a.timeout)
+    if a.cmd == "cluster-id":
+        while (
+            True
+        ):  # like Kafka's Uuid.randomUuid(): never starts with "-" (it would read as an option)
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            if not cid.startswith("-"):
+                print(cid)
+                return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

