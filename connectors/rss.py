@@ -145,7 +145,9 @@ def parse_feed(
             )
             log.info("source %s: undeclared encoding, read as %s", source.id, guessed)
             encoding, exc = guessed, parsed.get("bozo_exception")
-    if parsed.get("bozo") and exc is not None:
+    # A wrong or missing Content-Type (text/html, none) says nothing about the document, and
+    # many healthy feeds have one; counting it would bury the real parse errors.
+    if parsed.get("bozo") and exc is not None and not isinstance(exc, feedparser.NonXMLContentType):
         problems.append(Problem(kind="bozo", message=f"{type(exc).__name__}: {exc}"))
     entries = parsed.get("entries") or []
     if not parsed.get("version") and not entries:
