@@ -347,6 +347,47 @@ def run(
     typer.echo(f"processed {summary.records} records; offsets committed")
 
 
+# --- dead letters ----------------------------------------------------------------------
+
+
+@app.command()
+def deadletters(
+    config: ConfigOpt = None,
+    stage: Annotated[str | None, typer.Option(help="Only this stage (decode, normalize, ...).")] = (
+        None
+    ),
+    replay: Annotated[
+        bool, typer.Option("--replay", help="Run them through the pipeline again (after a fix).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List the items no stage could handle, with stage, source and error; replay them."""
+    from . import deadletters as dl
+    from .io_search import open_store
+    from .jobs import run_records
+
+    settings = _settings(config)
+    store = open_store(settings.search, settings.state_dir)
+    letters = dl.pending(store, stage)
+    if not replay:
+        for letter in letters:
+            if as_json:
+                typer.echo(letter.model_dump_json())
+            else:
+                typer.echo(f"{letter.created_at:%Y-%m-%d %H:%M} {letter.stage:<9} "
+                           f"{letter.source_id:<24} {letter.error[:120]}")
+        typer.echo(f"{len(letters)} dead letters pending", err=True)
+        return
+    dl.mark(store, letters, replayed=True)
+    try:
+        run_records([dl.as_record(letter) for letter in letters], _context(settings))
+    except BaseException:
+        dl.mark(store, letters, replayed=False)
+        raise
+    store.refresh("dead-letters")
+    typer.echo(f"replayed {len(letters)}; {len(dl.pending(store, stage))} still pending")
+
+
 # --- detection ------------------------------------------------------------------------
 
 

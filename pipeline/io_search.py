@@ -408,13 +408,18 @@ class SqliteStore:
 
 
 #: Fields the embedded store can look up by value (the keyword fields the pipeline queries).
-_LOOKUP_FIELDS = ("story_id", "text_hash", "lsh_bands", "doc_id", "url", "topic_names", "rule")
+_LOOKUP_FIELDS = (
+    "story_id", "text_hash", "lsh_bands", "doc_id", "url", "topic_names", "rule", "replayed"
+)
 
 
 def _keyword_values(doc: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
     for field in _LOOKUP_FIELDS:
         value = doc.get(field)
-        if isinstance(value, list | tuple):
+        if isinstance(value, bool):
+            # Stored as the search servers render booleans in a terms query.
+            yield field, "true" if value else "false"
+        elif isinstance(value, list | tuple):
             for v in value:
                 yield field, v
         elif value is not None:

@@ -75,6 +75,22 @@ def run_kafka_batch(
     return summary
 
 
+def run_records(
+    records: Sequence[RawRecord],
+    ctx: RunContext,
+    *,
+    runner: str = "FnApiRunner",
+    extra_options: Sequence[str] = (),
+) -> int:
+    """Run records already in memory (dead-letter replay) through the same stages."""
+    if not records:
+        return 0
+    open_store(ctx.settings.search, ctx.settings.state_dir).setup()
+    with beam.Pipeline(options=pipeline_options(runner, extra_options)) as p:
+        build_pipeline(p | "ReadRawItems" >> beam.Create(list(records)), ctx)
+    return len(records)
+
+
 def read_archive(path: Path) -> Iterator[RawRecord]:
     """Lines of a connector archive (one RawItem JSON per line) as records.
 
