@@ -1,0 +1,692 @@
+"""The topic-rule language and its matcher: weighted multilingual terms, proximity, a threshold.
+
+Analysts know the model from the Europe Media Monitor's category definitions. A rule file
+(``config/topics.yaml``, validated into the models below) has three parts:
+
+``groups``
+    Named concepts (``TROOPS``, ``DEPLOY``, ``UKRAINE``, ``LONG_RANGE_WEAPON``, ...). Each lists
+    terms per language (``en``, ``de``, ...; ``any`` for names written alike everywhere), either
+    as a list (weight 1) or as a mapping ``term: weight``. A group is an OR of its terms.
+
+``topics``
+    Each topic has ``rules``, optional ``exclude`` contexts, optional ``attributes`` and a
+    ``threshold``. A rule is anchored on a group: every hit of an ``anchor`` group is checked
+    for ``with`` clauses (AND; a clause is a group or ``any: [groups]``, an OR) and ``without``
+    clauses (NOT), each within a distance of the anchor: ``N words``, ``sentence`` (the same
+    sentence), ``N sentences`` (a window of N consecutive sentences) or ``article``. A firing
+    scores ``rule.weight * min(term weights involved)``; a rule fires at most once per sentence
+    and at most ``max_count`` times. The topic score is the sum over its rules, and the topic is
+    reported when the score reaches ``threshold``. An ``exclude`` context drops hits of some
+    groups near a hit of another (Tomahawk near Houthis or Yemen; troops next to "to Poland").
+
+``entities``
+    Canonical names (weapon systems, countries, leaders) with their terms; reported whenever seen.
+
+Term syntax (written in any case and with or without accents; it is normalized like the text):
+
+- ``troops`` a whole word; ``boots on the ground`` an exact phrase (hyphens count as spaces);
+- ``войск*`` a prefix: the word may continue (``войска``, ``войсками``);
+- ``*truppen`` a suffix: the word may start earlier (German compounds: ``Bodentruppen``);
+- ``*flugkorper*`` anywhere inside a word;
+- ``=US`` case-sensitive: matches ``US`` but not the pronoun ``us``.
+
+Matching is one Aho-Corasick pass (pyahocorasick) over the normalized text of the whole rule
+set (all topics, all languages, entities), built once per ``Classifier``. Terms of every language
+apply to every article (``match_all_languages: true``, the default) because language detection
+on short or mixed texts is unreliable and the terms of different languages rarely collide.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, NamedTuple
+
+import ahocorasick
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from newsmon.pipeline.config import ConfigError, read_yaml, validate
+from newsmon.pipeline.models import Classification, Entity, Evidence, TopicMatch
+from newsmon.pipeline.text import NormalizedText, is_word_char, normalize, sentence_starts
+
+__all__ = [
+    "Classifier",
+    "Clause",
+    "EntityDef",
+    "Exclusion",
+    "GroupDef",
+    "Near",
+    "Rule",
+    "RuleSet",
+    "TopicDef",
+    "load_rules",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+# --- the rule file ---------------------------------------------------------------------------
+
+_NEAR_RE = re.compile(r"^\s*(?:(\d+)\s+)?(words?|sentences?|article)\s*$")
+
+
+def _parse_near(value: Any) -> Any:
+    """``"sentence"``, ``"2 sentences"``, ``"8 words"``, ``"article"`` or ``8`` (words)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"unit": "words", "size": value}
+    if not isinstance(value, str):
+        return value
+    match = _NEAR_RE.match(value)
+    if match is None:
+        raise ValueError(
+            f"{value!r} is not a distance: use 'N words', 'sentence', 'N sentences' or 'article'"
+        )
+    size, unit = match.groups()
+    unit = {"word": "words", "sentence": "sentences"}.get(unit, unit)
+    if unit == "words" and size is None:
+        raise ValueError(f"{value!r}: say how many words, e.g. '8 words'")
+    return {"unit": unit, "size": int(size or 1)}
+
+
+class Near(_Model):
+    """How far a clause's hit may be from the anchor hit."""
+
+    unit: Literal["words", "sentences", "article"]
+    size: int = Field(default=1, ge=0)
+
+    def __str__(self) -> str:
+        if self.unit == "article":
+            return "article"
+        if self.unit == "sentences" and self.size == 1:
+            return "sentence"
+        return f"{self.size} {self.unit}"
+
+
+NearSpec = Annotated[Near, BeforeValidator(_parse_near)]
+SAME_SENTENCE = Near(unit="sentences", size=1)
+
+_LANG_RE = re.compile(r"^(?:[a-z]{2,3}|any)$")
+
+
+def _check_term(term: str) -> str:
+    body = term[1:] if term.startswith("=") else term
+    core = body.strip("*")
+    if "*" in core:
+        raise ValueError(f"term {term!r}: '*' only at the start or end of a term")
+    if not normalize(core).text.strip():
+        raise ValueError(f"term {term!r} is empty once normalized")
+    if term.startswith("=") and body != core:
+        raise ValueError(f"term {term!r}: a case-sensitive term cannot have wildcards")
+    return term
+
+
+def _check_lang(lang: str) -> str:
+    if not _LANG_RE.match(lang):
+        raise ValueError(f"{lang!r} is not a language code (two or three lower-case letters, or 'any')")
+    return lang
+
+
+def _terms_as_mapping(value: Any) -> Any:
+    """A plain list of terms means weight 1 each."""
+    if isinstance(value, list | tuple):
+        return {term: 1.0 for term in value}
+    return value
+
+
+TermStr = Annotated[str, BeforeValidator(lambda v: _check_term(v) if isinstance(v, str) else v)]
+LangCode = Annotated[str, BeforeValidator(lambda v: _check_lang(v) if isinstance(v, str) else v)]
+TermWeights = Annotated[
+    dict[TermStr, Annotated[float, Field(gt=0)]], BeforeValidator(_terms_as_mapping)
+]
+
+
+class GroupDef(_Model):
+    """A concept: an OR over weighted terms in several languages."""
+
+    doc: str = ""
+    terms: dict[LangCode, TermWeights] = Field(min_length=1)
+
+
+def _clause_from_str(value: Any) -> Any:
+    return {"group": value} if isinstance(value, str) else value
+
+
+class Clause(_Model):
+    """One condition of a rule: a group (or any of several) within ``near`` of the anchor."""
+
+    group: str | None = None
+    any: tuple[str, ...] = ()
+    #: Defaults to the rule's ``near``.
+    near: NearSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Clause:
+        if (self.group is None) == (not self.any):
+            raise ValueError("give exactly one of 'group' or 'any'")
+        return self
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return (self.group,) if self.group is not None else self.any
+
+
+ClauseSpec = Annotated[Clause, BeforeValidator(_clause_from_str)]
+
+
+def _as_tuple(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+GroupNames = Annotated[tuple[str, ...], BeforeValidator(_as_tuple), Field(min_length=1)]
+
+
+class Rule(_Model):
+    """Anchor AND every ``with`` clause AND NOT any ``without`` clause, near the anchor."""
+
+    id: str
+    doc: str = ""
+    anchor: GroupNames
+    with_: tuple[ClauseSpec, ...] = Field(default=(), alias="with")
+    without: tuple[ClauseSpec, ...] = ()
+    near: NearSpec = SAME_SENTENCE
+    weight: float = Field(default=1.0, gt=0)
+    max_count: int = Field(default=3, ge=1)
+
+
+class Exclusion(_Model):
+    """Hits of ``drops`` groups within ``near`` of a ``context`` hit do not count for the topic."""
+
+    doc: str = ""
+    context: GroupNames
+    drops: GroupNames
+    near: NearSpec = SAME_SENTENCE
+
+
+class AttributeDef(_Model):
+    """An event attribute: the first one whose groups have a hit in a sentence that fired."""
+
+    value: str
+    any: GroupNames
+    doc: str = ""
+
+
+class TopicDef(_Model):
+    doc: str = ""
+    threshold: float = Field(default=1.0, gt=0)
+    rules: tuple[Rule, ...] = Field(min_length=1)
+    exclude: tuple[Exclusion, ...] = ()
+    attributes: tuple[AttributeDef, ...] = ()
+
+
+class EntityDef(_Model):
+    name: str
+    kind: Literal["weapon", "country", "leader", "organisation"]
+    terms: dict[LangCode, TermWeights] = Field(min_length=1)
+
+
+class RuleSet(_Model):
+    """The whole rule file, as validated. Build a ``Classifier`` from it to match."""
+
+    version: Literal[1] = 1
+    #: The languages the file claims to cover (documentation and a completeness check).
+    languages: tuple[LangCode, ...] = ()
+    match_all_languages: bool = True
+    #: At most this many evidence spans per topic (the strongest firings first).
+    max_evidence: int = Field(default=12, ge=1)
+    groups: dict[str, GroupDef] = Field(min_length=1)
+    topics: dict[str, TopicDef] = Field(min_length=1)
+    entities: tuple[EntityDef, ...] = ()
+
+
+def reference_problems(rules: RuleSet) -> list[str]:
+    """Dotted keys that name a group the file does not define, one problem per line."""
+    known = set(rules.groups)
+    problems: list[str] = []
+
+    def check(key: str, names: Iterable[str]) -> None:
+        problems.extend(f"{key}: unknown group {name!r}" for name in names if name not in known)
+
+    for t_name, topic in rules.topics.items():
+        base = f"topics.{t_name}"
+        for r_i, rule in enumerate(topic.rules):
+            check(f"{base}.rules.{r_i}.anchor", rule.anchor)
+            for kind, clauses in (("with", rule.with_), ("without", rule.without)):
+                for c_i, clause in enumerate(clauses):
+                    check(f"{base}.rules.{r_i}.{kind}.{c_i}", clause.groups)
+        for e_i, exclusion in enumerate(topic.exclude):
+            check(f"{base}.exclude.{e_i}.context", exclusion.context)
+            check(f"{base}.exclude.{e_i}.drops", exclusion.drops)
+        for a_i, attribute in enumerate(topic.attributes):
+            check(f"{base}.attributes.{a_i}.any", attribute.any)
+    for lang in rules.languages:
+        if not any(lang in group.terms for group in rules.groups.values()):
+            problems.append(f"languages: {lang!r} is declared but no group has terms for it")
+    return problems
+
+
+def load_rules(path: pathlib.Path) -> RuleSet:
+    """Read and validate a rule file; raises ``ConfigError`` naming the file and dotted key."""
+    rules = validate(RuleSet, read_yaml(path), path)
+    problems = reference_problems(rules)
+    if problems:
+        raise ConfigError([f"{path}: {problem}" for problem in problems])
+    return rules
+
+
+# --- compiled form ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Term:
+    raw: str
+    lang: str
+    weight: float
+    key: str  # normalized, wildcards removed
+    left_open: bool
+    right_open: bool
+    literal: str | None  # case-sensitive surface, for "=US"
+    group: int  # index into groups, or -1 for an entity term
+    entity: int  # index into entities, or -1
+
+
+class _Hit(NamedTuple):
+    term: int
+    start: int  # normalized offsets
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Clause:
+    groups: tuple[int, ...]
+    near: Near
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    id: str
+    anchor: tuple[int, ...]
+    with_: tuple[_Clause, ...]
+    without: tuple[_Clause, ...]
+    weight: float
+    max_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Exclusion:
+    context: tuple[int, ...]
+    drops: frozenset[int]
+    near: Near
+
+
+@dataclass(frozen=True, slots=True)
+class _Topic:
+    name: str
+    threshold: float
+    rules: tuple[_Rule, ...]
+    exclude: tuple[_Exclusion, ...]
+    attributes: tuple[tuple[str, tuple[int, ...]], ...]
+
+
+@dataclass(slots=True)
+class _Firing:
+    rule: _Rule
+    anchor: _Hit
+    matched: list[_Hit]
+    strength: float
+
+
+def _compile_term(raw: str, lang: str, weight: float, group: int, entity: int) -> _Term:
+    literal = raw[1:] if raw.startswith("=") else None
+    body = literal if literal is not None else raw
+    return _Term(
+        raw=raw,
+        lang=lang,
+        weight=weight,
+        key=normalize(body.strip("*")).text.strip(),
+        left_open=body.startswith("*"),
+        right_open=body.endswith("*"),
+        literal=literal,
+        group=group,
+        entity=entity,
+    )
+
+
+@dataclass(slots=True)
+class _Doc:
+    """One document being classified, with lazily computed positions."""
+
+    norm: NormalizedText
+    _sentences: list[int] | None = None
+    _words: list[int] | None = None
+    _coords: dict[tuple[int, str], int] = field(default_factory=dict)
+
+    def sentence_of(self, pos: int) -> int:
+        if self._sentences is None:
+            self._sentences = sentence_starts(self.norm.original)
+        return bisect_right(self._sentences, self.norm.original_offset(pos)) - 1
+
+    def word_of(self, pos: int) -> int:
+        if self._words is None:
+            self._words = [m.start() for m in re.finditer(r"[^\W_]+", self.norm.text)]
+        return max(bisect_right(self._words, pos) - 1, 0)
+
+    def coord(self, pos: int, unit: str) -> int:
+        key = (pos, unit)
+        value = self._coords.get(key)
+        if value is None:
+            value = self.word_of(pos) if unit == "words" else self.sentence_of(pos)
+            self._coords[key] = value
+        return value
+
+    def sentence_bounds(self, index: int) -> tuple[int, int]:
+        assert self._sentences is not None
+        start = self._sentences[index]
+        end = (
+            self._sentences[index + 1]
+            if index + 1 < len(self._sentences)
+            else len(self.norm.original)
+        )
+        return start, end
+
+
+def _window(near: Near) -> int:
+    """The largest coordinate difference ``near`` allows."""
+    return near.size if near.unit == "words" else max(near.size - 1, 0)
+
+
+class _GroupHits:
+    """The hits of one group in a document, in text order, with coordinates for bisecting."""
+
+    __slots__ = ("_coords", "doc", "hits")
+
+    def __init__(self, doc: _Doc, hits: list[_Hit]) -> None:
+        self.doc = doc
+        self.hits = hits
+        self._coords: dict[str, list[int]] = {}
+
+    def coords(self, unit: str) -> list[int]:
+        values = self._coords.get(unit)
+        if values is None:
+            values = [self.doc.coord(h.start, unit) for h in self.hits]
+            self._coords[unit] = values
+        return values
+
+    def near(self, anchor: _Hit, near: Near) -> Sequence[_Hit]:
+        if near.unit == "article":
+            return self.hits
+        center = self.doc.coord(anchor.start, near.unit)
+        span = _window(near)
+        coords = self.coords(near.unit)
+        return self.hits[bisect_left(coords, center - span) : bisect_right(coords, center + span)]
+
+
+class Classifier:
+    """Classifies articles against a rule set. Build once; ``classify`` is pure and thread-safe.
+
+    Picklable (Beam pickles DoFns): only the validated ``RuleSet`` is pickled and the automaton
+    is rebuilt on unpickling.
+    """
+
+    def __init__(self, rules: RuleSet) -> None:
+        problems = reference_problems(rules)
+        if problems:
+            raise ConfigError([f"rule set: {problem}" for problem in problems])
+        self._compile(rules)
+
+    @classmethod
+    def from_path(cls, path: pathlib.Path) -> Classifier:
+        return cls(load_rules(path))
+
+    @property
+    def rules(self) -> RuleSet:
+        return self._rules
+
+    def __getstate__(self) -> dict[str, RuleSet]:
+        return {"rules": self._rules}
+
+    def __setstate__(self, state: dict[str, RuleSet]) -> None:
+        self._compile(state["rules"])
+
+    def _compile(self, rules: RuleSet) -> None:
+        self._rules = rules
+        self._group_names = list(rules.groups)
+        index = {name: i for i, name in enumerate(self._group_names)}
+        terms: list[_Term] = []
+        for g_i, group in enumerate(rules.groups.values()):
+            for lang, weights in group.terms.items():
+                terms.extend(_compile_term(t, lang, w, g_i, -1) for t, w in weights.items())
+        for e_i, entity in enumerate(rules.entities):
+            for lang, weights in entity.terms.items():
+                terms.extend(_compile_term(t, lang, w, -1, e_i) for t, w in weights.items())
+        self._terms = terms
+        by_key: dict[str, list[int]] = {}
+        for t_i, term in enumerate(terms):
+            by_key.setdefault(term.key, []).append(t_i)
+        automaton = ahocorasick.Automaton()
+        for key, ids in by_key.items():
+            automaton.add_word(key, (len(key), tuple(ids)))
+        automaton.make_automaton()
+        self._automaton = automaton
+
+        def groups(names: Iterable[str]) -> tuple[int, ...]:
+            return tuple(index[name] for name in names)
+
+        topics = []
+        for name, topic in rules.topics.items():
+            compiled_rules = tuple(
+                _Rule(
+                    id=rule.id,
+                    anchor=groups(rule.anchor),
+                    with_=tuple(_Clause(groups(c.groups), c.near or rule.near) for c in rule.with_),
+                    without=tuple(
+                        _Clause(groups(c.groups), c.near or rule.near) for c in rule.without
+                    ),
+                    weight=rule.weight,
+                    max_count=rule.max_count,
+                )
+                for rule in topic.rules
+            )
+            exclusions = tuple(
+                _Exclusion(groups(e.context), frozenset(groups(e.drops)), e.near)
+                for e in topic.exclude
+            )
+            attributes = tuple((a.value, groups(a.any)) for a in topic.attributes)
+            topics.append(_Topic(name, topic.threshold, compiled_rules, exclusions, attributes))
+        self._topics = tuple(topics)
+
+    # --- matching ------------------------------------------------------------------------
+
+    @staticmethod
+    def document(text: str, title: str = "") -> str:
+        """The string that evidence offsets refer to: ``title + "\\n\\n" + text``, or ``text``."""
+        return f"{title}\n\n{text}" if title else text
+
+    def _find(self, doc: _Doc, lang: str | None) -> list[_Hit]:
+        text = doc.norm.text
+        size = len(text)
+        only: tuple[str, ...] | None = None
+        if not self._rules.match_all_languages and lang in self._rules.languages:
+            only = (lang, "any")
+        hits: list[_Hit] = []
+        terms = self._terms
+        for last, (length, ids) in self._automaton.iter(text):
+            start, end = last - length + 1, last + 1
+            left_word = start > 0 and is_word_char(text[start - 1])
+            right_word = end < size and is_word_char(text[end])
+            for t_i in ids:
+                term = terms[t_i]
+                if (left_word and not term.left_open) or (right_word and not term.right_open):
+                    continue
+                if only is not None and term.lang not in only:
+                    continue
+                h_start, h_end = start, end
+                if term.left_open:
+                    while h_start > 0 and is_word_char(text[h_start - 1]):
+                        h_start -= 1
+                if term.right_open:
+                    while h_end < size and is_word_char(text[h_end]):
+                        h_end += 1
+                if term.literal is not None:
+                    o_start, o_end = doc.norm.span(start, end)
+                    if doc.norm.original[o_start:o_end] != term.literal:
+                        continue
+                hits.append(_Hit(t_i, h_start, h_end))
+        hits.sort(key=lambda h: (h.start, h.end))
+        return hits
+
+    def classify(self, text: str, lang: str | None = None, title: str = "") -> Classification:
+        """Topics at or above their threshold, with evidence, and the entities mentioned.
+
+        Evidence offsets refer to ``Classifier.document(text, title)``: the text itself when
+        ``title`` is empty (the usual case), else ``title + "\\n\\n" + text``, so a title span
+        starts before ``len(title)`` and a body span at ``len(title) + 2`` or later.
+        ``lang`` only matters when the rule set sets ``match_all_languages: false``.
+        """
+        doc = _Doc(normalize(self.document(text, title)))
+        hits = self._find(doc, lang)
+        by_group: dict[int, list[_Hit]] = {}
+        entities: dict[tuple[str, str], Entity] = {}
+        for hit in hits:
+            term = self._terms[hit.term]
+            if term.group >= 0:
+                by_group.setdefault(term.group, []).append(hit)
+            else:
+                entity = self._rules.entities[term.entity]
+                entities.setdefault(
+                    (entity.kind, entity.name), Entity(kind=entity.kind, name=entity.name)
+                )
+        matches = []
+        for topic in self._topics:
+            match = self._match_topic(doc, topic, by_group)
+            if match is not None:
+                matches.append(match)
+        return Classification(topics=tuple(matches), entities=tuple(entities.values()))
+
+    def _match_topic(
+        self, doc: _Doc, topic: _Topic, by_group: dict[int, list[_Hit]]
+    ) -> TopicMatch | None:
+        hits = {g: _GroupHits(doc, h) for g, h in by_group.items()}
+        for exclusion in topic.exclude:
+            context = [h for g in exclusion.context if g in hits for h in hits[g].hits]
+            if not context:
+                continue
+            for g in exclusion.drops & hits.keys():
+                dropped = {h for c in context for h in hits[g].near(c, exclusion.near)}
+                if dropped:
+                    hits[g] = _GroupHits(doc, [h for h in hits[g].hits if h not in dropped])
+        firings: list[_Firing] = []
+        for rule in topic.rules:
+            firings.extend(self._fire(doc, rule, hits))
+        score = sum(f.strength for f in firings)
+        if not firings or score < topic.threshold:
+            return None
+        return TopicMatch(
+            topic=topic.name,
+            score=round(score, 3),
+            groups=tuple(
+                dict.fromkeys(
+                    self._group_names[self._terms[h.term].group]
+                    for f in firings
+                    for h in (f.anchor, *f.matched)
+                )
+            ),
+            evidence=self._evidence(doc, firings),
+            attribute=self._attribute(doc, topic, firings, by_group),
+        )
+
+    def _fire(self, doc: _Doc, rule: _Rule, hits: dict[int, _GroupHits]) -> list[_Firing]:
+        anchors = sorted(
+            (h for g in rule.anchor if g in hits for h in hits[g].hits),
+            key=lambda h: (h.start, h.end),
+        )
+        firings: list[_Firing] = []
+        seen_sentences: set[int] = set()
+        for anchor in anchors:
+            sentence = doc.sentence_of(anchor.start)
+            if sentence in seen_sentences:
+                continue
+            strength = self._terms[anchor.term].weight
+            matched: list[_Hit] = []
+            for clause in rule.with_:
+                best = self._best(anchor, clause, hits)
+                if best is None:
+                    break
+                matched.append(best)
+                strength = min(strength, self._terms[best.term].weight)
+            else:
+                if any(self._best(anchor, clause, hits) for clause in rule.without):
+                    continue
+                firings.append(_Firing(rule, anchor, matched, strength * rule.weight))
+                seen_sentences.add(sentence)
+                if len(firings) >= rule.max_count:
+                    break
+        return firings
+
+    def _best(self, anchor: _Hit, clause: _Clause, hits: dict[int, _GroupHits]) -> _Hit | None:
+        """The heaviest, then nearest, hit of the clause's groups near the anchor (not on it)."""
+        best: _Hit | None = None
+        best_key: tuple[float, int] = (0.0, 0)
+        for g in clause.groups:
+            if g not in hits:
+                continue
+            for hit in hits[g].near(anchor, clause.near):
+                if hit.start < anchor.end and anchor.start < hit.end:
+                    continue  # the anchor's own words cannot stand for another concept
+                key = (self._terms[hit.term].weight, -abs(hit.start - anchor.start))
+                if best is None or key > best_key:
+                    best, best_key = hit, key
+        return best
+
+    def _evidence(self, doc: _Doc, firings: list[_Firing]) -> tuple[Evidence, ...]:
+        ordered = sorted(firings, key=lambda f: -f.strength)
+        chosen: dict[tuple[int, int, int], _Hit] = {}
+        limit = self._rules.max_evidence
+        for firing in ordered:
+            for hit in (firing.anchor, *firing.matched):
+                group = self._terms[hit.term].group
+                chosen.setdefault((hit.start, hit.end, group), hit)
+            if len(chosen) >= limit:
+                break
+        evidence = []
+        for hit in sorted(chosen.values(), key=lambda h: (h.start, h.end))[:limit]:
+            term = self._terms[hit.term]
+            start, end = doc.norm.span(hit.start, hit.end)
+            evidence.append(
+                Evidence(
+                    group=self._group_names[term.group],
+                    term=term.raw,
+                    start=start,
+                    end=end,
+                    snippet=self._snippet(doc, hit, start, end),
+                )
+            )
+        return tuple(evidence)
+
+    @staticmethod
+    def _snippet(doc: _Doc, hit: _Hit, start: int, end: int, width: int = 90) -> str:
+        """The sentence around a span, cut to ``width`` characters either side of it."""
+        s_start, s_end = doc.sentence_bounds(doc.sentence_of(hit.start))
+        left = max(s_start, start - width)
+        right = min(s_end, end + width)
+        original = doc.norm.original
+        snippet = " ".join(original[left:right].split())
+        return ("…" if left > s_start else "") + snippet + ("…" if right < s_end else "")
+
+    def _attribute(
+        self, doc: _Doc, topic: _Topic, firings: list[_Firing], by_group: dict[int, list[_Hit]]
+    ) -> str | None:
+        if not topic.attributes:
+            return None
+        sentences = {doc.sentence_of(f.anchor.start) for f in firings}
+        # The first attribute (in file order) with a hit in a sentence that fired wins: the
+        # file lists the marked readings (a denial, a request) before the default ones.
+        for value, groups in topic.attributes:
+            for g in groups:
+                if any(doc.sentence_of(hit.start) in sentences for hit in by_group.get(g, ())):
+                    return value
+        return None

@@ -1,0 +1,348 @@
+"""Pure text normalization for rule matching, with offsets back into the original text.
+
+The rule matcher runs one multi-pattern pass over a *normalized* copy of an article, but
+analysts must see evidence in the text they were sent. So normalization here keeps a map from
+every normalized position to the original characters it came from, and ``NormalizedText.span``
+turns a match in the normalized text into ``(start, end)`` offsets of the original.
+
+What normalization does, and why:
+
+- case folding (``str.casefold``: ``ß`` -> ``ss``, Greek final sigma -> sigma), so terms are
+  written in lower case once;
+- diacritics are stripped from Latin and Greek letters (``Marschflugkörper`` ->
+  ``marschflugkorper``, ``Crimée`` -> ``crimee``), plus the letters Unicode does not decompose
+  (``ł``, ``ø``, ``đ``, ``æ``, ``œ``), because news sites and transliterations drop them
+  inconsistently. Cyrillic keeps its diacritics (``й`` is not ``и``, ``ї`` is not ``і``)
+  except ``ё`` -> ``е``, which Russian writes either way;
+- every apostrophe variant (’ ʼ ‘ ` ´ ′) becomes ``'`` (Ukrainian writes ``об'єкт`` with any of
+  them; French elides ``l'Ukraine``);
+- hyphens become spaces and runs of whitespace one space, so ``Storm-Shadow-Marschflugkörper``,
+  ``Storm Shadow Marschflugkörper`` and ``Storm\\nShadow`` all read ``storm shadow ...``;
+- soft hyphens, zero-width characters and combining marks are dropped.
+
+Everything here is pure (no I/O) and cheap on the common path: one ``str.translate`` plus one
+regex scan; the per-character offset map is only built where a character changed length.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+__all__ = [
+    "NormalizedText",
+    "Token",
+    "is_word_char",
+    "normalize",
+    "normalize_term",
+    "sentence_starts",
+    "tokenize",
+]
+
+_APOSTROPHES = "'’ʼ‘`´′ʹꞌ＇"  # noqa: RUF001 - the point is to list look-alikes
+# Hyphen-minus, hyphen, non-breaking hyphen, figure dash, minus sign: joiners inside words and
+# compounds. En and em dashes are punctuation between words and stay as they are.
+_HYPHENS = "-‐‑‒−"  # noqa: RUF001
+# Invisible characters that break terms apart without being visible to the reader.
+_DELETED = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+# Letters that NFD does not decompose but that readers treat as their base letter.
+_EXTRA_FOLD = {"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "æ": "ae", "œ": "oe", "ŧ": "t"}
+
+
+def _fold_char(ch: str) -> str:
+    """The normalized form of one character (possibly empty or longer than one)."""
+    if ch in _DELETED:
+        return ""
+    if ch in _APOSTROPHES:
+        return "'"
+    if ch in _HYPHENS or ch.isspace():
+        return " "
+    if unicodedata.combining(ch):
+        return ""
+    folded = ch.casefold()
+    out: list[str] = []
+    for c in folded:
+        if c in _EXTRA_FOLD:
+            out.append(_EXTRA_FOLD[c])
+            continue
+        if c == "ё":
+            out.append("е")  # noqa: RUF001 - Cyrillic ie, not Latin e
+            continue
+        decomposed = unicodedata.normalize("NFD", c)
+        base = decomposed[0]
+        name = unicodedata.name(base, "")
+        if len(decomposed) > 1 and (name.startswith("LATIN") or name.startswith("GREEK")):
+            out.append(base)
+        else:
+            out.append(unicodedata.normalize("NFC", c))
+    return "".join(out)
+
+
+def _build_tables() -> tuple[dict[int, str], dict[str, str]]:
+    """The folding of characters that ``str.lower`` leaves unchanged, split by output length.
+
+    ``normalize`` lower-cases with the fast built-in first, then fixes what is left (accents,
+    ``ß``, ``ё``, apostrophes, hyphens, odd whitespace) with one regex scan. Only code points
+    below U+3000 (Latin, Greek, Cyrillic, punctuation) and a few invisible ones need folding.
+    """
+    one_to_one: dict[int, str] = {}
+    special: dict[str, str] = {}
+    codepoints = [*range(0x3000), *(ord(c) for c in _DELETED), 0xFF07]
+    for cp in codepoints:
+        ch = chr(cp)
+        if 0xD800 <= cp <= 0xDFFF or ch.lower() != ch:
+            continue
+        folded = _fold_char(ch)
+        if folded == ch:
+            continue
+        if len(folded) == 1:
+            one_to_one[cp] = folded
+        else:
+            special[ch] = folded
+    return one_to_one, special
+
+
+_ONE_TO_ONE, _SPECIAL = _build_tables()
+
+
+_FOLD_TABLE: dict[int, str] = {**_ONE_TO_ONE, **{ord(k): v for k, v in _SPECIAL.items()}}
+# One character class, so that the regex engine scans for it at C speed: runs of characters
+# that lower() left but that still need folding. Plain spaces are not in it (they are most of
+# the matches one would get); runs of spaces are collapsed in a second, literal-led scan.
+_FIX_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_FOLD_TABLE)) + "]+")
+_SPACE_RUN_RE = re.compile("  +")
+
+
+@dataclass(frozen=True, slots=True)
+class _Segments:
+    """A piecewise map from normalized positions to original offsets.
+
+    Segment ``i`` covers normalized ``[norm_start[i], norm_start[i] + norm_len[i])`` and original
+    ``[orig_start[i], orig_start[i] + orig_len[i])``. Equal lengths map position by position;
+    unequal ones (``ß`` -> ``ss``, a whitespace run -> one space, a deleted soft hyphen) map every
+    position inside to the whole original piece.
+    """
+
+    norm_start: list[int] = field(default_factory=list)
+    norm_len: list[int] = field(default_factory=list)
+    orig_start: list[int] = field(default_factory=list)
+    orig_len: list[int] = field(default_factory=list)
+
+    def add(self, norm_start: int, norm_len: int, orig_start: int, orig_len: int) -> None:
+        self.norm_start.append(norm_start)
+        self.norm_len.append(norm_len)
+        self.orig_start.append(orig_start)
+        self.orig_len.append(orig_len)
+
+    def _find(self, pos: int) -> int:
+        # Deletions are zero-length segments sharing a start with the segment after them;
+        # bisect_right picks the last segment starting at or before pos, the non-empty one.
+        return bisect_right(self.norm_start, pos) - 1
+
+    def start_of(self, pos: int) -> int:
+        i = self._find(pos)
+        if self.norm_len[i] == self.orig_len[i]:
+            return self.orig_start[i] + (pos - self.norm_start[i])
+        return self.orig_start[i]
+
+    def end_of(self, pos: int) -> int:
+        """Original end offset (exclusive) of the normalized character at ``pos``."""
+        i = self._find(pos)
+        if self.norm_len[i] == self.orig_len[i]:
+            return self.orig_start[i] + (pos - self.norm_start[i]) + 1
+        return self.orig_start[i] + self.orig_len[i]
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedText:
+    """A normalized copy of ``original`` that can map its positions back.
+
+    ``text`` is what rules match against. ``span(start, end)`` converts a half-open range of
+    ``text`` into a half-open range of ``original`` covering exactly the characters it came
+    from (trailing combining marks and soft hyphens of the last character included).
+    """
+
+    original: str
+    text: str
+    #: Normalized-before-space-collapsing -> original; None where positions are unchanged.
+    fold_map: _Segments | None = None
+    #: Normalized -> normalized-before-space-collapsing; None where no run was collapsed.
+    space_map: _Segments | None = None
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        if not 0 <= start < end <= len(self.text):
+            raise ValueError(f"bad normalized span {start}:{end} of {len(self.text)}")
+        o_start, o_end = start, end
+        if self.space_map is not None:
+            o_start, o_end = self.space_map.start_of(o_start), self.space_map.end_of(o_end - 1)
+        if self.fold_map is not None:
+            o_start, o_end = self.fold_map.start_of(o_start), self.fold_map.end_of(o_end - 1)
+        # A decomposed accent or a soft hyphen after the last character belongs to the span.
+        original = self.original
+        while o_end < len(original) and (
+            unicodedata.combining(original[o_end]) or original[o_end] in _DELETED
+        ):
+            o_end += 1
+        return o_start, o_end
+
+    def original_offset(self, pos: int) -> int:
+        """The original offset of the normalized character at ``pos`` (or the end)."""
+        if pos >= len(self.text):
+            return len(self.original)
+        return self.span(pos, pos + 1)[0]
+
+
+def _fold(lowered: str) -> tuple[str, _Segments | None]:
+    """Apply the character folding to lower-cased text; a map only if some length changed."""
+    pieces: list[str] = []
+    segments: _Segments | None = None
+    pos = 0  # offset in ``lowered``, which has the original's offsets
+    norm_pos = 0
+    ident_orig = ident_norm = 0  # start of the current position-by-position stretch
+    for match in _FIX_RE.finditer(lowered):
+        m_start, m_end = match.span()
+        run = match.group()
+        folded = run.translate(_FOLD_TABLE)
+        pieces.append(lowered[pos:m_start])
+        norm_pos += m_start - pos
+        pos = m_end
+        if len(folded) == len(run) and not any(c in _SPECIAL for c in run):
+            pieces.append(folded)
+            norm_pos += len(folded)
+            continue
+        if segments is None:
+            segments = _Segments()
+        for offset, ch in enumerate(run):
+            out = _FOLD_TABLE.get(ord(ch), ch)
+            if len(out) == 1 and ch not in _SPECIAL:
+                pieces.append(out)
+                norm_pos += 1
+                continue
+            orig = m_start + offset
+            if norm_pos > ident_norm:
+                segments.add(ident_norm, norm_pos - ident_norm, ident_orig, orig - ident_orig)
+            segments.add(norm_pos, len(out), orig, 1)
+            pieces.append(out)
+            norm_pos += len(out)
+            ident_orig = orig + 1
+            ident_norm = norm_pos
+    pieces.append(lowered[pos:])
+    norm_pos += len(lowered) - pos
+    if segments is not None and norm_pos > ident_norm:
+        segments.add(ident_norm, norm_pos - ident_norm, ident_orig, len(lowered) - ident_orig)
+    return "".join(pieces), segments
+
+
+def _collapse_spaces(folded: str) -> tuple[str, _Segments | None]:
+    if "  " not in folded:
+        return folded, None
+    segments = _Segments()
+    pieces: list[str] = []
+    pos = norm_pos = 0
+    for match in _SPACE_RUN_RE.finditer(folded):
+        m_start, m_end = match.span()
+        if m_start > pos:
+            segments.add(norm_pos, m_start - pos, pos, m_start - pos)
+            pieces.append(folded[pos:m_start])
+            norm_pos += m_start - pos
+        segments.add(norm_pos, 1, m_start, m_end - m_start)
+        pieces.append(" ")
+        norm_pos += 1
+        pos = m_end
+    if pos < len(folded):
+        segments.add(norm_pos, len(folded) - pos, pos, len(folded) - pos)
+        pieces.append(folded[pos:])
+    return "".join(pieces), segments
+
+
+def normalize(text: str) -> NormalizedText:
+    """Normalize ``text`` for matching (see the module docstring) and keep the offset map."""
+    # "İ".lower() is the only lower-casing that changes length; dotless it folds the same.
+    lowered = (text.replace("İ", "I") if "İ" in text else text).lower()
+    folded, fold_map = _fold(lowered)
+    collapsed, space_map = _collapse_spaces(folded)
+    return NormalizedText(original=text, text=collapsed, fold_map=fold_map, space_map=space_map)
+
+
+def normalize_term(term: str) -> str:
+    """A rule term in the same form as ``normalize(...).text``, without outer spaces."""
+    return normalize(term).text.strip()
+
+
+def is_word_char(ch: str) -> bool:
+    """Letters and digits make words; everything else (space, ``'``, punctuation) divides."""
+    return ch.isalnum()
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A word of the normalized text, with its offsets in the original text."""
+
+    text: str
+    start: int
+    end: int
+
+
+_WORD_RE = re.compile(r"[^\W_]+")
+
+
+def tokenize(text: str | NormalizedText) -> list[Token]:
+    """Words (runs of letters and digits) of the normalized text, with original offsets.
+
+    ``original[token.start:token.end]`` is the word as written; ``token.text`` its normalized
+    form. Hyphenated compounds come out as separate words (``storm``, ``shadow``).
+    """
+    norm = text if isinstance(text, NormalizedText) else normalize(text)
+    tokens = []
+    for match in _WORD_RE.finditer(norm.text):
+        start, end = norm.span(match.start(), match.end())
+        tokens.append(Token(match.group(), start, end))
+    return tokens
+
+
+def word_starts(normalized: str) -> list[int]:
+    """Start positions of the words of a normalized text, for word-distance lookups."""
+    return [m.start() for m in _WORD_RE.finditer(normalized)]
+
+
+# Sentence ends: terminal punctuation (with closing quotes/brackets) then space, or a line break.
+_SENTENCE_END_RE = re.compile(r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*")  # noqa: RUF001
+# Abbreviations after which a full stop does not end a sentence (lower-cased, without the dot).
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof gen sen rep st lt col maj capt sgt gov pres nr vs ca bzw etc jr sr "
+    "z.b u.a d.h u.s u.k e.g i.e gen.-lt ggf vgl inkl ul ст г гг т.е т.д др пр им ген мин "
+    "м ім ін вул p mln mld tys ok np tj m.in ds mme mlle m art sig dott av avv sra sr dña".split()
+)
+
+
+def sentence_starts(original: str) -> list[int]:
+    """Offsets in ``original`` where sentences start (always begins with 0).
+
+    A sentence ends at a line break, or at ``.``, ``!``, ``?`` or ``…`` followed by space and a
+    capital letter, digit or opening quote, unless the word before the full stop is a known
+    abbreviation or a single letter (``U.S.``, ``J. Smith``). Good enough for "same sentence"
+    rules in news prose; it is not a linguistic sentence splitter.
+    """
+    starts = [0]
+    for match in _SENTENCE_END_RE.finditer(original):
+        end = match.end()
+        if end >= len(original):
+            break
+        token = match.group()
+        if "\n" not in token:
+            nxt = original[end]
+            if not (nxt.isupper() or nxt.isdigit() or nxt in "\"'«„“‘(["):  # noqa: RUF001
+                continue
+            if token[0] == ".":
+                word_start = match.start()
+                while word_start > 0 and not original[word_start - 1].isspace():
+                    word_start -= 1
+                word = original[word_start : match.start()].lstrip("(\"'«„“").lower()  # noqa: RUF001
+                if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+                    continue
+                if len(word) >= 2 and word[-2] == "." and word[-1].isalpha():
+                    continue  # "U.S", "z.B": dotted initials
+        starts.append(end)
+    return starts
