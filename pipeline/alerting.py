@@ -99,5 +99,6 @@ def format_alert(alert: Alert) -> str:
         f" languages {', '.join(alert.languages)}",
         alert.url,
     ]
-    lines.extend(f"  … {ev.snippet} …" for ev in alert.evidence[:3])
+    snippets = list(dict.fromkeys(ev.snippet for ev in alert.evidence))
+    lines.extend(f"  … {snippet} …" for snippet in snippets[:3])
     return "\n".join(lines)

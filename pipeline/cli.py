@@ -48,6 +48,10 @@ def _setup_logging(fmt: str = "text", verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:
+        # Beam logs every type-hint conversion and bundle at INFO: noise for operators.
+        for noisy in ("apache_beam", "kafka", "elastic_transport", "opensearch", "root"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
