@@ -12,8 +12,10 @@ Analysts know the model from the Europe Media Monitor's category definitions. A 
     Each topic has ``rules``, optional ``exclude`` contexts, optional ``attributes`` and a
     ``threshold``. A rule is anchored on a group: every hit of an ``anchor`` group is checked
     for ``with`` clauses (AND; a clause is a group or ``any: [groups]``, an OR) and ``without``
-    clauses (NOT), each within a distance of the anchor: ``N words``, ``sentence`` (the same
-    sentence), ``N sentences`` (a window of N consecutive sentences) or ``article``. A firing
+    clauses (NOT), each within a distance of the anchor: ``N words`` (``N words before``,
+    ``N words after``), ``sentence`` (the same sentence), ``N sentences`` (a window of N
+    consecutive sentences) or ``article``. Word distances count words between the first words
+    of the two hits. A firing
     scores ``rule.weight * min(term weights involved)``; a rule fires at most once per sentence
     and at most ``max_count`` times. The topic score is the sum over its rules, and the topic is
     reported when the score reaches ``threshold``. An ``exclude`` context drops hits of some
@@ -72,11 +74,13 @@ class _Model(BaseModel):
 
 # --- the rule file ---------------------------------------------------------------------------
 
-_NEAR_RE = re.compile(r"^\s*(?:(\d+)\s+)?(words?|sentences?|article)\s*$")
+_NEAR_RE = re.compile(
+    r"^\s*(?:(\d+)\s+)?(words?|sentences?|article)(?:\s+(before|after))?\s*$"
+)
 
 
 def _parse_near(value: Any) -> Any:
-    """``"sentence"``, ``"2 sentences"``, ``"8 words"``, ``"article"`` or ``8`` (words)."""
+    """``"sentence"``, ``"2 sentences"``, ``"8 words"``, ``"2 words before"``, ``"article"``."""
     if isinstance(value, int) and not isinstance(value, bool):
         return {"unit": "words", "size": value}
     if not isinstance(value, str):
@@ -84,27 +88,32 @@ def _parse_near(value: Any) -> Any:
     match = _NEAR_RE.match(value)
     if match is None:
         raise ValueError(
-            f"{value!r} is not a distance: use 'N words', 'sentence', 'N sentences' or 'article'"
+            f"{value!r} is not a distance: use 'N words', 'N words before', 'N words after',"
+            " 'sentence', 'N sentences' or 'article'"
         )
-    size, unit = match.groups()
+    size, unit, side = match.groups()
     unit = {"word": "words", "sentence": "sentences"}.get(unit, unit)
     if unit == "words" and size is None:
         raise ValueError(f"{value!r}: say how many words, e.g. '8 words'")
-    return {"unit": unit, "size": int(size or 1)}
+    if side and unit != "words":
+        raise ValueError(f"{value!r}: 'before'/'after' only go with words")
+    return {"unit": unit, "size": int(size or 1), "side": side or "both"}
 
 
 class Near(_Model):
-    """How far a clause's hit may be from the anchor hit."""
+    """How far a clause's hit may be from the anchor hit (``side``: where, for words)."""
 
     unit: Literal["words", "sentences", "article"]
     size: int = Field(default=1, ge=0)
+    side: Literal["both", "before", "after"] = "both"
 
     def __str__(self) -> str:
         if self.unit == "article":
             return "article"
         if self.unit == "sentences" and self.size == 1:
             return "sentence"
-        return f"{self.size} {self.unit}"
+        side = "" if self.side == "both" else f" {self.side}"
+        return f"{self.size} {self.unit}{side}"
 
 
 NearSpec = Annotated[Near, BeforeValidator(_parse_near)]
@@ -421,8 +430,10 @@ class _GroupHits:
             return self.hits
         center = self.doc.coord(anchor.start, near.unit)
         span = _window(near)
+        low = center if near.side == "after" else center - span
+        high = center if near.side == "before" else center + span
         coords = self.coords(near.unit)
-        return self.hits[bisect_left(coords, center - span) : bisect_right(coords, center + span)]
+        return self.hits[bisect_left(coords, low) : bisect_right(coords, high)]
 
 
 class Classifier:
@@ -512,7 +523,7 @@ class Classifier:
         only: tuple[str, ...] | None = None
         if not self._rules.match_all_languages and lang in self._rules.languages:
             only = (lang, "any")
-        hits: list[_Hit] = []
+        best: dict[tuple[int, int, int, int], _Hit] = {}
         terms = self._terms
         for last, (length, ids) in self._automaton.iter(text):
             start, end = last - length + 1, last + 1
@@ -535,9 +546,13 @@ class Classifier:
                     o_start, o_end = doc.norm.span(start, end)
                     if doc.norm.original[o_start:o_end] != term.literal:
                         continue
-                hits.append(_Hit(t_i, h_start, h_end))
-        hits.sort(key=lambda h: (h.start, h.end))
-        return hits
+                # The same word often matches one concept in several languages (or as both
+                # "ukrain*" and "ukraine"): keep one hit per concept and span, the heaviest.
+                owner = (term.group, term.entity, h_start, h_end)
+                kept = best.get(owner)
+                if kept is None or terms[kept.term].weight < term.weight:
+                    best[owner] = _Hit(t_i, h_start, h_end)
+        return sorted(best.values(), key=lambda h: (h.start, h.end))
 
     def classify(self, text: str, lang: str | None = None, title: str = "") -> Classification:
         """Topics at or above their threshold, with evidence, and the entities mentioned.

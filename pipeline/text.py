@@ -321,7 +321,7 @@ def sentence_starts(original: str) -> list[int]:
     """Offsets in ``original`` where sentences start (always begins with 0).
 
     A sentence ends at a line break, or at ``.``, ``!``, ``?`` or ``…`` followed by space and a
-    capital letter, digit or opening quote, unless the word before the full stop is a known
+    capital letter (any letter in a script without case), digit or opening quote, unless the word before the full stop is a known
     abbreviation or a single letter (``U.S.``, ``J. Smith``). Good enough for "same sentence"
     rules in news prose; it is not a linguistic sentence splitter.
     """
@@ -333,7 +333,9 @@ def sentence_starts(original: str) -> list[int]:
         token = match.group()
         if "\n" not in token:
             nxt = original[end]
-            if not (nxt.isupper() or nxt.isdigit() or nxt in "\"'«„“‘(["):  # noqa: RUF001
+            # Caseless scripts (Arabic, Indic, CJK) have no capital to wait for.
+            starts_sentence = nxt.isupper() or nxt.isdigit() or (nxt.isalpha() and not nxt.islower())
+            if not (starts_sentence or nxt in "\"'«„“‘(["):  # noqa: RUF001
                 continue
             if token[0] == ".":
                 word_start = match.start()
