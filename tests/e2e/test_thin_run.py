@@ -90,11 +90,12 @@ def _hits(search: SearchSettings, kind: str) -> list[dict[str, object]]:
 def test_feed_to_kafka_to_search_server_twice_without_duplicates(
     tmp_path: Path, kafka_settings: KafkaSettings, search_settings: SearchSettings
 ) -> None:
-    with serve({"/feed.xml": Response(FEED, headers={"Content-Type": "application/rss+xml"})}) as srv:
+    feed = Response(FEED, headers={"Content-Type": "application/rss+xml"})
+    with serve({"/feed.xml": feed}) as srv:
         config = _write_config(tmp_path, srv.url("/feed.xml"), kafka_settings, search_settings)
         _newsmon(config, "search", "setup")
         polled = _newsmon(config, "poll", "--once")
-        assert "thin-run-feed" in polled.stdout
+        assert "4 new" in polled.stdout
         _newsmon(config, "pipeline", "run")
 
         articles = {a["url"]: a for a in _hits(search_settings, "articles")}
