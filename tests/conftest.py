@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from newsmon.pipeline.config import KafkaSettings, SearchSettings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from newsmon.pipeline.config import SearchSettings
 from newsmon.pipeline.io_search import DocumentStore, SqliteStore, open_store
 

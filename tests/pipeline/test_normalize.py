@@ -1,7 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from newsmon.pipeline.models import RawItem, SourceRef
 from newsmon.pipeline.normalize import (
     canonical_url,

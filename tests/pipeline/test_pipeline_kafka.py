@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 from kafka import KafkaProducer
-
 from newsmon.pipeline.app import RunContext
 from newsmon.pipeline.config import (
     AlertRule,
