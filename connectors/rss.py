@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import hashlib
 import io
 import logging
 import re
@@ -110,7 +111,15 @@ def _redecode_cyrillic(content: bytes) -> tuple[bytes, str] | None:
 def _parse(content: bytes, headers: Mapping[str, str]) -> Any:
     # A BytesIO, never the bytes themselves: feedparser treats a bytes/str argument it cannot
     # parse as a file name and opens it, so a body of "/etc/passwd" would read a local file.
-    return feedparser.parse(io.BytesIO(content), response_headers=dict(headers))
+    # feedparser's HTML sanitizer and relative-URI rewriting work on markup that html_to_text
+    # turns into plain text right after (dropping scripts and styles): a quarter of the parse
+    # time for nothing. Entry links are still resolved against the feed URL.
+    return feedparser.parse(
+        io.BytesIO(content),
+        response_headers=dict(headers),
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
 
 
 def parse_feed(
@@ -257,6 +266,13 @@ class RssConnector:
                 cursor, f"http-{status}", f"HTTP {status} from {response.url}",
                 hard=status in HARD_STATUSES, http_status=status,
             )
+        digest = hashlib.sha256(response.content).hexdigest()
+        validators = Cursor(
+            etag=response.etag, last_modified=response.last_modified, body_sha256=digest
+        )
+        if digest == cursor.body_sha256:
+            log.debug("source %s: same document as last time", sid)
+            return PollResult(status="not-modified", cursor=validators, http_status=status)
         parsed = parse_feed(
             response.content, response.headers, self._source, now=now, base_url=response.url
         )
@@ -270,7 +286,7 @@ class RssConnector:
             )
         return PollResult(
             status="ok",
-            cursor=Cursor(etag=response.etag, last_modified=response.last_modified),
+            cursor=validators,
             items=parsed.items,
             problems=parsed.problems,
             http_status=status,

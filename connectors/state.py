@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS cursors (
     source_id TEXT PRIMARY KEY,
     etag TEXT,
     last_modified TEXT,
-    last_message_id INTEGER
+    last_message_id INTEGER,
+    body_sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS seen (
     source_id TEXT NOT NULL,
@@ -57,8 +58,9 @@ CREATE TABLE IF NOT EXISTS health (
     disabled INTEGER NOT NULL DEFAULT 0,
     disabled_reason TEXT
 );
-PRAGMA user_version = 1;
 """
+#: Columns added after the first release of a table: (table, column, type), added on open.
+_ADDED_COLUMNS = (("cursors", "body_sha256", "TEXT"),)
 
 
 class _Frozen(BaseModel):
@@ -71,6 +73,9 @@ class Cursor(_Frozen):
     etag: str | None = None
     last_modified: str | None = None
     last_message_id: int | None = None
+    #: Hash of the last feed document parsed: a server without ETag or Last-Modified that
+    #: sends the same bytes again costs a hash, not a parse.
+    body_sha256: str | None = None
 
 
 class Health(_Frozen):
@@ -109,6 +114,19 @@ def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+_UPSERT_CURSOR = (
+    "INSERT INTO cursors (source_id, etag, last_modified, last_message_id, body_sha256)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(source_id) DO UPDATE SET"
+    " etag = excluded.etag, last_modified = excluded.last_modified,"
+    " last_message_id = excluded.last_message_id, body_sha256 = excluded.body_sha256"
+)
+
+
+def _cursor_row(source_id: str, c: Cursor) -> tuple[str, str | None, str | None, int | None,
+                                                   str | None]:
+    return (source_id, c.etag, c.last_modified, c.last_message_id, c.body_sha256)
+
+
 _HEALTH_COLUMNS = tuple(Health.model_fields)
 _TIME_COLUMNS = frozenset(
     {"last_poll_at", "last_success_at", "last_error_at", "last_new_item_at", "next_due_at"}
@@ -130,6 +148,10 @@ class StateStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        for table, column, kind in _ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -157,22 +179,19 @@ class StateStore:
     def cursor(self, source_id: str) -> Cursor:
         with self._lock:
             row = self._db.execute(
-                "SELECT etag, last_modified, last_message_id FROM cursors WHERE source_id = ?",
+                "SELECT etag, last_modified, last_message_id, body_sha256 FROM cursors"
+                " WHERE source_id = ?",
                 (source_id,),
             ).fetchone()
         if row is None:
             return Cursor()
-        return Cursor(etag=row[0], last_modified=row[1], last_message_id=row[2])
+        return Cursor(
+            etag=row[0], last_modified=row[1], last_message_id=row[2], body_sha256=row[3]
+        )
 
     def save_cursor(self, source_id: str, cursor: Cursor) -> None:
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO cursors (source_id, etag, last_modified, last_message_id)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT(source_id) DO UPDATE SET"
-                " etag = excluded.etag, last_modified = excluded.last_modified,"
-                " last_message_id = excluded.last_message_id",
-                (source_id, cursor.etag, cursor.last_modified, cursor.last_message_id),
-            )
+            db.execute(_UPSERT_CURSOR, _cursor_row(source_id, cursor))
 
     # --- seen items -----------------------------------------------------------------------
 
@@ -217,13 +236,7 @@ class StateStore:
                 ],
             )
             if cursor is not None:
-                db.execute(
-                    "INSERT INTO cursors (source_id, etag, last_modified, last_message_id)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT(source_id) DO UPDATE SET"
-                    " etag = excluded.etag, last_modified = excluded.last_modified,"
-                    " last_message_id = excluded.last_message_id",
-                    (source_id, cursor.etag, cursor.last_modified, cursor.last_message_id),
-                )
+                db.execute(_UPSERT_CURSOR, _cursor_row(source_id, cursor))
 
     def seen_count(self, source_id: str) -> int:
         with self._lock:

@@ -74,6 +74,7 @@ def serve() -> Iterator[LocalServer]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in two writes
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)

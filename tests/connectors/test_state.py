@@ -58,3 +58,19 @@ def test_enable_clears_the_disabled_flag(tmp_path: Path) -> None:
         store.enable("x")
         health = store.health("x")
     assert not health.disabled and health.hard_failures == 0 and health.next_due_at is None
+
+
+def test_a_state_file_from_before_body_hashes_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE cursors (source_id TEXT PRIMARY KEY, etag TEXT,"
+               " last_modified TEXT, last_message_id INTEGER)")
+    db.execute("INSERT INTO cursors VALUES ('a', '\"e\"', NULL, NULL)")
+    db.commit()
+    db.close()
+    with StateStore(path) as store:
+        assert store.cursor("a") == Cursor(etag='"e"')
+        store.save_cursor("a", Cursor(etag='"e"', body_sha256="abc"))
+        assert store.cursor("a").body_sha256 == "abc"
