@@ -8,14 +8,12 @@ the classifier when present). ``evaluate`` runs the classifier over the records 
 
 from __future__ import annotations
 
-import json
 import pathlib
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from newsmon.pipeline.models import Classification
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "EvalRecord",
@@ -172,8 +170,7 @@ class EvalReport(_Frozen):
 
 
 class _Classifies(Protocol):
-    def classify(self, text: str, lang: str | None = None, title: str = "") -> Classification:
-        ...
+    def classify(self, text: str, lang: str | None = None, title: str = "") -> Classification: ...
 
 
 def evaluate(
@@ -213,10 +210,11 @@ def evaluate(
     return EvalReport(
         topics={t: Scores.of(*counts.get((t, None), [0, 0, 0])) for t in names},
         languages={
-            lang: {t: Scores.of(*counts.get((t, lang), [0, 0, 0])) for t in names}
-            for lang in langs
+            lang: {t: Scores.of(*counts.get((t, lang), [0, 0, 0])) for t in names} for lang in langs
         },
-        errors={t: TopicErrors(false_positives=tuple(fp), false_negatives=tuple(fn))
-                for t, (fp, fn) in errors.items()},
+        errors={
+            t: TopicErrors(false_positives=tuple(fp), false_negatives=tuple(fn))
+            for t, (fp, fn) in errors.items()
+        },
         records=len(outcomes),
     )

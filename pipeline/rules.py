@@ -48,11 +48,10 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NamedTuple
 
 import ahocorasick
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-
 from newsmon.pipeline.config import ConfigError, read_yaml, validate
 from newsmon.pipeline.models import Classification, Entity, Evidence, TopicMatch
 from newsmon.pipeline.text import NormalizedText, is_word_char, normalize, sentence_starts
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 __all__ = [
     "Classifier",
@@ -74,9 +73,7 @@ class _Model(BaseModel):
 
 # --- the rule file ---------------------------------------------------------------------------
 
-_NEAR_RE = re.compile(
-    r"^\s*(?:(\d+)\s+)?(words?|sentences?|article)(?:\s+(before|after))?\s*$"
-)
+_NEAR_RE = re.compile(r"^\s*(?:(\d+)\s+)?(words?|sentences?|article)(?:\s+(before|after))?\s*$")
 
 
 def _parse_near(value: Any) -> Any:
@@ -136,7 +133,9 @@ def _check_term(term: str) -> str:
 
 def _check_lang(lang: str) -> str:
     if not _LANG_RE.match(lang):
-        raise ValueError(f"{lang!r} is not a language code (two or three lower-case letters, or 'any')")
+        raise ValueError(
+            f"{lang!r} is not a language code (two or three lower-case letters, or 'any')"
+        )
     return lang
 
 
@@ -147,7 +146,15 @@ def _terms_as_mapping(value: Any) -> Any:
     return value
 
 
-TermStr = Annotated[str, BeforeValidator(lambda v: _check_term(v) if isinstance(v, str) else v)]
+def _term_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _check_term(value)
+    if isinstance(value, bool):  # YAML reads no/yes/on/off as booleans
+        raise ValueError(f"term {value!r} is not a string: quote YAML words like 'no' or 'on'")
+    return value
+
+
+TermStr = Annotated[str, BeforeValidator(_term_value)]
 LangCode = Annotated[str, BeforeValidator(lambda v: _check_lang(v) if isinstance(v, str) else v)]
 TermWeights = Annotated[
     dict[TermStr, Annotated[float, Field(gt=0)]], BeforeValidator(_terms_as_mapping)
@@ -227,7 +234,9 @@ class AttributeDef(_Model):
 class TopicDef(_Model):
     doc: str = ""
     threshold: float = Field(default=1.0, gt=0)
-    rules: tuple[Rule, ...] = Field(min_length=1)
+    #: At least one (checked with the references, so that a broken rule is not also reported
+    #: as a missing one).
+    rules: tuple[Rule, ...] = ()
     exclude: tuple[Exclusion, ...] = ()
     attributes: tuple[AttributeDef, ...] = ()
 
@@ -262,6 +271,8 @@ def reference_problems(rules: RuleSet) -> list[str]:
 
     for t_name, topic in rules.topics.items():
         base = f"topics.{t_name}"
+        if not topic.rules:
+            problems.append(f"{base}.rules: a topic needs at least one rule")
         for r_i, rule in enumerate(topic.rules):
             check(f"{base}.rules.{r_i}.anchor", rule.anchor)
             for kind, clauses in (("with", rule.with_), ("without", rule.without)):

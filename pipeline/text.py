@@ -41,10 +41,10 @@ __all__ = [
     "tokenize",
 ]
 
-_APOSTROPHES = "'’ʼ‘`´′ʹꞌ＇"  # noqa: RUF001 - the point is to list look-alikes
+_APOSTROPHES = "'’ʼ‘`´′ʹꞌ＇"
 # Hyphen-minus, hyphen, non-breaking hyphen, figure dash, minus sign: joiners inside words and
 # compounds. En and em dashes are punctuation between words and stay as they are.
-_HYPHENS = "-‐‑‒−"  # noqa: RUF001
+_HYPHENS = "-‐‑‒−"
 # Invisible characters that break terms apart without being visible to the reader.
 _DELETED = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
 # Letters that NFD does not decompose but that readers treat as their base letter.
@@ -68,7 +68,7 @@ def _fold_char(ch: str) -> str:
             out.append(_EXTRA_FOLD[c])
             continue
         if c == "ё":
-            out.append("е")  # noqa: RUF001 - Cyrillic ie, not Latin e
+            out.append("е")
             continue
         decomposed = unicodedata.normalize("NFD", c)
         base = decomposed[0]
@@ -308,12 +308,80 @@ def word_starts(normalized: str) -> list[int]:
 
 
 # Sentence ends: terminal punctuation (with closing quotes/brackets) then space, or a line break.
-_SENTENCE_END_RE = re.compile(r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*")  # noqa: RUF001
+_SENTENCE_END_RE = re.compile(r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*")
 # Abbreviations after which a full stop does not end a sentence (lower-cased, without the dot).
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof gen sen rep st lt col maj capt sgt gov pres nr vs ca bzw etc jr sr "
-    "z.b u.a d.h u.s u.k e.g i.e gen.-lt ggf vgl inkl ul ст г гг т.е т.д др пр им ген мин "
-    "м ім ін вул p mln mld tys ok np tj m.in ds mme mlle m art sig dott av avv sra sr dña".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "gen",
+        "sen",
+        "rep",
+        "st",
+        "lt",
+        "col",
+        "maj",
+        "capt",
+        "sgt",
+        "gov",
+        "pres",
+        "nr",
+        "vs",
+        "ca",
+        "bzw",
+        "etc",
+        "jr",
+        "sr",
+        "z.b",
+        "u.a",
+        "d.h",
+        "u.s",
+        "u.k",
+        "e.g",
+        "i.e",
+        "gen.-lt",
+        "ggf",
+        "vgl",
+        "inkl",
+        "ul",
+        "ст",
+        "г",
+        "гг",
+        "т.е",
+        "т.д",
+        "др",
+        "пр",
+        "им",
+        "ген",
+        "мин",
+        "м",
+        "ім",
+        "ін",
+        "вул",
+        "p",
+        "mln",
+        "mld",
+        "tys",
+        "ok",
+        "np",
+        "tj",
+        "m.in",
+        "ds",
+        "mme",
+        "mlle",
+        "m",
+        "art",
+        "sig",
+        "dott",
+        "av",
+        "avv",
+        "sra",
+        "sr",
+        "dña",
+    ]
 )
 
 
@@ -321,9 +389,10 @@ def sentence_starts(original: str) -> list[int]:
     """Offsets in ``original`` where sentences start (always begins with 0).
 
     A sentence ends at a line break, or at ``.``, ``!``, ``?`` or ``…`` followed by space and a
-    capital letter (any letter in a script without case), digit or opening quote, unless the word before the full stop is a known
-    abbreviation or a single letter (``U.S.``, ``J. Smith``). Good enough for "same sentence"
-    rules in news prose; it is not a linguistic sentence splitter.
+    capital letter (any letter in a script without case), digit or opening quote, unless the
+    word before the full stop is a known abbreviation or a single letter (``U.S.``,
+    ``J. Smith``). Good enough for "same sentence" rules in news prose; it is not a linguistic
+    sentence splitter.
     """
     starts = [0]
     for match in _SENTENCE_END_RE.finditer(original):
@@ -334,14 +403,16 @@ def sentence_starts(original: str) -> list[int]:
         if "\n" not in token:
             nxt = original[end]
             # Caseless scripts (Arabic, Indic, CJK) have no capital to wait for.
-            starts_sentence = nxt.isupper() or nxt.isdigit() or (nxt.isalpha() and not nxt.islower())
-            if not (starts_sentence or nxt in "\"'«„“‘(["):  # noqa: RUF001
+            starts_sentence = (
+                nxt.isupper() or nxt.isdigit() or (nxt.isalpha() and not nxt.islower())
+            )
+            if not (starts_sentence or nxt in "\"'«„“‘(["):
                 continue
             if token[0] == ".":
                 word_start = match.start()
                 while word_start > 0 and not original[word_start - 1].isspace():
                     word_start -= 1
-                word = original[word_start : match.start()].lstrip("(\"'«„“").lower()  # noqa: RUF001
+                word = original[word_start : match.start()].lstrip("(\"'«„“").lower()
                 if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
                     continue
                 if len(word) >= 2 and word[-2] == "." and word[-1].isalpha():

@@ -1,0 +1,355 @@
+"""The rule language, the matcher's evidence, and the shipped rules on the seed and gold set."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+from newsmon.pipeline.config import ConfigError
+from newsmon.pipeline.evaluation import evaluate, read_records
+from newsmon.pipeline.rules import Classifier, RuleSet, load_rules
+from newsmon.pipeline.text import normalize
+
+REPO = Path(__file__).resolve().parents[1]
+TOPICS = REPO / "config" / "topics.yaml"
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+GOLD = REPO / "tests" / "gold" / "gold.jsonl"
+LANGUAGES = ("en", "de", "fr", "ru", "uk", "pl", "it", "es")
+
+
+def make(topic: dict[str, Any], groups: dict[str, Any], **extra: Any) -> Classifier:
+    """A classifier with one topic called ``t``; groups given as ``{name: {lang: terms}}``."""
+    data = {
+        "groups": {name: {"terms": terms} for name, terms in groups.items()},
+        "topics": {"t": topic},
+        **extra,
+    }
+    return Classifier(RuleSet.model_validate(data))
+
+
+def topics(classifier: Classifier, text: str, title: str = "") -> set[str]:
+    return {m.topic for m in classifier.classify(text, title=title).topics}
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Classifier:
+    return Classifier.from_path(TOPICS)
+
+
+# --- the rule language -------------------------------------------------------------------
+
+
+def test_prefix_wildcard_matches_inflections() -> None:
+    c = make({"rules": [{"id": "r", "anchor": "TROOPS"}]}, {"TROOPS": {"ru": ["войск*"]}})
+    assert topics(c, "Ввод войсками НАТО") == {"t"}
+    assert topics(c, "Ввод войсками НАТО".replace("войсками", "провойск")) == set()
+
+
+def test_suffix_wildcard_matches_german_compounds() -> None:
+    c = make({"rules": [{"id": "r", "anchor": "TROOPS"}]}, {"TROOPS": {"de": ["*truppen"]}})
+    assert topics(c, "Keine Bodentruppen!") == {"t"}
+    assert topics(c, "Truppenübungsplatz") == set()  # the word must end there
+
+
+def test_whole_words_and_exact_phrases() -> None:
+    c = make(
+        {"rules": [{"id": "r", "anchor": "G"}]},
+        {"G": {"en": ["boots on the ground", "ban"]}},
+    )
+    assert topics(c, "No boots-on-the-ground, he said") == {"t"}
+    assert topics(c, "boots on their ground") == set()
+    assert topics(c, "a banner") == set()
+
+
+def test_case_sensitive_term() -> None:
+    c = make({"rules": [{"id": "r", "anchor": "G"}]}, {"G": {"en": ["=US"]}})
+    assert topics(c, "The US said") == {"t"}
+    assert topics(c, "Tell us more") == set()
+
+
+def test_diacritics_yo_and_hyphens_match_either_way() -> None:
+    c = make(
+        {"rules": [{"id": "r", "anchor": "W", "with": ["X"]}]},
+        {"W": {"de": ["storm shadow"]}, "X": {"de": ["marschflugkorper"], "ru": ["ещё"]}},
+    )
+    assert topics(c, "Die Storm-Shadow-Marschflugkörper") == {"t"}
+    assert topics(c, "storm shadow, ЕЩЕ") == {"t"}
+
+
+def test_proximity_in_words_sentences_and_article() -> None:
+    groups = {"A": {"en": ["troops"]}, "B": {"en": ["ukraine"]}}
+    near = make(
+        {"rules": [{"id": "r", "anchor": "A", "with": [{"group": "B", "near": "3 words"}]}]}, groups
+    )
+    assert topics(near, "troops sent to Ukraine") == {"t"}
+    assert topics(near, "troops were finally sent to Ukraine") == set()
+    sentence = make({"rules": [{"id": "r", "anchor": "A", "with": ["B"]}]}, groups)
+    assert topics(sentence, "Troops were finally, after long talks, sent to Ukraine.") == {"t"}
+    assert topics(sentence, "Troops were sent. Ukraine said so.") == set()
+    two = make(
+        {"rules": [{"id": "r", "anchor": "A", "with": [{"group": "B", "near": "2 sentences"}]}]},
+        groups,
+    )
+    assert topics(two, "Troops were sent. Ukraine said so.") == {"t"}
+    assert topics(two, "Troops were sent. Nobody said. Ukraine said so.") == set()
+    article = make(
+        {"rules": [{"id": "r", "anchor": "A", "with": [{"group": "B", "near": "article"}]}]}, groups
+    )
+    assert topics(article, "Troops were sent. Nobody said. Ukraine said so.") == {"t"}
+
+
+def test_directional_distance() -> None:
+    c = make(
+        {
+            "rules": [
+                {"id": "r", "anchor": "M", "without": [{"group": "R", "near": "2 words before"}]}
+            ]
+        },
+        {"M": {"en": ["missiles"]}, "R": {"en": ["russian"]}},
+    )
+    assert topics(c, "Russian cruise missiles hit Kyiv") == set()
+    assert topics(c, "missiles against Russian territory") == {"t"}
+
+
+def test_and_or_not() -> None:
+    c = make(
+        {
+            "rules": [
+                {
+                    "id": "r",
+                    "anchor": "A",
+                    "with": ["B", {"any": ["C", "D"]}],
+                    "without": [{"group": "E", "near": "3 words"}],
+                }
+            ]
+        },
+        {
+            "A": {"en": ["troops"]},
+            "B": {"en": ["send"]},
+            "C": {"en": ["ukraine"]},
+            "D": {"fr": ["ukraine"], "en": ["kyiv"]},
+            "E": {"en": ["russian"]},
+        },
+    )
+    assert topics(c, "They send troops to Kyiv.") == {"t"}  # OR: D instead of C
+    assert topics(c, "They send troops to Poland.") == set()  # AND: no C or D
+    assert topics(c, "They send Russian troops to Ukraine.") == set()  # NOT
+
+
+def test_exclusion_context_drops_hits_nearby() -> None:
+    c = make(
+        {
+            "rules": [{"id": "r", "anchor": "W", "with": ["S"]}],
+            "exclude": [{"context": "Y", "drops": ["W"]}],
+        },
+        {
+            "W": {"any": ["tomahawk*"]},
+            "S": {"en": ["fired"]},
+            "Y": {"en": ["houthi*", "yemen"]},
+        },
+    )
+    assert topics(c, "Warships fired Tomahawks at Houthi radars.") == set()
+    assert topics(c, "The Houthis protested. Ukraine fired Tomahawks at Bryansk.") == {"t"}
+
+
+def test_weights_threshold_and_count() -> None:
+    c = make(
+        {"threshold": 1.0, "rules": [{"id": "r", "anchor": "A", "with": ["B"], "max_count": 2}]},
+        {"A": {"en": {"personnel": 0.5, "troops": 1}}, "B": {"en": ["ukraine"]}},
+    )
+    assert topics(c, "Personnel in Ukraine.") == set()  # 0.5 < threshold
+    assert topics(c, "Personnel in Ukraine. More personnel in Ukraine.") == {"t"}
+    match = c.classify("Troops in Ukraine. Troops in Ukraine. Troops in Ukraine.").topics[0]
+    assert match.score == 2.0  # max_count caps the count
+    assert match.groups == ("A", "B")
+
+
+def test_attribute_is_first_with_a_hit_in_the_fired_sentences() -> None:
+    c = make(
+        {
+            "rules": [{"id": "r", "anchor": "A"}],
+            "attributes": [
+                {"value": "denied", "any": ["NO"]},
+                {"value": "proposed", "any": ["MAY"]},
+            ],
+        },
+        {"A": {"en": ["troops"]}, "NO": {"en": ["not"]}, "MAY": {"en": ["may"]}},
+    )
+    assert c.classify("We may send troops.").topics[0].attribute == "proposed"
+    assert c.classify("We may not send troops.").topics[0].attribute == "denied"
+    assert c.classify("Troops. We may not.").topics[0].attribute is None
+
+
+def test_entities_are_canonical_and_deduplicated(shipped: Classifier) -> None:
+    result = shipped.classify("ATACMS and Storm Shadow (SCALP-EG); again ATACMS, Путин and Putin.")
+    names = [e.name for e in result.entities]
+    assert names.count("ATACMS") == 1
+    assert names.count("Storm Shadow/SCALP-EG") == 1
+    assert names.count("Vladimir Putin") == 1
+    assert {e.kind for e in result.entities if e.name == "ATACMS"} == {"weapon"}
+
+
+# --- evidence ------------------------------------------------------------------------------
+
+
+def test_evidence_offsets_point_into_the_original_text(shipped: Classifier) -> None:
+    text = (
+        "Die Ukraine darf die Storm-Shadow-Marschflugkörper  nun auch gegen Ziele auf "
+        "russischem Territorium einsetzen, sagte ein Sprecher. Straße."
+    )
+    match = shipped.classify(text, "de").topics[0]
+    assert match.topic == "long_range_strike"
+    assert match.evidence
+    for ev in match.evidence:
+        surface = normalize(text[ev.start : ev.end]).text
+        assert surface.startswith(normalize(ev.term.strip("*=")).text.strip())
+        assert text[ev.start : ev.end] in ev.snippet
+    assert any(text[e.start : e.end] == "Storm-Shadow" for e in match.evidence)
+
+
+def test_evidence_with_a_title_refers_to_the_document(shipped: Classifier) -> None:
+    title = "Biden allows ATACMS strikes"
+    text = "The White House lets Ukraine fire ATACMS at targets inside Russia."
+    document = Classifier.document(text, title)
+    assert document == title + "\n\n" + text
+    match = shipped.classify(text, "en", title=title).topics[0]
+    spans = {document[e.start : e.end] for e in match.evidence}
+    assert "ATACMS" in spans
+    assert any(e.start >= len(title) + 2 for e in match.evidence)
+
+
+# --- the shipped rules -----------------------------------------------------------------------
+
+
+def seed_texts() -> list[tuple[Path, str]]:
+    # The seed lives beside the repository (../shared). Its absence is a broken checkout, not
+    # a reason to skip: fail loudly.
+    assert SEEDS.is_dir(), f"seed directory missing: {SEEDS}"
+    files = sorted(SEEDS.glob("*.txt"))
+    assert files, f"no seed articles in {SEEDS}"
+    return [(f, f.read_text(encoding="utf-8")) for f in files]
+
+
+def test_seed_article_has_both_topics_with_evidence_from_its_german_text(
+    shipped: Classifier,
+) -> None:
+    for path, text in seed_texts():
+        footer = text.find("Bild: KI")
+        body = text[:footer] if footer > 0 else text
+        result = shipped.classify(text, "de")
+        found = {m.topic: m for m in result.topics}
+        assert set(found) == {"troop_deployment", "long_range_strike"}, path
+        for match in found.values():
+            assert match.evidence, (path, match.topic)
+            for ev in match.evidence:
+                assert ev.end <= len(body), "evidence must come from the article, not the footer"
+                assert normalize(text[ev.start : ev.end]).text  # a real span
+        troops = {text[e.start : e.end] for e in found["troop_deployment"].evidence}
+        assert "Truppen" in troops
+        strikes = {text[e.start : e.end] for e in found["long_range_strike"].evidence}
+        assert {"ATACMS", "Storm Shadow"} & strikes
+        # The newsletter footer changes nothing.
+        assert {m.topic for m in shipped.classify(body, "de").topics} == set(found)
+        names = {e.name for e in result.entities}
+        assert {"ATACMS", "Storm Shadow/SCALP-EG", "Oreshnik", "Emmanuel Macron"} <= names
+
+
+def test_shipped_rules_cover_the_eight_languages() -> None:
+    rules = load_rules(TOPICS)
+    for group in (
+        "TROOPS",
+        "DEPLOY",
+        "UKRAINE",
+        "WESTERN",
+        "LR_GENERIC",
+        "STRIKE",
+        "PERMISSION",
+        "SUPPLY",
+        "RUSSIA_TARGET",
+    ):
+        missing = set(LANGUAGES) - set(rules.groups[group].terms)
+        assert not missing, (group, missing)
+    assert set(rules.topics) == {"troop_deployment", "long_range_strike"}
+
+
+# Achieved 1.0 / 1.0 on both topics when this floor was set; the margin lets a rule change
+# trade one or two items without silently eroding quality.
+GOLD_FLOOR = {"precision": 0.95, "recall": 0.95, "f1": 0.95}
+
+
+def test_gold_set_floor(shipped: Classifier) -> None:
+    records = read_records(GOLD)
+    assert len(records) >= 150
+    assert {r.lang for r in records} >= set(LANGUAGES)
+    report = evaluate(shipped, records, topics=("troop_deployment", "long_range_strike"))
+    for topic, scores in report.topics.items():
+        for metric, floor in GOLD_FLOOR.items():
+            assert getattr(scores, metric) >= floor, (topic, metric, report.format_text())
+    for lang, by_topic in report.languages.items():
+        for topic, scores in by_topic.items():
+            assert scores.f1 >= 0.8, (lang, topic, report.format_text())
+
+
+# --- validation ------------------------------------------------------------------------------
+
+MINIMAL = """
+groups:
+  A: {terms: {en: [troops]}}
+topics:
+  t:
+    rules:
+      - {id: r, anchor: A}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "topics.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_minimal_file_loads(tmp_path: Path) -> None:
+    assert load_rules(write(tmp_path, MINIMAL)).topics["t"].threshold == 1.0
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (("    rules:", "    thresold: 1\n    rules:"), "topics.t.thresold"),
+        (("[troops]", "[troops, 'a*b']"), "groups.A.terms.en"),
+        (("[troops]", "[troops, no]"), "groups.A.terms.en"),
+        (("{en: [troops]}", "{English: [troops]}"), "groups.A.terms.English"),
+        (("anchor: A}", "anchor: B}"), "topics.t.rules.0.anchor"),
+        (
+            ("anchor: A}", "anchor: A, with: [{group: A, near: five words}]}"),
+            "topics.t.rules.0.with.0.near",
+        ),
+        (("anchor: A}", "anchor: A, without: [{any: [A, C]}]}"), "topics.t.rules.0.without.0"),
+        (("anchor: A}", "anchor: A, weight: 0}"), "topics.t.rules.0.weight"),
+    ],
+)
+def test_errors_name_file_and_dotted_key(tmp_path: Path, change: tuple[str, str], key: str) -> None:
+    old, new = change
+    path = write(tmp_path, MINIMAL.replace(old, new, 1))
+    with pytest.raises(ConfigError) as info:
+        load_rules(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert key in message, message
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_rules(tmp_path / "nope.yaml")
+
+
+# --- pickling (Beam pickles DoFns) ------------------------------------------------------------
+
+
+def test_classifier_survives_pickling(shipped: Classifier) -> None:
+    text = "Macron did not rule out sending Western troops to Ukraine."
+    clone = pickle.loads(pickle.dumps(shipped))
+    assert clone.classify(text) == shipped.classify(text)
+    assert len(pickle.dumps(shipped)) < 2_000_000

@@ -1,0 +1,104 @@
+"""Matching normalization: what it folds, and that every span maps back to the original."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+from newsmon.pipeline.text import normalize, normalize_term, sentence_starts, tokenize
+
+
+def test_folds_case_diacritics_and_german_sharp_s() -> None:
+    assert normalize("Marschflugkörper STRASSE Straße Crimée Łódź").text == (
+        "marschflugkorper strasse strasse crimee lodz"
+    )
+
+
+def test_cyrillic_keeps_its_letters_except_yo() -> None:
+    # ё is written either way in Russian; й and ї are different letters and must stay.
+    assert normalize("Ракеты «Орешник» ещё ЁЛКА").text == "ракеты «орешник» еще елка"
+    assert normalize("Київ, військовий").text == "київ, військовий"
+
+
+def test_apostrophe_variants_become_one() -> None:
+    for apostrophe in "'’ʼ‘`´":
+        assert normalize(f"об{apostrophe}єкт l{apostrophe}Ukraine").text == "об'єкт l'ukraine"
+
+
+def test_hyphenated_compounds_read_as_words() -> None:
+    assert normalize("Storm-Shadow-Marschflugkörper").text == "storm shadow marschflugkorper"
+    assert normalize("SCALP‑EG").text == "scalp eg"  # non-breaking hyphen
+
+
+def test_whitespace_runs_and_invisible_characters() -> None:
+    assert normalize("Storm \n\t Shadow").text == "storm shadow"
+    assert normalize("Marsch\u00adflug\u200bkörper").text == "marschflugkorper"
+
+
+def test_decomposed_accents_are_dropped() -> None:
+    assert normalize("Crime\u0301e").text == "crimee"
+
+
+def test_span_maps_to_original_characters() -> None:
+    original = "Die  Straße — Storm-Shadow\u00ad-Raketen"
+    norm = normalize(original)
+    for word in ("strasse", "storm shadow", "raketen"):
+        start = norm.text.index(word)
+        o_start, o_end = norm.span(start, start + len(word))
+        assert normalize(original[o_start:o_end]).text == word
+    start = norm.text.index("strasse")
+    assert original[slice(*norm.span(start, start + 7))] == "Straße"
+
+
+def test_normalize_term_strips_outer_space() -> None:
+    assert normalize_term("  Boots-on-the-Ground ") == "boots on the ground"
+
+
+def test_tokens_carry_original_offsets() -> None:
+    text = "Французские военные — в Україні’s"
+    tokens = tokenize(text)
+    assert [t.text for t in tokens] == ["французские", "военные", "в", "україні", "s"]
+    for token in tokens:
+        assert normalize(text[token.start : token.end]).text == token.text
+
+
+_ALPHABET = st.sampled_from(
+    [*"abcXYZ äöüßÉéèçłøœæ ёЁйЙїЇ ’'`-‐\u00ad\u200b\n\t  .,!?ΣςΆ", "e\u0301", "İ"]
+)
+
+
+@given(st.lists(_ALPHABET, max_size=60).map("".join))
+def test_every_normalized_word_maps_back_to_itself(original: str) -> None:
+    norm = normalize(original)
+    for match in re.finditer(r"[^\W_]+", norm.text):
+        start, end = norm.span(match.start(), match.end())
+        assert 0 <= start < end <= len(original)
+        assert normalize(original[start:end]).text == match.group()
+
+
+@given(st.lists(_ALPHABET, max_size=60).map("".join))
+def test_normalization_is_idempotent(original: str) -> None:
+    once = normalize(original).text
+    assert normalize(once).text == once
+
+
+def test_sentences_split_on_stops_and_line_breaks_not_abbreviations() -> None:
+    text = (
+        "U.S. troops arrived. Dr. Smith said so! Neue Zeile\nZweite Zeile. z.B. nicht hier. "
+        "Последнее предложение."
+    )
+    starts = sentence_starts(text)
+    pieces = [text[a:b].strip() for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
+    assert pieces == [
+        "U.S. troops arrived.",
+        "Dr. Smith said so!",
+        "Neue Zeile",
+        "Zweite Zeile. z.B. nicht hier.",
+        "Последнее предложение.",
+    ]
+
+
+def test_sentences_in_caseless_scripts() -> None:
+    text = "ఉక్రెయిన్కు సాయం. రష్యా భూభాగంపై."
+    assert len(sentence_starts(text)) == 2
