@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from newsmon.pipeline.models import Classification
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
+    "ErrorsJSON",
     "EvalRecord",
     "EvalReport",
     "RecordError",
+    "ReportJSON",
     "Scores",
+    "ScoresJSON",
     "TopicErrors",
     "evaluate",
     "read_records",
@@ -106,13 +109,31 @@ class Scores(_Frozen):
             fn=fn,
         )
 
-    def public(self) -> dict[str, float | int]:
+    def public(self) -> ScoresJSON:
         return {
             "precision": self.precision,
             "recall": self.recall,
             "f1": self.f1,
             "support": self.support,
         }
+
+
+class ScoresJSON(TypedDict):
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class ErrorsJSON(TypedDict):
+    false_positives: list[str]
+    false_negatives: list[str]
+
+
+class ReportJSON(TypedDict):
+    topics: dict[str, ScoresJSON]
+    languages: dict[str, dict[str, ScoresJSON]]
+    errors: dict[str, ErrorsJSON]
 
 
 class TopicErrors(_Frozen):
@@ -126,7 +147,7 @@ class EvalReport(_Frozen):
     errors: dict[str, TopicErrors]
     records: int
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> ReportJSON:
         """``{"topics": {t: {precision, recall, f1, support}}, "languages": {l: {t: ...}},
         "errors": {t: {"false_positives": [ids], "false_negatives": [ids]}}}``."""
         return {
