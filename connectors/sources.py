@@ -14,7 +14,15 @@ from typing import Annotated, Any, Literal
 from newsmon.connectors.http import HttpSettings
 from newsmon.pipeline.config import ConfigError, read_yaml, validate
 from newsmon.pipeline.models import SourceRef
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2,3}$")
@@ -161,7 +169,17 @@ class FeedsConfig(_Strict):
     sources: tuple[Source, ...] = ()
 
     @model_validator(mode="after")
-    def _check(self) -> FeedsConfig:
+    def _check(self, info: ValidationInfo) -> FeedsConfig:
+        # load_sources defers these checks to report each problem on its own line.
+        if isinstance(info.context, dict) and info.context.get("defer_checks"):
+            return self
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def problems(self) -> list[str]:
+        """Checks across sources: unique ids, no interval below the politeness floor."""
         first: dict[str, int] = {}
         problems = []
         for index, source in enumerate(self.sources):
@@ -176,9 +194,7 @@ class FeedsConfig(_Strict):
                     f"sources.{index}.interval_s: {source.interval_s} is below"
                     f" defaults.min_interval_s ({self.defaults.min_interval_s})"
                 )
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        return problems
 
     def interval_for(self, source: RssSource | TelegramSource) -> int:
         if source.interval_s is not None:
@@ -217,4 +233,13 @@ def load_sources(path: Path) -> FeedsConfig:
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: (top level): must be a mapping"])
-    return validate(FeedsConfig, _resolve_file_urls(data, path.parent), path)
+    data = _resolve_file_urls(data, path.parent)
+    try:
+        config = FeedsConfig.model_validate(data, context={"defer_checks": True})
+    except ValidationError:
+        validate(FeedsConfig, data, path)  # raises ConfigError in the house format
+        raise
+    problems = config.problems()
+    if problems:
+        raise ConfigError([f"{path}: {problem}" for problem in problems])
+    return config

@@ -96,3 +96,20 @@ def test_the_shipped_starter_list() -> None:
 
 def test_an_empty_config_is_valid() -> None:
     assert FeedsConfig().sources == ()
+
+
+def test_each_cross_source_problem_is_its_own_line(tmp_path: Path) -> None:
+    path = write(tmp_path, {"sources": [RSS, {**RSS, "url": "https://x.example/f"},
+                                        {**TG, "interval_s": 5}]})
+    with pytest.raises(ConfigError) as info:
+        load_sources(path)
+    assert info.value.problems == [
+        f"{path}: sources.1.id: duplicate id 'bbc-world' (first at sources.0)",
+        f"{path}: sources.2.interval_s: 5 is below defaults.min_interval_s (60)",
+    ]
+
+
+def test_models_built_in_code_are_checked_too() -> None:
+    source = RssSource.model_validate(RSS)
+    with pytest.raises(ValueError, match="duplicate id"):
+        FeedsConfig(sources=(source, source))
