@@ -384,11 +384,16 @@ class _Doc:
     _sentences: list[int] | None = None
     _words: list[int] | None = None
     _coords: dict[tuple[int, str], int] = field(default_factory=dict)
+    _sentence_of: dict[int, int] = field(default_factory=dict)
 
     def sentence_of(self, pos: int) -> int:
-        if self._sentences is None:
-            self._sentences = sentence_starts(self.norm.original)
-        return bisect_right(self._sentences, self.norm.original_offset(pos)) - 1
+        index = self._sentence_of.get(pos)
+        if index is None:
+            if self._sentences is None:
+                self._sentences = sentence_starts(self.norm.original)
+            index = bisect_right(self._sentences, self.norm.original_offset(pos)) - 1
+            self._sentence_of[pos] = index
+        return index
 
     def word_of(self, pos: int) -> int:
         if self._words is None:
@@ -491,7 +496,11 @@ class Classifier:
             by_key.setdefault(term.key, []).append(t_i)
         automaton = ahocorasick.Automaton()
         for key, ids in by_key.items():
-            automaton.add_word(key, (len(key), tuple(ids)))
+            # Whether any term on this key may continue a word to the left or right: most raw
+            # matches (short words inside longer ones) are rejected on these two flags alone.
+            left_open = any(terms[i].left_open for i in ids)
+            right_open = any(terms[i].right_open for i in ids)
+            automaton.add_word(key, (len(key), tuple(ids), left_open, right_open))
         automaton.make_automaton()
         self._automaton = automaton
 
@@ -536,10 +545,15 @@ class Classifier:
             only = (lang, "any")
         best: dict[tuple[int, int, int, int], _Hit] = {}
         terms = self._terms
-        for last, (length, ids) in self._automaton.iter(text):
+        for last, (length, ids, any_left_open, any_right_open) in self._automaton.iter(text):
             start, end = last - length + 1, last + 1
-            left_word = start > 0 and is_word_char(text[start - 1])
-            right_word = end < size and is_word_char(text[end])
+            # is_word_char, inlined: this loop runs for every raw match.
+            left_word = start > 0 and text[start - 1].isalnum()
+            if left_word and not any_left_open:
+                continue
+            right_word = end < size and text[end].isalnum()
+            if right_word and not any_right_open:
+                continue
             for t_i in ids:
                 term = terms[t_i]
                 if (left_word and not term.left_open) or (right_word and not term.right_open):
