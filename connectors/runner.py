@@ -26,7 +26,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,16 +40,12 @@ from newsmon.connectors.rss import RssConnector
 from newsmon.connectors.sources import FeedsConfig, RssSource, TelegramSource
 from newsmon.connectors.state import Cursor, Health, StateStore
 from newsmon.connectors.telegram import TelegramConnector
+from newsmon.pipeline import metrics
+from newsmon.pipeline.metrics import FETCH_SECONDS, ITEMS, POLLS, PROBLEMS
 from newsmon.pipeline.models import RawItem
-from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict
 
 log = logging.getLogger(__name__)
-
-POLLS = Counter("newsmon_connector_polls", "Polls by source type and status", ["type", "status"])
-ITEMS = Counter("newsmon_connector_items", "Items published", ["type", "kind"])
-PROBLEMS = Counter("newsmon_connector_problems", "Broken input met while polling", ["type", "kind"])
-FETCH_SECONDS = Histogram("newsmon_connector_poll_seconds", "Time to fetch and parse", ["type"])
 
 #: While Kafka is down, sources with unpublished items are retried after this, doubling up to
 #: the maximum: quick recovery after a short outage, little load during a long one.
@@ -274,8 +270,11 @@ class Poller:
         http: HttpClient | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        progress: bool = False,
     ) -> None:
         self.config = config
+        #: Draw a progress bar over the sources of a ``poll_once`` pass (on a terminal only).
+        self.progress = progress
         self.state = StateStore(state_path)
         self.publisher: Publisher = (
             ArchivingPublisher(publisher, archive_path) if archive_path else publisher
@@ -371,13 +370,15 @@ class Poller:
         stopped = False
         if due:
             stopped = self._poll_sources(due, results, stop)
-        return PollReport(
+        report = PollReport(
             started_at=started,
             finished_at=self.clock(),
             results=tuple(results),
             not_due=not_due,
             stopped=stopped,
         )
+        metrics.observe_poll_report(report, "once" if stop is None else "forever")
+        return report
 
     def _poll_sources(
         self,
@@ -391,8 +392,15 @@ class Poller:
             futures: dict[Future[_Fetched], RssSource | TelegramSource] = {
                 pool.submit(self._fetch, self.connectors[s.id]): s for s in due
             }
+            completed: Iterable[Future[_Fetched]] = as_completed(futures)
+            if self.progress and stop is None:
+                from tqdm import tqdm
+
+                # disable=None: no bar unless stderr is a terminal (cron, logs stay clean).
+                completed = tqdm(completed, total=len(futures), desc="poll", unit="source",
+                                 disable=None, leave=False)
             try:
-                for future in as_completed(futures):
+                for future in completed:
                     if stop is not None and stop.is_set():
                         # What was fetched but not published is not marked seen either: the
                         # next run fetches it again. Nothing is half-recorded.
