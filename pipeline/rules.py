@@ -640,32 +640,29 @@ class Classifier:
         )
 
     def _fire(self, doc: _Doc, rule: _Rule, hits: dict[int, _GroupHits]) -> list[_Firing]:
-        anchors = sorted(
-            (h for g in rule.anchor if g in hits for h in hits[g].hits),
-            key=lambda h: (h.start, h.end),
-        )
-        firings: list[_Firing] = []
-        seen_sentences: set[int] = set()
-        for anchor in anchors:
-            sentence = doc.sentence_of(anchor.start)
-            if sentence in seen_sentences:
-                continue
-            strength = self._terms[anchor.term].weight
-            matched: list[_Hit] = []
-            for clause in rule.with_:
-                best = self._best(anchor, clause, hits)
-                if best is None:
-                    break
-                matched.append(best)
-                strength = min(strength, self._terms[best.term].weight)
-            else:
-                if any(self._best(anchor, clause, hits) for clause in rule.without):
-                    continue
-                firings.append(_Firing(rule, anchor, matched, strength * rule.weight))
-                seen_sentences.add(sentence)
-                if len(firings) >= rule.max_count:
-                    break
-        return firings
+        """The rule's firings: the strongest per sentence, the ``max_count`` strongest overall."""
+        best: dict[int, _Firing] = {}
+        for g in rule.anchor:
+            for anchor in hits[g].hits if g in hits else ():
+                strength = self._terms[anchor.term].weight
+                sentence = doc.sentence_of(anchor.start)
+                kept = best.get(sentence)
+                if kept is not None and kept.strength >= strength * rule.weight:
+                    continue  # this anchor cannot beat the sentence's firing
+                matched: list[_Hit] = []
+                for clause in rule.with_:
+                    found = self._best(anchor, clause, hits)
+                    if found is None:
+                        break
+                    matched.append(found)
+                    strength = min(strength, self._terms[found.term].weight)
+                else:
+                    if any(self._best(anchor, clause, hits) for clause in rule.without):
+                        continue
+                    if kept is None or strength * rule.weight > kept.strength:
+                        best[sentence] = _Firing(rule, anchor, matched, strength * rule.weight)
+        ranked = sorted(best.values(), key=lambda f: (-f.strength, f.anchor.start))
+        return ranked[: rule.max_count]
 
     def _best(self, anchor: _Hit, clause: _Clause, hits: dict[int, _GroupHits]) -> _Hit | None:
         """The heaviest, then nearest, hit of the clause's groups near the anchor (not on it)."""

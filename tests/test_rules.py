@@ -166,6 +166,15 @@ def test_weights_threshold_and_count() -> None:
     assert match.groups == ("A", "B")
 
 
+def test_the_strongest_anchor_of_a_sentence_counts() -> None:
+    c = make(
+        {"rules": [{"id": "r", "anchor": "A", "with": ["B"]}]},
+        {"A": {"en": {"personnel": 0.5, "instructors": 1}}, "B": {"en": ["ukraine"]}},
+    )
+    match = c.classify("Military personnel and instructors will go to Ukraine.").topics[0]
+    assert match.score == 1.0
+
+
 def test_attribute_is_first_with_a_hit_in_the_fired_sentences() -> None:
     c = make(
         {
