@@ -362,3 +362,26 @@ def test_classifier_survives_pickling(shipped: Classifier) -> None:
     clone = pickle.loads(pickle.dumps(shipped))
     assert clone.classify(text) == shipped.classify(text)
     assert len(pickle.dumps(shipped)) < 2_000_000
+
+
+def test_shipped_rule_file_has_no_duplicate_keys() -> None:
+    # YAML keeps the last of two equal keys silently; in a term mapping that hides an edit.
+    import yaml
+
+    duplicates: list[tuple[object, int]] = []
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> object:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node)
+            if key in seen:
+                duplicates.append((key, key_node.start_mark.line + 1))
+            seen.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    yaml.load(TOPICS.read_text(encoding="utf-8"), Loader=Loader)  # a SafeLoader subclass
+    assert not duplicates
