@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from newsmon.pipeline.config import ConfigError
 from newsmon.pipeline.evaluation import evaluate, read_records
 from newsmon.pipeline.rules import Classifier, RuleSet, load_rules
@@ -366,8 +367,6 @@ def test_classifier_survives_pickling(shipped: Classifier) -> None:
 
 def test_shipped_rule_file_has_no_duplicate_keys() -> None:
     # YAML keeps the last of two equal keys silently; in a term mapping that hides an edit.
-    import yaml
-
     duplicates: list[tuple[object, int]] = []
 
     class Loader(yaml.SafeLoader):
