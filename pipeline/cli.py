@@ -144,7 +144,7 @@ def _load_rules_plain(settings: Settings) -> Any:
 @search_app.command("setup")
 def search_setup(config: ConfigOpt = None) -> None:
     """Apply index templates and create the indices (idempotent)."""
-    from .io_search import StoreUnavailable, open_store
+    from .io_search import StoreSetupError, StoreUnavailable, open_store
 
     settings = _settings(config)
     store = open_store(settings.search, settings.state_dir)
@@ -153,7 +153,7 @@ def search_setup(config: ConfigOpt = None) -> None:
     except StoreUnavailable as exc:
         raise _fail(f"search server unavailable: {exc}", 1) from exc
     typer.echo(f"{settings.search.backend}: templates and indices ready "
-               f"(prefix {settings.search.index_prefix})")
+               f"(prefix {settings.search.index_prefix}; language subfields: {languages})")
 
 
 @search_app.command("export")
@@ -163,13 +163,21 @@ def search_export(
     ),
     prefix: str = "newsmon",
 ) -> None:
-    """Write the index templates as JSON, for operators who apply them with their own tools."""
-    from .mappings import MAPPINGS, index_template
+    """Write the index templates as JSON, for operators who apply them with their own tools.
+
+    ``<kind>.template.json`` uses the standard analyzer (every server has it);
+    ``articles.languages.template.json`` adds the per-language subfields for the analyzers of
+    the analysis-common module (``newsmon search setup`` asks the server which it has).
+    """
+    from .mappings import COMMON_LANGUAGES, MAPPINGS, index_template
 
     out.mkdir(parents=True, exist_ok=True)
-    for kind in MAPPINGS:
-        path = out / f"{kind}.template.json"
-        path.write_text(json.dumps(index_template(prefix, kind), indent=2) + "\n")
+    files = {f"{kind}.template.json": index_template(prefix, kind) for kind in MAPPINGS}
+    files["articles.languages.template.json"] = index_template(
+        prefix, "articles", COMMON_LANGUAGES)
+    for name, body in files.items():
+        path = out / name
+        path.write_text(json.dumps(body, indent=2) + "\n")
         typer.echo(str(path))
 
 
@@ -207,6 +215,9 @@ def poll(
         Path | None, typer.Option(help="Also append every published item to this JSONL file.")
     ] = None,
 ) -> None:
+    except StoreSetupError as exc:
+        raise _fail(f"search setup: {exc}", 1) from exc
+    languages = ", ".join(getattr(store, "languages", ())) or "none (standard analyzer only)"
     """Poll feeds and Telegram channels and publish new items to Kafka."""
     from newsmon.connectors.publisher import KafkaPublisher
 

@@ -9,7 +9,9 @@ call this adapter from DoFns. Contract shared by every backend:
   cannot be reached, so the run fails and is retried without committing offsets;
 * ``create`` is atomic (exactly one caller wins) and ``replace_if`` is an optimistic,
   version-guarded write: together they merge alert updates without a script engine, which the
-  Maven Central Elasticsearch build lacks.
+  Maven Central Elasticsearch build lacks;
+* ``get``, ``find_terms`` and ``scan`` read across every index of a kind (for articles: the
+  monthly indices behind their alias).
 """
 
 from __future__ import annotations
@@ -18,13 +20,25 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from .config import SearchSettings
-from .mappings import MAPPINGS, index_name, index_template
+from .mappings import (
+    ID_FIELDS,
+    LANGUAGE_ANALYZERS,
+    MAPPINGS,
+    MONTHLY,
+    TIME_FIELDS,
+    index_name,
+    index_template,
+    kind_mapping,
+    monthly_index,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +49,117 @@ class StoreUnavailable(RuntimeError):
     """The search server could not be reached or answered with a server error."""
 
 
+class StoreSetupError(RuntimeError):
+    """The server holds something ``setup`` must not silently change (an old index layout)."""
+
+
 @dataclass(frozen=True)
 class BulkFailure:
     doc_id: str
     status: int
     error: str
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    doc_id: str
+    index: str
+    doc: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One document's outcome in a bulk response (status 2xx: written)."""
+
+    doc_id: str
+    status: int
+    error: str = ""
+
+
+#: Per-document statuses worth retrying: the server is busy or a shard is briefly missing.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def backoff_s(attempt: int, initial_s: float, max_s: float) -> float:
+    """Capped exponential backoff before retry number ``attempt`` (0-based)."""
+    return float(min(max_s, initial_s * (2**attempt)))
+
+
+def bulk_with_retry(
+    send: Callable[[Sequence[BulkAction]], Sequence[ItemResult]],
+    actions: Sequence[BulkAction],
+    *,
+    chunk_size: int,
+    max_retries: int,
+    initial_backoff_s: float = 0.5,
+    max_backoff_s: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[BulkFailure]:
+    """Send ``actions`` in chunks; retry only the documents that failed transiently.
+
+    Rejected documents (mapping errors and other 4xx) come back as failures for the caller to
+    dead-letter. Documents still failing transiently after ``max_retries`` retries raise
+    :class:`StoreUnavailable`: the server is in trouble, not the data, so the run must fail
+    and be retried rather than park good documents. ``send`` raises StoreUnavailable itself
+    when the connection is lost.
+    """
+    failures: list[BulkFailure] = []
+    for start in range(0, len(actions), chunk_size):
+        todo = list(actions[start:start + chunk_size])
+        attempt = 0
+        while todo:
+            by_id = {a.doc_id: a for a in todo}
+            retry: list[BulkAction] = []
+            for result in send(todo):
+                if 200 <= result.status < 300:
+                    continue
+                if result.status in TRANSIENT_STATUSES:
+                    retry.append(by_id[result.doc_id])
+                else:
+                    failures.append(BulkFailure(result.doc_id, result.status, result.error))
+            if retry and attempt >= max_retries:
+                raise StoreUnavailable(
+                    f"{len(retry)} documents still failing after {max_retries} retries "
+                    f"(first: {retry[0].doc_id})"
+                )
+            if retry:
+                delay = backoff_s(attempt, initial_backoff_s, max_backoff_s)
+                log.info("bulk: retrying %d of %d documents in %.1fs", len(retry), len(todo),
+                         delay)
+                sleep(delay)
+                attempt += 1
+            todo = retry
+    return failures
+
+
+def parse_time(value: str | datetime) -> datetime:
+    """A stored ISO 8601 time as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        stamp = value
+    else:
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+def _in_window(doc: Mapping[str, Any], field: str, since: datetime | None,
+               until: datetime | None) -> bool:
+    raw = doc.get(field)
+    if not raw:
+        return since is None and until is None
+    try:
+        stamp = parse_time(raw)
+    except (TypeError, ValueError):
+        return False
+    return (since is None or stamp >= since) and (until is None or stamp < until)
+
+
+def _matches_terms(doc: Mapping[str, Any], terms: Mapping[str, Sequence[str]]) -> bool:
+    for field, wanted in terms.items():
+        value = doc.get(field)
+        values = value if isinstance(value, list | tuple) else [value]
+        if not {str(v) for v in values} & {str(w) for w in wanted}:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -63,6 +183,15 @@ class DocumentStore(Protocol):
     def find_terms(
         self, kind: str, field: str, values: Sequence[str], size: int = 50
     ) -> list[JsonDict]: ...
+    def scan(
+        self,
+        kind: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        terms: Mapping[str, Sequence[str]] | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Iterator[JsonDict]: ...
     def all_docs(self, kind: str, size: int = 10_000) -> list[JsonDict]: ...
     def count(self, kind: str) -> int: ...
     def refresh(self, kind: str) -> None: ...
@@ -76,7 +205,8 @@ class SearchServerStore:
     """Elasticsearch (``elasticsearch`` client) or OpenSearch (``opensearch-py``).
 
     The two clients share the bulk helper's shape and most call signatures; where they differ
-    (keyword names of the 8.x client versus ``body=``) this class says so.
+    (keyword names of the 8.x client versus ``body=``) this class says so. New calls pass
+    ``body=``, which both accept.
     """
 
     def __init__(self, settings: SearchSettings) -> None:
@@ -107,6 +237,7 @@ class SearchServerStore:
             )
             self._conflict: type[BaseException] = elasticsearch.ConflictError
             self._not_found: type[BaseException] = elasticsearch.NotFoundError
+            self._api_error: tuple[type[BaseException], ...] = (elasticsearch.ApiError,)
         else:
             import opensearchpy
             from opensearchpy import helpers as os_helpers
@@ -129,75 +260,176 @@ class SearchServerStore:
             self._unavailable = (opensearchpy.ConnectionError,)
             self._conflict = opensearchpy.ConflictError
             self._not_found = opensearchpy.NotFoundError
+            self._api_error = (opensearchpy.TransportError,)
+        #: Languages with an analyzer on this server (known after setup()).
+        self.languages: tuple[str, ...] = ()
+        self._known_indices: set[str] = set()
 
     def _name(self, kind: str) -> str:
         return index_name(self.prefix, kind)
+
+    @staticmethod
+    def _status(exc: BaseException) -> int | None:
+        # ES ApiError and OpenSearch TransportError carry the HTTP status; connection errors
+        # carry none (OpenSearch says "N/A").
+        status = getattr(exc, "status_code", None)
+        return status if isinstance(status, int) else None
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except self._unavailable as exc:
-            if getattr(exc, "status_code", None) in (400, 404, 409):
+            if self._status(exc) in (400, 404, 409):
                 raise
             raise StoreUnavailable(f"{self.backend} at {self.settings.url}: {exc}") from exc
+        except self._api_error as exc:
+            status = self._status(exc)
+            if status is not None and status >= 500:
+                raise StoreUnavailable(
+                    f"{self.backend} at {self.settings.url}: HTTP {status}: {exc}"
+                ) from exc
+            raise
+
+    def detect_languages(self) -> tuple[str, ...]:
+        """The article languages whose analyzer this server has (``_analyze`` answers 400 for
+        a missing one: the Maven Central Elasticsearch build has none, OpenSearch most)."""
+        found = []
+        for lang, analyzer in LANGUAGE_ANALYZERS.items():
+            try:
+                self._call(self.client.indices.analyze,
+                           body={"analyzer": analyzer, "text": "newsmon"})
+            except self._api_error as exc:
+                if self._status(exc) == 400:
+                    continue
+                raise
+            found.append(lang)
+        return tuple(sorted(found))
 
     def setup(self) -> None:
-        """Apply the index templates and create the indices. Idempotent."""
-        for kind in MAPPINGS:
-            body = index_template(self.prefix, kind)
-            name = f"{self.prefix}-{kind}"
-            if self.backend == "elasticsearch":
-                self._call(self.client.indices.put_index_template, name=name, **body)
-                exists = self._call(self.client.indices.exists, index=self._name(kind))
-                if not exists:
-                    self._create_index(kind)
-            else:
-                self._call(self.client.indices.put_index_template, name=name, body=body)
-                if not self._call(self.client.indices.exists, index=self._name(kind)):
-                    self._create_index(kind)
+        """Templates, indices and the article alias. Idempotent; safe to run on every start.
 
-    def _create_index(self, kind: str) -> None:
+        Order matters: templates first, so every index created afterwards (here, or by the
+        first write of a new month) gets the mappings and the alias. Existing indices get new
+        fields added (additive changes only; a conflicting change raises StoreSetupError).
+        The current month's article index is created so the alias exists before any write.
+        """
+        alias = self._name("articles")
+        if self._call(self.client.indices.exists, index=alias) and not self._call(
+            self.client.indices.exists_alias, name=alias
+        ):
+            raise StoreSetupError(
+                f"{alias} is an index from the old single-index layout; articles now live in "
+                f"monthly indices behind the alias {alias}. Re-index it into "
+                f"{alias}-YYYY.MM (or delete it), then run setup again."
+            )
+        self.languages = self.detect_languages()
+        for kind in MAPPINGS:
+            body = index_template(self.prefix, kind, self.languages)
+            self._call(self.client.indices.put_index_template, name=self._name(kind), body=body)
+        now = datetime.now(UTC)
+        for kind in MAPPINGS:
+            name = self._name(kind)
+            if kind in MONTHLY:
+                self._ensure_index(monthly_index(self.prefix, kind, {"published_at": now}))
+                # Monthly indices made before their template carried the alias join it too.
+                self._call(self.client.indices.update_aliases, body={
+                    "actions": [{"add": {"index": f"{name}-*", "alias": name}}]})
+                pattern = f"{name}-*"
+            else:
+                self._ensure_index(name)
+                pattern = name
+            try:
+                self._call(self.client.indices.put_mapping, index=pattern,
+                           body=kind_mapping(kind, self.languages))
+            except self._api_error as exc:
+                raise StoreSetupError(f"{pattern}: the stored mapping conflicts with "
+                                      f"newsmon's: {exc}") from exc
+
+    def _ensure_index(self, index: str) -> None:
+        if index in self._known_indices:
+            return
+        if not self._call(self.client.indices.exists, index=index):
+            try:
+                self._call(self.client.indices.create, index=index)
+            except self._api_error as exc:
+                # Another writer created it between our check and our call: that is fine.
+                if "resource_already_exists_exception" not in str(exc):
+                    raise
+        self._known_indices.add(index)
+
+    def _write_index(self, kind: str, doc: Mapping[str, Any]) -> str:
+        if kind in MONTHLY:
+            return monthly_index(self.prefix, kind, doc)
+        return self._name(kind)
+
+    def _locations(self, kind: str, ids: Sequence[str]) -> dict[str, str]:
+        """Where documents of a monthly kind already are, so an update whose date moved to
+        another month overwrites its copy instead of making a second one."""
+        if kind not in MONTHLY or not ids:
+            return {}
+        body = {"query": {"ids": {"values": list(ids)}}, "_source": False, "size": len(ids)}
+        res = self._call(self.client.search, index=self._name(kind), body=body,
+                         ignore_unavailable=True)
+        return {hit["_id"]: hit["_index"] for hit in res["hits"]["hits"]}
+
+    def _send_bulk(self, actions: Sequence[BulkAction]) -> list[ItemResult]:
+        body: list[Mapping[str, Any]] = []
+        for action in actions:
+            body.append({"index": {"_index": action.index, "_id": action.doc_id}})
+            body.append(action.doc)
         try:
-            self._call(self.client.indices.create, index=self._name(kind))
-        except Exception as exc:
-            # Another process created it between our check and our call: that is fine.
-            if "resource_already_exists_exception" not in str(exc):
-                raise
+            res = self._call(self.client.bulk, body=body)
+        except StoreUnavailable as exc:
+            if isinstance(exc.__cause__, self._unavailable):
+                raise  # the connection is gone: the run fails and is retried
+            # The whole request was refused by a busy node: retry all of it.
+            return [ItemResult(a.doc_id, 503, str(exc)) for a in actions]
+        except self._api_error as exc:
+            if self._status(exc) == 429:
+                return [ItemResult(a.doc_id, 429, str(exc)) for a in actions]
+            raise
+        out = []
+        for item in res["items"]:
+            info = next(iter(item.values()))
+            status = int(info.get("status", 0))
+            error = ""
+            if status >= 300:
+                error = json.dumps(info.get("error"), ensure_ascii=False)[:2000]
+            out.append(ItemResult(str(info.get("_id")), status, error))
+        return out
 
     def bulk_write(self, kind: str, docs: Sequence[tuple[str, JsonDict]]) -> list[BulkFailure]:
-        index = self._name(kind)
-        actions = ({"_index": index, "_id": doc_id, "_source": doc} for doc_id, doc in docs)
-        failures: list[BulkFailure] = []
-        try:
-            # Only throttled documents (429) are retried, with the helper's capped backoff;
-            # rejected ones come back as failures for the caller to dead-letter.
-            for ok, info in self._helpers.streaming_bulk(
-                self.client,
-                actions,
-                chunk_size=self.settings.bulk_batch_size,
-                raise_on_error=False,
-                raise_on_exception=True,
-                max_retries=self.settings.max_retries,
-                initial_backoff=1,
-                max_backoff=30,
-            ):
-                if not ok:
-                    item = next(iter(info.values()))
-                    status = int(item.get("status", 0))
-                    if status >= 500 or status == 429:
-                        raise StoreUnavailable(f"{self.backend}: bulk item status {status}")
-                    failures.append(
-                        BulkFailure(
-                            doc_id=str(item.get("_id")),
-                            status=status,
-                            error=json.dumps(item.get("error"), ensure_ascii=False)[:2000],
-                        )
-                    )
-        except self._unavailable as exc:
-            raise StoreUnavailable(f"{self.backend} at {self.settings.url}: {exc}") from exc
-        return failures
+        """Write in chunks of ``bulk_batch_size``; see :func:`bulk_with_retry` for what is
+        retried, returned or raised."""
+        if not docs:
+            return []
+        where = self._locations(kind, [doc_id for doc_id, _ in docs])
+        actions = [BulkAction(doc_id, where.get(doc_id) or self._write_index(kind, doc), doc)
+                   for doc_id, doc in docs]
+        for index in sorted({a.index for a in actions}):
+            self._ensure_index(index)
+        return bulk_with_retry(
+            self._send_bulk,
+            actions,
+            chunk_size=self.settings.bulk_batch_size,
+            max_retries=self.settings.max_retries,
+            initial_backoff_s=0.5,
+            max_backoff_s=30.0,
+        )
 
     def get(self, kind: str, doc_id: str) -> Versioned | None:
+        """Real-time get; for monthly kinds an ``ids`` search through the alias, because a get
+        by id on an alias over several indices is refused by Elasticsearch."""
+        if kind in MONTHLY:
+            body = {"query": {"ids": {"values": [doc_id]}}, "seq_no_primary_term": True,
+                    "size": 1}
+            res = self._call(self.client.search, index=self._name(kind), body=body,
+                             ignore_unavailable=True)
+            hits = res["hits"]["hits"]
+            if not hits:
+                return None
+            return Versioned(dict(hits[0]["_source"]),
+                             (int(hits[0]["_seq_no"]), int(hits[0]["_primary_term"])))
         try:
             res = self._call(self.client.get, index=self._name(kind), id=doc_id)
         except self._not_found:
@@ -205,15 +437,10 @@ class SearchServerStore:
         return Versioned(dict(res["_source"]), (int(res["_seq_no"]), int(res["_primary_term"])))
 
     def create(self, kind: str, doc_id: str, doc: JsonDict) -> bool:
+        index = self._write_index(kind, doc)
+        self._ensure_index(index)
         try:
-            if self.backend == "elasticsearch":
-                self._call(
-                    self.client.create, index=self._name(kind), id=doc_id, document=doc
-                )
-            else:
-                self._call(
-                    self.client.create, index=self._name(kind), id=doc_id, body=doc
-                )
+            self._call(self.client.create, index=index, id=doc_id, body=doc)
         except self._conflict:
             return False
         return True
@@ -221,15 +448,14 @@ class SearchServerStore:
     def replace_if(
         self, kind: str, doc_id: str, doc: JsonDict, version: tuple[int, int]
     ) -> bool:
-        body_key = "document" if self.backend == "elasticsearch" else "body"
         try:
             self._call(
                 self.client.index,
-                index=self._name(kind),
+                index=self._write_index(kind, doc),
                 id=doc_id,
+                body=doc,
                 if_seq_no=version[0],
                 if_primary_term=version[1],
-                **{body_key: doc},
             )
         except self._conflict:
             return False
@@ -249,6 +475,45 @@ class SearchServerStore:
         if not values:
             return []
         return self._search(kind, {"terms": {field: list(values)}}, size)
+
+    def scan(
+        self,
+        kind: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        terms: Mapping[str, Sequence[str]] | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Iterator[JsonDict]:
+        """Every document of ``kind`` whose time field is in [since, until), oldest first.
+
+        Pages with ``search_after`` on (time, own id): both servers have it, it needs no
+        point-in-time or scroll context, and it is not bounded by ``max_result_window``.
+        """
+        time_field, id_field = TIME_FIELDS[kind], ID_FIELDS[kind]
+        filters: list[JsonDict] = []
+        bounds = {op: t.astimezone(UTC).isoformat() for op, t in (("gte", since), ("lt", until))
+                  if t is not None}
+        if bounds:
+            filters.append({"range": {time_field: bounds}})
+        filters.extend({"terms": {f: list(v)}} for f, v in (terms or {}).items())
+        page = 2000
+        body: JsonDict = {
+            "query": {"bool": {"filter": filters}},
+            "size": page,
+            "sort": [{time_field: {"order": "asc"}}, {id_field: {"order": "asc"}}],
+        }
+        if fields is not None:
+            body["_source"] = list(fields)
+        while True:
+            res = self._call(self.client.search, index=self._name(kind), body=body,
+                             ignore_unavailable=True)
+            hits = res["hits"]["hits"]
+            for hit in hits:
+                yield dict(hit["_source"])
+            if len(hits) < page:
+                return
+            body["search_after"] = hits[-1]["sort"]
 
     def all_docs(self, kind: str, size: int = 10_000) -> list[JsonDict]:
         return self._search(kind, {"match_all": {}}, size)
@@ -386,6 +651,37 @@ class SqliteStore:
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def scan(
+        self,
+        kind: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        terms: Mapping[str, Sequence[str]] | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Iterator[JsonDict]:
+        path = "$." + TIME_FIELDS[kind]
+        sql = "SELECT body FROM docs WHERE kind = ?"
+        args: list[str] = [kind]
+        # Stored times are UTC ISO 8601 (models.UtcDatetime), so their first 19 characters
+        # compare as text; the exact bounds are applied after parsing.
+        if since is not None:
+            sql += " AND substr(json_extract(body, ?), 1, 19) >= ?"
+            args += [path, f"{since.astimezone(UTC):%Y-%m-%dT%H:%M:%S}"]
+        if until is not None:
+            sql += " AND substr(json_extract(body, ?), 1, 19) <= ?"
+            args += [path, f"{until.astimezone(UTC):%Y-%m-%dT%H:%M:%S}"]
+        sql += " ORDER BY json_extract(body, ?), id"
+        rows = self._db.execute(sql, (*args, path)).fetchall()
+        for (body,) in rows:
+            doc = json.loads(body)
+            windowed = since is not None or until is not None
+            if windowed and not _in_window(doc, TIME_FIELDS[kind], since, until):
+                continue
+            if terms and not _matches_terms(doc, terms):
+                continue
+            yield doc if fields is None else {k: doc[k] for k in fields if k in doc}
+
     def all_docs(self, kind: str, size: int = 10_000) -> list[JsonDict]:
         rows = self._db.execute(
             "SELECT body FROM docs WHERE kind = ? ORDER BY id LIMIT ?", (kind, size)
@@ -409,7 +705,8 @@ class SqliteStore:
 
 #: Fields the embedded store can look up by value (the keyword fields the pipeline queries).
 _LOOKUP_FIELDS = (
-    "story_id", "text_hash", "lsh_bands", "doc_id", "url", "topic_names", "rule", "replayed"
+    "story_id", "text_hash", "lsh_bands", "doc_id", "url", "topic_names", "rule", "replayed",
+    "pending", "kind", "topic", "alert_id",
 )
 
 

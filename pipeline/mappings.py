@@ -2,15 +2,42 @@
 
 `newsmon search setup` applies them; `deploy/search/*.json` is generated from them
 (`newsmon search export`) for operators who apply templates with their own tooling.
-The mappings use only the standard analyzer, which every server has (the Maven Central
-Elasticsearch build has no language analyzers).
+
+Index layout (``<prefix>`` is ``search.index_prefix``):
+
+* articles: monthly indices ``<prefix>-articles-YYYY.MM`` behind the alias
+  ``<prefix>-articles``. The month comes from ``published_at``, so a document's index is a
+  function of its content like its ``_id``: a re-write lands on the same copy. Reads go
+  through the alias; writes name the monthly index.
+* alerts, dead letters, source health and alert throttle windows: one index each,
+  ``<prefix>-<kind>``.
+
+Text fields are analyzed with the standard analyzer, which every server has (the Maven Central
+Elasticsearch build has no language analyzers); ``title`` and ``text`` get per-language
+subfields (``text.de`` with the ``german`` analyzer, ...) only for the analyzers the server
+has, which ``setup`` finds out by asking it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 JsonDict = dict[str, Any]
+
+#: Article languages (ISO 639-1) -> the built-in analyzer for their subfield. Ukrainian and
+#: Polish analyzers come from plugins (analysis-ukrainian, analysis-stempel): they are used
+#: where a server has them, like the others.
+LANGUAGE_ANALYZERS: dict[str, str] = {
+    "en": "english", "de": "german", "fr": "french", "ru": "russian",
+    "uk": "ukrainian", "pl": "polish", "it": "italian", "es": "spanish",
+}
+#: The ones every server with the analysis-common module has (no plugin needed).
+COMMON_LANGUAGES: tuple[str, ...] = ("de", "en", "es", "fr", "it", "ru")
+#: Articles with neither ``published_at`` nor ``first_seen_at`` (never the pipeline's own)
+#: still need a deterministic home.
+UNDATED = "undated"
 
 _KEYWORD: JsonDict = {"type": "keyword"}
 _DATE: JsonDict = {"type": "date"}
@@ -39,6 +66,8 @@ _EVIDENCE: JsonDict = {
     },
 }
 
+_TITLE: JsonDict = {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}}
+
 ARTICLE_MAPPING: JsonDict = {
     "dynamic": "strict",
     "properties": {
@@ -48,7 +77,7 @@ ARTICLE_MAPPING: JsonDict = {
         "story_id": _KEYWORD,
         "source": _SOURCE,
         "url": _KEYWORD,
-        "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
+        "title": _TITLE,
         "text": _TEXT,
         "lang": _KEYWORD,
         "published_at": _DATE,
@@ -81,7 +110,7 @@ ALERT_MAPPING: JsonDict = {
         "topic": _KEYWORD,
         "story_id": _KEYWORD,
         "doc_ids": _KEYWORD,
-        "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
+        "title": _TITLE,
         "url": _KEYWORD,
         "score": _FLOAT,
         "source_ids": _KEYWORD,
@@ -90,7 +119,41 @@ ALERT_MAPPING: JsonDict = {
         "evidence": _EVIDENCE,
         "created_at": _DATE,
         "updated_at": _DATE,
+        # story (one per rule and story) or surge (one per rule and interval).
+        "kind": _KEYWORD,
+        # Delivery state: channels reached, channels still owed (new or failed), channels whose
+        # last attempt failed, channels held back by the rule's throttle; one entry per attempt.
         "notified": _KEYWORD,
+        "pending": _KEYWORD,
+        "failed": _KEYWORD,
+        "throttled": _KEYWORD,
+        "lease_until": _DATE,
+        "deliveries": {
+            "type": "nested",
+            "properties": {
+                "channel": _KEYWORD,
+                "status": _KEYWORD,
+                "at": _DATE,
+                "attempts": _INT,
+                "error": {"type": "text", "fields": {"raw": {"type": "keyword",
+                                                              "ignore_above": 256}}},
+            },
+        },
+        # Surge alerts: the interval's count against its baseline, and its biggest stories.
+        "interval_start": _DATE,
+        "interval_end": _DATE,
+        "count": _INT,
+        "baseline_mean": _FLOAT,
+        "baseline_std": _FLOAT,
+        "expected_max": _FLOAT,
+        "top_stories": {
+            "properties": {
+                "story_id": _KEYWORD,
+                "title": {"type": "text", "index": False},
+                "url": _KEYWORD,
+                "count": _INT,
+            }
+        },
     },
 }
 
@@ -107,28 +170,137 @@ DEAD_LETTER_MAPPING: JsonDict = {
     },
 }
 
-#: index kind -> mapping. Index names are ``<prefix>-<kind>``.
+SOURCE_HEALTH_MAPPING: JsonDict = {
+    "dynamic": "strict",
+    "properties": {
+        "source_id": _KEYWORD,
+        "type": _KEYWORD,
+        "name": {"type": "text", "fields": {"raw": _KEYWORD}},
+        "lang": _KEYWORD,
+        "country": _KEYWORD,
+        "location": _KEYWORD,
+        "enabled": {"type": "boolean"},
+        "interval_s": _INT,
+        # ok, failing, disabled, never-polled, off
+        "state": _KEYWORD,
+        "last_poll_at": _DATE,
+        "last_success_at": _DATE,
+        "last_error": _TEXT,
+        "last_error_kind": _KEYWORD,
+        "last_error_at": _DATE,
+        "consecutive_failures": _INT,
+        "hard_failures": _INT,
+        "items_seen": _INT,
+        "parse_errors": _INT,
+        "last_new_item_at": _DATE,
+        "last_status": _INT,
+        "next_due_at": _DATE,
+        "disabled": {"type": "boolean"},
+        "disabled_reason": _TEXT,
+        "checked_at": _DATE,
+    },
+}
+
+#: One document per rule, channel and throttle window: created atomically by the delivery
+#: that may use the window; later alerts in the window are recorded on it as held back.
+ALERT_THROTTLE_MAPPING: JsonDict = {
+    "dynamic": "strict",
+    "properties": {
+        "key": _KEYWORD,
+        "rule": _KEYWORD,
+        "channel": _KEYWORD,
+        "window_start": _DATE,
+        "window_end": _DATE,
+        "alert_id": _KEYWORD,
+        "held_back": _KEYWORD,
+    },
+}
+
+#: index kind -> mapping. Index names are ``<prefix>-<kind>`` (for articles: the alias).
 MAPPINGS: dict[str, JsonDict] = {
     "articles": ARTICLE_MAPPING,
     "alerts": ALERT_MAPPING,
     "dead-letters": DEAD_LETTER_MAPPING,
+    "source-health": SOURCE_HEALTH_MAPPING,
+    "alert-throttle": ALERT_THROTTLE_MAPPING,
+}
+
+#: Kinds stored in monthly indices behind an alias named like the kind.
+MONTHLY = frozenset({"articles"})
+
+#: The field holding each kind's own id (a stable sort key for paging) and its time field.
+ID_FIELDS: dict[str, str] = {
+    "articles": "doc_id", "alerts": "alert_id", "dead-letters": "dl_id",
+    "source-health": "source_id", "alert-throttle": "key",
+}
+TIME_FIELDS: dict[str, str] = {
+    "articles": "published_at", "alerts": "created_at", "dead-letters": "created_at",
+    "source-health": "checked_at", "alert-throttle": "window_start",
 }
 
 
 def index_name(prefix: str, kind: str) -> str:
+    """The name reads use: the index itself, or for monthly kinds the alias over them."""
     if kind not in MAPPINGS:
         raise KeyError(f"unknown index kind {kind!r}")
     return f"{prefix}-{kind}"
 
 
-def index_template(prefix: str, kind: str) -> JsonDict:
-    """The composable index template body for one index kind."""
+def monthly_index(prefix: str, kind: str, doc: Mapping[str, Any]) -> str:
+    """The concrete index a document of a monthly kind belongs in: by ``published_at``
+    (else ``first_seen_at``), so the same document always lands in the same index."""
+    stamp = doc.get("published_at") or doc.get("first_seen_at")
+    if isinstance(stamp, datetime):
+        month = f"{stamp:%Y.%m}"
+    elif isinstance(stamp, str) and len(stamp) >= 7 and stamp[4] == "-":
+        # ISO 8601 as the documents carry it, already in UTC (models.UtcDatetime).
+        month = f"{stamp[:4]}.{stamp[5:7]}"
+    else:
+        month = UNDATED
+    return f"{index_name(prefix, kind)}-{month}"
+
+
+def kind_mapping(kind: str, languages: Sequence[str] = ()) -> JsonDict:
+    """The mapping of one kind; for articles with subfields for the given languages."""
+    mapping = MAPPINGS[kind]
+    if kind != "articles" or not languages:
+        return mapping
+    subfields = {lang: {"type": "text", "analyzer": LANGUAGE_ANALYZERS[lang]}
+                 for lang in sorted(languages)}
+    props = dict(mapping["properties"])
+    props["title"] = {**_TITLE, "fields": {**_TITLE["fields"], **subfields}}
+    props["text"] = {**_TEXT, "fields": subfields}
+    return {**mapping, "properties": props}
+
+
+def index_template(prefix: str, kind: str, languages: Sequence[str] = ()) -> JsonDict:
+    """The composable index template body for one index kind.
+
+    Monthly kinds match ``<alias>-*`` and carry the alias, so every monthly index the server
+    creates (on the first write of a month) joins it. Only APIs Elasticsearch 8, 9 and
+    OpenSearch 2 share are used.
+    """
+    name = index_name(prefix, kind)
+    template: JsonDict = {
+        "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+        "mappings": kind_mapping(kind, languages),
+    }
+    if kind in MONTHLY:
+        template["aliases"] = {name: {}}
     return {
-        "index_patterns": [f"{index_name(prefix, kind)}*"],
+        "index_patterns": [f"{name}-*" if kind in MONTHLY else name],
         "priority": 200,
-        "template": {
-            "settings": {"number_of_shards": 1, "number_of_replicas": 0},
-            "mappings": MAPPINGS[kind],
-        },
+        "template": template,
         "_meta": {"managed_by": "newsmon"},
     }
+
+
+def field_paths(mapping: Mapping[str, Any], parent: str = "") -> Iterator[tuple[str, str]]:
+    """Every field of a mapping as (dotted path, type), subfields (``title.raw``) included."""
+    for name, spec in mapping.get("properties", {}).items():
+        path = f"{parent}{name}"
+        yield path, str(spec.get("type", "object"))
+        for sub, sub_spec in spec.get("fields", {}).items():
+            yield f"{path}.{sub}", str(sub_spec.get("type", "text"))
+        if "properties" in spec:
+            yield from field_paths(spec, path + ".")

@@ -1,6 +1,7 @@
 """The store contract, on the embedded SQLite store and on every real search server."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,27 @@ def test_mapping_rejection_is_a_failure_not_an_exception(server_store: DocumentS
     failures = server_store.bulk_write("articles", [("bad", {"doc_id": "bad", "colour": "red"})])
     assert [f.doc_id for f in failures] == ["bad"]
     assert failures[0].status == 400
+
+
+def _scan_contract(store: DocumentStore) -> None:
+    store.setup()
+    docs = [(f"a{i}", {"doc_id": f"a{i}", "story_id": "s", "topic_names": ["t1"] if i % 2 else [],
+                       "published_at": f"2026-0{m}-1{i}T10:00:00Z", "title": "x"})
+            for i, m in enumerate((1, 2, 2, 3))]
+    assert store.bulk_write("articles", docs) == []
+    store.refresh("articles")
+    since, until = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
+    window = list(store.scan("articles", since=since, until=until))
+    assert [d["doc_id"] for d in window] == ["a1", "a2"]  # oldest first, bounds [since, until)
+    tagged = store.scan("articles", terms={"topic_names": ["t1"]}, fields=["doc_id"])
+    assert [d for d in tagged] == [{"doc_id": "a1"}, {"doc_id": "a3"}]
+    assert len(list(store.scan("articles"))) == 4
+
+
+def test_sqlite_store_scan(tmp_path: Path) -> None:
+    _scan_contract(SqliteStore(tmp_path / "docs.sqlite"))
+
+
+@pytest.mark.integration
+def test_search_server_store_scan(server_store: DocumentStore) -> None:
+    _scan_contract(server_store)
