@@ -24,7 +24,7 @@ from apache_beam.metrics.metric import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import PCollection, TaggedOutput
 
-from . import alerting, dedup
+from . import alerting, dedup, metrics
 from .config import AlertsConfig, Settings
 from .io_kafka import KafkaDeadLetterProducer, RawRecord
 from .io_search import DocumentStore, open_store
@@ -35,7 +35,7 @@ from .notify import DeliveryError, make_notifier
 log = logging.getLogger(__name__)
 
 DEAD = "dead_letters"
-NAMESPACE = "newsmon"
+NAMESPACE = metrics.NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,15 @@ class Placed:
     duplicate_of: str | None
 
 
+def _count(stage: str, outcome: str, n: int = 1) -> None:
+    """Items into or out of a stage, as a Beam counter (read back by the driver, metrics.py)."""
+    Metrics.counter(NAMESPACE, metrics.stage_counter(stage, outcome)).inc(n)
+
+
 def _dead(
     stage: Any, error: BaseException | str, source_id: str, payload: str
 ) -> TaggedOutput[str, DeadLetter]:
-    Metrics.counter(NAMESPACE, f"dead_letters_{stage}").inc()
+    Metrics.counter(NAMESPACE, metrics.dead_letter_counter(stage)).inc()
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     log.warning("dead letter at %s from source %s: %s", stage, source_id, message)
     return TaggedOutput(
@@ -100,13 +105,14 @@ class DecodeRawItemsFn(beam.DoFn):
         super().__init__()
 
     def process(self, record: RawRecord) -> Iterator[Any]:
+        _count("decode", "in")
         try:
             item = RawItem.from_json(record.payload)
         except ValueError as exc:
             yield _dead("decode", exc, record.key or "unknown",
                         record.payload.decode("utf-8", "replace"))
             return
-        Metrics.counter(NAMESPACE, "items_in").inc()
+        _count("decode", "out")
         yield item
 
 
@@ -117,12 +123,16 @@ class NormalizeArticlesFn(beam.DoFn):
         super().__init__()
 
     def process(self, item: RawItem) -> Iterator[Any]:
+        _count("normalize", "in")
         try:
-            yield normalize_item(item)
+            article = normalize_item(item)
         # Normalization is pure: any exception here means this item's content broke a parser,
         # so it is parked with its error rather than failing the whole run.
         except Exception as exc:  # noqa: BLE001
             yield _dead("normalize", exc, item.source.id, item.model_dump_json())
+            return
+        _count("normalize", "out")
+        yield article
 
 
 class ClassifyTopicsFn(beam.DoFn):
@@ -139,13 +149,15 @@ class ClassifyTopicsFn(beam.DoFn):
         self.classifier = Classifier.from_path(self.topics_path)
 
     def process(self, article: Article) -> Iterator[Any]:
+        _count("classify", "in")
         try:
             result = self.classifier.classify(article.text, article.lang, title=article.title)
         except Exception as exc:  # noqa: BLE001  # pure matcher: a failure is this input's
             yield _dead("classify", exc, article.source.id, article.model_dump_json())
             return
         for match in result.topics:
-            Metrics.counter(NAMESPACE, f"topic_{match.topic}").inc()
+            Metrics.counter(NAMESPACE, metrics.topic_counter(match.topic)).inc()
+        _count("classify", "out")
         yield article.model_copy(update={"topics": result.topics, "entities": result.entities})
 
 
@@ -186,6 +198,7 @@ class GroupStoriesFn(_StoreFn):
     def process(self, batch: Sequence[Article]) -> Iterator[list[Placed]]:
         # Earliest first, so within a batch the story is named after its first copy whatever
         # order the runner delivered the copies in (live and backfill then agree).
+        _count("group", "in", len(batch))
         batch = sorted(batch, key=lambda a: (a.first_seen_at, a.doc_id))
         fps = []
         for article in batch:
@@ -226,6 +239,7 @@ class GroupStoriesFn(_StoreFn):
                     decision.duplicate_of,
                 )
             )
+        _count("group", "out", len(out))
         yield out
 
 
@@ -241,7 +255,9 @@ class WriteDocumentsFn(_StoreFn):
         docs = {
             p.article.doc_id: article_document(p, now) for p in batch if p.duplicate_of is None
         }
+        _count("write", "in", len(batch))
         failures = {f.doc_id: f for f in self.db().bulk_write("articles", list(docs.items()))}
+        _count("write", "out", len(batch) - len(failures))
         Metrics.counter(NAMESPACE, "documents_written").inc(len(docs) - len(failures))
         Metrics.counter(NAMESPACE, "exact_copies").inc(len(batch) - len(docs))
         for doc_id, failure in failures.items():
@@ -267,10 +283,12 @@ class EvaluateAlertsFn(_StoreFn):
 
     def process(self, batch: Sequence[Placed]) -> Iterator[Any]:
         now = self.ctx.now or datetime.now(UTC)
+        _count("alerts", "in", len(batch))
         for placed in batch:
             for rule, match in alerting.matching_rules(placed.article, self.ctx.alerts.rules):
                 event = self._upsert(rule, placed.article, match, now)
                 if event is not None:
+                    _count("alerts", "out")
                     yield event
 
     def _upsert(
@@ -310,6 +328,7 @@ class NotifyChannelsFn(_StoreFn):
         }
 
     def process(self, event: AlertEvent) -> Iterator[Any]:
+        _count("notify", "in")
         reached = []
         for name in event.pending:
             notifier = self.notifiers.get(name)
@@ -319,14 +338,15 @@ class NotifyChannelsFn(_StoreFn):
             try:
                 notifier.send(event.alert)
             except DeliveryError as exc:
-                Metrics.counter(NAMESPACE, "deliveries_failed").inc()
+                Metrics.counter(NAMESPACE, metrics.delivery_counter(name, ok=False)).inc()
                 log.warning("alert %s: delivery to %s failed: %s",
                             event.alert.alert_id, name, exc)
                 continue
-            Metrics.counter(NAMESPACE, "deliveries").inc()
+            Metrics.counter(NAMESPACE, metrics.delivery_counter(name, ok=True)).inc()
             reached.append(name)
         if reached:
             self._record(event.alert.alert_id, reached)
+        _count("notify", "out")
         yield event.alert.alert_id
 
     def _record(self, alert_id: str, reached: Iterable[str]) -> None:
@@ -358,12 +378,14 @@ class WriteDeadLettersFn(_StoreFn):
         super().teardown()
 
     def process(self, batch: Sequence[DeadLetter]) -> Iterator[int]:
+        _count("dead_letters", "in", len(batch))
         docs = [(dl.dl_id, dl.model_dump(mode="json") | {"replayed": False}) for dl in batch]
         failures = self.db().bulk_write("dead-letters", docs)
         if failures:
             raise RuntimeError(f"dead-letter index rejected {len(failures)}: {failures[0]}")
         if self.producer is not None:
             self.producer.send_all([(dl.source_id, dl.model_dump_json().encode()) for dl in batch])
+        _count("dead_letters", "out", len(batch))
         yield len(batch)
 
 

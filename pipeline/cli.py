@@ -42,16 +42,21 @@ ConfigOpt = Annotated[
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo" / "newsmon.yaml"
 
 
-def _setup_logging(fmt: str = "text", verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not verbose:
-        # Beam logs every type-hint conversion and bundle at INFO: noise for operators.
-        for noisy in ("apache_beam", "kafka", "elastic_transport", "opensearch", "root"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+#: What the command line asked for; None: the settings' log_format decides.
+_log_choice: dict[str, Any] = {"format": None, "verbose": False}
+
+
+def _setup_logging(fmt: str | None = None, verbose: bool = False) -> None:
+    """Structured logging with secrets masked (pipeline/logs.py)."""
+    from . import logs
+
+    _log_choice.update(format=fmt, verbose=verbose)
+    logs.configure("json" if fmt == "json" else "text", verbose=verbose)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -60,17 +65,27 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _settings(path: Path | None) -> Settings:
+    from . import logs
+
     try:
-        return load_settings(path)
+        settings = load_settings(path)
     except ConfigError as exc:
         raise _fail(str(exc), 2) from exc
+    logs.register_secrets([settings])
+    if _log_choice["format"] is None and settings.log_format != logs.current_format():
+        logs.configure(settings.log_format, verbose=_log_choice["verbose"])
+    return settings
 
 
 def _alerts(settings: Settings) -> AlertsConfig:
+    from . import logs
+
     try:
-        return load_model(AlertsConfig, settings.alerts)
+        alerts = load_model(AlertsConfig, settings.alerts)
     except ConfigError as exc:
         raise _fail(str(exc), 2) from exc
+    logs.register_secrets([alerts])  # the values of the channels' secret_env variables
+    return alerts
 
 
 def _sources(settings: Settings) -> Any:
@@ -99,8 +114,13 @@ def _context(settings: Settings, *, kafka_dead_letters: bool = False) -> Any:
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(help="Log lines as text or one JSON object per line (default: the "
+                     "log_format setting, NEWSMON_LOG_FORMAT)."),
+    ] = None,
 ) -> None:
-    _setup_logging(verbose=verbose)
+    _setup_logging(log_format.value if log_format else None, verbose=verbose)
 
 
 # --- config ---------------------------------------------------------------------------
@@ -124,6 +144,41 @@ def config_check(config: ConfigOpt = None) -> None:
     redacted = settings.model_dump(mode="json")
     typer.echo(json.dumps(redacted, indent=2, default=str))
     typer.echo("config ok", err=True)
+
+
+@config_app.command("docs")
+def config_docs(
+    out: Annotated[Path | None, typer.Option(help="Write here (docs/settings.md) instead of "
+                                             "standard output.")] = None,
+) -> None:
+    """The table of every setting: YAML key, environment variable, type, default."""
+    from .settings_doc import render
+
+    text = render()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(str(out), err=True)
+
+
+@app.command()
+def doctor(config: ConfigOpt = None) -> None:
+    """Check config, state, sources, Kafka, the search server and the alert channels.
+
+    One line per check; a problem's line says what to do. Exit status 0 when everything works
+    (warnings allowed), 1 when a service or endpoint is not usable, 2 when the config is invalid.
+    """
+    from . import doctor as checks
+
+    findings = checks.run_checks(config)
+    for finding in findings:
+        typer.echo(finding.line())
+    status = checks.exit_status(findings)
+    problems = sum(1 for f in findings if f.status == "fail")
+    typer.echo("doctor: all checks passed" if status == 0 else
+               f"doctor: {problems} problem(s) found", err=True)
+    raise typer.Exit(status)
 
 
 def _load_feeds_plain(settings: Settings) -> Any:
@@ -152,6 +207,9 @@ def search_setup(config: ConfigOpt = None) -> None:
         store.setup()
     except StoreUnavailable as exc:
         raise _fail(f"search server unavailable: {exc}", 1) from exc
+    except StoreSetupError as exc:
+        raise _fail(f"search setup: {exc}", 1) from exc
+    languages = ", ".join(getattr(store, "languages", ())) or "none (standard analyzer only)"
     typer.echo(f"{settings.search.backend}: templates and indices ready "
                f"(prefix {settings.search.index_prefix}; language subfields: {languages})")
 
@@ -195,13 +253,29 @@ def _resolve_file_urls(sources: Any, base: Path) -> Any:
     return sources.model_copy(update={"sources": tuple(fixed)})
 
 
-def _poller(settings: Settings, publisher: Any, *, archive: Path | None = None) -> Any:
+def _poller(
+    settings: Settings, publisher: Any, *, archive: Path | None = None, progress: bool = False
+) -> Any:
     from newsmon.connectors.runner import Poller
 
     sources = _resolve_file_urls(_sources(settings), settings.feeds.parent)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     return Poller(sources, settings.state_dir / "connectors.sqlite", publisher,
-                  archive_path=archive)
+                  archive_path=archive, progress=progress)
+
+
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(help="Serve Prometheus metrics at http://HOST:PORT/metrics while running."),
+]
+MetricsHostOpt = Annotated[
+    str, typer.Option(help="Address the metrics endpoint binds to (0.0.0.0 in a container).")
+]
+MetricsFileOpt = Annotated[
+    Path | None,
+    typer.Option(help="Write Prometheus metrics to this file at the end of the run "
+                 "(node-exporter textfile collector; counters carry on across runs)."),
+]
 
 
 @app.command()
@@ -214,29 +288,33 @@ def poll(
     archive: Annotated[
         Path | None, typer.Option(help="Also append every published item to this JSONL file.")
     ] = None,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
+    metrics_file: MetricsFileOpt = None,
 ) -> None:
-    except StoreSetupError as exc:
-        raise _fail(f"search setup: {exc}", 1) from exc
-    languages = ", ".join(getattr(store, "languages", ())) or "none (standard analyzer only)"
     """Poll feeds and Telegram channels and publish new items to Kafka."""
     from newsmon.connectors.publisher import KafkaPublisher
 
+    from . import metrics
+
     settings = _settings(config)
     publisher = KafkaPublisher(settings.kafka)
-    try:
-        poller = _poller(settings, publisher, archive=archive)
-        if once:
-            report = poller.poll_once(force=force)
-            typer.echo(report.summary())
-            if not report.ok:
-                raise typer.Exit(1)
-            return
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        poller.run_forever(stop)
-    finally:
-        publisher.close()
+    with metrics.exported("poll-once" if once else "poll", port=metrics_port,
+                          host=metrics_host, textfile=metrics_file):
+        try:
+            poller = _poller(settings, publisher, archive=archive, progress=once)
+            if once:
+                report = poller.poll_once(force=force)
+                typer.echo(report.summary())
+                if not report.ok:
+                    raise typer.Exit(1)
+                return
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            poller.run_forever(stop)
+        finally:
+            publisher.close()
 
 
 @app.command()
@@ -287,33 +365,39 @@ def pipeline_run(
     beam_args: Annotated[
         list[str] | None, typer.Argument(help="Extra Beam pipeline options, after `--`.")
     ] = None,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
+    metrics_file: MetricsFileOpt = None,
 ) -> None:
     """Run the Beam pipeline: Kafka (or an archive) -> documents, alerts, dead letters."""
+    from . import metrics
     from .io_kafka import KafkaUnavailable
     from .io_search import StoreUnavailable
     from .jobs import run_backfill, run_kafka_batch, run_kafka_stream
 
     settings = _settings(config)
     extra = beam_args or ()
-    try:
-        if mode is Mode.backfill:
-            if source is None:
-                raise _fail("--mode backfill needs --from PATH (a JSONL archive)", 2)
-            n = run_backfill(source, _context(settings), runner=runner, extra_options=extra)
-            typer.echo(f"backfilled {n} records from {source}")
-        elif mode is Mode.stream:
-            stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            signal.signal(signal.SIGINT, lambda *_: stop.set())
-            n = run_kafka_stream(_context(settings, kafka_dead_letters=True), stop,
-                                 runner=runner, extra_options=extra)
-            typer.echo(f"stream stopped after {n} records")
-        else:
-            summary = run_kafka_batch(_context(settings, kafka_dead_letters=True),
-                                      runner=runner, extra_options=extra)
-            typer.echo(f"processed {summary.records} records; offsets committed")
-    except (KafkaUnavailable, StoreUnavailable) as exc:
-        raise _fail(f"run failed, offsets not committed (safe to re-run): {exc}", 1) from exc
+    with metrics.exported(f"pipeline-{mode.value}", port=metrics_port, host=metrics_host,
+                          textfile=metrics_file):
+        try:
+            if mode is Mode.backfill:
+                if source is None:
+                    raise _fail("--mode backfill needs --from PATH (a JSONL archive)", 2)
+                n = run_backfill(source, _context(settings), runner=runner, extra_options=extra)
+                typer.echo(f"backfilled {n} records from {source}")
+            elif mode is Mode.stream:
+                stop = threading.Event()
+                signal.signal(signal.SIGTERM, lambda *_: stop.set())
+                signal.signal(signal.SIGINT, lambda *_: stop.set())
+                n = run_kafka_stream(_context(settings, kafka_dead_letters=True), stop,
+                                     runner=runner, extra_options=extra)
+                typer.echo(f"stream stopped after {n} records")
+            else:
+                summary = run_kafka_batch(_context(settings, kafka_dead_letters=True),
+                                          runner=runner, extra_options=extra)
+                typer.echo(f"processed {summary.records} records; offsets committed")
+        except (KafkaUnavailable, StoreUnavailable) as exc:
+            raise _fail(f"run failed, offsets not committed (safe to re-run): {exc}", 1) from exc
 
 
 @app.command()
@@ -456,7 +540,11 @@ def eval_command(
         classifier = Classifier.from_path(settings.topics)
     except ConfigError as exc:
         raise _fail(str(exc), 2) from exc
-    report = evaluate(classifier, read_records(file))
+    from tqdm import tqdm
+
+    # A bar on a terminal only (disable=None): piped or --json output stays clean.
+    records = tqdm(read_records(file), desc="eval", unit="text", disable=None, leave=False)
+    report = evaluate(classifier, records)
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:

@@ -28,7 +28,8 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Attribute docstrings become field descriptions: docs/settings.md is generated from them.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 # --- main settings (config/newsmon.yaml) -------------------------------------------------
@@ -36,29 +37,48 @@ class _Strict(BaseModel):
 
 class KafkaSettings(_Strict):
     bootstrap_servers: str = "127.0.0.1:9092"
+    """Brokers, `host:port` separated by commas."""
     raw_topic: str = "newsmon.raw-items"
+    """Topic the pollers publish raw items to (key: source id)."""
     dead_letter_topic: str = "newsmon.dead-letters"
+    """Topic the pipeline sends dead letters to (besides the dead-letter index)."""
     group_id: str = "newsmon-pipeline"
+    """Consumer group of the pipeline; its committed offsets are what has been processed."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How clients talk to the brokers."""
     sasl_mechanism: str | None = None
+    """SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when the protocol is SASL_*."""
     sasl_username: str | None = None
-    #: Only from the environment: NEWSMON_KAFKA__SASL_PASSWORD.
+    """SASL user name."""
     sasl_password: SecretStr | None = None
+    """SASL password. Secret: only from the environment."""
     request_timeout_ms: int = Field(default=30_000, gt=0)
+    """How long a client waits for a broker's answer."""
 
 
 class SearchSettings(_Strict):
     backend: Literal["embedded", "elasticsearch", "opensearch"] = "embedded"
+    """Where documents go: a search server, or `embedded` (SQLite in state_dir, no server)."""
     url: str = "http://127.0.0.1:9200"
+    """The search server's URL."""
     index_prefix: str = "newsmon"
+    """Indices are `<prefix>-articles`, `<prefix>-alerts`, `<prefix>-dead-letters`."""
     username: str | None = None
+    """User for Basic authentication (with the password)."""
     password: SecretStr | None = None
+    """Password for Basic authentication. Secret: only from the environment."""
     api_key: SecretStr | None = None
+    """API key (the encoded form), preferred to a password. Secret: only from the environment."""
     verify_certs: bool = True
+    """Verify the server's TLS certificate."""
     ca_certs: str | None = None
+    """CA bundle (PEM file) that signed the server's certificate."""
     request_timeout_s: float = Field(default=30.0, gt=0)
+    """How long one request may take."""
     bulk_batch_size: int = Field(default=500, gt=0)
+    """Documents per bulk request, and per batch of the batched pipeline stages."""
     max_retries: int = Field(default=5, ge=0)
+    """Retries of a throttled (429) bulk document, with capped backoff."""
 
     @field_validator("index_prefix")
     @classmethod
@@ -72,12 +92,18 @@ class Settings(_Strict):
     """Everything a run needs, with paths resolved against the config directory."""
 
     state_dir: Path = Path(".newsmon")
+    """Writable state: connector cursors and seen items, the embedded store. Relative to the
+    working directory."""
     feeds: Path = Path("feeds.yaml")
+    """Source list; relative to the directory of newsmon.yaml."""
     topics: Path = Path("topics.yaml")
+    """Topic rules; relative to the directory of newsmon.yaml."""
     alerts: Path = Path("alerts.yaml")
+    """Alert rules and channels; relative to the directory of newsmon.yaml."""
     kafka: KafkaSettings = KafkaSettings()
     search: SearchSettings = SearchSettings()
     log_format: Literal["text", "json"] = "text"
+    """Log lines as text or as one JSON object per line (`--log-format` wins)."""
 
 
 # --- alert rules (config/alerts.yaml) -----------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import apache_beam as beam
 
+from . import metrics
 from .app import RunContext, build_pipeline, pipeline_options
 from .io_kafka import (
     PartitionRange,
@@ -56,12 +57,14 @@ def run_kafka_batch(
     """
     kafka = ctx.settings.kafka
     ranges = snapshot_ranges(kafka, kafka.raw_topic, kafka.group_id)
+    metrics.observe_lag(kafka.group_id, ranges)
     summary = BatchSummary(tuple(ranges))
     if summary.records == 0:
         log.info("nothing new in %s for group %s", kafka.raw_topic, kafka.group_id)
         return summary
     log.info("batch run over %d records in %d partitions", summary.records, len(ranges))
     open_store(ctx.settings.search, ctx.settings.state_dir).setup()
+    started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(runner, extra_options)) as p:
         records = (
             p
@@ -69,6 +72,8 @@ def run_kafka_batch(
             | "ReadRawItems" >> beam.ParDo(ReadPartitionRangeFn(kafka))
         )
         build_pipeline(records, ctx)
+    metrics.observe_pipeline_result("kafka", summary.records, p.result,
+                                    time.monotonic() - started)
     if os.environ.get(CRASH_BEFORE_COMMIT_ENV):
         raise InjectedCrash("injected crash between the writes and the offset commit")
     commit_ranges(kafka, kafka.group_id, ranges)
@@ -86,8 +91,10 @@ def run_records(
     if not records:
         return 0
     open_store(ctx.settings.search, ctx.settings.state_dir).setup()
+    started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(runner, extra_options)) as p:
         build_pipeline(p | "ReadRawItems" >> beam.Create(list(records)), ctx)
+    metrics.observe_pipeline_result("replay", len(records), p.result, time.monotonic() - started)
     return len(records)
 
 
@@ -144,6 +151,7 @@ def run_backfill(
     if not records:
         return 0
     open_store(ctx.settings.search, ctx.settings.state_dir).setup()
+    started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(runner, extra_options)) as p:
         stream = p | "ReadArchive" >> beam.Create(records)
         if progress:
@@ -151,6 +159,7 @@ def run_backfill(
                 ShowProgressFn(len(records), "backfill")
             )
         build_pipeline(stream, ctx)
+    metrics.observe_pipeline_result("archive", len(records), p.result, time.monotonic() - started)
     return len(records)
 
 

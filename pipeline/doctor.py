@@ -1,0 +1,370 @@
+"""``newsmon doctor``: is this installation able to run? One line per check.
+
+Checks, in order: the configuration (settings, feeds, topics, alert rules), the state
+directory, the sources' stored health, Kafka, the search server, and every alert channel's
+endpoint. Each finding is ``ok``, ``WARN`` (works, but look) or ``FAIL`` (a run would fail);
+a problem's line says what to do about it. Network checks are bounded by a short timeout, so
+a stopped service costs seconds, not minutes.
+
+Nothing here writes to a service or sends a message: endpoints are checked for reachability
+(a TCP connection; for SMTP the server's greeting), never with a test alert. URLs are shown
+as scheme, host and port only, because a webhook URL's path is often its secret.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from . import logs
+from .config import AlertsConfig, ChannelConfig, ConfigError, Settings, load_model, load_settings
+
+Status = Literal["ok", "warn", "fail"]
+
+#: Seconds for each network check (connect, request).
+TIMEOUT_S = 3.0
+TELEGRAM_API = ("api.telegram.org", 443)
+
+
+@dataclass(frozen=True)
+class Finding:
+    status: Status
+    check: str
+    message: str
+    #: A configuration problem (exit status 2) rather than an unreachable service (1).
+    config: bool = False
+
+    def line(self) -> str:
+        label = {"ok": "ok", "warn": "WARN", "fail": "FAIL"}[self.status]
+        return f"{label:<5}{self.check}: {self.message}"
+
+
+def exit_status(findings: list[Finding]) -> int:
+    """0 all good (warnings allowed), 2 the configuration is invalid, 1 something is down."""
+    failed = [f for f in findings if f.status == "fail"]
+    if any(f.config for f in failed):
+        return 2
+    return 1 if failed else 0
+
+
+def _tcp(host: str, port: int) -> str | None:
+    """None when a TCP connection to host:port opens within the timeout, else why not."""
+    try:
+        with socket.create_connection((host, port), timeout=TIMEOUT_S):
+            return None
+    except TimeoutError:
+        return f"no answer within {TIMEOUT_S:.0f}s"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
+def _host_port(address: str, default_port: int) -> tuple[str, int]:
+    host, _, port = address.strip().rpartition(":")
+    if not host:
+        return port.strip("[]"), default_port
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        return address, default_port
+
+
+def _shown(url: str) -> str:
+    """scheme://host:port of a URL, without path or credentials (a webhook path is a secret)."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}"
+
+
+# --- config --------------------------------------------------------------------------------
+
+
+def check_config(path: Path | None) -> tuple[Settings | None, AlertsConfig | None, list[Finding]]:
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        return None, None, [
+            Finding("fail", "config", f"{p} -> fix the file or the NEWSMON_* variable", True)
+            for p in exc.problems
+        ]
+    logs.register_secrets([settings])
+    findings: list[Finding] = []
+    alerts: AlertsConfig | None = None
+    try:
+        alerts = load_model(AlertsConfig, settings.alerts)
+        logs.register_secrets([alerts])
+    except ConfigError as exc:
+        findings += [Finding("fail", "config", p, True) for p in exc.problems]
+    checks: list[tuple[str, Callable[[], Any]]] = [
+        ("feeds", lambda: _load_feeds(settings)),
+        ("topics", lambda: _load_rules(settings)),
+    ]
+    for _name, check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            findings += [Finding("fail", "config", p, True) for p in exc.problems]
+    if alerts is not None:
+        for rule in alerts.rules:
+            for channel in rule.channels:
+                if channel not in alerts.channels:
+                    findings.append(Finding(
+                        "fail", "config",
+                        f"{settings.alerts}: rule {rule.name} names channel {channel!r}, which "
+                        f"is not under channels: -> define it or remove it from the rule", True))
+    if not findings:
+        findings.append(Finding("ok", "config", f"{path or 'newsmon.yaml'}, feeds, topics and "
+                                "alert rules are valid"))
+    return settings, alerts, findings
+
+
+def _load_feeds(settings: Settings) -> Any:
+    from newsmon.connectors.sources import load_sources
+
+    return load_sources(settings.feeds)
+
+
+def _load_rules(settings: Settings) -> Any:
+    from .rules import load_rules
+
+    return load_rules(settings.topics)
+
+
+def check_state_dir(settings: Settings) -> Finding:
+    directory = settings.state_dir
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        return Finding("fail", "state", f"{directory} is not writable ({exc.strerror or exc}) "
+                       "-> create it writable for this user, or set state_dir "
+                       "(NEWSMON_STATE_DIR)")
+    return Finding("ok", "state", f"{directory} is writable")
+
+
+def check_sources(settings: Settings) -> Finding | None:
+    """Disabled and failing sources, from the poller's stored health (nothing if never run)."""
+    from newsmon.connectors.runner import source_health
+
+    try:
+        sources = _load_feeds(settings)
+    except ConfigError:
+        return None  # already reported by check_config
+    state = settings.state_dir / "connectors.sqlite"
+    health = source_health(sources, state)
+    disabled = [h.id for h in health if h.state == "disabled"]
+    failing = [h.id for h in health if h.state == "failing"]
+    enabled = sum(1 for h in health if h.enabled)
+    if disabled or failing:
+        names = ", ".join((disabled + failing)[:5]) + (" ..." if len(disabled + failing) > 5
+                                                        else "")
+        return Finding("warn", "sources",
+                       f"{len(disabled)} disabled, {len(failing)} failing of {enabled} enabled "
+                       f"({names}) -> see `newsmon sources`; fix or remove them in "
+                       f"{settings.feeds.name}")
+    if not state.exists():
+        return Finding("ok", "sources", f"{enabled} enabled, not polled yet")
+    return Finding("ok", "sources", f"{enabled} enabled, none failing")
+
+
+# --- Kafka ---------------------------------------------------------------------------------
+
+
+def check_kafka(settings: Settings) -> list[Finding]:
+    """Reachable, topics present, the group's lag. On the embedded default, Kafka is used by
+    ``poll`` and ``pipeline run`` but not by ``newsmon run``: problems are warnings there."""
+    kafka = settings.kafka
+    severity: Status = "warn" if settings.search.backend == "embedded" else "fail"
+    where = kafka.bootstrap_servers
+    fix = ("-> start Kafka, or point kafka.bootstrap_servers (NEWSMON_KAFKA__BOOTSTRAP_SERVERS) "
+           "at a running broker")
+    errors = []
+    for address in where.split(","):
+        host, port = _host_port(address, 9092)
+        error = _tcp(host, port)
+        if error is None:
+            break
+        errors.append(f"{host}:{port} ({error})")
+    else:
+        return [Finding(severity, "kafka", f"cannot connect to {', '.join(errors)} {fix}")]
+
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    from .io_kafka import client_options, snapshot_ranges
+
+    options = client_options(kafka) | {"request_timeout_ms": int(TIMEOUT_S * 1000) + 2000,
+                                       "api_version_auto_timeout_ms": int(TIMEOUT_S * 1000)}
+    try:
+        consumer = KafkaConsumer(enable_auto_commit=False, **options)
+        try:
+            topics = consumer.topics()
+        finally:
+            consumer.close()
+    except KafkaError as exc:
+        return [Finding(severity, "kafka", f"{where} accepts connections but does not answer as "
+                        f"a Kafka broker ({type(exc).__name__}: {exc}) -> check the address, "
+                        "kafka.security_protocol and the SASL settings")]
+    findings = []
+    if kafka.raw_topic not in topics:
+        findings.append(Finding(
+            "warn", "kafka", f"topic {kafka.raw_topic} does not exist yet -> it is created by "
+            "the first `newsmon poll` if the broker auto-creates topics; otherwise create it"))
+        return [Finding("ok", "kafka", f"broker at {where} answers"), *findings]
+    try:
+        ranges = snapshot_ranges(kafka, kafka.raw_topic, kafka.group_id)
+    except Exception as exc:  # noqa: BLE001  # any client failure is this check's finding
+        return [Finding(severity, "kafka", f"cannot read offsets of {kafka.raw_topic} for group "
+                        f"{kafka.group_id}: {exc} -> check the broker's ACLs for this group")]
+    lag = sum(r.size for r in ranges)
+    findings.insert(0, Finding(
+        "ok", "kafka", f"broker at {where} answers; topic {kafka.raw_topic} has "
+        f"{len(ranges)} partitions; group {kafka.group_id} has {lag} records to process"))
+    return findings
+
+
+# --- search server ---------------------------------------------------------------------------
+
+
+def _search_auth(settings: Settings) -> dict[str, Any]:
+    search = settings.search
+    if search.api_key is not None:
+        return {"headers": {"Authorization": f"ApiKey {search.api_key.get_secret_value()}"}}
+    if search.username and search.password is not None:
+        return {"auth": (search.username, search.password.get_secret_value())}
+    return {}
+
+
+def check_search(settings: Settings) -> list[Finding]:
+    search = settings.search
+    if search.backend == "embedded":
+        return [Finding("ok", "search", f"embedded store in {settings.state_dir} (no server)")]
+    url = search.url.rstrip("/")
+    name = search.backend
+    fix = ("-> start it, or point search.url (NEWSMON_SEARCH__URL) at a running "
+           f"{name}")
+    parts = urlsplit(url)
+    error = _tcp(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    if error is not None:
+        return [Finding("fail", "search", f"cannot connect to {name} at {_shown(url)} "
+                        f"({error}) {fix}")]
+    verify: Any = search.ca_certs or search.verify_certs
+    try:
+        with httpx.Client(timeout=TIMEOUT_S + 2, verify=verify, **_search_auth(settings)) as http:
+            health = http.get(f"{url}/_cluster/health")
+            if health.status_code == 401:
+                return [Finding("fail", "search", f"{name} at {_shown(url)} rejected the "
+                                "credentials (HTTP 401) -> set NEWSMON_SEARCH__API_KEY, or "
+                                "search.username and NEWSMON_SEARCH__PASSWORD")]
+            if health.status_code == 403:
+                return [Finding("fail", "search", f"{name} at {_shown(url)}: the user may not "
+                                "read cluster health (HTTP 403) -> grant the monitor cluster "
+                                "privilege and write privileges on "
+                                f"{search.index_prefix}-* indices")]
+            if health.status_code >= 300:
+                return [Finding("fail", "search", f"{name} at {_shown(url)} answered HTTP "
+                                f"{health.status_code} to GET /_cluster/health {fix}")]
+            status = health.json().get("status", "unknown")
+            template = http.get(f"{url}/_index_template/{search.index_prefix}-articles")
+    except httpx.HTTPError as exc:
+        return [Finding("fail", "search", f"{name} at {_shown(url)}: {type(exc).__name__}: "
+                        f"{exc} -> check search.url, TLS (search.ca_certs, verify_certs)")]
+    findings = []
+    if status == "red":
+        findings.append(Finding("fail", "search", f"{name} at {_shown(url)} is red (some "
+                                "primary shards unassigned) -> see GET /_cluster/allocation/"
+                                "explain"))
+    else:
+        findings.append(Finding("ok", "search", f"{name} at {_shown(url)} answers, cluster "
+                                f"{status}"))
+    if template.status_code == 404:
+        findings.append(Finding("warn", "search", f"no index templates for prefix "
+                                f"{search.index_prefix} yet -> run `newsmon search setup` "
+                                "(the pipeline also creates them on its first run)"))
+    return findings
+
+
+# --- alert channels --------------------------------------------------------------------------
+
+
+def _check_channel(name: str, channel: ChannelConfig) -> Finding:
+    from .notify import make_notifier
+
+    check = f"channel {name}"
+    if channel.secret_env and not os.environ.get(channel.secret_env):
+        return Finding("fail", check, f"environment variable {channel.secret_env} "
+                       f"(channels.{name}.secret_env) is not set -> export it with the "
+                       "channel's token or password")
+    try:
+        make_notifier(channel)
+    except ValueError as exc:
+        return Finding("fail", check, f"{exc} -> change channels.{name} in alerts.yaml", True)
+    if channel.type == "console":
+        return Finding("ok", check, "console (standard output)")
+    if channel.type == "telegram":
+        host, port = TELEGRAM_API
+        target = f"https://{host}"
+    elif channel.type == "smtp":
+        address = channel.url or ""
+        if "://" in address:
+            parts = urlsplit(address)
+            host, port = parts.hostname or "", parts.port or 25
+        else:
+            host, port = _host_port(address, 25)
+        target = f"smtp://{host}:{port}"
+    else:
+        parts = urlsplit(channel.url or "")
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        target = _shown(channel.url or "")
+    error = _tcp(host, port)
+    if error is not None:
+        return Finding("fail", check, f"{channel.type} endpoint {target} is not reachable "
+                       f"({error}) -> check channels.{name}.url in alerts.yaml and the "
+                       "network (alerts to it stay pending and are retried)")
+    if channel.type == "smtp":
+        greeting = _smtp_greeting(host, port)
+        if not greeting.startswith("220"):
+            return Finding("fail", check, f"{target} accepts connections but is not ready to "
+                           f"take mail (greeting {greeting[:60]!r}) -> check the mail server")
+    return Finding("ok", check, f"{channel.type} endpoint {target} is reachable")
+
+
+def _smtp_greeting(host: str, port: int) -> str:
+    try:
+        with socket.create_connection((host, port), timeout=TIMEOUT_S) as sock:
+            return sock.recv(512).decode("ascii", "replace").strip()
+    except OSError as exc:
+        return f"({exc.strerror or type(exc).__name__})"
+
+
+def check_channels(alerts: AlertsConfig) -> Iterator[Finding]:
+    for name, channel in alerts.channels.items():
+        yield _check_channel(name, channel)
+
+
+# --- all -------------------------------------------------------------------------------------
+
+
+def run_checks(path: Path | None) -> list[Finding]:
+    """Every check; stops after the settings only when they cannot be loaded at all."""
+    settings, alerts, findings = check_config(path)
+    if settings is None:
+        return findings
+    findings.append(check_state_dir(settings))
+    sources = check_sources(settings)
+    if sources is not None:
+        findings.append(sources)
+    findings += check_kafka(settings)
+    findings += check_search(settings)
+    if alerts is not None:
+        findings += check_channels(alerts)
+    return findings
