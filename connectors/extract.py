@@ -7,14 +7,11 @@ change, not when a tracking attribute in its markup does.
 
 from __future__ import annotations
 
-import logging
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import trafilatura
 from selectolax.lexbor import LexborHTMLParser
-
-log = logging.getLogger(__name__)
 
 _BLOCK_END = re.compile(
     r"(?i)(<br\s*/?>|</(?:p|div|li|h[1-6]|blockquote|tr|pre|section|article|figcaption)\s*>)"

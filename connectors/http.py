@@ -29,7 +29,7 @@ import socket
 import time
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -194,6 +194,8 @@ class Response:
     status: int
     headers: Mapping[str, str] = field(default_factory=dict)
     content: bytes = b""
+    #: Set when a hop answered 301 or 308: where the resource lives now.
+    moved_to: str | None = None
 
     @property
     def not_modified(self) -> bool:
@@ -294,16 +296,22 @@ class HttpClient:
             headers["If-Modified-Since"] = last_modified
         deadline = time.monotonic() + self.settings.total_timeout_s
         current = url
+        moved_to: str | None = None
         for _hop in range(self.settings.max_redirects + 1):
             if self.guard is not None:
                 self.guard.check_url(current)
             response = self._get_one(current, headers, deadline)
             location = response.headers.get("location")
             if response.status not in _REDIRECTS or not location:
+                if moved_to is not None:
+                    response = replace(response, moved_to=moved_to)
                 return response
             nxt = urljoin(current, location)
             if urlsplit(nxt).scheme not in ("http", "https"):
                 raise BlockedAddressError(f"redirect from {current} to non-HTTP URL {nxt}")
+            # Only an unbroken chain of permanent redirects moves the resource for good.
+            if response.status in (301, 308) and (moved_to is not None or current == url):
+                moved_to = nxt
             current = nxt
         raise FetchError(
             "redirects", f"more than {self.settings.max_redirects} redirects from {url}", hard=True

@@ -276,19 +276,25 @@ class RssConnector:
         parsed = parse_feed(
             response.content, response.headers, self._source, now=now, base_url=response.url
         )
-        for problem in parsed.problems:
+        problems = parsed.problems
+        if response.moved_to:
+            # Counted so the health table shows it: the configured URL should be updated.
+            problems += (
+                Problem(kind="moved", message=f"moved permanently to {response.moved_to}"),
+            )
+        for problem in problems:
             log.info("source %s: %s: %s", sid, problem.kind, problem.message)
         if parsed.fatal is not None:
             log.warning("source %s: %s", sid, parsed.fatal)
             return PollResult.failed(
                 cursor, "not-a-feed", parsed.fatal, hard=True, http_status=status,
-                problems=parsed.problems,
+                problems=problems,
             )
         return PollResult(
             status="ok",
             cursor=validators,
             items=parsed.items,
-            problems=parsed.problems,
+            problems=problems,
             http_status=status,
             ttl_s=parsed.ttl_s,
         )

@@ -226,3 +226,13 @@ def test_file_urls_are_read_with_last_modified_for_configured_feeds(tmp_path: Pa
     assert info.value.kind == "not-found"
     with HttpClient(guard=AddressGuard()) as guarded, pytest.raises(BlockedAddressError):
         guarded.get(feed.as_uri())
+
+
+def test_a_permanent_redirect_says_where_the_resource_moved() -> None:
+    with serve() as server, HttpClient() as client:
+        server.route("/old", Reply(status=301, headers={"Location": "/new"}))
+        server.route("/temp", Reply(status=302, headers={"Location": "/new"}))
+        server.route("/new", Reply(b"feed"))
+        assert client.get(server.url("/old")).moved_to == server.url("/new")
+        assert client.get(server.url("/temp")).moved_to is None
+        assert client.get(server.url("/new")).moved_to is None

@@ -146,3 +146,13 @@ def test_connector_serves_koi8_r_by_header(server: LocalServer) -> None:
             Cursor()
         )
     assert result.items[1].title == "Удары ATACMS по территории России: реакция Кремля"
+
+
+def test_a_feed_that_moved_for_good_is_counted(server: LocalServer) -> None:
+    server.route("/old-feed", Reply(status=301, headers={"Location": "/feed"}))
+    server.route("/feed", Reply(rss([Entry(guid="a", title="A")])))
+    with HttpClient() as http:
+        result = RssConnector(source(url=server.url("/old-feed")), Defaults(), http).poll(Cursor())
+    assert result.status == "ok" and len(result.items) == 1
+    assert [p.kind for p in result.problems] == ["moved"]
+    assert server.url("/feed") in result.problems[0].message
