@@ -425,7 +425,7 @@ class Poller:
             result = connector.poll(cursor)
             items, new, updated, problems = _dedup(result.items, self.state, source.id)
             items_t, enrich_problems = connector.enrich(items)
-        except Exception as exc:
+        except Exception as exc:  # a bug in one connector must not stop the others
             log.exception("source %s: connector failed", source.id)
             failure = PollResult.failed(cursor, "internal", f"{type(exc).__name__}: {exc}")
             return _Fetched(connector, failure, (), 0, 0, ())
