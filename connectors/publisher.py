@@ -171,10 +171,15 @@ class ArchivingPublisher:
         if not items:
             return
         lines = b"".join(item.to_json() + b"\n" for item in items)
-        with self._lock, self.path.open("ab") as fh:
-            fh.write(lines)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with self._lock, self.path.open("ab") as fh:
+                fh.write(lines)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            # The items are in Kafka but not in the archive: not marking them seen means they
+            # are published (and archived) again next time, a duplicate the ids make harmless.
+            raise PublishError(f"cannot append to the archive {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self.inner.close()

@@ -439,3 +439,15 @@ def test_the_same_document_again_costs_no_parse_without_validators(server: Local
         p.poll_once()
         again = p.poll_once(force=True)
     assert again.results[0].status == "not-modified" and again.results[0].http_status == 200
+
+
+def test_an_archive_that_cannot_be_written_is_a_publish_failure(server: LocalServer,
+                                                                 tmp_path: Path) -> None:
+    server.route("/feed", Reply(rss(TWO)))
+    archive = tmp_path / "archive.jsonl"
+    archive.mkdir()  # a directory where the file should be: appending fails
+    with poller(make_config(feed_source(server)), tmp_path, ListPublisher(), Clock(),
+                archive_path=archive) as p:
+        report = p.poll_once()
+        assert report.results[0].status == "publish-failed"
+        assert p.state.seen_count("feed-a") == 0
