@@ -56,6 +56,8 @@ PUBLISH_RETRY_MAX_S = 300.0
 JITTER = 0.1
 #: A Retry-After longer than this is treated as this (a misconfigured server asking for a year).
 MAX_RETRY_AFTER_S = 24 * 3600.0
+#: How often the seen marks of items long gone from their feeds are pruned.
+PRUNE_EVERY = timedelta(days=1)
 #: How long run_forever sleeps at most before looking at the due times again.
 MAX_IDLE_S = 30.0
 
@@ -349,7 +351,22 @@ class Poller:
             return MAX_IDLE_S
         return min(MAX_IDLE_S, max(0.5, min(due_times)))
 
+    def prune_seen(self) -> int:
+        """Forget items gone from their feeds for longer than ``seen_retention_days``."""
+        retention = timedelta(days=self.config.defaults.seen_retention_days)
+        pruned = self.state.prune_seen(now=self.clock(), retention=retention)
+        if pruned:
+            log.info("state: forgot %s items absent from their sources for %s days", pruned,
+                     retention.days)
+        return pruned
+
+    def _prune_if_due(self) -> None:
+        last = self.state.last_prune_at()
+        if last is None or self.clock() - last >= PRUNE_EVERY:
+            self.prune_seen()
+
     def _poll_due(self, *, force: bool, stop: threading.Event | None) -> PollReport:
+        self._prune_if_due()
         started = self.clock()
         results: list[SourceResult] = []
         due: list[RssSource | TelegramSource] = []
@@ -457,7 +474,10 @@ class Poller:
                 return self._record_publish_failure(source, result, fetched, exc, now), kafka_down
             self._publish_failures = 0
         marks = {i.item_id: (i.revision, i.first_seen_at) for i in fetched.publish}
-        self.state.mark_seen(source.id, marks, now=now, cursor=result.cursor)
+        # Only a complete document says which items are still there (a partial Telegram
+        # poll or an error does not).
+        present = [i.item_id for i in result.items] if result.status == "ok" else None
+        self.state.mark_seen(source.id, marks, now=now, cursor=result.cursor, present=present)
         ITEMS.labels(source.type, "new").inc(fetched.new)
         ITEMS.labels(source.type, "updated").inc(fetched.updated)
         POLLS.labels(source.type, result.status).inc()

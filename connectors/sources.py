@@ -66,6 +66,9 @@ class Defaults(_Strict):
     telegram_page_delay_s: float = Field(default=1.0, ge=0)
     #: Full text: at most this many article pages fetched per feed and poll.
     full_text_max_items: int = Field(default=30, ge=0)
+    #: Items absent from their feed for this long are forgotten by dedup (the state would
+    #: grow without end otherwise). Feeds keep items days to weeks; 90 days is far beyond.
+    seen_retention_days: int = Field(default=90, gt=0)
     http: HttpSettings = HttpSettings()
 
 

@@ -1,11 +1,15 @@
 """Per-source state in one SQLite file: cursors, seen items and health.
 
-Three tables:
+Tables:
 
 ``cursors``  what to send next time: ETag, Last-Modified, the last Telegram message id.
 ``seen``     item_id -> revision (and when the item was first seen) of every item *published*;
              it is written only after the publisher returned, so a crash or a Kafka outage in
-             between means the item is published again, never lost.
+             between means the item is published again, never lost. ``last_present_at`` is
+             the last time the item was in a document of its source: rows of items gone from
+             their feed for longer than the retention are pruned (see ``prune_seen``).
+``parsed``   per source, when its last complete document was parsed.
+``meta``     when the seen marks were last pruned.
 ``health``   last success, last error and its kind, consecutive failures, items seen, time of
              the last new item, last HTTP status, next due time, disabled flag.
 
@@ -20,7 +24,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -39,7 +43,16 @@ CREATE TABLE IF NOT EXISTS seen (
     revision TEXT NOT NULL,
     first_seen_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
+    last_present_at TEXT,
     PRIMARY KEY (source_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS parsed (
+    source_id TEXT PRIMARY KEY,
+    last_parsed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS health (
     source_id TEXT PRIMARY KEY,
@@ -60,7 +73,7 @@ CREATE TABLE IF NOT EXISTS health (
 );
 """
 #: Columns added after the first release of a table: (table, column, type), added on open.
-_ADDED_COLUMNS = (("cursors", "body_sha256", "TEXT"),)
+_ADDED_COLUMNS = (("cursors", "body_sha256", "TEXT"), ("seen", "last_present_at", "TEXT"))
 
 
 class _Frozen(BaseModel):
@@ -222,21 +235,73 @@ class StateStore:
         *,
         now: datetime,
         cursor: Cursor | None = None,
+        present: Iterable[str] | None = None,
     ) -> None:
         """Record published items (item_id -> (revision, first_seen_at)) and, in the same
-        transaction, the cursor that goes with them: either both are stored or neither."""
+        transaction, the cursor that goes with them: either both are stored or neither.
+
+        ``present``: the ids of every item of a complete document just parsed (published or
+        not); they are kept from pruning, and the source counts as parsed ``now``.
+        """
+        stamp = _ts(now)
         with self._tx() as db:
             db.executemany(
-                "INSERT INTO seen (source_id, item_id, revision, first_seen_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(source_id, item_id) DO UPDATE SET"
-                " revision = excluded.revision, updated_at = excluded.updated_at",
+                "INSERT INTO seen (source_id, item_id, revision, first_seen_at, updated_at,"
+                " last_present_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(source_id, item_id) DO UPDATE SET"
+                " revision = excluded.revision, updated_at = excluded.updated_at,"
+                " last_present_at = excluded.last_present_at",
                 [
-                    (source_id, item_id, rev, _ts(first), _ts(now))
+                    (source_id, item_id, rev, _ts(first), stamp, stamp)
                     for item_id, (rev, first) in revisions.items()
                 ],
             )
+            if present is not None:
+                ids = list(dict.fromkeys(present))
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    # Only "?" placeholders are formatted into the statement.
+                    db.execute(
+                        "UPDATE seen SET last_present_at = ?"  # noqa: S608
+                        f" WHERE source_id = ? AND item_id IN ({marks})",
+                        (stamp, source_id, *chunk),
+                    )
+                db.execute(
+                    "INSERT INTO parsed (source_id, last_parsed_at) VALUES (?, ?)"
+                    " ON CONFLICT(source_id) DO UPDATE SET"
+                    " last_parsed_at = excluded.last_parsed_at",
+                    (source_id, stamp),
+                )
             if cursor is not None:
                 db.execute(_UPSERT_CURSOR, _cursor_row(source_id, cursor))
+
+    def prune_seen(self, *, now: datetime, retention: timedelta) -> int:
+        """Forget items that have been absent from their source's documents for longer than
+        ``retention``; returns how many. An item still in the latest document of its source
+        is never pruned however old (a feed served with 304 for months keeps its items), and a
+        source never parsed keeps all of its rows. A pruned item that comes back later is
+        published again as new: the retention should exceed how long feeds keep items."""
+        cutoff = _ts(now - retention)
+        with self._tx() as db:
+            deleted = db.execute(
+                "DELETE FROM seen WHERE COALESCE(last_present_at, updated_at) < ?"
+                " AND COALESCE(last_present_at, updated_at) < COALESCE("
+                "   (SELECT last_parsed_at FROM parsed WHERE parsed.source_id = seen.source_id),"
+                "   '')",
+                (cutoff,),
+            ).rowcount
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_prune_at', ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (_ts(now),),
+            )
+        return int(deleted)
+
+    def last_prune_at(self) -> datetime | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'last_prune_at'").fetchone()
+        return None if row is None else datetime.fromisoformat(row[0])
 
     def seen_count(self, source_id: str) -> int:
         with self._lock:

@@ -451,3 +451,17 @@ def test_an_archive_that_cannot_be_written_is_a_publish_failure(server: LocalSer
         report = p.poll_once()
         assert report.results[0].status == "publish-failed"
         assert p.state.seen_count("feed-a") == 0
+
+
+def test_dedup_forgets_items_long_gone_from_the_feed(server: LocalServer, tmp_path: Path) -> None:
+    server.route("/feed", Reply(rss(TWO)))
+    clock = Clock()
+    with poller(make_config(feed_source(server), seen_retention_days=30), tmp_path,
+                ListPublisher(), clock) as p:
+        p.poll_once()
+        server.route("/feed", Reply(rss(TWO[1:])))  # "a" leaves the feed
+        clock.advance(3600)
+        p.poll_once()
+        clock.advance(31 * 86400)
+        p.poll_once()  # prunes (once a day) before polling
+        assert p.state.seen_count("feed-a") == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from newsmon.connectors.state import Cursor, Health, StateStore
@@ -74,3 +74,25 @@ def test_a_state_file_from_before_body_hashes_is_upgraded(tmp_path: Path) -> Non
         assert store.cursor("a") == Cursor(etag='"e"')
         store.save_cursor("a", Cursor(etag='"e"', body_sha256="abc"))
         assert store.cursor("a").body_sha256 == "abc"
+
+
+def test_items_gone_from_their_feed_are_pruned_after_the_retention(tmp_path: Path) -> None:
+    day = timedelta(days=1)
+    with StateStore(tmp_path / "s.sqlite") as store:
+        store.mark_seen("a", {"old": ("r", NOW), "kept": ("r", NOW)}, now=NOW,
+                        present=["old", "kept"])
+        # 100 days later the feed still carries "kept" but no longer "old"
+        later = NOW + 100 * day
+        store.mark_seen("a", {}, now=later, present=["kept"])
+        # a source never parsed keeps everything
+        store.mark_seen("b", {"x": ("r", NOW)}, now=NOW)
+        assert store.prune_seen(now=later, retention=90 * day) == 1
+        assert set(store.seen_revisions("a", ["old", "kept"])) == {"kept"}
+        assert store.seen_count("b") == 1
+        assert store.last_prune_at() == later
+
+
+def test_items_of_a_feed_answering_304_for_months_are_kept(tmp_path: Path) -> None:
+    with StateStore(tmp_path / "s.sqlite") as store:
+        store.mark_seen("a", {"i": ("r", NOW)}, now=NOW, present=["i"])
+        assert store.prune_seen(now=NOW + timedelta(days=400), retention=timedelta(days=90)) == 0
