@@ -73,7 +73,8 @@ def health_table(
     for h in health:
         counts[h.state] = counts.get(h.state, 0) + 1
     footer = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    return buffer.getvalue().rstrip() + "\n" + footer
+    lines = [line.rstrip() for line in buffer.getvalue().rstrip().split("\n")]
+    return "\n".join([*lines, footer])
 
 
 def health_json(health: Sequence[SourceHealth]) -> str:
