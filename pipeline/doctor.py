@@ -31,7 +31,7 @@ Status = Literal["ok", "warn", "fail"]
 
 #: Seconds for each network check (connect, request).
 TIMEOUT_S = 3.0
-TELEGRAM_API = ("api.telegram.org", 443)
+TELEGRAM_API = ("api.telegram.org", 443)  # the default Bot API server
 
 
 @dataclass(frozen=True)
@@ -309,16 +309,16 @@ def _check_channel(name: str, channel: ChannelConfig) -> Finding:
         return Finding("fail", check, f"{exc} -> change channels.{name} in alerts.yaml", True)
     if channel.type == "console":
         return Finding("ok", check, "console (standard output)")
+    tls = getattr(channel, "tls", "starttls")
     if channel.type == "telegram":
-        host, port = TELEGRAM_API
-        target = f"https://{host}"
+        base = urlsplit(channel.url or f"https://{TELEGRAM_API[0]}")
+        host = base.hostname or ""
+        port = base.port or (443 if base.scheme == "https" else 80)
+        target = _shown(channel.url or f"https://{TELEGRAM_API[0]}")
     elif channel.type == "smtp":
-        address = channel.url or ""
-        if "://" in address:
-            parts = urlsplit(address)
-            host, port = parts.hostname or "", parts.port or 25
-        else:
-            host, port = _host_port(address, 25)
+        # getattr: the SMTP fields are optional in older ChannelConfig versions.
+        host = getattr(channel, "host", None) or ""
+        port = getattr(channel, "port", None) or {"ssl": 465, "starttls": 587}.get(tls, 25)
         target = f"smtp://{host}:{port}"
     else:
         parts = urlsplit(channel.url or "")
@@ -330,7 +330,7 @@ def _check_channel(name: str, channel: ChannelConfig) -> Finding:
         return Finding("fail", check, f"{channel.type} endpoint {target} is not reachable "
                        f"({error}) -> check channels.{name}.url in alerts.yaml and the "
                        "network (alerts to it stay pending and are retried)")
-    if channel.type == "smtp":
+    if channel.type == "smtp" and tls != "ssl":  # with implicit TLS the greeting is encrypted
         greeting = _smtp_greeting(host, port)
         if not greeting.startswith("220"):
             return Finding("fail", check, f"{target} accepts connections but is not ready to "
