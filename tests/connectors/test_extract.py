@@ -13,7 +13,7 @@ from newsmon.connectors.extract import (
 
 from tests.connectors.feeds import fixture
 
-SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "000_c1df5ca3d68847fe.txt"
+SEED = "seeds/000_c1df5ca3d68847fe.txt"  # in the shared directory (tests/conftest.py)
 
 
 def test_html_becomes_text_with_line_breaks_and_no_scripts() -> None:
@@ -34,8 +34,8 @@ def test_canonical_url_drops_tracking_fragment_and_default_port() -> None:
     assert canonical_url("mailto:desk@news.example") == "mailto:desk@news.example"
 
 
-def test_trailing_newsletter_and_donation_calls_are_dropped() -> None:
-    text = SEED.read_text(encoding="utf-8").strip()
+def test_trailing_newsletter_and_donation_calls_are_dropped(shared_dir: Path) -> None:
+    text = (shared_dir / SEED).read_text(encoding="utf-8").strip()
     cleaned = strip_trailing_boilerplate(text)
     assert cleaned.endswith("ukrainische Militäranlage in Dnipropetrowsk.")
     assert "Newsletter" not in cleaned and "Spende" not in cleaned and "Bild: KI" not in cleaned
