@@ -2,17 +2,21 @@
 
 One alert per rule and story (``Alert.id_for``). The first article of a story that crosses a
 rule's threshold creates it; later copies merge into it (sources, languages, latest evidence)
-instead of alerting again. Pure logic; the store calls live in app.py.
+instead of alerting again. The same document carries the alert's delivery state (channels
+sent, pending, failed, held back by a throttle, and every attempt), which delivery.py updates.
+Pure logic; the store calls live in app.py, delivery.py and surge.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from .config import AlertRule
 from .models import Alert, Article, TopicMatch
+from .notify import Message
 
 JsonDict = dict[str, Any]
 
@@ -57,15 +61,18 @@ def new_alert(rule: AlertRule, article: Article, match: TopicMatch, now: datetim
     )
 
 
-def alert_document(alert: Alert, notified: Iterable[str] = ()) -> JsonDict:
+def alert_document(alert: Alert) -> JsonDict:
+    """The alert's own fields as stored; the delivery state (delivery.py) is kept beside
+    them in the same document and is not touched by merges."""
     doc = alert.model_dump(mode="json")
+    doc["kind"] = "story"
     doc["source_count"] = len(alert.source_ids)
-    doc["notified"] = sorted(set(notified))
     return doc
 
 
 def alert_from_document(doc: Mapping[str, Any]) -> tuple[Alert, list[str]]:
-    fields = {k: v for k, v in doc.items() if k not in ("source_count", "notified")}
+    """The Alert in a stored story-alert document, and the channels it reached."""
+    fields = {k: v for k, v in doc.items() if k in Alert.model_fields}
     return Alert.model_validate(fields), list(doc.get("notified", ()))
 
 
@@ -91,6 +98,11 @@ def merge_alert(
     )
 
 
+def alert_message(alert: Alert) -> Message:
+    return Message(subject=f"{alert.topic}: {alert.title or alert.url}", text=format_alert(alert),
+                   url=alert.url, data=alert_document(alert))
+
+
 def format_alert(alert: Alert) -> str:
     """A short human message for chat, mail and the console."""
     lines = [
@@ -102,3 +114,71 @@ def format_alert(alert: Alert) -> str:
     snippets = list(dict.fromkeys(ev.snippet for ev in alert.evidence))
     lines.extend(f"  … {snippet} …" for snippet in snippets[:3])
     return "\n".join(lines)
+
+
+# --- delivery state, kept on the alert document beside the alert's own fields ----------------
+
+DeliveryStatus = Literal["sent", "failed", "throttled", "expired"]
+
+#: Entries kept in an alert's ``deliveries`` list: the latest attempts tell the story.
+MAX_DELIVERY_RECORDS = 50
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One channel's outcome for one alert: sent, failed (stays pending), throttled (held back
+    by the rule's throttle) or expired (given up after ``give_up_after_s``)."""
+
+    channel: str
+    status: DeliveryStatus
+    at: datetime
+    attempts: int = 0
+    error: str = ""
+
+    def as_json(self) -> JsonDict:
+        return {"channel": self.channel, "status": self.status, "at": self.at.isoformat(),
+                "attempts": self.attempts, "error": self.error[:500]}
+
+
+def initial_state(channels: Iterable[str]) -> JsonDict:
+    """The delivery state of a new alert: every channel of its rule owed."""
+    return {"notified": [], "pending": sorted(set(channels)), "failed": [], "throttled": [],
+            "deliveries": []}
+
+
+def owed(channels: Iterable[str], doc: Mapping[str, Any]) -> list[str]:
+    """Channels an existing alert still owes: its pending ones and any channel of its rule
+    (the rule may have gained one) not yet sent, held back or given up."""
+    pending = set(doc.get("pending") or ())
+    given_up = set(doc.get("failed") or ()) - pending
+    done = set(doc.get("notified") or ()) | set(doc.get("throttled") or ()) | given_up
+    return sorted((pending | set(channels)) - done)
+
+
+def apply_attempts(doc: Mapping[str, Any], attempts: Iterable[Attempt]) -> JsonDict:
+    """The document with these outcomes recorded and the delivery lease released. Pure; set
+    unions, so recording the same outcome twice changes nothing."""
+    out = dict(doc)
+    notified = set(doc.get("notified") or ())
+    pending = set(doc.get("pending") or ())
+    failed = set(doc.get("failed") or ())
+    throttled = set(doc.get("throttled") or ())
+    records = list(doc.get("deliveries") or ())
+    for attempt in attempts:
+        if attempt.status == "sent":
+            notified.add(attempt.channel)
+            pending.discard(attempt.channel)
+            failed.discard(attempt.channel)
+        elif attempt.status == "throttled":
+            throttled.add(attempt.channel)
+            pending.discard(attempt.channel)
+        elif attempt.status == "failed":
+            failed.add(attempt.channel)  # still pending: the next run tries again
+        else:
+            failed.add(attempt.channel)
+            pending.discard(attempt.channel)
+        records.append(attempt.as_json())
+    out.update(notified=sorted(notified), pending=sorted(pending), failed=sorted(failed),
+               throttled=sorted(throttled), deliveries=records[-MAX_DELIVERY_RECORDS:])
+    out.pop("lease_until", None)
+    return out

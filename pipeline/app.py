@@ -2,6 +2,7 @@
 
     raw records -> DecodeRawItems -> NormalizeArticles -> ClassifyTopics -> BatchArticles
       -> GroupStories -> WriteDocuments -> EvaluateAlerts -> NotifyChannels
+      -> FinishRun (surge rules; deliveries still owed from earlier runs)
     every stage's bad items -> WriteDeadLetters (search index, and the Kafka dead-letter topic)
 
 Per-item work comes before anything that waits for a group, so in streaming mode results
@@ -13,7 +14,7 @@ offsets are not committed and a re-run repeats the work; bad input becomes a dea
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,11 +27,12 @@ from apache_beam.pvalue import PCollection, TaggedOutput
 
 from . import alerting, dedup, metrics
 from .config import AlertsConfig, Settings
+from .delivery import Deliverer
 from .io_kafka import KafkaDeadLetterProducer, RawRecord
 from .io_search import DocumentStore, open_store
 from .models import Alert, Article, DeadLetter, RawItem
 from .normalize import normalize_item, text_hash
-from .notify import DeliveryError, make_notifier
+from .surge import evaluate_surges
 
 log = logging.getLogger(__name__)
 
@@ -295,19 +297,21 @@ class EvaluateAlertsFn(_StoreFn):
         self, rule: Any, article: Article, match: Any, now: datetime
     ) -> AlertEvent | None:
         fresh = alerting.new_alert(rule, article, match, now)
-        if self.db().create("alerts", fresh.alert_id, alerting.alert_document(fresh)):
+        doc = {**alerting.alert_document(fresh), **alerting.initial_state(rule.channels)}
+        if self.db().create("alerts", fresh.alert_id, doc):
             Metrics.counter(NAMESPACE, "alerts_created").inc()
             return AlertEvent(fresh, tuple(rule.channels))
         for _ in range(10):
             current = self.db().get("alerts", fresh.alert_id)
             if current is None:  # deleted meanwhile by an operator: nothing to merge into
                 return None
-            existing, notified = alerting.alert_from_document(current.source)
+            existing, _ = alerting.alert_from_document(current.source)
             merged = alerting.merge_alert(existing, article, match, now)
-            pending = tuple(c for c in rule.channels if c not in notified)
+            pending = tuple(alerting.owed(rule.channels, current.source))
             if merged is None:
                 return AlertEvent(existing, pending) if pending else None
-            doc = alerting.alert_document(merged, notified)
+            # The alert's own fields change; its delivery state (sent, pending...) is kept.
+            doc = {**current.source, **alerting.alert_document(merged), "pending": list(pending)}
             if self.db().replace_if("alerts", fresh.alert_id, doc, current.version):
                 Metrics.counter(NAMESPACE, "alerts_updated").inc()
                 return AlertEvent(merged, pending) if pending else None
@@ -315,49 +319,47 @@ class EvaluateAlertsFn(_StoreFn):
 
 
 class NotifyChannelsFn(_StoreFn):
-    """AlertEvent -> delivered; records each channel reached on the alert document.
+    """AlertEvent -> alert id, once the channels the alert owes were tried (delivery.py).
 
-    A failed channel is logged and counted and stays pending, so the next run retries it; it
-    never stops the pipeline or the other channels.
+    What is sent is what the stored alert still owes, under a short lease, so the copies of a
+    story in one batch, a re-run and the end-of-run sweep never send one alert twice. A
+    failing channel is recorded on the alert and stays pending for the next run; retries are
+    bounded by the channel's timeout and attempts, so a dead channel never stalls the run.
     """
 
     def setup(self) -> None:
         super().setup()
-        self.notifiers = {
-            name: make_notifier(ch) for name, ch in self.ctx.alerts.channels.items()
-        }
+        self.deliverer = Deliverer(self.db(), self.ctx.alerts)
 
     def process(self, event: AlertEvent) -> Iterator[Any]:
         _count("notify", "in")
-        reached = []
-        for name in event.pending:
-            notifier = self.notifiers.get(name)
-            if notifier is None:
-                log.error("alert %s: unknown channel %s", event.alert.alert_id, name)
-                continue
-            try:
-                notifier.send(event.alert)
-            except DeliveryError as exc:
-                Metrics.counter(NAMESPACE, metrics.delivery_counter(name, ok=False)).inc()
-                log.warning("alert %s: delivery to %s failed: %s",
-                            event.alert.alert_id, name, exc)
-                continue
-            Metrics.counter(NAMESPACE, metrics.delivery_counter(name, ok=True)).inc()
-            reached.append(name)
-        if reached:
-            self._record(event.alert.alert_id, reached)
+        for attempt in self.deliverer.deliver(event.alert.alert_id, self.ctx.now):
+            ok = attempt.status == "sent"
+            if ok or attempt.status == "failed":
+                counter = metrics.delivery_counter(attempt.channel, ok=ok)
+            else:
+                counter = f"delivery.{attempt.channel}.{attempt.status}"
+            Metrics.counter(NAMESPACE, counter).inc()
         _count("notify", "out")
         yield event.alert.alert_id
 
-    def _record(self, alert_id: str, reached: Iterable[str]) -> None:
-        for _ in range(10):
-            current = self.db().get("alerts", alert_id)
-            if current is None:
-                return
-            doc = dict(current.source)
-            doc["notified"] = sorted({*doc.get("notified", ()), *reached})
-            if self.db().replace_if("alerts", alert_id, doc, current.version):
-                return
+
+class FinishRunFn(_StoreFn):
+    """The run's delivery count -> after the last delivery: the surge rules are evaluated on
+    what is now indexed (new surges delivered at once), then every alert still owing a
+    channel from earlier runs (a channel that was down) is tried again."""
+
+    def process(self, deliveries: int) -> Iterator[int]:
+        now = self.ctx.now or datetime.now(UTC)
+        deliverer = Deliverer(self.db(), self.ctx.alerts)
+        attempts = []
+        if self.ctx.alerts.surges:
+            self.db().refresh("articles")  # this run's articles count too
+            for finding in evaluate_surges(self.db(), self.ctx.alerts, now):
+                Metrics.counter(NAMESPACE, "surges").inc()
+                attempts += deliverer.deliver(finding.alert_id, now)
+        attempts += deliverer.deliver_pending(now)
+        yield len(attempts)
 
 
 class WriteDeadLettersFn(_StoreFn):
@@ -417,13 +419,21 @@ def build_pipeline(
     )
     alerts = written.batches | "EvaluateAlerts" >> beam.ParDo(EvaluateAlertsFn(ctx))
     notified = alerts | "NotifyChannels" >> beam.ParDo(NotifyChannelsFn(ctx))
+    finished = (
+        notified
+        | "OnePerAlert" >> beam.Map(lambda _: 1)
+        # A global combine waits for every delivery, and yields 0 for a run without any.
+        | "CountNotified" >> beam.CombineGlobally(sum)
+        | "FinishRun" >> beam.ParDo(FinishRunFn(ctx))
+    )
     dead = (
         (decoded[DEAD], normalized[DEAD], classified[DEAD], written[DEAD])
         | "CollectDeadLetters" >> beam.Flatten()
         | "BatchDeadLetters" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch)
         | "WriteDeadLetters" >> beam.ParDo(WriteDeadLettersFn(ctx))
     )
-    return {"written": written.batches, "alerts": alerts, "notified": notified, "dead": dead}
+    return {"written": written.batches, "alerts": alerts, "notified": notified,
+            "finished": finished, "dead": dead}
 
 
 def pipeline_options(runner: str = "FnApiRunner", extra: Sequence[str] = ()) -> PipelineOptions:

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "NEWSMON_"
 
@@ -110,29 +118,104 @@ class Settings(_Strict):
 
 
 class ChannelConfig(_Strict):
+    """How alerts reach people: looked up by ``type`` in notify.py.
+
+    Secrets (a webhook token, the SMTP password, the Telegram bot token) are never written
+    here: ``secret_env`` names the environment variable that holds them.
+    """
+
     type: Literal["console", "webhook", "slack", "smtp", "telegram"]
+    #: webhook / slack: where to POST. telegram: the Bot API base URL.
     url: str | None = None
     #: Name of the environment variable holding this channel's secret (token, password).
     secret_env: str | None = None
+    #: smtp: recipients, sender, server, login name; ``tls`` is starttls, ssl or none.
     to: tuple[str, ...] = ()
     sender: str | None = None
+    host: str | None = None
+    port: int | None = Field(default=None, gt=0, lt=65536)
+    tls: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    #: telegram: the chat (``@channelname`` or a numeric id) the bot writes to.
     chat_id: str | None = None
+    #: One request's time limit, and how many tries one delivery gets before the alert is
+    #: left pending for the next run: together they bound how long a dead channel can hold
+    #: up the pipeline.
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    attempts: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ChannelConfig:
+        needs: dict[str, tuple[str, ...]] = {
+            "webhook": ("url",), "slack": ("url",), "smtp": ("host", "sender", "to"),
+            "telegram": ("chat_id", "secret_env"),
+        }
+        missing = [f for f in needs.get(self.type, ()) if not getattr(self, f)]
+        if missing:
+            raise ValueError(f"a {self.type} channel needs {', '.join(missing)}")
+        return self
 
 
-class AlertRule(_Strict):
+class _RuleBase(_Strict):
     name: str
     topic: str
-    threshold: float = Field(default=1.0, ge=0)
     languages: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     channels: tuple[str, ...] = ("console",)
+    #: At most one delivery per channel per window of this many seconds (0: no throttle);
+    #: alerts held back are kept on the alert and the window's throttle document.
     throttle_s: int = Field(default=0, ge=0)
+
+
+class AlertRule(_RuleBase):
+    """A story alert: the first article of a story whose topic score reaches ``threshold``."""
+
+    threshold: float = Field(default=1.0, ge=0)
+
+
+class SurgeRule(_RuleBase):
+    """A surge alert: a topic's article count in the current interval against its baseline,
+    the mean and standard deviation of the ``baseline_intervals`` intervals before it."""
+
+    interval_s: int = Field(default=3600, ge=60)
+    baseline_intervals: int = Field(default=24, ge=2, le=24 * 30)
+    #: How many standard deviations above the mean count as a surge.
+    k: float = Field(default=3.0, ge=0)
+    #: Never alert below this many articles in the interval, whatever the baseline.
+    min_count: int = Field(default=5, ge=1)
 
 
 class AlertsConfig(_Strict):
     channels: dict[str, ChannelConfig] = {"console": ChannelConfig(type="console")}
     rules: tuple[AlertRule, ...] = ()
+    surges: tuple[SurgeRule, ...] = ()
+    #: A delivery still failing this long after the alert was raised is given up (recorded).
+    give_up_after_s: int = Field(default=24 * 3600, gt=0)
+    #: How long a deliverer holds an alert before another may take it over (a crash between
+    #: sending and recording then means one repeated message, never a lost one).
+    lease_s: int = Field(default=300, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertsConfig:
+        problems = []
+        names = [r.name for r in (*self.rules, *self.surges)]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            problems.append(f"rule names must be unique: {', '.join(dupes)}")
+        for rule in (*self.rules, *self.surges):
+            unknown = [c for c in rule.channels if c not in self.channels]
+            if unknown:
+                problems.append(f"rule {rule.name}: unknown channel {', '.join(unknown)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def rule(self, name: str) -> AlertRule | SurgeRule | None:
+        for rule in self.rules:
+            if rule.name == name:
+                return rule
+        return next((r for r in self.surges if r.name == name), None)
 
 
 # --- loading -------------------------------------------------------------------------------

@@ -1,0 +1,221 @@
+"""Delivering alerts to their channels: claim, throttle, send with bounded retries, record.
+
+Every alert document carries its delivery state (alerting.py): ``pending`` channels are owed a
+message. A deliverer
+
+1. claims the alert with a short lease (a version-guarded write), so two workers or a worker
+   and the next run's sweep never send the same alert at once;
+2. per pending channel: applies the rule's throttle (one delivery per channel per window:
+   the first alert of a window creates the window's document atomically, later ones are
+   recorded on it and on their alert as ``throttled``), then sends with bounded retries
+   (tenacity; each try limited by the channel's ``timeout_s``);
+3. records every outcome on the alert (``notified``, ``failed``, ``throttled``,
+   ``deliveries``) and releases the lease.
+
+A channel that fails stays pending and is tried again by the next run's sweep
+(:meth:`Deliverer.deliver_pending`) until ``give_up_after_s``; within one run, a channel that
+just failed is not tried again for ``circuit_s``, so a dead endpoint costs one bounded attempt,
+not one per alert. Delivery is at least once: a crash between sending and recording means the
+lease expires and the message goes out again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_exponential
+
+from .alerting import Attempt, alert_from_document, alert_message, apply_attempts
+from .config import AlertsConfig, ChannelConfig
+from .io_search import DocumentStore, parse_time
+from .models import content_id
+from .notify import DeliveryError, Message, Notifier, make_notifier
+from .surge import surge_message
+
+log = logging.getLogger(__name__)
+
+JsonDict = dict[str, Any]
+
+
+def message_for(doc: Mapping[str, Any]) -> Message:
+    """The message for a stored alert, story or surge."""
+    if doc.get("kind") == "surge":
+        return surge_message(doc)
+    alert, _ = alert_from_document(doc)
+    return alert_message(alert)
+
+
+def throttle_window(now: datetime, throttle_s: int) -> tuple[datetime, datetime]:
+    """The epoch-aligned window holding ``now``: fixed windows make "one delivery per channel
+    per window" a single atomic create of the window's document."""
+    epoch = int(now.timestamp())
+    start = datetime.fromtimestamp(epoch - epoch % throttle_s, UTC)
+    return start, start + timedelta(seconds=throttle_s)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, DeliveryError) and exc.retryable
+
+
+class Deliverer:
+    """Delivers alerts from one store to the channels of ``config``. One per worker."""
+
+    def __init__(
+        self,
+        store: DocumentStore,
+        config: AlertsConfig,
+        *,
+        notifiers: Mapping[str, Notifier] | None = None,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 4.0,
+        circuit_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self._notifiers: dict[str, Notifier] = dict(notifiers or {})
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.circuit_s = circuit_s
+        self.sleep = sleep
+        self._open_until: dict[str, float] = {}
+
+    # --- the sweep and one alert ---------------------------------------------------------
+
+    def deliver_pending(self, now: datetime | None = None, limit: int = 1000) -> list[Attempt]:
+        """Try every alert that still owes a channel a message (failed or never tried)."""
+        if not self.config.channels:
+            return []
+        docs = self.store.find_terms("alerts", "pending", sorted(self.config.channels),
+                                     size=limit)
+        out: list[Attempt] = []
+        for alert_id in sorted({str(d["alert_id"]) for d in docs}):
+            out.extend(self.deliver(alert_id, now))
+        return out
+
+    def deliver(self, alert_id: str, now: datetime | None = None) -> list[Attempt]:
+        """Send one alert to the channels it owes; returns what happened per channel (nothing
+        if another deliverer holds it or nothing is owed)."""
+        now = now or datetime.now(UTC)
+        doc = self._claim(alert_id, now)
+        if doc is None:
+            return []
+        pending = list(doc.get("pending") or ())
+        created = doc.get("created_at")
+        age = (now - parse_time(created)).total_seconds() if created else 0.0
+        if age > self.config.give_up_after_s:
+            attempts = [Attempt(c, "expired", now, error=f"given up after {age:.0f}s")
+                        for c in pending]
+        else:
+            rule = self.config.rule(str(doc.get("rule", "")))
+            throttle_s = rule.throttle_s if rule is not None else 0
+            message = message_for(doc)
+            attempts = []
+            for channel in pending:
+                attempt = self._deliver_one(channel, message, doc, throttle_s, now)
+                if attempt is not None:
+                    attempts.append(attempt)
+        self._record(alert_id, attempts)
+        for a in attempts:
+            level = logging.INFO if a.status in ("sent", "throttled") else logging.WARNING
+            log.log(level, "alert %s (rule %s): %s %s%s", alert_id, doc.get("rule"), a.channel,
+                    a.status, f": {a.error}" if a.error else "")
+        return attempts
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def _claim(self, alert_id: str, now: datetime) -> JsonDict | None:
+        for _ in range(10):
+            current = self.store.get("alerts", alert_id)
+            if current is None or not current.source.get("pending"):
+                return None
+            lease = current.source.get("lease_until")
+            if lease and parse_time(lease) > now:
+                return None  # another deliverer is on it; if it dies, the lease runs out
+            until = now + timedelta(seconds=self.config.lease_s)
+            doc = {**current.source, "lease_until": until.isoformat()}
+            if self.store.replace_if("alerts", alert_id, doc, current.version):
+                return doc
+        return None
+
+    def _record(self, alert_id: str, attempts: list[Attempt]) -> None:
+        for _ in range(20):
+            current = self.store.get("alerts", alert_id)
+            if current is None:
+                return
+            doc = apply_attempts(current.source, attempts)
+            if self.store.replace_if("alerts", alert_id, doc, current.version):
+                return
+        raise RuntimeError(f"alert {alert_id}: could not record deliveries (too many updates)")
+
+    def _deliver_one(self, channel: str, message: Message, doc: Mapping[str, Any],
+                     throttle_s: int, now: datetime) -> Attempt | None:
+        config = self.config.channels.get(channel)
+        if config is None:
+            return Attempt(channel, "failed", now, error="channel not configured")
+        if self._open_until.get(channel, 0.0) > time.monotonic():
+            return None  # failed moments ago in this run: left pending, not hammered
+        try:
+            notifier = self._notifier(channel, config)
+        except ValueError as exc:
+            return Attempt(channel, "failed", now, error=f"channel misconfigured: {exc}")
+        alert_id = str(doc["alert_id"])
+        if throttle_s and not self._may_use_window(str(doc.get("rule")), channel, alert_id,
+                                                    throttle_s, now):
+            return Attempt(channel, "throttled", now)
+        tries = 0
+
+        def send_once() -> None:
+            nonlocal tries
+            tries += 1
+            notifier.send(message)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(config.attempts)
+            | stop_after_delay(config.timeout_s * config.attempts),
+            wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+            retry=retry_if_exception(_retryable),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            retrying(send_once)
+        except DeliveryError as exc:
+            self._open_until[channel] = time.monotonic() + self.circuit_s
+            return Attempt(channel, "failed", now, attempts=tries, error=str(exc))
+        return Attempt(channel, "sent", now, attempts=tries)
+
+    def _notifier(self, channel: str, config: ChannelConfig) -> Notifier:
+        if channel not in self._notifiers:
+            self._notifiers[channel] = make_notifier(config)
+        return self._notifiers[channel]
+
+    def _may_use_window(self, rule: str, channel: str, alert_id: str, throttle_s: int,
+                        now: datetime) -> bool:
+        """True if this alert may deliver on ``channel`` in the current throttle window:
+        it is the first to ask (or asked before and failed). Otherwise it is recorded on the
+        window's document as held back."""
+        start, end = throttle_window(now, throttle_s)
+        key = content_id("throttle", rule, channel, start.isoformat())
+        fresh = {"key": key, "rule": rule, "channel": channel, "window_start": start.isoformat(),
+                 "window_end": end.isoformat(), "alert_id": alert_id, "held_back": []}
+        for _ in range(10):
+            if self.store.create("alert-throttle", key, fresh):
+                return True
+            current = self.store.get("alert-throttle", key)
+            if current is None:
+                continue  # deleted meanwhile: try to create it again
+            if current.source.get("alert_id") == alert_id:
+                return True
+            held = sorted({*current.source.get("held_back", ()), alert_id})
+            if held == current.source.get("held_back"):
+                return False
+            if self.store.replace_if("alert-throttle", key,
+                                     {**current.source, "held_back": held}, current.version):
+                return False
+        return False

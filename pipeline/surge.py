@@ -1,0 +1,239 @@
+"""Surge alerts: a topic's volume in the current interval against its moving baseline.
+
+The Europe Media Monitor's way: count a topic's articles per interval (an hour by default),
+and alert when the current interval's count is far above what the previous intervals make
+usual: above ``mean + k * spread`` of the previous ``baseline_intervals`` counts, and at least
+``min_count``. Intervals are aligned to the epoch, so the alert for one topic and interval has
+one deterministic id however often the evaluation runs (at the end of every pipeline run, or
+`newsmon alerts surge` from a schedule): the first evaluation that sees the surge creates it,
+later ones update its count and stories without alerting again.
+
+Counts go by ``published_at`` (the time the articles and the dashboards use), so a backfill
+of old items does not look like a surge now.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from statistics import fmean, pstdev
+from typing import Any
+
+from .alerting import initial_state, owed
+from .config import AlertsConfig, SurgeRule
+from .io_search import DocumentStore, parse_time
+from .models import content_id
+from .notify import Message
+
+JsonDict = dict[str, Any]
+
+#: Stories listed on a surge alert: enough to see what drives it.
+TOP_STORIES = 5
+#: Article fields a surge evaluation reads (never the text).
+_FIELDS = ("doc_id", "story_id", "title", "url", "lang", "source", "published_at")
+
+
+@dataclass(frozen=True)
+class SurgeStats:
+    count: int
+    mean: float
+    std: float
+    #: The highest count still considered usual: mean + k * spread.
+    expected_max: float
+    surge: bool
+
+
+def surge_stats(
+    count: int, baseline: Sequence[int], *, k: float, min_count: int
+) -> SurgeStats:
+    """Is ``count`` a surge against the ``baseline`` counts? Pure.
+
+    The spread is the baseline's standard deviation, but at least the square root of its mean:
+    article counts vary at least like Poisson counts, and a quiet topic with a flat baseline
+    would otherwise "surge" on one extra article.
+    """
+    mean = fmean(baseline) if baseline else 0.0
+    std = pstdev(baseline) if len(baseline) > 1 else 0.0
+    expected_max = mean + k * max(std, math.sqrt(mean))
+    return SurgeStats(count, mean, std, expected_max,
+                      count >= min_count and count > expected_max)
+
+
+def interval_floor(t: datetime, interval_s: int) -> datetime:
+    """The start of the epoch-aligned interval holding ``t``."""
+    epoch = int(t.astimezone(UTC).timestamp())
+    return datetime.fromtimestamp(epoch - epoch % interval_s, UTC)
+
+
+def bucket_counts(
+    times: Iterable[datetime], start: datetime, interval_s: int, n: int
+) -> list[int]:
+    """How many of ``times`` fall in each of the ``n`` intervals from ``start``."""
+    counts = [0] * n
+    for t in times:
+        i = int((t - start).total_seconds() // interval_s)
+        if 0 <= i < n:
+            counts[i] += 1
+    return counts
+
+
+def _passes(doc: Mapping[str, Any], rule: SurgeRule) -> bool:
+    source = doc.get("source") or {}
+    return (
+        (not rule.languages or doc.get("lang") in rule.languages)
+        and (not rule.sources or source.get("id") in rule.sources)
+        and (not rule.countries or source.get("country") in rule.countries)
+    )
+
+
+@dataclass(frozen=True)
+class SurgeFinding:
+    rule: SurgeRule
+    interval_start: datetime
+    stats: SurgeStats
+    #: The interval's articles, as stored (only _FIELDS).
+    articles: tuple[JsonDict, ...]
+
+    @property
+    def alert_id(self) -> str:
+        return surge_alert_id(self.rule.name, self.interval_start)
+
+
+def surge_alert_id(rule: str, interval_start: datetime) -> str:
+    return content_id("alert", rule, "surge", interval_start.isoformat())
+
+
+def _articles(store: DocumentStore, rule: SurgeRule, since: datetime,
+              until: datetime) -> list[tuple[datetime, JsonDict]]:
+    docs = store.scan("articles", since=since, until=until,
+                      terms={"topic_names": [rule.topic]}, fields=_FIELDS)
+    return [(parse_time(d["published_at"]), d) for d in docs if _passes(d, rule)]
+
+
+def timeline(
+    store: DocumentStore, rule: SurgeRule, since: datetime, now: datetime
+) -> list[SurgeFinding]:
+    """Every interval from ``since`` to the one holding ``now``, each judged against its own
+    baseline (for dry runs and `newsmon alerts test`)."""
+    step = timedelta(seconds=rule.interval_s)
+    first = interval_floor(since, rule.interval_s)
+    current = interval_floor(now, rule.interval_s)
+    span = int((current - first) / step) + 1
+    start = first - rule.baseline_intervals * step
+    rows = _articles(store, rule, start, current + step)
+    n = rule.baseline_intervals + span
+    counts = bucket_counts((t for t, _ in rows), start, rule.interval_s, n)
+    out = []
+    for i in range(rule.baseline_intervals, n):
+        begin = start + i * step
+        stats = surge_stats(counts[i], counts[i - rule.baseline_intervals:i], k=rule.k,
+                            min_count=rule.min_count)
+        docs = tuple(d for t, d in rows if begin <= t < begin + step)
+        out.append(SurgeFinding(rule, begin, stats, docs))
+    return out
+
+
+def evaluate(store: DocumentStore, rule: SurgeRule, now: datetime) -> SurgeFinding:
+    """The interval holding ``now`` against the ``baseline_intervals`` before it."""
+    return timeline(store, rule, now, now)[-1]
+
+
+def top_stories(articles: Iterable[Mapping[str, Any]], n: int = TOP_STORIES) -> list[JsonDict]:
+    """The interval's biggest stories: copies counted per story, the earliest copy shown."""
+    by_story: dict[str, list[Mapping[str, Any]]] = {}
+    for doc in sorted(articles, key=lambda d: (str(d.get("published_at")), d["doc_id"])):
+        by_story.setdefault(str(doc.get("story_id") or doc["doc_id"]), []).append(doc)
+    ranked = sorted(by_story.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:n]
+    return [{"story_id": sid, "title": docs[0].get("title", ""), "url": docs[0].get("url", ""),
+             "count": len(docs)} for sid, docs in ranked]
+
+
+def surge_document(finding: SurgeFinding, now: datetime) -> JsonDict:
+    """The alert document of a surge (kind ``surge``), without delivery state."""
+    rule, stats = finding.rule, finding.stats
+    end = finding.interval_start + timedelta(seconds=rule.interval_s)
+    stories = top_stories(finding.articles)
+    sources = Counter(str((d.get("source") or {}).get("id", "")) for d in finding.articles)
+    return {
+        "alert_id": finding.alert_id,
+        "kind": "surge",
+        "rule": rule.name,
+        "topic": rule.topic,
+        "title": (f"surge: {rule.topic}: {stats.count} articles from "
+                  f"{finding.interval_start:%Y-%m-%d %H:%M} UTC "
+                  f"(usually up to {stats.expected_max:.1f})"),
+        "url": stories[0]["url"] if stories else "",
+        # How far above the usual maximum: comparable across topics.
+        "score": round(stats.count / max(stats.expected_max, 1.0), 3),
+        "doc_ids": sorted(d["doc_id"] for d in finding.articles)[:100],
+        "source_ids": sorted(s for s in sources if s),
+        "source_count": len([s for s in sources if s]),
+        "languages": sorted({str(d.get("lang")) for d in finding.articles if d.get("lang")}),
+        "evidence": [],
+        "interval_start": finding.interval_start.isoformat(),
+        "interval_end": end.isoformat(),
+        "count": stats.count,
+        "baseline_mean": round(stats.mean, 3),
+        "baseline_std": round(stats.std, 3),
+        "expected_max": round(stats.expected_max, 3),
+        "top_stories": stories,
+        "created_at": now.isoformat(),
+        "updated_at": now.isoformat(),
+    }
+
+
+def store_surge(store: DocumentStore, finding: SurgeFinding, now: datetime) -> list[str]:
+    """Create the surge alert, or update its count and stories; returns the channels it
+    still owes (empty when nothing is to be delivered)."""
+    doc = surge_document(finding, now)
+    channels = finding.rule.channels
+    if store.create("alerts", finding.alert_id, {**doc, **initial_state(channels)}):
+        return list(channels)
+    for _ in range(10):
+        current = store.get("alerts", finding.alert_id)
+        if current is None:
+            return []
+        pending = owed(channels, current.source)
+        keep = {"created_at": current.source.get("created_at", doc["created_at"])}
+        if current.source.get("count", 0) >= doc["count"]:
+            return pending  # nothing new to record (a re-run sees the same or fewer)
+        merged = {**current.source, **doc, **keep, "pending": pending}
+        if store.replace_if("alerts", finding.alert_id, merged, current.version):
+            return pending
+    raise RuntimeError(f"surge alert {finding.alert_id}: too many concurrent updates")
+
+
+def evaluate_surges(
+    store: DocumentStore, config: AlertsConfig, now: datetime
+) -> list[SurgeFinding]:
+    """Evaluate every surge rule at ``now`` and store the surges; returns them."""
+    found = []
+    for rule in config.surges:
+        finding = evaluate(store, rule, now)
+        if finding.stats.surge:
+            store_surge(store, finding, now)
+            found.append(finding)
+    return found
+
+
+def surge_message(doc: Mapping[str, Any]) -> Message:
+    """A stored surge alert as a message for people."""
+    lines = [
+        f"[newsmon] {doc.get('title', '')}",
+        f"baseline {doc.get('baseline_mean', 0):.1f} ± {doc.get('baseline_std', 0):.1f} per "
+        f"interval · sources {doc.get('source_count', 0)} · "
+        f"languages {', '.join(doc.get('languages') or ())}",
+    ]
+    for story in (doc.get("top_stories") or ())[:TOP_STORIES]:
+        lines.append(f"  {story.get('count', 1)}× {story.get('title', '')} {story.get('url', '')}")
+    public = {k: v for k, v in doc.items() if k not in _STATE_FIELDS}
+    return Message(subject=str(doc.get("title", "")), text="\n".join(lines),
+                   url=str(doc.get("url", "")), data=public)
+
+
+#: Delivery bookkeeping that receivers of a message do not need.
+_STATE_FIELDS = frozenset({"notified", "pending", "failed", "throttled", "deliveries",
+                           "lease_until"})

@@ -1,0 +1,94 @@
+"""Real local receivers for alert channels: an SMTP server (aiosmtpd) and HTTP routes that
+record what they were sent (webhook, Slack, the Telegram Bot API). Loopback only."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from tests.localhttp import Response
+
+
+@dataclass
+class SmtpInbox:
+    host: str
+    port: int
+    messages: list[Message] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    #: Reply codes to give to the next DATA commands, first first (then 250).
+    fail_with: list[str] = field(default_factory=list)
+
+
+class _Handler:
+    def __init__(self, inbox: SmtpInbox) -> None:
+        self.inbox = inbox
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.inbox.fail_with:
+            return self.inbox.fail_with.pop(0)
+        self.inbox.messages.append(message_from_bytes(envelope.content))
+        self.inbox.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def smtp_server() -> Iterator[SmtpInbox]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it accepts."""
+    inbox = SmtpInbox("127.0.0.1", _free_port())
+    controller = Controller(_Handler(inbox), hostname=inbox.host, port=inbox.port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+@dataclass
+class Recorder:
+    """An HTTP route that records JSON bodies and answers from a script of statuses."""
+
+    statuses: list[int] = field(default_factory=list)
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    delay_s: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, handler: BaseHTTPRequestHandler) -> Response:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = json.loads(handler.rfile.read(length) or b"{}")
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        with self.lock:
+            status = self.statuses.pop(0) if self.statuses else 200
+            self.paths.append(handler.path)
+            if status < 300:
+                self.bodies.append(body)
+        answer = {"ok": status < 300, "result": {"message_id": len(self.bodies)}}
+        return Response(json.dumps(answer).encode(), status,
+                        {"Content-Type": "application/json"})
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
