@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Run once by the es-setup service when Elasticsearch is healthy (security on):
+#  - the kibana_system user gets KIBANA_PASSWORD, so Kibana can connect;
+#  - a role `newsmon_writer` may manage index templates and everything on <prefix>-* indices,
+#    and nothing else; the user `newsmon` (password ES_NEWSMON_PASSWORD) has only that role.
+# Idempotent: re-running sets the same passwords and the same role.
+set -euo pipefail
+: "${ES_URL:?}" "${ELASTIC_PASSWORD:?}" "${KIBANA_PASSWORD:?}" "${ES_NEWSMON_PASSWORD:?}"
+prefix="${INDEX_PREFIX:-newsmon}"
+
+json_string() {  # a JSON string literal, whatever the password contains
+  python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1" 2>/dev/null \
+    || printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"
+}
+
+es() {  # es METHOD PATH BODY
+  curl -fsS -u "elastic:${ELASTIC_PASSWORD}" -H 'Content-Type: application/json' \
+    -X "$1" "${ES_URL}$2" -d "$3" > /dev/null
+}
+
+es POST /_security/user/kibana_system/_password \
+  "{\"password\": $(json_string "$KIBANA_PASSWORD")}"
+es PUT /_security/role/newsmon_writer \
+  "{\"cluster\": [\"monitor\", \"manage_index_templates\"],
+    \"indices\": [{\"names\": [\"${prefix}-*\"], \"privileges\": [\"all\"]}]}"
+es PUT /_security/user/newsmon \
+  "{\"password\": $(json_string "$ES_NEWSMON_PASSWORD"), \"roles\": [\"newsmon_writer\"],
+    \"full_name\": \"newsmon pipeline and poller\"}"
+echo "es-setup: kibana_system password set; user newsmon with role newsmon_writer on ${prefix}-*"
