@@ -176,6 +176,10 @@ def article_document(placed: Placed, indexed_at: datetime) -> dict[str, Any]:
     return doc
 
 
+#: What story grouping reads back of stored articles (not their text).
+_FINGERPRINT_FIELDS = ("doc_id", "story_id", "text_hash", "minhash", "first_seen_at")
+
+
 def _fingerprint_of_doc(doc: dict[str, Any]) -> dedup.Fingerprint:
     return dedup.Fingerprint(
         doc_id=doc["doc_id"],
@@ -214,13 +218,17 @@ class GroupStoriesFn(_StoreFn):
                     first_seen=article.first_seen_at.isoformat(),
                 )
             )
-        known = {doc["doc_id"]: doc for doc in self.db().find_terms(
-            "articles", "doc_id", [fp.doc_id for fp in fps], size=len(fps))}
+        db = self.db()
+        known = {doc["doc_id"]: doc for doc in db.find_terms(
+            "articles", "doc_id", [fp.doc_id for fp in fps], size=len(fps),
+            fields=_FINGERPRINT_FIELDS)}
         bands = sorted({b for fp in fps for b in fp.bands})
         stored = [
             _fingerprint_of_doc(d)
-            for d in self.db().find_terms("articles", "lsh_bands", bands, size=500)
-            + self.db().find_terms("articles", "text_hash", [fp.text_hash for fp in fps], 500)
+            for d in db.find_terms("articles", "lsh_bands", bands, size=500,
+                                   fields=_FINGERPRINT_FIELDS)
+            + db.find_terms("articles", "text_hash", [fp.text_hash for fp in fps], 500,
+                            fields=_FINGERPRINT_FIELDS)
         ]
         out = []
         for article, fp in zip(batch, fps, strict=True):
@@ -411,7 +419,11 @@ def build_pipeline(
     ).with_outputs(DEAD, main="articles")
     placed = (
         classified.articles
-        | "BatchArticles" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch)
+        # Batches are flushed at the end of each bundle anyway, so a large minimum costs no
+        # latency in streaming and saves round trips to the store in batch runs.
+        | "BatchArticles" >> beam.BatchElements(
+            min_batch_size=min(100, batch), max_batch_size=batch
+        )
         | "GroupStories" >> beam.ParDo(GroupStoriesFn(ctx))
     )
     written = placed | "WriteDocuments" >> beam.ParDo(WriteDocumentsFn(ctx)).with_outputs(

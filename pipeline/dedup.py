@@ -91,20 +91,23 @@ def decide_story(new: Fingerprint, candidates: Iterable[Fingerprint]) -> StoryDe
     The earliest matching candidate wins, so the result does not depend on the order in which
     candidates were found; an article with no match starts its own story.
     """
-    best: tuple[str, str, Fingerprint, float] | None = None
-    for cand in candidates:
-        if cand.doc_id == new.doc_id:
-            continue
+    others = [c for c in candidates if c.doc_id != new.doc_id]
+    for cand in others:
         if cand.text_hash == new.text_hash:
             return StoryDecision(cand.story_id, duplicate_of=cand.doc_id, similarity=1.0)
-        sim = similarity(new.signature, cand.signature)
-        if sim >= NEAR_DUPLICATE_THRESHOLD:
-            key = (cand.first_seen, cand.doc_id, cand, sim)
-            if best is None or key[:2] < best[:2]:
-                best = key
-    if best is None:
+    comparable = [c for c in others if len(c.signature) == len(new.signature) and new.signature]
+    if not comparable:
         return StoryDecision(new.story_id)
-    return StoryDecision(best[2].story_id, similarity=best[3])
+    # One vectorized comparison for all candidates: a popular story can have hundreds.
+    sims = (np.asarray([c.signature for c in comparable]) == np.asarray(new.signature)).mean(
+        axis=1
+    )
+    matches = [(c, float(sim)) for c, sim in zip(comparable, sims, strict=True)
+               if sim >= NEAR_DUPLICATE_THRESHOLD]
+    if not matches:
+        return StoryDecision(new.story_id)
+    best, sim = min(matches, key=lambda m: (m[0].first_seen, m[0].doc_id))
+    return StoryDecision(best.story_id, similarity=sim)
 
 
 @dataclass

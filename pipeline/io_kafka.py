@@ -76,6 +76,11 @@ def _consumer(settings: KafkaSettings, group_id: str | None) -> KafkaConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             consumer_timeout_ms=1000,
+            # kafka-python's defaults disagree: a 1 MiB partition fetch does not fit its 1 MB
+            # frame limit ("Invalid frame length"), so raise the frame limit above the fetch.
+            max_partition_fetch_bytes=1024 * 1024,
+            fetch_max_bytes=16 * 1024 * 1024,
+            receive_message_max_bytes=32 * 1024 * 1024,
             **client_options(settings),
         )
     except KafkaError as exc:

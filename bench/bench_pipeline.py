@@ -1,0 +1,231 @@
+"""Batch-mode throughput end to end, beside the raw bulk-index rate of the same documents.
+
+    set -a; . ./.services/env; set +a
+    .venv/bin/python bench/bench_pipeline.py --articles 50000 --backend elasticsearch
+
+1. N realistic synthetic articles (eight languages, built from the sentences of the project's
+   own gold set; one in ten a rewrite of an earlier story) are produced to a fresh Kafka topic.
+2. ``run_kafka_batch`` processes them end to end (decode, normalize, classify, group stories,
+   bulk-write, alerts) on FnApiRunner: articles per second.
+3. Baseline in the same process: the same documents bulk-indexed straight into a fresh index
+   of the same server with the client's ``streaming_bulk`` -- the limit the pipeline's writes
+   cannot beat.
+4. Stream latency: with ``run_kafka_stream`` running, single items are produced and the time
+   until each is searchable is measured (p50, p95).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from kafka import KafkaProducer
+from newsmon.pipeline.app import Placed, RunContext, article_document
+from newsmon.pipeline.config import (
+    AlertRule,
+    AlertsConfig,
+    ChannelConfig,
+    KafkaSettings,
+    SearchSettings,
+    Settings,
+)
+from newsmon.pipeline.dedup import Fingerprint, signature
+from newsmon.pipeline.io_search import open_store
+from newsmon.pipeline.jobs import run_kafka_batch, run_kafka_stream
+from newsmon.pipeline.models import RawItem, SourceRef
+from newsmon.pipeline.normalize import normalize_item, text_hash
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def sentence_pools() -> dict[str, list[str]]:
+    """Sentences of the project's own gold set, per language: real news register, a mix of
+    topical and hard-negative sentences, and a pool large enough that unrelated synthetic
+    articles share little text (as unrelated real articles do)."""
+    pools: dict[str, list[str]] = {}
+    with (ROOT / "tests" / "gold" / "gold.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            sentences = re.split(r"(?<=[.!?])\s+", record["text"])
+            pools.setdefault(record["lang"], []).extend(s for s in sentences if len(s) > 30)
+    return pools
+
+
+COUNTRIES = {"en": "GB", "de": "DE", "fr": "FR", "ru": "RU", "uk": "UA", "pl": "PL",
+             "it": "IT", "es": "ES"}
+SOURCES = [
+    SourceRef(id=f"bench-{lang}-{i}", type="rss", name=f"Bench {lang} {i}", lang=lang,
+              country=country)
+    for lang, country in COUNTRIES.items()
+    for i in range(12)
+]
+
+
+def _vary(sentence: str, rng: random.Random) -> str:
+    """The sentence with every fourth word or so replaced by a number or a name: unrelated
+    articles built from one pool of sentences then share about as few word pairs as
+    unrelated real articles do."""
+    words = sentence.split()
+    for _ in range(max(1, len(words) // 4)):
+        words[rng.randrange(len(words))] = rng.choice(
+            (str(rng.randint(2, 9999)), rng.choice(_NAMES) + rng.choice(_NAMES).lower()))
+    return " ".join(words)
+
+
+_NAMES = ("Adler", "Borys", "Celine", "Dario", "Elena", "Farid", "Greta", "Hugo", "Irena",
+          "Jonas", "Kasia", "Lucia", "Marek", "Nadia", "Oskar", "Pavel", "Rita", "Sergio")
+
+
+def synthetic_items(n: int, seed: int = 1) -> list[RawItem]:
+    """Articles of 8-20 sentences (about 1.5-3k characters); one in ten rewrites an earlier
+    story of the same language (shuffled, one sentence dropped): copies to group."""
+    rng = random.Random(seed)
+    pools = sentence_pools()
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    items: list[RawItem] = []
+    for i in range(n):
+        source = rng.choice(SOURCES)
+        pool = pools[source.lang]
+        earlier = [it for it in items[-100:] if it.source.lang == source.lang]
+        if earlier and rng.random() < 0.1:
+            sentences = rng.choice(earlier).summary.split("\n")
+            rng.shuffle(sentences)
+            body = "\n".join(sentences[:-1])
+        else:
+            chosen = rng.sample(pool, k=min(len(pool), rng.randint(8, 20)))
+            body = "\n".join(_vary(sentence, rng) for sentence in chosen)
+        body += f"\n({source.name}, {i})"  # unique text per item, as real articles are
+        seen = start + timedelta(seconds=i * 7)
+        items.append(RawItem.make(
+            source=source, guid=f"bench-{i}", url=f"https://{source.id}.example/a/{i}",
+            title=body.split("\n", 1)[0][:100], summary=body, published_at=seen,
+            first_seen_at=seen))
+    return items
+
+
+def produce(kafka: KafkaSettings, items: list[RawItem]) -> float:
+    started = time.perf_counter()
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
+                             linger_ms=20, batch_size=256 * 1024)
+    for item in items:
+        producer.send(kafka.raw_topic, key=item.source.id.encode(), value=item.to_json())
+    producer.flush()
+    producer.close()
+    return time.perf_counter() - started
+
+
+def context(state: Path, kafka: KafkaSettings, search: SearchSettings) -> RunContext:
+    settings = Settings(state_dir=state, topics=ROOT / "config" / "topics.yaml",
+                        kafka=kafka, search=search)
+    # A webhook-less, console-less channel set: alert evaluation runs, nothing is printed.
+    alerts = AlertsConfig(channels={"console": ChannelConfig(type="console")},
+                          rules=(AlertRule(name="lrs", topic="long_range_strike", channels=()),
+                                 AlertRule(name="troops", topic="troop_deployment",
+                                           channels=())))
+    return RunContext(settings=settings, alerts=alerts)
+
+
+def raw_bulk_rate(items: list[RawItem], search: SearchSettings) -> float:
+    """Documents per second for a plain bulk index of the same documents (the limit)."""
+    docs = []
+    for item in items:
+        article = normalize_item(item)
+        body = f"{article.title}\n{article.text}"
+        fp = Fingerprint(article.doc_id, article.story_id, text_hash(body), signature(body),
+                         article.first_seen_at.isoformat())
+        docs.append((article.doc_id, article_document(Placed(article, fp, None),
+                                                      datetime.now(UTC))))
+    store = open_store(search, Path(tempfile.mkdtemp()))
+    store.setup()
+    started = time.perf_counter()
+    for i in range(0, len(docs), search.bulk_batch_size):
+        failures = store.bulk_write("articles", docs[i : i + search.bulk_batch_size])
+        assert not failures, failures[:1]
+    elapsed = time.perf_counter() - started
+    return len(docs) / elapsed
+
+
+def stream_latencies(ctx: RunContext, samples: int) -> list[float]:
+    search = ctx.settings.search
+    stop = threading.Event()
+    worker = threading.Thread(target=run_kafka_stream, args=(ctx, stop),
+                              kwargs={"interval_s": 0.2}, daemon=True)
+    worker.start()
+    latencies = []
+    try:
+        for item in synthetic_items(samples, seed=99):
+            item = item.model_copy(update={"url": item.url + "-stream"})
+            started = time.perf_counter()
+            produce(ctx.settings.kafka, [item])
+            query = {"query": {"term": {"url": item.url}}}
+            while time.perf_counter() - started < 60:
+                resp = httpx.post(f"{search.url}/{search.index_prefix}-articles/_search",
+                                  json=query, timeout=10)
+                if resp.status_code == 200 and resp.json()["hits"]["hits"]:
+                    break
+                time.sleep(0.05)
+            latencies.append(time.perf_counter() - started)
+    finally:
+        stop.set()
+        worker.join(timeout=120)
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--articles", type=int, default=50_000)
+    parser.add_argument("--backend", choices=["elasticsearch", "opensearch"],
+                        default="elasticsearch")
+    parser.add_argument("--latency-samples", type=int, default=40)
+    args = parser.parse_args()
+
+    url = os.environ[f"NEWSMON_{args.backend.upper()}_URL"]
+    tag = uuid.uuid4().hex[:8]
+    kafka = KafkaSettings(bootstrap_servers=os.environ["NEWSMON_KAFKA_BOOTSTRAP"],
+                          raw_topic=f"bench-raw-{tag}", dead_letter_topic=f"bench-dead-{tag}",
+                          group_id=f"bench-{tag}")
+    search = SearchSettings(backend=args.backend, url=url, index_prefix=f"bench{tag}")
+    items = synthetic_items(args.articles)
+    chars = sum(len(i.summary) for i in items) / len(items)
+    print(f"{len(items)} synthetic articles, mean {chars:.0f} characters; server {args.backend}")
+
+    produced = produce(kafka, items)
+    print(f"produced to Kafka in {produced:.1f}s ({len(items) / produced:,.0f}/s)")
+
+    ctx = context(Path(tempfile.mkdtemp()), kafka, search)
+    started, cpu = time.perf_counter(), time.process_time()
+    summary = run_kafka_batch(ctx)
+    elapsed, cpu_used = time.perf_counter() - started, time.process_time() - cpu
+    store = open_store(search, ctx.settings.state_dir)
+    store.refresh("articles")
+    print(f"pipeline batch: {summary.records} records in {elapsed:.1f}s = "
+          f"{summary.records / elapsed:,.0f} articles/s (driver process CPU {cpu_used:.1f}s); "
+          f"{store.count('articles')} documents, {store.count('alerts')} alerts")
+
+    baseline = raw_bulk_rate(
+        items, search.model_copy(update={"index_prefix": f"benchraw{tag}"}))
+    print(f"baseline raw bulk index of the same documents: {baseline:,.0f} docs/s")
+
+    latencies = stream_latencies(context(Path(tempfile.mkdtemp()), kafka.model_copy(
+        update={"raw_topic": f"bench-stream-{tag}", "group_id": f"bench-stream-{tag}"}),
+        search.model_copy(update={"index_prefix": f"benchstream{tag}"})),
+        args.latency_samples)
+    q = statistics.quantiles(latencies, n=20)
+    print(f"stream latency produce->searchable over {len(latencies)} items: "
+          f"p50 {statistics.median(latencies):.2f}s, p95 {q[18]:.2f}s, max {max(latencies):.2f}s")
+    for prefix in (f"bench{tag}", f"benchraw{tag}", f"benchstream{tag}"):
+        httpx.delete(f"{url}/{prefix}-*", timeout=60)
+
+
+if __name__ == "__main__":
+    main()
