@@ -30,6 +30,8 @@ config_app = typer.Typer(help="Validate configuration.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(search_app, name="search")
 app.add_typer(config_app, name="config")
+alerts_app = typer.Typer(help="Alert rules: dry runs, surges, deliveries.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
 
 log = logging.getLogger("newsmon")
 
@@ -295,6 +297,7 @@ def poll(
     """Poll feeds and Telegram channels and publish new items to Kafka."""
     from newsmon.connectors.publisher import KafkaPublisher
 
+                _publish_health(settings)
     from . import metrics
 
     settings = _settings(config)
@@ -310,6 +313,11 @@ def poll(
                     raise typer.Exit(1)
                 return
             stop = threading.Event()
+    publish: Annotated[
+        bool, typer.Option("--publish", help="Also write it to the search store's "
+                           "source-health index (for dashboards; schedule it next to a "
+                           "continuously running poller).")
+    ] = False,
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             signal.signal(signal.SIGINT, lambda *_: stop.set())
             poller.run_forever(stop)
@@ -318,6 +326,25 @@ def poll(
 
 
 @app.command()
+    if publish:
+        _publish_health(settings)
+
+
+def _publish_health(settings: Settings) -> None:
+    """Copy the pollers' source health into the search store (never fails the caller)."""
+    from newsmon.connectors.runner import source_health
+
+    from . import health
+    from .io_search import open_store
+
+    store = open_store(settings.search, settings.state_dir)
+    try:
+        n = health.publish(store, source_health(_sources(settings),
+                                                settings.state_dir / "connectors.sqlite"))
+    finally:
+        store.close()
+    log.info("source health of %d sources written to the %s store", n,
+             settings.search.backend)
 def sources(
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -414,6 +441,7 @@ def run(
     alerts to the console. Otherwise items go through Kafka to the search server.
     """
     from newsmon.connectors.publisher import KafkaPublisher
+        _publish_health(settings)
 
     from .embedded import SpoolPublisher
     from .io_search import open_store
@@ -431,6 +459,7 @@ def run(
             spool.done(claimed)
         store = open_store(settings.search, settings.state_dir)
         typer.echo(
+    _publish_health(settings)
             f"processed {n} new items; store {settings.state_dir / 'documents.sqlite'} holds "
             f"{store.count('articles')} articles, {store.count('alerts')} alerts, "
             f"{store.count('dead-letters')} dead letters"
@@ -540,6 +569,192 @@ def eval_command(
         classifier = Classifier.from_path(settings.topics)
     except ConfigError as exc:
         raise _fail(str(exc), 2) from exc
+# --- alerts -----------------------------------------------------------------------------
+
+
+def _window(since: str, until: str | None) -> tuple[Any, Any]:
+    from datetime import UTC, datetime
+
+    from .report import parse_duration
+
+    try:
+        span = parse_duration(since)
+        end = datetime.fromisoformat(until) if until else datetime.now(UTC)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
+    end = end.replace(tzinfo=UTC) if end.tzinfo is None else end
+    return end - span, end
+
+
+SinceOpt = Annotated[str, typer.Option(help="How far back: 30m, 24h, 7d, ...")]
+UntilOpt = Annotated[
+    str | None, typer.Option(help="End of the window, ISO 8601 (default: now), in UTC "
+                             "unless it says otherwise.")
+]
+
+
+@alerts_app.command("test")
+def alerts_test(
+    rule: Annotated[str, typer.Option("--rule", help="The rule's name in alerts.yaml.")],
+    since: SinceOpt = "24h",
+    until: UntilOpt = None,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Dry-run one rule on what is indexed: print what would alert; nothing is sent or written."""
+    from . import alerting, surge
+    from .config import SurgeRule
+    from .io_search import open_store
+
+    settings = _settings(config)
+    alerts = _alerts(settings)
+    chosen = alerts.rule(rule)
+    if chosen is None:
+        names = ", ".join(r.name for r in (*alerts.rules, *alerts.surges)) or "none"
+        raise _fail(f"no rule {rule!r} in {settings.alerts} (rules: {names})", 2)
+    start, end = _window(since, until)
+    store = open_store(settings.search, settings.state_dir)
+    if isinstance(chosen, SurgeRule):
+        findings = surge.timeline(store, chosen, start, end)
+        for f in findings:
+            s = f.stats
+            if as_json:
+                typer.echo(json.dumps({"interval_start": f.interval_start.isoformat(),
+                                       "count": s.count, "mean": round(s.mean, 3),
+                                       "std": round(s.std, 3),
+                                       "expected_max": round(s.expected_max, 3),
+                                       "surge": s.surge}))
+            elif s.count or s.surge:
+                mark = "SURGE" if s.surge else "     "
+                typer.echo(f"{f.interval_start:%Y-%m-%d %H:%M}  {mark}  {s.count:>5} articles"
+                           f"  (baseline {s.mean:.1f} ± {s.std:.1f}, surge above "
+                           f"{s.expected_max:.1f})")
+        n = sum(1 for f in findings if f.stats.surge)
+        typer.echo(f"surge rule {chosen.name} (topic {chosen.topic}): {n} surge intervals of "
+                   f"{len(findings)} from {start:%Y-%m-%d %H:%M} UTC; dry run, nothing sent",
+                   err=True)
+        return
+    docs = store.scan("articles", since=start, until=end, terms={"topic_names": [chosen.topic]})
+    would = alerting.dry_run(chosen, alerting.articles_from_documents(docs))
+    for alert in would:
+        if as_json:
+            typer.echo(alert.model_dump_json())
+            continue
+        typer.echo(f"{alert.created_at:%Y-%m-%d %H:%M}  score {alert.score:.2f}  "
+                   f"{len(alert.doc_ids)} copies · {len(alert.source_ids)} sources · "
+                   f"{', '.join(alert.languages)}  {alert.title}")
+        typer.echo(f"    {alert.url}")
+        for snippet in list(dict.fromkeys(ev.snippet for ev in alert.evidence))[:2]:
+            typer.echo(f"    … {snippet} …")
+    typer.echo(f"rule {chosen.name} (topic {chosen.topic}, threshold {chosen.threshold}): "
+               f"{len(would)} alerts from {start:%Y-%m-%d %H:%M} UTC; dry run, nothing sent",
+               err=True)
+
+
+@alerts_app.command("surge")
+def alerts_surge(
+    config: ConfigOpt = None,
+    at: UntilOpt = None,
+    deliver: Annotated[bool, typer.Option(help="Deliver new surges to their channels.")] = True,
+) -> None:
+    """Evaluate the surge rules now (for a schedule; every pipeline run does it too)."""
+    from .delivery import Deliverer
+    from .io_search import StoreUnavailable, open_store
+    from .surge import evaluate_surges
+
+    settings = _settings(config)
+    alerts = _alerts(settings)
+    _, now = _window("1s", at)
+    store = open_store(settings.search, settings.state_dir)
+    try:
+        store.refresh("articles")
+        found = evaluate_surges(store, alerts, now)
+        deliverer = Deliverer(store, alerts)
+        for finding in found:
+            s = finding.stats
+            typer.echo(f"{finding.rule.name}: {s.count} articles from "
+                       f"{finding.interval_start:%Y-%m-%d %H:%M} UTC (surge above "
+                       f"{s.expected_max:.1f}; baseline {s.mean:.1f} ± {s.std:.1f})")
+            if deliver:
+                for attempt in deliverer.deliver(finding.alert_id, now):
+                    typer.echo(f"    {attempt.channel}: {attempt.status} {attempt.error}".rstrip())
+    except StoreUnavailable as exc:
+        raise _fail(f"search server unavailable: {exc}", 1) from exc
+    typer.echo(f"{len(found)} surges among {len(alerts.surges)} surge rules", err=True)
+
+
+@alerts_app.command("deliver")
+def alerts_deliver(config: ConfigOpt = None) -> None:
+    """Retry every delivery still owed (a channel that was down); exit 1 if some still fail."""
+    from .delivery import Deliverer
+    from .io_search import StoreUnavailable, open_store
+
+    settings = _settings(config)
+    store = open_store(settings.search, settings.state_dir)
+    try:
+        attempts = Deliverer(store, _alerts(settings)).deliver_pending()
+    except StoreUnavailable as exc:
+        raise _fail(f"search server unavailable: {exc}", 1) from exc
+    for a in attempts:
+        typer.echo(f"{a.channel}: {a.status} {a.error}".rstrip())
+    typer.echo(f"{len(attempts)} delivery attempts", err=True)
+    if any(a.status == "failed" for a in attempts):
+        raise typer.Exit(1)
+
+
+@alerts_app.command("list")
+def alerts_list(
+    config: ConfigOpt = None,
+    since: SinceOpt = "24h",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Alerts raised in the window, newest first, with their delivery state."""
+    from .io_search import open_store
+
+    settings = _settings(config)
+    start, end = _window(since, None)
+    store = open_store(settings.search, settings.state_dir)
+    docs = sorted(store.scan("alerts", since=start, until=end),
+                  key=lambda d: str(d.get("created_at")), reverse=True)
+    for doc in docs:
+        if as_json:
+            typer.echo(json.dumps(doc, ensure_ascii=False))
+            continue
+        state = " ".join(f"{key}={','.join(doc[key])}" for key in
+                         ("notified", "pending", "failed", "throttled") if doc.get(key))
+        typer.echo(f"{str(doc.get('created_at'))[:16]}  {doc.get('kind', 'story'):<5}  "
+                   f"{doc.get('rule')}  {doc.get('title', '')[:90]}  [{state}]")
+    typer.echo(f"{len(docs)} alerts", err=True)
+
+
+# --- report ---------------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    config: ConfigOpt = None,
+    since: SinceOpt = "7d",
+    until: UntilOpt = None,
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
+    title: Annotated[str, typer.Option(help="The page's title.")] = "newsmon report",
+) -> None:
+    """Write one self-contained HTML page: volume per topic, language and source, top
+    stories, latest alerts with evidence, source health, dead letters (no Kibana needed)."""
+    from .io_search import StoreUnavailable, open_store
+    from .report import build
+
+    settings = _settings(config)
+    start, end = _window(since, until)
+    store = open_store(settings.search, settings.state_dir)
+    try:
+        page, summary = build(store, start, end, title=title)
+    except StoreUnavailable as exc:
+        raise _fail(f"search server unavailable: {exc}", 1) from exc
+    out.write_text(page, encoding="utf-8")
+    totals = ", ".join(f"{v} {k}" for k, v in summary.totals.items())
+    typer.echo(f"{out}: {totals}")
+
+
     from tqdm import tqdm
 
     # A bar on a terminal only (disable=None): piped or --json output stays clean.

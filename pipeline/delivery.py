@@ -122,7 +122,7 @@ class Deliverer:
                     attempts.append(attempt)
         self._record(alert_id, attempts)
         for a in attempts:
-            level = logging.INFO if a.status in ("sent", "throttled") else logging.WARNING
+            level = logging.DEBUG if a.status in ("sent", "throttled") else logging.WARNING
             log.log(level, "alert %s (rule %s): %s %s%s", alert_id, doc.get("rule"), a.channel,
                     a.status, f": {a.error}" if a.error else "")
         return attempts

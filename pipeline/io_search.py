@@ -181,7 +181,12 @@ class DocumentStore(Protocol):
         self, kind: str, doc_id: str, doc: JsonDict, version: tuple[int, int]
     ) -> bool: ...
     def find_terms(
-        self, kind: str, field: str, values: Sequence[str], size: int = 50
+        self,
+        kind: str,
+        field: str,
+        values: Sequence[str],
+        size: int = 50,
+        fields: Sequence[str] | None = None,
     ) -> list[JsonDict]: ...
     def scan(
         self,
@@ -264,6 +269,7 @@ class SearchServerStore:
         #: Languages with an analyzer on this server (known after setup()).
         self.languages: tuple[str, ...] = ()
         self._known_indices: set[str] = set()
+        self._set_up = False
 
     def _name(self, kind: str) -> str:
         return index_name(self.prefix, kind)
@@ -313,6 +319,7 @@ class SearchServerStore:
         fields added (additive changes only; a conflicting change raises StoreSetupError).
         The current month's article index is created so the alias exists before any write.
         """
+        self._set_up = True
         alias = self._name("articles")
         if self._call(self.client.indices.exists, index=alias) and not self._call(
             self.client.indices.exists_alias, name=alias
@@ -349,6 +356,11 @@ class SearchServerStore:
         if index in self._known_indices:
             return
         if not self._call(self.client.indices.exists, index=index):
+            if not self._set_up:
+                # Templates first, or the index would get a guessed (dynamic) mapping.
+                self.setup()
+                if index in self._known_indices:
+                    return
             try:
                 self._call(self.client.indices.create, index=index)
             except self._api_error as exc:
@@ -461,8 +473,12 @@ class SearchServerStore:
             return False
         return True
 
-    def _search(self, kind: str, query: JsonDict, size: int) -> list[JsonDict]:
-        body = {"query": query, "size": size, "sort": [{"_doc": "asc"}]}
+    def _search(
+        self, kind: str, query: JsonDict, size: int, fields: Sequence[str] | None = None
+    ) -> list[JsonDict]:
+        body: JsonDict = {"query": query, "size": size, "sort": [{"_doc": "asc"}]}
+        if fields is not None:
+            body["_source"] = list(fields)
         if self.backend == "elasticsearch":
             res = self._call(self.client.search, index=self._name(kind), **body)
         else:
@@ -470,11 +486,16 @@ class SearchServerStore:
         return [dict(hit["_source"]) for hit in res["hits"]["hits"]]
 
     def find_terms(
-        self, kind: str, field: str, values: Sequence[str], size: int = 50
+        self,
+        kind: str,
+        field: str,
+        values: Sequence[str],
+        size: int = 50,
+        fields: Sequence[str] | None = None,
     ) -> list[JsonDict]:
         if not values:
             return []
-        return self._search(kind, {"terms": {field: list(values)}}, size)
+        return self._search(kind, {"terms": {field: list(values)}}, size, fields)
 
     def scan(
         self,
@@ -551,6 +572,9 @@ class SqliteStore:
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
+            # WAL with synchronous=NORMAL survives a crash of the process (what the embedded
+            # default must survive) and skips an fsync per transaction.
+            db.execute("PRAGMA synchronous=NORMAL")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS docs (kind TEXT, id TEXT, version INTEGER,"
                 " body TEXT, PRIMARY KEY (kind, id))"
@@ -559,6 +583,7 @@ class SqliteStore:
                 "CREATE TABLE IF NOT EXISTS terms (kind TEXT, field TEXT, value TEXT, id TEXT)"
             )
             db.execute("CREATE INDEX IF NOT EXISTS terms_idx ON terms (kind, field, value)")
+            db.execute("CREATE INDEX IF NOT EXISTS terms_doc_idx ON terms (kind, id)")
             self._local.db = db
         return db
 
@@ -639,7 +664,12 @@ class SqliteStore:
         return ok
 
     def find_terms(
-        self, kind: str, field: str, values: Sequence[str], size: int = 50
+        self,
+        kind: str,
+        field: str,
+        values: Sequence[str],
+        size: int = 50,
+        fields: Sequence[str] | None = None,
     ) -> list[JsonDict]:
         if not values:
             return []
@@ -649,7 +679,10 @@ class SqliteStore:
             f" WHERE t.kind = ? AND t.field = ? AND t.value IN ({marks}) LIMIT ?",
             (kind, field, *values, size),
         ).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        docs = [json.loads(r[0]) for r in rows]
+        if fields is not None:
+            docs = [{k: d[k] for k in fields if k in d} for d in docs]
+        return docs
 
     def scan(
         self,
