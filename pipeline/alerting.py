@@ -67,6 +67,7 @@ def alert_document(alert: Alert) -> JsonDict:
     doc = alert.model_dump(mode="json")
     doc["kind"] = "story"
     doc["source_count"] = len(alert.source_ids)
+    doc["snippets"] = list(dict.fromkeys(ev.snippet for ev in alert.evidence))
     return doc
 
 

@@ -241,6 +241,22 @@ def search_export(
         typer.echo(str(path))
 
 
+@search_app.command("kibana")
+def search_kibana(
+    out: Annotated[Path, typer.Option(help="The saved objects file (NDJSON).")] = Path(
+        "deploy/kibana/newsmon.ndjson"
+    ),
+    prefix: str = "newsmon",
+) -> None:
+    """Write the Kibana saved objects (data views, dashboard): import them with Kibana's
+    saved objects API (see deploy/kibana/README.md)."""
+    from .dashboards import ndjson
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(ndjson(prefix), encoding="utf-8")
+    typer.echo(str(out))
+
+
 # --- connectors -----------------------------------------------------------------------
 
 
@@ -297,7 +313,6 @@ def poll(
     """Poll feeds and Telegram channels and publish new items to Kafka."""
     from newsmon.connectors.publisher import KafkaPublisher
 
-                _publish_health(settings)
     from . import metrics
 
     settings = _settings(config)
@@ -309,15 +324,11 @@ def poll(
             if once:
                 report = poller.poll_once(force=force)
                 typer.echo(report.summary())
+                _publish_health(settings)
                 if not report.ok:
                     raise typer.Exit(1)
                 return
             stop = threading.Event()
-    publish: Annotated[
-        bool, typer.Option("--publish", help="Also write it to the search store's "
-                           "source-health index (for dashboards; schedule it next to a "
-                           "continuously running poller).")
-    ] = False,
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             signal.signal(signal.SIGINT, lambda *_: stop.set())
             poller.run_forever(stop)
@@ -326,6 +337,22 @@ def poll(
 
 
 @app.command()
+def sources(
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    publish: Annotated[
+        bool, typer.Option("--publish", help="Also write it to the search store's "
+                           "source-health index (for dashboards; schedule it next to a "
+                           "continuously running poller).")
+    ] = False,
+) -> None:
+    """Show every configured source with its health."""
+    from newsmon.connectors import cli_support
+    from newsmon.connectors.runner import source_health
+
+    settings = _settings(config)
+    health = source_health(_sources(settings), settings.state_dir / "connectors.sqlite")
+    typer.echo(cli_support.health_json(health) if as_json else cli_support.health_table(health))
     if publish:
         _publish_health(settings)
 
@@ -345,17 +372,6 @@ def _publish_health(settings: Settings) -> None:
         store.close()
     log.info("source health of %d sources written to the %s store", n,
              settings.search.backend)
-def sources(
-    config: ConfigOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-) -> None:
-    """Show every configured source with its health."""
-    from newsmon.connectors import cli_support
-    from newsmon.connectors.runner import source_health
-
-    settings = _settings(config)
-    health = source_health(_sources(settings), settings.state_dir / "connectors.sqlite")
-    typer.echo(cli_support.health_json(health) if as_json else cli_support.health_table(health))
 
 
 # --- pipeline -------------------------------------------------------------------------
@@ -441,7 +457,6 @@ def run(
     alerts to the console. Otherwise items go through Kafka to the search server.
     """
     from newsmon.connectors.publisher import KafkaPublisher
-        _publish_health(settings)
 
     from .embedded import SpoolPublisher
     from .io_search import open_store
@@ -453,13 +468,13 @@ def run(
         spool = SpoolPublisher(settings.state_dir)
         report = _poller(settings, spool).poll_once(force=demo)
         typer.echo(report.summary())
+        _publish_health(settings)
         n = 0
         while (claimed := spool.claim()) is not None:
             n += run_backfill(claimed, ctx, progress=False)
             spool.done(claimed)
         store = open_store(settings.search, settings.state_dir)
         typer.echo(
-    _publish_health(settings)
             f"processed {n} new items; store {settings.state_dir / 'documents.sqlite'} holds "
             f"{store.count('articles')} articles, {store.count('alerts')} alerts, "
             f"{store.count('dead-letters')} dead letters"
@@ -471,6 +486,7 @@ def run(
     finally:
         kafka_publisher.close()
     typer.echo(report.summary())
+    _publish_health(settings)
     summary = run_kafka_batch(_context(settings, kafka_dead_letters=True))
     typer.echo(f"processed {summary.records} records; offsets committed")
 
@@ -569,6 +585,17 @@ def eval_command(
         classifier = Classifier.from_path(settings.topics)
     except ConfigError as exc:
         raise _fail(str(exc), 2) from exc
+    from tqdm import tqdm
+
+    # A bar on a terminal only (disable=None): piped or --json output stays clean.
+    records = tqdm(read_records(file), desc="eval", unit="text", disable=None, leave=False)
+    report = evaluate(classifier, records)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(report.format_text())
+
+
 # --- alerts -----------------------------------------------------------------------------
 
 
@@ -753,17 +780,6 @@ def report(
     out.write_text(page, encoding="utf-8")
     totals = ", ".join(f"{v} {k}" for k, v in summary.totals.items())
     typer.echo(f"{out}: {totals}")
-
-
-    from tqdm import tqdm
-
-    # A bar on a terminal only (disable=None): piped or --json output stays clean.
-    records = tqdm(read_records(file), desc="eval", unit="text", disable=None, leave=False)
-    report = evaluate(classifier, records)
-    if as_json:
-        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
-    else:
-        typer.echo(report.format_text())
 
 
 def main() -> None:

@@ -117,6 +117,9 @@ ALERT_MAPPING: JsonDict = {
         "languages": _KEYWORD,
         "source_count": _INT,
         "evidence": _EVIDENCE,
+        # The evidence snippets (surges: the top stories' titles) flat, for dashboards and
+        # Discover columns, which show nested fields poorly.
+        "snippets": _TEXT,
         "created_at": _DATE,
         "updated_at": _DATE,
         # story (one per rule and story) or surge (one per rule and interval).

@@ -180,6 +180,7 @@ def surge_document(finding: SurgeFinding, now: datetime) -> JsonDict:
         "baseline_std": round(stats.std, 3),
         "expected_max": round(stats.expected_max, 3),
         "top_stories": stories,
+        "snippets": [f"{st['count']}× {st['title']}" for st in stories],
         "created_at": now.isoformat(),
         "updated_at": now.isoformat(),
     }

@@ -34,7 +34,8 @@ class _Handler:
     def __init__(self, inbox: SmtpInbox) -> None:
         self.inbox = inbox
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    # aiosmtpd looks the hook up by this exact name.
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.inbox.fail_with:
             return self.inbox.fail_with.pop(0)
         self.inbox.messages.append(message_from_bytes(envelope.content))
