@@ -192,6 +192,9 @@ class AlertsConfig(_Strict):
     surges: tuple[SurgeRule, ...] = ()
     #: A delivery still failing this long after the alert was raised is given up (recorded).
     give_up_after_s: int = Field(default=24 * 3600, gt=0)
+    #: After a failed delivery, the channel is not tried again for this alert sooner than this
+    #: (the end-of-run sweep right after a failure would only fail again).
+    retry_after_s: int = Field(default=60, ge=0)
     #: How long a deliverer holds an alert before another may take it over (a crash between
     #: sending and recording then means one repeated message, never a lost one).
     lease_s: int = Field(default=300, gt=0)

@@ -13,10 +13,11 @@ message. A deliverer
    ``deliveries``) and releases the lease.
 
 A channel that fails stays pending and is tried again by the next run's sweep
-(:meth:`Deliverer.deliver_pending`) until ``give_up_after_s``; within one run, a channel that
-just failed is not tried again for ``circuit_s``, so a dead endpoint costs one bounded attempt,
-not one per alert. Delivery is at least once: a crash between sending and recording means the
-lease expires and the message goes out again.
+(:meth:`Deliverer.deliver_pending`), no sooner than ``retry_after_s`` after the failure and
+until ``give_up_after_s``; within one worker, a channel that just failed is not tried again
+for ``circuit_s``, so a dead endpoint costs one bounded attempt, not one per alert.
+Delivery is at least once: a crash between sending and recording means the lease expires and
+the message goes out again.
 """
 
 from __future__ import annotations
@@ -159,7 +160,13 @@ class Deliverer:
         if config is None:
             return Attempt(channel, "failed", now, error="channel not configured")
         if self._open_until.get(channel, 0.0) > time.monotonic():
-            return None  # failed moments ago in this run: left pending, not hammered
+            return None  # failed moments ago in this worker: left pending, not hammered
+        last = next((d for d in reversed(doc.get("deliveries") or ())
+                     if d.get("channel") == channel), None)
+        if last is not None and last.get("status") == "failed" and (
+            now - parse_time(last["at"]) < timedelta(seconds=self.config.retry_after_s)
+        ):
+            return None  # failed for this alert moments ago (another worker, this run)
         try:
             notifier = self._notifier(channel, config)
         except ValueError as exc:

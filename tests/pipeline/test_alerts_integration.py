@@ -1,0 +1,184 @@
+"""Alerts through the real pipeline on both real search servers, delivered to real local
+receivers: one alert and one delivery per story across copies and re-runs (live and backfill),
+a channel that is down delivered by the next run, a surge on a synthetic burst."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from newsmon.pipeline.app import RunContext
+from newsmon.pipeline.config import (
+    AlertRule,
+    AlertsConfig,
+    ChannelConfig,
+    SearchSettings,
+    Settings,
+    SurgeRule,
+)
+from newsmon.pipeline.io_search import DocumentStore, open_store
+from newsmon.pipeline.jobs import run_backfill
+from newsmon.pipeline.models import RawItem, SourceRef
+
+from tests.alertservers import Recorder, SmtpInbox, smtp_server
+from tests.localhttp import LocalServer, serve
+from tests.pipeline.test_surge import surge_contract
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+WIRE = ("Ukrainian forces struck a military airfield in Russia's Kursk region with US-made "
+        "ATACMS missiles overnight, officials in Kyiv said, days after the White House allowed "
+        "the long-range weapons to be used against targets on Russian territory. Moscow said "
+        "air defences shot down most of the missiles and warned of a response.")
+REWRITE = ("Officials in Kyiv said Ukrainian forces struck a military airfield in Russia's Kursk "
+           "region overnight with US-made ATACMS missiles, days after the White House allowed "
+           "the long-range weapons to be used against targets on Russian territory. Moscow "
+           "claimed its air defences shot down most of the missiles.")
+TROOPS = ("France and Britain are discussing sending troops to Ukraine as part of a reassurance "
+          "force after a ceasefire, diplomats said, while Germany ruled out ground troops.")
+
+
+def items(minutes: int = 0) -> list[RawItem]:
+    def make(src: str, guid: str, title: str, text: str, lang: str = "en") -> RawItem:
+        ref = SourceRef(id=src, type="rss", name=src, lang=lang, country="GB")
+        seen = NOW + timedelta(minutes=minutes)
+        return RawItem.make(source=ref, guid=guid, url=f"https://{src}.example/{guid}",
+                            title=title, summary=text, published_at=seen, first_seen_at=seen)
+
+    return [
+        make("wire-a", "1", "ATACMS strike on Kursk airfield", WIRE),
+        make("paper-b", "2", "Kyiv: ATACMS hit airfield in Kursk", REWRITE),  # same story
+        make("paper-b", "3", "Troops for Ukraine discussed", TROOPS),
+    ]
+
+
+def archive(tmp: Path, raw: list[RawItem], name: str = "archive.jsonl") -> Path:
+    path = tmp / name
+    path.write_bytes(b"\n".join(i.to_json() for i in raw) + b"\n")
+    return path
+
+
+def context(tmp: Path, search: SearchSettings, hook: str, inbox: SmtpInbox) -> RunContext:
+    channels = {
+        "hook": ChannelConfig(type="webhook", url=hook, timeout_s=2, attempts=2),
+        "mail": ChannelConfig(type="smtp", host=inbox.host, port=inbox.port, tls="none",
+                              sender="newsmon@example.org", to=("desk@example.org",)),
+    }
+    rules = (AlertRule(name="lrs", topic="long_range_strike", channels=("hook", "mail")),
+             AlertRule(name="troops", topic="troop_deployment", channels=("hook",)))
+    settings = Settings(state_dir=tmp / "state", topics=ROOT / "config" / "topics.yaml",
+                        search=search)
+    return RunContext(settings=settings, alerts=AlertsConfig(channels=channels, rules=rules))
+
+
+def alerts_of(search: SearchSettings) -> list[dict[str, object]]:
+    index = f"{search.index_prefix}-alerts"
+    httpx.post(f"{search.url}/{index}/_refresh", timeout=30)
+    res = httpx.post(f"{search.url}/{index}/_search", json={"size": 100}, timeout=30)
+    return [h["_source"] for h in res.json()["hits"]["hits"]]
+
+
+@pytest.fixture
+def receivers() -> Iterator[tuple[LocalServer, Recorder, SmtpInbox]]:
+    hook = Recorder()
+    with serve({"/hook": hook}) as srv, smtp_server() as inbox:
+        yield srv, hook, inbox
+
+
+@pytest.mark.integration
+def test_one_alert_and_one_delivery_per_story_across_copies_and_reruns(
+    tmp_path: Path, search_settings: SearchSettings,
+    receivers: tuple[LocalServer, Recorder, SmtpInbox],
+) -> None:
+    srv, hook, inbox = receivers
+    ctx = context(tmp_path, search_settings, srv.url("/hook"), inbox)
+    source = archive(tmp_path, items())
+    assert run_backfill(source, ctx, progress=False) == 3
+    alerts = {a["rule"]: a for a in alerts_of(search_settings)}
+    assert sorted(alerts) == ["lrs", "troops"]
+    lrs = alerts["lrs"]
+    # two copies of the ATACMS story (two sources): one alert, updated, delivered once
+    assert lrs["source_count"] == 2 and lrs["source_ids"] == ["paper-b", "wire-a"]
+    assert lrs["notified"] == ["hook", "mail"] and lrs["pending"] == []
+    assert sorted(b["alert"]["rule"] for b in hook.bodies) == ["lrs", "troops"]
+    assert len(inbox.messages) == 1
+    assert inbox.messages[0]["Subject"].startswith("[newsmon] long_range_strike: ")
+
+    # the same input again (a re-run after a crash, a backfill): no new alert, no delivery
+    assert run_backfill(source, ctx, progress=False) == 3
+    # later copies of the story update the alert without delivering it again
+    later = [i for i in items(minutes=30) if i.item_id not in {x.item_id for x in items()}]
+    rewrite = RawItem.make(source=SourceRef(id="wire-c", type="rss", lang="en"), guid="9",
+                           url="https://wire-c.example/9", title="ATACMS on Kursk airfield",
+                           summary=WIRE, published_at=NOW, first_seen_at=NOW)
+    assert run_backfill(archive(tmp_path, [*later, rewrite], "later.jsonl"), ctx,
+                        progress=False) == 1
+    after = {a["rule"]: a for a in alerts_of(search_settings)}
+    assert len(after) == 2
+    assert after["lrs"]["source_count"] == 3
+    assert len(hook.bodies) == 2 and len(inbox.messages) == 1
+    assert [d["status"] for d in after["lrs"]["deliveries"]] == ["sent", "sent"]
+
+
+@pytest.mark.integration
+def test_a_channel_down_during_the_run_is_delivered_by_the_next_run(
+    tmp_path: Path, search_settings: SearchSettings,
+    receivers: tuple[LocalServer, Recorder, SmtpInbox],
+) -> None:
+    srv, hook, inbox = receivers
+    hook.statuses = [503, 503]  # two attempts, both refused: the webhook is down
+    base = context(tmp_path, search_settings, srv.url("/hook"), inbox)
+    ctx = RunContext(settings=base.settings, alerts=base.alerts, now=NOW)
+    raw = items()
+    run_backfill(archive(tmp_path, raw[:2]), ctx, progress=False)
+    lrs = next(a for a in alerts_of(search_settings) if a["rule"] == "lrs")
+    assert lrs["notified"] == ["mail"] and lrs["pending"] == ["hook"]
+    assert lrs["failed"] == ["hook"]
+    assert [(d["channel"], d["status"], d["attempts"]) for d in lrs["deliveries"]] == [
+        ("hook", "failed", 2), ("mail", "sent", 1)]
+    # the end-of-run sweep left it alone (it had just failed); the next run, minutes later,
+    # sweeps what is still owed
+    later = RunContext(settings=base.settings, alerts=base.alerts, now=NOW + timedelta(minutes=5))
+    run_backfill(archive(tmp_path, raw[2:], "next.jsonl"), later, progress=False)
+    lrs = next(a for a in alerts_of(search_settings) if a["rule"] == "lrs")
+    assert lrs["notified"] == ["hook", "mail"] and lrs["pending"] == [] and lrs["failed"] == []
+    assert sorted(b["alert"]["rule"] for b in hook.bodies) == ["lrs", "troops"]
+    assert len(inbox.messages) == 1
+
+
+@pytest.fixture
+def server_store(search_settings: SearchSettings) -> Iterator[DocumentStore]:
+    store = open_store(search_settings, Path("unused"))
+    yield store
+    store.close()
+
+
+@pytest.mark.integration
+def test_surge_on_a_synthetic_burst(server_store: DocumentStore) -> None:
+    surge_contract(server_store)
+
+
+@pytest.mark.integration
+def test_surge_is_evaluated_and_delivered_at_the_end_of_a_run(
+    tmp_path: Path, search_settings: SearchSettings,
+    receivers: tuple[LocalServer, Recorder, SmtpInbox],
+) -> None:
+    srv, hook, inbox = receivers
+    ctx = context(tmp_path, search_settings, srv.url("/hook"), inbox)
+    surge = SurgeRule(name="lrs-surge", topic="long_range_strike", interval_s=3600,
+                      baseline_intervals=6, min_count=2, channels=("hook",))
+    alerts = ctx.alerts.model_copy(update={"rules": (), "surges": (surge,)})
+    ctx = RunContext(settings=ctx.settings, alerts=alerts, now=NOW + timedelta(minutes=20))
+    run_backfill(archive(tmp_path, items()), ctx, progress=False)
+    surges = [a for a in alerts_of(search_settings) if a.get("kind") == "surge"]
+    assert len(surges) == 1
+    assert surges[0]["count"] == 2 and surges[0]["interval_start"] == "2026-11-20T12:00:00+00:00"
+    assert [b["alert"]["kind"] for b in hook.bodies] == ["surge"]
+    # another run in the same hour: the same surge alert, not delivered again
+    run_backfill(archive(tmp_path, items()), ctx, progress=False)
+    assert len([a for a in alerts_of(search_settings) if a.get("kind") == "surge"]) == 1
+    assert len(hook.bodies) == 1
