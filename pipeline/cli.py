@@ -370,7 +370,7 @@ def _publish_health(settings: Settings) -> None:
                                                 settings.state_dir / "connectors.sqlite"))
     finally:
         store.close()
-    log.info("source health of %d sources written to the %s store", n,
+    log.debug("source health of %d sources written to the %s store", n,
              settings.search.backend)
 
 
