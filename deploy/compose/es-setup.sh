@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Run once by the es-setup service when Elasticsearch is healthy (security on):
 #  - the kibana_system user gets KIBANA_PASSWORD, so Kibana can connect;
-#  - a role `newsmon_writer` may manage index templates and everything on <prefix>-* indices,
-#    and nothing else; the user `newsmon` (password ES_NEWSMON_PASSWORD) has only that role.
+#  - the role `newsmon_writer` (newsmon-writer-role.json: index templates, and everything on
+#    the newsmon-* indices, nothing else); the user `newsmon` (password ES_NEWSMON_PASSWORD)
+#    has only that role. Besides `monitor` (cluster health, for `newsmon doctor`) it grants
+#    one cluster action, cluster:admin/analyze: `newsmon search setup` asks the server which
+#    language analyzers it has with _analyze, which without an index only `manage` would
+#    allow. Tested against a real Elasticsearch with security on (tests/e2e/test_secured_search.py).
 # Idempotent: re-running sets the same passwords and the same role.
 set -euo pipefail
 : "${ES_URL:?}" "${ELASTIC_PASSWORD:?}" "${KIBANA_PASSWORD:?}" "${ES_NEWSMON_PASSWORD:?}"
-prefix="${INDEX_PREFIX:-newsmon}"
+role_file="${ROLE_FILE:-$(dirname "$0")/newsmon-writer-role.json}"
 
 json_string() {  # a JSON string literal, whatever the password contains
   python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1" 2>/dev/null \
@@ -20,10 +24,8 @@ es() {  # es METHOD PATH BODY
 
 es POST /_security/user/kibana_system/_password \
   "{\"password\": $(json_string "$KIBANA_PASSWORD")}"
-es PUT /_security/role/newsmon_writer \
-  "{\"cluster\": [\"monitor\", \"manage_index_templates\"],
-    \"indices\": [{\"names\": [\"${prefix}-*\"], \"privileges\": [\"all\"]}]}"
+es PUT /_security/role/newsmon_writer "$(cat "$role_file")"
 es PUT /_security/user/newsmon \
   "{\"password\": $(json_string "$ES_NEWSMON_PASSWORD"), \"roles\": [\"newsmon_writer\"],
     \"full_name\": \"newsmon pipeline and poller\"}"
-echo "es-setup: kibana_system password set; user newsmon with role newsmon_writer on ${prefix}-*"
+echo "es-setup: kibana_system password set; user newsmon with role newsmon_writer"
