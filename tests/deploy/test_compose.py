@@ -92,8 +92,10 @@ def test_services_are_wired_to_each_other_on_the_right_ports() -> None:
             f'["{env["NEWSMON_SEARCH__URL"]}"]')
         assert services["es-setup"]["environment"]["ES_URL"] == env["NEWSMON_SEARCH__URL"]
         # The role es-setup creates covers exactly the indices newsmon writes.
-        assert services["es-setup"]["environment"]["INDEX_PREFIX"] == (
-            env["NEWSMON_SEARCH__INDEX_PREFIX"])
+        role = json.loads((files.COMPOSE.parent / "newsmon-writer-role.json").read_text())
+        assert role["indices"][0]["names"] == [env["NEWSMON_SEARCH__INDEX_PREFIX"] + "-*"]
+        assert "./newsmon-writer-role.json:/newsmon-writer-role.json:ro" in (
+            services["es-setup"]["volumes"])
     for name, svc in services.items():
         for dependency in svc.get("depends_on", {}):
             assert dependency in services, f"{name} depends on unknown {dependency}"
