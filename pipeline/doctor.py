@@ -327,8 +327,9 @@ def _check_channel(name: str, channel: ChannelConfig) -> Finding:
         target = _shown(channel.url or "")
     error = _tcp(host, port)
     if error is not None:
+        where = f"{name}.host and .port" if channel.type == "smtp" else f"{name}.url"
         return Finding("fail", check, f"{channel.type} endpoint {target} is not reachable "
-                       f"({error}) -> check channels.{name}.url in alerts.yaml and the "
+                       f"({error}) -> check channels.{where} in alerts.yaml and the "
                        "network (alerts to it stay pending and are retried)")
     if channel.type == "smtp" and tls != "ssl":  # with implicit TLS the greeting is encrypted
         greeting = _smtp_greeting(host, port)

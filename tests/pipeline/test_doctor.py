@@ -139,3 +139,35 @@ def test_doctor_on_the_embedded_default_only_warns_about_kafka(tmp_path: Path) -
     assert found["kafka"][0].startswith("WARN kafka: cannot connect to")
     assert found["search"] == [f"ok   search: embedded store in {tmp_path / 'state'} "
                                "(no server)"]
+
+
+def test_doctor_checks_smtp_greetings_and_channel_secrets(tmp_path: Path) -> None:
+    from tests.alertservers import smtp_server
+
+    closed = closed_port()
+    with smtp_server() as inbox:
+        config = write_config(tmp_path, kafka=f"127.0.0.1:{closed_port()}", backend="embedded",
+                              search_url="http://unused", hook_url="http://127.0.0.1:9/x",
+                              topic="t")
+        (tmp_path / "alerts.yaml").write_text(
+            "channels:\n"
+            f"  mail: {{type: smtp, host: 127.0.0.1, port: {inbox.port}, tls: none, "
+            "sender: newsmon@example.org, to: [desk@example.org]}\n"
+            f"  mail-down: {{type: smtp, host: 127.0.0.1, port: {closed}, tls: none, "
+            "sender: newsmon@example.org, to: [desk@example.org]}\n"
+            "  hook: {type: webhook, url: 'http://127.0.0.1:9/x', "
+            "secret_env: DOCTOR_TEST_UNSET_TOKEN}\n"
+        )
+        proc = doctor(config)
+    assert proc.returncode == 1, proc.stdout
+    found = lines(proc)
+    assert found["channel mail"] == [
+        f"ok   channel mail: smtp endpoint smtp://127.0.0.1:{inbox.port} is reachable"]
+    assert found["channel mail-down"][0].startswith(
+        f"FAIL channel mail-down: smtp endpoint smtp://127.0.0.1:{closed} is not reachable "
+        "(Connection refused) -> check channels.mail-down.host and .port in alerts.yaml")
+    assert found["channel hook"] == [
+        "FAIL channel hook: environment variable DOCTOR_TEST_UNSET_TOKEN "
+        "(channels.hook.secret_env) is not set -> export it with the channel's token or "
+        "password"]
+    assert not inbox.messages  # doctor never sends mail
