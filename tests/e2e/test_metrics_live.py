@@ -1,9 +1,11 @@
 """Metrics of real runs: the endpoint of `newsmon pipeline run --mode stream` scraped while it
 processes items from a real Kafka into a real search server (the counters move as items
-arrive), and the textfile of `newsmon poll --once` against a local feed and real Kafka."""
+arrive), the endpoint of a continuous `newsmon poll` (per-source counts, JSON logs with the
+source id), and the textfile of `newsmon poll --once` against a local feed and real Kafka."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -202,3 +204,36 @@ def test_poll_once_writes_a_textfile_whose_counters_carry_on(
     assert metric(found, "newsmon_last_run_timestamp_seconds", command="poll-once") > (
         time.time() - 600)
     assert not any(name.endswith("_bucket") for name, _ in found)
+
+
+@pytest.mark.integration
+def test_continuous_poll_serves_per_source_counts_while_it_runs(
+    tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    port = free_port()
+    with serve({"/feed.xml": Response(FEED, headers={"Content-Type": "application/rss+xml"})}
+               ) as srv:
+        feeds = {"sources": [{"id": "live-feed", "type": "rss", "url": srv.url("/feed.xml"),
+                              "name": "Live", "lang": "en", "country": "GB"}]}
+        config = write_config(tmp_path, kafka_settings, SearchSettings(backend="embedded"),
+                              feeds)
+        proc = subprocess.Popen(
+            newsmon(config, "--log-format", "json", "poll", "--metrics-port", str(port)),
+            env=env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            found = wait_for(
+                lambda: samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text),
+                lambda m: metric(m, "newsmon_source_items_published_total", source="live-feed",
+                                 kind="new") == 2,
+                proc, "2 items published by live-feed")
+            assert metric(found, "newsmon_source_polls_total", source="live-feed",
+                          status="ok") == 1
+            assert metric(found, "newsmon_connector_poll_seconds_count", type="rss") == 1
+            assert metric(found, "newsmon_poll_pass_seconds_count", mode="forever") == 1
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    published = [e for e in events if e["message"].startswith("source live-feed: 2 new")]
+    assert published and published[0]["source_id"] == "live-feed"
