@@ -12,8 +12,8 @@ follows ``source`` is the source id (likewise ``stage``, ``alert`` and ``channel
 
 Secrets are masked in the final line, whichever library logged them: the values of the secret
 settings (``SecretStr``), of the environment variables alert channels name in ``secret_env``,
-of every ``NEWSMON_*`` variable whose name says password, key, token or secret, and the
-base64 forms an HTTP client puts in an ``Authorization`` header.
+Slack webhook URLs, every ``NEWSMON_*`` variable whose name says password, key, token or
+secret, and the base64 forms an HTTP client puts in an ``Authorization`` header.
 """
 
 from __future__ import annotations
@@ -80,7 +80,11 @@ def add_secrets_from_env(environ: Mapping[str, str] | None = None) -> None:
 
 
 def add_secrets_of(model: BaseModel) -> None:
-    """Every ``SecretStr`` anywhere in a settings model (username kept for Basic auth)."""
+    """Every ``SecretStr`` anywhere in a settings model (username kept for Basic auth), the
+    values of the variables channels name in ``secret_env``, and Slack webhook URLs (whoever
+    has one can post to the channel: the URL is the credential)."""
+    if getattr(model, "type", None) == "slack" and isinstance(getattr(model, "url", None), str):
+        add_secret(model.url)  # type: ignore[attr-defined]  # checked just above
     for name, value in model:
         if isinstance(value, SecretStr):
             add_secret(value, username=getattr(model, "username", None))

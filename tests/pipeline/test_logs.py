@@ -63,6 +63,20 @@ def test_secret_values_are_masked_in_any_log_line(capsys: pytest.CaptureFixture[
     assert err.count(logs.MASK) == 2
 
 
+def test_a_slack_webhook_url_is_treated_as_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    from newsmon.pipeline.config import AlertsConfig, ChannelConfig
+
+    url = "https://hooks.slack.example/services/T000/B000/XXXXsecretpath"
+    logs.register_secrets([AlertsConfig(channels={"ops": ChannelConfig(type="slack", url=url)})])
+    logs.configure("text", stream=sys.stderr)
+    try:
+        logging.getLogger("newsmon.pipeline.notify").warning("webhook %s: HTTP 500", url)
+    finally:
+        logs.configure("text")
+    err = capsys.readouterr().err
+    assert url not in err and f"webhook {logs.MASK}: HTTP 500" in err
+
+
 def _newsmon(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "newsmon.pipeline.cli", *args],
                           capture_output=True, text=True, timeout=300, env=env, cwd=cwd,
