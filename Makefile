@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint services-start services-stop clean
+.PHONY: install chromium demo test lint services-start services-stop clean
 
 # New modules need a re-install: strict editable mode links files one by one.
 $(STAMP): pyproject.toml $(wildcard pipeline/*.py connectors/*.py)
@@ -25,13 +25,19 @@ demo: $(STAMP)
 ## Start the real Kafka and search servers, then run the whole test suite with lint and types.
 # The tests run even when lint fails, so one run shows everything; the exit status is the
 # worst of the three.
-test: $(STAMP)
+test: $(STAMP) chromium
 	bash deploy/local/services.sh start all
 	set -a; . ./.services/env; set +a; status=0; \
 	$(BIN)/python -m pytest || status=$$?; \
 	$(BIN)/ruff check pipeline connectors tests bench || status=1; \
 	$(BIN)/mypy -p newsmon.pipeline -p newsmon.connectors || status=1; \
 	exit $$status
+
+## Headless Chromium renders the HTML report in its test (Debian's package; root installs it).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "install Debian's chromium package for the report render test" >&2; exit 1; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline connectors tests bench
