@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,8 +137,10 @@ LAST_SUCCESS_TIMESTAMP = Gauge("newsmon_last_success_timestamp_seconds",
                                "When this command last succeeded (Unix time)", ["command"],
                                registry=REGISTRY)
 
+#: Counters by family name, for carrying them on from a textfile (``_name`` is the family name
+#: without ``_total``, as the text parser reports it; prometheus_client has no public getter).
 _COUNTERS: dict[str, Counter] = {
-    c._name: c  # prometheus_client keeps the name without _total here
+    c._name: c
     for c in (POLLS, ITEMS, PROBLEMS, SOURCE_POLLS, SOURCE_ITEMS, SOURCE_PROBLEMS,
               PIPELINE_ITEMS, PIPELINE_RECORDS, PIPELINE_RUNS, DOCUMENTS, TOPIC_MATCHES,
               ALERTS, DELIVERIES)
@@ -361,7 +363,7 @@ def exported(
             server.server_close()
 
 
-__all__: Sequence[str] = (
+__all__ = [
     "REGISTRY",
     "delivery_counter",
     "exported",
@@ -371,4 +373,4 @@ __all__: Sequence[str] = (
     "serve",
     "stage_counter",
     "write_textfile",
-)
+]
