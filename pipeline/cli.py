@@ -201,12 +201,15 @@ def _load_rules_plain(settings: Settings) -> Any:
 @search_app.command("setup")
 def search_setup(config: ConfigOpt = None) -> None:
     """Apply index templates and create the indices (idempotent)."""
-    from .io_search import StoreSetupError, StoreUnavailable, open_store
+    from .io_search import SearchServerStore, StoreSetupError, StoreUnavailable, open_store
 
     settings = _settings(config)
     store = open_store(settings.search, settings.state_dir)
     try:
-        store.setup()
+        if isinstance(store, SearchServerStore):
+            store.setup(full=True)  # re-detect analyzers, re-apply everything
+        else:
+            store.setup()
     except StoreUnavailable as exc:
         raise _fail(f"search server unavailable: {exc}", 1) from exc
     except StoreSetupError as exc:

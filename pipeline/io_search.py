@@ -311,15 +311,22 @@ class SearchServerStore:
             found.append(lang)
         return tuple(sorted(found))
 
-    def setup(self) -> None:
+    def setup(self, full: bool = False) -> None:
         """Templates, indices and the article alias. Idempotent; safe to run on every start.
 
         Order matters: templates first, so every index created afterwards (here, or by the
         first write of a new month) gets the mappings and the alias. Existing indices get new
         fields added (additive changes only; a conflicting change raises StoreSetupError).
         The current month's article index is created so the alias exists before any write.
+
+        Unless ``full``, a server that already holds exactly these templates, the alias and
+        the current indices is left alone after three reads: every pipeline run (every round
+        in stream mode) sets up, and the full path is some twenty calls, several of which
+        update the cluster state. ``newsmon search setup`` always takes the full path.
         """
         self._set_up = True
+        if not full and self._already_set_up():
+            return
         alias = self._name("articles")
         if self._call(self.client.indices.exists, index=alias) and not self._call(
             self.client.indices.exists_alias, name=alias
@@ -352,6 +359,36 @@ class SearchServerStore:
                 raise StoreSetupError(f"{pattern}: the stored mapping conflicts with "
                                       f"newsmon's: {exc}") from exc
 
+    def _already_set_up(self) -> bool:
+        try:
+            res = self._call(self.client.indices.get_index_template, name=f"{self.prefix}-*")
+        except self._not_found:
+            return False
+        stored = {t["name"]: t["index_template"] for t in res.get("index_templates", ())}
+        articles = stored.get(self._name("articles"), {})
+        text = articles.get("template", {}).get("mappings", {}).get("properties", {}).get(
+            "text", {})
+        languages = tuple(sorted(text.get("fields", {})))
+        for kind in MAPPINGS:
+            want = index_template(self.prefix, kind, languages)
+            got = stored.get(self._name(kind), {})
+            if any(got.get(key) != want[key]
+                   for key in ("index_patterns", "priority", "_meta")) or any(
+                got.get("template", {}).get(key) != want["template"].get(key)
+                for key in ("mappings", "aliases")
+            ):
+                return False
+        now = datetime.now(UTC)
+        names = [monthly_index(self.prefix, "articles", {"published_at": now}),
+                 *(self._name(k) for k in MAPPINGS if k not in MONTHLY)]
+        if not self._call(self.client.indices.exists, index=",".join(names)):
+            return False
+        if not self._call(self.client.indices.exists_alias, name=self._name("articles")):
+            return False
+        self.languages = languages
+        self._known_indices.update(names)
+        return True
+
     def _ensure_index(self, index: str) -> None:
         if index in self._known_indices:
             return
@@ -377,12 +414,17 @@ class SearchServerStore:
     def _locations(self, kind: str, ids: Sequence[str]) -> dict[str, str]:
         """Where documents of a monthly kind already are, so an update whose date moved to
         another month overwrites its copy instead of making a second one."""
-        if kind not in MONTHLY or not ids:
+        if kind not in MONTHLY:
             return {}
-        body = {"query": {"ids": {"values": list(ids)}}, "_source": False, "size": len(ids)}
-        res = self._call(self.client.search, index=self._name(kind), body=body,
-                         ignore_unavailable=True)
-        return {hit["_id"]: hit["_index"] for hit in res["hits"]["hits"]}
+        found: dict[str, str] = {}
+        # In pieces: a search may not return more than max_result_window (10,000) hits.
+        for start in range(0, len(ids), 1000):
+            chunk = list(ids[start:start + 1000])
+            body = {"query": {"ids": {"values": chunk}}, "_source": False, "size": len(chunk)}
+            res = self._call(self.client.search, index=self._name(kind), body=body,
+                             ignore_unavailable=True)
+            found.update((hit["_id"], hit["_index"]) for hit in res["hits"]["hits"])
+        return found
 
     def _send_bulk(self, actions: Sequence[BulkAction]) -> list[ItemResult]:
         body: list[Mapping[str, Any]] = []

@@ -245,3 +245,44 @@ def test_templates_use_only_the_common_apis() -> None:
     assert set(body["template"]) == {"settings", "mappings", "aliases"}
     assert body["index_patterns"] == ["p-articles-*"]
     assert body["template"]["aliases"] == {"p-articles": {}}
+
+
+class _FakeClient:
+    """Records the searches the store makes; answers with no hits."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def search(self, *, index: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+        self.sizes.append(len(body["query"]["ids"]["values"]))
+        return {"hits": {"hits": []}}
+
+
+def test_location_lookup_stays_under_the_result_window() -> None:
+    # A search may return at most 10,000 hits: a big bulk write must look its ids up in parts.
+    store = SearchServerStore(SearchSettings(backend="elasticsearch",
+                                             url="http://127.0.0.1:9", index_prefix="p"))
+    fake = _FakeClient()
+    store.client = fake
+    assert store._locations("articles", [f"d{i}" for i in range(12_345)]) == {}
+    assert fake.sizes == [1000] * 12 + [345]
+
+
+@pytest.mark.integration
+def test_setup_on_a_set_up_server_only_reads(store: SearchServerStore,
+                                             search_settings: SearchSettings) -> None:
+    store.setup()
+    again = SearchServerStore(search_settings)
+    assert again._already_set_up() and again.languages == store.languages
+    # something missing or different: the full path runs and repairs it
+    url, prefix = search_settings.url, search_settings.index_prefix
+    httpx.delete(f"{url}/{prefix}-dead-letters", timeout=30).raise_for_status()
+    assert not SearchServerStore(search_settings)._already_set_up()
+    SearchServerStore(search_settings).setup()
+    assert httpx.head(f"{url}/{prefix}-dead-letters", timeout=30).status_code == 200
+    httpx.put(f"{url}/_index_template/{prefix}-alerts", timeout=30, json={
+        "index_patterns": [f"{prefix}-alerts"], "priority": 200,
+        "template": {"mappings": {"properties": {"rule": {"type": "keyword"}}}}})
+    assert not SearchServerStore(search_settings)._already_set_up()
+    SearchServerStore(search_settings).setup()
+    assert SearchServerStore(search_settings)._already_set_up()
