@@ -336,7 +336,7 @@ class SearchServerStore:
                 f"monthly indices behind the alias {alias}. Re-index it into "
                 f"{alias}-YYYY.MM (or delete it), then run setup again."
             )
-        self.languages = self.detect_languages()
+        self.languages = self.detect_languages() if self.settings.language_subfields else ()
         for kind in MAPPINGS:
             body = index_template(self.prefix, kind, self.languages)
             self._call(self.client.indices.put_index_template, name=self._name(kind), body=body)
@@ -369,6 +369,8 @@ class SearchServerStore:
         text = articles.get("template", {}).get("mappings", {}).get("properties", {}).get(
             "text", {})
         languages = tuple(sorted(text.get("fields", {})))
+        if languages and not self.settings.language_subfields:
+            return False  # switched off since: the templates must change
         for kind in MAPPINGS:
             want = index_template(self.prefix, kind, languages)
             got = stored.get(self._name(kind), {})

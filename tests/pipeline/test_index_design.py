@@ -168,6 +168,12 @@ def test_language_subfields_only_where_the_server_has_the_analyzers(
         # The Maven Central Elasticsearch build has no language analyzers: standard only.
         assert store.languages == ()
         assert "fields" not in props["text"]
+    # operators may switch them off (a third of the indexing work): the next setup follows
+    plain = SearchServerStore(search_settings.model_copy(update={"language_subfields": False}))
+    plain.setup()
+    template = httpx.get(f"{search_settings.url}/_index_template/{alias}", timeout=30).json()
+    mappings = template["index_templates"][0]["index_template"]["template"]["mappings"]
+    assert plain.languages == () and "fields" not in mappings["properties"]["text"]
 
 
 @pytest.mark.integration
