@@ -26,6 +26,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import PCollection, TaggedOutput
 
 from . import alerting, dedup, metrics
+from .alerting import Attempt
 from .config import AlertsConfig, Settings
 from .delivery import Deliverer
 from .io_kafka import KafkaDeadLetterProducer, RawRecord
@@ -326,6 +327,15 @@ class EvaluateAlertsFn(_StoreFn):
         raise RuntimeError(f"alert {fresh.alert_id}: too many concurrent updates")
 
 
+def _count_delivery(attempt: Attempt) -> None:
+    ok = attempt.status == "sent"
+    if ok or attempt.status == "failed":
+        counter = metrics.delivery_counter(attempt.channel, ok=ok)
+    else:  # throttled, expired
+        counter = f"delivery.{attempt.channel}.{attempt.status}"
+    Metrics.counter(NAMESPACE, counter).inc()
+
+
 class NotifyChannelsFn(_StoreFn):
     """AlertEvent -> alert id, once the channels the alert owes were tried (delivery.py).
 
@@ -342,12 +352,7 @@ class NotifyChannelsFn(_StoreFn):
     def process(self, event: AlertEvent) -> Iterator[Any]:
         _count("notify", "in")
         for attempt in self.deliverer.deliver(event.alert.alert_id, self.ctx.now):
-            ok = attempt.status == "sent"
-            if ok or attempt.status == "failed":
-                counter = metrics.delivery_counter(attempt.channel, ok=ok)
-            else:
-                counter = f"delivery.{attempt.channel}.{attempt.status}"
-            Metrics.counter(NAMESPACE, counter).inc()
+            _count_delivery(attempt)
         _count("notify", "out")
         yield event.alert.alert_id
 
@@ -367,6 +372,8 @@ class FinishRunFn(_StoreFn):
                 Metrics.counter(NAMESPACE, "surges").inc()
                 attempts += deliverer.deliver(finding.alert_id, now)
         attempts += deliverer.deliver_pending(now)
+        for attempt in attempts:
+            _count_delivery(attempt)
         yield len(attempts)
 
 
