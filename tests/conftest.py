@@ -90,6 +90,7 @@ def search_settings(search_server: tuple[str, str]) -> Iterator[SearchSettings]:
     yield SearchSettings(backend=backend, url=url, index_prefix=prefix,  # type: ignore[arg-type]
                          bulk_batch_size=200)
     httpx.delete(f"{url}/{prefix}-*", timeout=30)
+    httpx.delete(f"{url}/_index_template/{prefix}-*", timeout=30)
 
 
 @pytest.fixture
