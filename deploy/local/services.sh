@@ -341,6 +341,8 @@ es_prepare() {
         { log "elasticsearch: useradd $ES_USER failed"; return 1; }
     fi
     chown -R "$ES_USER:" "$base/logs" "$base/run" "$base/tmp" "$base/data-$ES_VERSION" "$base/config-$ES_VERSION"
+    # 8.x writes its GC log to logs/ inside the distribution whatever path.logs says.
+    mkdir -p "$home/logs" && chown "$ES_USER:" "$home/logs"
     if ! runuser -u "$ES_USER" -- test -x "$home/bin/elasticsearch"; then
       log "elasticsearch: user $ES_USER cannot reach $home (a parent directory is not world-searchable);"
       log "elasticsearch: set NEWSMON_SERVICES_HOME to a path it can read"
