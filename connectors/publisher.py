@@ -66,26 +66,18 @@ class KafkaPublisher:
         s = self.settings
         timeout = s.request_timeout_ms
         config: dict[str, Any] = {
-            "bootstrap_servers": s.bootstrap_servers.split(","),
+            **s.client_options(),
             "client_id": "newsmon-poller",
             "acks": "all",
             # Idempotence makes the producer's own retries safe (no duplicate on a retried
             # send); it also keeps the items of one key in order with several in flight.
             "enable_idempotence": True,
             "retries": 5,
-            "request_timeout_ms": timeout,
             # send() blocks while there is no metadata (broker down); bounded by the same
             # timeout so a down broker costs one timeout per poll, not forever.
             "max_block_ms": timeout,
             "linger_ms": 5,
-            "security_protocol": s.security_protocol,
         }
-        if s.sasl_mechanism:
-            config["sasl_mechanism"] = s.sasl_mechanism
-            config["sasl_plain_username"] = s.sasl_username
-            # The secret reaches KafkaSettings only from the environment (pipeline.config).
-            if s.sasl_password is not None:
-                config["sasl_plain_password"] = s.sasl_password.get_secret_value()
         return config
 
     def _get_producer(self) -> Any:

@@ -63,6 +63,21 @@ class KafkaSettings(_Strict):
     request_timeout_ms: int = Field(default=30_000, gt=0)
     """How long a client waits for a broker's answer."""
 
+    def client_options(self) -> dict[str, Any]:
+        """Connection and security options for every kafka-python client newsmon makes
+        (poller's producer, pipeline's consumers, dead-letter producer, doctor)."""
+        opts: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        if self.sasl_mechanism:
+            opts["sasl_mechanism"] = self.sasl_mechanism
+            opts["sasl_plain_username"] = self.sasl_username
+            if self.sasl_password is not None:
+                opts["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return opts
+
 
 class SearchSettings(_Strict):
     backend: Literal["embedded", "elasticsearch", "opensearch"] = "embedded"

@@ -56,17 +56,7 @@ class RawRecord:
 
 
 def client_options(settings: KafkaSettings) -> dict[str, Any]:
-    opts: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_servers.split(","),
-        "security_protocol": settings.security_protocol,
-        "request_timeout_ms": settings.request_timeout_ms,
-    }
-    if settings.sasl_mechanism:
-        opts["sasl_mechanism"] = settings.sasl_mechanism
-        opts["sasl_plain_username"] = settings.sasl_username
-        if settings.sasl_password is not None:
-            opts["sasl_plain_password"] = settings.sasl_password.get_secret_value()
-    return opts
+    return settings.client_options()
 
 
 def _consumer(settings: KafkaSettings, group_id: str | None) -> KafkaConsumer:
