@@ -295,21 +295,41 @@ class EvaluateAlertsFn(_StoreFn):
     def process(self, batch: Sequence[Placed]) -> Iterator[Any]:
         now = self.ctx.now or datetime.now(UTC)
         _count("alerts", "in", len(batch))
-        for placed in batch:
-            for rule, match in alerting.matching_rules(placed.article, self.ctx.alerts.rules):
-                event = self._upsert(rule, placed.article, match, now)
-                if event is not None:
-                    _count("alerts", "out")
-                    yield event
+        hits = [
+            (rule, placed.article, match)
+            for placed in batch
+            for rule, match in alerting.matching_rules(placed.article, self.ctx.alerts.rules)
+        ]
+        # The first copy of each story in the batch tries to create its alert; all creations
+        # of a batch go in one bulk request. Copies whose alert already existed, and later
+        # copies in the batch, merge one by one (rarer, and they need the stored version).
+        first: dict[str, tuple[Any, Article, Any]] = {}
+        for rule, article, match in hits:
+            first.setdefault(Alert.id_for(rule.name, article.story_id), (rule, article, match))
+        fresh = {
+            alert_id: alerting.new_alert(rule, article, match, now)
+            for alert_id, (rule, article, match) in first.items()
+        }
+        created = self.db().create_many("alerts", [
+            (alert_id, {**alerting.alert_document(alert),
+                        **alerting.initial_state(first[alert_id][0].channels)})
+            for alert_id, alert in fresh.items()
+        ])
+        for rule, article, match in hits:
+            alert_id = Alert.id_for(rule.name, article.story_id)
+            if alert_id in created and first[alert_id][1] is article:
+                Metrics.counter(NAMESPACE, "alerts_created").inc()
+                event: AlertEvent | None = AlertEvent(fresh[alert_id], tuple(rule.channels))
+            else:
+                event = self._merge(rule, article, match, now)
+            if event is not None:
+                _count("alerts", "out")
+                yield event
 
-    def _upsert(
+    def _merge(
         self, rule: Any, article: Article, match: Any, now: datetime
     ) -> AlertEvent | None:
         fresh = alerting.new_alert(rule, article, match, now)
-        doc = {**alerting.alert_document(fresh), **alerting.initial_state(rule.channels)}
-        if self.db().create("alerts", fresh.alert_id, doc):
-            Metrics.counter(NAMESPACE, "alerts_created").inc()
-            return AlertEvent(fresh, tuple(rule.channels))
         for _ in range(10):
             current = self.db().get("alerts", fresh.alert_id)
             if current is None:  # deleted meanwhile by an operator: nothing to merge into

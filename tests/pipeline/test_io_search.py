@@ -40,6 +40,13 @@ def _contract(store: DocumentStore) -> None:
     assert latest is not None and latest.source["notified"] == ["console"]
     assert store.get("alerts", "missing") is None
 
+    # Bulk creation: existing ids are left alone and reported as not created.
+    many = [("a1", {**alert, "rule": "other"}), ("a2", alert), ("a3", alert)]
+    assert store.create_many("alerts", many) == {"a2", "a3"}
+    assert store.create_many("alerts", many) == set()
+    kept = store.get("alerts", "a1")
+    assert kept is not None and kept.source["rule"] == "r"
+
 
 def test_sqlite_store_contract(tmp_path: Path) -> None:
     _contract(SqliteStore(tmp_path / "docs.sqlite"))
