@@ -11,6 +11,7 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import trafilatura
+from newsmon.pipeline.htmlguard import flat_text, too_deep
 from selectolax.lexbor import LexborHTMLParser
 
 _BLOCK_END = re.compile(
@@ -31,6 +32,8 @@ def html_to_text(html: str) -> str:
     and styles are dropped, entities decoded. Plain text passes through (cleaned)."""
     if "<" not in html and "&" not in html:
         return clean_text(html)
+    if too_deep(html):  # a tree builder would take quadratic time (pipeline/htmlguard.py)
+        return clean_text(flat_text(html))
     tree = LexborHTMLParser("<body>" + _BLOCK_END.sub(r"\1\n", html) + "</body>")
     tree.strip_tags(["script", "style", "noscript", "template"])
     body = tree.body
@@ -116,10 +119,28 @@ def strip_trailing_boilerplate(text: str) -> str:
 MIN_ARTICLE_CHARS = 200
 
 
+#: trafilatura needs about 75 us per tag (measured: 1 MB of ``<p>x</p>`` takes 10 s), and far
+#: more on some nestings (1 MB of ``<a>`` takes 15 s); real article pages have a few thousand.
+MAX_ARTICLE_TAGS = 50_000
+
+
+def unextractable(html: str | bytes) -> str | None:
+    """Why a page is not given to the extractor (too many tags, nested too deep), or None."""
+    markup = html.decode("latin-1") if isinstance(html, bytes) else html
+    tags = markup.count("<")
+    if tags > MAX_ARTICLE_TAGS:
+        return f"{tags} tags, over the limit of {MAX_ARTICLE_TAGS}"
+    if too_deep(markup):
+        return "markup nested too deeply"
+    return None
+
+
 def extract_article(html: str | bytes, url: str) -> str | None:
     """The main text of an article page (trafilatura, precision over recall: navigation,
     related links and comments are left out), minus trailing boilerplate; None when nothing
-    usable was found."""
+    usable was found or the page is :func:`unextractable`."""
+    if unextractable(html) is not None:
+        return None
     text = trafilatura.extract(
         html,
         url=url,

@@ -22,10 +22,12 @@ decides about 404 or 429); only transport failures raise :class:`FetchError`.
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import ipaddress
 import logging
 import socket
+import ssl
 import time
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -172,17 +174,103 @@ class _GuardedBackend(httpcore.SyncBackend):
         raise httpcore.ConnectError(f"cannot connect to {host}:{port}: {last}")
 
 
-class _GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, guard: AddressGuard, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
+#: When the current exchange must be over (time.monotonic()); set by HttpClient.get for the
+#: calling thread, read by every socket operation of that exchange.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "newsmon_http_deadline", default=None
+)
+
+
+def _bounded(timeout: float | None, error: type[Exception]) -> float | None:
+    """``timeout`` cut to what is left of the exchange's total time; ``error`` when none is."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise error("the exchange is over its total time limit")
+    return remaining if timeout is None else min(timeout, remaining)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every read and write ends by the exchange's deadline.
+
+    A per-read timeout alone lets a server that sends one byte of its *headers* per second
+    hold a worker for as long as it likes; httpx has no total timeout. Checking the body
+    between chunks is not enough either: the headers are read before the first chunk.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(
+            ssl_context, server_hostname, _bounded(timeout, httpcore.ConnectTimeout)
+        ))
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """Wraps the connections of ``inner`` (plain or guarded) in :class:`_DeadlineStream`."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[typing.Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(
+            host, port, _bounded(timeout, httpcore.ConnectTimeout), local_address, socket_options
+        )
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[typing.Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are not used")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _Transport(httpx.HTTPTransport):
+    def __init__(
+        self, guard: AddressGuard | None, limits: httpx.Limits, *, trust_env: bool
+    ) -> None:
+        super().__init__(limits=limits, trust_env=trust_env)
+        inner = httpcore.SyncBackend() if guard is None else _GuardedBackend(guard)
         # httpx exposes no way to pass a network backend; replacing the pool it built is the
         # smallest change that keeps httpx's own request/response and exception mapping.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=httpx.create_ssl_context(trust_env=trust_env),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_GuardedBackend(guard),
+            network_backend=_DeadlineBackend(inner),
         )
 
 
@@ -254,8 +342,8 @@ class HttpClient:
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        if transport is None and guard is not None:
-            transport = _GuardedTransport(guard, limits)
+        if transport is None:
+            transport = _Transport(guard, limits, trust_env=guard is None)
         s = self.settings
         self._client = httpx.Client(
             headers={"User-Agent": s.user_agent},
@@ -295,6 +383,13 @@ class HttpClient:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         deadline = time.monotonic() + self.settings.total_timeout_s
+        token = _DEADLINE.set(deadline)
+        try:
+            return self._follow(url, headers, deadline)
+        finally:
+            _DEADLINE.reset(token)
+
+    def _follow(self, url: str, headers: Mapping[str, str], deadline: float) -> Response:
         current = url
         moved_to: str | None = None
         for _hop in range(self.settings.max_redirects + 1):
@@ -344,6 +439,10 @@ class HttpClient:
                     content=b"".join(chunks),
                 )
         except httpx.TimeoutException as exc:
+            if time.monotonic() >= deadline:
+                raise FetchError(
+                    "timeout", f"{url}: over {self.settings.total_timeout_s}s in total"
+                ) from exc
             raise FetchError("timeout", f"{url}: {type(exc).__name__}") from exc
         except httpx.ConnectError as exc:
             kind = "dns" if _is_dns_failure(exc) else "connect"

@@ -32,10 +32,12 @@ from newsmon.connectors.extract import (
     extract_article,
     html_to_text,
     strip_trailing_boilerplate,
+    unextractable,
 )
 from newsmon.connectors.http import FetchError, HttpClient
 from newsmon.connectors.sources import Defaults, RssSource
 from newsmon.connectors.state import Cursor
+from newsmon.connectors.xmlguard import defuse
 from newsmon.pipeline.models import RawItem
 
 log = logging.getLogger(__name__)
@@ -135,8 +137,16 @@ def parse_feed(
     hdrs = {k.lower(): v for k, v in headers.items()}
     if base_url and "content-location" not in hdrs:
         hdrs["content-location"] = base_url  # relative links resolve against the feed URL
-    parsed = _parse(content, hdrs)
     problems: list[Problem] = []
+    defused = defuse(content)  # entity bombs: see connectors/xmlguard.py
+    if defused.removed:
+        content = defused.content
+        if defused.transcoded:
+            hdrs["content-type"] = "application/xml; charset=utf-8"
+        problems.append(Problem(kind="entities", message=f"{defused.removed} DTD subset(s) or"
+                                " entity declaration(s) removed before parsing"))
+        log.warning("source %s: entity declarations removed before parsing", source.id)
+    parsed = _parse(content, hdrs)
     encoding = parsed.get("encoding")
     exc = parsed.get("bozo_exception")
     if (
@@ -340,6 +350,9 @@ class RssConnector:
             # An unknown charset name: trafilatura detects the encoding itself.
             with contextlib.suppress(LookupError):
                 html = response.content.decode(charset, errors="replace")
+        reason = unextractable(html)
+        if reason is not None:
+            return None, Problem(kind="full-text-unextractable", message=f"{reason}: {url}")
         text = extract_article(html, url)
         if not text:
             return None, Problem(kind="full-text-empty", message=f"no main text found: {url}")

@@ -29,6 +29,7 @@ from newsmon.connectors.extract import canonical_url, clean_text, html_to_text
 from newsmon.connectors.http import FetchError, HttpClient
 from newsmon.connectors.sources import Defaults, TelegramSource
 from newsmon.connectors.state import Cursor
+from newsmon.pipeline.htmlguard import too_deep
 from newsmon.pipeline.models import RawItem
 from pydantic import BaseModel, ConfigDict
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -157,6 +158,9 @@ def _parse_post(node: LexborNode, channel: str, page_url: str) -> TelegramPost |
 
 def parse_preview(html: str, channel: str, page_url: str = CANONICAL_BASE) -> PreviewPage:
     """All posts of one preview page, in page order; broken posts become problems."""
+    if too_deep(html):  # a tree builder would take quadratic time (pipeline/htmlguard.py)
+        problem = Problem(kind="too-deep", message="markup nested too deeply to parse")
+        return PreviewPage(posts=(), problems=(problem,), is_preview=False)
     tree = LexborHTMLParser(html)
     posts: list[TelegramPost] = []
     problems: list[Problem] = []

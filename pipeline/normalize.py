@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
+from .htmlguard import flat_text, too_deep
 from .models import Article, RawItem, content_id
 
 #: A feed date further ahead than this is a wrong clock or a wrong zone, not the future.
@@ -68,6 +69,8 @@ def html_to_text(markup: str) -> str:
         return ""
     if "<" not in markup:
         text = html.unescape(markup)
+    elif too_deep(markup):  # a tree builder would take quadratic time (htmlguard.py)
+        text = flat_text(markup)
     else:
         tree = LexborHTMLParser(markup)
         for node in tree.css("script, style, noscript, iframe, svg, form, nav, footer, aside"):

@@ -1,0 +1,216 @@
+"""Markup nested too deeply for an HTML tree builder, and a linear way to its text instead.
+
+An HTML5 tree builder checks the stack of open elements for most start tags ("is there a
+``p`` in button scope?"), so its time grows with the square of the nesting depth. lexbor
+(selectolax) needs 3 s for 40,000 nested ``<div>``s (240 KB) and over a minute for 100,000
+(1.1 MB); ``<ul><li>``, ``<p><div>``, ``<div></span>`` and misnested ``<b><div></b>`` grow its
+stack the same way. A 10 MB page, within the fetch limit, would hold a worker for hours.
+
+:func:`too_deep` estimates the depth of the stack in one linear pass and errs on the high
+side (it closes only what HTML certainly closes); markup over :data:`MAX_DEPTH` is not given
+to a tree builder: :func:`flat_text` takes its text in one linear pass instead. Real pages
+nest a few dozen levels; only hostile or badly broken markup gets the flat treatment.
+Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+#: Deeper than any real page; lexbor parses 2 M tags at this depth in a few seconds.
+MAX_DEPTH = 512
+
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:_-]*)[^<>]*?(/?)>")
+_VOID = frozenset({
+    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input",
+    "keygen", "link", "meta", "param", "source", "track", "wbr",
+})
+#: Formatting elements. Their end tags run the adoption agency algorithm (in the model: they
+#: close only when innermost), and when something else closes them the tree builder reopens
+#: them at the next text ("reconstructs the active formatting elements"), up to three alike.
+_FORMATTING = frozenset({
+    "a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong",
+    "tt", "u",
+})
+#: Start tags that close an open ``p`` first.
+_CLOSES_P = frozenset({
+    "address", "article", "aside", "blockquote", "center", "details", "dialog", "dir", "div",
+    "dl", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
+    "h6", "header", "hgroup", "hr", "li", "dd", "dt", "listing", "main", "menu", "nav", "ol",
+    "p", "pre", "search", "section", "summary", "table", "ul",
+})
+#: HTML's "special" elements: an end tag of an ordinary element is ignored when one of these
+#: is open above it, and a list item's start tag looks for an earlier item only up to one.
+_SPECIAL = frozenset({
+    "address", "applet", "area", "article", "aside", "base", "basefont", "bgsound",
+    "blockquote", "body", "br", "button", "caption", "center", "col", "colgroup", "dd",
+    "details", "dir", "div", "dl", "dt", "embed", "fieldset", "figcaption", "figure",
+    "footer", "form", "frame", "frameset", "h1", "h2", "h3", "h4", "h5", "h6", "head",
+    "header", "hgroup", "hr", "html", "iframe", "img", "input", "keygen", "li", "link",
+    "listing", "main", "marquee", "menu", "meta", "nav", "noembed", "noframes", "noscript",
+    "object", "ol", "p", "param", "plaintext", "pre", "script", "search", "section", "select",
+    "source", "style", "summary", "table", "tbody", "td", "template", "textarea", "tfoot",
+    "th", "thead", "title", "tr", "track", "ul", "wbr", "xmp", "svg", "math",
+    "foreignobject", "desc", "mi", "mo", "mn", "ms", "mtext", "annotation-xml",
+})
+#: Where a search for an element "in scope" stops (a special element's end tag, a ``p``).
+_SCOPE = frozenset({
+    "applet", "caption", "html", "table", "td", "th", "marquee", "object", "template", "svg",
+    "math", "foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext",
+    "annotation-xml",
+})
+_BUTTON_SCOPE = _SCOPE | {"button"}
+_TABLE_SCOPE = frozenset({"html", "table", "template"})
+#: List items close an earlier item of these kinds, looking past ``address``, ``div``, ``p``
+#: and ordinary elements only.
+_ITEMS = {"li": frozenset({"li"}), "dt": frozenset({"dt", "dd"}), "dd": frozenset({"dt", "dd"})}
+#: Rows and cells close the earlier row or cell, but only inside a table.
+_CELLS = {"tr": frozenset({"tr"}), "td": frozenset({"td", "th"}), "th": frozenset({"td", "th"})}
+#: How far down the stack a search looks; beyond it, the estimate stays high (safe side).
+_LOOK_DOWN = 16
+#: Self-closing syntax (``<path/>``) means something only in SVG and MathML (and for ``<svg/>``
+#: and ``<math/>`` themselves), except for the HTML elements that break out of them.
+_FOREIGN = frozenset({"svg", "math"})
+_BREAKOUT = frozenset({
+    "b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em",
+    "embed", "font", "h1", "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li",
+    "listing", "menu", "meta", "nobr", "ol", "p", "pre", "ruby", "s", "small", "span",
+    "strong", "strike", "sub", "sup", "table", "tt", "u", "ul", "var",
+})
+#: Start tags the tree builder ignores in a body: always, or outside a table.
+_NEVER_OPENED = frozenset({"html", "head", "body", "frame", "frameset"})
+_TABLE_PARTS = frozenset({"caption", "colgroup", "tbody", "thead", "tfoot", "tr", "td", "th"})
+#: HTML's "Noah's ark": at most this many identical formatting elements are reopened.
+_ARK = 3
+#: Comments and the elements whose content is not text.
+_DROP = re.compile(r"<!--|<(script|style|noscript|template)(?![A-Za-z0-9:_-])", re.IGNORECASE)
+_BLOCK_NAMES = sorted(
+    {*_CLOSES_P, "br", "tr", "td", "th", "caption", "title", "body"},
+    key=lambda name: -len(name),  # longest first: "h1" before "hr" does not matter, "dl" does
+)
+_BLOCK_TAG = re.compile(
+    r"</?(?:" + "|".join(_BLOCK_NAMES) + r")(?![A-Za-z0-9:_-])[^<>]*>",
+    re.IGNORECASE,
+)
+
+
+def too_deep(markup: str, limit: int = MAX_DEPTH) -> bool:
+    """True when a tree builder's stack of open elements could grow deeper than ``limit``.
+
+    A model of the HTML tree builder's stack that pops only where HTML certainly pops
+    (matching end tags, list items, rows and cells, ``p`` before blocks), looking at most
+    ``_LOOK_DOWN`` entries down, and that reopens formatting elements closed by something
+    else at the next text, as HTML does (``<p><b>x</p>`` and a line break, repeated, nests
+    deeper and deeper). Wherever it is unsure it keeps elements open, so its depth is at least
+    the real one. Linear: each search is bounded and what it passes is popped.
+    """
+    if markup.count("<") <= limit:
+        return False  # fewer tags than the limit: cannot nest deeper
+    stack: list[str] = []
+    open_count: dict[str, int] = {}
+    foreign = 0
+    #: Formatting elements closed by something else, to reopen: their whole tag (the key) ->
+    #: (name, how many; at most _ARK alike).
+    reopen: dict[str, tuple[str, int]] = {}
+    keys: list[str] = []  # parallel to stack: a formatting element's key, else ""
+
+    def push(name: str, key: str) -> None:
+        nonlocal foreign
+        stack.append(name)
+        keys.append(key)
+        open_count[name] = open_count.get(name, 0) + 1
+        foreign += name in _FOREIGN
+
+    def pop_to(index: int) -> None:
+        nonlocal foreign
+        while len(stack) > index:
+            name, key = stack.pop(), keys.pop()
+            open_count[name] -= 1
+            foreign -= name in _FOREIGN
+            if key:
+                reopen[key] = (name, min(_ARK, reopen.get(key, (name, 0))[1] + 1))
+
+    def reconstruct() -> None:
+        for key, (name, count) in reopen.items():
+            for _ in range(count):
+                push(name, key)
+        reopen.clear()
+
+    def find(names: frozenset[str], stop: frozenset[str], skip: frozenset[str] = frozenset()
+             ) -> int:
+        """Index of the innermost open element in ``names``, searching down past anything
+        but ``stop`` (except ``skip``), at most _LOOK_DOWN deep; -1 if none."""
+        for index in range(len(stack) - 1, max(-1, len(stack) - 1 - _LOOK_DOWN), -1):
+            if stack[index] in names:
+                return index
+            if stack[index] in stop and stack[index] not in skip:
+                return -1
+        return -1
+
+    text_from = 0
+    for match in _TAG.finditer(markup):
+        if reopen and match.start() > text_from:
+            reconstruct()  # text (even white space) reopens closed formatting elements
+        text_from = match.end()
+        closing, name, self_closing = match.group(1), match.group(2).lower(), match.group(3)
+        if name in _VOID or name in _NEVER_OPENED or (
+                name in _TABLE_PARTS and not open_count.get("table")):
+            continue
+        if closing:
+            if not open_count.get(name):
+                continue  # nothing to close: the tree builder ignores it
+            if name in _FORMATTING:
+                if stack[-1] == name:  # else the adoption agency: unsure, keep it open
+                    stack.pop()
+                    keys.pop()
+                    open_count[name] -= 1
+                continue
+            index = find(frozenset({name}), _SCOPE if name in _SPECIAL else _SPECIAL)
+            if index >= 0:
+                pop_to(index)
+            continue
+        if self_closing and (name in _FOREIGN or (foreign > 0 and name not in _BREAKOUT)):
+            continue
+        if name in _ITEMS:
+            index = find(_ITEMS[name], _SPECIAL, skip=frozenset({"address", "div", "p"}))
+            if index >= 0:
+                pop_to(index)
+        elif name in _CELLS:
+            index = find(_CELLS[name], _TABLE_SCOPE)
+            if index >= 0:
+                pop_to(index)
+        elif name == "option" and stack and stack[-1] == "option":
+            pop_to(len(stack) - 1)
+        if name in _CLOSES_P and open_count.get("p"):
+            index = find(frozenset({"p"}), _BUTTON_SCOPE)
+            if index >= 0:
+                pop_to(index)
+        if reopen and name not in _CLOSES_P and name not in _ITEMS:
+            reconstruct()  # so do ordinary and formatting start tags
+        key = " ".join(match.group(0).lower().split()) if name in _FORMATTING else ""
+        push(name, key)
+        if len(stack) > limit:
+            return True
+    return False
+
+
+def flat_text(markup: str) -> str:
+    """The text of ``markup`` without a tree: tags removed (block tags become line breaks),
+    scripts, styles and comments dropped, entities decoded. Linear in the length."""
+    lower = markup.lower()
+    kept: list[str] = []
+    pos, end = 0, len(markup)
+    while (drop := _DROP.search(markup, pos)) is not None:
+        kept.append(markup[pos:drop.start()])
+        name = drop.group(1)
+        if name is None:  # a comment
+            close = markup.find("-->", drop.end())
+            pos = end if close < 0 else close + 3
+        else:
+            close = lower.find(f"</{name.lower()}", drop.end())
+            gt = -1 if close < 0 else markup.find(">", close)
+            pos = end if gt < 0 else gt + 1
+    kept.append(markup[pos:])
+    text = _BLOCK_TAG.sub("\n", "".join(kept))
+    return html.unescape(_TAG.sub("", text))
