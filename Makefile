@@ -48,6 +48,7 @@ services-start:
 
 services-stop:
 	bash deploy/local/services.sh stop all
+	NEWSMON_SERVICES_HOME=$(CURDIR)/.services-es8 bash deploy/local/services.sh stop all
 
 clean:
 	rm -rf $(VENV) build .newsmon

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,17 +21,39 @@ from newsmon.pipeline.config import KafkaSettings, SearchSettings
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SERVICES = ROOT / "deploy" / "local" / "services.sh"
-ENV_KEYS = {
-    "kafka": "NEWSMON_KAFKA_BOOTSTRAP",
-    "elasticsearch": "NEWSMON_ELASTICSEARCH_URL",
-    "opensearch": "NEWSMON_OPENSEARCH_URL",
+ES8_VERSION = "8.19.9"
+
+
+@dataclass(frozen=True)
+class Service:
+    """How to find or start one service: ``services.sh start <name>`` in ``home``."""
+
+    name: str
+    env_key: str
+    #: Where an already-running instance's address may be given instead.
+    override_key: str
+    home: Path = ROOT / ".services"
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+
+SERVICES_BY_NAME = {
+    "kafka": Service("kafka", "NEWSMON_KAFKA_BOOTSTRAP", "NEWSMON_KAFKA_BOOTSTRAP"),
+    "elasticsearch": Service("elasticsearch", "NEWSMON_ELASTICSEARCH_URL",
+                             "NEWSMON_ELASTICSEARCH_URL"),
+    "opensearch": Service("opensearch", "NEWSMON_OPENSEARCH_URL", "NEWSMON_OPENSEARCH_URL"),
+    # The `elasticsearch` 8.x client must serve both server majors: an 8.x server runs
+    # beside the 9.x one, from its own services directory.
+    "elasticsearch8": Service("elasticsearch", "NEWSMON_ELASTICSEARCH_URL",
+                              "NEWSMON_ELASTICSEARCH8_URL", ROOT / ".services-es8",
+                              (("NEWSMON_ES_VERSION", ES8_VERSION),)),
 }
-SEARCH_SERVERS = ("elasticsearch", "opensearch")
+#: Test parameter -> backend; every search-server test runs once on each.
+SEARCH_SERVERS = {"elasticsearch": "elasticsearch", "elasticsearch8": "elasticsearch",
+                  "opensearch": "opensearch"}
 _used: dict[str, str] = {}
 
 
-def _env_file() -> dict[str, str]:
-    home = Path(os.environ.get("NEWSMON_SERVICES_HOME", ROOT / ".services"))
+def _env_file(home: Path) -> dict[str, str]:
     path = home / "env"
     if not path.exists():
         return {}
@@ -40,14 +63,18 @@ def _env_file() -> dict[str, str]:
 
 def _service(name: str) -> str:
     """The address of a running service, starting it if needed; fails the test otherwise."""
-    key = ENV_KEYS[name]
-    address = os.environ.get(key) or _env_file().get(key)
+    spec = SERVICES_BY_NAME[name]
+    home = spec.home
+    if spec.home == ROOT / ".services" and os.environ.get("NEWSMON_SERVICES_HOME"):
+        home = Path(os.environ["NEWSMON_SERVICES_HOME"])
+    address = os.environ.get(spec.override_key) or _env_file(home).get(spec.env_key)
     if not address:
+        env = {**os.environ, "NEWSMON_SERVICES_HOME": str(home), **dict(spec.extra_env)}
         proc = subprocess.run(
-            ["bash", str(SERVICES), "start", name],
-            capture_output=True, text=True, timeout=600, check=False,
+            ["bash", str(SERVICES), "start", spec.name],
+            capture_output=True, text=True, timeout=600, check=False, env=env,
         )
-        address = _env_file().get(key)
+        address = _env_file(home).get(spec.env_key)
         if proc.returncode != 0 or not address:
             pytest.fail(
                 f"{name} is needed and could not be started by {SERVICES}:\n"
@@ -75,11 +102,11 @@ def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
     )
 
 
-@pytest.fixture(scope="session", params=SEARCH_SERVERS)
+@pytest.fixture(scope="session", params=sorted(SEARCH_SERVERS))
 def search_server(request: pytest.FixtureRequest) -> tuple[str, str]:
     """(backend, url) for every search server; each test using it runs once per server."""
-    backend: str = request.param
-    return backend, _service(backend)
+    server: str = request.param
+    return SEARCH_SERVERS[server], _service(server)
 
 
 @pytest.fixture
