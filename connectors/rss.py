@@ -138,14 +138,18 @@ def parse_feed(
     if base_url and "content-location" not in hdrs:
         hdrs["content-location"] = base_url  # relative links resolve against the feed URL
     problems: list[Problem] = []
-    defused = defuse(content)  # entity bombs: see connectors/xmlguard.py
-    if defused.removed:
+    defused = defuse(content)  # entity bombs, impossible characters: connectors/xmlguard.py
+    if defused.changed:
         content = defused.content
         if defused.transcoded:
             hdrs["content-type"] = "application/xml; charset=utf-8"
+    if defused.removed:
         problems.append(Problem(kind="entities", message=f"{defused.removed} DTD subset(s) or"
                                 " entity declaration(s) removed before parsing"))
         log.warning("source %s: entity declarations removed before parsing", source.id)
+    if defused.replaced:
+        problems.append(Problem(kind="char-refs", message=f"{defused.replaced} references to"
+                                " no character replaced by U+FFFD"))
     parsed = _parse(content, hdrs)
     encoding = parsed.get("encoding")
     exc = parsed.get("bozo_exception")

@@ -22,10 +22,15 @@ import re
 MAX_DEPTH = 512
 
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:_-]*)[^<>]*?(/?)>")
+#: "/>" closes a tag only after its name, a space or a quote: in ``<svg class=x/>`` the slash
+#: belongs to the unquoted value.
+_SELF_CLOSING = re.compile(r"(?:^</?[A-Za-z][A-Za-z0-9:_-]*|[\s\"'])/>$")
 _VOID = frozenset({
     "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input",
     "keygen", "link", "meta", "param", "source", "track", "wbr",
+    "image",  # the tree builder reads <image> as <img>
 })
+_REOPENING_VOID = frozenset({"area", "br", "embed", "img", "image", "input", "keygen", "wbr"})
 #: Formatting elements. Their end tags run the adoption agency algorithm (in the model: they
 #: close only when innermost), and when something else closes them the tree builder reopens
 #: them at the next text ("reconstructs the active formatting elements"), up to three alike.
@@ -42,7 +47,7 @@ _CLOSES_P = frozenset({
 })
 #: HTML's "special" elements: an end tag of an ordinary element is ignored when one of these
 #: is open above it, and a list item's start tag looks for an earlier item only up to one.
-_SPECIAL = frozenset({
+_SPECIAL_HTML = frozenset({
     "address", "applet", "area", "article", "aside", "base", "basefont", "bgsound",
     "blockquote", "body", "br", "button", "caption", "center", "col", "colgroup", "dd",
     "details", "dir", "div", "dl", "dt", "embed", "fieldset", "figcaption", "figure",
@@ -51,17 +56,22 @@ _SPECIAL = frozenset({
     "listing", "main", "marquee", "menu", "meta", "nav", "noembed", "noframes", "noscript",
     "object", "ol", "p", "param", "plaintext", "pre", "script", "search", "section", "select",
     "source", "style", "summary", "table", "tbody", "td", "template", "textarea", "tfoot",
-    "th", "thead", "title", "tr", "track", "ul", "wbr", "xmp", "svg", "math",
-    "foreignobject", "desc", "mi", "mo", "mn", "ms", "mtext", "annotation-xml",
+    "th", "thead", "title", "tr", "track", "ul", "wbr", "xmp",
 })
+#: Special in SVG and MathML only: they stop searches, but an HTML element of the same name
+#: is ordinary.
+_SPECIAL = _SPECIAL_HTML | {
+    "svg", "math", "foreignobject", "desc", "mi", "mo", "mn", "ms", "mtext", "annotation-xml",
+}
 #: Where a search for an element "in scope" stops (a special element's end tag, a ``p``).
 _SCOPE = frozenset({
+    "frameset",  # in a frameset document nothing but its end tag closes it
     "applet", "caption", "html", "table", "td", "th", "marquee", "object", "template", "svg",
     "math", "foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext",
     "annotation-xml",
 })
 _BUTTON_SCOPE = _SCOPE | {"button"}
-_TABLE_SCOPE = frozenset({"html", "table", "template"})
+_TABLE_SCOPE = frozenset({"html", "table", "template", "frameset"})
 #: List items close an earlier item of these kinds, looking past ``address``, ``div``, ``p``
 #: and ordinary elements only.
 _ITEMS = {"li": frozenset({"li"}), "dt": frozenset({"dt", "dd"}), "dd": frozenset({"dt", "dd"})}
@@ -70,8 +80,12 @@ _CELLS = {"tr": frozenset({"tr"}), "td": frozenset({"td", "th"}), "th": frozense
 #: How far down the stack a search looks; beyond it, the estimate stays high (safe side).
 _LOOK_DOWN = 16
 #: Self-closing syntax (``<path/>``) means something only in SVG and MathML (and for ``<svg/>``
-#: and ``<math/>`` themselves), except for the HTML elements that break out of them.
+#: and ``<math/>`` themselves), except for the HTML elements that break out of them; below
+#: an integration point content is HTML again.
 _FOREIGN = frozenset({"svg", "math"})
+_INTEGRATION = {"svg": frozenset({"foreignobject", "desc", "title"}),
+                "math": frozenset({"mi", "mo", "mn", "ms", "mtext", "annotation-xml"})}
+
 _BREAKOUT = frozenset({
     "b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em",
     "embed", "font", "h1", "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li",
@@ -79,10 +93,20 @@ _BREAKOUT = frozenset({
     "strong", "strike", "sub", "sup", "table", "tt", "u", "ul", "var",
 })
 #: Start tags the tree builder ignores in a body: always, or outside a table.
-_NEVER_OPENED = frozenset({"html", "head", "body", "frame", "frameset"})
+_NEVER_OPENED = frozenset({"html", "head", "body", "frame"})
 _TABLE_PARTS = frozenset({"caption", "colgroup", "tbody", "thead", "tfoot", "tr", "td", "th"})
 #: HTML's "Noah's ark": at most this many identical formatting elements are reopened.
 _ARK = 3
+#: Their content is text up to their end tag (in HTML, not in SVG or MathML); after
+#: ``plaintext`` everything is.
+_RAW_TEXT = frozenset({"textarea", "title", "xmp", "iframe", "noembed", "noframes", "script",
+                       "style"})
+#: Text or markup, depending on whether the parser runs scripts: both readings are kept safe
+#: by counting the start tags inside and closing nothing.
+_MAYBE_RAW = "noscript"
+#: Inside a select, the tree builder ignores most tags: the model closes nothing there but
+#: these (and a noscript its end tag).
+_CAUTIOUS_CLOSES = frozenset({"select", "option", "optgroup", _MAYBE_RAW})
 #: Comments and the elements whose content is not text.
 _DROP = re.compile(r"<!--|<(script|style|noscript|template)(?![A-Za-z0-9:_-])", re.IGNORECASE)
 _BLOCK_NAMES = sorted(
@@ -100,34 +124,34 @@ def too_deep(markup: str, limit: int = MAX_DEPTH) -> bool:
 
     A model of the HTML tree builder's stack that pops only where HTML certainly pops
     (matching end tags, list items, rows and cells, ``p`` before blocks), looking at most
-    ``_LOOK_DOWN`` entries down, and that reopens formatting elements closed by something
+    ``_LOOK_DOWN`` entries down; that adds the rows and table bodies HTML implies; that honours
+    ``/>`` only in SVG and MathML; and that reopens formatting elements closed by something
     else at the next text, as HTML does (``<p><b>x</p>`` and a line break, repeated, nests
-    deeper and deeper). Wherever it is unsure it keeps elements open, so its depth is at least
-    the real one. Linear: each search is bounded and what it passes is popped.
+    deeper and deeper). Wherever it is unsure it keeps elements open, so that its depth stays
+    at or above the real one (tests/hostile/test_fuzz.py checks this against lexbor). Linear:
+    each search is bounded and what it passes is popped.
     """
     if markup.count("<") <= limit:
         return False  # fewer tags than the limit: cannot nest deeper
     stack: list[str] = []
+    keys: list[str] = []  # parallel to stack: a formatting element's key, else ""
+    foreign: list[str] = []  # parallel to stack: "svg" or "math" for their elements, else ""
     open_count: dict[str, int] = {}
-    foreign = 0
     #: Formatting elements closed by something else, to reopen: their whole tag (the key) ->
     #: (name, how many; at most _ARK alike).
     reopen: dict[str, tuple[str, int]] = {}
-    keys: list[str] = []  # parallel to stack: a formatting element's key, else ""
 
-    def push(name: str, key: str) -> None:
-        nonlocal foreign
+    def push(name: str, key: str = "", namespace: str = "") -> None:
         stack.append(name)
         keys.append(key)
+        foreign.append(namespace)
         open_count[name] = open_count.get(name, 0) + 1
-        foreign += name in _FOREIGN
 
     def pop_to(index: int) -> None:
-        nonlocal foreign
         while len(stack) > index:
             name, key = stack.pop(), keys.pop()
+            foreign.pop()
             open_count[name] -= 1
-            foreign -= name in _FOREIGN
             if key:
                 reopen[key] = (name, min(_ARK, reopen.get(key, (name, 0))[1] + 1))
 
@@ -149,47 +173,91 @@ def too_deep(markup: str, limit: int = MAX_DEPTH) -> bool:
         return -1
 
     text_from = 0
+    raw_until = ""  # inside a raw-text element: the end tag that ends it
     for match in _TAG.finditer(markup):
+        closing, name = match.group(1), match.group(2).lower()
+        self_closing = bool(match.group(3)) and _SELF_CLOSING.search(match.group(0)) is not None
+        if raw_until:
+            if closing and name == raw_until:
+                raw_until = ""
+                pop_to(len(stack) - 1)
+                text_from = match.end()
+            continue
         if reopen and match.start() > text_from:
             reconstruct()  # text (even white space) reopens closed formatting elements
         text_from = match.end()
-        closing, name, self_closing = match.group(1), match.group(2).lower(), match.group(3)
-        if name in _VOID or name in _NEVER_OPENED or (
-                name in _TABLE_PARTS and not open_count.get("table")):
+        # Would a new element go into SVG or MathML? (Below an integration point it is HTML.)
+        namespace = foreign[-1] if foreign else ""
+        if namespace and stack[-1] in _INTEGRATION[namespace]:
+            namespace = ""
+        in_svg = bool(namespace)
+        if not in_svg and not closing and name in _VOID:
+            # Empty elements still act: <hr> closes a p, <br> or <img> reopen formatting.
+            if name == "hr" and open_count.get("p") and not open_count.get("select"):
+                index = find(frozenset({"p"}), _BUTTON_SCOPE)
+                if index >= 0:
+                    pop_to(index)
+            elif reopen and name in _REOPENING_VOID:
+                reconstruct()
             continue
+        if not in_svg and (name in _VOID or name in _NEVER_OPENED or (
+                name in _TABLE_PARTS and not open_count.get("table"))):
+            continue
+        cautious = bool(open_count.get(_MAYBE_RAW) or open_count.get("select"))
         if closing:
-            if not open_count.get(name):
-                continue  # nothing to close: the tree builder ignores it
+            if not open_count.get(name) or (cautious and name not in _CAUTIOUS_CLOSES):
+                continue  # nothing to close (the tree builder ignores it), or unsure
             if name in _FORMATTING:
                 if stack[-1] == name:  # else the adoption agency: unsure, keep it open
                     stack.pop()
                     keys.pop()
+                    foreign.pop()
                     open_count[name] -= 1
                 continue
-            index = find(frozenset({name}), _SCOPE if name in _SPECIAL else _SPECIAL)
-            if index >= 0:
+            index = find(frozenset({name}), _SCOPE if name in _SPECIAL_HTML else _SPECIAL)
+            if index >= 0 and name == "form":
+                # </form> takes the form element off the stack and leaves what is above it
+                del stack[index], keys[index], foreign[index]
+                open_count[name] -= 1
+            elif index >= 0:
                 pop_to(index)
             continue
-        if self_closing and (name in _FOREIGN or (foreign > 0 and name not in _BREAKOUT)):
-            continue
-        if name in _ITEMS:
-            index = find(_ITEMS[name], _SPECIAL, skip=frozenset({"address", "div", "p"}))
-            if index >= 0:
-                pop_to(index)
-        elif name in _CELLS:
-            index = find(_CELLS[name], _TABLE_SCOPE)
-            if index >= 0:
-                pop_to(index)
-        elif name == "option" and stack and stack[-1] == "option":
-            pop_to(len(stack) - 1)
-        if name in _CLOSES_P and open_count.get("p"):
-            index = find(frozenset({"p"}), _BUTTON_SCOPE)
-            if index >= 0:
-                pop_to(index)
-        if reopen and name not in _CLOSES_P and name not in _ITEMS:
-            reconstruct()  # so do ordinary and formatting start tags
-        key = " ".join(match.group(0).lower().split()) if name in _FORMATTING else ""
-        push(name, key)
+        if name in _FOREIGN or (in_svg and name not in _BREAKOUT):
+            if not self_closing:
+                push(name, namespace=name if name in _FOREIGN else namespace)
+        elif not in_svg and name in _RAW_TEXT and not open_count.get("frameset"):
+            push(name)
+            raw_until = name
+        elif not in_svg and name == "plaintext":
+            return len(stack) + 1 > limit  # the rest of the document is its text
+        else:
+            # An HTML element; "/>" means nothing here. A breakout from SVG (``<svg><p>``)
+            # closes the SVG elements: the model keeps them.
+            if cautious:
+                pass  # no implied end tags where the model is unsure
+            elif name in _ITEMS:
+                index = find(_ITEMS[name], _SPECIAL, skip=frozenset({"address", "div", "p"}))
+                if index >= 0:
+                    pop_to(index)
+            elif name in _CELLS:
+                index = find(_CELLS[name], _TABLE_SCOPE)
+                if index >= 0:
+                    pop_to(index)
+                top = stack[-1] if stack else ""
+                if top == "table":
+                    push("tbody")  # implied by the tree builder
+                    top = "tbody"
+                if name != "tr" and top in ("tbody", "thead", "tfoot"):
+                    push("tr")
+            elif name == "option" and stack and stack[-1] == "option":
+                pop_to(len(stack) - 1)
+            if name in _CLOSES_P and open_count.get("p") and not cautious:
+                index = find(frozenset({"p"}), _BUTTON_SCOPE)
+                if index >= 0:
+                    pop_to(index)
+            if reopen and name not in _CLOSES_P and name not in _ITEMS:
+                reconstruct()  # so do ordinary and formatting start tags
+            push(name, " ".join(match.group(0).lower().split()) if name in _FORMATTING else "")
         if len(stack) > limit:
             return True
     return False
