@@ -174,6 +174,14 @@ def configure(fmt: LogFormat = "text", *, verbose: bool = False,
     # at INFO: only their warnings reach operators, newsmon's own events all do.
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logging.getLogger("newsmon").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        handler.addFilter(_drop_beam_import_notices)
+
+
+def _drop_beam_import_notices(record: logging.LogRecord) -> bool:
+    """Importing Beam warns, through the root logger, that its Google Cloud extras are not
+    installed; newsmon never uses them, so operators need not read it on every run."""
+    return not (record.name == "root" and "apitools not found" in str(record.msg))
 
 
 def current_format() -> LogFormat | None:
