@@ -33,11 +33,15 @@ test: $(STAMP) chromium
 	$(BIN)/mypy -p newsmon.pipeline -p newsmon.connectors || status=1; \
 	exit $$status
 
-## Headless Chromium renders the HTML report in its test (Debian's package; root installs it).
+## Debian tools the tests use: headless Chromium renders the HTML report; docker-compose,
+## systemd-analyze validate the deployment files offline (kubectl too, where the image has it:
+## it is not in Debian). Root installs the missing.
+TOOLS := chromium:chromium docker-compose:docker-compose systemd-analyze:systemd
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
-	  else echo "install Debian's chromium package for the report render test" >&2; exit 1; fi; }
+	@missing=""; for t in $(TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else echo "install Debian's$$missing for the report and deployment tests" >&2; exit 1; fi; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline connectors tests bench
