@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install chromium demo test lint services-start services-stop clean
+.PHONY: install tools demo test lint services-start services-stop clean
 
 # New modules need a re-install: strict editable mode links files one by one.
 $(STAMP): pyproject.toml $(wildcard pipeline/*.py connectors/*.py)
@@ -25,7 +25,7 @@ demo: $(STAMP)
 ## Start the real Kafka and search servers, then run the whole test suite with lint and types.
 # The tests run even when lint fails, so one run shows everything; the exit status is the
 # worst of the three.
-test: $(STAMP) chromium
+test: $(STAMP) tools
 	bash deploy/local/services.sh start all
 	set -a; . ./.services/env; set +a; status=0; \
 	$(BIN)/python -m pytest || status=$$?; \
@@ -37,7 +37,7 @@ test: $(STAMP) chromium
 ## systemd-analyze validate the deployment files offline (kubectl too, where the image has it:
 ## it is not in Debian). Root installs the missing.
 TOOLS := chromium:chromium docker-compose:docker-compose systemd-analyze:systemd
-chromium:
+tools:
 	@missing=""; for t in $(TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
