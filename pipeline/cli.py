@@ -100,17 +100,22 @@ def _sources(settings: Settings) -> Any:
 
 
 def _context(settings: Settings, *, kafka_dead_letters: bool = False) -> Any:
-    from .app import RunContext
+    from .config import unknown_alert_topics
     from .rules import load_rules
 
     # Validated here, once, so a bad rule file is one clear line and exit 2 rather than a
     # worker traceback from inside the pipeline.
     try:
-        load_rules(settings.topics)
+        rules = load_rules(settings.topics)
     except ConfigError as exc:
         raise _fail(str(exc), 2) from exc
-    return RunContext(settings=settings, alerts=_alerts(settings),
-                      dead_letters_to_kafka=kafka_dead_letters)
+    alerts = _alerts(settings)
+    problems = unknown_alert_topics(alerts, rules.topics, settings.alerts)
+    if problems:
+        raise _fail("\n".join(problems), 2)
+    from .app import RunContext  # Beam, imported once the config is known to be valid
+
+    return RunContext(settings=settings, alerts=alerts, dead_letters_to_kafka=kafka_dead_letters)
 
 
 @app.callback()
@@ -132,15 +137,21 @@ def _main(
 def config_check(config: ConfigOpt = None) -> None:
     """Validate newsmon.yaml, feeds, topics and alert rules; one line per problem."""
     settings = _settings(config)
+    from .config import unknown_alert_topics
+
     problems: list[str] = []
     checks: list[tuple[str, Any]] = [("alerts", lambda: load_model(AlertsConfig, settings.alerts))]
     checks.append(("feeds", lambda: _load_feeds_plain(settings)))
     checks.append(("topics", lambda: _load_rules_plain(settings)))
-    for _name, check in checks:
+    loaded: dict[str, Any] = {}
+    for name, check in checks:
         try:
-            check()
+            loaded[name] = check()
         except ConfigError as exc:
             problems.extend(exc.problems)
+    if "alerts" in loaded and "topics" in loaded:
+        problems += unknown_alert_topics(loaded["alerts"], loaded["topics"].topics,
+                                         settings.alerts)
     if problems:
         raise _fail("\n".join(problems), 2)
     redacted = settings.model_dump(mode="json")
@@ -417,11 +428,14 @@ def pipeline_run(
 ) -> None:
     """Run the Beam pipeline: Kafka (or an archive) -> documents, alerts, dead letters."""
     from . import metrics
-    from .io_kafka import KafkaUnavailable
     from .io_search import StoreUnavailable
-    from .jobs import run_backfill, run_kafka_batch, run_kafka_stream
 
     settings = _settings(config)
+    ctx = _context(settings, kafka_dead_letters=mode is not Mode.backfill)
+    # Beam, imported once the config is known to be valid (its import logs noise).
+    from .io_kafka import KafkaUnavailable
+    from .jobs import run_backfill, run_kafka_batch, run_kafka_stream
+
     extra = beam_args or ()
     with metrics.exported(f"pipeline-{mode.value}", port=metrics_port, host=metrics_host,
                           textfile=metrics_file):
@@ -429,18 +443,16 @@ def pipeline_run(
             if mode is Mode.backfill:
                 if source is None:
                     raise _fail("--mode backfill needs --from PATH (a JSONL archive)", 2)
-                n = run_backfill(source, _context(settings), runner=runner, extra_options=extra)
+                n = run_backfill(source, ctx, runner=runner, extra_options=extra)
                 typer.echo(f"backfilled {n} records from {source}")
             elif mode is Mode.stream:
                 stop = threading.Event()
                 signal.signal(signal.SIGTERM, lambda *_: stop.set())
                 signal.signal(signal.SIGINT, lambda *_: stop.set())
-                n = run_kafka_stream(_context(settings, kafka_dead_letters=True), stop,
-                                     runner=runner, extra_options=extra)
+                n = run_kafka_stream(ctx, stop, runner=runner, extra_options=extra)
                 typer.echo(f"stream stopped after {n} records")
             else:
-                summary = run_kafka_batch(_context(settings, kafka_dead_letters=True),
-                                          runner=runner, extra_options=extra)
+                summary = run_kafka_batch(ctx, runner=runner, extra_options=extra)
                 typer.echo(f"processed {summary.records} records; offsets committed")
         except (KafkaUnavailable, StoreUnavailable) as exc:
             raise _fail(f"run failed, offsets not committed (safe to re-run): {exc}", 1) from exc

@@ -9,7 +9,7 @@ over the YAML; secrets come only from the environment.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -221,18 +221,28 @@ class AlertsConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> AlertsConfig:
+        # One "dotted.key: problem" per line: config.validate reports them under their keys.
         problems = []
-        names = [r.name for r in (*self.rules, *self.surges)]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            problems.append(f"rule names must be unique: {', '.join(dupes)}")
-        for rule in (*self.rules, *self.surges):
+        first: dict[str, str] = {}
+        for key, rule in self.keyed_rules():
+            if rule.name in first:
+                problems.append(f"{key}.name: rule names must be unique: {rule.name} "
+                                f"(first at {first[rule.name]})")
+            first.setdefault(rule.name, key)
             unknown = [c for c in rule.channels if c not in self.channels]
             if unknown:
-                problems.append(f"rule {rule.name}: unknown channel {', '.join(unknown)}")
+                problems.append(f"{key}.channels: unknown channel {', '.join(unknown)} "
+                                f"(rule {rule.name}; channels are: {', '.join(self.channels)})")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
+
+    def keyed_rules(self) -> list[tuple[str, AlertRule | SurgeRule]]:
+        """Every rule with its dotted key in the file (``rules.0``, ``surges.1``)."""
+        keyed: list[tuple[str, AlertRule | SurgeRule]] = [
+            (f"rules.{i}", r) for i, r in enumerate(self.rules)]
+        keyed += [(f"surges.{i}", r) for i, r in enumerate(self.surges)]
+        return keyed
 
     def rule(self, name: str) -> AlertRule | SurgeRule | None:
         for rule in self.rules:
@@ -246,28 +256,75 @@ class AlertsConfig(_Strict):
 M = TypeVar("M", bound=BaseModel)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping: YAML would silently keep
+    the last value, so an operator editing the first one would see no effect."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                continue  # unhashable: the base class reports it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"duplicate key {key!r} (first on line {seen[key] + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: where (line, column) and what, without PyYAML's multi-line excerpt."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    what = " ".join(str(part) for part in (getattr(exc, "context", None),
+                                           getattr(exc, "problem", None)) if part)
+    return where + " ".join((what or str(exc)).split())
+
+
 def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text: byte {exc.object[exc.start]:#04x} at "
+                           f"offset {exc.start}"]) from exc
     try:
-        return yaml.safe_load(text) or {}
+        return yaml.load(text, Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML: {exc}".replace("\n", " ")]) from exc
+        raise ConfigError([f"{path}: not valid YAML: {_yaml_problem(exc)}"]) from exc
 
 
-def validate(model: type[M], data: Any, origin: Path | str) -> M:
-    """Validate ``data`` into ``model``; errors name ``origin`` and the dotted key."""
+def validate(
+    model: type[M],
+    data: Any,
+    origin: Path | str,
+    *,
+    origin_of: Callable[[tuple[str | int, ...]], str | None] | None = None,
+) -> M:
+    """Validate ``data`` into ``model``; errors name ``origin`` and the dotted key.
+
+    ``origin_of(loc)`` may name another origin for one key (an environment variable). A
+    model validator that checks several keys at once names them itself: its message is one
+    ``dotted.key: problem`` per line, reported as they are.
+    """
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(
-            [
-                f"{origin}: {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-                for err in exc.errors()
-            ]
-        ) from exc
+        problems: list[str] = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            where = (origin_of(loc) if origin_of else None) or str(origin)
+            if not loc and err["type"] == "value_error":
+                problems.extend(f"{where}: {line}" for line in message.splitlines())
+            else:
+                problems.append(f"{where}: {'.'.join(map(str, loc)) or '(top level)'}: {message}")
+        raise ConfigError(problems) from exc
 
 
 def env_overrides(environ: Mapping[str, str], prefix: str = ENV_PREFIX) -> dict[str, Any]:
@@ -321,15 +378,28 @@ def load_settings(
         data = loaded
     for secret in ("password", "api_key", "sasl_password"):
         for section in ("search", "kafka"):
-            if secret in (data.get(section) or {}):
+            values = data.get(section)
+            if isinstance(values, dict) and secret in values:
                 raise ConfigError(
                     [
                         f"{path}: {section}.{secret}: secrets are read only from the environment"
                         f" ({ENV_PREFIX}{section.upper()}__{secret.upper()})"
                     ]
                 )
-    data = _merge(data, env_overrides(environ))
-    settings = validate(Settings, data, path)
+    overrides = env_overrides(environ)
+    data = _merge(data, overrides)
+
+    def from_environment(loc: tuple[str | int, ...]) -> str | None:
+        node: Any = overrides
+        for part in loc:
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        if isinstance(node, dict):
+            return None  # a section: its keys may come from the file as well
+        return f"environment {ENV_PREFIX}{'__'.join(str(p) for p in loc).upper()}"
+
+    settings = validate(Settings, data, path, origin_of=from_environment)
     base = path.parent
     return settings.model_copy(
         update={
@@ -339,6 +409,14 @@ def load_settings(
             for name in ("feeds", "topics", "alerts")
         }
     )
+
+
+def unknown_alert_topics(alerts: AlertsConfig, topics: Iterable[str], path: Path) -> list[str]:
+    """Alert rules for a topic the rule file does not define (they could never fire)."""
+    known = set(topics)
+    return [f"{path}: {key}.topic: unknown topic {rule.topic!r} (topics are: "
+            f"{', '.join(sorted(known))})" for key, rule in alerts.keyed_rules()
+            if rule.topic not in known]
 
 
 def load_model(model: type[M], path: Path) -> M:
