@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -88,7 +89,8 @@ class KafkaPublisher:
         if self._producer is None:
             try:
                 self._producer = KafkaProducer(**self._config())
-            except KafkaError as exc:
+            # kafka-python lets a failed TLS handshake through as an ssl error
+            except (KafkaError, ssl.SSLError) as exc:
                 raise PublishError(
                     f"cannot connect to Kafka at {self.settings.bootstrap_servers}:"
                     f" {type(exc).__name__}: {exc}"

@@ -16,7 +16,14 @@ from typing import Annotated, Any
 
 import typer
 
-from .config import AlertsConfig, ConfigError, Settings, load_model, load_settings
+from .config import (
+    AlertsConfig,
+    ConfigError,
+    Settings,
+    default_config_dir,
+    load_model,
+    load_settings,
+)
 
 app = typer.Typer(
     help="newsmon: monitor news sites and Telegram channels for topics, with alerts.",
@@ -73,6 +80,10 @@ def _settings(path: Path | None) -> Settings:
         settings = load_settings(path)
     except ConfigError as exc:
         raise _fail(str(exc), 2) from exc
+    problems = settings.problems()  # settings that do not go together
+    if problems:
+        origin = path or default_config_dir() / "newsmon.yaml"
+        raise _fail("\n".join(f"{origin}: {problem}" for problem in problems), 2)
     logs.register_secrets([settings])
     if _log_choice["format"] is None and settings.log_format != logs.current_format():
         logs.configure(settings.log_format, verbose=_log_choice["verbose"])

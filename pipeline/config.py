@@ -60,8 +60,44 @@ class KafkaSettings(_Strict):
     """SASL user name."""
     sasl_password: SecretStr | None = None
     """SASL password. Secret: only from the environment."""
+    ssl_cafile: str | None = None
+    """CA bundle (PEM) that signed the brokers' certificates, for SSL and SASL_SSL (default:
+    the system's trust store)."""
+    ssl_certfile: str | None = None
+    """Client certificate (PEM) for brokers that authenticate clients by certificate."""
+    ssl_keyfile: str | None = None
+    """Private key (PEM) of the client certificate."""
+    ssl_check_hostname: bool = True
+    """Check that the broker's certificate names the host connected to."""
     request_timeout_ms: int = Field(default=30_000, gt=0)
     """How long a client waits for a broker's answer."""
+
+    def problems(self) -> list[str]:
+        """Security settings that do not go together, as ``kafka.<key>: problem`` lines.
+
+        Checked by every command (pipeline/cli.py) rather than by the model, so that each
+        setting can still be given, and read back, on its own.
+        """
+        sasl = self.security_protocol.startswith("SASL_")
+        tls = self.security_protocol.endswith("SSL")
+        found = []
+        for name, value in (("sasl_mechanism", self.sasl_mechanism),
+                            ("sasl_username", self.sasl_username),
+                            ("sasl_password", self.sasl_password)):
+            if sasl and value is None:
+                source = f" (from {ENV_PREFIX}KAFKA__SASL_PASSWORD)" * (name == "sasl_password")
+                found.append(f"kafka.{name}: needed with security_protocol "
+                             f"{self.security_protocol}{source}")
+        if self.sasl_mechanism and not sasl:
+            found.append(f"kafka.sasl_mechanism: set, but security_protocol is "
+                         f"{self.security_protocol}, not SASL_PLAINTEXT or SASL_SSL")
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(self, name) and not tls:
+                found.append(f"kafka.{name}: set, but security_protocol is "
+                             f"{self.security_protocol}, not SSL or SASL_SSL")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            found.append("kafka.ssl_keyfile: ssl_certfile and ssl_keyfile go together")
+        return found
 
     def client_options(self) -> dict[str, Any]:
         """Connection and security options for every kafka-python client newsmon makes
@@ -72,10 +108,16 @@ class KafkaSettings(_Strict):
             "request_timeout_ms": self.request_timeout_ms,
         }
         if self.sasl_mechanism:
+            # kafka-python takes these two for SCRAM as well as for PLAIN.
             opts["sasl_mechanism"] = self.sasl_mechanism
             opts["sasl_plain_username"] = self.sasl_username
             if self.sasl_password is not None:
                 opts["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        if self.security_protocol.endswith("SSL"):
+            opts["ssl_check_hostname"] = self.ssl_check_hostname
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                if getattr(self, name):
+                    opts[name] = getattr(self, name)
         return opts
 
 
@@ -115,6 +157,13 @@ class SearchSettings(_Strict):
             raise ValueError("must be non-empty lower case (a search-server index name)")
         return value
 
+    def problems(self) -> list[str]:
+        """Settings that do not go together, as ``search.<key>: problem`` lines (checked by
+        every command, like KafkaSettings.problems)."""
+        if self.ca_certs and not self.url.startswith("https://"):
+            return ["search.ca_certs: a CA bundle is given, but search.url is not https://"]
+        return []
+
 
 class Settings(_Strict):
     """Everything a run needs, with paths resolved against the config directory."""
@@ -132,6 +181,10 @@ class Settings(_Strict):
     search: SearchSettings = SearchSettings()
     log_format: Literal["text", "json"] = "text"
     """Log lines as text or as one JSON object per line (`--log-format` wins)."""
+
+    def problems(self) -> list[str]:
+        """Settings that are valid one by one but do not go together."""
+        return self.kafka.problems() + self.search.problems()
 
 
 # --- alert rules (config/alerts.yaml) -----------------------------------------------------

@@ -16,6 +16,7 @@ guarantee simple to state:
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,9 @@ def _consumer(settings: KafkaSettings, group_id: str | None) -> KafkaConsumer:
         )
     except KafkaError as exc:
         raise KafkaUnavailable(f"kafka at {settings.bootstrap_servers}: {exc}") from exc
+    except ssl.SSLError as exc:  # kafka-python lets a failed TLS handshake through as is
+        raise KafkaUnavailable(f"kafka at {settings.bootstrap_servers}: TLS: {exc}"
+                               " (is kafka.ssl_cafile the CA that signed the brokers?)") from exc
 
 
 def snapshot_ranges(settings: KafkaSettings, topic: str, group_id: str) -> list[PartitionRange]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from .config import SearchSettings
 from .mappings import (
@@ -46,7 +47,44 @@ JsonDict = dict[str, Any]
 
 
 class StoreUnavailable(RuntimeError):
-    """The search server could not be reached or answered with a server error."""
+    """The search server could not be reached or answered with a server error.
+
+    Also: it refused our credentials (HTTP 401/403) or its TLS certificate is not trusted.
+    Both are broken infrastructure, not bad data: the run fails and nothing is committed. The
+    message says what to fix and never carries a secret.
+    """
+
+
+def _safe_url(url: str) -> str:
+    """The URL without user information (``https://user:secret@host`` -> ``https://host``)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _connection_problem(exc: BaseException) -> str:
+    """What a connection failure means, in words that say what to do for TLS ones."""
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return ("TLS: the server's certificate is not trusted (certificate verify failed); set "
+                "NEWSMON_SEARCH__CA_CERTS (search.ca_certs) to the CA that signed it")
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        return "TLS: the server does not speak TLS on this port (use http://, not https://)"
+    if "RemoteDisconnected" in text:
+        return (f"{text} (the server closed the connection without an answer: a server with "
+                "TLS addressed with http:// does that; use https://)")
+    return text
+
+
+def _access_denied(status: int, exc: BaseException) -> str:
+    info = getattr(exc, "body", None) or getattr(exc, "info", None)
+    reason = ""
+    if isinstance(info, dict) and isinstance(info.get("error"), dict):
+        reason = f": {info['error'].get('reason', '')}"
+    what = "authentication failed" if status == 401 else "permission denied"
+    return (f"{what} (HTTP {status}){reason}; check NEWSMON_SEARCH__API_KEY, or "
+            "search.username and NEWSMON_SEARCH__PASSWORD")
 
 
 class StoreSetupError(RuntimeError):
@@ -288,12 +326,19 @@ class SearchServerStore:
         except self._unavailable as exc:
             if self._status(exc) in (400, 404, 409):
                 raise
-            raise StoreUnavailable(f"{self.backend} at {self.settings.url}: {exc}") from exc
+            raise StoreUnavailable(
+                f"{self.backend} at {_safe_url(self.settings.url)}: {_connection_problem(exc)}"
+            ) from exc
         except self._api_error as exc:
             status = self._status(exc)
+            if status in (401, 403):
+                raise StoreUnavailable(
+                    f"{self.backend} at {_safe_url(self.settings.url)}: "
+                    f"{_access_denied(status, exc)}"
+                ) from exc
             if status is not None and status >= 500:
                 raise StoreUnavailable(
-                    f"{self.backend} at {self.settings.url}: HTTP {status}: {exc}"
+                    f"{self.backend} at {_safe_url(self.settings.url)}: HTTP {status}: {exc}"
                 ) from exc
             raise
 

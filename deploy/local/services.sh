@@ -169,14 +169,20 @@ write_env() {
     f=$(state_dir "$s")/env
     if [[ -s $f ]] && svc_pid "$s" >/dev/null; then cat "$f" >>"$tmp"; fi
   done
+  if grep -q PASSWORD "$tmp"; then chmod 600 "$tmp"; fi # a secure instance's credentials
   mv -f "$tmp" "$ENV_FILE"
 }
 
 service_url() {  # svc port -> value of its env line
   case $1 in
     kafka) echo "127.0.0.1:$2" ;;
+    elasticsearch) if es_secure; then echo "https://127.0.0.1:$2"; else echo "http://127.0.0.1:$2"; fi ;;
     *) echo "http://127.0.0.1:$2" ;;
   esac
+}
+
+env_key() {  # svc -> the name of its env line
+  if [[ $1 == elasticsearch ]] && es_secure; then echo NEWSMON_ELASTICSEARCH_SECURE_URL; else echo "${ENV_KEY[$1]}"; fi
 }
 
 show_log_tail() {
@@ -196,6 +202,14 @@ show_log_tail() {
 # ----------------------------------------------------------------------------- readiness checks
 
 ready_elasticsearch() {
+  if es_secure; then
+    local state
+    state=$(state_dir elasticsearch)
+    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -K "$state/curl-auth" \
+      --cacert "$SVC/elasticsearch/config-$ES_VERSION/certs/ca.crt" \
+      "https://127.0.0.1:$1/_cluster/health?wait_for_status=yellow&timeout=1s" 2>/dev/null) == 200 ]]
+    return
+  fi
   [[ $(http_code "http://127.0.0.1:$1/_cluster/health?wait_for_status=yellow&timeout=1s") == 200 ]]
 }
 
@@ -309,13 +323,7 @@ es_prepare() {
   home=$(es_home)
   coords=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip
   mkdir -p "$base/logs" "$base/run" "$base/tmp" "$base/data-$ES_VERSION" "$(state_dir elasticsearch)"
-  if [[ ${NEWSMON_ES_SECURITY:-0} == 1 ]]; then
-    # Hook: security/TLS on (the minimal distribution has x-pack security). Not written yet: it
-    # needs a bootstrap password in the keystore, credentials in the env file and in the
-    # readiness check. Put the settings in es_security_yml below.
-    log "elasticsearch: NEWSMON_ES_SECURITY=1 is not implemented yet (see es_security_yml in $0)"
-    return 1
-  fi
+  rm -f "$(state_dir elasticsearch)/security" # set again below when NEWSMON_ES_SECURITY=1
   if [[ ! -f $home/.complete ]]; then
     # dependency:copy resolves through the local Maven repository (~/.m2), downloading only once.
     log "elasticsearch: fetching $coords via Maven (cached in the local Maven repository)"
@@ -349,10 +357,135 @@ es_prepare() {
       return 1
     fi
   fi
+  if [[ ${NEWSMON_ES_SECURITY:-0} == 1 ]]; then
+    es_security_prepare || return 1
+  fi
 }
 
-es_security_yml() {  # settings for NEWSMON_ES_SECURITY; only the default (off) exists so far
-  echo "xpack.security.enabled: false"
+# ---- NEWSMON_ES_SECURITY=1: x-pack security with TLS on HTTP and a file-realm superuser.
+# Meant for a separate NEWSMON_SERVICES_HOME (the tests of TLS and authentication use one):
+# the env file then names NEWSMON_ELASTICSEARCH_SECURE_URL (https), _CA, _USER and _PASSWORD.
+
+ES_SECURE_USER=newsmon-admin
+
+es_secure() { [[ -f $(state_dir elasticsearch)/security ]]; }  # how the instance was started
+
+es_java_home() {
+  if [[ -n ${NEWSMON_ES_JAVA_HOME:-} ]]; then
+    echo "$NEWSMON_ES_JAVA_HOME"
+  elif ((${ES_VERSION%%.*} >= 9)); then
+    find_java_home 21
+  else
+    default_java_home
+  fi
+}
+
+# A CA and a node certificate for 127.0.0.1/localhost (openssl), the superuser's password
+# (random, kept in the state directory, mode 600) and the user in the file realm.
+es_security_prepare() {
+  local base=$SVC/elasticsearch conf certs state pw java_home
+  conf=$base/config-$ES_VERSION
+  certs=$conf/certs
+  state=$(state_dir elasticsearch)
+  command -v openssl >/dev/null || { log "elasticsearch: openssl not found (needed for NEWSMON_ES_SECURITY=1)"; return 1; }
+  if [[ ! -s $certs/node.crt ]]; then
+    log "elasticsearch: creating a CA and a node certificate in $certs"
+    mkdir -p "$certs"
+    (
+      cd "$certs" || exit 1
+      openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
+        -subj "/CN=newsmon local test CA" &&
+        openssl req -newkey rsa:2048 -nodes -keyout node.key -out node.csr -subj "/CN=127.0.0.1" &&
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' >node.ext &&
+        openssl x509 -req -in node.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out node.crt -days 3650 \
+          -extfile node.ext &&
+        rm -f node.csr node.ext ca.srl
+    ) >"$base/logs/openssl.log" 2>&1 || { log "elasticsearch: openssl failed:"; tail -n 20 "$base/logs/openssl.log" >&2; return 1; }
+    chmod 600 "$certs/ca.key" "$certs/node.key"
+    chmod 644 "$certs/ca.crt" "$certs/node.crt"
+  fi
+  es_security_plugin || return 1
+  if [[ ! -s $state/secure-password ]]; then
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$state/secure-password")
+    rm -f "$conf/users" "$conf/users_roles"
+  fi
+  pw=$(<"$state/secure-password")
+  if ! grep -q "^$ES_SECURE_USER:" "$conf/users" 2>/dev/null; then
+    java_home=$(es_java_home) || { log "elasticsearch: no suitable Java for the CLI tools"; return 1; }
+    local cmd=(env "ES_JAVA_HOME=$java_home" "ES_PATH_CONF=$conf" "$(es_home)/bin/elasticsearch-users"
+      useradd "$ES_SECURE_USER" -r superuser)
+    [[ $(id -u) == 0 ]] && cmd=(runuser -u "$ES_USER" -- "${cmd[@]}")
+    touch "$conf/users" "$conf/users_roles" # the tool refuses to create them
+    [[ $(id -u) == 0 ]] && chown "$ES_USER:" "$conf/users" "$conf/users_roles"
+    # The password goes in on standard input (asked twice), never on a command line.
+    printf '%s\n%s\n' "$pw" "$pw" | "${cmd[@]}" >"$base/logs/users.log" 2>&1 ||
+      { log "elasticsearch: elasticsearch-users useradd failed:"; tail -n 20 "$base/logs/users.log" >&2; return 1; }
+  fi
+  # curl reads the credentials from this file, not from its command line.
+  (umask 077 && printf 'user = "%s:%s"\n' "$ES_SECURE_USER" "$pw" >"$state/curl-auth")
+  [[ $(id -u) == 0 ]] && chown -R "$ES_USER:" "$certs" "$conf/users" "$conf/users_roles" 2>/dev/null
+  touch "$state/security"
+}
+
+# The minimal distribution lacks analysis-common, which the .security index (users, API keys)
+# needs: SecurityIndexAnalysisPlugin.java provides its four components from Lucene's classes.
+es_security_plugin() {
+  local home dir java_home work
+  home=$(es_home)
+  dir=$home/plugins/newsmon-security-analysis
+  [[ -s $dir/newsmon-security-analysis.jar ]] && return 0
+  java_home=$(es_java_home) || { log "elasticsearch: no suitable JDK to build the analysis plugin"; return 1; }
+  [[ -x $java_home/bin/javac ]] || { log "elasticsearch: $java_home has no javac (needed for NEWSMON_ES_SECURITY=1)"; return 1; }
+  log "elasticsearch: building the analysis plugin the .security index needs"
+  work=$(mktemp -d) || return 1
+  if ! "$java_home/bin/javac" --release 21 -cp "$home/lib/*" -d "$work/classes" \
+    "$HERE/SecurityIndexAnalysisPlugin.java" >"$SVC/elasticsearch/logs/plugin-build.log" 2>&1 ||
+    ! "$java_home/bin/jar" cf "$work/newsmon-security-analysis.jar" -C "$work/classes" . \
+      >>"$SVC/elasticsearch/logs/plugin-build.log" 2>&1; then
+    log "elasticsearch: building the analysis plugin failed:"
+    tail -n 20 "$SVC/elasticsearch/logs/plugin-build.log" >&2
+    rm -rf "$work"
+    return 1
+  fi
+  mkdir -p "$dir"
+  cp "$work/newsmon-security-analysis.jar" "$dir/"
+  cat >"$dir/plugin-descriptor.properties" <<EOF
+description=Analysis components of the .security index (tests only; built by services.sh)
+version=$ES_VERSION
+name=newsmon-security-analysis
+classname=org.newsmon.localsearch.SecurityIndexAnalysisPlugin
+java.version=21
+elasticsearch.version=$ES_VERSION
+EOF
+  rm -rf "$work"
+}
+
+es_security_yml() {  # the security part of elasticsearch.yml
+  if ! es_secure; then
+    echo "xpack.security.enabled: false"
+    return
+  fi
+  cat <<EOF
+xpack.security.enabled: true
+xpack.security.authc.api_key.enabled: true
+xpack.security.http.ssl.enabled: true
+xpack.security.http.ssl.key: certs/node.key
+xpack.security.http.ssl.certificate: certs/node.crt
+xpack.security.http.ssl.certificate_authorities: [certs/ca.crt]
+xpack.security.transport.ssl.enabled: true
+xpack.security.transport.ssl.verification_mode: certificate
+xpack.security.transport.ssl.key: certs/node.key
+xpack.security.transport.ssl.certificate: certs/node.crt
+xpack.security.transport.ssl.certificate_authorities: [certs/ca.crt]
+EOF
+}
+
+es_security_env() {  # the env lines beside the URL
+  local state
+  state=$(state_dir elasticsearch)
+  echo "NEWSMON_ELASTICSEARCH_SECURE_CA=$SVC/elasticsearch/config-$ES_VERSION/certs/ca.crt"
+  echo "NEWSMON_ELASTICSEARCH_SECURE_USER=$ES_SECURE_USER"
+  echo "NEWSMON_ELASTICSEARCH_SECURE_PASSWORD=$(<"$state/secure-password")"
 }
 
 es_launch() {
@@ -536,7 +669,11 @@ finish_start() {
     fi
     sleep 1
   done
-  echo "${ENV_KEY[$svc]}=$(service_url "$svc" "$port")" >"$(state_dir "$svc")/env"
+  echo "$(env_key "$svc")=$(service_url "$svc" "$port")" >"$(state_dir "$svc")/env"
+  if [[ $svc == elasticsearch ]] && es_secure; then
+    chmod 600 "$(state_dir "$svc")/env"
+    es_security_env >>"$(state_dir "$svc")/env"
+  fi
   if [[ -n ${REUSED[$svc]:-} ]]; then
     log "$svc: ready at $(service_url "$svc" "$port") (reused)"
   else
@@ -619,7 +756,7 @@ cmd_start() {
     rc=1
   fi
   log "env file $ENV_FILE:"
-  sed 's/^/  /' "$ENV_FILE" >&2
+  sed -E 's/^/  /; s/(PASSWORD=).*/\1(in the file)/' "$ENV_FILE" >&2
   return $rc
 }
 
@@ -654,7 +791,7 @@ cmd_status() {
     [[ -s $(state_dir "$s")/ports ]] && read -r port _ <"$(state_dir "$s")/ports"
     if pid=$(svc_pid "$s"); then
       if "ready_$s" "$port"; then state=ready; else state=not-ready; fi
-      printf '%-14s %-10s pid=%-8s %s=%s  log=%s\n' "$s" "$state" "$pid" "${ENV_KEY[$s]}" \
+      printf '%-14s %-10s pid=%-8s %s=%s  log=%s\n' "$s" "$state" "$pid" "$(env_key "$s")" \
         "$(service_url "$s" "$port")" "$(main_log "$s")"
     else
       printf '%-14s %-10s\n' "$s" stopped
