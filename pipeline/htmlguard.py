@@ -21,10 +21,12 @@ import re
 #: Deeper than any real page; lexbor parses 2 M tags at this depth in a few seconds.
 MAX_DEPTH = 512
 
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:_-]*)[^<>]*?(/?)>")
+# As HTML's tokenizer: a tag name runs to white space, "/" or ">" and may contain "<"
+# (``<x</div>`` is one start tag named ``x<``), and attributes run to the next ">".
+_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)[^>]*?(/?)>")
 #: "/>" closes a tag only after its name, a space or a quote: in ``<svg class=x/>`` the slash
 #: belongs to the unquoted value.
-_SELF_CLOSING = re.compile(r"(?:^</?[A-Za-z][A-Za-z0-9:_-]*|[\s\"'])/>$")
+_SELF_CLOSING = re.compile(r"(?:^</?[A-Za-z][^\s/>]*|[\s\"'])/>$")
 _VOID = frozenset({
     "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input",
     "keygen", "link", "meta", "param", "source", "track", "wbr",
