@@ -27,6 +27,10 @@ HOST = "127.0.0.1"
 
 def _try_bind(port: int) -> socket.socket | None:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As the servers themselves bind (the JVM sets SO_REUSEADDR): a port whose old connections
+    # linger in TIME_WAIT after a kill -9 is free for them, and the service keeps its port.
+    # A port another process listens on still fails.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind((HOST, port))
         s.listen(1)

@@ -1,0 +1,67 @@
+"""The search server stopped (or killed) in the middle of a batch, and the pipeline process
+itself killed mid-run (``kill -9``, so possibly between its writes and its offset commit; the
+injected crash at exactly that point is tests/pipeline/test_pipeline_kafka.py): each run that
+fails says so and commits nothing; the re-run completes; nothing is lost or duplicated."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.faults.conftest import FaultServices
+from tests.faults.helpers import exactly_once, make_items, record, setup, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+@pytest.mark.parametrize("how", ["stop", "kill -9"])
+def test_search_server_lost_in_the_middle_of_a_batch(faults: FaultServices, tmp_path: Path,
+                                                     how: str) -> None:
+    env = setup(tmp_path, faults.kafka, faults.elasticsearch)
+    items = make_items(800, f"es-{how.replace(' ', '')}", strikes_every=50)
+    env.publish(items)
+
+    run = env.start("pipeline", "run")
+    assert wait_until(lambda: env.articles() > 0 or run.poll() is not None, 120)
+    written_before = env.articles()
+    if how == "stop":
+        faults.stop("elasticsearch")
+    else:
+        faults.kill("elasticsearch")
+    stdout, stderr = run.communicate(timeout=300)
+    assert run.returncode == 1, (stdout, stderr[-3000:])
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("run failed, offsets not committed (safe to re-run):"), last
+
+    restart_s = faults.start("elasticsearch")
+    again = env.newsmon("pipeline", "run")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"processed {len(items)} records" in again.stdout
+    lost, duplicated = exactly_once(env.indexed_item_ids(), items)
+    alerts = [a for a in env.docs("alerts") if a.get("kind", "story") == "story"]
+    record(f"search server {how} in the middle of a batch", items=len(items), runs=2,
+           faults=1, written_before=written_before, restart_s=round(restart_s, 1),
+           failure=last[:160], lost=lost, duplicated=duplicated, alerts=len(alerts))
+    assert (lost, duplicated) == (0, 0)
+    assert alerts and len(alerts) == len({a["story_id"] for a in alerts})  # one per story
+
+
+def test_pipeline_process_killed_mid_run(faults: FaultServices, tmp_path: Path) -> None:
+    env = setup(tmp_path, faults.kafka, faults.elasticsearch)
+    items = make_items(800, "kill9", strikes_every=100)
+    env.publish(items)
+    run = env.start("pipeline", "run")
+    assert wait_until(lambda: env.articles() > 0 or run.poll() is not None, 120)
+    assert run.poll() is None, "the run ended before it could be killed"
+    os.kill(run.pid, signal.SIGKILL)
+    run.communicate(timeout=60)
+    written_before = env.articles()
+    again = env.newsmon("pipeline", "run")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"processed {len(items)} records" in again.stdout  # nothing had been committed
+    lost, duplicated = exactly_once(env.indexed_item_ids(), items)
+    record("pipeline process kill -9 mid-run", items=len(items), runs=2, faults=1,
+           written_before=written_before, lost=lost, duplicated=duplicated)
+    assert (lost, duplicated) == (0, 0)
