@@ -146,6 +146,10 @@ class SearchSettings(_Strict):
     max_retries: int = Field(default=5, ge=0)
     """Retries of a bulk document the server could not take (429, 5xx), with capped backoff;
     still failing after them, the run fails and is retried."""
+    unavailable_wait_s: float = Field(default=0.0, ge=0)
+    """When the server cannot be reached: 0 fails the run at once (offsets not committed, the
+    next run repeats it); more waits up to this many seconds for it to come back, retrying
+    with capped backoff, and the run goes on."""
     language_subfields: bool = True
     """Index `title` and `text` also with each language analyzer the server has (`text.de`...).
     Better recall per language, about three times the indexing work with six analyzers."""

@@ -321,6 +321,22 @@ class SearchServerStore:
         return status if isinstance(status, int) else None
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        waited, delay = 0.0, 1.0
+        while True:
+            try:
+                return self._call_once(fn, *args, **kwargs)
+            except StoreUnavailable as exc:
+                # search.unavailable_wait_s: wait for the server to come back (a restart),
+                # but never for a refused credential or an untrusted certificate.
+                if (not isinstance(exc.__cause__, self._unavailable) or "TLS:" in str(exc)
+                        or waited + delay > self.settings.unavailable_wait_s):
+                    raise
+                log.warning("%s; retrying in %.0fs (waited %.0fs of %.0fs)", exc, delay, waited,
+                            self.settings.unavailable_wait_s)
+                time.sleep(delay)
+                waited, delay = waited + delay, min(delay * 2, 15.0)
+
+    def _call_once(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except self._unavailable as exc:

@@ -1,7 +1,8 @@
-"""The search server stopped (or killed) in the middle of a batch, and the pipeline process
-itself killed mid-run (``kill -9``, so possibly between its writes and its offset commit; the
-injected crash at exactly that point is tests/pipeline/test_pipeline_kafka.py): each run that
-fails says so and commits nothing; the re-run completes; nothing is lost or duplicated."""
+"""The search server stopped in the middle of a batch (the run fails cleanly, or, told to,
+waits for it to come back), and the pipeline process itself killed mid-run (``kill -9``, so
+possibly between its writes and its offset commit; the injected crash at exactly that point
+is tests/pipeline/test_pipeline_kafka.py): a run that fails says so and commits nothing; the
+re-run completes; nothing is lost or duplicated."""
 
 from __future__ import annotations
 
@@ -16,20 +17,17 @@ from tests.faults.helpers import exactly_once, make_items, record, setup, wait_u
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-@pytest.mark.parametrize("how", ["stop", "kill -9"])
-def test_search_server_lost_in_the_middle_of_a_batch(faults: FaultServices, tmp_path: Path,
-                                                     how: str) -> None:
+def test_search_server_stopped_in_the_middle_of_a_batch(faults: FaultServices,
+                                                        tmp_path: Path) -> None:
+    """The default (search.unavailable_wait_s 0): the run fails at once, cleanly."""
     env = setup(tmp_path, faults.kafka, faults.elasticsearch)
-    items = make_items(800, f"es-{how.replace(' ', '')}", strikes_every=50)
+    items = make_items(800, "es-stop", strikes_every=50)
     env.publish(items)
 
     run = env.start("pipeline", "run")
     assert wait_until(lambda: env.articles() > 0 or run.poll() is not None, 120)
     written_before = env.articles()
-    if how == "stop":
-        faults.stop("elasticsearch")
-    else:
-        faults.kill("elasticsearch")
+    faults.stop("elasticsearch")
     stdout, stderr = run.communicate(timeout=300)
     assert run.returncode == 1, (stdout, stderr[-3000:])
     last = stderr.strip().splitlines()[-1]
@@ -41,11 +39,36 @@ def test_search_server_lost_in_the_middle_of_a_batch(faults: FaultServices, tmp_
     assert f"processed {len(items)} records" in again.stdout
     lost, duplicated = exactly_once(env.indexed_item_ids(), items)
     alerts = [a for a in env.docs("alerts") if a.get("kind", "story") == "story"]
-    record(f"search server {how} in the middle of a batch", items=len(items), runs=2,
+    record("search server stopped in the middle of a batch", items=len(items), runs=2,
            faults=1, written_before=written_before, restart_s=round(restart_s, 1),
            failure=last[:160], lost=lost, duplicated=duplicated, alerts=len(alerts))
     assert (lost, duplicated) == (0, 0)
     assert alerts and len(alerts) == len({a["story_id"] for a in alerts})  # one per story
+
+
+def test_a_run_told_to_wait_rides_out_a_search_server_restart(faults: FaultServices,
+                                                              tmp_path: Path) -> None:
+    """search.unavailable_wait_s: the server is killed mid-batch and restarted; the same run
+    waits for it and completes, with nothing lost or duplicated."""
+    env = setup(tmp_path, faults.kafka, faults.elasticsearch)
+    env.env["NEWSMON_SEARCH__UNAVAILABLE_WAIT_S"] = "300"
+    items = make_items(800, "es-wait", strikes_every=50)
+    env.publish(items)
+
+    run = env.start("pipeline", "run")
+    assert wait_until(lambda: env.articles() > 0 or run.poll() is not None, 120)
+    written_before = env.articles()
+    faults.kill("elasticsearch")
+    restart_s = faults.start("elasticsearch")
+    stdout, stderr = run.communicate(timeout=480)
+    assert run.returncode == 0, (restart_s, stderr[-3000:])
+    assert f"processed {len(items)} records; offsets committed" in stdout
+    assert "retrying in" in stderr  # it did wait
+    lost, duplicated = exactly_once(env.indexed_item_ids(), items)
+    record("search server kill -9 mid-batch, run waits (unavailable_wait_s 300)",
+           items=len(items), runs=1, faults=1, written_before=written_before,
+           restart_s=round(restart_s, 1), lost=lost, duplicated=duplicated)
+    assert (lost, duplicated) == (0, 0)
 
 
 def test_pipeline_process_killed_mid_run(faults: FaultServices, tmp_path: Path) -> None:
