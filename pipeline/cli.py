@@ -285,23 +285,12 @@ def search_kibana(
 # --- connectors -----------------------------------------------------------------------
 
 
-def _resolve_file_urls(sources: Any, base: Path) -> Any:
-    """Relative ``file:`` feed URLs (the demo's) are resolved against the feeds file."""
-    fixed = []
-    for src in sources.sources:
-        url = getattr(src, "url", "")
-        if isinstance(url, str) and url.startswith("file:") and not url.startswith("file:/"):
-            src = src.model_copy(update={"url": (base / url[5:]).resolve().as_uri()})
-        fixed.append(src)
-    return sources.model_copy(update={"sources": tuple(fixed)})
-
-
 def _poller(
     settings: Settings, publisher: Any, *, archive: Path | None = None, progress: bool = False
 ) -> Any:
     from newsmon.connectors.runner import Poller
 
-    sources = _resolve_file_urls(_sources(settings), settings.feeds.parent)
+    sources = _sources(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     return Poller(sources, settings.state_dir / "connectors.sqlite", publisher,
                   archive_path=archive, progress=progress)
