@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import feedparser
+from newsmon.connectors.hosts import HostLimit
 from newsmon.connectors.publisher import ListPublisher
 from newsmon.connectors.runner import Poller, PollReport
 from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource
@@ -137,7 +138,10 @@ def main() -> None:
     port = ports.get(timeout=10)
     urls = [f"http://127.0.0.1:{port}/feed/{n}" for n in range(args.feeds)]
     config = FeedsConfig(
-        defaults=Defaults(concurrency=args.concurrency),
+        # One local server stands in for 1,000 publishers: the per-host limit (meant for real
+        # hosts) would otherwise make this a benchmark of one host.
+        defaults=Defaults(concurrency=args.concurrency,
+                          per_host=HostLimit(concurrency=args.concurrency)),
         sources=tuple(
             RssSource(id=f"bench-{n}", type="rss", url=url, name=f"Bench {n}", lang="en",
                       country="GB")

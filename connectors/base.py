@@ -19,8 +19,10 @@ feed document, a few preview pages), so holding them is cheap.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Literal, Protocol
 
+from newsmon.connectors.http import Response
 from newsmon.connectors.sources import RssSource, TelegramSource
 from newsmon.connectors.state import Cursor
 from newsmon.pipeline.models import RawItem
@@ -83,6 +85,21 @@ class PollResult(BaseModel):
             problems=tuple(problems),
         )
 
+    @staticmethod
+    def throttled(cursor: Cursor, response: Response, now: datetime) -> PollResult:
+        """The server (or, for ``response.cooled_down``, an earlier answer of the same host)
+        asked us to slow down: no failure, a later poll honouring ``Retry-After``."""
+        status = response.status
+        if response.cooled_down:
+            kind = "host-cooldown"
+            message = f"host of {response.url} is cooling down after a 429/503"
+        else:
+            kind, message = f"http-{status}", f"HTTP {status}"
+        return PollResult(
+            status="throttled", cursor=cursor, http_status=status, error_kind=kind,
+            error=message, retry_after_s=response.retry_after_s(now),
+        )
+
 
 class Connector(Protocol):
     """One source's poller. ``poll`` must not raise for bad input or network failures (they
@@ -102,5 +119,5 @@ class Connector(Protocol):
 
 #: HTTP statuses after which retrying soon is pointless: they count towards disabling.
 HARD_STATUSES = frozenset({400, 401, 403, 404, 405, 406, 410, 451})
-#: Statuses that ask us to slow down: backoff honouring Retry-After, never disabling.
-THROTTLE_STATUSES = frozenset({429, 503})
+#: Statuses that ask us to slow down (backoff honouring Retry-After, never disabling) are
+#: hosts.THROTTLE_STATUSES: the host gate cools the whole host down on them too.

@@ -31,14 +31,17 @@ import ssl
 import time
 import typing
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from math import ceil
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 from urllib.request import url2pathname
 
 import httpcore
 import httpx
+from newsmon.connectors.hosts import THROTTLE_STATUSES, HostGate
 from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
@@ -284,6 +287,9 @@ class Response:
     content: bytes = b""
     #: Set when a hop answered 301 or 308: where the resource lives now.
     moved_to: str | None = None
+    #: No request was made: the host is cooling down after a 429/503 (this answer is a
+    #: stand-in 429 whose Retry-After is the cooldown left).
+    cooled_down: bool = False
 
     @property
     def not_modified(self) -> bool:
@@ -336,9 +342,12 @@ class HttpClient:
         guard: AddressGuard | None = None,
         max_connections: int = 32,
         transport: httpx.BaseTransport | None = None,
+        gate: HostGate | None = None,
     ) -> None:
         self.settings = settings or HttpSettings()
         self.guard = guard
+        #: Per-host politeness (see hosts.py); shared by the clients of one poller.
+        self.gate = gate
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -382,20 +391,33 @@ class HttpClient:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        deadline = time.monotonic() + self.settings.total_timeout_s
-        token = _DEADLINE.set(deadline)
-        try:
-            return self._follow(url, headers, deadline)
-        finally:
-            _DEADLINE.reset(token)
+        return self._follow(url, headers)
 
-    def _follow(self, url: str, headers: Mapping[str, str], deadline: float) -> Response:
+    def _follow(self, url: str, headers: Mapping[str, str]) -> Response:
+        # The total timeout covers the exchange (every hop), not the wait for a host's slot:
+        # a host kept busy by other sources must not make this fetch time out.
+        budget = self.settings.total_timeout_s
         current = url
         moved_to: str | None = None
         for _hop in range(self.settings.max_redirects + 1):
             if self.guard is not None:
                 self.guard.check_url(current)
-            response = self._get_one(current, headers, deadline)
+            host = urlsplit(current).hostname or ""
+            if self.gate is not None and (left := self.gate.cooldown_left(host)) > 0:
+                log.debug("%s: host %s cooling down for %.0f s more", current, host, left)
+                return Response(url=current, status=429, headers={"retry-after": str(ceil(left))},
+                                moved_to=moved_to, cooled_down=True)
+            with self.gate.request(host) if self.gate is not None else nullcontext():
+                started = time.monotonic()
+                deadline = started + budget
+                token = _DEADLINE.set(deadline)
+                try:
+                    response = self._get_one(current, headers, deadline)
+                finally:
+                    _DEADLINE.reset(token)
+                budget -= time.monotonic() - started
+            if self.gate is not None and response.status in THROTTLE_STATUSES:
+                self.gate.cool_down(host, response.retry_after_s(datetime.now(UTC)))
             location = response.headers.get("location")
             if response.status not in _REDIRECTS or not location:
                 if moved_to is not None:

@@ -20,12 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
-from newsmon.connectors.base import (
-    HARD_STATUSES,
-    THROTTLE_STATUSES,
-    PollResult,
-    Problem,
-)
+from newsmon.connectors.base import HARD_STATUSES, PollResult, Problem
 from newsmon.connectors.extract import (
     canonical_url,
     clean_text,
@@ -34,6 +29,7 @@ from newsmon.connectors.extract import (
     strip_trailing_boilerplate,
     unextractable,
 )
+from newsmon.connectors.hosts import THROTTLE_STATUSES
 from newsmon.connectors.http import FetchError, HttpClient
 from newsmon.connectors.sources import Defaults, RssSource
 from newsmon.connectors.state import Cursor
@@ -264,16 +260,12 @@ class RssConnector:
             )
             return PollResult(status="not-modified", cursor=kept, http_status=status)
         if status in THROTTLE_STATUSES:
-            wait = response.retry_after_s(now)
-            log.warning("source %s: HTTP %s, retry after %s s", sid, status, wait)
-            return PollResult(
-                status="throttled",
-                cursor=cursor,
-                http_status=status,
-                error_kind=f"http-{status}",
-                error=f"HTTP {status}",
-                retry_after_s=wait,
-            )
+            throttled = PollResult.throttled(cursor, response, now)
+            # One warning per 429; the sources that only met the host's cooldown say so quietly.
+            log.log(logging.INFO if response.cooled_down else logging.WARNING,
+                    "source %s: %s, retry after %s s", sid, throttled.error,
+                    throttled.retry_after_s)
+            return throttled
         if not response.ok:
             log.warning("source %s: HTTP %s from %s", sid, status, response.url)
             return PollResult.failed(

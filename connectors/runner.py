@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from newsmon.connectors.base import Connector, PollResult, Problem
+from newsmon.connectors.hosts import HostGate
 from newsmon.connectors.http import AddressGuard, HttpClient
 from newsmon.connectors.publisher import ArchivingPublisher, Publisher, PublishError
 from newsmon.connectors.rss import RssConnector
@@ -285,11 +286,16 @@ class Poller:
         self.rng = rng or random.Random()
         defaults = config.defaults
         self._own_http = http is None
-        self.http = http or HttpClient(defaults.http, max_connections=defaults.concurrency * 2)
+        # One gate for both clients: a feed and its article pages are usually one host.
+        self.gate = HostGate(defaults.per_host, defaults.hosts, now=lambda: clock().timestamp())
+        self.http = http or HttpClient(
+            defaults.http, max_connections=defaults.concurrency * 2, gate=self.gate
+        )
         self.article_http = HttpClient(
             defaults.http,
             guard=AddressGuard(allow_private=allow_private),
             max_connections=defaults.concurrency,
+            gate=self.gate,
         )
         self.connectors: dict[str, Connector] = {}
         for source in config.sources:

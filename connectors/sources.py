@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from newsmon.connectors.hosts import HostLimit
 from newsmon.connectors.http import HttpSettings
 from newsmon.pipeline.config import ConfigError, read_yaml, validate
 from newsmon.pipeline.models import SourceRef
@@ -27,6 +28,7 @@ from pydantic import (
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2,3}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 # Telegram public usernames: a letter, then letters, digits or underscores, 4-32 in all.
 _CHANNEL = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 
@@ -70,6 +72,18 @@ class Defaults(_Strict):
     #: grow without end otherwise). Feeds keep items days to weeks; 90 days is far beyond.
     seen_retention_days: int = Field(default=90, gt=0)
     http: HttpSettings = HttpSettings()
+    #: Politeness for every host: requests in flight and spacing (connectors/hosts.py).
+    per_host: HostLimit = HostLimit()
+    #: Limits for named hosts, instead of ``per_host`` (``t.me``: every Telegram channel).
+    hosts: dict[str, HostLimit] = Field(default_factory=dict)
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_names(cls, value: dict[str, HostLimit]) -> dict[str, HostLimit]:
+        for name in value:
+            if not _HOST.match(name):
+                raise ValueError(f"{name!r}: must be a host name in lower case, like 't.me'")
+        return value
 
 
 class _SourceBase(_Strict):

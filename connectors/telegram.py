@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urljoin
 
-from newsmon.connectors.base import HARD_STATUSES, THROTTLE_STATUSES, PollResult, Problem
+from newsmon.connectors.base import HARD_STATUSES, PollResult, Problem
 from newsmon.connectors.extract import canonical_url, clean_text, html_to_text
+from newsmon.connectors.hosts import THROTTLE_STATUSES
 from newsmon.connectors.http import FetchError, HttpClient
 from newsmon.connectors.sources import Defaults, TelegramSource
 from newsmon.connectors.state import Cursor
@@ -245,15 +246,13 @@ class TelegramConnector:
                 )
             status = response.status
             if status in THROTTLE_STATUSES:
-                wait = response.retry_after_s(self.clock())
-                log.warning("source %s: HTTP %s, retry after %s s", sid, status, wait)
-                return self._partial(
-                    cursor, posts, problems, skipped,
-                    PollResult(
-                        status="throttled", cursor=cursor, http_status=status,
-                        error_kind=f"http-{status}", error=f"HTTP {status}", retry_after_s=wait,
-                    ),
-                )
+                throttled = PollResult.throttled(cursor, response, self.clock())
+                # One warning per 429; the sources that only met the host's cooldown say so
+                # quietly.
+                log.log(logging.INFO if response.cooled_down else logging.WARNING,
+                        "source %s: %s, retry after %s s", sid, throttled.error,
+                        throttled.retry_after_s)
+                return self._partial(cursor, posts, problems, skipped, throttled)
             if not response.ok:
                 log.warning("source %s: HTTP %s from %s", sid, status, url)
                 return self._partial(
