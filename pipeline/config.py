@@ -346,7 +346,11 @@ def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+        hint = ""
+        if not path.is_absolute() and not path.exists():
+            # The usual cause: a command run outside the repository, where ./config is not.
+            hint = f" (looked in {Path.cwd()}; set NEWSMON_CONFIG_DIR or pass --config)"
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}{hint}"]) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text: byte {exc.object[exc.start]:#04x} at "
                            f"offset {exc.start}"]) from exc
