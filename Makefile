@@ -53,6 +53,11 @@ services-start:
 services-stop:
 	bash deploy/local/services.sh stop all
 	NEWSMON_SERVICES_HOME=$(CURDIR)/.services-es8 bash deploy/local/services.sh stop all
+	# the instances of tests/security and tests/faults (their fixtures stop them; this is for
+	# a run that was interrupted)
+	for home in .services-secure .services-faults; do \
+	  if [ -d $(CURDIR)/$$home ]; then \
+	    NEWSMON_SERVICES_HOME=$(CURDIR)/$$home bash deploy/local/services.sh stop all; fi; done
 
 clean:
 	rm -rf $(VENV) build .newsmon

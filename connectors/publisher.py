@@ -91,9 +91,10 @@ class KafkaPublisher:
                 self._producer = KafkaProducer(**self._config())
             # kafka-python lets a failed TLS handshake through as an ssl error
             except (KafkaError, ssl.SSLError) as exc:
+                from newsmon.pipeline.kafka_errors import unavailable
+
                 raise PublishError(
-                    f"cannot connect to Kafka at {self.settings.bootstrap_servers}:"
-                    f" {type(exc).__name__}: {exc}"
+                    "cannot connect to " + unavailable(self.settings, exc, "Kafka")
                 ) from exc
         return self._producer
 
@@ -114,9 +115,12 @@ class KafkaPublisher:
                     )
                 producer.flush(timeout=self.settings.request_timeout_ms / 1000 * 2)
             except KafkaError as exc:
+                from newsmon.pipeline.kafka_errors import unavailable
+
                 self._reset()
                 raise PublishError(
-                    f"{self.topic}: {len(items)} items not delivered: {type(exc).__name__}: {exc}"
+                    f"{self.topic}: {len(items)} items not delivered: "
+                    + unavailable(self.settings, exc, "Kafka")
                 ) from exc
             failed = [f for f in futures if not (f.is_done and f.succeeded())]
             if failed or len(futures) != len(items):

@@ -27,6 +27,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from .config import KafkaSettings
+from .kafka_errors import connect_problem, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,14 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
 
 
 def _consumer(settings: KafkaSettings, group_id: str | None) -> KafkaConsumer:
+    # kafka-python refuses a request timeout at or below the session timeout (10 s by
+    # default). The pipeline reads assigned partitions and uses its group only for offsets,
+    # so the session timeout is shortened to fit instead of refusing a short request timeout.
+    session_ms = min(10_000, settings.request_timeout_ms - 1)
     try:
         return KafkaConsumer(
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(1, session_ms // 3),
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -75,7 +82,7 @@ def _consumer(settings: KafkaSettings, group_id: str | None) -> KafkaConsumer:
             **client_options(settings),
         )
     except KafkaError as exc:
-        raise KafkaUnavailable(f"kafka at {settings.bootstrap_servers}: {exc}") from exc
+        raise KafkaUnavailable(unavailable(settings, exc)) from exc
     except ssl.SSLError as exc:  # kafka-python lets a failed TLS handshake through as is
         raise KafkaUnavailable(f"kafka at {settings.bootstrap_servers}: TLS: {exc}"
                                " (is kafka.ssl_cafile the CA that signed the brokers?)") from exc
@@ -83,6 +90,10 @@ def _consumer(settings: KafkaSettings, group_id: str | None) -> KafkaConsumer:
 
 def snapshot_ranges(settings: KafkaSettings, topic: str, group_id: str) -> list[PartitionRange]:
     """Per partition, what the group has not processed yet, up to the current end."""
+    # kafka-python's metadata call below waits without a limit on a broker that refuses the
+    # credentials: check first, in bounded time, that one broker accepts them.
+    if problem := connect_problem(settings):
+        raise KafkaUnavailable(f"kafka at {settings.bootstrap_servers}: {problem}")
     consumer = _consumer(settings, group_id)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
@@ -98,7 +109,7 @@ def snapshot_ranges(settings: KafkaSettings, topic: str, group_id: str) -> list[
             ranges.append(PartitionRange(topic, tp.partition, start, end[tp]))
         return ranges
     except KafkaError as exc:
-        raise KafkaUnavailable(f"kafka at {settings.bootstrap_servers}: {exc}") from exc
+        raise KafkaUnavailable(unavailable(settings, exc)) from exc
     finally:
         consumer.close()
 

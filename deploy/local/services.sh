@@ -207,7 +207,9 @@ service_url() {  # svc port -> value of its env line
 }
 
 env_key() {  # svc -> the name of its env line
-  if [[ $1 == elasticsearch ]] && es_secure; then echo NEWSMON_ELASTICSEARCH_SECURE_URL; else echo "${ENV_KEY[$1]}"; fi
+  if [[ $1 == elasticsearch ]] && es_secure; then echo NEWSMON_ELASTICSEARCH_SECURE_URL
+  elif [[ $1 == kafka ]] && kafka_secure; then echo NEWSMON_KAFKA_SECURE_BOOTSTRAP
+  else echo "${ENV_KEY[$1]}"; fi
 }
 
 show_log_tail() {
@@ -244,8 +246,12 @@ ready_opensearch() {
 
 # Cheap check: the broker logged its start-up and answers a Kafka ApiVersions request.
 ready_kafka() {
-  grep -q 'Kafka Server started' "$(main_log kafka)" 2>/dev/null &&
-    helper kafka-ping "127.0.0.1:$1" --timeout 3 2>/dev/null
+  grep -q 'Kafka Server started' "$(main_log kafka)" 2>/dev/null || return 1
+  if kafka_secure; then  # no plaintext ApiVersions on a SASL_SSL port: the admin call checks
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    return
+  fi
+  helper kafka-ping "127.0.0.1:$1" --timeout 3 2>/dev/null
 }
 
 # One real admin call (list topics): kafka-python if $NEWSMON_PYTHON / $PYTHON has it, else
@@ -253,10 +259,20 @@ ready_kafka() {
 kafka_admin_check() {
   local bs=127.0.0.1:$1 py=${NEWSMON_PYTHON:-${PYTHON:-}} out
   if [[ -n $py ]] && "$py" -c 'import kafka' 2>/dev/null; then
-    out=$(timeout 30 "$py" - "$bs" <<'PY' 2>&1
+    out=$(timeout 30 "$py" - "$bs" "$SVC/kafka" <<'PY' 2>&1
+import os
 import sys
 from kafka.admin import KafkaAdminClient
-admin = KafkaAdminClient(bootstrap_servers=sys.argv[1], client_id="newsmon-services", request_timeout_ms=20000)
+home = sys.argv[2]
+options = {}
+if os.path.exists(os.path.join(home, "state", "security")):
+    with open(os.path.join(home, "state", "newsmon-password")) as f:
+        password = f.read().strip()
+    options = {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN",
+               "sasl_plain_username": "newsmon", "sasl_plain_password": password,
+               "ssl_cafile": os.path.join(home, "certs", "ca.crt")}
+admin = KafkaAdminClient(bootstrap_servers=sys.argv[1], client_id="newsmon-services",
+                         request_timeout_ms=20000, **options)
 try:
     topics = admin.list_topics()
 finally:
@@ -265,15 +281,39 @@ print(f"kafka-python: {len(topics)} topic(s)")
 PY
     ) || { log "Kafka admin call (kafka-python) failed: $out"; return 1; }
   else
-    local lib=$SVC/kafka/lib-$KAFKA_VERSION java
+    local lib=$SVC/kafka/lib-$KAFKA_VERSION java client_config=()
+    kafka_secure && client_config=(--command-config "$(state_dir kafka)/client.properties")
     java=$(default_java_home)/bin/java
     [[ -n ${NEWSMON_KAFKA_JAVA_HOME:-} ]] && java=$NEWSMON_KAFKA_JAVA_HOME/bin/java
     out=$(timeout 30 "$java" -Xmx256m -Dlog4j2.configurationFile="$HERE/kafka-tools-log4j2.properties" \
-      -cp "$lib/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bs" --list 2>&1) ||
+      -cp "$lib/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bs" \
+      "${client_config[@]}" --list 2>&1) ||
       { log "Kafka admin call (TopicCommand --list) failed: $out"; return 1; }
     out="TopicCommand --list: $(grep -vc '^\s*$' <<<"$out") topic(s)"
   fi
   log "kafka admin call ok ($out)"
+}
+
+# ---- test certificates (NEWSMON_ES_SECURITY / NEWSMON_KAFKA_SECURITY)
+
+# A CA and a server certificate for 127.0.0.1/localhost signed by it, made with openssl in
+# DIR: ca.crt, ca.key, NAME.crt, NAME.key (keys mode 600, PKCS#8, unencrypted).
+test_certs() {  # svc dir name logfile
+  local svc=$1 dir=$2 name=$3 logfile=$4
+  log "$svc: creating a CA and a $name certificate in $dir"
+  mkdir -p "$dir"
+  (
+    cd "$dir" || exit 1
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
+      -subj "/CN=newsmon local $svc test CA" &&
+      openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$name.csr" -subj "/CN=127.0.0.1" &&
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' >"$name.ext" &&
+      openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$name.crt" \
+        -days 3650 -extfile "$name.ext" &&
+      rm -f "$name.csr" "$name.ext" ca.srl
+  ) >"$logfile" 2>&1 || { log "$svc: openssl failed:"; tail -n 20 "$logfile" >&2; return 1; }
+  chmod 600 "$dir/ca.key" "$dir/$name.key"
+  chmod 644 "$dir/ca.crt" "$dir/$name.crt"
 }
 
 # ----------------------------------------------------------------------------- Kafka
@@ -289,6 +329,70 @@ kafka_prepare() {
       { log "kafka: Maven could not fetch Kafka $KAFKA_VERSION"; return 1; }
     touch "$lib.tmp/.complete" && mv "$lib.tmp" "$lib"
   fi
+  rm -f "$(state_dir kafka)/security" # set again below when NEWSMON_KAFKA_SECURITY=1
+  if [[ ${NEWSMON_KAFKA_SECURITY:-0} == 1 ]]; then
+    kafka_security_prepare || return 1
+  elif [[ -s $(state_dir kafka)/newsmon-password ]]; then
+    log "kafka: $SVC/kafka/data was formatted with security: NEWSMON_KAFKA_SECURITY=1 or 'services.sh clean kafka'"
+    return 1
+  fi
+}
+
+# ---- NEWSMON_KAFKA_SECURITY=1: one SASL_SSL listener (PLAIN and SCRAM-SHA-512) with TLS.
+# For tests/security, in a services directory of its own; never for the shared instance.
+kafka_secure() { [[ -f $(state_dir kafka)/security ]]; }
+
+# A CA and a broker certificate for 127.0.0.1/localhost (openssl, PEM: Kafka reads PEM key
+# stores since KIP-651), random passwords for the broker's own user and for `newsmon` (mode
+# 600 files), and the client properties Kafka's own tools need.
+kafka_security_prepare() {
+  local certs=$SVC/kafka/certs state who
+  state=$(state_dir kafka)
+  command -v openssl >/dev/null || { log "kafka: openssl not found (needed for NEWSMON_KAFKA_SECURITY=1)"; return 1; }
+  if [[ -s $SVC/kafka/data/meta.properties && ! -s $state/newsmon-password ]]; then
+    log "kafka: $SVC/kafka/data was formatted without security: run 'services.sh clean kafka' first"
+    return 1
+  fi
+  if [[ ! -s $certs/broker.pem ]]; then
+    test_certs kafka "$certs" broker "$SVC/kafka/logs/openssl.log" || return 1
+    (umask 077 && cat "$certs/broker.key" "$certs/broker.crt" >"$certs/broker.pem")
+  fi
+  for who in broker newsmon; do
+    [[ -s $state/$who-password ]] ||
+      (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$state/$who-password")
+  done
+  (umask 077 && cat >"$state/client.properties" <<END
+security.protocol=SASL_SSL
+sasl.mechanism=PLAIN
+sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="newsmon" password="$(<"$state/newsmon-password")";
+ssl.truststore.type=PEM
+ssl.truststore.location=$certs/ca.crt
+END
+  )
+  touch "$state/security"
+}
+
+kafka_security_properties() {  # the security part of server.properties
+  local certs=$SVC/kafka/certs state broker newsmon
+  state=$(state_dir kafka)
+  broker=$(<"$state/broker-password")
+  newsmon=$(<"$state/newsmon-password")
+  cat <<END
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="$broker" user_broker="$broker" user_newsmon="$newsmon";
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$certs/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$certs/ca.crt
+END
+}
+
+kafka_security_env() {  # the env lines beside the bootstrap address
+  echo "NEWSMON_KAFKA_SECURE_CA=$SVC/kafka/certs/ca.crt"
+  echo "NEWSMON_KAFKA_SECURE_USER=newsmon"
+  echo "NEWSMON_KAFKA_SECURE_PASSWORD=$(<"$(state_dir kafka)/newsmon-password")"
 }
 
 kafka_launch() {
@@ -299,16 +403,24 @@ kafka_launch() {
   port=$(sed -n 1p <<<"$ports")
   cport=$(sed -n 2p <<<"$ports")
   CHOSEN_PORTS+=("$port" "$cport")
+  local listener=PLAINTEXT scram=()
+  if kafka_secure; then
+    listener=SASL_SSL
+    # The SCRAM credential is stored in the cluster metadata at format time; its password is
+    # on this one short-lived command line (a local test instance only).
+    scram=(--add-scram "SCRAM-SHA-512=[name=newsmon,password=$(<"$(state_dir kafka)/newsmon-password")]")
+  fi
+  (umask 077 && : >"$conf")  # the secure broker's passwords go in it
   cat >"$conf" <<EOF
 # Written by deploy/local/services.sh on every start: edits are lost.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=$listener://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$listener://127.0.0.1:$port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
+inter.broker.listener.name=$listener
 log.dirs=$data
 num.partitions=3
 default.replication.factor=1
@@ -321,6 +433,7 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 EOF
+  if kafka_secure; then kafka_security_properties >>"$conf"; fi
   local jvm=(-Djava.awt.headless=true -XX:+UseG1GC -XX:MaxGCPauseMillis=20
     -Dlog4j2.configurationFile="$HERE/kafka-log4j2.properties")
   if [[ ! -s $data/meta.properties ]]; then
@@ -328,7 +441,7 @@ EOF
     cid=$(<"$SVC/kafka/cluster.id")
     log "kafka: formatting storage $data (cluster id $cid)"
     "$java_home/bin/java" -Xmx256m "${jvm[@]}" -cp "$lib/*" kafka.tools.StorageTool format \
-      -t "$cid" -c "$conf" --ignore-formatted >"$SVC/kafka/logs/format.log" 2>&1 ||
+      -t "$cid" -c "$conf" "${scram[@]}" --ignore-formatted >"$SVC/kafka/logs/format.log" 2>&1 ||
       { log "kafka: storage format failed:"; tail -n 40 "$SVC/kafka/logs/format.log" >&2; return 1; }
   fi
   echo "$port $cport" >"$(state_dir kafka)/ports"
@@ -415,20 +528,7 @@ es_security_prepare() {
   state=$(state_dir elasticsearch)
   command -v openssl >/dev/null || { log "elasticsearch: openssl not found (needed for NEWSMON_ES_SECURITY=1)"; return 1; }
   if [[ ! -s $certs/node.crt ]]; then
-    log "elasticsearch: creating a CA and a node certificate in $certs"
-    mkdir -p "$certs"
-    (
-      cd "$certs" || exit 1
-      openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
-        -subj "/CN=newsmon local test CA" &&
-        openssl req -newkey rsa:2048 -nodes -keyout node.key -out node.csr -subj "/CN=127.0.0.1" &&
-        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' >node.ext &&
-        openssl x509 -req -in node.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out node.crt -days 3650 \
-          -extfile node.ext &&
-        rm -f node.csr node.ext ca.srl
-    ) >"$base/logs/openssl.log" 2>&1 || { log "elasticsearch: openssl failed:"; tail -n 20 "$base/logs/openssl.log" >&2; return 1; }
-    chmod 600 "$certs/ca.key" "$certs/node.key"
-    chmod 644 "$certs/ca.crt" "$certs/node.crt"
+    test_certs elasticsearch "$certs" node "$base/logs/openssl.log" || return 1
   fi
   es_security_plugin || return 1
   if [[ ! -s $state/secure-password ]]; then
@@ -699,6 +799,9 @@ finish_start() {
   if [[ $svc == elasticsearch ]] && es_secure; then
     chmod 600 "$(state_dir "$svc")/env"
     es_security_env >>"$(state_dir "$svc")/env"
+  elif [[ $svc == kafka ]] && kafka_secure; then
+    chmod 600 "$(state_dir "$svc")/env"
+    kafka_security_env >>"$(state_dir "$svc")/env"
   fi
   if [[ -n ${REUSED[$svc]:-} ]]; then
     log "$svc: ready at $(service_url "$svc" "$port") (reused)"
@@ -801,7 +904,8 @@ cmd_clean() {
   for s in "${SERVICES[@]}"; do
     stop_one "$s" quiet
     case $s in
-      kafka) rm -rf "$SVC/kafka/data" "$SVC/kafka/logs" "$SVC/kafka/cluster.id" ;;
+      kafka) rm -rf "$SVC/kafka/data" "$SVC/kafka/logs" "$SVC/kafka/cluster.id" \
+        "$(state_dir kafka)/"{security,client.properties,broker-password,newsmon-password} ;;
       elasticsearch) rm -rf "$ESB/data-"* "$ESB/logs" "$ESB/tmp" ;;
       opensearch) rm -rf "$SVC/opensearch/base" "$SVC/opensearch/logs" ;;
     esac

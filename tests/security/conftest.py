@@ -1,7 +1,9 @@
 """A separate Elasticsearch with its security module on: TLS on HTTP (a CA and a node
-certificate made by openssl), a file-realm superuser, API keys.
+certificate made by openssl), a file-realm superuser, API keys; and a separate Kafka broker
+whose client listener is SASL_SSL (PLAIN and SCRAM-SHA-512 over TLS).
 
-Started by ``deploy/local/services.sh`` with ``NEWSMON_ES_SECURITY=1`` in its own services
+Started by ``deploy/local/services.sh`` with ``NEWSMON_ES_SECURITY=1`` (and
+``NEWSMON_KAFKA_SECURITY=1``) in their own services
 directory (``.services-secure``), beside the shared plain instances, and stopped at the end of
 the session if this session started it. If it cannot be started the tests FAIL, with the
 script's output: a security test never skips.
@@ -10,10 +12,12 @@ script's output: a security test never skips.
 from __future__ import annotations
 
 import os
+import re
 import ssl
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,29 +49,40 @@ def _env_file() -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-def _services(command: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NEWSMON_SERVICES_HOME": str(SECURE_HOME), "NEWSMON_ES_SECURITY": "1"}
-    return subprocess.run(["bash", str(SERVICES), command, "elasticsearch"], env=env,
+def _services(command: str, service: str,
+              extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NEWSMON_SERVICES_HOME": str(SECURE_HOME), **extra}
+    return subprocess.run(["bash", str(SERVICES), command, service], env=env,
                           capture_output=True, text=True, timeout=600, check=False)
+
+
+@contextmanager
+def _secure_instance(service: str, switch: str, url_key: str) -> Iterator[dict[str, str]]:
+    """Start ``service`` with ``switch``=1 in the secure services directory and yield its env
+    lines; stop it afterwards if it was not running before. Fails, never skips."""
+    extra = {switch: "1"}
+    already = _services("status", service, extra).stdout
+    proc = _services("start", service, extra)
+    values = _env_file()
+    if proc.returncode != 0 or url_key not in values:
+        pytest.fail(f"{service} with {switch}=1 could not be started by {SERVICES} "
+                    f"(NEWSMON_SERVICES_HOME={SECURE_HOME}):\n{proc.stderr[-4000:]}",
+                    pytrace=False)
+    yield values
+    if not re.search(rf"^{service}\s+ready", already, re.MULTILINE):
+        _services("stop", service, extra)  # ours: free its memory for the rest of the suite
 
 
 @pytest.fixture(scope="session")
 def secure_es() -> Iterator[SecureElasticsearch]:
-    already = _services("status").stdout
-    proc = _services("start")
-    values = _env_file()
-    if proc.returncode != 0 or "NEWSMON_ELASTICSEARCH_SECURE_URL" not in values:
-        pytest.fail(f"the secured Elasticsearch could not be started by {SERVICES} "
-                    f"(NEWSMON_ES_SECURITY=1, NEWSMON_SERVICES_HOME={SECURE_HOME}):\n"
-                    f"{proc.stderr[-4000:]}", pytrace=False)
-    yield SecureElasticsearch(
-        url=values["NEWSMON_ELASTICSEARCH_SECURE_URL"],
-        ca=Path(values["NEWSMON_ELASTICSEARCH_SECURE_CA"]),
-        user=values["NEWSMON_ELASTICSEARCH_SECURE_USER"],
-        password=values["NEWSMON_ELASTICSEARCH_SECURE_PASSWORD"],
-    )
-    if "elasticsearch  ready" not in already:
-        _services("stop")  # ours: free its memory for the rest of the suite
+    with _secure_instance("elasticsearch", "NEWSMON_ES_SECURITY",
+                          "NEWSMON_ELASTICSEARCH_SECURE_URL") as values:
+        yield SecureElasticsearch(
+            url=values["NEWSMON_ELASTICSEARCH_SECURE_URL"],
+            ca=Path(values["NEWSMON_ELASTICSEARCH_SECURE_CA"]),
+            user=values["NEWSMON_ELASTICSEARCH_SECURE_USER"],
+            password=values["NEWSMON_ELASTICSEARCH_SECURE_PASSWORD"],
+        )
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +100,36 @@ def index_prefix(secure_es: SecureElasticsearch) -> Iterator[str]:
     yield prefix
     with secure_es.client() as client:
         client.delete(f"/{prefix}-*")
+
+
+@dataclass(frozen=True)
+class SecureKafka:
+    bootstrap: str
+    ca: Path
+    user: str
+    password: str
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """newsmon's settings for this broker, as an operator would set them."""
+        return {"NEWSMON_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
+                "NEWSMON_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+                "NEWSMON_KAFKA__SASL_MECHANISM": "PLAIN",
+                "NEWSMON_KAFKA__SASL_USERNAME": self.user,
+                "NEWSMON_KAFKA__SASL_PASSWORD": self.password,
+                "NEWSMON_KAFKA__SSL_CAFILE": str(self.ca),
+                "NEWSMON_KAFKA__REQUEST_TIMEOUT_MS": "10000",
+                **overrides}
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[SecureKafka]:
+    """A Kafka broker whose one client listener is SASL_SSL (PLAIN and SCRAM-SHA-512), started
+    by services.sh with NEWSMON_KAFKA_SECURITY=1 in the same services directory."""
+    with _secure_instance("kafka", "NEWSMON_KAFKA_SECURITY",
+                          "NEWSMON_KAFKA_SECURE_BOOTSTRAP") as values:
+        yield SecureKafka(
+            bootstrap=values["NEWSMON_KAFKA_SECURE_BOOTSTRAP"],
+            ca=Path(values["NEWSMON_KAFKA_SECURE_CA"]),
+            user=values["NEWSMON_KAFKA_SECURE_USER"],
+            password=values["NEWSMON_KAFKA_SECURE_PASSWORD"],
+        )

@@ -1,0 +1,99 @@
+"""Clear messages for Kafka failures (kept apart from io_kafka: no Beam import, so the
+pollers' publisher can use it too)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+
+from kafka.conn import BrokerConnection
+from kafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    NoBrokersAvailable,
+    SaslAuthenticationFailedError,
+)
+
+from .config import KafkaSettings
+
+#: Failures after which kafka-python says only that no broker answered in time.
+_OPAQUE = (NoBrokersAvailable, KafkaTimeoutError)
+
+
+def connect_problem(settings: KafkaSettings, timeout_s: float = 5.0) -> str:
+    """Why no bootstrap broker accepts a connection, in words an operator can act on; ""
+    when one does (connected, TLS verified, SASL authenticated).
+
+    kafka-python reports a wrong SASL password, an untrusted certificate or a plaintext
+    client on a TLS port alike, as "NoBrokersAvailable" or a metadata timeout (the cause
+    goes only to its log), and some of its metadata calls wait without a time limit on a
+    broker that refuses the credentials. One direct connection per bootstrap broker, with
+    the same options, bounded in time, shows the cause. Never includes a secret.
+    """
+    reasons = []
+    for server in settings.bootstrap_servers.split(","):
+        reason = _connect_one(settings, server.strip(), timeout_s)
+        if not reason:
+            return ""
+        reasons.append(reason)
+    return reasons[0]
+
+
+def _connect_one(settings: KafkaSettings, server: str, timeout_s: float) -> str:
+    host, _, port = server.rpartition(":")
+    options = {**settings.client_options(), "request_timeout_ms": int(timeout_s * 1000)}
+    try:
+        conn = BrokerConnection(host, int(port), socket.AF_UNSPEC, **options)
+    except (ValueError, KafkaError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    sasl_failed = (f"SASL authentication failed for user {settings.sasl_username!r} "
+                   f"(mechanism {settings.sasl_mechanism}): check kafka.sasl_username and "
+                   "NEWSMON_KAFKA__SASL_PASSWORD")
+    # A refused password closes the connection; kafka-python then says so only in its log.
+    heard = _ErrorsOf(f"{host}:{port}")
+    kafka_log = logging.getLogger("kafka.conn")
+    kafka_log.addHandler(heard)
+    try:
+        connected = conn.connect_blocking(timeout=timeout_s)
+    except SaslAuthenticationFailedError:
+        return sasl_failed
+    except ssl.SSLError as exc:
+        return f"TLS: {exc} (is kafka.ssl_cafile the CA that signed the brokers?)"
+    except (KafkaError, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        kafka_log.removeHandler(heard)
+        conn.close()
+    if connected:
+        return ""
+    if heard.sasl_error is not None:
+        return f"{sasl_failed} (the broker said: {heard.sasl_error})"
+    if not settings.security_protocol.endswith("SSL"):
+        return (f"no answer over {settings.security_protocol} within {timeout_s:g} s: does "
+                "the listener expect TLS (kafka.security_protocol SSL or SASL_SSL)?")
+    return f"no connection within {timeout_s:g} s"
+
+
+class _ErrorsOf(logging.Handler):
+    """Catches kafka-python's log line about a refused SASL authentication to one broker."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(logging.ERROR)
+        self.address = address
+        self.sasl_error: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "SaslAuthenticate error" in message and self.address in message:
+            # log.error("%s: SaslAuthenticate error: %s (%s)", conn, error name, broker's text)
+            args = record.args if isinstance(record.args, tuple) else ()
+            self.sasl_error = str(args[-1]) if len(args) == 3 else message
+
+
+def unavailable(settings: KafkaSettings, exc: Exception, what: str = "kafka") -> str:
+    """The one-line message of a KafkaUnavailable or PublishError for ``exc``."""
+    message = f"{what} at {settings.bootstrap_servers}: {type(exc).__name__}: {exc}"
+    if isinstance(exc, _OPAQUE) and (cause := connect_problem(settings)):
+        message += f": {cause}"
+    return message
