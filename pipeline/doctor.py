@@ -200,6 +200,12 @@ def check_kafka(settings: Settings) -> list[Finding]:
     from kafka.errors import KafkaError
 
     from .io_kafka import client_options, snapshot_ranges
+    from .kafka_errors import connect_problem
+
+    # The port answers; whether TLS and SASL go through is the next question (kafka-python's
+    # own calls below would wait for metadata without a limit if the credentials are refused).
+    if problem := connect_problem(kafka, timeout_s=TIMEOUT_S):
+        return [Finding(severity, "kafka", f"{where}: {problem}")]
 
     options = client_options(kafka) | {"request_timeout_ms": int(TIMEOUT_S * 1000) + 2000,
                                        "api_version_auto_timeout_ms": int(TIMEOUT_S * 1000)}

@@ -164,3 +164,30 @@ def test_plaintext_to_the_tls_listener_is_a_clear_error(secure_kafka: SecureKafk
     with pytest.raises(KafkaUnavailable, match="does the listener expect TLS"):
         snapshot_ranges(settings, "any", "group")
     assert time.monotonic() - started < 15
+
+
+@pytest.mark.parametrize("good", [True, False], ids=["right-password", "wrong-password"])
+def test_doctor_checks_the_credentials(secure_kafka: SecureKafka, tmp_path: Path,
+                                       good: bool) -> None:
+    wrong = "not-the-Pa55word"
+    config = tmp_path / "newsmon.yaml"
+    config.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state"),
+                                      "topics": str(ROOT / "config" / "topics.yaml"),
+                                      "alerts": str(ROOT / "config" / "alerts.yaml"),
+                                      "feeds": str(ROOT / "config" / "feeds.yaml"),
+                                      "search": {"backend": "embedded"}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
+    env |= secure_kafka.env() if good else secure_kafka.env(NEWSMON_KAFKA__SASL_PASSWORD=wrong)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "newsmon.pipeline.cli", "doctor",
+                           "--config", str(config)], capture_output=True, text=True, env=env,
+                          timeout=120, check=False, cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    kafka_lines = [line for line in output.splitlines() if "kafka" in line.lower()]
+    assert time.monotonic() - started < 60
+    assert wrong not in output and secure_kafka.password not in output
+    if good:
+        assert any(f"broker at {secure_kafka.bootstrap} answers" in x for x in kafka_lines), output
+    else:
+        assert any("SASL authentication failed for user 'newsmon'" in x for x in kafka_lines), \
+            output
