@@ -1,6 +1,7 @@
 """The ``newsmon`` command: thin over the library, one function per command.
 
-Exit status: 0 success, 1 a run failed (services, sources), 2 invalid config or usage.
+Exit status: 0 success, 1 a run failed (services, sources), 2 invalid config or usage, 75 the
+same job is still running from an earlier start (pipeline/runlock.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -71,6 +74,21 @@ def _setup_logging(fmt: str | None = None, verbose: bool = False) -> None:
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(message, err=True)
     return typer.Exit(code)
+
+
+@contextmanager
+def _exclusive(settings: Settings, *jobs: str) -> Iterator[None]:
+    """One run of each job at a time per state directory (pipeline/runlock.py); a run that
+    finds one still going exits 75 without doing anything."""
+    from .runlock import EXIT_LOCKED, RunLocked, run_lock
+
+    with ExitStack() as stack:
+        try:
+            for job in jobs:
+                stack.enter_context(run_lock(settings.state_dir, job))
+        except RunLocked as exc:
+            raise _fail(str(exc), EXIT_LOCKED) from exc
+        yield
 
 
 def _settings(path: Path | None) -> Settings:
@@ -331,8 +349,9 @@ def poll(
 
     settings = _settings(config)
     publisher = KafkaPublisher(settings.kafka)
-    with metrics.exported("poll-once" if once else "poll", port=metrics_port,
-                          host=metrics_host, textfile=metrics_file):
+    with _exclusive(settings, "poll"), metrics.exported(
+            "poll-once" if once else "poll", port=metrics_port, host=metrics_host,
+            textfile=metrics_file):
         try:
             poller = _poller(settings, publisher, archive=archive, progress=once)
             if once:
@@ -437,8 +456,12 @@ def pipeline_run(
     from .jobs import run_backfill, run_kafka_batch, run_kafka_stream
 
     extra = beam_args or ()
-    with metrics.exported(f"pipeline-{mode.value}", port=metrics_port, host=metrics_host,
-                          textfile=metrics_file):
+    # Batch and stream runs own the consumer group's offsets: one at a time. A backfill
+    # reads a file and commits nothing, so it may run beside them.
+    jobs = () if mode is Mode.backfill else ("pipeline",)
+    with _exclusive(settings, *jobs), metrics.exported(
+            f"pipeline-{mode.value}", port=metrics_port, host=metrics_host,
+            textfile=metrics_file):
         try:
             if mode is Mode.backfill:
                 if source is None:
@@ -471,13 +494,18 @@ def run(
     server are needed: items go straight to the pipeline, documents to a local SQLite store,
     alerts to the console. Otherwise items go through Kafka to the search server.
     """
+    settings = _settings(DEMO_CONFIG if demo else config)
+    with _exclusive(settings, "poll", "pipeline"):
+        _run_once(settings, demo=demo)
+
+
+def _run_once(settings: Settings, *, demo: bool) -> None:
     from newsmon.connectors.publisher import KafkaPublisher
 
     from .embedded import SpoolPublisher
     from .io_search import open_store
     from .jobs import run_backfill, run_kafka_batch
 
-    settings = _settings(DEMO_CONFIG if demo else config)
     ctx = _context(settings)
     if settings.search.backend == "embedded":
         spool = SpoolPublisher(settings.state_dir)
