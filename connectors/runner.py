@@ -22,6 +22,7 @@ parsing is short next to the waiting. See bench/bench_poll.py for the numbers.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -42,8 +43,14 @@ from newsmon.connectors.sources import FeedsConfig, RssSource, TelegramSource
 from newsmon.connectors.state import Cursor, Health, StateStore
 from newsmon.connectors.telegram import TelegramConnector
 from newsmon.pipeline import metrics
-from newsmon.pipeline.metrics import FETCH_SECONDS, ITEMS, POLLS, PROBLEMS
-from newsmon.pipeline.models import RawItem
+from newsmon.pipeline.metrics import (
+    FETCH_SECONDS,
+    ITEMS,
+    POLL_DEAD_LETTERS,
+    POLLS,
+    PROBLEMS,
+)
+from newsmon.pipeline.models import DeadLetter, RawItem
 from pydantic import BaseModel, ConfigDict
 
 log = logging.getLogger(__name__)
@@ -57,6 +64,10 @@ PUBLISH_RETRY_MAX_S = 300.0
 JITTER = 0.1
 #: A Retry-After longer than this is treated as this (a misconfigured server asking for a year).
 MAX_RETRY_AFTER_S = 24 * 3600.0
+#: Problems that drop input (an entry or post that could not be read, a page over the size
+#: limit): parked as dead letters. The others (a repaired encoding, a moved feed, a failed
+#: full-text fetch whose item went out with its summary) lose nothing and are only counted.
+DEAD_LETTER_PROBLEMS = frozenset({"empty-entry", "bad-post", "too-deep", "full-text-too-large"})
 #: How often the seen marks of items long gone from their feeds are pruned.
 PRUNE_EVERY = timedelta(days=1)
 #: How long run_forever sleeps at most before looking at the due times again.
@@ -468,6 +479,7 @@ class Poller:
         now = self.clock()
         for problem in fetched.problems:
             PROBLEMS.labels(source.type, problem.kind).inc()
+        self._park(source, result, fetched.problems)
         if fetched.publish:
             try:
                 if kafka_down is not None:
@@ -508,6 +520,29 @@ class Poller:
             ),
             kafka_down,
         )
+
+    def _park(self, source: RssSource | TelegramSource, result: PollResult,
+              problems: Sequence[Problem]) -> None:
+        """Dead letters for what this poll could not turn into items: a failed fetch or
+        document, and entries or posts that had to be dropped. Kept in the state store and
+        copied to the search store's dead-letter index after each pass (``newsmon
+        deadletters``); the poller re-fetches on its schedule, so they are for people."""
+        where = source.url if isinstance(source, RssSource) else source.location
+        found = [(p.kind, p.message) for p in problems if p.kind in DEAD_LETTER_PROBLEMS]
+        if result.status == "error":
+            found.append((result.error_kind or "error", result.error or ""))
+        if not found:
+            return
+        letters = [
+            DeadLetter.make(stage="poll", error=f"{kind}: {message}", source_id=source.id,
+                            payload=json.dumps({"source": where, "kind": kind,
+                                                "detail": message[:2000]}, ensure_ascii=False))
+            for kind, message in found
+        ]
+        if new := self.state.add_dead_letters(letters):
+            POLL_DEAD_LETTERS.labels(source.type).inc(new)
+            log.warning("source %s: %s new dead letter(s), first: %s", source.id, new,
+                        letters[0].error)
 
     def _record_publish_failure(
         self,

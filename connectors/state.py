@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from newsmon.pipeline.models import DeadLetter
 from pydantic import BaseModel, ConfigDict
 
 _SCHEMA = """
@@ -70,6 +71,11 @@ CREATE TABLE IF NOT EXISTS health (
     next_due_at TEXT,
     disabled INTEGER NOT NULL DEFAULT 0,
     disabled_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    dl_id TEXT PRIMARY KEY,
+    letter TEXT NOT NULL,
+    published INTEGER NOT NULL DEFAULT 0
 );
 """
 #: Columns added after the first release of a table: (table, column, type), added on open.
@@ -275,6 +281,38 @@ class StateStore:
                 )
             if cursor is not None:
                 db.execute(_UPSERT_CURSOR, _cursor_row(source_id, cursor))
+
+    # --- dead letters -------------------------------------------------------------------
+
+    def add_dead_letters(self, letters: Sequence[DeadLetter]) -> int:
+        """Park what a poll could not turn into items. Ids derive from content, so the same
+        failure met on every poll is one letter (its latest error and time kept). Returns how
+        many are new."""
+        with self._tx() as db:
+            new = 0
+            for letter in letters:
+                known = db.execute("SELECT 1 FROM dead_letters WHERE dl_id = ?",
+                                   (letter.dl_id,)).fetchone()
+                new += known is None
+                db.execute(
+                    "INSERT INTO dead_letters (dl_id, letter) VALUES (?, ?) ON CONFLICT(dl_id)"
+                    " DO UPDATE SET letter = excluded.letter, published = 0",
+                    (letter.dl_id, letter.model_dump_json()),
+                )
+        return new
+
+    def dead_letters(self, *, unpublished_only: bool = False) -> list[DeadLetter]:
+        query = "SELECT letter FROM dead_letters"
+        if unpublished_only:
+            query += " WHERE published = 0"
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY dl_id").fetchall()
+        return [DeadLetter.model_validate_json(row[0]) for row in rows]
+
+    def mark_dead_letters_published(self, dl_ids: Iterable[str]) -> None:
+        with self._tx() as db:
+            db.executemany("UPDATE dead_letters SET published = 1 WHERE dl_id = ?",
+                           [(i,) for i in dl_ids])
 
     def prune_seen(self, *, now: datetime, retention: timedelta) -> int:
         """Forget items that have been absent from their source's documents for longer than

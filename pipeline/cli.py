@@ -401,10 +401,31 @@ def _publish_health(settings: Settings) -> None:
     try:
         n = health.publish(store, source_health(_sources(settings),
                                                 settings.state_dir / "connectors.sqlite"))
+        _publish_poll_dead_letters(settings, store)
     finally:
         store.close()
     log.debug("source health of %d sources written to the %s store", n,
              settings.search.backend)
+
+
+def _publish_poll_dead_letters(settings: Settings, store: Any) -> None:
+    """Copy the pollers' dead letters (kept in their state store) to the dead-letter index,
+    where `newsmon deadletters` and the dashboards show them beside the pipeline's."""
+    from newsmon.connectors.state import StateStore
+
+    path = settings.state_dir / "connectors.sqlite"
+    if not path.exists():
+        return
+    with StateStore(path) as state:
+        letters = state.dead_letters(unpublished_only=True)
+        if not letters:
+            return
+        failures = store.bulk_write("dead-letters", [
+            (dl.dl_id, dl.model_dump(mode="json") | {"replayed": False}) for dl in letters])
+        failed = {f.doc_id for f in failures}
+        state.mark_dead_letters_published(dl.dl_id for dl in letters if dl.dl_id not in failed)
+    for failure in failures:  # kept unpublished: the next pass tries again
+        log.warning("dead letter %s not written: %s", failure.doc_id, failure.error)
 
 
 # --- pipeline -------------------------------------------------------------------------
@@ -565,6 +586,15 @@ def deadletters(
                            f"{letter.source_id:<24} {letter.error[:120]}")
         typer.echo(f"{len(letters)} dead letters pending", err=True)
         return
+    # A poll-stage letter is a fetch that failed, not a record to run again: the poller
+    # fetches the source again on its own schedule (now: `newsmon poll --once --force`), so
+    # replaying one only marks it handled; if it fails again it is parked again.
+    polled = [letter for letter in letters if letter.stage == "poll"]
+    letters = [letter for letter in letters if letter.stage != "poll"]
+    if polled:
+        dl.mark(store, polled, replayed=True)
+        typer.echo(f"{len(polled)} poll dead letters marked handled (the poller fetches their "
+                   "sources again; `newsmon poll --once --force` does it now)", err=True)
     dl.mark(store, letters, replayed=True)
     try:
         run_records([dl.as_record(letter) for letter in letters], _context(settings))

@@ -68,6 +68,9 @@ ITEMS = Counter("newsmon_connector_items", "Items published by source type (new 
                 ["type", "kind"], registry=REGISTRY)
 PROBLEMS = Counter("newsmon_connector_problems", "Broken input met while polling, by kind",
                    ["type", "kind"], registry=REGISTRY)
+POLL_DEAD_LETTERS = Counter("newsmon_connector_dead_letters",
+                            "Failures parked as dead letters by the pollers (new ones only)",
+                            ["type"], registry=REGISTRY)
 FETCH_SECONDS = Histogram("newsmon_connector_poll_seconds",
                           "Time to fetch, parse and enrich one source", ["type"],
                           registry=REGISTRY)
