@@ -413,6 +413,8 @@ def _publish_poll_dead_letters(settings: Settings, store: Any) -> None:
     where `newsmon deadletters` and the dashboards show them beside the pipeline's."""
     from newsmon.connectors.state import StateStore
 
+    from .io_search import StoreUnavailable
+
     path = settings.state_dir / "connectors.sqlite"
     if not path.exists():
         return
@@ -420,8 +422,13 @@ def _publish_poll_dead_letters(settings: Settings, store: Any) -> None:
         letters = state.dead_letters(unpublished_only=True)
         if not letters:
             return
-        failures = store.bulk_write("dead-letters", [
-            (dl.dl_id, dl.model_dump(mode="json") | {"replayed": False}) for dl in letters])
+        try:
+            failures = store.bulk_write("dead-letters", [
+                (dl.dl_id, dl.model_dump(mode="json") | {"replayed": False}) for dl in letters])
+        except StoreUnavailable as exc:  # kept in the state store: the next pass copies them
+            log.warning("%d poll dead letters not copied to the search store yet: %s",
+                        len(letters), exc)
+            return
         failed = {f.doc_id for f in failures}
         state.mark_dead_letters_published(dl.dl_id for dl in letters if dl.dl_id not in failed)
     for failure in failures:  # kept unpublished: the next pass tries again

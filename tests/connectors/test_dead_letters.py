@@ -9,7 +9,11 @@ from pathlib import Path
 
 import yaml
 from newsmon.connectors.publisher import ListPublisher
-from newsmon.pipeline.cli import app
+from newsmon.connectors.runner import Poller
+from newsmon.connectors.state import StateStore
+from newsmon.pipeline.cli import _publish_poll_dead_letters, app
+from newsmon.pipeline.config import load_settings
+from newsmon.pipeline.io_search import StoreUnavailable
 from newsmon.pipeline.metrics import REGISTRY
 from typer.testing import CliRunner
 
@@ -77,3 +81,22 @@ def test_run_parks_them_in_the_dead_letter_index_and_deadletters_lists_them(
     assert replayed.exit_code == 0, replayed.output
     assert "1 poll dead letters marked handled" in replayed.stderr
     assert "0 still pending" in replayed.stdout
+
+
+class DownStore:
+    def bulk_write(self, kind: str, docs: object) -> list[object]:
+        raise StoreUnavailable("elasticsearch at http://127.0.0.1:9: connection refused")
+
+
+def test_a_search_outage_keeps_them_for_the_next_pass(server: LocalServer,
+                                                      tmp_path: Path) -> None:
+    server.route("/gone", Reply(b"no such feed", 404))
+    config = tmp_path / "newsmon.yaml"
+    config.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state")}))
+    settings = load_settings(config, environ={})
+    with Poller(make_config(feed_source(server, "gone", "/gone")),
+                settings.state_dir / "connectors.sqlite", ListPublisher()) as p:
+        p.poll_once()
+    _publish_poll_dead_letters(settings, DownStore())  # no exception: the poll is not failed
+    with StateStore(settings.state_dir / "connectors.sqlite") as state:
+        assert len(state.dead_letters(unpublished_only=True)) == 1
