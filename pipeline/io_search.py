@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 
 
+#: Answers of a server that is up but not ready (shards still recovering after a restart,
+#: a proxy in front of a node that is starting): worth waiting for like a refused connection.
+RECOVERING_STATUSES = frozenset({502, 503, 504})
+
+
 class StoreUnavailable(RuntimeError):
     """The search server could not be reached or answered with a server error.
 
@@ -326,9 +331,15 @@ class SearchServerStore:
             try:
                 return self._call_once(fn, *args, **kwargs)
             except StoreUnavailable as exc:
-                # search.unavailable_wait_s: wait for the server to come back (a restart),
-                # but never for a refused credential or an untrusted certificate.
-                if (not isinstance(exc.__cause__, self._unavailable) or "TLS:" in str(exc)
+                # search.unavailable_wait_s: wait for the server to come back (a restart,
+                # and the minutes after it when it answers 503 until its shards are
+                # allocated again), but never for a refused credential or an untrusted
+                # certificate.
+                cause = exc.__cause__
+                status = self._status(cause) if cause is not None else None
+                coming_back = (isinstance(cause, self._unavailable)
+                               or (status is not None and status in RECOVERING_STATUSES))
+                if (not coming_back or "TLS:" in str(exc)
                         or waited + delay > self.settings.unavailable_wait_s):
                     raise
                 log.warning("%s; retrying in %.0fs (waited %.0fs of %.0fs)", exc, delay, waited,
