@@ -19,7 +19,26 @@ import pytest
 from newsmon.pipeline.config import KafkaSettings, SearchSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+
+
+def _find_shared() -> Path:
+    """The seed article and the eval set live beside the repository (``../shared``). A clone
+    made elsewhere (a temporary directory) finds them beside the repository it was cloned
+    from; NEWSMON_SHARED_DIR overrides both."""
+    if os.environ.get("NEWSMON_SHARED_DIR"):
+        return Path(os.environ["NEWSMON_SHARED_DIR"])
+    beside = ROOT.parent / "shared"
+    if beside.is_dir():
+        return beside
+    origin = subprocess.run(["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    if origin and (candidate := Path(origin).resolve().parent / "shared").is_dir():
+        return candidate
+    return beside  # missing: the tests that need it fail and say where they looked
+
+
+SHARED = _find_shared()
+
 SERVICES = ROOT / "deploy" / "local" / "services.sh"
 ES8_VERSION = "8.19.9"
 

@@ -13,9 +13,11 @@ from newsmon.pipeline.evaluation import evaluate, read_records
 from newsmon.pipeline.rules import Classifier, RuleSet, load_rules
 from newsmon.pipeline.text import normalize
 
+from tests.conftest import SHARED
+
 REPO = Path(__file__).resolve().parents[1]
 TOPICS = REPO / "config" / "topics.yaml"
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+SEEDS = SHARED / "seeds"
 GOLD = REPO / "tests" / "gold" / "gold.jsonl"
 LANGUAGES = ("en", "de", "fr", "ru", "uk", "pl", "it", "es")
 
