@@ -7,13 +7,21 @@ source. ``defaults`` holds what applies to every source unless the source overri
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from newsmon.connectors.hosts import HostLimit
 from newsmon.connectors.http import HttpSettings
-from newsmon.pipeline.config import ConfigError, read_yaml, validate
+from newsmon.pipeline.config import (
+    MAX_PERIOD_S,
+    ConfigError,
+    host_problem,
+    http_url_problem,
+    read_yaml,
+    validate,
+)
 from newsmon.pipeline.models import SourceRef
 from pydantic import (
     BaseModel,
@@ -28,7 +36,6 @@ from pydantic import (
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2,3}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
-_HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 # Telegram public usernames: a letter, then letters, digits or underscores, 4-32 in all.
 _CHANNEL = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 
@@ -39,7 +46,8 @@ SourceKind = Literal[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf/nan (see pipeline/config.py): `.inf` is valid YAML and passes `ge=0`.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Defaults(_Strict):
@@ -47,15 +55,15 @@ class Defaults(_Strict):
 
     #: RSS/Atom: most news feeds change every few minutes, but 15 min keeps a few hundred
     #: feeds well below any publisher's rate limits.
-    interval_s: int = Field(default=900, gt=0)
+    interval_s: int = Field(default=900, gt=0, le=MAX_PERIOD_S)
     #: Telegram's preview is one HTML page per request; 5 min is polite and still timely.
-    telegram_interval_s: int = Field(default=300, gt=0)
+    telegram_interval_s: int = Field(default=300, gt=0, le=MAX_PERIOD_S)
     #: Politeness floor: no source may be configured to be polled more often than this.
-    min_interval_s: int = Field(default=60, ge=0)
+    min_interval_s: int = Field(default=60, ge=0, le=MAX_PERIOD_S)
     #: A feed's ``<ttl>`` is honoured up to this; a feed asking for a day is still polled.
-    max_ttl_s: int = Field(default=6 * 3600, ge=0)
+    max_ttl_s: int = Field(default=6 * 3600, ge=0, le=MAX_PERIOD_S)
     #: Exponential backoff on errors doubles the interval per failure, up to this.
-    max_backoff_s: int = Field(default=6 * 3600, gt=0)
+    max_backoff_s: int = Field(default=6 * 3600, gt=0, le=MAX_PERIOD_S)
     #: Consecutive hard failures (404, 410, unresolvable host, not a feed...) before a source
     #: is disabled and reported; transient failures (timeouts, 5xx) only back off.
     disable_after: int = Field(default=5, gt=0)
@@ -65,12 +73,12 @@ class Defaults(_Strict):
     #: channel reads only the newest page: no backfill of a channel's whole history).
     telegram_max_pages: int = Field(default=5, gt=0)
     #: Pause between two page requests to the same channel.
-    telegram_page_delay_s: float = Field(default=1.0, ge=0)
+    telegram_page_delay_s: float = Field(default=1.0, ge=0, le=3600)
     #: Full text: at most this many article pages fetched per feed and poll.
     full_text_max_items: int = Field(default=30, ge=0)
     #: Items absent from their feed for this long are forgotten by dedup (the state would
     #: grow without end otherwise). Feeds keep items days to weeks; 90 days is far beyond.
-    seen_retention_days: int = Field(default=90, gt=0)
+    seen_retention_days: int = Field(default=90, gt=0, le=MAX_PERIOD_S // 86400)
     http: HttpSettings = HttpSettings()
     #: Politeness for every host: requests in flight and spacing (connectors/hosts.py).
     per_host: HostLimit = HostLimit()
@@ -81,8 +89,21 @@ class Defaults(_Strict):
     @classmethod
     def _host_names(cls, value: dict[str, HostLimit]) -> dict[str, HostLimit]:
         for name in value:
-            if not _HOST.match(name):
+            if name != name.lower() or host_problem(name):
                 raise ValueError(f"{name!r}: must be a host name in lower case, like 't.me'")
+        return value
+
+    @field_validator("http")
+    @classmethod
+    def _http(cls, value: HttpSettings) -> HttpSettings:
+        # HttpSettings is the fetcher's own model; what it cannot refuse is refused here.
+        timeouts = (value.connect_timeout_s, value.read_timeout_s, value.total_timeout_s)
+        if not all(math.isfinite(t) and t <= 3600 for t in timeouts):
+            raise ValueError("timeouts must be finite numbers of seconds, at most 3600")
+        # Sent as a header on every request: a non-ASCII character crashed the poll pass, a
+        # newline made every fetch fail.
+        if not re.match(r"^[\x20-\x7e]{1,200}$", value.user_agent):
+            raise ValueError("user_agent must be 1-200 printable ASCII characters")
         return value
 
 
@@ -91,7 +112,7 @@ class _SourceBase(_Strict):
     name: str
     lang: str
     country: str
-    interval_s: int | None = Field(default=None, gt=0)
+    interval_s: int | None = Field(default=None, gt=0, le=MAX_PERIOD_S)
     enabled: bool = True
     kind: SourceKind = "other"
     tags: tuple[str, ...] = ()
@@ -132,8 +153,12 @@ class RssSource(_SourceBase):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^(https?://[^/\s]+|file:///)\S*$", value):
-            raise ValueError("must be an http(s):// URL with a host, or a file:/// URL")
+        if re.match(r"^file:///\S*$", value):
+            return value
+        problem = http_url_problem(value)
+        if problem:
+            raise ValueError(f"must be an http(s):// URL with a host, or a file:/// URL: "
+                             f"{problem}")
         return value
 
     def ref(self) -> SourceRef:
@@ -164,8 +189,9 @@ class TelegramSource(_SourceBase):
     @field_validator("base_url")
     @classmethod
     def _base(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http(s):// URL")
+        problem = http_url_problem(value)
+        if problem:
+            raise ValueError(f"must be an http(s):// URL: {problem}")
         return value.rstrip("/")
 
     def ref(self) -> SourceRef:

@@ -23,9 +23,8 @@ from .config import (
     AlertsConfig,
     ConfigError,
     Settings,
-    default_config_dir,
+    load_checked_settings,
     load_model,
-    load_settings,
 )
 
 app = typer.Typer(
@@ -95,13 +94,9 @@ def _settings(path: Path | None) -> Settings:
     from . import logs
 
     try:
-        settings = load_settings(path)
+        settings = load_checked_settings(path)
     except ConfigError as exc:
         raise _fail(str(exc), 2) from exc
-    problems = settings.problems()  # settings that do not go together
-    if problems:
-        origin = path or default_config_dir() / "newsmon.yaml"
-        raise _fail("\n".join(f"{origin}: {problem}" for problem in problems), 2)
     logs.register_secrets([settings])
     if _log_choice["format"] is None and settings.log_format != logs.current_format():
         logs.configure(settings.log_format, verbose=_log_choice["verbose"])

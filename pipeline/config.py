@@ -4,14 +4,23 @@ Unknown keys are rejected. Every error names the file and the dotted key, one li
 operator can fix a config without reading a traceback. Settings may also come from the
 environment as ``NEWSMON_<SECTION>__<KEY>`` (for example ``NEWSMON_SEARCH__URL``), which wins
 over the YAML; secrets come only from the environment.
+
+A config that loads is a config a run can use: every URL, ``host:port``, name and number is
+checked for what the client that takes it accepts (the models' validators), and every path a
+run opens is checked on disk when a command loads it (:func:`load_checked_settings`). A value
+that passes here and crashes a command later is a bug of this module.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -26,6 +35,12 @@ from pydantic import (
 
 ENV_PREFIX = "NEWSMON_"
 
+#: The longest period any setting may name (intervals, windows, leases, waits). A year is far
+#: beyond any sensible value, and the bound keeps date arithmetic (``now + period``) inside
+#: datetime's range and SQLite's 64-bit integers: without it, 10**20 passed the check and
+#: crashed the run with OverflowError.
+MAX_PERIOD_S = 366 * 24 * 3600
+
 
 class ConfigError(Exception):
     """A config file is missing, unreadable or invalid. ``str()`` is one line per problem."""
@@ -37,10 +52,92 @@ class ConfigError(Exception):
 
 class _Strict(BaseModel):
     # Attribute docstrings become field descriptions: docs/settings.md is generated from them.
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # No inf/nan: `.inf` is valid YAML and passes `gt=0`, but no timeout or threshold means it.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True,
+                              allow_inf_nan=False)
+
+
+# --- single values: what the clients that take them accept ---------------------------------
+
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOST_NAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
+_PORT = re.compile(r"^[0-9]{1,5}$")  # ASCII digits only: int() also takes "٣"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` is not a host name (ASCII, punycode for others), an IPv4 address or an
+    IPv6 address without brackets; None when it is one."""
+    if not host:
+        return "no host"
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])  # an IPv6 zone (fe80::1%eth0) is allowed
+        return None
+    except ValueError:
+        pass
+    if ":" in host:
+        return f"{host!r} is neither a host name nor an IPv6 address"
+    if len(host) > 253 or not _HOST_NAME.match(host):
+        return f"{host!r} is not a host name (letters, digits, '-', '.'; punycode for others)"
+    if host.rstrip(".").rsplit(".", 1)[-1].isdigit():
+        return f"{host!r} is not an IPv4 address"
+    return None
+
+
+def port_problem(port: str) -> str | None:
+    if not _PORT.match(port) or not 1 <= int(port) <= 65535:
+        return f"port {port!r} is not a number from 1 to 65535"
+    return None
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why ``url`` is not an absolute http(s) URL with a valid host and port; None if it is."""
+    if not url or _CONTROL.search(url) or any(c.isspace() for c in url):
+        return "must be an http:// or https:// URL, without spaces"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # an unclosed or invalid IPv6 bracket, a port that is no number
+        return f"not a valid URL: {exc}"
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return "must be an http:// or https:// URL with a host, like https://example.org"
+    problem = host_problem(parts.hostname or "")
+    if problem:
+        return problem
+    if port == 0:
+        return "port 0 is not a port (1 to 65535)"
+    return None
+
+
+def host_port_problem(address: str) -> str | None:
+    """Why ``address`` is not ``host:port`` (``[v6 address]:port`` for IPv6); None if it is."""
+    if address.startswith("["):
+        inner, bracket, rest = address[1:].partition("]")
+        if not bracket or not rest.startswith(":"):
+            return f"{address!r} is not [IPv6 address]:port"
+        host, port = inner, rest[1:]
+        if ":" not in host:
+            return f"{address!r}: brackets are only for IPv6 addresses"
+    else:
+        host, colon, port = address.rpartition(":")
+        if not colon:
+            return f"{address!r} has no port (host:port, like 127.0.0.1:9092)"
+        if ":" in host:
+            return f"{address!r}: an IPv6 address needs brackets, like [::1]:9092"
+    return host_problem(host) or port_problem(port)
+
+
+def _checked(problem: str | None, value: str) -> str:
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 # --- main settings (config/newsmon.yaml) -------------------------------------------------
+
+
+#: What Kafka accepts as a topic name.
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
 class KafkaSettings(_Strict):
@@ -54,8 +151,9 @@ class KafkaSettings(_Strict):
     """Consumer group of the pipeline; its committed offsets are what has been processed."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     """How clients talk to the brokers."""
-    sasl_mechanism: str | None = None
-    """SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when the protocol is SASL_*."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    """SASL mechanism when the protocol is SASL_* (the ones a user name and password are
+    enough for)."""
     sasl_username: str | None = None
     """SASL user name."""
     sasl_password: SecretStr | None = None
@@ -69,8 +167,31 @@ class KafkaSettings(_Strict):
     """Private key (PEM) of the client certificate."""
     ssl_check_hostname: bool = True
     """Check that the broker's certificate names the host connected to."""
-    request_timeout_ms: int = Field(default=30_000, gt=0)
-    """How long a client waits for a broker's answer."""
+    request_timeout_ms: int = Field(default=30_000, gt=500, lt=540_000)
+    """How long a client waits for a broker's answer. kafka-python's consumer refuses one at
+    or below its fetch wait (500 ms) or at or above its idle-connection limit (9 min)."""
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _brokers(cls, value: str) -> str:
+        brokers = [b.strip() for b in value.split(",")]
+        for broker in brokers:
+            _checked(host_port_problem(broker) if broker else "an empty entry", value)
+        return ",".join(brokers)
+
+    @field_validator("raw_topic", "dead_letter_topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        if not _TOPIC.match(value) or value in (".", ".."):
+            raise ValueError("a Kafka topic name is 1-249 of A-Z a-z 0-9 . _ -")
+        return value
+
+    @field_validator("group_id", "sasl_username")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or _CONTROL.search(value)):
+            raise ValueError("must be a non-empty name without control characters")
+        return value
 
     def problems(self) -> list[str]:
         """Security settings that do not go together, as ``kafka.<key>: problem`` lines.
@@ -139,14 +260,14 @@ class SearchSettings(_Strict):
     """Verify the server's TLS certificate."""
     ca_certs: str | None = None
     """CA bundle (PEM file) that signed the server's certificate."""
-    request_timeout_s: float = Field(default=30.0, gt=0)
+    request_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     """How long one request may take."""
-    bulk_batch_size: int = Field(default=500, gt=0)
+    bulk_batch_size: int = Field(default=500, gt=0, le=100_000)
     """Documents per bulk request, and per batch of the batched pipeline stages."""
-    max_retries: int = Field(default=5, ge=0)
+    max_retries: int = Field(default=5, ge=0, le=100)
     """Retries of a bulk document the server could not take (429, 5xx), with capped backoff;
     still failing after them, the run fails and is retried."""
-    unavailable_wait_s: float = Field(default=0.0, ge=0)
+    unavailable_wait_s: float = Field(default=0.0, ge=0, le=MAX_PERIOD_S)
     """When the server cannot be reached: 0 fails the run at once (offsets not committed, the
     next run repeats it); more waits up to this many seconds for it to come back, retrying
     with capped backoff, and the run goes on."""
@@ -154,19 +275,32 @@ class SearchSettings(_Strict):
     """Index `title` and `text` also with each language analyzer the server has (`text.de`...).
     Better recall per language, about three times the indexing work with six analyzers."""
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _checked(http_url_problem(value), value)
+
     @field_validator("index_prefix")
     @classmethod
     def _lowercase(cls, value: str) -> str:
-        if value != value.lower() or not value:
-            raise ValueError("must be non-empty lower case (a search-server index name)")
+        # What both servers accept in an index name, minus the characters they deprecate.
+        if not re.match(r"^[a-z0-9][a-z0-9._-]{0,99}$", value):
+            raise ValueError("must be a search-server index name: 1-100 lower-case letters, "
+                             "digits, '.', '_', '-', starting with a letter or digit")
         return value
 
     def problems(self) -> list[str]:
         """Settings that do not go together, as ``search.<key>: problem`` lines (checked by
         every command, like KafkaSettings.problems)."""
-        if self.ca_certs and not self.url.startswith("https://"):
-            return ["search.ca_certs: a CA bundle is given, but search.url is not https://"]
-        return []
+        found = []
+        parts = urlsplit(self.url)  # a valid URL: checked by _url
+        if self.ca_certs and parts.scheme != "https":
+            found.append("search.ca_certs: a CA bundle is given, but search.url is not https://")
+        if self.backend == "elasticsearch" and parts.scheme == "http" and parts.port is None:
+            # opensearch-py takes 9200 then; the elasticsearch client refuses the URL.
+            found.append("search.url: give the port, like http://host:9200 (the elasticsearch "
+                         "client takes no http:// URL without one)")
+        return found
 
 
 class Settings(_Strict):
@@ -221,6 +355,43 @@ class ChannelConfig(_Strict):
     timeout_s: float = Field(default=10.0, gt=0, le=120)
     attempts: int = Field(default=3, ge=1, le=10)
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _checked(http_url_problem(value), value)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        return None if value is None else _checked(host_problem(value), value)
+
+    @field_validator("secret_env")
+    @classmethod
+    def _variable(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
+            raise ValueError("must be the name of an environment variable, like NEWSMON_TOKEN")
+        return value
+
+    @field_validator("sender", "to")
+    @classmethod
+    def _addresses(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        # One bare address each: a newline would be a header of its own (injection), and a
+        # name or a list in one entry is refused by the server only at delivery time.
+        for address in (value,) if isinstance(value, str) else value or ():
+            local, at, domain = address.rpartition("@")
+            if (not at or not local or _CONTROL.search(address) or " " in address
+                    or "," in address or host_problem(domain)):
+                raise ValueError(f"{address!r} is not an e-mail address (user@example.org)")
+        return value
+
+    @field_validator("chat_id")
+    @classmethod
+    def _chat(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|-?[0-9]{1,20})$",
+                                              value):
+            raise ValueError("must be @channelname or a numeric chat id")
+        return value
+
     @model_validator(mode="after")
     def _complete(self) -> ChannelConfig:
         needs: dict[str, tuple[str, ...]] = {
@@ -242,7 +413,7 @@ class _RuleBase(_Strict):
     channels: tuple[str, ...] = ("console",)
     #: At most one delivery per channel per window of this many seconds (0: no throttle);
     #: alerts held back are kept on the alert and the window's throttle document.
-    throttle_s: int = Field(default=0, ge=0)
+    throttle_s: int = Field(default=0, ge=0, le=MAX_PERIOD_S)
 
 
 class AlertRule(_RuleBase):
@@ -255,7 +426,7 @@ class SurgeRule(_RuleBase):
     """A surge alert: a topic's article count in the current interval against its baseline,
     the mean and standard deviation of the ``baseline_intervals`` intervals before it."""
 
-    interval_s: int = Field(default=3600, ge=60)
+    interval_s: int = Field(default=3600, ge=60, le=MAX_PERIOD_S // 24)
     baseline_intervals: int = Field(default=24, ge=2, le=24 * 30)
     #: How many standard deviations above the mean count as a surge.
     k: float = Field(default=3.0, ge=0)
@@ -268,13 +439,13 @@ class AlertsConfig(_Strict):
     rules: tuple[AlertRule, ...] = ()
     surges: tuple[SurgeRule, ...] = ()
     #: A delivery still failing this long after the alert was raised is given up (recorded).
-    give_up_after_s: int = Field(default=24 * 3600, gt=0)
+    give_up_after_s: int = Field(default=24 * 3600, gt=0, le=MAX_PERIOD_S)
     #: After a failed delivery, the channel is not tried again for this alert sooner than this
     #: (the end-of-run sweep right after a failure would only fail again).
-    retry_after_s: int = Field(default=60, ge=0)
+    retry_after_s: int = Field(default=60, ge=0, le=MAX_PERIOD_S)
     #: How long a deliverer holds an alert before another may take it over (a crash between
     #: sending and recording then means one repeated message, never a lost one).
-    lease_s: int = Field(default=300, gt=0)
+    lease_s: int = Field(default=300, gt=0, le=MAX_PERIOD_S)
 
     @model_validator(mode="after")
     def _consistent(self) -> AlertsConfig:
@@ -416,22 +587,41 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def default_config_dir() -> Path:
-    return Path(os.environ.get("NEWSMON_CONFIG_DIR", "config"))
+def default_config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("NEWSMON_CONFIG_DIR", "config"))
+
+
+def _env_origin(overrides: Mapping[str, Any], loc: tuple[str | int, ...]) -> str | None:
+    """``environment NEWSMON_SEARCH__URL`` when the key at ``loc`` came from the environment."""
+    node: Any = overrides
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    if isinstance(node, dict):
+        return None  # a section: its keys may come from the file as well
+    return f"environment {ENV_PREFIX}{'__'.join(str(p) for p in loc).upper()}"
 
 
 def load_settings(
-    path: Path | None = None, environ: Mapping[str, str] | None = None
+    path: Path | None = None, environ: Mapping[str, str] | None = None, *,
+    required: bool = False,
 ) -> Settings:
     """Read ``newsmon.yaml`` (if present), overlay the environment, resolve relative paths.
 
-    The rule, feed and alert files are relative to the directory holding ``newsmon.yaml``, so a
-    config directory can be moved as a whole (a ConfigMap, say); ``state_dir`` is relative to
-    the working directory, where operators expect writable state.
+    ``required``: the file was named by the operator (``--config``), so a missing one is an
+    error rather than the defaults. The rule, feed and alert files are relative to the
+    directory holding ``newsmon.yaml``, so a config directory can be moved as a whole (a
+    ConfigMap, say); ``state_dir`` is relative to the working directory, where operators
+    expect writable state.
     """
     environ = os.environ if environ is None else environ
-    path = path or default_config_dir() / "newsmon.yaml"
+    path = path or default_config_dir(environ) / "newsmon.yaml"
     data: dict[str, Any] = {}
+    if required and not path.is_file():
+        what = "is a directory, not the settings file" if path.is_dir() else "no such file"
+        raise ConfigError([f"{path}: {what} (named by --config)"])
     if path.exists():
         loaded = read_yaml(path)
         if not isinstance(loaded, dict):
@@ -449,18 +639,7 @@ def load_settings(
                 )
     overrides = env_overrides(environ)
     data = _merge(data, overrides)
-
-    def from_environment(loc: tuple[str | int, ...]) -> str | None:
-        node: Any = overrides
-        for part in loc:
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        if isinstance(node, dict):
-            return None  # a section: its keys may come from the file as well
-        return f"environment {ENV_PREFIX}{'__'.join(str(p) for p in loc).upper()}"
-
-    settings = validate(Settings, data, path, origin_of=from_environment)
+    settings = validate(Settings, data, path, origin_of=lambda loc: _env_origin(overrides, loc))
     base = path.parent
     return settings.model_copy(
         update={
@@ -470,6 +649,101 @@ def load_settings(
             for name in ("feeds", "topics", "alerts")
         }
     )
+
+
+def _state_dir_problem(directory: Path) -> str | None:
+    """Why a run could not create or write ``directory``; None when it can."""
+    probe = directory.absolute()
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+        probe = probe.parent  # the nearest part that exists: mkdir -p starts there
+    if not probe.is_dir():
+        return f"{probe} is not a directory" + (f" (so {directory} cannot be one)"
+                                                 if probe != directory.absolute() else "")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable by this user" + (
+            f" (to create {directory} in it)" if probe != directory.absolute() else "")
+    return None
+
+
+def _file_problem(path: str, *, ca: bool = False) -> str | None:
+    """Why a run could not read the file at ``path``; None when it can.
+
+    ``ca``: also load it the way the TLS clients do, so a file that is there but holds no
+    certificate is found now, not at connect time.
+    """
+    file = Path(path)
+    if not file.exists():
+        return f"{path}: no such file"
+    if not file.is_file():
+        return f"{path} is not a file"
+    if not os.access(file, os.R_OK):
+        return f"{path} is not readable by this user"
+    if ca:
+        try:
+            ssl.create_default_context(cafile=path)
+        except (ssl.SSLError, ValueError) as exc:
+            return f"{path} is not a PEM CA bundle ({getattr(exc, 'reason', None) or exc})"
+    return None
+
+
+def _key_pair_problem(certfile: str, keyfile: str) -> str | None:
+    """Why the client certificate and key cannot be loaded (a key with a passphrase cannot:
+    no setting gives one, and OpenSSL would ask for it on the terminal)."""
+    try:
+        ssl.create_default_context().load_cert_chain(certfile, keyfile, password=lambda: b"")
+    except (ssl.SSLError, ValueError) as exc:
+        return (f"{certfile} and {keyfile} are not a PEM certificate and its unencrypted key "
+                f"({getattr(exc, 'reason', None) or exc})")
+    return None
+
+
+def check_settings(
+    settings: Settings, path: Path, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """What :func:`load_settings` cannot see from the values alone, one line per problem:
+    settings that do not go together, and the paths a run opens (CA bundles, certificates,
+    the state directory), checked on disk. Each line names its origin: the file, or the
+    environment variable the value came from."""
+    overrides = env_overrides(os.environ if environ is None else environ)
+    found = [f"{path}: {problem}" for problem in settings.problems()]
+
+    def add(loc: tuple[str, ...], problem: str | None) -> None:
+        if problem:
+            found.append(f"{_env_origin(overrides, loc) or path}: {'.'.join(loc)}: {problem}")
+
+    add(("state_dir",), _state_dir_problem(settings.state_dir))
+    kafka, search = settings.kafka, settings.search
+    if kafka.ssl_cafile:
+        add(("kafka", "ssl_cafile"), _file_problem(kafka.ssl_cafile, ca=True))
+    if search.ca_certs:
+        add(("search", "ca_certs"), _file_problem(search.ca_certs, ca=True))
+    pair = [(name, getattr(kafka, name)) for name in ("ssl_certfile", "ssl_keyfile")]
+    given = [(name, _file_problem(value)) for name, value in pair if value]
+    for name, problem in given:
+        add(("kafka", name), problem)
+    if len(given) == 2 and not any(problem for _, problem in given):
+        add(("kafka", "ssl_certfile"), _key_pair_problem(kafka.ssl_certfile or "",
+                                                         kafka.ssl_keyfile or ""))
+    return found
+
+
+def load_checked_settings(
+    path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """The settings every command runs with: :func:`load_settings` (a file named by
+    ``--config`` must exist) plus :func:`check_settings`; raises ConfigError with every
+    problem, one line each."""
+    environ = os.environ if environ is None else environ
+    if path is None and "NEWSMON_CONFIG_DIR" in environ and not default_config_dir(
+            environ).is_dir():
+        raise ConfigError([f"environment NEWSMON_CONFIG_DIR: {default_config_dir(environ)} is "
+                           "not a directory"])
+    settings = load_settings(path, environ, required=path is not None)
+    problems = check_settings(settings, path or default_config_dir(environ) / "newsmon.yaml",
+                              environ)
+    if problems:
+        raise ConfigError(problems)
+    return settings
 
 
 def unknown_alert_topics(alerts: AlertsConfig, topics: Iterable[str], path: Path) -> list[str]:

@@ -25,7 +25,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import logs
-from .config import AlertsConfig, ChannelConfig, ConfigError, Settings, load_model, load_settings
+from .config import (
+    AlertsConfig,
+    ChannelConfig,
+    ConfigError,
+    Settings,
+    load_checked_settings,
+    load_model,
+)
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -88,7 +95,7 @@ def _shown(url: str) -> str:
 
 def check_config(path: Path | None) -> tuple[Settings | None, AlertsConfig | None, list[Finding]]:
     try:
-        settings = load_settings(path)
+        settings = load_checked_settings(path)
     except ConfigError as exc:
         return None, None, [
             Finding("fail", "config", f"{p} -> fix the file or the NEWSMON_* variable", True)
@@ -258,7 +265,9 @@ def check_search(settings: Settings) -> list[Finding]:
     fix = ("-> start it, or point search.url (NEWSMON_SEARCH__URL) at a running "
            f"{name}")
     parts = urlsplit(url)
-    error = _tcp(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    # The clients' defaults: 443 for https; 9200 for http (opensearch-py; the elasticsearch
+    # client needs the port, see SearchSettings.problems).
+    error = _tcp(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 9200))
     if error is not None:
         return [Finding("fail", "search", f"cannot connect to {name} at {_shown(url)} "
                         f"({error}) {fix}")]
