@@ -1,7 +1,10 @@
 """The ``newsmon`` command: thin over the library, one function per command.
 
-Exit status: 0 success, 1 a run failed (services, sources), 2 invalid config or usage, 75 the
-same job is still running from an earlier start (pipeline/runlock.py).
+Exit status, what a scheduler sees (README, "Exit codes"): 0 everything done; 1 the run
+failed (a service down: nothing or part of it committed, safe to re-run); 2 invalid config or
+usage; 3 the run went through and every item fetched was handled, but some sources failed or
+are disabled (``newsmon sources`` says which); 75 the same job is still running from an
+earlier start (pipeline/runlock.py).
 """
 
 from __future__ import annotations
@@ -70,9 +73,50 @@ def _setup_logging(fmt: str | None = None, verbose: bool = False) -> None:
     logs.configure("json" if fmt == "json" else "text", verbose=verbose)
 
 
+#: The run failed before its end (a service down); what was not committed is done again by
+#: the next run.
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+#: The run went through, every item fetched was published and processed, but some sources
+#: failed or are disabled: nothing to re-run, something to look at (`newsmon sources`).
+EXIT_SOURCES_FAILED = 3
+
+
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(message, err=True)
     return typer.Exit(code)
+
+
+def _poll_status(report: Any) -> tuple[int, str]:
+    """The exit status of a poll pass and the status line that says the same.
+
+    Items that could not be published (Kafka down) fail the run: they are fetched again by
+    the next one. A source that failed costs no item (it is polled again on its schedule), so
+    the run is done, with a status of its own that a scheduler can tell from both.
+    """
+    from newsmon.connectors.runner import FAILED
+
+    unpublished = sum(1 for r in report.results if r.status == "publish-failed")
+    if unpublished:
+        return EXIT_FAILED, (f"status: FAILED (exit 1): the items of {unpublished} sources "
+                             "were not published; the next run fetches them again")
+    if report.ok:
+        return 0, "status: OK"
+    failed = sum(1 for r in report.results if r.status in FAILED)
+    return EXIT_SOURCES_FAILED, (f"status: SOURCES FAILED (exit 3): {failed} of "
+                                 f"{len(report.results)} sources failed or are disabled; every "
+                                 "item fetched was handled (see `newsmon sources`)")
+
+
+def _run_failed(exc: Exception) -> typer.Exit:
+    return _fail(f"run failed, offsets not committed (safe to re-run): {exc}", EXIT_FAILED)
+
+
+def _poll_summary(report: Any) -> str:
+    """The poll report's totals and failed sources, without its own status line: the command
+    prints one status line of its own, the one its exit status agrees with."""
+    lines = report.summary().splitlines()
+    return "\n".join(line for line in lines if not line.startswith("status:"))
 
 
 @contextmanager
@@ -96,7 +140,7 @@ def _settings(path: Path | None) -> Settings:
     try:
         settings = load_checked_settings(path)
     except ConfigError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise _fail(str(exc), EXIT_CONFIG) from exc
     logs.register_secrets([settings])
     if _log_choice["format"] is None and settings.log_format != logs.current_format():
         logs.configure(settings.log_format, verbose=_log_choice["verbose"])
@@ -109,7 +153,7 @@ def _alerts(settings: Settings) -> AlertsConfig:
     try:
         alerts = load_model(AlertsConfig, settings.alerts)
     except ConfigError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise _fail(str(exc), EXIT_CONFIG) from exc
     logs.register_secrets([alerts])  # the values of the channels' secret_env variables
     return alerts
 
@@ -120,7 +164,7 @@ def _sources(settings: Settings) -> Any:
     try:
         return load_sources(settings.feeds)
     except ConfigError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise _fail(str(exc), EXIT_CONFIG) from exc
 
 
 def _context(settings: Settings, *, kafka_dead_letters: bool = False) -> Any:
@@ -132,11 +176,11 @@ def _context(settings: Settings, *, kafka_dead_letters: bool = False) -> Any:
     try:
         rules = load_rules(settings.topics)
     except ConfigError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise _fail(str(exc), EXIT_CONFIG) from exc
     alerts = _alerts(settings)
     problems = unknown_alert_topics(alerts, rules.topics, settings.alerts)
     if problems:
-        raise _fail("\n".join(problems), 2)
+        raise _fail("\n".join(problems), EXIT_CONFIG)
     from .app import RunContext  # Beam, imported once the config is known to be valid
 
     return RunContext(settings=settings, alerts=alerts, dead_letters_to_kafka=kafka_dead_letters)
@@ -177,7 +221,7 @@ def config_check(config: ConfigOpt = None) -> None:
         problems += unknown_alert_topics(loaded["alerts"], loaded["topics"].topics,
                                          settings.alerts)
     if problems:
-        raise _fail("\n".join(problems), 2)
+        raise _fail("\n".join(problems), EXIT_CONFIG)
     redacted = settings.model_dump(mode="json")
     typer.echo(json.dumps(redacted, indent=2, default=str))
     typer.echo("config ok", err=True)
@@ -246,9 +290,9 @@ def search_setup(config: ConfigOpt = None) -> None:
         else:
             store.setup()
     except StoreUnavailable as exc:
-        raise _fail(f"search server unavailable: {exc}", 1) from exc
+        raise _fail(f"search server unavailable: {exc}", EXIT_FAILED) from exc
     except StoreSetupError as exc:
-        raise _fail(f"search setup: {exc}", 1) from exc
+        raise _fail(f"search setup: {exc}", EXIT_FAILED) from exc
     languages = ", ".join(getattr(store, "languages", ())) or "none (standard analyzer only)"
     typer.echo(f"{settings.search.backend}: templates and indices ready "
                f"(prefix {settings.search.index_prefix}; language subfields: {languages})")
@@ -351,11 +395,11 @@ def poll(
             poller = _poller(settings, publisher, archive=archive, progress=once)
             if once:
                 report = poller.poll_once(force=force)
-                typer.echo(report.summary())
+                typer.echo(_poll_summary(report))
                 _publish_health(settings)
-                if not report.ok:
-                    raise typer.Exit(1)
-                return
+                code, status = _poll_status(report)
+                typer.echo(status)
+                raise typer.Exit(code)
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -470,7 +514,7 @@ def pipeline_run(
 ) -> None:
     """Run the Beam pipeline: Kafka (or an archive) -> documents, alerts, dead letters."""
     from . import metrics
-    from .io_search import StoreUnavailable
+    from .io_search import StoreSetupError, StoreUnavailable
 
     settings = _settings(config)
     ctx = _context(settings, kafka_dead_letters=mode is not Mode.backfill)
@@ -488,7 +532,8 @@ def pipeline_run(
         try:
             if mode is Mode.backfill:
                 if source is None:
-                    raise _fail("--mode backfill needs --from PATH (a JSONL archive)", 2)
+                    raise _fail("--mode backfill needs --from PATH (a JSONL archive)",
+                                EXIT_CONFIG)
                 n = run_backfill(source, ctx, runner=runner, extra_options=extra)
                 typer.echo(f"backfilled {n} records from {source}")
             elif mode is Mode.stream:
@@ -500,8 +545,8 @@ def pipeline_run(
             else:
                 summary = run_kafka_batch(ctx, runner=runner, extra_options=extra)
                 typer.echo(f"processed {summary.records} records; offsets committed")
-        except (KafkaUnavailable, StoreUnavailable) as exc:
-            raise _fail(f"run failed, offsets not committed (safe to re-run): {exc}", 1) from exc
+        except (KafkaUnavailable, StoreUnavailable, StoreSetupError) as exc:
+            raise _run_failed(exc) from exc
 
 
 @app.command()
@@ -517,12 +562,23 @@ def run(
     server are needed: items go straight to the pipeline, documents to a local SQLite store,
     alerts to the console. Otherwise items go through Kafka to the search server.
     """
+    from .io_kafka import KafkaUnavailable
+    from .io_search import StoreSetupError, StoreUnavailable
+
     settings = _settings(DEMO_CONFIG if demo else config)
     with _exclusive(settings, "poll", "pipeline"):
-        _run_once(settings, demo=demo)
+        try:
+            report = _run_once(settings, demo=demo)
+        except (KafkaUnavailable, StoreUnavailable, StoreSetupError) as exc:
+            raise _run_failed(exc) from exc
+    code, status = _poll_status(report)
+    typer.echo(status)
+    raise typer.Exit(code)
 
 
-def _run_once(settings: Settings, *, demo: bool) -> None:
+def _run_once(settings: Settings, *, demo: bool) -> Any:
+    """Poll, then process what was polled; returns the poll report (its sources' status is
+    the run's). A service that is down raises (KafkaUnavailable, StoreUnavailable)."""
     from newsmon.connectors.publisher import KafkaPublisher
 
     from .embedded import SpoolPublisher
@@ -533,7 +589,7 @@ def _run_once(settings: Settings, *, demo: bool) -> None:
     if settings.search.backend == "embedded":
         spool = SpoolPublisher(settings.state_dir)
         report = _poller(settings, spool).poll_once(force=demo)
-        typer.echo(report.summary())
+        typer.echo(_poll_summary(report))
         _publish_health(settings)
         n = 0
         while (claimed := spool.claim()) is not None:
@@ -545,16 +601,17 @@ def _run_once(settings: Settings, *, demo: bool) -> None:
             f"{store.count('articles')} articles, {store.count('alerts')} alerts, "
             f"{store.count('dead-letters')} dead letters"
         )
-        return
+        return report
     kafka_publisher = KafkaPublisher(settings.kafka)
     try:
         report = _poller(settings, kafka_publisher).poll_once()
     finally:
         kafka_publisher.close()
-    typer.echo(report.summary())
+    typer.echo(_poll_summary(report))
     _publish_health(settings)
     summary = run_kafka_batch(_context(settings, kafka_dead_letters=True))
     typer.echo(f"processed {summary.records} records; offsets committed")
+    return report
 
 
 # --- dead letters ----------------------------------------------------------------------
@@ -626,7 +683,7 @@ def classify(
     try:
         classifier = Classifier.from_path(settings.topics)
     except ConfigError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise _fail(str(exc), EXIT_CONFIG) from exc
     result = classifier.classify(text, lang or detect_language(text))
     if as_json:
         payload = {
@@ -659,7 +716,7 @@ def eval_command(
     try:
         classifier = Classifier.from_path(settings.topics)
     except ConfigError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise _fail(str(exc), EXIT_CONFIG) from exc
     from tqdm import tqdm
 
     # A bar on a terminal only (disable=None): piped or --json output stays clean.
@@ -683,7 +740,7 @@ def _window(since: str, until: str | None) -> tuple[Any, Any]:
         span = parse_duration(since)
         end = datetime.fromisoformat(until) if until else datetime.now(UTC)
     except ValueError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise _fail(str(exc), EXIT_CONFIG) from exc
     end = end.replace(tzinfo=UTC) if end.tzinfo is None else end
     return end - span, end
 
@@ -713,7 +770,7 @@ def alerts_test(
     chosen = alerts.rule(rule)
     if chosen is None:
         names = ", ".join(r.name for r in (*alerts.rules, *alerts.surges)) or "none"
-        raise _fail(f"no rule {rule!r} in {settings.alerts} (rules: {names})", 2)
+        raise _fail(f"no rule {rule!r} in {settings.alerts} (rules: {names})", EXIT_CONFIG)
     start, end = _window(since, until)
     store = open_store(settings.search, settings.state_dir)
     if isinstance(chosen, SurgeRule):
@@ -781,7 +838,7 @@ def alerts_surge(
                 for attempt in deliverer.deliver(finding.alert_id, now):
                     typer.echo(f"    {attempt.channel}: {attempt.status} {attempt.error}".rstrip())
     except StoreUnavailable as exc:
-        raise _fail(f"search server unavailable: {exc}", 1) from exc
+        raise _fail(f"search server unavailable: {exc}", EXIT_FAILED) from exc
     typer.echo(f"{len(found)} surges among {len(alerts.surges)} surge rules", err=True)
 
 
@@ -796,12 +853,12 @@ def alerts_deliver(config: ConfigOpt = None) -> None:
     try:
         attempts = Deliverer(store, _alerts(settings)).deliver_pending()
     except StoreUnavailable as exc:
-        raise _fail(f"search server unavailable: {exc}", 1) from exc
+        raise _fail(f"search server unavailable: {exc}", EXIT_FAILED) from exc
     for a in attempts:
         typer.echo(f"{a.channel}: {a.status} {a.error}".rstrip())
     typer.echo(f"{len(attempts)} delivery attempts", err=True)
     if any(a.status == "failed" for a in attempts):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @alerts_app.command("list")
@@ -851,7 +908,7 @@ def report(
     try:
         page, summary = build(store, start, end, title=title)
     except StoreUnavailable as exc:
-        raise _fail(f"search server unavailable: {exc}", 1) from exc
+        raise _fail(f"search server unavailable: {exc}", EXIT_FAILED) from exc
     out.write_text(page, encoding="utf-8")
     totals = ", ".join(f"{v} {k}" for k, v in summary.totals.items())
     typer.echo(f"{out}: {totals}")
