@@ -49,7 +49,8 @@ _TRACKING = re.compile(
 
 
 def canonical_url(url: str) -> str:
-    """Lower-case scheme and host, no default port, no fragment, no tracking parameters."""
+    """Lower-case scheme and host, no default port, no fragment, no tracking parameters; an
+    IPv6 host in brackets. Not http(s), or not parseable: returned as is."""
     url = url.strip()
     try:
         parts = urlsplit(url)
@@ -60,7 +61,7 @@ def canonical_url(url: str) -> str:
         return url
     scheme = parts.scheme.lower()
     host = parts.hostname.lower()
-    if ":" in host:
+    if ":" in host:  # IPv6: urlsplit drops the brackets
         host = f"[{host}]"
     if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
         host = f"{host}:{port}"

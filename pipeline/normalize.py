@@ -43,14 +43,24 @@ _SUPPORTED_LANGS = ("en", "de", "fr", "ru", "uk", "pl", "it", "es")
 
 
 def canonical_url(url: str) -> str:
-    """Lower-case scheme and host, no fragment, no default port, no tracking parameters."""
+    """Lower-case scheme and host, no fragment, no default port, no tracking parameters.
+
+    An IPv6 host keeps its brackets (``http://[2001:db8::1]:8080/``). A URL whose port or
+    IPv6 address does not parse is returned stripped, as given.
+    """
     if not url:
         return ""
-    parts = urlsplit(url.strip())
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
     if not parts.scheme or not parts.netloc:
-        return url.strip()
-    host = parts.hostname or ""
-    port = parts.port
+        return url
+    host = parts.hostname or ""  # lower case, and without an IPv6 address's brackets
+    if ":" in host:
+        host = f"[{host}]"
     netloc = host if port is None or (parts.scheme, port) in (("http", 80), ("https", 443)) else (
         f"{host}:{port}"
     )
