@@ -140,6 +140,14 @@ def search_settings(search_server: tuple[str, str]) -> Iterator[SearchSettings]:
 
 
 @pytest.fixture
+def no_newsmon_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No NEWSMON_* variable of the shell that runs the tests reaches the test's settings."""
+    for var in list(os.environ):
+        if var.startswith("NEWSMON_"):
+            monkeypatch.delenv(var)
+
+
+@pytest.fixture
 def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"{SHARED} is missing: the seed article and eval set live there",

@@ -97,11 +97,7 @@ def check_message(stderr: str, config: Path, case: str) -> None:
     assert key in problem_lines[0], problem_lines[0]
 
 
-@pytest.fixture(autouse=True)
-def _no_newsmon_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in list(os.environ):
-        if var.startswith("NEWSMON_"):
-            monkeypatch.delenv(var)
+pytestmark = pytest.mark.usefixtures("no_newsmon_environment")
 
 
 def test_the_valid_config_passes(tmp_path: Path) -> None:
