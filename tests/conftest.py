@@ -7,12 +7,15 @@ cannot be had FAILS the tests that need it: integration tests never skip silentl
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 import pytest
@@ -80,12 +83,44 @@ def _env_file(home: Path) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
+def services_home() -> Path:
+    """The services directory of the shared instances (services.sh's default)."""
+    return Path(os.environ.get("NEWSMON_SERVICES_HOME") or ROOT / ".services")
+
+
+@functools.cache
+def local_helpers() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("newsmonlocal_helpers",
+                                                  ROOT / "deploy" / "local" / "helpers.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def elasticsearch_files(home: Path, version: str) -> Path:
+    """Where the Elasticsearch of services directory ``home`` keeps its files, with
+    distribution ``version`` fetched and unpacked there (``services.sh prepare``), by a path
+    the user Elasticsearch runs as can reach: the relocation of deploy/local/helpers.py
+    (es_base), the one definition services.sh uses too. For tests that start an
+    Elasticsearch of their own; fails the test when it cannot be had."""
+    env = {**os.environ, "NEWSMON_SERVICES_HOME": str(home), "NEWSMON_ES_VERSION": version,
+           "NEWSMON_ES_SECURITY": "0"}
+    proc = subprocess.run(["bash", str(SERVICES), "prepare", "elasticsearch"], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"Elasticsearch {version} could not be prepared by {SERVICES} in {home}:\n"
+                    f"{proc.stderr[-3000:]}", pytrace=False)
+    files: Path = local_helpers().es_base(home)
+    return files
+
+
 def _service(name: str) -> str:
     """The address of a running service, starting it if needed; fails the test otherwise."""
     spec = SERVICES_BY_NAME[name]
     home = spec.home
-    if spec.home == ROOT / ".services" and os.environ.get("NEWSMON_SERVICES_HOME"):
-        home = Path(os.environ["NEWSMON_SERVICES_HOME"])
+    if spec.home == ROOT / ".services":
+        home = services_home()
     address = os.environ.get(spec.override_key) or _env_file(home).get(spec.env_key)
     if not address:
         env = {**os.environ, "NEWSMON_SERVICES_HOME": str(home), **dict(spec.extra_env)}

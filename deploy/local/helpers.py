@@ -10,17 +10,24 @@ helpers.py kafka-ping HOST:PORT [--timeout S]
     with error code 0 and a non-empty API list, else print why and exit 1.
 helpers.py cluster-id
     Print a fresh 22-character KRaft cluster id (URL-safe base64 of a UUID, not starting with "-").
+helpers.py es-base SERVICES_HOME [--create]
+    Print the directory that holds the Elasticsearch files of a services home (see es_base);
+    --create makes it, and the link to it, when it is relocated.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
+import os
 import random
 import socket
+import stat
 import struct
 import sys
 import uuid
+from pathlib import Path
 
 HOST = "127.0.0.1"
 
@@ -122,6 +129,54 @@ def kafka_ping(address: str, timeout: float) -> int:
     return 0
 
 
+#: Where Elasticsearch files go when the services home is in a directory others cannot enter.
+RELOCATED = Path("/var/tmp/newsmon-es")
+
+
+def others_can_enter(path: Path) -> bool:
+    """Every directory from / down to ``path`` is searchable by others (mode o+x)."""
+    for part in (path, *path.parents):
+        try:
+            if not part.stat().st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def es_base(services_home: Path, *, create: bool = False) -> Path:
+    """The directory holding the Elasticsearch files (distribution, config, data, logs) of a
+    services home: ``<home>/elasticsearch``, unless that is out of the Elasticsearch user's
+    reach.
+
+    Elasticsearch refuses to run as root, so as root it runs as another user (newsmon-es),
+    which must be able to reach its files. A clone in a directory only root may enter
+    (``mktemp -d``, /root of mode 700) would stop it; its files then live in
+    ``/var/tmp/newsmon-es/<hash of the home>``, with ``<home>/elasticsearch`` a link to it.
+    The one definition for services.sh and for the tests that start an Elasticsearch of their
+    own; the path returned has no link in it, so the other user never passes the private
+    directory on its way.
+    """
+    home = services_home.absolute()
+    link = home / "elasticsearch"
+    if link.is_symlink():
+        return link.resolve()  # placed under RELOCATED by an earlier start
+    if os.getuid() != 0 or link.is_dir() or others_can_enter(home):
+        return link
+    digest = hashlib.sha256(str(home).encode()).hexdigest()[:16]  # as services.sh always did
+    target = RELOCATED / digest
+    if create:
+        RELOCATED.mkdir(exist_ok=True)
+        if RELOCATED.is_symlink() or RELOCATED.stat().st_uid != os.getuid():
+            raise OSError(f"{RELOCATED} is not a directory of ours")
+        RELOCATED.chmod(0o755)
+        target.mkdir(exist_ok=True)
+        target.chmod(0o755)
+        home.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+    return target
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="helpers.py")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -135,7 +190,17 @@ def main(argv: list[str]) -> int:
     kp.add_argument("address")
     kp.add_argument("--timeout", type=float, default=3.0)
     sub.add_parser("cluster-id")
+    ep = sub.add_parser("es-base")
+    ep.add_argument("home", type=Path)
+    ep.add_argument("--create", action="store_true")
     a = ap.parse_args(argv)
+    if a.cmd == "es-base":
+        try:
+            print(es_base(a.home, create=a.create))
+        except OSError as exc:
+            print(f"services: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if a.cmd == "freeport":
         if (a.min is None) != (a.max is None):
             ap.error("--min and --max go together")

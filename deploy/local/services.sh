@@ -7,6 +7,8 @@
 #   services.sh status
 #   services.sh env                  print $NEWSMON_SERVICES_HOME/env (KEY=value lines)
 #   services.sh clean  [service ...]  stop, then delete data and logs (keeps downloads)
+#   services.sh prepare [service ...] fetch and unpack only, start nothing (tests that run
+#                                    a server of their own from the same distribution)
 #
 # After `start`, $NEWSMON_SERVICES_HOME/env (default <repo>/.services/env) holds one line per
 # service that is up:
@@ -23,29 +25,9 @@ SVC=$(cd "$SVC" && pwd)
 ENV_FILE=$SVC/env
 
 # Elasticsearch refuses to run as root, so as root it runs as $ES_USER (below), which must be
-# able to reach its files. A clone in a directory only root may enter (/root is mode 700) would
-# stop it; its files then live under /var/tmp instead, one directory per services home, with
-# $SVC/elasticsearch a link to it.
-others_can_enter() {  # dir: every directory from / down to it is searchable by others
-  local p=$1 perms
-  while :; do
-    perms=$(stat -c %A "$p") || return 1
-    [[ ${perms:9:1} == [xt] ]] || return 1
-    [[ $p == / ]] && return 0
-    p=$(dirname "$p")
-  done
-}
-ESB=$SVC/elasticsearch
-if [[ -L $ESB ]]; then
-  ESB=$(readlink -f "$ESB")  # placed under /var/tmp by an earlier start
-elif [[ $(id -u) == 0 && ! -d $ESB ]] && ! others_can_enter "$SVC"; then
-  mkdir -p /var/tmp/newsmon-es && [[ ! -L /var/tmp/newsmon-es && -O /var/tmp/newsmon-es ]] &&
-    chmod 755 /var/tmp/newsmon-es ||
-    { echo "services: /var/tmp/newsmon-es is not a directory of ours" >&2; exit 1; }
-  ESB=/var/tmp/newsmon-es/$(printf %s "$SVC" | sha256sum | cut -c1-16)
-  mkdir -p "$ESB" && chmod 755 "$ESB" && ln -s "$ESB" "$SVC/elasticsearch" ||
-    { echo "services: cannot create $ESB" >&2; exit 1; }
-fi
+# able to reach its files: outside a directory only root may enter, they go under /var/tmp
+# (helpers.py es_base, the one definition the tests' own Elasticsearch use as well).
+ESB=$(python3 "$HERE/helpers.py" es-base --create "$SVC") || exit 1
 
 KAFKA_VERSION=${NEWSMON_KAFKA_VERSION:-4.3.1}
 ES_VERSION=${NEWSMON_ES_VERSION:-9.2.0}
@@ -930,7 +912,18 @@ cmd_status() {
 }
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+cmd_prepare() {
+  parse_services "$@"
+  take_lock
+  local s rc=0
+  for s in "${SERVICES[@]}"; do
+    svc_pid "$s" >/dev/null && continue # running, so prepared (and its state left alone)
+    prepare "$s" || rc=1
+  done
+  return $rc
 }
 
 CMD=${1:-}
@@ -944,6 +937,7 @@ case $CMD in
     cat "$ENV_FILE"
     ;;
   clean) cmd_clean "$@" ;;
+  prepare) cmd_prepare "$@" ;;
   -h | --help | help) usage ;;
   *)
     usage >&2

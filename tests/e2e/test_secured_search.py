@@ -33,7 +33,7 @@ import pytest
 import yaml
 from newsmon.pipeline.config import KafkaSettings
 
-from tests.conftest import _service
+from tests.conftest import elasticsearch_files, local_helpers, services_home
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "deploy" / "compose" / "newsmon-writer-role.json"
@@ -69,13 +69,15 @@ def _java_home(minimum: int) -> str:
 
 @pytest.fixture(scope="module")
 def secured_search() -> Iterator[SecuredSearch]:
-    _service("elasticsearch")  # makes sure the distribution is downloaded and unpacked
-    services = Path(os.environ.get("NEWSMON_SERVICES_HOME", ROOT / ".services"))
     version = os.environ.get("NEWSMON_ES_VERSION", "9.2.0")
-    home = services / "elasticsearch" / f"dist-{version}" / f"elasticsearch-{version}"
+    # The distribution of the local services, and this instance's files beside it: where the
+    # user Elasticsearch runs as (as root) can reach them, also from a clone in a private
+    # directory (elasticsearch_files relocates as services.sh does).
+    files = elasticsearch_files(services_home(), version)
+    home = files / f"dist-{version}" / f"elasticsearch-{version}"
     assert (home / "bin" / "elasticsearch").exists(), home
     user = os.environ.get("NEWSMON_ES_USER", "newsmon-es") if os.getuid() == 0 else None
-    base = Path(tempfile.mkdtemp(prefix="newsmon-secured-es."))
+    base = Path(tempfile.mkdtemp(prefix="secured-e2e.", dir=files))
     base.chmod(0o755)
     conf = base / "conf"
     conf.mkdir()
@@ -107,8 +109,11 @@ def secured_search() -> Iterator[SecuredSearch]:
     as_user = ["runuser", "-u", user, "--"] if user else []
 
     def es_tool(*args: str, stdin: str | None = None) -> None:
-        subprocess.run([*as_user, "env", *[f"{k}={v}" for k, v in env.items()], *args],
-                       input=stdin, text=True, check=True, capture_output=True, timeout=120)
+        proc = subprocess.run([*as_user, "env", *[f"{k}={v}" for k, v in env.items()], *args],
+                              input=stdin, text=True, capture_output=True, timeout=120)
+        if proc.returncode != 0:  # 126: the user cannot reach the distribution
+            pytest.fail(f"{Path(args[0]).name} {args[1]} exited {proc.returncode} (as "
+                        f"{user or 'this user'}): {proc.stderr[-2000:]}", pytrace=False)
 
     es_tool(str(home / "bin" / "elasticsearch-keystore"), "create")
     es_tool(str(home / "bin" / "elasticsearch-keystore"), "add", "-x", "bootstrap.password",
@@ -221,3 +226,29 @@ def test_doctor_names_rejected_missing_and_insufficient_credentials(
     for proc in (wrong, reader):
         assert "not-the-password" not in proc.stdout + proc.stderr
         assert READER_PASSWORD not in proc.stdout + proc.stderr
+
+
+def test_the_elasticsearch_files_of_a_private_clone_are_reachable(tmp_path: Path) -> None:
+    """A clone in a directory only root may enter (``mktemp -d``): its Elasticsearch files go
+    where the user Elasticsearch runs as can reach them, by a path without a link through the
+    private directory, and services.sh finds the same place again."""
+    private = tmp_path / "clone"
+    private.mkdir(mode=0o700)
+    home = private / ".services"
+    helpers = local_helpers()
+    files = Path(helpers.es_base(home, create=True))
+    try:
+        if os.getuid() == 0:
+            assert private not in files.parents and files.is_dir()
+            assert helpers.others_can_enter(files)
+            assert (home / "elasticsearch").resolve() == files  # the link services.sh follows
+        else:  # Elasticsearch runs as this user, who can enter its own directories
+            assert files == home / "elasticsearch"
+        assert Path(helpers.es_base(home)) == files  # found again, not made again
+        shown = subprocess.run(["python3", str(ROOT / "deploy" / "local" / "helpers.py"),
+                                "es-base", str(home)], capture_output=True, text=True,
+                               check=True).stdout.strip()
+        assert shown == str(files)
+    finally:
+        if files.parent == helpers.RELOCATED:
+            shutil.rmtree(files)
