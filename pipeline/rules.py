@@ -68,7 +68,10 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # No inf/nan: `.inf` is valid YAML and passes `gt=0`; an infinite score is no JSON a search
+    # server takes.
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True,
+                              allow_inf_nan=False)
 
 
 # --- the rule file ---------------------------------------------------------------------------

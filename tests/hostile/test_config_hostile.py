@@ -34,6 +34,9 @@ FEED = ("sources:\n  - {id: a-feed, type: rss, url: 'http://127.0.0.1:9/f', name
 ALERT_RULE = "rules:\n  - {name: r, topic: troop_deployment, channels: [console, x]}\n"
 
 
+TOPICS = (ROOT / "config" / "topics.yaml").read_text(encoding="utf-8")
+
+
 def channel(spec: str) -> str:
     return f"channels:\n  console: {{type: console}}\n  x: {spec}\n" + ALERT_RULE
 
@@ -129,6 +132,11 @@ CASES: dict[str, tuple[str, str, str]] = {
                               f"interval_s: {BIG}}}\n", "surges.0.interval_s"),
     "surge k nan": ("alerts.yaml", "surges:\n  - {name: s, topic: troop_deployment, k: .nan}\n",
                     "surges.0.k"),
+    # topics.yaml: an infinite score is no JSON a search server takes
+    "topic term weight inf": ("topics.yaml", TOPICS.replace("troops: 1,", "troops: .inf,", 1),
+                              "groups.TROOPS.terms.en.troops"),
+    "topic threshold inf": ("topics.yaml", TOPICS.replace("threshold: 1.0", "threshold: .inf",
+                                                          1), "topics.troop_deployment.threshold"),
     # feeds.yaml: a source or a pass that could never work
     "feed url bad port": ("feeds.yaml", FEED.replace("127.0.0.1:9/f", "127.0.0.1:99999/f"),
                           "sources.0.rss.url"),
