@@ -70,7 +70,8 @@ def test_run_parks_them_in_the_dead_letter_index_and_deadletters_lists_them(
         "topics": str(ROOT / "config" / "topics.yaml"),
         "alerts": str(ROOT / "config" / "alerts.yaml"), "search": {"backend": "embedded"}}))
     runner = CliRunner()
-    assert runner.invoke(app, ["run", "--config", str(config)]).exit_code == 0
+    # 3: the run went through, the source failed (README, "Exit codes")
+    assert runner.invoke(app, ["run", "--config", str(config)]).exit_code == 3
     listed = runner.invoke(app, ["deadletters", "--json", "--config", str(config)])
     assert listed.exit_code == 0, listed.output
     letters = [json.loads(line) for line in listed.stdout.splitlines()]

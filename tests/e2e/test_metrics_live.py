@@ -189,8 +189,8 @@ def test_poll_once_writes_a_textfile_whose_counters_carry_on(
                                timeout=300, check=False)
         second = subprocess.run(args, env=env(), cwd=tmp_path, capture_output=True, text=True,
                                 timeout=300, check=False)
-    assert first.returncode == 1 and "gone-feed" in first.stdout  # a source failed
-    assert second.returncode == 1
+    assert first.returncode == 3 and "gone-feed" in first.stdout  # a source failed
+    assert second.returncode == 3
     found = samples(textfile.read_text())
     assert metric(found, "newsmon_source_items_published_total", source="live-feed",
                   kind="new") == 2
