@@ -87,7 +87,8 @@ def _shown(url: str) -> str:
     """scheme://host:port of a URL, without path or credentials (a webhook path is a secret)."""
     parts = urlsplit(url)
     port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}"
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"
 
 
 # --- config --------------------------------------------------------------------------------
@@ -199,7 +200,7 @@ def check_kafka(settings: Settings) -> list[Finding]:
         error = _tcp(host, port)
         if error is None:
             break
-        errors.append(f"{host}:{port} ({error})")
+        errors.append(f"{f'[{host}]' if ':' in host else host}:{port} ({error})")
     else:
         return [Finding(severity, "kafka", f"cannot connect to {', '.join(errors)} {fix}")]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -336,3 +337,17 @@ def test_every_command_refuses_it_in_one_line(tmp_path: Path, case: str) -> None
         origin = f"FAIL config: {tmp_path / name}" if command == ("doctor",) else str(
             tmp_path / name)
         one_line(output, origin, key)
+
+
+def test_doctor_shows_an_ipv6_server_as_a_url(tmp_path: Path) -> None:
+    """Valid IPv6 addresses reach doctor's checks, which name them with their brackets."""
+    with socket.socket(socket.AF_INET6) as sock:  # a port nothing listens on
+        sock.bind(("::1", 0))
+        port = sock.getsockname()[1]
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + "kafka: {bootstrap_servers: '[::1]:9'}\n"
+                      f"search: {{backend: opensearch, url: 'http://[::1]:{port}/'}}\n")
+    result = CliRunner().invoke(app, ["doctor", "-c", str(config)])
+    assert result.exit_code == 1, result.stdout
+    assert f"FAIL search: cannot connect to opensearch at http://[::1]:{port} (" in result.stdout
+    assert "FAIL kafka: cannot connect to [::1]:9 (" in result.stdout, result.stdout
