@@ -522,6 +522,15 @@ class HttpClient:
                 hop_token = _HOP_GUARD.set(hop_guard)
                 try:
                     response = self._get_one(current, headers, deadline)
+                except BlockedAddressError as exc:
+                    if hop_guard is None:
+                        raise
+                    # The name resolved to public addresses a moment ago and to others at
+                    # connect time (DNS rebinding): the same refusal as above.
+                    raise BlockedAddressError(
+                        f"redirect from {previous} to {current} refused at connect time: {exc}",
+                        kind="blocked-redirect",
+                    ) from exc
                 finally:
                     _HOP_GUARD.reset(hop_token)
                     _DEADLINE.reset(token)

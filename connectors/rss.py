@@ -185,8 +185,22 @@ def parse_feed(
         reason = f"not a feed ({problems[-1].message})" if problems else "not a feed"
         return ParsedFeed(items=(), problems=tuple(problems), fatal=reason, encoding=encoding)
 
+    items, dropped = entries_to_items(entries, source, now=now)
+    problems += dropped
+    return ParsedFeed(items=tuple(items), problems=tuple(problems),
+                      ttl_s=_ttl_s(parsed, problems), encoding=encoding)
+
+
+def entries_to_items(
+    entries: Sequence[Any], source: RssSource, *, now: datetime
+) -> tuple[list[RawItem], list[Problem]]:
+    """feedparser's entries as items. An entry without text is an ``empty-entry``; one whose
+    fields make reading it raise anything (fields of types feedparser does not usually build)
+    is a ``bad-entry``: both are dropped, counted and parked as dead letters, and the other
+    entries go on."""
     ref = source.ref()
     items: list[RawItem] = []
+    problems: list[Problem] = []
     for index, entry in enumerate(entries):
         try:
             item = _item(entry, ref, now)
@@ -200,8 +214,7 @@ def parse_feed(
             problems.append(Problem(kind="empty-entry", message=f"entry {index} has no text"))
             continue
         items.append(item)
-    return ParsedFeed(items=tuple(items), problems=tuple(problems),
-                      ttl_s=_ttl_s(parsed, problems), encoding=encoding)
+    return items, problems
 
 
 def _repair(content: bytes, hdrs: dict[str, str], problems: list[Problem], sid: str) -> bytes:
@@ -233,21 +246,28 @@ def _entry_label(entry: Any) -> str:
     return repr(label)[:200]
 
 
+def _str(value: object) -> str:
+    """A text field of an entry; anything but a string is no text. (feedparser leaves
+    ``summary`` None when a ``<description>`` holds an unclosed element: reading it as text
+    raised TypeError and lost the whole feed, issue 12.)"""
+    return value if isinstance(value, str) else ""
+
+
 def _item(entry: Any, ref: SourceRef, now: datetime) -> RawItem | None:
     """One feed entry as an item; None when it has no text at all. May raise on entries
     whose fields are not what feedparser usually builds: the caller counts that entry."""
-    title = _text(entry.get("title_detail"), entry.get("title", ""))
+    title = _text(entry.get("title_detail"), _str(entry.get("title")))
     summary = strip_trailing_boilerplate(
-        _text(entry.get("summary_detail"), entry.get("summary", ""))
+        _text(entry.get("summary_detail"), _str(entry.get("summary")))
     )
-    parts = [_text(c, c.get("value", "")) for c in entry.get("content") or []]
+    parts = [_text(c, _str(c.get("value"))) for c in entry.get("content") or []]
     content_text = strip_trailing_boilerplate("\n\n".join(p for p in parts if p))
     if content_text and content_text == summary:
         summary = ""  # feedparser copies an Atom <content> into summary when there is none
-    link = canonical_url(str(entry.get("link") or ""))
+    link = canonical_url(_str(entry.get("link")))
     if not link.startswith(("http://", "https://")):
         link = ""  # feedparser copies an Atom id such as "urn:..." into link
-    guid = str(entry.get("id") or "").strip()
+    guid = _str(entry.get("id")).strip()
     if not (title or summary or content_text or link):
         return None
     published = _struct_to_utc(entry.get("published_parsed")) or _struct_to_utc(

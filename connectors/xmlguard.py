@@ -82,6 +82,23 @@ _BOM_CODECS = (
     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _UTF8 = frozenset({"utf-8", "utf-8-sig"})
+
+
+def _wide(content: bytes) -> str | None:
+    """UTF-32 or UTF-16 without a BOM, told by the zero bytes around the first character
+    (XML 1.0 appendix F); such a document is mostly valid UTF-8 byte for byte, NULs and all."""
+    head = content[:4]
+    if len(head) < 4 or 0 not in head:
+        return None
+    if head[1:] == b"\0\0\0" and head[0]:
+        return "utf-32-le"
+    if head[:3] == b"\0\0\0" and head[3]:
+        return "utf-32-be"
+    if head[1] == head[3] == 0 and head[0] and head[2]:
+        return "utf-16-le"
+    if head[0] == head[2] == 0 and head[1] and head[3]:
+        return "utf-16-be"
+    return None
 #: A valid UTF-8 sequence of two to four bytes (RFC 3629: no overlongs, no surrogates).
 _UTF8_MULTI = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
@@ -273,7 +290,7 @@ def repair_encoding(content: bytes, http_charset: str | None) -> Repaired:
     http, decl = text_codec(http_charset), text_codec(decl_name)
     dropped = tuple(n for n, codec in ((http_charset, http), (decl_name, decl))
                     if n is not None and codec is None)
-    declared = bom or http or decl
+    declared = bom or _wide(content) or http or decl
     if declared is not None and _decodes(content, declared, as_markup=declared not in _UTF8):
         encoding, strict = declared, True
     elif _decodes(content, "utf-8"):
