@@ -187,8 +187,9 @@ def parse_feed(
 
     items, dropped = entries_to_items(entries, source, now=now)
     problems += dropped
-    return ParsedFeed(items=tuple(items), problems=tuple(problems),
-                      ttl_s=_ttl_s(parsed, problems), encoding=encoding)
+    ttl_s = _ttl_s(parsed, problems)
+    return ParsedFeed(items=tuple(items), problems=tuple(problems), ttl_s=ttl_s,
+                      encoding=encoding)
 
 
 def entries_to_items(
