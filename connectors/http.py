@@ -411,7 +411,9 @@ class HttpClient:
     """One connection pool, thread-safe (httpx.Client is), shared by all pollers of a process.
 
     ``guard=None`` is for configured URLs (which may be loopback or ``file://``); pass an
-    :class:`AddressGuard` for URLs that come from feed content.
+    :class:`AddressGuard` for URLs that come from feed content. Such a client checks where
+    redirects lead with ``redirect_guard`` (public addresses only, by default), unless the
+    target is the configured URL's own origin or listed in ``settings.redirect_allow``.
     """
 
     def __init__(

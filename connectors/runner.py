@@ -301,7 +301,8 @@ class Poller:
         # One gate for both clients: a feed and its article pages are usually one host.
         self.gate = HostGate(defaults.per_host, defaults.hosts, now=lambda: clock().timestamp())
         self.http = http or HttpClient(
-            defaults.http, max_connections=defaults.concurrency * 2, gate=self.gate
+            defaults.http, max_connections=defaults.concurrency * 2, gate=self.gate,
+            redirect_guard=AddressGuard(allow_private=allow_private),
         )
         self.article_http = HttpClient(
             defaults.http,

@@ -148,6 +148,7 @@ def poll_pass(
     lang: str = "en",
     passes: int = 1,
     seconds_between: float = 3600.0,
+    allow_private: bool = False,
 ) -> Pass:
     """``passes`` forced poll passes of a real Poller over the feeds ``urls`` (source id ->
     URL, or one URL for the source ``hostile``), a clock that moves ``seconds_between`` from
@@ -164,7 +165,7 @@ def poll_pass(
     before = problem_counts()
     reports = []
     with Poller(config, tmp_path / "state.sqlite", publisher, clock=lambda: now[0],
-                rng=random.Random(7), http=client) as poller:
+                rng=random.Random(7), http=client, allow_private=allow_private) as poller:
         for _ in range(passes):
             reports.append(poller.poll_once(force=True))
             now[0] += timedelta(seconds=seconds_between)

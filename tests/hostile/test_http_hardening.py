@@ -300,6 +300,17 @@ def test_redirects_to_the_own_origin_the_allow_list_and_public_addresses_are_fol
     assert listed.hits == ["/feed"] and public.hits == ["/feed"]
 
 
+def test_a_poller_that_allows_private_addresses_follows_feed_redirects_to_them(
+        tmp_path: Path) -> None:
+    """``Poller(allow_private=True)``, for a deployment that reads an intranet, trusts
+    private addresses for redirects of configured feeds as for article links."""
+    with hostile_server({"/feed": respond(good_feed(), headers=RSS)}) as inner, \
+            hostile_server({}) as outer:
+        outer.routes["/feed"] = redirect(inner.url("/feed"))
+        run = poll_pass(tmp_path, outer.url("/feed"), http=FAST, allow_private=True)
+    assert run.result().status == "ok" and inner.hits == ["/feed"]
+
+
 def test_a_redirect_target_that_rebinds_to_a_private_address_is_stopped_at_connect(
         tmp_path: Path) -> None:
     """The name resolves to a "public" address when the hop is checked and to loopback when
