@@ -163,6 +163,24 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def readable_url(url: str, what: str = "URL") -> str:
+    """``url`` when it is an http(s) URL with a host that a request can be built for (a port
+    in range, a host name IDNA can encode), else :class:`FetchError` of kind ``bad-url``.
+    Redirect targets and article links come from the network: ``http://[zz``,
+    ``http://x:99999/`` or ``http://xn--/`` made urllib or httpx raise ValueError, which
+    escaped as a crash of the whole poll."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:  # IDNAError is a ValueError
+        raise FetchError("bad-url", f"unreadable {what} {url[:300]!r}: {exc}", hard=True) from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FetchError("bad-url", f"{what} {url[:300]!r} is no http(s) URL with a host",
+                         hard=True)
+    return url
+
+
 def _system_resolver(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return sorted({str(info[4][0]) for info in infos})
@@ -210,8 +228,8 @@ class AddressGuard:
             raise BlockedAddressError(f"scheme {parts.scheme or '(none)'!r} is not allowed: {url}")
         if not parts.hostname:
             raise BlockedAddressError(f"no host in {url}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.vetted_addresses(parts.hostname, port)
+        readable_url(url)
+        self.vetted_addresses(parts.hostname, _port(parts))
 
 
 #: The guard of the current hop of an unguarded client (a redirect away from the configured
@@ -466,7 +484,7 @@ class HttpClient:
         accept: str | None = None,
     ) -> Response:
         """GET ``url`` following redirects; raises :class:`FetchError` when no answer came."""
-        if urlsplit(url).scheme == "file":
+        if url.lstrip()[:5].lower() == "file:":
             if self.guard is not None:
                 raise BlockedAddressError(f"file URLs are allowed for configured feeds only: {url}")
             return self._read_file(url, last_modified)
@@ -507,6 +525,7 @@ class HttpClient:
         moved_to: str | None = None
         previous = url
         for _hop in range(self.settings.max_redirects + 1):
+            readable_url(current, "URL" if current == url else f"redirect from {previous} to")
             hop_guard: AddressGuard | None = None
             if self.guard is not None:
                 self.guard.check_url(current)
@@ -544,9 +563,14 @@ class HttpClient:
                 if moved_to is not None:
                     response = replace(response, moved_to=moved_to)
                 return response
-            nxt = urljoin(current, location)
+            try:
+                nxt = urljoin(current, location)
+            except ValueError as exc:  # "http://[zz": urllib refuses to split it
+                raise FetchError("bad-url", f"unreadable Location {location[:300]!r} from"
+                                 f" {current}: {exc}", hard=True) from exc
             if urlsplit(nxt).scheme not in ("http", "https"):
                 raise BlockedAddressError(f"redirect from {current} to non-HTTP URL {nxt}")
+
             # Only an unbroken chain of permanent redirects moves the resource for good.
             if response.status in (301, 308) and (moved_to is not None or current == url):
                 moved_to = nxt
@@ -602,12 +626,17 @@ class HttpClient:
             raise FetchError(kind, f"{url}: {exc}", hard=kind == "dns") from exc
         except httpx.DecodingError as exc:
             raise FetchError("decoding", f"{url}: {exc}") from exc
+        except (httpx.InvalidURL, ValueError) as exc:
+            # httpx reads a redirect's Location itself (for ``next_request``) even when it
+            # does not follow it: a host IDNA cannot decode ("xn--") raises IDNAError there.
+            raise FetchError("bad-url", f"{url}: unreadable URL: {type(exc).__name__}: {exc}",
+                             hard=True) from exc
         except httpx.HTTPError as exc:  # protocol errors, closed connections, bad URLs
             raise FetchError("protocol", f"{url}: {type(exc).__name__}: {exc}") from exc
 
     def _read_file(self, url: str, last_modified: str | None) -> Response:
-        path = Path(url2pathname(urlsplit(url).path))
         try:
+            path = Path(url2pathname(urlsplit(url).path))
             stat = path.stat()
             mtime = email.utils.formatdate(stat.st_mtime, usegmt=True)
             if last_modified == mtime:
@@ -619,6 +648,9 @@ class HttpClient:
             raise FetchError("not-found", f"{url}: no such file", hard=True) from exc
         except OSError as exc:
             raise FetchError("file", f"{url}: {exc.strerror or exc}", hard=True) from exc
+        except ValueError as exc:  # "file://[x/": urllib cannot split it
+            raise FetchError("bad-url", f"unreadable URL {url[:300]!r}: {exc}", hard=True
+                             ) from exc
         return Response(url=url, status=200, headers={"last-modified": mtime}, content=content)
 
 

@@ -149,14 +149,15 @@ def poll_pass(
     passes: int = 1,
     seconds_between: float = 3600.0,
     allow_private: bool = False,
+    full_text: bool = False,
 ) -> Pass:
     """``passes`` forced poll passes of a real Poller over the feeds ``urls`` (source id ->
     URL, or one URL for the source ``hostile``), a clock that moves ``seconds_between`` from
     one to the next, and a list publisher."""
     if isinstance(urls, str):
         urls = {"hostile": urls}
-    sources = [RssSource(id=sid, type="rss", url=url, name=sid, lang=lang, country="GB")
-               for sid, url in urls.items()]
+    sources = [RssSource(id=sid, type="rss", url=url, name=sid, lang=lang, country="GB",
+                         full_text=full_text) for sid, url in urls.items()]
     defaults = Defaults.model_validate({"min_interval_s": 0, "interval_s": 900,
                                         "http": http or HttpSettings()})
     config = FeedsConfig(defaults=defaults, sources=sources)

@@ -16,6 +16,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import pytest
 from newsmon.connectors.http import AddressGuard, HttpClient, HttpSettings
@@ -326,6 +327,36 @@ def test_a_redirect_target_that_rebinds_to_a_private_address_is_stopped_at_conne
         assert inner.hits == []
     result = run.result()
     assert result.error_kind == "blocked-redirect" and "connect time" in (result.error or "")
+
+
+UNREADABLE_URLS = ["http://[zz/x", "http://x.example:99999/", "http://xn--/", "http://[::1",
+                   "http://xn--ä/", "http://256.256.256.256/"]
+
+
+@pytest.mark.parametrize("location", UNREADABLE_URLS)
+def test_an_unreadable_location_is_a_clean_error(location: str, tmp_path: Path) -> None:
+    """``Location: http://[zz`` made urllib raise ValueError, ``http://xn--/`` made httpx
+    raise IDNAError (reading the Location for itself): the poll crashed (``internal``)."""
+    response = answer("302 Found", {"Location": location.encode()})
+    with hostile_server({"/feed": raw(response)}) as srv:
+        run = poll_pass(tmp_path, srv.url("/feed"), http=FAST)
+    result = run.result()
+    assert result.status == "error" and result.error_kind in ("bad-url", "protocol"), result
+    assert result.error_kind in run.dead_kinds()
+
+
+def test_article_links_that_are_no_readable_url_cost_only_their_full_text(
+        tmp_path: Path) -> None:
+    items = [f"<item><guid>a{i}</guid><title>Item {i}</title><link>{escape(link)}</link></item>"
+             for i, link in enumerate(UNREADABLE_URLS)]
+    body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{"".join(items)}'
+            "</channel></rss>").encode()
+    with hostile_server({"/feed": respond(body, headers=RSS)}) as srv:
+        run = poll_pass(tmp_path, srv.url("/feed"), http=FAST, full_text=True)
+    assert run.result().status == "ok"
+    assert run.titles() == [f"Item {i}" for i in range(len(UNREADABLE_URLS))]
+    assert set(run.problems) <= {"full-text-bad-url", "full-text-dns", "full-text-protocol",
+                                 "full-text-blocked-address"}, run.problems
 
 
 def test_redirect_allow_entries_are_checked_when_the_config_is_read() -> None:

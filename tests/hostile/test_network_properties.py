@@ -1,9 +1,9 @@
 """Properties (hypothesis) of every parser of network data on the HTTP and feed side (issue 12):
 RSS/Atom entry fields (title, link, guid, dates, content types, ttl, stray bytes) and the HTTP
 headers the client uses (Retry-After, Content-Type, Content-Encoding, Content-Length, ETag,
-Last-Modified). Each asserts: no exception escapes; the good items of the same page survive,
-with their text intact; an item that is dropped is a problem of a dead-letter kind with its
-reason.
+Last-Modified, Location). Each asserts: no exception escapes; the good items of the same page
+survive, with their text intact; an item that is dropped is a problem of a dead-letter kind
+with its reason.
 
 Derandomized with fixed example counts (as tests/hostile/test_fuzz.py): CI runs the same
 examples every time, in about ten seconds for the module.
@@ -221,12 +221,14 @@ def server() -> HostileServer:
 
 @examples(80)
 @given(status=st.sampled_from(["200 OK", "200 OK", "429 Too Many Requests",
-                               "503 Service Unavailable", "304 Not Modified"]),
+                               "503 Service Unavailable", "304 Not Modified", "302 Found"]),
+       location=st.one_of(HEADER_BYTES, LINKS.map(lambda u: u.encode("utf-8"))).map(
+           lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
        retry_after=HEADER_BYTES, charset=CHARSETS,
        coding=st.lists(st.one_of(CODING, st.text(max_size=6)), max_size=4),
        length=st.one_of(st.none(), HEADER_BYTES), etag=HEADER_BYTES, modified=HEADER_BYTES)
 def test_any_headers_give_a_result_and_keep_a_good_page_readable(
-        server: HostileServer, status: str, retry_after: bytes, charset: str,
+        server: HostileServer, status: str, location: bytes, retry_after: bytes, charset: str,
         coding: list[str], length: bytes | None, etag: bytes, modified: bytes) -> None:
     names = [c.strip().lower() for c in coding]
     decodable = all(n in ("gzip", "deflate", "br", "zstd", "identity", "") for n in names)
@@ -237,6 +239,7 @@ def test_any_headers_give_a_result_and_keep_a_good_page_readable(
         b"Content-Type": b"application/rss+xml; charset=" + charset.encode("utf-8"),
         b"Content-Encoding": ", ".join(coding).encode("utf-8"),
         b"Retry-After": retry_after, b"ETag": etag, b"Last-Modified": modified,
+        b"Location": location,
         b"Content-Length": str(len(body)).encode() if length is None else length,
     }
     head = f"HTTP/1.1 {status}\r\nConnection: close\r\n".encode()
