@@ -4,11 +4,14 @@ Every fetch goes through :class:`HttpClient`:
 
 - timeouts for connect, read and the whole exchange, so a stalled or slow-drip server cannot
   hold a worker (feedparser's own fetching has no timeout at all);
-- a size limit enforced while streaming, on the decoded body, so a compressed bomb is cut off
-  after ``max_bytes`` and not after it filled the memory;
-- a User-Agent naming newsmon and a contact, and compressed transfer (gzip, deflate, and zstd
-  when the ``zstandard`` package is present);
+- a size limit enforced while streaming, on the raw body, on every decoded layer and on the
+  decoded body: the client reads the raw bytes and undoes the Content-Encoding itself in
+  bounded steps (connectors/codings.py), so no encoding chain (``gzip, gzip``, ``br, deflate``)
+  can inflate past ``max_bytes`` or fill the memory first;
+- a User-Agent naming newsmon and a contact, and compressed transfer (gzip, deflate, br, zstd:
+  exactly what codings.py decodes);
 - conditional GET: the caller passes the stored ETag / Last-Modified and gets a 304 back;
+  validators that could not be sent back as they came (not visible ASCII) are dropped;
 - redirects followed by hand, at most ``max_redirects``, each hop checked like the first;
 - an optional :class:`AddressGuard` for URLs taken from feed content (article links): the host
   is resolved and *every* address must be public, before the request and again at connect
@@ -16,8 +19,15 @@ Every fetch goes through :class:`HttpClient`:
   and the connect, "DNS rebinding", is caught too).
 
 Configured feed URLs are trusted: their client has no guard (tests serve feeds on 127.0.0.1)
-and may read ``file://`` URLs (the offline demo). HTTP error statuses are *results* (the caller
-decides about 404 or 429); only transport failures raise :class:`FetchError`.
+and may read ``file://`` URLs (the offline demo). Where a configured URL *redirects* to is not:
+the operator trusted the URL, not the remote server. A redirect of such a client is followed
+only to the configured URL's own origin (scheme, host, port), to a host listed in
+``HttpSettings.redirect_allow``, or to a host whose every address is public (checked before
+the request and again at connect time, as for the guard above); any other target is a
+:class:`BlockedAddressError` of kind ``blocked-redirect`` naming it, and is never contacted.
+
+HTTP error statuses are *results* (the caller decides about 404 or 429); only transport
+failures raise :class:`FetchError`.
 """
 
 from __future__ import annotations
@@ -36,13 +46,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from math import ceil
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 from urllib.request import url2pathname
 
 import httpcore
 import httpx
+from newsmon.connectors.codings import ACCEPT_ENCODING, BodyTooLarge, CodingError, decode
+from newsmon.connectors.fields import ascii_int, header_token
 from newsmon.connectors.hosts import THROTTLE_STATUSES, HostGate
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +78,55 @@ class HttpSettings(BaseModel):
     max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_redirects: int = Field(default=5, ge=0)
     user_agent: str = USER_AGENT
+    #: Hosts (``name``, ``name:port``, ``[v6]:port``) a configured feed may redirect to even
+    #: though they are not public and not the feed's own origin: a feed server on the LAN
+    #: that moves its feeds to another port, say. Public hosts need no entry.
+    redirect_allow: tuple[str, ...] = ()
+
+    @field_validator("redirect_allow")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for entry in value:
+            host, port = _host_port(entry)
+            if not host:
+                raise ValueError(f"redirect_allow: {entry!r} is not a host or host:port")
+            out.append(f"[{host}]" if ":" in host else host)
+            if port is not None:
+                out[-1] += f":{port}"
+        return tuple(out)
+
+    def allows_redirect_to(self, url: str) -> bool:
+        """True when ``url``'s host (and port, when the entry names one) is listed."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        for entry in self.redirect_allow:
+            allowed_host, allowed_port = _host_port(entry)
+            if allowed_host == host and allowed_port in (None, _port(parts)):
+                return True
+        return False
+
+
+def _host_port(entry: str) -> tuple[str, int | None]:
+    """(lower-case host, port or None) of ``host``, ``host:port`` or ``[v6]:port``; ('', None)
+    when ``entry`` is anything else (a URL, a path, a bad port)."""
+    if not entry or any(c in entry for c in "/?#@ \t"):
+        return "", None
+    try:
+        parts = urlsplit(f"//{entry}")
+        port = parts.port
+    except ValueError:
+        return "", None
+    return (parts.hostname or "").lower(), port
+
+
+def _port(parts: SplitResult) -> int:
+    """The port a split http(s) URL connects to (urlsplit's ``port`` raises on garbage)."""
+    try:
+        port: int | None = parts.port
+    except ValueError:
+        port = None
+    return port or (443 if parts.scheme == "https" else 80)
 
 
 class FetchError(Exception):
@@ -80,10 +141,11 @@ class FetchError(Exception):
 
 
 class BlockedAddressError(FetchError):
-    """The URL points at a private, loopback, link-local or otherwise non-public address."""
+    """The URL points at a private, loopback, link-local or otherwise non-public address
+    (kind ``blocked-address``), or a configured feed redirected to one (``blocked-redirect``)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("blocked-address", message, hard=True)
+    def __init__(self, message: str, kind: str = "blocked-address") -> None:
+        super().__init__(kind, message, hard=True)
 
 
 def is_public_address(address: str) -> bool:
@@ -99,6 +161,24 @@ def is_public_address(address: str) -> bool:
         if embedded is not None and not is_public_address(str(embedded)):
             return False
     return ip.is_global and not ip.is_multicast
+
+
+def readable_url(url: str, what: str = "URL") -> str:
+    """``url`` when it is an http(s) URL with a host that a request can be built for (a port
+    in range, a host name IDNA can encode), else :class:`FetchError` of kind ``bad-url``.
+    Redirect targets and article links come from the network: ``http://[zz``,
+    ``http://x:99999/`` or ``http://xn--/`` made urllib or httpx raise ValueError, which
+    escaped as a crash of the whole poll."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:  # IDNAError is a ValueError
+        raise FetchError("bad-url", f"unreadable {what} {url[:300]!r}: {exc}", hard=True) from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FetchError("bad-url", f"{what} {url[:300]!r} is no http(s) URL with a host",
+                         hard=True)
+    return url
 
 
 def _system_resolver(host: str, port: int) -> list[str]:
@@ -148,14 +228,22 @@ class AddressGuard:
             raise BlockedAddressError(f"scheme {parts.scheme or '(none)'!r} is not allowed: {url}")
         if not parts.hostname:
             raise BlockedAddressError(f"no host in {url}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.vetted_addresses(parts.hostname, port)
+        readable_url(url)
+        self.vetted_addresses(parts.hostname, _port(parts))
+
+
+#: The guard of the current hop of an unguarded client (a redirect away from the configured
+#: origin), set by HttpClient._follow for the calling thread.
+_HOP_GUARD: contextvars.ContextVar[AddressGuard | None] = contextvars.ContextVar(
+    "newsmon_http_hop_guard", default=None
+)
 
 
 class _GuardedBackend(httpcore.SyncBackend):
-    """Connects only to vetted addresses: the guard runs at connect time, for every hop."""
+    """Connects only to vetted addresses: the guard (the client's, else the current hop's)
+    runs at connect time, for every hop. Without either, a plain connect."""
 
-    def __init__(self, guard: AddressGuard) -> None:
+    def __init__(self, guard: AddressGuard | None) -> None:
         self._guard = guard
 
     def connect_tcp(
@@ -166,8 +254,11 @@ class _GuardedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[typing.Any] | None = None,  # httpcore's SOCKET_OPTION union
     ) -> httpcore.NetworkStream:
+        guard = self._guard or _HOP_GUARD.get()
+        if guard is None:
+            return super().connect_tcp(host, port, timeout, local_address, socket_options)
         last: OSError | httpcore.ConnectError | None = None
-        for address in self._guard.vetted_addresses(host, port):
+        for address in guard.vetted_addresses(host, port):
             try:
                 # TLS keeps using the URL's host name for SNI and certificate checks: httpcore
                 # takes it from the request, not from the address connected to.
@@ -265,7 +356,7 @@ class _Transport(httpx.HTTPTransport):
         self, guard: AddressGuard | None, limits: httpx.Limits, *, trust_env: bool
     ) -> None:
         super().__init__(limits=limits, trust_env=trust_env)
-        inner = httpcore.SyncBackend() if guard is None else _GuardedBackend(guard)
+        inner = _GuardedBackend(guard)
         # httpx exposes no way to pass a network backend; replacing the pool it built is the
         # smallest change that keeps httpx's own request/response and exception mapping.
         self._pool = httpcore.ConnectionPool(
@@ -279,7 +370,9 @@ class _Transport(httpx.HTTPTransport):
 
 @dataclass(frozen=True)
 class Response:
-    """A complete HTTP answer (any status). Header names are lower case."""
+    """A complete HTTP answer (any status). Header names are lower case. ``content`` is the
+    decoded body of a 2xx answer; the bodies of other statuses are read (within the size
+    limit, so the connection can be reused) and dropped: nothing reads them."""
 
     url: str
     status: int
@@ -301,38 +394,44 @@ class Response:
 
     @property
     def etag(self) -> str | None:
-        return self.headers.get("etag")
+        """The ETag when it can be sent back as it came (see fields.header_token)."""
+        return header_token(self.headers.get("etag"))
 
     @property
     def last_modified(self) -> str | None:
-        return self.headers.get("last-modified")
+        return header_token(self.headers.get("last-modified"))
 
     def retry_after_s(self, now: datetime) -> float | None:
         return parse_retry_after(self.headers.get("retry-after"), now)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date), or None
-    when absent or unreadable. Never negative."""
-    if not value:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds in ASCII digits, or an HTTP
+    date), or None when absent or unreadable: Unicode digits, signs, fractions, more than
+    nine digits, dates Python cannot represent. Never negative; callers cap it."""
+    if not isinstance(value, str) or not value.strip():
         return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = ascii_int(value)
+    if seconds is not None:
+        return float(seconds)
+    if len(value) > 100:  # no date is that long; spare the date parser
+        return None
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        when = email.utils.parsedate_to_datetime(value.strip())
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - now).total_seconds())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 class HttpClient:
     """One connection pool, thread-safe (httpx.Client is), shared by all pollers of a process.
 
     ``guard=None`` is for configured URLs (which may be loopback or ``file://``); pass an
-    :class:`AddressGuard` for URLs that come from feed content.
+    :class:`AddressGuard` for URLs that come from feed content. Such a client checks where
+    redirects lead with ``redirect_guard`` (public addresses only, by default), unless the
+    target is the configured URL's own origin or listed in ``settings.redirect_allow``.
     """
 
     def __init__(
@@ -343,9 +442,12 @@ class HttpClient:
         max_connections: int = 32,
         transport: httpx.BaseTransport | None = None,
         gate: HostGate | None = None,
+        redirect_guard: AddressGuard | None = None,
     ) -> None:
         self.settings = settings or HttpSettings()
         self.guard = guard
+        #: Without a guard (configured URLs), where redirects may lead: see the module notes.
+        self.redirect_guard = redirect_guard or AddressGuard()
         #: Per-host politeness (see hosts.py); shared by the clients of one poller.
         self.gate = gate
         limits = httpx.Limits(
@@ -355,7 +457,7 @@ class HttpClient:
             transport = _Transport(guard, limits, trust_env=guard is None)
         s = self.settings
         self._client = httpx.Client(
-            headers={"User-Agent": s.user_agent},
+            headers={"User-Agent": s.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             timeout=httpx.Timeout(s.read_timeout_s, connect=s.connect_timeout_s),
             follow_redirects=False,  # followed by hand so every hop is checked and counted
             limits=limits,
@@ -382,16 +484,38 @@ class HttpClient:
         accept: str | None = None,
     ) -> Response:
         """GET ``url`` following redirects; raises :class:`FetchError` when no answer came."""
-        if urlsplit(url).scheme == "file":
+        if url.lstrip()[:5].lower() == "file:":
             if self.guard is not None:
                 raise BlockedAddressError(f"file URLs are allowed for configured feeds only: {url}")
             return self._read_file(url, last_modified)
         headers = {"Accept": accept} if accept else {}
-        if etag:
+        # A validator stored before it was checked (or by an older version) must not make
+        # every later request of this feed fail: one that cannot be sent is not sent.
+        if etag := header_token(etag):
             headers["If-None-Match"] = etag
-        if last_modified:
+        if last_modified := header_token(last_modified):
             headers["If-Modified-Since"] = last_modified
         return self._follow(url, headers)
+
+    def _vet_redirect(self, origin: str, source: str, target: str) -> AddressGuard | None:
+        """For a client without a guard: None when ``target`` is trusted like the configured
+        ``origin`` (same scheme, host and port) or listed in ``redirect_allow``; else the guard
+        its connection must pass, once its host resolved to public addresses only. Raises
+        :class:`BlockedAddressError` (``blocked-redirect``) naming the target otherwise."""
+        a, b = urlsplit(origin), urlsplit(target)
+        same_origin = (a.scheme, (a.hostname or "").lower(), _port(a)) == (
+            b.scheme, (b.hostname or "").lower(), _port(b))
+        if same_origin or self.settings.allows_redirect_to(target):
+            return None
+        try:
+            self.redirect_guard.check_url(target)
+        except BlockedAddressError as exc:
+            raise BlockedAddressError(
+                f"redirect from {source} to {target} refused: {exc}; a configured feed is"
+                " followed only to its own origin, public addresses and the hosts in"
+                " defaults.http.redirect_allow", kind="blocked-redirect",
+            ) from exc
+        return self.redirect_guard
 
     def _follow(self, url: str, headers: Mapping[str, str]) -> Response:
         # The total timeout covers the exchange (every hop), not the wait for a host's slot:
@@ -399,9 +523,14 @@ class HttpClient:
         budget = self.settings.total_timeout_s
         current = url
         moved_to: str | None = None
+        previous = url
         for _hop in range(self.settings.max_redirects + 1):
+            readable_url(current, "URL" if current == url else f"redirect from {previous} to")
+            hop_guard: AddressGuard | None = None
             if self.guard is not None:
                 self.guard.check_url(current)
+            elif current != url:
+                hop_guard = self._vet_redirect(url, previous, current)
             host = urlsplit(current).hostname or ""
             if self.gate is not None and (left := self.gate.cooldown_left(host)) > 0:
                 log.debug("%s: host %s cooling down for %.0f s more", current, host, left)
@@ -411,9 +540,20 @@ class HttpClient:
                 started = time.monotonic()
                 deadline = started + budget
                 token = _DEADLINE.set(deadline)
+                hop_token = _HOP_GUARD.set(hop_guard)
                 try:
                     response = self._get_one(current, headers, deadline)
+                except BlockedAddressError as exc:
+                    if hop_guard is None:
+                        raise
+                    # The name resolved to public addresses a moment ago and to others at
+                    # connect time (DNS rebinding): the same refusal as above.
+                    raise BlockedAddressError(
+                        f"redirect from {previous} to {current} refused at connect time: {exc}",
+                        kind="blocked-redirect",
+                    ) from exc
                 finally:
+                    _HOP_GUARD.reset(hop_token)
                     _DEADLINE.reset(token)
                 budget -= time.monotonic() - started
             if self.gate is not None and response.status in THROTTLE_STATUSES:
@@ -423,13 +563,18 @@ class HttpClient:
                 if moved_to is not None:
                     response = replace(response, moved_to=moved_to)
                 return response
-            nxt = urljoin(current, location)
+            try:
+                nxt = urljoin(current, location)
+            except ValueError as exc:  # "http://[zz": urllib refuses to split it
+                raise FetchError("bad-url", f"unreadable Location {location[:300]!r} from"
+                                 f" {current}: {exc}", hard=True) from exc
             if urlsplit(nxt).scheme not in ("http", "https"):
                 raise BlockedAddressError(f"redirect from {current} to non-HTTP URL {nxt}")
+
             # Only an unbroken chain of permanent redirects moves the resource for good.
             if response.status in (301, 308) and (moved_to is not None or current == url):
                 moved_to = nxt
-            current = nxt
+            previous, current = current, nxt
         raise FetchError(
             "redirects", f"more than {self.settings.max_redirects} redirects from {url}", hard=True
         )
@@ -438,28 +583,38 @@ class HttpClient:
         limit = self.settings.max_bytes
         try:
             with self._client.stream("GET", url, headers=headers) as r:
-                declared = r.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > limit and r.status_code < 300:
+                ok = 200 <= r.status_code < 300
+                declared = ascii_int(r.headers.get("content-length"), max_digits=18)
+                if declared is not None and declared > limit and ok:
                     raise FetchError(
                         "too-large", f"{url}: Content-Length {declared} > {limit}", hard=True
                     )
+                # The raw bytes, decoded here in bounded steps: httpx would inflate each
+                # chunk whole, whatever the ratio (codings.py).
+                raw = r.iter_raw()
+                pieces = decode(raw, r.headers.get("content-encoding"), limit) if ok else raw
                 chunks: list[bytes] = []
                 size = 0
-                for chunk in r.iter_bytes():
-                    size += len(chunk)
+                for piece in pieces:
+                    size += len(piece)
                     if size > limit:
-                        raise FetchError("too-large", f"{url}: body over {limit} bytes", hard=True)
+                        raise BodyTooLarge(f"body over {limit} bytes")
                     if time.monotonic() > deadline:
                         raise FetchError(
                             "timeout", f"{url}: over {self.settings.total_timeout_s}s in total"
                         )
-                    chunks.append(chunk)
+                    if ok:
+                        chunks.append(piece)
                 return Response(
                     url=str(r.url),
                     status=r.status_code,
                     headers={k.lower(): v for k, v in r.headers.items()},
                     content=b"".join(chunks),
                 )
+        except BodyTooLarge as exc:
+            raise FetchError("too-large", f"{url}: {exc}", hard=True) from exc
+        except CodingError as exc:
+            raise FetchError("decoding", f"{url}: {exc}", hard=exc.unsupported) from exc
         except httpx.TimeoutException as exc:
             if time.monotonic() >= deadline:
                 raise FetchError(
@@ -471,12 +626,17 @@ class HttpClient:
             raise FetchError(kind, f"{url}: {exc}", hard=kind == "dns") from exc
         except httpx.DecodingError as exc:
             raise FetchError("decoding", f"{url}: {exc}") from exc
+        except (httpx.InvalidURL, ValueError) as exc:
+            # httpx reads a redirect's Location itself (for ``next_request``) even when it
+            # does not follow it: a host IDNA cannot decode ("xn--") raises IDNAError there.
+            raise FetchError("bad-url", f"{url}: unreadable URL: {type(exc).__name__}: {exc}",
+                             hard=True) from exc
         except httpx.HTTPError as exc:  # protocol errors, closed connections, bad URLs
             raise FetchError("protocol", f"{url}: {type(exc).__name__}: {exc}") from exc
 
     def _read_file(self, url: str, last_modified: str | None) -> Response:
-        path = Path(url2pathname(urlsplit(url).path))
         try:
+            path = Path(url2pathname(urlsplit(url).path))
             stat = path.stat()
             mtime = email.utils.formatdate(stat.st_mtime, usegmt=True)
             if last_modified == mtime:
@@ -488,6 +648,9 @@ class HttpClient:
             raise FetchError("not-found", f"{url}: no such file", hard=True) from exc
         except OSError as exc:
             raise FetchError("file", f"{url}: {exc.strerror or exc}", hard=True) from exc
+        except ValueError as exc:  # "file://[x/": urllib cannot split it
+            raise FetchError("bad-url", f"unreadable URL {url[:300]!r}: {exc}", hard=True
+                             ) from exc
         return Response(url=url, status=200, headers={"last-modified": mtime}, content=content)
 
 

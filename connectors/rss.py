@@ -1,19 +1,21 @@
 """RSS and Atom feeds: fetch with the project's client, parse with feedparser, yield RawItems.
 
 Broken input is a result: a feed that is not well-formed but has usable entries yields them and
-its error is counted (feedparser's ``bozo``); an entry without any text is counted and left
-out; a document that is not a feed at all is a hard error of the poll. Text fields are plain
-text (HTML converted, trailing subscribe/donate boilerplate removed).
+its error is counted (feedparser's ``bozo``); an entry without any text, or one whose fields
+make reading it fail in any way, is counted (``empty-entry``, ``bad-entry``: dead letters) and
+left out, and the other entries go on; a feed-level field that cannot be read (a ``<ttl>`` that
+is not a plain number) is counted and ignored; bytes invalid in the document's encoding become
+U+FFFD (xmlguard.repair_encoding) and are counted; a document that is not a feed at all, or
+that makes feedparser itself fail, is a hard error of the poll. Text fields are plain text
+(HTML converted, trailing subscribe/donate boilerplate removed).
 """
 
 from __future__ import annotations
 
 import calendar
-import contextlib
 import hashlib
 import io
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,12 +31,13 @@ from newsmon.connectors.extract import (
     strip_trailing_boilerplate,
     unextractable,
 )
+from newsmon.connectors.fields import ascii_int, charset_param, text_codec
 from newsmon.connectors.hosts import THROTTLE_STATUSES
 from newsmon.connectors.http import FetchError, HttpClient
 from newsmon.connectors.sources import Defaults, RssSource
 from newsmon.connectors.state import Cursor
-from newsmon.connectors.xmlguard import defuse
-from newsmon.pipeline.models import RawItem
+from newsmon.connectors.xmlguard import as_utf8, defuse, repair_encoding
+from newsmon.pipeline.models import RawItem, SourceRef
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,6 @@ ACCEPT_HTML = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 #: likely windows-1251 or koi8-r than the windows-1252 feedparser falls back to.
 _CYRILLIC_LANGS = frozenset({"ru", "uk", "be", "bg", "sr", "mk", "kk", "ky", "tg", "mn"})
 _CYRILLIC_CANDIDATES = ("windows-1251", "koi8-r")
-_XML_DECL_ENCODING = re.compile(rb"^(\s*<\?xml[^>]*?)\sencoding=[\"'][^\"']*[\"']")
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 
@@ -68,11 +70,13 @@ class ParsedFeed:
 
 
 def _struct_to_utc(value: Any) -> datetime | None:
+    """A feedparser date (a UTC struct_time) as an aware datetime; None when absent or out
+    of what datetime can hold (year 0, year 10000, nonsense)."""
     if not value:
         return None
     try:
         return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
 
 
@@ -102,8 +106,7 @@ def _redecode_cyrillic(content: bytes) -> tuple[bytes, str] | None:
             best = (score, encoding, text)
     if best is None:
         return None
-    data = _XML_DECL_ENCODING.sub(rb'\1 encoding="utf-8"', best[2].encode("utf-8"), count=1)
-    return data, best[1]
+    return as_utf8(best[2]), best[1]
 
 
 def _parse(content: bytes, headers: Mapping[str, str]) -> Any:
@@ -129,11 +132,15 @@ def parse_feed(
     base_url: str | None = None,
 ) -> ParsedFeed:
     """Turn a feed document into items; pure apart from feedparser. ``headers`` are the HTTP
-    response headers (lower-case names): their charset and Content-Location are used."""
+    response headers (lower-case names): their charset and Content-Location are used.
+
+    Never raises for any input: what cannot be read is a problem (one entry, one field) or
+    ``fatal`` (the document)."""
     hdrs = {k.lower(): v for k, v in headers.items()}
     if base_url and "content-location" not in hdrs:
         hdrs["content-location"] = base_url  # relative links resolve against the feed URL
     problems: list[Problem] = []
+    content = _repair(content, hdrs, problems, source.id)
     defused = defuse(content)  # entity bombs, impossible characters: connectors/xmlguard.py
     if defused.changed:
         content = defused.content
@@ -146,24 +153,29 @@ def parse_feed(
     if defused.replaced:
         problems.append(Problem(kind="char-refs", message=f"{defused.replaced} references to"
                                 " no character replaced by U+FFFD"))
-    parsed = _parse(content, hdrs)
-    encoding = parsed.get("encoding")
-    exc = parsed.get("bozo_exception")
-    if (
-        isinstance(exc, feedparser.CharacterEncodingOverride)
-        and str(encoding).lower() in ("windows-1252", "iso-8859-1", "latin-1")
-        and source.lang in _CYRILLIC_LANGS
-    ):
-        redecoded = _redecode_cyrillic(content)
-        if redecoded is not None:
-            data, guessed = redecoded
-            hdrs["content-type"] = "application/xml; charset=utf-8"
-            parsed = _parse(data, hdrs)
-            problems.append(
-                Problem(kind="encoding", message=f"undeclared encoding; read as {guessed}")
-            )
-            log.info("source %s: undeclared encoding, read as %s", source.id, guessed)
-            encoding, exc = guessed, parsed.get("bozo_exception")
+    try:
+        parsed = _parse(content, hdrs)
+        encoding = parsed.get("encoding")
+        exc = parsed.get("bozo_exception")
+        if (
+            isinstance(exc, feedparser.CharacterEncodingOverride)
+            and str(encoding).lower() in ("windows-1252", "iso-8859-1", "latin-1")
+            and source.lang in _CYRILLIC_LANGS
+        ):
+            redecoded = _redecode_cyrillic(content)
+            if redecoded is not None:
+                data, guessed = redecoded
+                hdrs["content-type"] = "application/xml; charset=utf-8"
+                parsed = _parse(data, hdrs)
+                problems.append(
+                    Problem(kind="encoding", message=f"undeclared encoding; read as {guessed}")
+                )
+                log.info("source %s: undeclared encoding, read as %s", source.id, guessed)
+                encoding, exc = guessed, parsed.get("bozo_exception")
+    except Exception as error:  # feedparser's own bug on some input: the document is lost
+        log.warning("source %s: feedparser failed", source.id, exc_info=True)
+        return ParsedFeed(items=(), problems=tuple(problems),
+                          fatal=f"the feed parser failed: {type(error).__name__}: {error}")
     # A wrong or missing Content-Type (text/html, none) says nothing about the document, and
     # many healthy feeds have one; counting it would bury the real parse errors.
     if parsed.get("bozo") and exc is not None and not isinstance(exc, feedparser.NonXMLContentType):
@@ -173,44 +185,121 @@ def parse_feed(
         reason = f"not a feed ({problems[-1].message})" if problems else "not a feed"
         return ParsedFeed(items=(), problems=tuple(problems), fatal=reason, encoding=encoding)
 
+    items, dropped = entries_to_items(entries, source, now=now)
+    problems += dropped
+    ttl_s = _ttl_s(parsed, problems)
+    return ParsedFeed(items=tuple(items), problems=tuple(problems), ttl_s=ttl_s,
+                      encoding=encoding)
+
+
+def entries_to_items(
+    entries: Sequence[Any], source: RssSource, *, now: datetime
+) -> tuple[list[RawItem], list[Problem]]:
+    """feedparser's entries as items. An entry without text is an ``empty-entry``; one whose
+    fields make reading it raise anything (fields of types feedparser does not usually build)
+    is a ``bad-entry``: both are dropped, counted and parked as dead letters, and the other
+    entries go on."""
     ref = source.ref()
     items: list[RawItem] = []
+    problems: list[Problem] = []
     for index, entry in enumerate(entries):
-        title = _text(entry.get("title_detail"), entry.get("title", ""))
-        summary = strip_trailing_boilerplate(
-            _text(entry.get("summary_detail"), entry.get("summary", ""))
-        )
-        parts = [_text(c, c.get("value", "")) for c in entry.get("content") or []]
-        content_text = strip_trailing_boilerplate("\n\n".join(p for p in parts if p))
-        if content_text and content_text == summary:
-            summary = ""  # feedparser copies an Atom <content> into summary when there is none
-        link = canonical_url(str(entry.get("link") or ""))
-        if not link.startswith(("http://", "https://")):
-            link = ""  # feedparser copies an Atom id such as "urn:..." into link
-        guid = str(entry.get("id") or "").strip()
-        if not (title or summary or content_text or link):
+        try:
+            item = _item(entry, ref, now)
+        except Exception as exc:  # noqa: BLE001 - one entry's fields cost that entry alone
+            problems.append(Problem(kind="bad-entry", message=f"entry {index}"
+                                    f" ({_entry_label(entry)}): {type(exc).__name__}: {exc}"))
+            log.warning("source %s: entry %s dropped: %s: %s", source.id, index,
+                        type(exc).__name__, exc)
+            continue
+        if item is None:
             problems.append(Problem(kind="empty-entry", message=f"entry {index} has no text"))
             continue
-        published = _struct_to_utc(entry.get("published_parsed")) or _struct_to_utc(
-            entry.get("updated_parsed")
-        )
-        items.append(
-            RawItem.make(
-                source=ref,
-                guid=guid,
-                url=link,
-                title=title,
-                summary=summary,
-                content=content_text,
-                published_at=published,
-                first_seen_at=now,
-            )
-        )
-    ttl_s = None
-    ttl = str(parsed.get("feed", {}).get("ttl", "")).strip()
-    if ttl.isdigit():
-        ttl_s = int(ttl) * 60
-    return ParsedFeed(items=tuple(items), problems=tuple(problems), ttl_s=ttl_s, encoding=encoding)
+        items.append(item)
+    return items, problems
+
+
+def _repair(content: bytes, hdrs: dict[str, str], problems: list[Problem], sid: str) -> bytes:
+    """The document with invalid bytes replaced and bogus charset names removed
+    (xmlguard.repair_encoding); ``hdrs`` and ``problems`` updated to match."""
+    content_type = hdrs.get("content-type", "")
+    repaired = repair_encoding(content, charset_param(content_type))
+    for name in repaired.dropped:
+        problems.append(Problem(kind="bad-field",
+                                message=f"charset {name[:40]!r} is no text encoding; ignored"))
+    if repaired.transcoded:
+        hdrs["content-type"] = "application/xml; charset=utf-8"
+    elif repaired.dropped:
+        hdrs["content-type"] = "application/xml"
+    if repaired.replaced:
+        problems.append(Problem(kind="invalid-bytes", message=f"{repaired.replaced} byte"
+                                f" sequence(s) invalid in {repaired.encoding} replaced by U+FFFD"))
+        log.info("source %s: %s invalid byte sequence(s) in %s replaced", sid,
+                 repaired.replaced, repaired.encoding)
+    return repaired.content
+
+
+def _entry_label(entry: Any) -> str:
+    """Something to find a dropped entry by, read as defensively as the entry itself."""
+    try:
+        label = entry.get("id") or entry.get("link") or entry.get("title") or "?"
+    except Exception:  # noqa: BLE001 - an entry too broken to say its name
+        return "?"
+    return repr(label)[:200]
+
+
+def _str(value: object) -> str:
+    """A text field of an entry; anything but a string is no text. (feedparser leaves
+    ``summary`` None when a ``<description>`` holds an unclosed element: reading it as text
+    raised TypeError and lost the whole feed, issue 12.)"""
+    return value if isinstance(value, str) else ""
+
+
+def _item(entry: Any, ref: SourceRef, now: datetime) -> RawItem | None:
+    """One feed entry as an item; None when it has no text at all. May raise on entries
+    whose fields are not what feedparser usually builds: the caller counts that entry."""
+    title = _text(entry.get("title_detail"), _str(entry.get("title")))
+    summary = strip_trailing_boilerplate(
+        _text(entry.get("summary_detail"), _str(entry.get("summary")))
+    )
+    parts = [_text(c, _str(c.get("value"))) for c in entry.get("content") or []]
+    content_text = strip_trailing_boilerplate("\n\n".join(p for p in parts if p))
+    if content_text and content_text == summary:
+        summary = ""  # feedparser copies an Atom <content> into summary when there is none
+    link = canonical_url(_str(entry.get("link")))
+    if not link.startswith(("http://", "https://")):
+        link = ""  # feedparser copies an Atom id such as "urn:..." into link
+    guid = _str(entry.get("id")).strip()
+    if not (title or summary or content_text or link):
+        return None
+    published = _struct_to_utc(entry.get("published_parsed")) or _struct_to_utc(
+        entry.get("updated_parsed")
+    )
+    return RawItem.make(
+        source=ref,
+        guid=guid,
+        url=link,
+        title=title,
+        summary=summary,
+        content=content_text,
+        published_at=published,
+        first_seen_at=now,
+    )
+
+
+def _ttl_s(parsed: Any, problems: list[Problem]) -> int | None:
+    """The channel's ``<ttl>`` (minutes) in seconds; a value that is not a plain number of at
+    most nine ASCII digits is counted and ignored (the runner caps what it honours)."""
+    feed = parsed.get("feed")
+    raw = feed.get("ttl") if isinstance(feed, Mapping) else None
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    minutes = ascii_int(raw)
+    if minutes is None:
+        problems.append(Problem(kind="bad-field",
+                                message=f"ttl {str(raw)[:40]!r} is not a number of minutes;"
+                                " ignored"))
+        return None
+    return minutes * 60
 
 
 class RssConnector:
@@ -341,11 +430,9 @@ class RssConnector:
                 kind=f"full-text-http-{response.status}", message=f"HTTP {response.status}: {url}"
             )
         html: str | bytes = response.content
-        charset = _charset(response.headers.get("content-type", ""))
-        if charset:
-            # An unknown charset name: trafilatura detects the encoding itself.
-            with contextlib.suppress(LookupError):
-                html = response.content.decode(charset, errors="replace")
+        # No usable charset name: trafilatura detects the encoding itself.
+        if charset := text_codec(charset_param(response.headers.get("content-type"))):
+            html = response.content.decode(charset, errors="replace")
         reason = unextractable(html)
         if reason is not None:
             return None, Problem(kind="full-text-unextractable", message=f"{reason}: {url}")
@@ -353,8 +440,3 @@ class RssConnector:
         if not text:
             return None, Problem(kind="full-text-empty", message=f"no main text found: {url}")
         return text, None
-
-
-def _charset(content_type: str) -> str | None:
-    match = re.search(r"charset=[\"']?([\w.:-]+)", content_type, re.IGNORECASE)
-    return match.group(1) if match else None

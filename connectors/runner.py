@@ -67,7 +67,8 @@ MAX_RETRY_AFTER_S = 24 * 3600.0
 #: Problems that drop input (an entry or post that could not be read, a page over the size
 #: limit): parked as dead letters. The others (a repaired encoding, a moved feed, a failed
 #: full-text fetch whose item went out with its summary) lose nothing and are only counted.
-DEAD_LETTER_PROBLEMS = frozenset({"empty-entry", "bad-post", "too-deep", "full-text-too-large"})
+DEAD_LETTER_PROBLEMS = frozenset({"empty-entry", "bad-entry", "bad-post", "too-deep",
+                                  "full-text-too-large"})
 #: How often the seen marks of items long gone from their feeds are pruned.
 PRUNE_EVERY = timedelta(days=1)
 #: How long run_forever sleeps at most before looking at the due times again.
@@ -300,7 +301,8 @@ class Poller:
         # One gate for both clients: a feed and its article pages are usually one host.
         self.gate = HostGate(defaults.per_host, defaults.hosts, now=lambda: clock().timestamp())
         self.http = http or HttpClient(
-            defaults.http, max_connections=defaults.concurrency * 2, gate=self.gate
+            defaults.http, max_connections=defaults.concurrency * 2, gate=self.gate,
+            redirect_guard=AddressGuard(allow_private=allow_private),
         )
         self.article_http = HttpClient(
             defaults.http,

@@ -24,6 +24,17 @@ feedparser's loose parser also turns every numeric character reference into a ch
 ``chr(n).encode()``: ``&#2000000;`` (beyond Unicode), ``&#xD800;`` (a surrogate) or a
 reference of thousands of digits raise ``ValueError`` and the whole feed is lost (found by
 tests/hostile/test_fuzz.py). Such references become U+FFFD, the replacement character.
+
+Bytes that are invalid in the document's encoding (:func:`repair_encoding`): feedparser tries
+the declared encoding, then UTF-8, then windows-1252, each for the *whole* document, so one
+invalid byte in a UTF-8 feed made every non-ASCII letter of it mojibake (``für`` became
+``fÃ¼r``, ``ВОЙСКА`` became ``Đ’ĐžĐ™...``), and a charset name such as ``undefined`` made it
+raise. Before feedparser sees the document, it is read in its declared encoding (byte order
+mark, then HTTP charset, then XML declaration), or as UTF-8 when that fails and the bytes are
+mostly UTF-8, with each invalid sequence replaced by U+FFFD, and handed on as UTF-8 with its
+declaration rewritten. A document without valid multi-byte UTF-8 and without a usable declared
+encoding is single-byte text in an undeclared encoding: it is left to feedparser's fallback
+(and to rss.py's Cyrillic guess). Charset names that are no text encoding are removed.
 """
 
 from __future__ import annotations
@@ -31,6 +42,8 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass
+
+from newsmon.connectors.fields import text_codec
 
 _DECL = "<!ENTITY"
 #: "<!ENTITY" in every encoding feedparser recognises without a declaration: ASCII-compatible
@@ -55,7 +68,47 @@ _ENTITY_DECL = re.compile(r"<!ENTITY[^>]*>?")
 #: As feedparser's parsers read them: the ``;`` is optional.
 _CHAR_REF = re.compile(r"&#([0-9]+|[xX][0-9a-fA-F]+)")
 _REPLACEMENT = "&#xFFFD"
-_XML_DECL_ENCODING = re.compile(r"^(\s*<\?xml[^>]*?\sencoding=)([\"'])[^\"']*\2")
+_XML_DECL_ENCODING = re.compile(r"^(\s*<\?xml[^>]*?\sencoding\s*=\s*)([\"'])[^\"']*\2")
+#: The encoding an ASCII-compatible document declares (after an optional UTF-8 BOM).
+_XML_DECL_NAME = re.compile(
+    rb"^(?:\xef\xbb\xbf)?\s*<\?xml[^>]{0,200}?\sencoding\s*=\s*([\"'])([^\"'>]{0,100})\1")
+_XML_DECL_NAME_ATTR = re.compile(
+    rb"^((?:\xef\xbb\xbf)?\s*<\?xml[^>]{0,200}?)\sencoding\s*=\s*([\"'])[^\"'>]{0,100}\2")
+#: BOMs and the codecs that read them (and drop them); UTF-32 before UTF-16, whose LE BOM is
+#: a prefix of UTF-32's.
+_BOM_CODECS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_UTF8 = frozenset({"utf-8", "utf-8-sig"})
+
+
+def _wide(content: bytes) -> str | None:
+    """UTF-32 or UTF-16 without a BOM, told by the zero bytes around the first character
+    (XML 1.0 appendix F); such a document is mostly valid UTF-8 byte for byte, NULs and all."""
+    head = content[:4]
+    if len(head) < 4 or 0 not in head:
+        return None
+    if head[1:] == b"\0\0\0" and head[0]:
+        return "utf-32-le"
+    if head[:3] == b"\0\0\0" and head[3]:
+        return "utf-32-be"
+    if head[1] == head[3] == 0 and head[0] and head[2]:
+        return "utf-16-le"
+    if head[0] == head[2] == 0 and head[1] and head[3]:
+        return "utf-16-be"
+    return None
+#: A valid UTF-8 sequence of two to four bytes (RFC 3629: no overlongs, no surrogates).
+_UTF8_MULTI = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}")
+_HIGH_RUN = re.compile(rb"[\x80-\xff]+")
+#: Invalid bytes that a document saying UTF-8 (or nothing) may have and still be read as
+#: UTF-8 without any valid multi-byte sequence: mislabelled single-byte text has one per
+#: letter that is not ASCII, a damaged UTF-8 file a few per damage.
+FEW_INVALID_BYTES = 8
 
 
 @dataclass(frozen=True)
@@ -165,6 +218,100 @@ def defuse(content: bytes) -> Defused:
             continue
         if encoding == "latin-1":
             return Defused(text.encode("latin-1"), removed, replaced=replaced)
-        text = _XML_DECL_ENCODING.sub(r"\1\2utf-8\2", text, count=1)
-        return Defused(text.encode("utf-8"), removed, transcoded=True, replaced=replaced)
+        return Defused(as_utf8(text), removed, transcoded=True, replaced=replaced)
     return Defused(content)
+
+
+def as_utf8(text: str) -> bytes:
+    """``text`` (a decoded document) as UTF-8, its XML declaration saying so."""
+    return _XML_DECL_ENCODING.sub(r"\1\2utf-8\2", text, count=1).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Repaired:
+    """The document to hand feedparser. ``transcoded``: it is UTF-8 now, read as
+    ``encoding`` (the caller must then say charset=utf-8); ``replaced``: invalid byte
+    sequences that became U+FFFD; ``dropped``: charset names that are no text encoding,
+    removed from the declaration (the caller removes the HTTP one)."""
+
+    content: bytes
+    encoding: str | None = None
+    transcoded: bool = False
+    replaced: int = 0
+    dropped: tuple[str, ...] = ()
+
+
+def _decodes(content: bytes, encoding: str, *, as_markup: bool = False) -> bool:
+    """``content`` decodes without error in ``encoding``; ``as_markup``: into text that
+    starts like markup (a UTF-8 document "declared" as utf-16 or cp037 decodes too, into
+    nonsense)."""
+    try:
+        text = content.decode(encoding)
+    except UnicodeError:
+        return False
+    return not as_markup or text.lstrip("\ufeff \t\r\n").startswith("<")
+
+
+def _utf8_counts(content: bytes) -> tuple[int, int, int]:
+    """(valid multi-byte UTF-8 sequences, runs of other non-ASCII bytes, bytes in those
+    runs). UTF-8 with some damage has many of the first and few of the others; single-byte
+    text the reverse (in windows-1251 or koi8-r a valid pair arises only by chance, from an
+    upper-case letter before one of a few punctuation marks or Ukrainian letters)."""
+    good = len(_UTF8_MULTI.findall(content))
+    runs = _HIGH_RUN.findall(_UTF8_MULTI.sub(b"", content))
+    return good, len(runs), sum(map(len, runs))
+
+
+def _is_damaged_utf8(content: bytes, declared: str | None) -> bool:
+    """Whether a document that is not valid UTF-8 is UTF-8 with invalid bytes rather than
+    text in some other encoding. A document that says UTF-8, or nothing (XML's default is
+    UTF-8), is when at least a fifth of its non-ASCII pieces are valid UTF-8 or only a few
+    bytes are invalid (one bad byte in an English feed; a word or two of single-byte Cyrillic
+    is more); one that names another encoding only when nearly all are (a server's default
+    charset on a UTF-8 file)."""
+    good, bad, bad_bytes = _utf8_counts(content)
+    if declared is None or declared in _UTF8:
+        return bad_bytes <= FEW_INVALID_BYTES or good * 4 >= bad
+    return good >= 4 * bad
+
+
+def repair_encoding(content: bytes, http_charset: str | None) -> Repaired:
+    """``content`` readable by feedparser without losing any good text (see the module
+    notes). ``http_charset`` is the raw charset parameter of the Content-Type, if any.
+
+    Unchanged (the common case, decided by one strict decode) when the document decodes
+    in the encoding it declares, or as UTF-8 when it declares none that works, and names no
+    bogus charset. Otherwise transcoded to UTF-8 with replacement, or, for single-byte text
+    that does not say its encoding, only cleaned of bogus names.
+    """
+    bom = next((name for mark, name in _BOM_CODECS if content.startswith(mark)), None)
+    match = _XML_DECL_NAME.match(content)
+    decl_name = match.group(2).decode("latin-1") if match else None
+    http, decl = text_codec(http_charset), text_codec(decl_name)
+    dropped = tuple(n for n, codec in ((http_charset, http), (decl_name, decl))
+                    if n is not None and codec is None)
+    declared = bom or _wide(content) or http or decl
+    if declared is not None and _decodes(content, declared, as_markup=declared not in _UTF8):
+        encoding, strict = declared, True
+    elif _decodes(content, "utf-8"):
+        encoding, strict = "utf-8", True
+    else:
+        strict = False
+        if bom == "utf-8-sig" or (bom is None and _is_damaged_utf8(content, declared)):
+            encoding = bom or "utf-8"
+        elif declared is not None and declared not in _UTF8:
+            encoding = declared
+        else:
+            # Single-byte text in an encoding it does not name: feedparser's windows-1252
+            # fallback (and rss.py's Cyrillic guess) reads it better than U+FFFD would.
+            if not dropped:
+                return Repaired(content)
+            return Repaired(_XML_DECL_NAME_ATTR.sub(rb"\1", content, count=1), dropped=dropped)
+    if strict and not dropped:
+        return Repaired(content)
+    text = content.decode(encoding, errors="replace")
+    replaced = 0
+    if not strict:
+        already = content.count(b"\xef\xbf\xbd") if encoding in _UTF8 else 0
+        replaced = max(1, text.count("\ufffd") - already)
+    return Repaired(as_utf8(text), encoding, transcoded=True, replaced=replaced, dropped=dropped)

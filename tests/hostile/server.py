@@ -49,6 +49,8 @@ class HostileServer:
     host: str = "127.0.0.1"
     port: int = 0
     hits: list[str] = field(default_factory=list)
+    #: The request heads (request line and headers) as received, in order.
+    heads: list[bytes] = field(default_factory=list)
     #: Bytes each finished route managed to send (route path -> total).
     sent: dict[str, int] = field(default_factory=dict)
 
@@ -56,7 +58,7 @@ class HostileServer:
         return f"http://{self.host}:{self.port}{path}"
 
 
-def _read_request(conn: socket.socket) -> str:
+def _read_request(conn: socket.socket) -> tuple[str, bytes]:
     data = b""
     while b"\r\n\r\n" not in data and len(data) < 65536:
         chunk = conn.recv(4096)
@@ -65,7 +67,7 @@ def _read_request(conn: socket.socket) -> str:
         data += chunk
     line = data.split(b"\r\n", 1)[0].decode("latin-1")
     parts = line.split(" ")
-    return parts[1] if len(parts) > 1 else "/"
+    return (parts[1] if len(parts) > 1 else "/"), data.split(b"\r\n\r\n", 1)[0]
 
 
 @contextmanager
@@ -87,8 +89,9 @@ def hostile_server(routes: dict[str, Route], host: str = "127.0.0.1"
             path = ""
             wire = Wire(conn, stopping)
             try:
-                path = _read_request(conn)
+                path, head = _read_request(conn)
                 state.hits.append(path)
+                state.heads.append(head)
                 route = state.routes.get(path) or state.routes.get(path.split("?")[0])
                 if route is None:
                     wire.send(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
@@ -199,3 +202,40 @@ def measure(fn: Callable[[], object]) -> tuple[object, float]:
     started = time.monotonic()
     result = fn()
     return result, time.monotonic() - started
+
+
+def raw(response: bytes) -> Route:
+    """``response`` (status line, headers and body) exactly as given: header bytes no
+    well-behaved server would send."""
+
+    def route(wire: Wire) -> None:
+        wire.send(response)
+
+    return route
+
+
+def chunked(body: bytes, *, headers: dict[str, str] | None = None, size: int = 16 * 1024
+            ) -> Route:
+    """``body`` with Transfer-Encoding: chunked, so no Content-Length says how long it is."""
+
+    def route(wire: Wire) -> None:
+        lines = ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        wire.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        for start in range(0, len(body), size):
+            piece = body[start:start + size]
+            wire.send(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        wire.send(b"0\r\n\r\n")
+
+    return route
+
+
+def until_close(body: bytes, *, headers: dict[str, str] | None = None) -> Route:
+    """``body`` with neither Content-Length nor chunking: it ends when the connection does."""
+
+    def route(wire: Wire) -> None:
+        lines = ["HTTP/1.1 200 OK", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        wire.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+    return route

@@ -1,0 +1,82 @@
+"""Reading single fields that come from the network: numbers, header tokens, charset names.
+
+Every number, validator and charset name a server or a feed sends goes through here, so one
+strict reading holds everywhere. The traps it closes:
+
+- ``str.isdigit()`` is true for ``'²'``, ``'٣'`` and other Unicode digits, and ``int()`` then
+  either raises (``'²'``) or reads a number no server meant (``'٣'`` is 3); thousands of
+  digits make ``int()`` raise (Python's limit on digits) and huge values overflow timestamps
+  and SQLite integers later. :func:`ascii_int` accepts ASCII digits only, a bounded number of
+  them, and nothing else: no sign, no fraction, no exponent, no underscore.
+- A header value that is not visible ASCII cannot be sent back: httpx encodes outgoing header
+  values as ASCII and raises on anything else, so a stored ETag of ``"é"`` would fail every
+  later conditional GET of its feed. :func:`header_token` keeps only values that can go back.
+- A charset name is a codec name to Python: ``undefined`` raises on every decode (feedparser
+  lets that escape), ``unicode_escape`` interprets backslashes, ``rot13`` and ``base64`` are
+  not text encodings at all. :func:`text_codec` admits real text encodings only.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+#: Most numbers a server sends (seconds, minutes, bytes) fit in nine digits: 31 years of
+#: seconds, 1,900 years of minutes, a gigabyte.
+MAX_DIGITS = 9
+_DIGITS = re.compile(r"[0-9]+")
+#: Visible ASCII, space and tab (RFC 9110 field content without obs-text), bounded.
+_HEADER_TOKEN = re.compile(r"[\x20-\x7e\t]{1,1024}")
+_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^;"'\s]*)""", re.IGNORECASE)
+_CHARSET_NAME = re.compile(r"[A-Za-z0-9._:+-]{1,40}")
+#: Codecs that decode bytes to text but are not character sets: they raise on every input,
+#: interpret escapes, or are meant for host names.
+_NOT_CHARSETS = frozenset(
+    {"undefined", "unicode-escape", "raw-unicode-escape", "idna", "punycode"}
+)
+
+
+def ascii_int(value: object, *, max_digits: int = MAX_DIGITS) -> int | None:
+    """The non-negative integer ``value`` spells in plain ASCII digits (surrounding white
+    space allowed), or None: for Unicode digits, signs, fractions, exponents, empty values,
+    more than ``max_digits`` digits (leading zeros included) and anything not a string."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip(" \t\r\n")
+    if not 0 < len(text) <= max_digits or not _DIGITS.fullmatch(text):
+        return None
+    return int(text)
+
+
+def header_token(value: object) -> str | None:
+    """``value`` when it can be sent back in a request header as it came (a validator such as
+    ETag or Last-Modified), else None."""
+    if isinstance(value, str) and _HEADER_TOKEN.fullmatch(value) and value.strip():
+        return value
+    return None
+
+
+def charset_param(content_type: str | None) -> str | None:
+    """The raw ``charset`` parameter of a Content-Type value ('' when present but empty), or
+    None when there is none. Not checked: see :func:`text_codec`."""
+    if not content_type:
+        return None
+    match = _CHARSET_PARAM.search(content_type)
+    return match.group(1) if match else None
+
+
+def text_codec(name: str | None) -> str | None:
+    """Python's canonical name of the character set ``name``, or None when ``name`` is no
+    text encoding Python can decode with ``errors="replace"`` (unknown, a transform such as
+    ``base64``, or one of the codecs listed in ``_NOT_CHARSETS``)."""
+    if not name or not _CHARSET_NAME.fullmatch(name):
+        return None
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        return None
+    # CodecInfo marks bytes-to-bytes and str-to-str codecs (base64, rot13) this way; the
+    # attribute is private but has been there since Python 3.4 and is what str.encode checks.
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None
+    return info.name
