@@ -141,10 +141,9 @@ MAX_STORED_TEXT = 4000
 #: conditional GET (one full fetch), never the feed.
 MAX_VALIDATOR_CHARS = 1024
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]*", re.ASCII)
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}", re.ASCII)
 #: Any UTF-16 surrogate in a Python str is a lone one: UTF-8 (SQLite, JSON) cannot encode it.
 _SURROGATE = re.compile("[\ud800-\udfff]")
-#: Longest item id or revision of a seen mark (both are hex digests; anything longer is no id).
+#: Longest item id, revision or body hash kept (all are hex digests; anything longer is no id).
 _MAX_ID_CHARS = 256
 
 
@@ -189,7 +188,7 @@ _CURSOR_CHECKS: dict[str, Callable[[object], bool]] = {
     "etag": _header_value,
     "last_modified": _header_value,
     "last_message_id": lambda value: storable_int(value) and value >= 0,
-    "body_sha256": lambda value: isinstance(value, str) and bool(_SHA256_HEX.fullmatch(value)),
+    "body_sha256": _storable_id,
 }
 
 
@@ -240,6 +239,9 @@ _UPSERT_CURSOR = (
 
 def _cursor_row(source_id: str, c: Cursor) -> tuple[str, str | None, str | None, int | None,
                                                    str | None]:
+    # The runner checks (and reports) first; this keeps any other caller from storing half a
+    # cursor or failing on one field.
+    c, _ = storable_cursor(c, Cursor())
     return (source_id, c.etag, c.last_modified, c.last_message_id, c.body_sha256)
 
 
@@ -312,7 +314,9 @@ class StateStore:
     # --- seen items -----------------------------------------------------------------------
 
     def seen_revisions(self, source_id: str, item_ids: Iterable[str]) -> dict[str, SeenRevision]:
-        ids = list(dict.fromkeys(item_ids))
+        """The stored revision of each of ``item_ids`` that was published. An id the table
+        cannot hold (see :func:`seen_mark_problem`) was never published: not looked up."""
+        ids = [i for i in dict.fromkeys(item_ids) if _storable_id(i)]
         out: dict[str, SeenRevision] = {}
         with self._lock:
             # SQLite limits bound parameters (999 in old builds): query in slices.
@@ -360,7 +364,8 @@ class StateStore:
                 ],
             )
             if present is not None:
-                ids = list(dict.fromkeys(present))
+                # An id the table cannot hold is in no row: nothing to keep from pruning.
+                ids = [i for i in dict.fromkeys(present) if _storable_id(i)]
                 for start in range(0, len(ids), 500):
                     chunk = ids[start : start + 500]
                     marks = ",".join("?" * len(chunk))

@@ -114,9 +114,14 @@ def parse_views(text: str | None) -> int | None:
     match = _VIEWS.fullmatch(text or "")
     if not match:
         return None
-    whole, fraction, suffix = match.group(1), match.group(2) or "0", match.group(3).upper()
-    # At most 12 + 3 digits and a factor of a million: far inside a float's exact range.
-    return round(float(f"{whole}.{fraction}") * _VIEW_FACTORS[suffix])
+    whole: str = match.group(1)
+    fraction: str = match.group(2) or "0"
+    suffix: str = match.group(3).upper()
+    # Integers, rounded half up: at most 12 + 3 digits times a million stays exact and far
+    # below 2**63, where a float would already be off by a few units.
+    scale: int = 10 ** len(fraction)
+    numerator = (int(whole) * scale + int(fraction)) * _VIEW_FACTORS[suffix]
+    return (2 * numerator + scale) // (2 * scale)
 
 
 def parse_post_date(value: str | None) -> datetime | None:
