@@ -55,6 +55,15 @@ _VIEW_FACTORS = {"": 1, "K": 1_000, "M": 1_000_000}
 EARLIEST_DATE = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_DATE = datetime(3000, 1, 1, tzinfo=UTC)
 _MAX_DATE_CHARS = 64
+#: Telegram caps a message at 4,096 characters (a caption at 1,024); with its markup a post's
+#: text stays far below this. A longer one is hostile and parked as a bad post: cleaning
+#: megabytes of text (extract.clean_text's regexes) would take hundreds of MB of memory.
+MAX_POST_HTML_CHARS = 100_000
+#: Longest forwarded-from name or link kept (they only go into the summary).
+_MAX_NAME_CHARS = 1_000
+#: A poll stops paging back once it holds this many posts (50 pages of a busy channel): what
+#: one poll keeps in memory is then about one page at the size limit, not several.
+MAX_POSTS_PER_POLL = 1_000
 #: How much of a hostile attribute a problem message quotes.
 _SHOWN_CHARS = 120
 _MEDIA_CLASSES = (
@@ -159,6 +168,11 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…")
 
 
+def _too_long(post_ref: str, size: int) -> Problem:
+    return Problem(kind="bad-post", message=f"data-post {_shown(post_ref)}: text of {size}"
+                   f" characters, over {MAX_POST_HTML_CHARS}")
+
+
 def _first(node: LexborNode, selector: str) -> LexborNode | None:
     return node.css_first(selector)
 
@@ -182,14 +196,20 @@ def _links(node: LexborNode, text_node: LexborNode | None, page_url: str) -> tup
 
 
 def _parse_post(node: LexborNode, channel: str, page_url: str) -> TelegramPost | Problem:
-    ref = parse_post_ref(str(node.attributes.get("data-post") or ""), channel)
+    post_ref = str(node.attributes.get("data-post") or "")
+    ref = parse_post_ref(post_ref, channel)
     if isinstance(ref, Problem):
         return ref
     name, message_id = ref
     time_node = _first(node, ".tgme_widget_message_date time") or _first(node, "time[datetime]")
     date = parse_post_date(time_node.attributes.get("datetime")) if time_node else None
     text_node = _first(node, ".tgme_widget_message_text.js-message_text")
-    text = html_to_text(text_node.html or "") if text_node is not None else ""
+    text = ""
+    if text_node is not None:
+        markup = text_node.html or ""
+        if len(markup) > MAX_POST_HTML_CHARS:
+            return _too_long(post_ref, len(markup))
+        text = html_to_text(markup)
     media = tuple(kind for kind, selector in _MEDIA_CLASSES if _first(node, selector) is not None)
     if not text:
         # A document or poll without caption still says what it is about.
@@ -198,10 +218,14 @@ def _parse_post(node: LexborNode, channel: str, page_url: str) -> TelegramPost |
             ".tgme_widget_message_poll_question",
         ):
             extra = _first(node, selector)
-            if extra is not None and extra.text(strip=True):
-                text = clean_text(extra.text())
+            raw = extra.text() if extra is not None else ""
+            if len(raw) > MAX_POST_HTML_CHARS:
+                return _too_long(post_ref, len(raw))
+            if raw.strip():
+                text = clean_text(raw)
                 break
     fwd = _first(node, ".tgme_widget_message_forwarded_from_name")
+    fwd_name = fwd.text() if fwd is not None else ""
     fwd_url = str(fwd.attributes.get("href") or "") if fwd is not None else ""
     views_node = _first(node, ".tgme_widget_message_views")
     meta = _first(node, ".tgme_widget_message_meta")
@@ -211,8 +235,9 @@ def _parse_post(node: LexborNode, channel: str, page_url: str) -> TelegramPost |
         date=date,
         text=text,
         links=_links(node, text_node, page_url),
-        forwarded_from=clean_text(fwd.text()) if fwd is not None else None,
-        forwarded_from_url=fwd_url or None,
+        # A name or link longer than any real one only went into the summary: ignored.
+        forwarded_from=clean_text(fwd_name) if fwd and len(fwd_name) <= _MAX_NAME_CHARS else None,
+        forwarded_from_url=fwd_url if 0 < len(fwd_url) <= _MAX_NAME_CHARS else None,
         media=media,
         views=parse_views(views_node.text()) if views_node is not None else None,
         edited=meta is not None and "edited" in meta.text().lower(),
@@ -363,6 +388,13 @@ class TelegramConnector:
                 posts[post.message_id] = post
             if last_id is None or not page.posts:
                 break  # first poll of the channel: the newest page only
+            if len(posts) >= MAX_POSTS_PER_POLL:
+                # Pages of thousands of posts are hostile (t.me shows ~20): paging on would
+                # hold several pages' worth of items at once. Counted like the page limit.
+                problems.append(Problem(kind="paging-limit", message=f"stopped after"
+                                        f" {len(posts)} posts before reaching message {last_id}"))
+                log.warning("source %s: post limit reached before message %s", sid, last_id)
+                break
             oldest = min(p.message_id for p in page.posts)
             if oldest <= last_id + 1:
                 break  # reached the cursor

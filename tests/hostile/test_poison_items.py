@@ -206,15 +206,16 @@ def test_a_state_store_refusing_one_sources_writes_costs_only_that_source(
 @pytest.mark.usefixtures("topic")
 def test_an_item_over_the_message_limit_is_parked_and_the_rest_reach_kafka(
         kafka_settings: KafkaSettings, tmp_path: Path) -> None:
-    big = "Oversized caption. " * (MAX_ITEM_BYTES // 18)
-    posts = [post(CHANNEL, 1, "Small post one about Ukraine"), post(CHANNEL, 2, big),
-             post(CHANNEL, 3, "Small post three about NATO")]
+    big = "Oversized report. " * (MAX_ITEM_BYTES // 18)
+    entries = [Entry(guid="small-1", title="Small item one about Ukraine"),
+               Entry(guid="huge", title="Huge item", description=big),
+               Entry(guid="small-3", title="Small item three about NATO")]
     publisher = KafkaPublisher(kafka_settings)
     try:
         with serve() as server:
-            server.route(f"/s/{CHANNEL}", Reply(page(CHANNEL, posts)))
-            tg, _ = sources(server)
-            config = FeedsConfig(defaults=defaults(), sources=(tg,))
+            server.route("/feed", Reply(rss(entries), headers=RSS))
+            _, feed = sources(server)
+            config = FeedsConfig(defaults=defaults(), sources=(feed,))
             with Poller(config, tmp_path / "state.sqlite", publisher) as poller:
                 first = poller.poll_once(force=True)
                 second = poller.poll_once(force=True)
@@ -226,9 +227,9 @@ def test_an_item_over_the_message_limit_is_parked_and_the_rest_reach_kafka(
     records = consume(kafka_settings.bootstrap_servers, kafka_settings.raw_topic,
                       at_least=2)
     assert sorted(RawItem.from_json(r.value).title for r in records) == [  # type: ignore[attr-defined]
-        "Small post one about Ukraine", "Small post three about NATO"]
+        "Small item one about Ukraine", "Small item three about NATO"]
     (letter,) = letters
-    assert letter.error.startswith("unstorable-item: 'https://t.me/poison_chan/2': ")
+    assert letter.error.startswith("unstorable-item: 'huge': ")
     assert f"over the {MAX_ITEM_BYTES}" in letter.error
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import random
 import re
+import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -22,15 +25,19 @@ from newsmon.connectors.fields import MAX_STORED_INT, parse_ascii_int
 from newsmon.connectors.publisher import ListPublisher
 from newsmon.connectors.runner import DEAD_LETTER_PROBLEMS, Poller
 from newsmon.connectors.sources import Defaults, FeedsConfig, TelegramSource
+from newsmon.connectors.state import Cursor
 from newsmon.connectors.telegram import (
     EARLIEST_DATE,
     LATEST_DATE,
     MAX_MESSAGE_ID,
+    MAX_POST_HTML_CHARS,
+    MAX_POSTS_PER_POLL,
     parse_post_date,
     parse_preview,
     parse_views,
 )
 from newsmon.pipeline.htmlguard import MAX_DEPTH
+from newsmon.pipeline.models import RawItem
 
 from tests.connectors.server import LocalServer, Reply, Request, serve
 from tests.connectors.tgpages import page, post
@@ -147,6 +154,22 @@ def test_a_link_that_does_not_parse_costs_only_itself(href: str) -> None:
         "Linked</div>", f'Linked <a href="{href}">x</a> <a href="https://ok.example/a">y</a></div>')
     (only,) = parse_preview(page(CHANNEL, [markup]).decode(), CHANNEL).posts
     assert only.links == ("https://ok.example/a",)
+
+
+def test_a_post_text_longer_than_telegram_allows_costs_only_its_post() -> None:
+    long = post(CHANNEL, 8, "word " * (MAX_POST_HTML_CHARS // 5 + 1))
+    posts, problems = parsed(post(CHANNEL, 7, "Short"), long, post(CHANNEL, 9, "After"))
+    assert posts == {7: "Short", 9: "After"}
+    assert [p.split(":")[0] for p in problems] == ["bad-post"] and "over" in problems[0]
+
+
+def test_a_forwarded_from_name_longer_than_any_is_ignored() -> None:
+    markup = post(CHANNEL, 7, "Forwarded").replace(
+        '<div class="tgme_widget_message_text',
+        f'<a class="tgme_widget_message_forwarded_from_name" href="https://t.me/x">{"N" * 5000}'
+        '</a><div class="tgme_widget_message_text', 1)
+    (only,) = parse_preview(page(CHANNEL, [markup]).decode(), CHANNEL).posts
+    assert only.text == "Forwarded" and only.forwarded_from is None
 
 
 @pytest.mark.parametrize("text", ["", " ", "١٢", "12abc", "99999999999999999999", "-1", "٣"])
@@ -300,6 +323,110 @@ def test_every_hostile_field_on_one_page_costs_only_its_post(tmp_path: Path) -> 
     assert len(letters) == len(BAD_IDS)
     assert all(dl.error.startswith("bad-post: data-post ") for dl in letters)
     assert cursor.last_message_id == 31
+
+
+# --- memory at the size limit ----------------------------------------------------------------
+
+#: What a poll pass may use at most, whatever a page at the size limit holds (issue 12).
+MAX_RSS_MB = 300
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def page_at_the_limit(kind: str, limit: int) -> bytes:
+    """A preview page of about ``limit`` bytes built to cost memory in one way."""
+    room = limit - 4000
+    if kind == "one-huge-post":
+        return page(CHANNEL, [post(CHANNEL, 1, "Big " * (room // 4)), post(CHANNEL, 2, "ok")])
+    if kind in ("tiny-posts", "long-posts"):
+        text = "x " * (200 if kind == "tiny-posts" else 33_000)
+        size = len(post(CHANNEL, 10**6, text)) + 16
+        return page(CHANNEL, [post(CHANNEL, n, f"{n} {text}") for n in range(1, room // size)])
+    if kind.startswith("tiny-posts-before-"):  # one of the pages of a channel of such pages
+        text = "x " * 200
+        per_page = room // (len(post(CHANNEL, 10**6, text)) + 16)
+        end = int(kind.rpartition("-")[2])
+        ids = range(max(1, end - per_page), end)
+        return page(CHANNEL, [post(CHANNEL, n, f"{n} {text}") for n in ids], before=ids[0])
+    if kind == "nested-posts":
+        levels = 160
+        words = "w " * ((room // levels - 200) // 2)
+        return page(CHANNEL, ["".join(
+            f'<div class="tgme_widget_message" data-post="{CHANNEL}/{n}"><div><div class='
+            f'"tgme_widget_message_text js-message_text">{words}</div>'
+            for n in range(1, levels + 1))])
+    if kind == "huge-attribute":
+        return page(CHANNEL, [post(CHANNEL, 1, "ok"), with_post(CHANNEL, "9" * room, "bad")])
+    assert kind == "too-deep"
+    return page(CHANNEL, ["<div>" * (room // 5)])
+
+
+class Counter:
+    """A publisher that keeps nothing (Kafka keeps the items, not the poller's memory)."""
+
+    def publish(self, items: Sequence[RawItem]) -> None:
+        assert all(RawItem.from_json(item.to_json()) == item for item in items)
+
+    def close(self) -> None:
+        """Nothing held."""
+
+
+def poll_at_the_limit(kind: str) -> None:
+    """Run in a fresh process by the test below: one poll pass of a channel whose page is
+    ``kind`` at the default size limit; prints the figures as JSON."""
+    import tempfile
+
+    limit = Defaults().http.max_bytes
+
+    def serve_page(request: Request) -> Reply:
+        # Built on request, so that the server holds no page between requests.
+        if kind == "paging" and "before" not in request.query:
+            # The newest page: just under the post limit, so the poll pages on.
+            ids = range(10**6 - MAX_POSTS_PER_POLL + 1, 10**6)
+            return Reply(page(CHANNEL, [post(CHANNEL, n, f"Post {n}") for n in ids],
+                              before=ids[0]))
+        before = request.query.get("before", "")
+        body = page_at_the_limit(kind if kind != "paging" else f"tiny-posts-before-{before}",
+                                 limit)
+        assert 0.95 * limit < len(body) <= limit, len(body)
+        return Reply(body)
+
+    with serve() as server, tempfile.TemporaryDirectory() as tmp:
+        server.route(f"/s/{CHANNEL}", serve_page)
+        config = FeedsConfig(defaults=fast(), sources=(tg_source(server),))
+        started = time.monotonic()
+        with Poller(config, Path(tmp) / "state.sqlite", Counter()) as poller:
+            if kind == "paging":  # a cursor far back: the poll pages back for more
+                poller.state.save_cursor("tg-hostile", Cursor(last_message_id=1))
+            (result,) = poller.poll_once(force=True).results
+            letters = len(poller.state.dead_letters())
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over fork and exec, so a
+    # process started from a large pytest would report pytest's size.
+    status = Path("/proc/self/status").read_text()
+    peak_kb = int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    print(json.dumps({"status": result.status, "error_kind": result.error_kind,
+                      "items": result.new_items, "dead_letters": letters,
+                      "seconds": round(time.monotonic() - started, 2),
+                      "max_rss_mb": peak_kb // 1024}))
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    ("one-huge-post", ("ok", 1, 1)), ("tiny-posts", ("ok", 9_545, 0)),
+    ("long-posts", ("ok", 156, 0)), ("nested-posts", ("ok", 160, 0)),
+    ("huge-attribute", ("ok", 1, 1)), ("too-deep", ("error", 0, 1)),
+    # 999 posts on the newest page, then a page at the limit: the post limit stops the paging
+    ("paging", ("ok", 999 + 9_546, 0)),
+])
+def test_a_poll_pass_over_a_page_at_the_size_limit_stays_under_300_mb(
+        kind: str, expected: tuple[str, int, int]) -> None:
+    """Peak memory (max RSS) of a whole process that imports newsmon, serves the page and
+    polls it once; figures in docs/reliability.md."""
+    proc = subprocess.run([sys.executable, "-c", "from tests.hostile.test_telegram_fields"
+                           f" import poll_at_the_limit; poll_at_the_limit({kind!r})"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(proc.stdout.splitlines()[-1])
+    assert (figures["status"], figures["items"], figures["dead_letters"]) == expected, figures
+    assert figures["max_rss_mb"] < MAX_RSS_MB, figures
 
 
 # --- properties ------------------------------------------------------------------------------
