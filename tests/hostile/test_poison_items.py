@@ -100,6 +100,29 @@ def test_post_ids_past_the_store_are_one_dead_letter_each_and_the_pass_goes_on(
     assert cursor.last_message_id == 6
 
 
+@pytest.mark.parametrize(("header", "value"), [
+    ("ETag", '"é"'),  # stored, then sent back: UnicodeEncodeError on every later poll
+    ("ETag", '"' + "x" * 5000 + '"'),
+    ("Last-Modified", "Mon, 25 Nov 2024 10:00:00 GMT\u00a0"),
+    ("Last-Modified", "Ünïcode"),
+])
+def test_a_validator_header_that_cannot_be_sent_back_costs_the_conditional_get_only(
+        tmp_path: Path, header: str, value: str) -> None:
+    with serve() as server:
+        server.route("/feed", Reply(rss([Entry(guid="a", title="A", link="https://n.example/a")]),
+                                    headers={**RSS, header: value}))
+        config = FeedsConfig(defaults=defaults(), sources=(sources(server)[1],))
+        with Poller(config, tmp_path / "state.sqlite", ListPublisher()) as poller:
+            reports = [poller.poll_once(force=True) for _ in range(3)]
+            cursor = poller.state.cursor("feed-after")
+            health = poller.state.health("feed-after")
+    assert [r.results[0].status for r in reports] == ["ok", "not-modified", "not-modified"]
+    assert cursor.etag is None and cursor.last_modified is None and cursor.body_sha256
+    assert health.consecutive_failures == 0 and health.parse_errors == 3  # bad-cursor, counted
+    assert all("if-none-match" not in r.headers and "if-modified-since" not in r.headers
+               for r in server.hits("/feed"))
+
+
 # --- a source whose record fails --------------------------------------------------------------
 
 
