@@ -565,7 +565,10 @@ class Poller:
         # Only a complete document says which items are still there (a partial Telegram
         # poll or an error does not).
         present = [i.item_id for i in result.items] if result.status == "ok" else None
-        self.state.mark_seen(source.id, marks, now=now, cursor=cursor, present=present)
+        # A failed or throttled poll carries the old cursor: nothing to store (and after a
+        # failure to read the stored one, storing it would wipe it).
+        moved = cursor if result.status in ("ok", "not-modified") else None
+        self.state.mark_seen(source.id, marks, now=now, cursor=moved, present=present)
         ITEMS.labels(source.type, "new").inc(fetched.new)
         ITEMS.labels(source.type, "updated").inc(fetched.updated)
         POLLS.labels(source.type, result.status).inc()

@@ -236,7 +236,8 @@ def _parse_post(node: LexborNode, channel: str, page_url: str) -> TelegramPost |
         text=text,
         links=_links(node, text_node, page_url),
         # A name or link longer than any real one only went into the summary: ignored.
-        forwarded_from=clean_text(fwd_name) if fwd and len(fwd_name) <= _MAX_NAME_CHARS else None,
+        forwarded_from=(clean_text(fwd_name)
+                        if fwd is not None and len(fwd_name) <= _MAX_NAME_CHARS else None),
         forwarded_from_url=fwd_url if 0 < len(fwd_url) <= _MAX_NAME_CHARS else None,
         media=media,
         views=parse_views(views_node.text()) if views_node is not None else None,

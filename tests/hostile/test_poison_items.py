@@ -28,7 +28,7 @@ from newsmon.connectors.base import PollResult, Problem
 from newsmon.connectors.publisher import KafkaPublisher, ListPublisher
 from newsmon.connectors.runner import MAX_ITEM_BYTES, Poller
 from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource, TelegramSource
-from newsmon.connectors.state import Cursor, Health, StateStore
+from newsmon.connectors.state import Cursor, Health, StateStore, storable_cursor
 from newsmon.pipeline.config import KafkaSettings
 from newsmon.pipeline.io_search import SqliteStore
 from newsmon.pipeline.models import DeadLetter, RawItem, SourceRef
@@ -121,6 +121,14 @@ def test_a_validator_header_that_cannot_be_sent_back_costs_the_conditional_get_o
     assert health.consecutive_failures == 0 and health.parse_errors == 3  # bad-cursor, counted
     assert all("if-none-match" not in r.headers and "if-modified-since" not in r.headers
                for r in server.hits("/feed"))
+
+
+def test_every_cursor_field_is_checked_before_it_is_stored() -> None:
+    """A field added to Cursor without a check in state.storable_cursor fails here."""
+    hostile = Cursor.model_construct(**{name: object() for name in Cursor.model_fields})
+    cleaned, replaced = storable_cursor(hostile, Cursor())
+    assert set(replaced) == set(Cursor.model_fields)
+    assert cleaned == Cursor()
 
 
 # --- a source whose record fails --------------------------------------------------------------
