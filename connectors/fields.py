@@ -6,8 +6,11 @@ strict reading holds everywhere. The traps it closes:
 - ``str.isdigit()`` is true for ``'²'``, ``'٣'`` and other Unicode digits, and ``int()`` then
   either raises (``'²'``) or reads a number no server meant (``'٣'`` is 3); thousands of
   digits make ``int()`` raise (Python's limit on digits) and huge values overflow timestamps
-  and SQLite integers later. :func:`ascii_int` accepts ASCII digits only, a bounded number of
-  them, and nothing else: no sign, no fraction, no exponent, no underscore.
+  and SQLite integers later (INTEGER ends at ``2**63 - 1``). :func:`ascii_int` accepts ASCII
+  digits only, a bounded number of them in a bounded range, and nothing else: no sign, no
+  fraction, no exponent, no underscore. The caller decides whether ``None`` costs the field
+  (ignored) or the item (a dead letter), never the page. Not a library function: the standard
+  library has no strict ASCII integer parser, and the few lines here are the whole of it.
 - A header value that is not visible ASCII cannot be sent back: httpx encodes outgoing header
   values as ASCII and raises on anything else, so a stored ETag of ``"é"`` would fail every
   later conditional GET of its feed. :func:`header_token` keeps only values that can go back.
@@ -24,7 +27,12 @@ import re
 #: Most numbers a server sends (seconds, minutes, bytes) fit in nine digits: 31 years of
 #: seconds, 1,900 years of minutes, a gigabyte.
 MAX_DIGITS = 9
+#: The largest integer the state store keeps (SQLite INTEGER is a signed 64-bit integer).
+MAX_STORED_INT = 2**63 - 1
 _DIGITS = re.compile(r"[0-9]+")
+#: White space around a number that a page or header may carry (ASCII only: U+00A0 or U+3000
+#: around digits is no plain number).
+_ASCII_SPACE = " \t\r\n\f\v"
 #: Visible ASCII, space and tab (RFC 9110 field content without obs-text), bounded.
 _HEADER_TOKEN = re.compile(r"[\x20-\x7e\t]{1,1024}")
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^;"'\s]*)""", re.IGNORECASE)
@@ -36,16 +44,33 @@ _NOT_CHARSETS = frozenset(
 )
 
 
-def ascii_int(value: object, *, max_digits: int = MAX_DIGITS) -> int | None:
-    """The non-negative integer ``value`` spells in plain ASCII digits (surrounding white
-    space allowed), or None: for Unicode digits, signs, fractions, exponents, empty values,
-    more than ``max_digits`` digits (leading zeros included) and anything not a string."""
+def ascii_int(
+    value: object,
+    *,
+    max_digits: int | None = MAX_DIGITS,
+    minimum: int = 0,
+    maximum: int | None = None,
+) -> int | None:
+    """The non-negative integer ``value`` spells in plain ASCII digits (ASCII white space
+    around it allowed), if it lies in ``[minimum, maximum]``; else None: for Unicode digits,
+    signs, fractions, exponents, empty values, anything not a string, and more than
+    ``max_digits`` digits (leading zeros included; ``None``: only the range bounds it). The
+    length is checked before converting, so a million digits cost one scan and no big-integer
+    arithmetic."""
     if not isinstance(value, str):
         return None
-    text = value.strip(" \t\r\n")
-    if not 0 < len(text) <= max_digits or not _DIGITS.fullmatch(text):
+    text = value.strip(_ASCII_SPACE)
+    if not text or not _DIGITS.fullmatch(text):
         return None
-    return int(text)
+    if max_digits is not None and len(text) > max_digits:
+        return None
+    significant = text.lstrip("0") or "0"
+    if maximum is not None and len(significant) > len(str(maximum)):
+        return None
+    number = int(significant)
+    if number < minimum or (maximum is not None and number > maximum):
+        return None
+    return number
 
 
 def header_token(value: object) -> str | None:

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -40,7 +40,14 @@ from newsmon.connectors.http import AddressGuard, HttpClient
 from newsmon.connectors.publisher import ArchivingPublisher, Publisher, PublishError
 from newsmon.connectors.rss import RssConnector
 from newsmon.connectors.sources import FeedsConfig, RssSource, TelegramSource
-from newsmon.connectors.state import Cursor, Health, StateStore
+from newsmon.connectors.state import (
+    Cursor,
+    Health,
+    StateStore,
+    seen_mark_problem,
+    storable_cursor,
+    storable_text,
+)
 from newsmon.connectors.telegram import TelegramConnector
 from newsmon.pipeline import metrics
 from newsmon.pipeline.metrics import (
@@ -68,7 +75,11 @@ MAX_RETRY_AFTER_S = 24 * 3600.0
 #: limit): parked as dead letters. The others (a repaired encoding, a moved feed, a failed
 #: full-text fetch whose item went out with its summary) lose nothing and are only counted.
 DEAD_LETTER_PROBLEMS = frozenset({"empty-entry", "bad-entry", "bad-post", "too-deep",
-                                  "full-text-too-large"})
+                                  "full-text-too-large", "unstorable-item"})
+#: The largest item (as JSON) a poll publishes. kafka-python refuses a record over its
+#: max_request_size (1 MiB by default) before sending, which fails the whole batch: one such
+#: item would keep every item of its source unpublished on every poll. Parked instead.
+MAX_ITEM_BYTES = 1_000_000
 #: How often the seen marks of items long gone from their feeds are pruned.
 PRUNE_EVERY = timedelta(days=1)
 #: How long run_forever sleeps at most before looking at the due times again.
@@ -265,6 +276,42 @@ def _dedup(
     return out, new, updated, problems
 
 
+def unpublishable(item: RawItem) -> str | None:
+    """Why ``item`` can be neither published nor marked seen, or None. Such an item would be
+    published again on every poll (or block its source's batch), so the runner parks it as a
+    dead letter instead. Checks what the publisher and the state store will do with it:
+    encode it as JSON and read it back, keep it under :data:`MAX_ITEM_BYTES`, store its seen
+    mark."""
+    problem = seen_mark_problem(item.item_id, item.revision, item.first_seen_at)
+    if problem is not None:
+        return problem
+    try:
+        data = item.to_json()
+        RawItem.from_json(data)
+    # pydantic's serialization and validation errors are ValueErrors; a time zone can
+    # overflow a date while it is converted.
+    except (ValueError, OverflowError) as exc:
+        return f"cannot be encoded: {type(exc).__name__}: {exc}"
+    if len(data) > MAX_ITEM_BYTES:
+        return f"{len(data)} bytes as JSON, over the {MAX_ITEM_BYTES} a message may have"
+    return None
+
+
+def _publishable(items: Sequence[RawItem]) -> tuple[tuple[RawItem, ...], list[Problem]]:
+    """The items that can be published and marked, and an ``unstorable-item`` problem (a dead
+    letter) for each of the others, naming the item and why."""
+    good: list[RawItem] = []
+    problems: list[Problem] = []
+    for item in items:
+        reason = unpublishable(item)
+        if reason is None:
+            good.append(item)
+            continue
+        name = storable_text(item.guid or item.url or item.title or str(item.item_id), 300)
+        problems.append(Problem(kind="unstorable-item", message=f"{name!r}: {reason}"))
+    return tuple(good), problems
+
+
 class Poller:
     """Polls the configured sources and publishes their new items.
 
@@ -455,30 +502,52 @@ class Poller:
         """Worker thread: poll, dedup, enrich. Never raises: a bug in a connector becomes an
         error result of kind ``internal`` so one source cannot stop the others."""
         source = connector.source
-        cursor = self.state.cursor(source.id)
+        cursor = Cursor()
         started = time.monotonic()
         try:
+            cursor = self.state.cursor(source.id)
             result = connector.poll(cursor)
-            items, new, updated, problems = _dedup(result.items, self.state, source.id)
-            items_t, enrich_problems = connector.enrich(items)
+            items, _, _, problems = _dedup(result.items, self.state, source.id)
+            enriched, enrich_problems = connector.enrich(items)
+            publish, unstorable = _publishable(enriched)
         except Exception as exc:  # a bug in one connector must not stop the others
             log.exception("source %s: connector failed", source.id)
             failure = PollResult.failed(cursor, "internal", f"{type(exc).__name__}: {exc}")
             return _Fetched(connector, failure, (), 0, 0, ())
         finally:
             FETCH_SECONDS.labels(source.type).observe(time.monotonic() - started)
+        updated = sum(1 for item in publish if item.is_update)
         return _Fetched(
-            connector, result, items_t, new, updated,
-            result.problems + tuple(problems) + enrich_problems,
+            connector, result, publish, len(publish) - updated, updated,
+            result.problems + tuple(problems) + enrich_problems + tuple(unstorable),
         )
 
     def _record(
         self, fetched: _Fetched, kafka_down: str | None
     ) -> tuple[SourceResult, str | None]:
-        """Calling thread: publish, then mark seen with the cursor, then health."""
+        """Calling thread: publish, then mark seen with the cursor, then health. Never raises:
+        when recording one source fails (the state store refusing a value, a full disk), that
+        source's result is an error of kind ``record-failed`` and a dead letter, and the pass
+        goes on with the other sources."""
+        try:
+            return self._record_poll(fetched, kafka_down)
+        except Exception as exc:  # one source's bookkeeping must not stop the pass
+            log.exception("source %s: recording the poll failed", fetched.connector.source.id)
+            return self._record_failure(fetched, exc), kafka_down
+
+    def _record_poll(
+        self, fetched: _Fetched, kafka_down: str | None
+    ) -> tuple[SourceResult, str | None]:
         source = fetched.connector.source
         result = fetched.result
         now = self.clock()
+        # Checked before publishing: nothing after the publish may fail on the poll's data.
+        cursor, replaced = storable_cursor(result.cursor, self.state.cursor(source.id))
+        if replaced:
+            bad = Problem(kind="bad-cursor", message=f"not storable: {', '.join(replaced)}")
+            fetched = replace(fetched, problems=(*fetched.problems, bad))
+            log.warning("source %s: cursor fields %s not storable, not kept", source.id,
+                        ", ".join(replaced))
         for problem in fetched.problems:
             PROBLEMS.labels(source.type, problem.kind).inc()
         self._park(source, result, fetched.problems)
@@ -497,7 +566,10 @@ class Poller:
         # Only a complete document says which items are still there (a partial Telegram
         # poll or an error does not).
         present = [i.item_id for i in result.items] if result.status == "ok" else None
-        self.state.mark_seen(source.id, marks, now=now, cursor=result.cursor, present=present)
+        # A failed or throttled poll carries the old cursor: nothing to store (and after a
+        # failure to read the stored one, storing it would wipe it).
+        moved = cursor if result.status in ("ok", "not-modified") else None
+        self.state.mark_seen(source.id, marks, now=now, cursor=moved, present=present)
         ITEMS.labels(source.type, "new").inc(fetched.new)
         ITEMS.labels(source.type, "updated").inc(fetched.updated)
         POLLS.labels(source.type, result.status).inc()
@@ -523,6 +595,34 @@ class Poller:
             kafka_down,
         )
 
+    def _record_failure(self, fetched: _Fetched, exc: Exception) -> SourceResult:
+        """The result of a source whose poll could not be recorded: an error (soft: the next
+        poll tries again with backoff), parked as a dead letter. Each step is tried on its own,
+        so a state store that refuses one write still gets the others."""
+        source = fetched.connector.source
+        now = self.clock()
+        message = storable_text(f"{type(exc).__name__}: {exc}", 1000)
+        failure = PollResult.failed(fetched.result.cursor, "record-failed", message,
+                                    http_status=fetched.result.http_status)
+        POLLS.labels(source.type, "error").inc()
+        next_due: datetime | None = None
+        try:
+            self._park(source, failure, ())
+        except Exception:  # logged; the health below may still be written
+            log.exception("source %s: the dead letter of the failed record was not written",
+                          source.id)
+        try:
+            health = self._next_health(source, failure, replace(fetched, new=0, updated=0), now)
+            self.state.save_health(health)
+            next_due = health.next_due_at
+        except Exception:  # logged; the pass goes on
+            log.exception("source %s: health not written", source.id)
+        return SourceResult(
+            source_id=source.id, type=source.type, status="error",
+            problems=len(fetched.problems), http_status=fetched.result.http_status,
+            error_kind="record-failed", error=message, next_due_at=next_due,
+        )
+
     def _park(self, source: RssSource | TelegramSource, result: PollResult,
               problems: Sequence[Problem]) -> None:
         """Dead letters for what this poll could not turn into items: a failed fetch or
@@ -535,10 +635,13 @@ class Poller:
             found.append((result.error_kind or "error", result.error or ""))
         if not found:
             return
+        # Messages quote what a server sent: made encodable first (the letter's id hashes them).
         letters = [
-            DeadLetter.make(stage="poll", error=f"{kind}: {message}", source_id=source.id,
+            DeadLetter.make(stage="poll", error=storable_text(f"{kind}: {message}"),
+                            source_id=source.id,
                             payload=json.dumps({"source": where, "kind": kind,
-                                                "detail": message[:2000]}, ensure_ascii=False))
+                                                "detail": storable_text(message, 2000)},
+                                               ensure_ascii=False))
             for kind, message in found
         ]
         if new := self.state.add_dead_letters(letters):

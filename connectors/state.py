@@ -20,15 +20,18 @@ WAL mode lets ``newsmon sources`` read while a poller writes.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeGuard
 
+from newsmon.connectors.fields import MAX_STORED_INT
 from newsmon.pipeline.models import DeadLetter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (
@@ -87,11 +90,16 @@ class _Frozen(BaseModel):
 
 
 class Cursor(_Frozen):
-    """Where the next poll of one source starts."""
+    """Where the next poll of one source starts.
+
+    Its fields come from the network (headers, a page's post ids), so the runner passes every
+    new cursor through :func:`storable_cursor` before it is stored: a value the store cannot
+    keep, or that could not be sent back as a header, is dropped, never stored half-way.
+    """
 
     etag: str | None = None
     last_modified: str | None = None
-    last_message_id: int | None = None
+    last_message_id: int | None = Field(default=None, ge=0, le=MAX_STORED_INT)
     #: Hash of the last feed document parsed: a server without ETag or Last-Modified that
     #: sends the same bytes again costs a hash, not a parse.
     body_sha256: str | None = None
@@ -125,6 +133,94 @@ class SeenRevision(_Frozen):
     first_seen_at: datetime
 
 
+#: Longest text a state column keeps (an error, a disabled reason, a dead letter's detail): what
+#: an operator reads, not a copy of the page that caused it.
+MAX_STORED_TEXT = 4000
+#: Longest ETag or Last-Modified kept. Both are sent back as request headers, so only visible
+#: ASCII and spaces (RFC 9110's field-value without obs-text) are kept; anything else costs the
+#: conditional GET (one full fetch), never the feed.
+MAX_VALIDATOR_CHARS = 1024
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]*", re.ASCII)
+#: Any UTF-16 surrogate in a Python str is a lone one: UTF-8 (SQLite, JSON) cannot encode it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Longest item id, revision or body hash kept (all are hex digests; anything longer is no id).
+_MAX_ID_CHARS = 256
+
+
+def storable_text(value: str, limit: int = MAX_STORED_TEXT) -> str:
+    """``value`` as SQLite and a JSON encoder can keep it: lone surrogates (which neither
+    encodes) become U+FFFD and the text is cut to ``limit`` characters."""
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return _SURROGATE.sub("\ufffd", value)
+
+
+def storable_int(value: object) -> TypeGuard[int]:
+    """True for an int (not a bool) that fits SQLite's INTEGER."""
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and -MAX_STORED_INT - 1 <= value <= MAX_STORED_INT)
+
+
+def storable_time(value: object) -> bool:
+    """True for an aware datetime that can be stored as UTC (a zone offset can push a time at
+    the edge of datetime's range over it)."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        return False
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
+
+
+def _storable_id(value: object) -> bool:
+    return (isinstance(value, str) and 0 < len(value) <= _MAX_ID_CHARS
+            and _SURROGATE.search(value) is None and "\x00" not in value)
+
+
+def _header_value(value: object) -> bool:
+    return (isinstance(value, str) and len(value) <= MAX_VALIDATOR_CHARS
+            and _HEADER_VALUE.fullmatch(value) is not None)
+
+
+#: What each cursor field must be to be stored (None always may); a new field needs a check.
+_CURSOR_CHECKS: dict[str, Callable[[object], bool]] = {
+    "etag": _header_value,
+    "last_modified": _header_value,
+    "last_message_id": lambda value: storable_int(value) and value >= 0,
+    "body_sha256": _storable_id,
+}
+
+
+def storable_cursor(cursor: Cursor, previous: Cursor) -> tuple[Cursor, tuple[str, ...]]:
+    """``cursor`` with every field the store cannot keep replaced, and the names of those
+    fields. A bad message id keeps ``previous``'s (the next poll pages back from there and the
+    seen marks drop what was published); a bad ETag, Last-Modified or hash becomes None (the
+    next fetch is unconditional). Cursors are built with ``model_copy`` too, which validates
+    nothing, so the check is here, where they are stored."""
+    update: dict[str, object] = {}
+    for name, check in _CURSOR_CHECKS.items():
+        value = getattr(cursor, name)
+        if value is not None and not check(value):
+            fallback = getattr(previous, name) if name == "last_message_id" else None
+            update[name] = fallback if fallback is None or check(fallback) else None
+    if not update:
+        return cursor, ()
+    return cursor.model_copy(update=update), tuple(update)
+
+
+def seen_mark_problem(item_id: object, revision: object, first_seen_at: object) -> str | None:
+    """Why a seen mark could not be stored, or None. The runner asks before publishing: an item
+    published but never marked would be published again on every poll."""
+    if not _storable_id(item_id):
+        return "item_id is not a storable id"
+    if not _storable_id(revision):
+        return "revision is not a storable id"
+    if not storable_time(first_seen_at):
+        return "first_seen_at is not a storable time"
+    return None
+
+
 def _ts(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
 
@@ -143,6 +239,9 @@ _UPSERT_CURSOR = (
 
 def _cursor_row(source_id: str, c: Cursor) -> tuple[str, str | None, str | None, int | None,
                                                    str | None]:
+    # The runner checks (and reports) first; this keeps any other caller from storing half a
+    # cursor or failing on one field.
+    c, _ = storable_cursor(c, Cursor())
     return (source_id, c.etag, c.last_modified, c.last_message_id, c.body_sha256)
 
 
@@ -215,7 +314,9 @@ class StateStore:
     # --- seen items -----------------------------------------------------------------------
 
     def seen_revisions(self, source_id: str, item_ids: Iterable[str]) -> dict[str, SeenRevision]:
-        ids = list(dict.fromkeys(item_ids))
+        """The stored revision of each of ``item_ids`` that was published. An id the table
+        cannot hold (see :func:`seen_mark_problem`) was never published: not looked up."""
+        ids = [i for i in dict.fromkeys(item_ids) if _storable_id(i)]
         out: dict[str, SeenRevision] = {}
         with self._lock:
             # SQLite limits bound parameters (999 in old builds): query in slices.
@@ -263,7 +364,8 @@ class StateStore:
                 ],
             )
             if present is not None:
-                ids = list(dict.fromkeys(present))
+                # An id the table cannot hold is in no row: nothing to keep from pruning.
+                ids = [i for i in dict.fromkeys(present) if _storable_id(i)]
                 for start in range(0, len(ids), 500):
                     chunk = ids[start : start + 500]
                     marks = ",".join("?" * len(chunk))
@@ -373,7 +475,16 @@ class StateStore:
         return {source_id: self.health(source_id) for source_id in ids}
 
     def save_health(self, health: Health) -> None:
+        """Store ``health``. Its texts (errors quote what a server sent) are made storable
+        and cut (:func:`storable_text`) and a status code out of range is dropped, so a
+        hostile answer cannot make the health of its source unwritable."""
         values = health.model_dump()
+        for name, value in values.items():
+            if isinstance(value, str):
+                values[name] = storable_text(value)
+            elif isinstance(value, int) and not isinstance(value, bool) and not storable_int(
+                    value):
+                values[name] = None if name == "last_status" else MAX_STORED_INT
         for name in _TIME_COLUMNS:
             values[name] = _ts(values[name])
         values["disabled"] = int(values["disabled"])

@@ -26,13 +26,14 @@ from urllib.parse import urljoin
 
 from newsmon.connectors.base import HARD_STATUSES, PollResult, Problem
 from newsmon.connectors.extract import canonical_url, clean_text, html_to_text
+from newsmon.connectors.fields import MAX_STORED_INT, ascii_int
 from newsmon.connectors.hosts import THROTTLE_STATUSES
 from newsmon.connectors.http import FetchError, HttpClient
 from newsmon.connectors.sources import Defaults, TelegramSource
 from newsmon.connectors.state import Cursor
-from newsmon.pipeline.htmlguard import too_deep
+from newsmon.pipeline.htmlguard import MAX_DEPTH, too_deep
 from newsmon.pipeline.models import RawItem
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,30 @@ log = logging.getLogger(__name__)
 #: read from 127.0.0.1), so an item keeps its id if the base URL changes.
 CANONICAL_BASE = "https://t.me"
 _TITLE_CHARS = 160
-_VIEWS = re.compile(r"^\s*([\d.,]+)\s*([KkMm]?)\s*$")
+#: The largest message id a post may have: what the state store keeps as the cursor (MTProto
+#: ids are 32-bit today; anything beyond the store's range is hostile, not a future Telegram).
+MAX_MESSAGE_ID = MAX_STORED_INT
+#: A channel username as t.me spells it in ``data-post`` (sources.py checks configured ones).
+_CHANNEL_NAME = re.compile(r"[A-Za-z0-9_]{1,64}", re.ASCII)
+#: Views as the page shows them: ASCII digits, one decimal mark, K or M ("1.2K", "12,7K").
+_VIEWS = re.compile(r"\s*([0-9]{1,12})(?:[.,]([0-9]{1,3}))?\s*([KkMm]?)\s*", re.ASCII)
+_VIEW_FACTORS = {"": 1, "K": 1_000, "M": 1_000_000}
+#: Post dates outside these are no post dates (Telegram started in 2013). Keeping them out
+#: also means no later arithmetic on a date (a day before, a week after) leaves datetime's range.
+EARLIEST_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_DATE = datetime(3000, 1, 1, tzinfo=UTC)
+_MAX_DATE_CHARS = 64
+#: Telegram caps a message at 4,096 characters (a caption at 1,024); with its markup a post's
+#: text stays far below this. A longer one is hostile and parked as a bad post: cleaning
+#: megabytes of text (extract.clean_text's regexes) would take hundreds of MB of memory.
+MAX_POST_HTML_CHARS = 100_000
+#: Longest forwarded-from name or link kept (they only go into the summary).
+_MAX_NAME_CHARS = 1_000
+#: A poll stops paging back once it holds this many posts (50 pages of a busy channel): what
+#: one poll keeps in memory is then about one page at the size limit, not several.
+MAX_POSTS_PER_POLL = 1_000
+#: How much of a hostile attribute a problem message quotes.
+_SHOWN_CHARS = 120
 _MEDIA_CLASSES = (
     ("photo", ".tgme_widget_message_photo_wrap"),
     ("video", ".tgme_widget_message_video_player"),
@@ -53,13 +77,19 @@ _MEDIA_CLASSES = (
 )
 
 
+#: Failures of one page that say nothing about the channel: a page nested too deeply to parse
+#: or over the size limit is hostile or broken markup, not a gone channel, so it is retried
+#: with backoff and never counts towards disabling (a 404 or a missing preview does).
+SOFT_PAGE_FAILURES = frozenset({"too-deep", "too-large"})
+
+
 class TelegramPost(BaseModel):
     """One post as the preview shows it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     channel: str
-    message_id: int
+    message_id: int = Field(ge=1, le=MAX_MESSAGE_ID)
     date: datetime | None = None
     #: The post's text; for a photo, video or document post this is its caption.
     text: str = ""
@@ -67,7 +97,7 @@ class TelegramPost(BaseModel):
     forwarded_from: str | None = None
     forwarded_from_url: str | None = None
     media: tuple[str, ...] = ()
-    views: int | None = None
+    views: int | None = Field(default=None, ge=0)
     edited: bool = False
 
     @property
@@ -82,41 +112,72 @@ class PreviewPage:
     #: False when the page is no channel preview at all (a private or unknown channel:
     #: t.me redirects /s/<name> to a plain landing page).
     is_preview: bool
+    #: Set when the page was not parsed at all (nested too deeply): whether it is a preview
+    #: cannot be told, so this is not the hard "no preview" failure.
+    refused: Problem | None = None
 
 
-def parse_views(text: str) -> int | None:
-    """ "401" -> 401, "1.2K" -> 1200, "3M" -> 3000000; None when unreadable."""
-    match = _VIEWS.match(text or "")
+def parse_views(text: str | None) -> int | None:
+    """ "401" -> 401, "1.2K" -> 1200, "3M" -> 3000000; None when unreadable or not plain ASCII
+    (a views counter is worth nothing to the item, so a bad one is ignored, never fatal)."""
+    match = _VIEWS.fullmatch(text or "")
     if not match:
         return None
-    number, suffix = match.group(1).replace(",", "."), match.group(2).upper()
-    try:
-        value = float(number)
-    except ValueError:
+    whole: str = match.group(1)
+    fraction: str = match.group(2) or "0"
+    suffix: str = match.group(3).upper()
+    # Integers, rounded half up: at most 12 + 3 digits times a million stays exact and far
+    # below 2**63, where a float would already be off by a few units.
+    scale: int = 10 ** len(fraction)
+    numerator = (int(whole) * scale + int(fraction)) * _VIEW_FACTORS[suffix]
+    return (2 * numerator + scale) // (2 * scale)
+
+
+def parse_post_date(value: str | None) -> datetime | None:
+    """The UTC time of a ``<time datetime="...">`` attribute (ISO 8601; a time without zone is
+    UTC), or None when it is missing, unreadable, or outside :data:`EARLIEST_DATE` ..
+    :data:`LATEST_DATE` (the post keeps no date; the item is first seen now)."""
+    if not value or len(value) > _MAX_DATE_CHARS or not value.isascii():
         return None
-    return round(value * {"": 1, "K": 1_000, "M": 1_000_000}[suffix])
+    try:
+        date = datetime.fromisoformat(value)
+        # A zone offset can push a time at the edge of datetime's range over it.
+        date = date.astimezone(UTC) if date.tzinfo else date.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+    return date if EARLIEST_DATE <= date < LATEST_DATE else None
+
+
+def parse_post_ref(post_ref: str, channel: str) -> tuple[str, int] | Problem:
+    """``data-post="<channel>/<id>"`` -> (channel, message id); a ref without a channel is of
+    ``channel``. The id must be plain ASCII digits in ``1..MAX_MESSAGE_ID`` (what the state
+    store can keep as a cursor); anything else costs the post, as a ``bad-post`` problem."""
+    name, _, number = post_ref.rpartition("/")
+    message_id = ascii_int(number, max_digits=None, minimum=1, maximum=MAX_MESSAGE_ID)
+    if message_id is None:
+        return Problem(kind="bad-post", message=f"data-post {_shown(post_ref)}: no message id"
+                       f" in 1..{MAX_MESSAGE_ID}")
+    if name and not _CHANNEL_NAME.fullmatch(name):
+        return Problem(kind="bad-post",
+                       message=f"data-post {_shown(post_ref)}: not a channel username")
+    return name or channel, message_id
+
+
+def _shown(value: str) -> str:
+    """``value`` for a message: quoted, and cut (an attribute may be megabytes long)."""
+    return repr(value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…")
+
+
+def _too_long(post_ref: str, size: int) -> Problem:
+    return Problem(kind="bad-post", message=f"data-post {_shown(post_ref)}: text of {size}"
+                   f" characters, over {MAX_POST_HTML_CHARS}")
 
 
 def _first(node: LexborNode, selector: str) -> LexborNode | None:
     return node.css_first(selector)
 
 
-def _parse_post(node: LexborNode, channel: str, page_url: str) -> TelegramPost | Problem:
-    post_ref = node.attributes.get("data-post") or ""
-    name, _, number = post_ref.rpartition("/")
-    if not number.isdigit():
-        return Problem(kind="bad-post", message=f"data-post {post_ref!r} has no message id")
-    date = None
-    time_node = _first(node, ".tgme_widget_message_date time") or _first(node, "time[datetime]")
-    if time_node is not None and time_node.attributes.get("datetime"):
-        try:
-            date = datetime.fromisoformat(str(time_node.attributes["datetime"]))
-        except ValueError:
-            date = None
-        if date is not None:
-            date = date.astimezone(UTC) if date.tzinfo else date.replace(tzinfo=UTC)
-    text_node = _first(node, ".tgme_widget_message_text.js-message_text")
-    text = html_to_text(text_node.html or "") if text_node is not None else ""
+def _links(node: LexborNode, text_node: LexborNode | None, page_url: str) -> tuple[str, ...]:
     links: list[str] = []
     link_nodes = list(text_node.css("a[href]")) if text_node is not None else []
     link_nodes += node.css("a.tgme_widget_message_link_preview[href]")
@@ -125,9 +186,30 @@ def _parse_post(node: LexborNode, channel: str, page_url: str) -> TelegramPost |
         # Hashtag links (?q=%23tag) and mentions are navigation within Telegram, not links.
         if href.startswith("?") or not href:
             continue
-        absolute = canonical_url(urljoin(page_url, href))
+        try:
+            absolute = canonical_url(urljoin(page_url, href))
+        except ValueError:  # "http://[::1": a broken link costs itself, not the post
+            continue
         if absolute.startswith(("http://", "https://")) and absolute not in links:
             links.append(absolute)
+    return tuple(links)
+
+
+def _parse_post(node: LexborNode, channel: str, page_url: str) -> TelegramPost | Problem:
+    post_ref = str(node.attributes.get("data-post") or "")
+    ref = parse_post_ref(post_ref, channel)
+    if isinstance(ref, Problem):
+        return ref
+    name, message_id = ref
+    time_node = _first(node, ".tgme_widget_message_date time") or _first(node, "time[datetime]")
+    date = parse_post_date(time_node.attributes.get("datetime")) if time_node else None
+    text_node = _first(node, ".tgme_widget_message_text.js-message_text")
+    text = ""
+    if text_node is not None:
+        markup = text_node.html or ""
+        if len(markup) > MAX_POST_HTML_CHARS:
+            return _too_long(post_ref, len(markup))
+        text = html_to_text(markup)
     media = tuple(kind for kind, selector in _MEDIA_CLASSES if _first(node, selector) is not None)
     if not text:
         # A document or poll without caption still says what it is about.
@@ -136,21 +218,27 @@ def _parse_post(node: LexborNode, channel: str, page_url: str) -> TelegramPost |
             ".tgme_widget_message_poll_question",
         ):
             extra = _first(node, selector)
-            if extra is not None and extra.text(strip=True):
-                text = clean_text(extra.text())
+            raw = extra.text() if extra is not None else ""
+            if len(raw) > MAX_POST_HTML_CHARS:
+                return _too_long(post_ref, len(raw))
+            if raw.strip():
+                text = clean_text(raw)
                 break
     fwd = _first(node, ".tgme_widget_message_forwarded_from_name")
+    fwd_name = fwd.text() if fwd is not None else ""
     fwd_url = str(fwd.attributes.get("href") or "") if fwd is not None else ""
     views_node = _first(node, ".tgme_widget_message_views")
     meta = _first(node, ".tgme_widget_message_meta")
     return TelegramPost(
-        channel=name or channel,
-        message_id=int(number),
+        channel=name,
+        message_id=message_id,
         date=date,
         text=text,
-        links=tuple(links),
-        forwarded_from=clean_text(fwd.text()) if fwd is not None else None,
-        forwarded_from_url=fwd_url or None,
+        links=_links(node, text_node, page_url),
+        # A name or link longer than any real one only went into the summary: ignored.
+        forwarded_from=(clean_text(fwd_name)
+                        if fwd is not None and len(fwd_name) <= _MAX_NAME_CHARS else None),
+        forwarded_from_url=fwd_url if 0 < len(fwd_url) <= _MAX_NAME_CHARS else None,
         media=media,
         views=parse_views(views_node.text()) if views_node is not None else None,
         edited=meta is not None and "edited" in meta.text().lower(),
@@ -158,21 +246,34 @@ def _parse_post(node: LexborNode, channel: str, page_url: str) -> TelegramPost |
 
 
 def parse_preview(html: str, channel: str, page_url: str = CANONICAL_BASE) -> PreviewPage:
-    """All posts of one preview page, in page order; broken posts become problems."""
+    """All posts of one preview page, in page order; broken posts become problems.
+
+    Each post is read innermost first and then taken out of the tree: a post nested inside
+    another (hostile markup; t.me never does it) is a post of its own, and the outer one keeps
+    only its own text, links and media. It also makes reading linear: every node is searched
+    for one post only, however deep the posts are nested.
+    """
     if too_deep(html):  # a tree builder would take quadratic time (pipeline/htmlguard.py)
-        problem = Problem(kind="too-deep", message="markup nested too deeply to parse")
-        return PreviewPage(posts=(), problems=(problem,), is_preview=False)
+        problem = Problem(kind="too-deep", message=f"{page_url}: markup nested deeper than"
+                          f" {MAX_DEPTH} elements, not parsed")
+        return PreviewPage(posts=(), problems=(problem,), is_preview=False, refused=problem)
     tree = LexborHTMLParser(html)
-    posts: list[TelegramPost] = []
-    problems: list[Problem] = []
-    for node in tree.css("div.tgme_widget_message[data-post]"):
-        parsed = _parse_post(node, channel, page_url)
-        if isinstance(parsed, Problem):
-            problems.append(parsed)
-        else:
-            posts.append(parsed)
-    is_preview = bool(posts) or tree.css_first(".tgme_channel_history") is not None
-    return PreviewPage(posts=tuple(posts), problems=tuple(problems), is_preview=is_preview)
+    nodes = tree.css("div.tgme_widget_message[data-post]")
+    is_preview = bool(nodes) or tree.css_first(".tgme_channel_history") is not None
+    parsed: list[TelegramPost | Problem] = []
+    # Reversed document order: every post comes after the posts nested in it.
+    for node in reversed(nodes):
+        try:
+            parsed.append(_parse_post(node, channel, page_url))
+        except (ValueError, OverflowError) as exc:  # a field no check foresaw: this post only
+            ref = _shown(str(node.attributes.get("data-post") or ""))
+            parsed.append(Problem(kind="bad-post", message=f"data-post {ref}: "
+                                  f"{type(exc).__name__}: {str(exc)[:_SHOWN_CHARS]}"))
+        node.decompose()
+    parsed.reverse()
+    posts = tuple(p for p in parsed if isinstance(p, TelegramPost))
+    problems = tuple(p for p in parsed if isinstance(p, Problem))
+    return PreviewPage(posts=posts, problems=problems, is_preview=is_preview)
 
 
 def post_to_item(post: TelegramPost, source: TelegramSource, now: datetime) -> RawItem:
@@ -242,7 +343,8 @@ class TelegramConnector:
                 log.warning("source %s: fetch of %s failed (%s): %s", sid, url, exc.kind, exc)
                 return self._partial(
                     cursor, posts, problems, skipped,
-                    PollResult.failed(cursor, exc.kind, str(exc), hard=exc.hard),
+                    PollResult.failed(cursor, exc.kind, str(exc),
+                                      hard=exc.hard and exc.kind not in SOFT_PAGE_FAILURES),
                 )
             status = response.status
             if status in THROTTLE_STATUSES:
@@ -265,6 +367,17 @@ class TelegramConnector:
             page = parse_preview(
                 response.content.decode("utf-8", errors="replace"), self._source.channel, url
             )
+            if page.refused is not None:
+                log.warning("source %s: %s", sid, page.refused.message)
+                if page_number == 1:
+                    # Nothing read: a soft failure (retried with backoff, never disabling).
+                    return PollResult.failed(cursor, page.refused.kind, page.refused.message,
+                                             http_status=status)
+                # An older page: its posts are parked as one dead letter (the problem) and
+                # the cursor moves past them, as at the paging limit; stopping here for good
+                # would leave the channel stuck on this page.
+                problems.append(page.refused)
+                break
             problems.extend(page.problems)
             if page_number == 1 and not page.is_preview:
                 log.warning("source %s: %s is not a public channel preview", sid, url)
@@ -276,6 +389,13 @@ class TelegramConnector:
                 posts[post.message_id] = post
             if last_id is None or not page.posts:
                 break  # first poll of the channel: the newest page only
+            if len(posts) >= MAX_POSTS_PER_POLL:
+                # Pages of thousands of posts are hostile (t.me shows ~20): paging on would
+                # hold several pages' worth of items at once. Counted like the page limit.
+                problems.append(Problem(kind="paging-limit", message=f"stopped after"
+                                        f" {len(posts)} posts before reaching message {last_id}"))
+                log.warning("source %s: post limit reached before message %s", sid, last_id)
+                break
             oldest = min(p.message_id for p in page.posts)
             if oldest <= last_id + 1:
                 break  # reached the cursor
