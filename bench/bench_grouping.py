@@ -1,0 +1,295 @@
+"""Story grouping on the gold pairs: pair precision and recall across languages and within one.
+
+    .venv/bin/python bench/bench_grouping.py [--method minhash] [--json]
+    .venv/bin/python bench/bench_grouping.py --check      # validate the gold set only
+
+Reads tests/gold/stories/articles.jsonl and pairs.jsonl (real published leads; see the README
+beside them), first checks the set's invariants (a broken gold file fails loudly), then asks
+a grouping method, for every labelled pair, whether the two articles are one story. Each
+article is compared as ``title + "\\n" + text`` (the title is empty where none was recorded).
+
+Pair precision = pairs predicted "same" that are the same event / all pairs predicted "same";
+pair recall = same-event pairs predicted "same" / all same-event pairs. Both are reported for
+cross-language and same-language pairs separately, with the false-positive count on the hard
+negatives. With ``--json`` the last line printed is one JSON object:
+``{"pairs", "cross_precision", "cross_recall", "same_precision", "same_recall"}``
+(a precision is null when the method predicted no pair of that kind "same").
+
+Methods: ``minhash`` is today's grouping (pipeline/dedup.py: MinHash of word bigrams, one story
+at estimated Jaccard >= NEAR_DUPLICATE_THRESHOLD). Another grouping is plugged in by name in
+METHODS or as ``--method package.module:factory``, where ``factory()`` returns a Judge: a
+callable taking the two articles and answering (same story?, score).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GOLD = REPO / "tests" / "gold" / "stories"
+KINDS = ("cross-language", "same-language")
+_LANG = re.compile(r"^[a-z]{2,3}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: The leads are short by design (what the grouping sees); a longer text is an editing slip.
+MAX_TEXT = 520
+
+
+@dataclass(frozen=True)
+class Article:
+    id: str
+    lang: str
+    url: str
+    outlet: str
+    published: str | None
+    title: str | None
+    text: str
+    event: str
+
+    @property
+    def body(self) -> str:
+        """What a grouping method compares: the title, then the lead."""
+        return f"{self.title or ''}\n{self.text}"
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: str
+    b: str
+    same: bool
+    kind: str
+    hard: bool
+    note: str
+
+
+#: A grouping method's answer for two articles: (one story?, its score for the record).
+Judge = Callable[[Article, Article], tuple[bool, float]]
+
+
+class GoldError(ValueError):
+    """The gold files break one of the set's invariants (see tests/gold/stories/README.md)."""
+
+
+def _jsonl(path: Path) -> list[dict[str, object]]:
+    rows = []
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise GoldError(f"{path.name}:{number}: not JSON: {exc}") from exc
+    return rows
+
+
+def _article(row: dict[str, object], where: str) -> Article:
+    fields = {"id", "lang", "url", "outlet", "published", "title", "text", "event"}
+    if set(row) != fields:
+        raise GoldError(f"{where}: fields {sorted(row)} are not {sorted(fields)}")
+    for key in ("id", "lang", "url", "outlet", "text", "event"):
+        if not isinstance(row[key], str) or not str(row[key]).strip():
+            raise GoldError(f"{where}: {key} must be a non-empty string")
+    for key in ("published", "title"):
+        if row[key] is not None and not isinstance(row[key], str):
+            raise GoldError(f"{where}: {key} must be a string or null")
+    art = Article(**row)  # type: ignore[arg-type]
+    if not _LANG.match(art.lang):
+        raise GoldError(f"{where}: lang {art.lang!r} is not an ISO 639 code")
+    if not art.url.startswith(("http://", "https://")):
+        raise GoldError(f"{where}: url {art.url!r} is not http(s)")
+    if art.published is not None and not _DATE.match(art.published):
+        raise GoldError(f"{where}: published {art.published!r} is not YYYY-MM-DD")
+    if len(art.text) > MAX_TEXT:
+        raise GoldError(f"{where}: text has {len(art.text)} characters, more than {MAX_TEXT}")
+    return art
+
+
+def load_gold(root: Path = GOLD) -> tuple[dict[str, Article], list[Pair]]:
+    """The gold articles by id and the labelled pairs, after checking every invariant.
+
+    Raises GoldError when an article is malformed or duplicated, a pair names an unknown
+    article, a pair is listed twice, its kind does not match the two languages, or its label
+    disagrees with the event keys: ``same`` must equal ``event(a) == event(b)``, so the pair
+    labels and the clusters by event key can never contradict each other.
+    """
+    articles: dict[str, Article] = {}
+    urls: set[str] = set()
+    for number, row in enumerate(_jsonl(root / "articles.jsonl"), 1):
+        art = _article(row, f"articles.jsonl:{number}")
+        if art.id in articles:
+            raise GoldError(f"articles.jsonl:{number}: duplicate id {art.id}")
+        if art.url in urls:
+            raise GoldError(f"articles.jsonl:{number}: duplicate url {art.url}")
+        articles[art.id] = art
+        urls.add(art.url)
+    pairs: list[Pair] = []
+    seen: set[frozenset[str]] = set()
+    for number, row in enumerate(_jsonl(root / "pairs.jsonl"), 1):
+        where = f"pairs.jsonl:{number}"
+        if set(row) != {"a", "b", "same", "kind", "hard", "note"}:
+            raise GoldError(f"{where}: fields {sorted(row)}")
+        if not isinstance(row["same"], bool) or not isinstance(row["hard"], bool):
+            raise GoldError(f"{where}: same and hard must be booleans")
+        pair = Pair(**row)  # type: ignore[arg-type]
+        if pair.a not in articles or pair.b not in articles or pair.a == pair.b:
+            raise GoldError(f"{where}: {pair.a} / {pair.b} are not two known articles")
+        key = frozenset((pair.a, pair.b))
+        if key in seen:
+            raise GoldError(f"{where}: pair {pair.a} / {pair.b} listed twice")
+        seen.add(key)
+        first, second = articles[pair.a], articles[pair.b]
+        kind = KINDS[0] if first.lang != second.lang else KINDS[1]
+        if pair.kind != kind:
+            raise GoldError(f"{where}: kind {pair.kind!r}, but the languages say {kind!r}")
+        if pair.same != (first.event == second.event):
+            raise GoldError(
+                f"{where}: same={pair.same} contradicts the events "
+                f"{first.event!r} / {second.event!r}"
+            )
+        pairs.append(pair)
+    return articles, pairs
+
+
+def minhash_judge() -> Judge:
+    """Today's grouping: pipeline/dedup.py's MinHash signature and threshold."""
+    from newsmon.pipeline.dedup import NEAR_DUPLICATE_THRESHOLD, signature, similarity
+
+    cache: dict[str, tuple[int, ...]] = {}
+
+    def sig(art: Article) -> tuple[int, ...]:
+        if art.id not in cache:
+            cache[art.id] = signature(art.body)
+        return cache[art.id]
+
+    def judge(a: Article, b: Article) -> tuple[bool, float]:
+        score = similarity(sig(a), sig(b))
+        return score >= NEAR_DUPLICATE_THRESHOLD, score
+
+    return judge
+
+
+METHODS: dict[str, Callable[[], Judge]] = {"minhash": minhash_judge}
+
+
+def resolve(method: str) -> Judge:
+    """A Judge by registered name, or from ``package.module:factory``."""
+    if method in METHODS:
+        return METHODS[method]()
+    module, sep, name = method.partition(":")
+    if not sep:
+        raise SystemExit(f"unknown method {method!r}: use one of {sorted(METHODS)} or mod:factory")
+    factory = getattr(importlib.import_module(module), name)
+    judge: Judge = factory()
+    return judge
+
+
+@dataclass
+class Tally:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    hard_fp: int = 0
+    hard_neg: int = 0
+
+    def add(self, gold: bool, predicted: bool, hard: bool) -> None:
+        if gold and predicted:
+            self.tp += 1
+        elif gold:
+            self.fn += 1
+        elif predicted:
+            self.fp += 1
+        else:
+            self.tn += 1
+        if hard and not gold:
+            self.hard_neg += 1
+            self.hard_fp += predicted
+
+    @property
+    def precision(self) -> float | None:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else None
+
+
+def evaluate(
+    judge: Judge, articles: dict[str, Article], pairs: Iterable[Pair]
+) -> tuple[dict[str, Tally], list[tuple[Pair, bool, float]]]:
+    tallies = {kind: Tally() for kind in KINDS}
+    results = []
+    for pair in pairs:
+        predicted, score = judge(articles[pair.a], articles[pair.b])
+        tallies[pair.kind].add(pair.same, predicted, pair.hard)
+        results.append((pair, predicted, score))
+    return tallies, results
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="minhash", help="registered name or mod:factory")
+    parser.add_argument("--gold", type=Path, default=GOLD, help="folder with the two files")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    parser.add_argument("--check", action="store_true", help="only validate the gold set")
+    args = parser.parse_args(argv)
+
+    try:
+        articles, pairs = load_gold(args.gold)
+    except GoldError as exc:
+        print(f"gold set invalid: {exc}", file=sys.stderr)
+        return 1
+    langs = Counter(a.lang for a in articles.values())
+    events = len({a.event for a in articles.values()})
+    print(
+        f"gold: {len(articles)} articles, {events} events, {len(langs)} languages; "
+        f"{len(pairs)} pairs ({sum(p.same for p in pairs)} same, "
+        f"{sum(not p.same for p in pairs)} different, "
+        f"{sum(p.hard and not p.same for p in pairs)} hard negatives)"
+    )
+    if args.check:
+        print("gold set valid")
+        return 0
+
+    tallies, results = evaluate(resolve(args.method), articles, pairs)
+    print(f"method: {args.method}")
+    print(f"{'kind':<16}{'pairs':>6}{'tp':>5}{'fp':>5}{'fn':>5}{'precision':>11}{'recall':>8}"
+          f"{'hard-neg fp':>13}")
+    for kind, t in tallies.items():
+        total = t.tp + t.fp + t.fn + t.tn
+        print(f"{kind:<16}{total:>6}{t.tp:>5}{t.fp:>5}{t.fn:>5}{_fmt(t.precision):>11}"
+              f"{_fmt(t.recall):>8}{f'{t.hard_fp}/{t.hard_neg}':>13}")
+    for kind in KINDS:
+        for same in (True, False):
+            scores = [s for p, _, s in results if p.kind == kind and p.same == same]
+            if scores:
+                label = "same event" if same else "different"
+                print(f"mean score, {kind}, {label}: {sum(scores) / len(scores):.3f}")
+    if args.json:
+        cross, within = tallies["cross-language"], tallies["same-language"]
+        print(json.dumps({
+            "pairs": len(pairs),
+            "cross_precision": _round(cross.precision),
+            "cross_recall": _round(cross.recall),
+            "same_precision": _round(within.precision),
+            "same_recall": _round(within.recall),
+        }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
