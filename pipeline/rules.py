@@ -289,9 +289,85 @@ def reference_problems(rules: RuleSet) -> list[str]:
     return problems
 
 
+class LanguageTerms(_Model):
+    """One language's file in the terms directory: its terms for groups and entities."""
+
+    groups: dict[str, TermWeights] = Field(default_factory=dict)
+    #: Keyed by the entity's canonical ``name``.
+    entities: dict[str, TermWeights] = Field(default_factory=dict)
+
+
+def _merge_term_files(data: dict[str, Any], path: pathlib.Path) -> dict[str, Any]:
+    """``data`` (a rule file) with the terms of ``<terms>/<lang>.yaml`` merged into its groups
+    and entities, so that the ``RuleSet`` looks as if every term were written inline.
+
+    Each language file is validated on its own, so its errors name that file and the dotted
+    key; a group or entity it names must exist in the rule file, and a language may not give
+    terms for a group or entity both inline and in its file.
+    """
+    where = data.pop("terms")
+    if not isinstance(where, str) or not where.strip():
+        raise ConfigError([f"{path}: terms: give the directory of the language files"])
+    directory = path.parent / where
+    # "any" first, then the declared languages in their order, then the rest: on a tie
+    # between two languages' terms for one word, evidence names the first.
+    declared = data.get("languages")
+    order = ["any", *(declared if isinstance(declared, list) else ())]
+    files = sorted(
+        directory.glob("*.yaml"),
+        key=lambda f: (order.index(f.stem) if f.stem in order else len(order), f.stem),
+    )
+    if not files:
+        raise ConfigError([f"{path}: terms: no <language>.yaml files in {directory}"])
+    groups = data.get("groups")
+    entities = data.get("entities")
+    if not isinstance(groups, dict) or not isinstance(entities, list | None):
+        return data  # the RuleSet validation reports the shape
+    by_name = {e.get("name"): e for e in entities or () if isinstance(e, dict)}
+    problems: list[str] = []
+    for file in files:
+        lang = file.stem
+        try:
+            _check_lang(lang)
+        except ValueError as exc:
+            problems.append(f"{file}: {exc}")
+            continue
+        try:
+            terms = validate(LanguageTerms, read_yaml(file), file)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        for kind, targets, own in (
+            ("groups", groups, terms.groups),
+            ("entities", by_name, terms.entities),
+        ):
+            for name, weights in own.items():
+                target = targets.get(name)
+                if not isinstance(target, dict):
+                    problems.append(f"{file}: {kind}.{name}: not defined in {path.name}")
+                    continue
+                inline = target.setdefault("terms", {})
+                if not isinstance(inline, dict):
+                    continue  # the RuleSet validation reports the shape
+                if lang in inline:
+                    problems.append(f"{file}: {kind}.{name}: also given inline in {path.name}")
+                    continue
+                inline[lang] = dict(weights)
+    if problems:
+        raise ConfigError(problems)
+    return data
+
+
 def load_rules(path: pathlib.Path) -> RuleSet:
-    """Read and validate a rule file; raises ``ConfigError`` naming the file and dotted key."""
-    rules = validate(RuleSet, read_yaml(path), path)
+    """Read and validate a rule file; raises ``ConfigError`` naming the file and dotted key.
+
+    With ``terms: DIR`` the terms come from ``DIR/<lang>.yaml`` (relative to the rule file),
+    one file per language (``any.yaml`` for names written alike everywhere).
+    """
+    data = read_yaml(path)
+    if isinstance(data, dict) and "terms" in data:
+        data = _merge_term_files(data, path)
+    rules = validate(RuleSet, data, path)
     problems = reference_problems(rules)
     if problems:
         raise ConfigError([f"{path}: {problem}" for problem in problems])

@@ -352,6 +352,95 @@ def test_errors_name_file_and_dotted_key(tmp_path: Path, change: tuple[str, str]
     assert key in message, message
 
 
+SPLIT = """
+languages: [en, de]
+terms: terms
+groups:
+  A: {doc: troops}
+  B: {doc: Ukraine}
+topics:
+  t:
+    rules:
+      - {id: r, anchor: A, with: [B]}
+entities:
+  - {name: NATO, kind: organisation}
+"""
+
+
+def write_split(tmp_path: Path, files: dict[str, str], topics: str = SPLIT) -> Path:
+    """A rule file whose terms sit in ``terms/<lang>.yaml`` files."""
+    (tmp_path / "terms").mkdir()
+    for name, text in files.items():
+        (tmp_path / "terms" / name).write_text(text, encoding="utf-8")
+    return write(tmp_path, topics)
+
+
+def test_language_files_merge_into_the_groups_and_entities(tmp_path: Path) -> None:
+    path = write_split(
+        tmp_path,
+        {
+            "en.yaml": "groups:\n  A: {troops: 1, personnel: 0.5}\n  B: [ukraine]\n",
+            "de.yaml": "groups:\n  A: [truppen]\n  B: [ukraine]\n",
+            "any.yaml": "entities:\n  NATO: [nato]\n",
+        },
+    )
+    rules = load_rules(path)
+    assert rules.groups["A"].terms == {
+        "en": {"troops": 1.0, "personnel": 0.5},
+        "de": {"truppen": 1.0},
+    }
+    assert rules.entities[0].terms == {"any": {"nato": 1.0}}
+    # "any" first, then the declared languages in order: the order terms are compiled in.
+    assert list(rules.groups["B"].terms) == ["en", "de"]
+    c = Classifier(rules)
+    assert topics(c, "Truppen für die Ukraine") == {"t"}
+    assert [e.name for e in c.classify("NATO").entities] == ["NATO"]
+
+
+@pytest.mark.parametrize(
+    ("files", "where", "key"),
+    [
+        ({"de.yaml": "groups:\n  NOPE: [x]\n"}, "terms/de.yaml", "groups.NOPE"),
+        ({"de.yaml": "entities:\n  OTAN: [x]\n"}, "terms/de.yaml", "entities.OTAN"),
+        ({"de.yaml": "groups:\n  A: [truppen, 'a*b']\n"}, "terms/de.yaml", "groups.A"),
+        ({"de.yaml": "groups:\n  A: [truppen, no]\n"}, "terms/de.yaml", "groups.A"),
+        ({"de.yaml": "gruppen:\n  A: [truppen]\n"}, "terms/de.yaml", "gruppen"),
+        ({"German.yaml": "groups:\n  A: [truppen]\n"}, "terms/German.yaml", "language code"),
+        ({"de.yaml": "groups:\n  A: [truppen]\n  A: [soldaten]\n"}, "terms/de.yaml",
+         "duplicate key"),
+    ],
+)
+def test_language_file_errors_name_the_file_and_key(
+    tmp_path: Path, files: dict[str, str], where: str, key: str
+) -> None:
+    base = {"en.yaml": "groups:\n  A: [troops]\n  B: [ukraine]\n"}
+    path = write_split(tmp_path, {**base, **files})
+    with pytest.raises(ConfigError) as info:
+        load_rules(path)
+    message = str(info.value)
+    assert str(tmp_path / where) in message, message
+    assert key in message, message
+
+
+def test_a_language_given_inline_and_in_its_file_is_an_error(tmp_path: Path) -> None:
+    topics_text = SPLIT.replace("A: {doc: troops}", "A: {doc: troops, terms: {en: [troops]}}")
+    path = write_split(tmp_path, {"en.yaml": "groups:\n  A: [soldiers]\n  B: [ukraine]\n"},
+                       topics_text)
+    with pytest.raises(ConfigError, match=r"terms/en\.yaml: groups\.A: also given inline"):
+        load_rules(path)
+
+
+def test_an_empty_terms_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"terms: no <language>\.yaml files"):
+        load_rules(write_split(tmp_path, {}))
+
+
+def test_every_declared_language_has_its_own_file() -> None:
+    rules = load_rules(TOPICS)
+    terms = TOPICS.parent / "terms"
+    assert {f.stem for f in terms.glob("*.yaml")} >= {*rules.languages, "any"}
+
+
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_rules(tmp_path / "nope.yaml")
