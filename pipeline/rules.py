@@ -30,7 +30,10 @@ Term syntax (written in any case and with or without accents; it is normalized l
 - ``войск*`` a prefix: the word may continue (``войска``, ``войсками``);
 - ``*truppen`` a suffix: the word may start earlier (German compounds: ``Bodentruppen``);
 - ``*flugkorper*`` anywhere inside a word;
-- ``=US`` case-sensitive: matches ``US`` but not the pronoun ``us``.
+- ``=US`` case-sensitive: matches ``US`` but not the pronoun ``us``;
+- a term in a script written without spaces (Chinese, Japanese, Thai) has no word boundaries
+  to respect: ``ストームシャドー`` matches inside ``英国がストームシャドーを供与``, and ``atacms``
+  inside ``米国はATACMSを`` (wildcards add nothing there; see ``text.is_unspaced``).
 
 Matching is one Aho-Corasick pass (pyahocorasick) over the normalized text of the whole rule
 set (all topics, all languages, entities), built once per ``Classifier``. Terms of every language
@@ -50,7 +53,14 @@ from typing import Annotated, Any, Literal, NamedTuple
 import ahocorasick
 from newsmon.pipeline.config import ConfigError, read_yaml, validate
 from newsmon.pipeline.models import Classification, Entity, Evidence, TopicMatch
-from newsmon.pipeline.text import NormalizedText, is_word_char, normalize, sentence_starts
+from newsmon.pipeline.text import (
+    NormalizedText,
+    is_unspaced,
+    is_word_char,
+    normalize,
+    sentence_starts,
+    word_starts,
+)
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 __all__ = [
@@ -473,7 +483,7 @@ class _Doc:
 
     def word_of(self, pos: int) -> int:
         if self._words is None:
-            self._words = [m.start() for m in re.finditer(r"[^\W_]+", self.norm.text)]
+            self._words = word_starts(self.norm.text)
         return max(bisect_right(self._words, pos) - 1, 0)
 
     def coord(self, pos: int, unit: str) -> int:
@@ -576,7 +586,12 @@ class Classifier:
             # matches (short words inside longer ones) are rejected on these two flags alone.
             left_open = any(terms[i].left_open for i in ids)
             right_open = any(terms[i].right_open for i in ids)
-            automaton.add_word(key, (len(key), tuple(ids), left_open, right_open))
+            # A key that starts (ends) in a script without spaces (CJK, kana, Thai) has a word
+            # boundary before (after) it wherever it occurs: it matches inside a run of text.
+            left_free, right_free = is_unspaced(key[0]), is_unspaced(key[-1])
+            automaton.add_word(
+                key, (len(key), tuple(ids), left_open, right_open, left_free, right_free)
+            )
         automaton.make_automaton()
         self._automaton = automaton
 
@@ -621,13 +636,25 @@ class Classifier:
             only = (lang, "any")
         best: dict[tuple[int, int, int, int], _Hit] = {}
         terms = self._terms
-        for last, (length, ids, any_left_open, any_right_open) in self._automaton.iter(text):
+        for last, value in self._automaton.iter(text):
+            length, ids, any_left_open, any_right_open, left_free, right_free = value
             start, end = last - length + 1, last + 1
-            # is_word_char, inlined: this loop runs for every raw match.
-            left_word = start > 0 and text[start - 1].isalnum()
+            # Whether the match continues a word on either side: is_word_char, inlined (this
+            # loop runs for every raw match), and never across a script without spaces.
+            left_word = (
+                start > 0
+                and not left_free
+                and text[start - 1].isalnum()
+                and not (text[start - 1] >= "\u0e00" and is_unspaced(text[start - 1]))
+            )
             if left_word and not any_left_open:
                 continue
-            right_word = end < size and text[end].isalnum()
+            right_word = (
+                end < size
+                and not right_free
+                and text[end].isalnum()
+                and not (text[end] >= "\u0e00" and is_unspaced(text[end]))
+            )
             if right_word and not any_right_open:
                 continue
             for t_i in ids:

@@ -81,6 +81,43 @@ def test_diacritics_yo_and_hyphens_match_either_way() -> None:
     assert topics(c, "storm shadow, ЕЩЕ") == {"t"}
 
 
+def test_terms_in_scripts_without_spaces_match_inside_a_run_of_text() -> None:
+    c = make(
+        {"rules": [{"id": "r", "anchor": "W", "with": ["S"]}]},
+        {
+            "W": {"ja": ["ストームシャドー"], "zh": ["风暴阴影"], "any": ["atacms"]},
+            "S": {"ja": ["供与"], "zh": ["提供"], "en": ["supply"]},
+        },
+    )
+    text = "英国がストーム・シャドーを供与"
+    match = c.classify(text).topics[0]
+    spans = {text[e.start : e.end] for e in match.evidence}
+    assert spans == {"ストーム・シャドー", "供与"}
+    assert topics(c, "英国向乌克兰提供风暴阴影导弹") == {"t"}
+    # A Latin term beside Japanese: the script change is a word boundary; full width folds.
+    assert topics(c, "米国はATACMSを供与した") == {"t"}
+    assert topics(c, "米国はＡＴＡＣＭＳを供与した") == {"t"}
+    # ...but Latin words still need their boundaries among Latin letters.
+    assert topics(c, "xatacms supply") == set()
+    assert topics(c, "atacms supply") == {"t"}
+
+
+def test_wildcards_stop_at_a_script_without_spaces() -> None:
+    c = make({"rules": [{"id": "r", "anchor": "N"}]}, {"N": {"any": ["nato*"]}})
+    text = "NATO軍がウクライナへ"
+    evidence = c.classify(text).topics[0].evidence
+    assert [text[e.start : e.end] for e in evidence] == ["NATO"]
+
+
+def test_word_distances_in_japanese() -> None:
+    c = make(
+        {"rules": [{"id": "r", "anchor": "T", "with": [{"group": "W", "near": "2 words"}]}]},
+        {"T": {"ja": ["軍"]}, "W": {"ja": ["フランス"]}},
+    )
+    assert topics(c, "フランス軍を派遣") == {"t"}
+    assert topics(c, "フランスの大統領は、英国と共に軍を派遣") == set()
+
+
 def test_proximity_in_words_sentences_and_article() -> None:
     groups = {"A": {"en": ["troops"]}, "B": {"en": ["ukraine"]}}
     near = make(
