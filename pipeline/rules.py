@@ -70,6 +70,7 @@ __all__ = [
     "Exclusion",
     "GroupDef",
     "Near",
+    "ReviewDef",
     "Rule",
     "RuleSet",
     "TopicDef",
@@ -241,6 +242,22 @@ class AttributeDef(_Model):
     doc: str = ""
 
 
+class ReviewDef(_Model):
+    """Rules for articles in a language the file has no rules for (not in ``languages``).
+
+    They use language-independent evidence (weapon names, NATO, countries in many scripts).
+    When the topic's own rules do not reach its threshold and these reach ``threshold``, the
+    topic is reported with ``review: true`` and the fixed, lower ``score``: a person should look.
+    """
+
+    doc: str = ""
+    threshold: float = Field(default=1.0, gt=0)
+    #: What a review match reports as its score: below the topic's threshold, so that alert
+    #: rules at that threshold leave review matches out unless they ask for them.
+    score: float = Field(default=0.5, gt=0)
+    rules: tuple[Rule, ...] = Field(min_length=1)
+
+
 class TopicDef(_Model):
     doc: str = ""
     threshold: float = Field(default=1.0, gt=0)
@@ -249,6 +266,7 @@ class TopicDef(_Model):
     rules: tuple[Rule, ...] = ()
     exclude: tuple[Exclusion, ...] = ()
     attributes: tuple[AttributeDef, ...] = ()
+    review: ReviewDef | None = None
 
 
 class EntityDef(_Model):
@@ -283,11 +301,15 @@ def reference_problems(rules: RuleSet) -> list[str]:
         base = f"topics.{t_name}"
         if not topic.rules:
             problems.append(f"{base}.rules: a topic needs at least one rule")
-        for r_i, rule in enumerate(topic.rules):
-            check(f"{base}.rules.{r_i}.anchor", rule.anchor)
-            for kind, clauses in (("with", rule.with_), ("without", rule.without)):
-                for c_i, clause in enumerate(clauses):
-                    check(f"{base}.rules.{r_i}.{kind}.{c_i}", clause.groups)
+        rule_lists = [(f"{base}.rules", topic.rules)]
+        if topic.review is not None:
+            rule_lists.append((f"{base}.review.rules", topic.review.rules))
+        for where, rule_list in rule_lists:
+            for r_i, rule in enumerate(rule_list):
+                check(f"{where}.{r_i}.anchor", rule.anchor)
+                for kind, clauses in (("with", rule.with_), ("without", rule.without)):
+                    for c_i, clause in enumerate(clauses):
+                        check(f"{where}.{r_i}.{kind}.{c_i}", clause.groups)
         for e_i, exclusion in enumerate(topic.exclude):
             check(f"{base}.exclude.{e_i}.context", exclusion.context)
             check(f"{base}.exclude.{e_i}.drops", exclusion.drops)
@@ -430,12 +452,20 @@ class _Exclusion:
 
 
 @dataclass(frozen=True, slots=True)
+class _Review:
+    threshold: float
+    score: float
+    rules: tuple[_Rule, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Topic:
     name: str
     threshold: float
     rules: tuple[_Rule, ...]
     exclude: tuple[_Exclusion, ...]
     attributes: tuple[tuple[str, tuple[int, ...]], ...]
+    review: _Review | None
 
 
 @dataclass(slots=True)
@@ -598,9 +628,8 @@ class Classifier:
         def groups(names: Iterable[str]) -> tuple[int, ...]:
             return tuple(index[name] for name in names)
 
-        topics = []
-        for name, topic in rules.topics.items():
-            compiled_rules = tuple(
+        def compile_rules(rule_list: Iterable[Rule]) -> tuple[_Rule, ...]:
+            return tuple(
                 _Rule(
                     id=rule.id,
                     anchor=groups(rule.anchor),
@@ -611,15 +640,28 @@ class Classifier:
                     weight=rule.weight,
                     max_count=rule.max_count,
                 )
-                for rule in topic.rules
+                for rule in rule_list
             )
+
+        topics = []
+        for name, topic in rules.topics.items():
             exclusions = tuple(
                 _Exclusion(groups(e.context), frozenset(groups(e.drops)), e.near)
                 for e in topic.exclude
             )
             attributes = tuple((a.value, groups(a.any)) for a in topic.attributes)
-            topics.append(_Topic(name, topic.threshold, compiled_rules, exclusions, attributes))
+            review = (
+                _Review(topic.review.threshold, topic.review.score,
+                        compile_rules(topic.review.rules))
+                if topic.review is not None
+                else None
+            )
+            topics.append(
+                _Topic(name, topic.threshold, compile_rules(topic.rules), exclusions, attributes,
+                       review)
+            )
         self._topics = tuple(topics)
+        self._languages = frozenset(rules.languages)
 
     # --- matching ------------------------------------------------------------------------
 
@@ -688,7 +730,10 @@ class Classifier:
         Evidence offsets refer to ``Classifier.document(text, title)``: the text itself when
         ``title`` is empty (the usual case), else ``title + "\\n\\n" + text``, so a title span
         starts before ``len(title)`` and a body span at ``len(title) + 2`` or later.
-        ``lang`` only matters when the rule set sets ``match_all_languages: false``.
+        ``lang`` (the article's language, "und" when unknown) decides two things: with
+        ``match_all_languages: false`` only its terms apply; and when it is given but not one of
+        the file's ``languages``, a topic whose own rules fall short may still be reported by
+        its ``review`` rules, with ``review=True`` and the review's lower score.
         """
         doc = _Doc(normalize(self.document(text, title)))
         hits = self._find(doc, lang)
@@ -703,15 +748,16 @@ class Classifier:
                 entities.setdefault(
                     (entity.kind, entity.name), Entity(kind=entity.kind, name=entity.name)
                 )
+        uncovered = lang is not None and lang not in self._languages
         matches = []
         for topic in self._topics:
-            match = self._match_topic(doc, topic, by_group)
+            match = self._match_topic(doc, topic, by_group, uncovered)
             if match is not None:
                 matches.append(match)
         return Classification(topics=tuple(matches), entities=tuple(entities.values()))
 
     def _match_topic(
-        self, doc: _Doc, topic: _Topic, by_group: dict[int, list[_Hit]]
+        self, doc: _Doc, topic: _Topic, by_group: dict[int, list[_Hit]], uncovered: bool = False
     ) -> TopicMatch | None:
         hits = {g: _GroupHits(doc, h) for g, h in by_group.items()}
         for exclusion in topic.exclude:
@@ -726,11 +772,17 @@ class Classifier:
         for rule in topic.rules:
             firings.extend(self._fire(doc, rule, hits))
         score = sum(f.strength for f in firings)
-        if not firings or score < topic.threshold:
+        review = False
+        if (not firings or score < topic.threshold) and uncovered and topic.review is not None:
+            firings = [f for rule in topic.review.rules for f in self._fire(doc, rule, hits)]
+            if firings and sum(f.strength for f in firings) >= topic.review.threshold:
+                score, review = topic.review.score, True
+        if not firings or (score < topic.threshold and not review):
             return None
         return TopicMatch(
             topic=topic.name,
             score=round(score, 3),
+            review=review,
             groups=tuple(
                 dict.fromkeys(
                     self._group_names[self._terms[h.term].group]

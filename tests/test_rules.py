@@ -240,6 +240,40 @@ def test_entities_are_canonical_and_deduplicated(shipped: Classifier) -> None:
     assert {e.kind for e in result.entities if e.name == "ATACMS"} == {"weapon"}
 
 
+def test_review_rules_flag_an_uncovered_language_with_a_lower_score() -> None:
+    c = make(
+        {
+            "rules": [{"id": "r", "anchor": "W", "with": ["S"]}],
+            "review": {"score": 0.4, "rules": [{"id": "rv", "anchor": "W", "with": ["C"]}]},
+        },
+        {"W": {"any": ["atacms"]}, "S": {"en": ["fired"]}, "C": {"any": ["ukraine"]}},
+        languages=["en"],
+    )
+    text = "Ukraine atacms bilang tugon"
+    flagged = c.classify(text, "tl").topics
+    assert [(m.topic, m.score, m.review) for m in flagged] == [("t", 0.4, True)]
+    assert {text[e.start : e.end] for e in flagged[0].evidence} == {"atacms", "Ukraine"}
+    assert c.classify(text, "en").topics == ()  # a covered language: its own rules decide
+    assert c.classify(text).topics == ()  # language not given: no review
+    # The topic's own rules win over the review when they fire, in any language.
+    own = c.classify("Ukraine fired atacms", "tl").topics[0]
+    assert (own.score, own.review) == (1.0, False)
+
+
+def test_shipped_review_rules_on_languages_without_rules(shipped: Classifier) -> None:
+    tagalog = ("Nagbabala si Putin na ang paggamit ng Storm Shadow laban sa Russia ay isang gawa "
+               "ng digmaan.")
+    strike = shipped.classify(tagalog, "tl").topics
+    assert [(m.topic, m.review) for m in strike] == [("long_range_strike", True)]
+    assert strike[0].score < shipped.rules.topics["long_range_strike"].threshold
+    swahili = "Rais Macron alisema NATO inaweza kutuma kontingenti ya wanajeshi nchini Ukraine."
+    troops = shipped.classify(swahili, "sw").topics
+    assert [(m.topic, m.review) for m in troops] == [("troop_deployment", True)]
+    # Tomahawks on the Houthis are another war, in any language.
+    houthis = "Marekani ilirusha makombora ya Tomahawk dhidi ya Houthi nchini Yemen."
+    assert shipped.classify(houthis, "sw").topics == ()
+
+
 # --- evidence ------------------------------------------------------------------------------
 
 
@@ -377,6 +411,8 @@ def test_minimal_file_loads(tmp_path: Path) -> None:
         ),
         (("anchor: A}", "anchor: A, without: [{any: [A, C]}]}"), "topics.t.rules.0.without.0"),
         (("anchor: A}", "anchor: A, weight: 0}"), "topics.t.rules.0.weight"),
+        (("    rules:", "    review: {rules: [{id: v, anchor: X}]}\n    rules:"),
+         "topics.t.review.rules.0.anchor"),
     ],
 )
 def test_errors_name_file_and_dotted_key(tmp_path: Path, change: tuple[str, str], key: str) -> None:
