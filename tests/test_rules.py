@@ -548,3 +548,38 @@ def test_shipped_rule_file_has_no_duplicate_keys() -> None:
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     yaml.load(TOPICS.read_text(encoding="utf-8"), Loader=Loader)  # a SafeLoader subclass
     assert not duplicates
+
+
+# --- many languages, one automaton ----------------------------------------------------------
+
+#: Groups whose hits stop a rule (``without``, ``exclude``), and groups that make one.
+BLOCKING = ("NONWESTERN", "OTHER_PLACE", "TRAINING_ABROAD", "EXCLUDED_THEATRE", "DRONE",
+            "NONWESTERN_ARMS")
+TOPICAL = ("UKRAINE", "UKRAINE_IN", "WESTERN", "TROOPS", "TROOPS_STRONG", "LR_NAMED")
+
+
+def test_no_language_blocks_the_topic_words_of_another() -> None:
+    # Every term applies to every text, and accents fold away: Latvian ukraiņ* ("Ukrainian")
+    # folds to ukrain* and would read "Ukraine" in any language as an owner who is not
+    # Western. A single word that names Ukraine, a Western actor, troops or a weapon in one
+    # language must not be a blocking word in any.
+    rules = load_rules(TOPICS)
+    blocking = {
+        lang: {t: w for g in BLOCKING for t, w in rules.groups[g].terms.get(lang, {}).items()}
+        for lang in {lang for g in BLOCKING for lang in rules.groups[g].terms}
+    }
+    blocker = Classifier(RuleSet.model_validate({
+        "groups": {"B": {"terms": {lang: terms for lang, terms in blocking.items() if terms}}},
+        "topics": {"blocked": {"rules": [{"id": "b", "anchor": "B"}]}},
+    }))
+    clashes = []
+    for group in TOPICAL:
+        for lang, terms in rules.groups[group].terms.items():
+            for term in terms:
+                word = term.lstrip("=").strip("*")
+                if " " in word:
+                    continue
+                match = blocker.classify(word).topics
+                if match:
+                    clashes.append(f"{group}.{lang}: {term} <- {match[0].evidence[0].term}")
+    assert not clashes, clashes
