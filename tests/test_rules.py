@@ -375,6 +375,32 @@ def test_gold_set_floor(shipped: Classifier) -> None:
             assert scores.f1 >= 0.8, (lang, topic, report.format_text())
 
 
+LANGUAGE_GOLD = REPO / "tests" / "gold" / "langs"
+
+
+def test_every_language_beyond_the_first_eight_has_its_gold_set() -> None:
+    rules = load_rules(TOPICS)
+    for lang in set(rules.languages) - set(LANGUAGES):
+        records = read_records(LANGUAGE_GOLD / f"{lang}.jsonl")
+        assert len(records) >= 4, lang
+        assert {r.lang for r in records} == {lang}
+        labels = [r.labels for r in records]
+        assert any("troop_deployment" in lab for lab in labels), lang
+        assert any("long_range_strike" in lab for lab in labels), lang
+        assert any(not lab for lab in labels), f"{lang}: no hard negative"
+
+
+def test_language_gold_sets_floor(shipped: Classifier) -> None:
+    records = [r for path in sorted(LANGUAGE_GOLD.glob("*.jsonl")) for r in read_records(path)]
+    report = evaluate(shipped, records, topics=("troop_deployment", "long_range_strike"))
+    for topic, scores in report.topics.items():
+        for metric, floor in GOLD_FLOOR.items():
+            assert getattr(scores, metric) >= floor, (topic, metric, report.format_text())
+    for lang, by_topic in report.languages.items():
+        for topic, scores in by_topic.items():
+            assert scores.f1 >= 0.8, (lang, topic, report.format_text())
+
+
 # --- validation ------------------------------------------------------------------------------
 
 MINIMAL = """
