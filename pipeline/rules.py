@@ -608,7 +608,19 @@ class Classifier:
                 terms.extend(_compile_term(t, lang, w, -1, e_i) for t, w in weights.items())
         self._terms = terms
         by_key: dict[str, list[int]] = {}
+        # With every language's terms applying to every text, many languages write the same
+        # word for the same concept (ukraine, nato, kontingent*): only the heaviest (the first
+        # of equal weight) of such twins can win a hit in _find, so the others are not looked
+        # at. With match_all_languages false the language decides, and all are kept.
+        kept: dict[tuple[str, int, int, bool, bool, str | None], int] = {}
         for t_i, term in enumerate(terms):
+            twin = (term.key, term.group, term.entity, term.left_open, term.right_open,
+                    term.literal)
+            if rules.match_all_languages and twin in kept:
+                if terms[kept[twin]].weight >= term.weight:
+                    continue
+                by_key[term.key].remove(kept[twin])
+            kept[twin] = t_i
             by_key.setdefault(term.key, []).append(t_i)
         automaton = ahocorasick.Automaton()
         for key, ids in by_key.items():
@@ -678,24 +690,25 @@ class Classifier:
             only = (lang, "any")
         best: dict[tuple[int, int, int, int], _Hit] = {}
         terms = self._terms
-        for last, value in self._automaton.iter(text):
-            length, ids, any_left_open, any_right_open, left_free, right_free = value
+        matches = self._automaton.iter(text)
+        for last, (length, ids, any_left_open, any_right_open, left_free, right_free) in matches:
             start, end = last - length + 1, last + 1
-            # Whether the match continues a word on either side: is_word_char, inlined (this
-            # loop runs for every raw match), and never across a script without spaces.
+            # Whether the match continues a word on either side: is_word_char, inlined with its
+            # cheap test first (this loop runs for every raw match); never across a script
+            # without spaces.
             left_word = (
                 start > 0
                 and not left_free
-                and text[start - 1].isalnum()
-                and not (text[start - 1] >= "\u0e00" and is_unspaced(text[start - 1]))
+                and (char := text[start - 1]).isalnum()
+                and (char < "\u0e00" or not is_unspaced(char))
             )
             if left_word and not any_left_open:
                 continue
             right_word = (
                 end < size
                 and not right_free
-                and text[end].isalnum()
-                and not (text[end] >= "\u0e00" and is_unspaced(text[end]))
+                and (char := text[end]).isalnum()
+                and (char < "\u0e00" or not is_unspaced(char))
             )
             if right_word and not any_right_open:
                 continue
@@ -706,11 +719,17 @@ class Classifier:
                 if only is not None and term.lang not in only:
                     continue
                 h_start, h_end = start, end
+                # is_word_char, inlined with its cheap test first: most words are in scripts
+                # below U+0E00, where a letter or digit is all it takes.
                 if term.left_open:
-                    while h_start > 0 and is_word_char(text[h_start - 1]):
+                    while h_start > 0 and text[h_start - 1].isalnum() and (
+                        text[h_start - 1] < "\u0e00" or is_word_char(text[h_start - 1])
+                    ):
                         h_start -= 1
                 if term.right_open:
-                    while h_end < size and is_word_char(text[h_end]):
+                    while h_end < size and text[h_end].isalnum() and (
+                        text[h_end] < "\u0e00" or is_word_char(text[h_end])
+                    ):
                         h_end += 1
                 if term.literal is not None:
                     o_start, o_end = doc.norm.span(start, end)

@@ -337,6 +337,16 @@ _HAN = "\u3005-\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003fff
 _WORD_RE = re.compile(
     rf"[^\W_{_KATAKANA}{_HIRAGANA}{_HAN}]+|[{_KATAKANA}]+|[{_HIRAGANA}]+|[{_HAN}]{{1,2}}"
 )
+# The same words in a text without kana or Han, the common case, found faster.
+_SPACED_WORD_RE = re.compile(r"[^\W_]+")
+
+
+# Characters from the CJK full stop up: a regex scan finds one far faster than max(text).
+_WIDE_RE = re.compile("[\u3002-\U0010ffff]")
+
+
+def _word_re(text: str) -> re.Pattern[str]:
+    return _WORD_RE if _WIDE_RE.search(text) else _SPACED_WORD_RE
 
 
 def tokenize(text: str | NormalizedText) -> list[Token]:
@@ -347,7 +357,7 @@ def tokenize(text: str | NormalizedText) -> list[Token]:
     """
     norm = text if isinstance(text, NormalizedText) else normalize(text)
     tokens = []
-    for match in _WORD_RE.finditer(norm.text):
+    for match in _word_re(norm.text).finditer(norm.text):
         start, end = norm.span(match.start(), match.end())
         tokens.append(Token(match.group(), start, end))
     return tokens
@@ -355,12 +365,13 @@ def tokenize(text: str | NormalizedText) -> list[Token]:
 
 def word_starts(normalized: str) -> list[int]:
     """Start positions of the words of a normalized text, for word-distance lookups."""
-    return [m.start() for m in _WORD_RE.finditer(normalized)]
+    return [m.start() for m in _word_re(normalized).finditer(normalized)]
 
 
 # Sentence ends: terminal punctuation (with closing quotes/brackets) then space, a line break,
 # or the full stops of Chinese and Japanese, which need no space after them.
-_SENTENCE_END_RE = re.compile(
+_SENTENCE_END_RE = re.compile(r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*")
+_SENTENCE_END_CJK_RE = re.compile(
     r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*|[。！？｡]+[」』”’）)\]]*\s*"
 )
 # Abbreviations after which a full stop does not end a sentence (lower-cased, without the dot).
@@ -449,7 +460,9 @@ def sentence_starts(original: str) -> list[int]:
     sentence splitter.
     """
     starts = [0]
-    for match in _SENTENCE_END_RE.finditer(original):
+    # The full stops of Chinese and Japanese (U+3002 and up) only where the text has them.
+    pattern = _SENTENCE_END_CJK_RE if _WIDE_RE.search(original) else _SENTENCE_END_RE
+    for match in pattern.finditer(original):
         end = match.end()
         if end >= len(original):
             break
