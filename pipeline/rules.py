@@ -1,7 +1,9 @@
 """The topic-rule language and its matcher: weighted multilingual terms, proximity, a threshold.
 
 Analysts know the model from the Europe Media Monitor's category definitions. A rule file
-(``config/topics.yaml``, validated into the models below) has three parts:
+(``config/topics.yaml``, validated into the models below) has three parts; with ``terms: DIR``
+the terms of each language come from ``DIR/<lang>.yaml`` instead (``LanguageTerms``: that
+language's terms for every group and entity), merged by ``load_rules``:
 
 ``groups``
     Named concepts (``TROOPS``, ``DEPLOY``, ``UKRAINE``, ``LONG_RANGE_WEAPON``, ...). Each lists
@@ -20,6 +22,7 @@ Analysts know the model from the Europe Media Monitor's category definitions. A 
     and at most ``max_count`` times. The topic score is the sum over its rules, and the topic is
     reported when the score reaches ``threshold``. An ``exclude`` context drops hits of some
     groups near a hit of another (Tomahawk near Houthis or Yemen; troops next to "to Poland").
+    ``review`` rules (``ReviewDef``) run for articles in a language without rules.
 
 ``entities``
     Canonical names (weapon systems, countries, leaders) with their terms; reported whenever seen.
@@ -69,6 +72,7 @@ __all__ = [
     "EntityDef",
     "Exclusion",
     "GroupDef",
+    "LanguageTerms",
     "Near",
     "ReviewDef",
     "Rule",
