@@ -104,8 +104,10 @@ _LANG_ALIASES = {"nb": "no", "nn": "no", "arz": "ar", "ary": "ar", "yue": "zh", 
 @functools.cache
 def _identifier() -> object:
     # py3langid (a maintained fork of langid.py) ships its model in the wheel (nothing is
-    # downloaded), knows 140 languages in 4 MB, and is about 15 times faster than lingua with
-    # the eight languages newsmon first covered; lingua with all its languages costs over 1 GB.
+    # downloaded) and knows 140 languages in 4 MB. On the labelled sets it is right on 99% of
+    # texts, faster than lingua with the eight languages newsmon first covered and at half its
+    # memory; lingua restricted to the 28 languages with rules was less accurate, three times
+    # slower and took 835 MB (docs/detection.md, "Language identification").
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
