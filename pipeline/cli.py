@@ -708,7 +708,8 @@ def eval_command(
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Precision, recall and F1 per topic and per language, with the ids it got wrong."""
+    """Precision, recall and F1 per topic and per language, with the ids it got wrong, the
+    file's languages that the rules do not cover, and the review flags raised."""
     from .evaluation import evaluate, read_records
     from .rules import Classifier
 
@@ -721,7 +722,7 @@ def eval_command(
 
     # A bar on a terminal only (disable=None): piped or --json output stays clean.
     records = tqdm(read_records(file), desc="eval", unit="text", disable=None, leave=False)
-    report = evaluate(classifier, records)
+    report = evaluate(classifier, records, rule_languages=classifier.rules.languages)
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:

@@ -312,7 +312,8 @@ class Settings(_Strict):
     feeds: Path = Path("feeds.yaml")
     """Source list; relative to the directory of newsmon.yaml."""
     topics: Path = Path("topics.yaml")
-    """Topic rules; relative to the directory of newsmon.yaml."""
+    """Topic rules; relative to the directory of newsmon.yaml. Their terms are in the directory
+    the file names (`terms: terms`: `terms/<lang>.yaml` beside it)."""
     alerts: Path = Path("alerts.yaml")
     """Alert rules and channels; relative to the directory of newsmon.yaml."""
     kafka: KafkaSettings = KafkaSettings()

@@ -9,7 +9,7 @@ the classifier when present). ``evaluate`` runs the classifier over the records 
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol, TypedDict
 
 from newsmon.pipeline.models import Classification
@@ -21,6 +21,7 @@ __all__ = [
     "EvalReport",
     "RecordError",
     "ReportJSON",
+    "ReviewTally",
     "Scores",
     "ScoresJSON",
     "TopicErrors",
@@ -130,10 +131,17 @@ class ErrorsJSON(TypedDict):
     false_negatives: list[str]
 
 
+class ReviewJSON(TypedDict):
+    flagged: int
+    labelled: int
+
+
 class ReportJSON(TypedDict):
     topics: dict[str, ScoresJSON]
     languages: dict[str, dict[str, ScoresJSON]]
     errors: dict[str, ErrorsJSON]
+    languages_without_rules: list[str]
+    review: dict[str, ReviewJSON]
 
 
 class TopicErrors(_Frozen):
@@ -141,15 +149,27 @@ class TopicErrors(_Frozen):
     false_negatives: tuple[str, ...] = ()
 
 
+class ReviewTally(_Frozen):
+    """Review flags (``TopicMatch.review``): how many, and how many on labelled records."""
+
+    flagged: int = 0
+    labelled: int = 0
+
+
 class EvalReport(_Frozen):
     topics: dict[str, Scores]
     languages: dict[str, dict[str, Scores]]
     errors: dict[str, TopicErrors]
     records: int
+    #: Languages of the file that the rule file does not cover (when it was told which).
+    languages_without_rules: tuple[str, ...] = ()
+    #: Review flags per topic; they are not predictions and count in no figure above.
+    review: dict[str, ReviewTally] = Field(default_factory=dict)
 
     def to_json(self) -> ReportJSON:
         """``{"topics": {t: {precision, recall, f1, support}}, "languages": {l: {t: ...}},
-        "errors": {t: {"false_positives": [ids], "false_negatives": [ids]}}}``."""
+        "errors": {t: {"false_positives": [ids], "false_negatives": [ids]}},
+        "languages_without_rules": [l], "review": {t: {"flagged": n, "labelled": n}}}``."""
         return {
             "topics": {t: s.public() for t, s in self.topics.items()},
             "languages": {
@@ -162,6 +182,10 @@ class EvalReport(_Frozen):
                     "false_negatives": list(e.false_negatives),
                 }
                 for t, e in self.errors.items()
+            },
+            "languages_without_rules": list(self.languages_without_rules),
+            "review": {
+                t: {"flagged": r.flagged, "labelled": r.labelled} for t, r in self.review.items()
             },
         }
 
@@ -179,10 +203,20 @@ class EvalReport(_Frozen):
         lines.append(header)
         for topic, scores in self.topics.items():
             lines.append(row(topic, scores))
+        uncovered = set(self.languages_without_rules)
         for topic in self.topics:
             lines += ["", f"{topic} by language", header]
             for lang, by_topic in self.languages.items():
-                lines.append(row(lang or "?", by_topic[topic]))
+                mark = " (no rules)" if lang in uncovered else ""
+                lines.append(row((lang or "?") + mark, by_topic[topic]))
+        lines.append("")
+        lines.append(
+            "languages without rules: " + (", ".join(self.languages_without_rules) or "-")
+        )
+        for topic, tally in self.review.items():
+            lines.append(
+                f"{topic} review flags: {tally.flagged} ({tally.labelled} on labelled records)"
+            )
         for topic, errs in self.errors.items():
             lines.append("")
             lines.append(f"{topic} false positives: {', '.join(errs.false_positives) or '-'}")
@@ -195,17 +229,24 @@ class _Classifies(Protocol):
 
 
 def evaluate(
-    classifier: _Classifies, records: Iterable[EvalRecord], topics: Sequence[str] = ()
+    classifier: _Classifies,
+    records: Iterable[EvalRecord],
+    topics: Sequence[str] = (),
+    rule_languages: Collection[str] | None = None,
 ) -> EvalReport:
     """Score ``classifier`` on ``records``.
 
     ``topics`` fixes the topics reported (default: every label seen and every topic predicted,
-    sorted). A record counts once per topic: true positive when labelled and predicted.
+    sorted). A record counts once per topic: true positive when labelled and predicted. Review
+    flags (matches with ``review=True``) are tallied apart, never as predictions. Given
+    ``rule_languages``, the report lists the file's languages outside them.
     """
     outcomes: list[tuple[EvalRecord, frozenset[str]]] = []
+    flags: list[tuple[EvalRecord, str]] = []
     for record in records:
         result = classifier.classify(record.text, record.lang or None, title=record.title)
-        outcomes.append((record, frozenset(m.topic for m in result.topics)))
+        outcomes.append((record, frozenset(m.topic for m in result.topics if not m.review)))
+        flags.extend((record, m.topic) for m in result.topics if m.review)
     names = list(topics) or sorted(
         {t for r, _ in outcomes for t in r.labels} | {t for _, p in outcomes for t in p}
     )
@@ -228,6 +269,17 @@ def evaluate(
             elif gold and not guess:
                 errors[topic][1].append(record.id)
     langs = sorted({r.lang for r, _ in outcomes})
+    review: dict[str, ReviewTally] = {}
+    for record, topic in flags:
+        seen = review.get(topic, ReviewTally())
+        review[topic] = ReviewTally(
+            flagged=seen.flagged + 1, labelled=seen.labelled + (topic in record.labels)
+        )
+    uncovered = (
+        tuple(lang for lang in langs if lang not in rule_languages)
+        if rule_languages is not None
+        else ()
+    )
     return EvalReport(
         topics={t: Scores.of(*counts.get((t, None), [0, 0, 0])) for t in names},
         languages={
@@ -238,4 +290,6 @@ def evaluate(
             for t, (fp, fn) in errors.items()
         },
         records=len(outcomes),
+        languages_without_rules=uncovered,
+        review=review,
     )

@@ -95,6 +95,7 @@ ARTICLE_MAPPING: JsonDict = {
                 "score": _FLOAT,
                 "groups": _KEYWORD,
                 "attribute": _KEYWORD,
+                "review": {"type": "boolean"},
                 "evidence": _EVIDENCE,
             },
         },

@@ -129,6 +129,9 @@ class TopicMatch(_Frozen):
     groups: tuple[str, ...] = ()
     evidence: tuple[Evidence, ...] = ()
     attribute: str | None = None
+    #: Found by language-independent evidence only, in a language without rules: a lower
+    #: score, for a person to look at (rules.ReviewDef).
+    review: bool = False
 
 
 class Entity(_Frozen):

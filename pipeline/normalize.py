@@ -38,8 +38,7 @@ _BOILERPLATE_LINES = re.compile(
 )
 _WS = re.compile(r"[ \t\u00a0]+")
 _BLANKS = re.compile(r"\n{3,}")
-_MIN_CHARS_FOR_LANGID = 40
-_SUPPORTED_LANGS = ("en", "de", "fr", "ru", "uk", "pl", "it", "es")
+_MIN_BYTES_FOR_LANGID = 40
 
 
 def canonical_url(url: str) -> str:
@@ -102,28 +101,50 @@ def text_hash(text: str) -> str:
     return content_id("text", " ".join(text.lower().split()))
 
 
-@functools.cache
-def _detector() -> object:
-    # lingua is accurate on short texts; loading only the languages we cover keeps it to a
-    # few hundred MB instead of over a gigabyte.
-    from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+#: Below this probability the identifier's best guess is no better than a coin: the article's
+#: language is then the source's, or "und" (undetermined). On the labelled sets (dev, dev2,
+#: gold) every text scores far above it; mixed and name-only texts fall below.
+_MIN_CONFIDENCE = 0.5
+#: Codes the identifier uses for a member of a macrolanguage, written as the macrolanguage's
+#: ISO 639-1 code as feeds and rules write it; "zxx" is its "no linguistic content".
+_LANG_ALIASES = {"nb": "no", "nn": "no", "arz": "ar", "ary": "ar", "yue": "zh", "wuu": "zh",
+                 "uzs": "uz", "zxx": "und"}
 
-    languages = [
-        Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))
-        for code in _SUPPORTED_LANGS
-    ]
-    return LanguageDetectorBuilder.from_languages(*languages).build()
+
+@functools.cache
+def _identifier() -> object:
+    # py3langid (a maintained fork of langid.py) ships its model in the wheel (nothing is
+    # downloaded) and knows 140 languages in 4 MB. On the labelled sets it is right on 99% of
+    # texts, faster than lingua with the eight languages newsmon first covered and at half its
+    # memory; lingua restricted to the 28 languages with rules was less accurate, three times
+    # slower and took 835 MB (docs/detection.md, "Language identification").
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def detect_language(text: str, hint: str = "") -> str:
-    """ISO 639-1 code; the source's configured language when the text is too short to tell."""
-    if len(text) < _MIN_CHARS_FOR_LANGID:
+    """ISO 639-1 code (639-3 where a language has none); the source's configured language, or
+    "und", when the text is too short or no language is likely enough."""
+    # Bytes, not characters: the identifier reads byte n-grams, and 15 Chinese characters say
+    # as much as 40 Latin letters.
+    if len(text.encode("utf-8", "surrogatepass")) < _MIN_BYTES_FOR_LANGID:
         return hint or "und"
     # The first 600 characters decide as well as the whole text and cost a third as much.
-    detected = _detector().detect_language_of(text[:600])  # type: ignore[attr-defined]
-    if detected is None:
+    head = text[:600]
+    code, probability = _identifier().classify(head)  # type: ignore[attr-defined]
+    lang = _LANG_ALIASES.get(code, code)
+    if probability < _MIN_CONFIDENCE:
+        # Mandarin splits its probability with Wu and Cantonese, Bokmål with Nynorsk: summed
+        # as one language they may be sure enough (the full ranking only in this rare case).
+        totals: dict[str, float] = {}
+        for code, share in _identifier().rank(head):  # type: ignore[attr-defined]
+            alias = _LANG_ALIASES.get(code, code)
+            totals[alias] = totals.get(alias, 0.0) + share
+        lang, probability = max(totals.items(), key=lambda item: item[1])
+    if lang == "und" or probability < _MIN_CONFIDENCE:
         return hint or "und"
-    return str(detected.iso_code_639_1.name.lower())
+    return str(lang)
 
 
 def trusted_published_at(item: RawItem) -> datetime:

@@ -1,7 +1,9 @@
 """The topic-rule language and its matcher: weighted multilingual terms, proximity, a threshold.
 
 Analysts know the model from the Europe Media Monitor's category definitions. A rule file
-(``config/topics.yaml``, validated into the models below) has three parts:
+(``config/topics.yaml``, validated into the models below) has three parts; with ``terms: DIR``
+the terms of each language come from ``DIR/<lang>.yaml`` instead (``LanguageTerms``: that
+language's terms for every group and entity), merged by ``load_rules``:
 
 ``groups``
     Named concepts (``TROOPS``, ``DEPLOY``, ``UKRAINE``, ``LONG_RANGE_WEAPON``, ...). Each lists
@@ -20,6 +22,7 @@ Analysts know the model from the Europe Media Monitor's category definitions. A 
     and at most ``max_count`` times. The topic score is the sum over its rules, and the topic is
     reported when the score reaches ``threshold``. An ``exclude`` context drops hits of some
     groups near a hit of another (Tomahawk near Houthis or Yemen; troops next to "to Poland").
+    ``review`` rules (``ReviewDef``) run for articles in a language without rules.
 
 ``entities``
     Canonical names (weapon systems, countries, leaders) with their terms; reported whenever seen.
@@ -30,7 +33,10 @@ Term syntax (written in any case and with or without accents; it is normalized l
 - ``войск*`` a prefix: the word may continue (``войска``, ``войсками``);
 - ``*truppen`` a suffix: the word may start earlier (German compounds: ``Bodentruppen``);
 - ``*flugkorper*`` anywhere inside a word;
-- ``=US`` case-sensitive: matches ``US`` but not the pronoun ``us``.
+- ``=US`` case-sensitive: matches ``US`` but not the pronoun ``us``;
+- a term in a script written without spaces (Chinese, Japanese, Thai) has no word boundaries
+  to respect: ``ストームシャドー`` matches inside ``英国がストームシャドーを供与``, and ``atacms``
+  inside ``米国はATACMSを`` (wildcards add nothing there; see ``text.is_unspaced``).
 
 Matching is one Aho-Corasick pass (pyahocorasick) over the normalized text of the whole rule
 set (all topics, all languages, entities), built once per ``Classifier``. Terms of every language
@@ -50,7 +56,14 @@ from typing import Annotated, Any, Literal, NamedTuple
 import ahocorasick
 from newsmon.pipeline.config import ConfigError, read_yaml, validate
 from newsmon.pipeline.models import Classification, Entity, Evidence, TopicMatch
-from newsmon.pipeline.text import NormalizedText, is_word_char, normalize, sentence_starts
+from newsmon.pipeline.text import (
+    NormalizedText,
+    is_unspaced,
+    is_word_char,
+    normalize,
+    sentence_starts,
+    word_starts,
+)
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 __all__ = [
@@ -59,7 +72,9 @@ __all__ = [
     "EntityDef",
     "Exclusion",
     "GroupDef",
+    "LanguageTerms",
     "Near",
+    "ReviewDef",
     "Rule",
     "RuleSet",
     "TopicDef",
@@ -234,6 +249,22 @@ class AttributeDef(_Model):
     doc: str = ""
 
 
+class ReviewDef(_Model):
+    """Rules for articles in a language the file has no rules for (not in ``languages``).
+
+    They use language-independent evidence (weapon names, NATO, countries in many scripts).
+    When the topic's own rules do not reach its threshold and these reach ``threshold``, the
+    topic is reported with ``review: true`` and the fixed, lower ``score``: a person should look.
+    """
+
+    doc: str = ""
+    threshold: float = Field(default=1.0, gt=0)
+    #: What a review match reports as its score: below the topic's threshold, so that alert
+    #: rules at that threshold leave review matches out unless they ask for them.
+    score: float = Field(default=0.5, gt=0)
+    rules: tuple[Rule, ...] = Field(min_length=1)
+
+
 class TopicDef(_Model):
     doc: str = ""
     threshold: float = Field(default=1.0, gt=0)
@@ -242,6 +273,7 @@ class TopicDef(_Model):
     rules: tuple[Rule, ...] = ()
     exclude: tuple[Exclusion, ...] = ()
     attributes: tuple[AttributeDef, ...] = ()
+    review: ReviewDef | None = None
 
 
 class EntityDef(_Model):
@@ -276,11 +308,15 @@ def reference_problems(rules: RuleSet) -> list[str]:
         base = f"topics.{t_name}"
         if not topic.rules:
             problems.append(f"{base}.rules: a topic needs at least one rule")
-        for r_i, rule in enumerate(topic.rules):
-            check(f"{base}.rules.{r_i}.anchor", rule.anchor)
-            for kind, clauses in (("with", rule.with_), ("without", rule.without)):
-                for c_i, clause in enumerate(clauses):
-                    check(f"{base}.rules.{r_i}.{kind}.{c_i}", clause.groups)
+        rule_lists = [(f"{base}.rules", topic.rules)]
+        if topic.review is not None:
+            rule_lists.append((f"{base}.review.rules", topic.review.rules))
+        for where, rule_list in rule_lists:
+            for r_i, rule in enumerate(rule_list):
+                check(f"{where}.{r_i}.anchor", rule.anchor)
+                for kind, clauses in (("with", rule.with_), ("without", rule.without)):
+                    for c_i, clause in enumerate(clauses):
+                        check(f"{where}.{r_i}.{kind}.{c_i}", clause.groups)
         for e_i, exclusion in enumerate(topic.exclude):
             check(f"{base}.exclude.{e_i}.context", exclusion.context)
             check(f"{base}.exclude.{e_i}.drops", exclusion.drops)
@@ -292,9 +328,85 @@ def reference_problems(rules: RuleSet) -> list[str]:
     return problems
 
 
+class LanguageTerms(_Model):
+    """One language's file in the terms directory: its terms for groups and entities."""
+
+    groups: dict[str, TermWeights] = Field(default_factory=dict)
+    #: Keyed by the entity's canonical ``name``.
+    entities: dict[str, TermWeights] = Field(default_factory=dict)
+
+
+def _merge_term_files(data: dict[str, Any], path: pathlib.Path) -> dict[str, Any]:
+    """``data`` (a rule file) with the terms of ``<terms>/<lang>.yaml`` merged into its groups
+    and entities, so that the ``RuleSet`` looks as if every term were written inline.
+
+    Each language file is validated on its own, so its errors name that file and the dotted
+    key; a group or entity it names must exist in the rule file, and a language may not give
+    terms for a group or entity both inline and in its file.
+    """
+    where = data.pop("terms")
+    if not isinstance(where, str) or not where.strip():
+        raise ConfigError([f"{path}: terms: give the directory of the language files"])
+    directory = path.parent / where
+    # "any" first, then the declared languages in their order, then the rest: on a tie
+    # between two languages' terms for one word, evidence names the first.
+    declared = data.get("languages")
+    order = ["any", *(declared if isinstance(declared, list) else ())]
+    files = sorted(
+        directory.glob("*.yaml"),
+        key=lambda f: (order.index(f.stem) if f.stem in order else len(order), f.stem),
+    )
+    if not files:
+        raise ConfigError([f"{path}: terms: no <language>.yaml files in {directory}"])
+    groups = data.get("groups")
+    entities = data.get("entities")
+    if not isinstance(groups, dict) or not isinstance(entities, list | None):
+        return data  # the RuleSet validation reports the shape
+    by_name = {e.get("name"): e for e in entities or () if isinstance(e, dict)}
+    problems: list[str] = []
+    for file in files:
+        lang = file.stem
+        try:
+            _check_lang(lang)
+        except ValueError as exc:
+            problems.append(f"{file}: {exc}")
+            continue
+        try:
+            terms = validate(LanguageTerms, read_yaml(file), file)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        for kind, targets, own in (
+            ("groups", groups, terms.groups),
+            ("entities", by_name, terms.entities),
+        ):
+            for name, weights in own.items():
+                target = targets.get(name)
+                if not isinstance(target, dict):
+                    problems.append(f"{file}: {kind}.{name}: not defined in {path.name}")
+                    continue
+                inline = target.setdefault("terms", {})
+                if not isinstance(inline, dict):
+                    continue  # the RuleSet validation reports the shape
+                if lang in inline:
+                    problems.append(f"{file}: {kind}.{name}: also given inline in {path.name}")
+                    continue
+                inline[lang] = dict(weights)
+    if problems:
+        raise ConfigError(problems)
+    return data
+
+
 def load_rules(path: pathlib.Path) -> RuleSet:
-    """Read and validate a rule file; raises ``ConfigError`` naming the file and dotted key."""
-    rules = validate(RuleSet, read_yaml(path), path)
+    """Read and validate a rule file; raises ``ConfigError`` naming the file and dotted key.
+
+    With ``terms: DIR`` the terms come from ``DIR/<lang>.yaml`` (relative to the rule file),
+    one file per language (``any.yaml`` for names written alike everywhere).
+    """
+    data = read_yaml(path)
+    if isinstance(data, dict) and "terms" in data:
+        data = _merge_term_files(data, path)
+    rules = validate(RuleSet, data, path)
     problems = reference_problems(rules)
     if problems:
         raise ConfigError([f"{path}: {problem}" for problem in problems])
@@ -347,12 +459,20 @@ class _Exclusion:
 
 
 @dataclass(frozen=True, slots=True)
+class _Review:
+    threshold: float
+    score: float
+    rules: tuple[_Rule, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Topic:
     name: str
     threshold: float
     rules: tuple[_Rule, ...]
     exclude: tuple[_Exclusion, ...]
     attributes: tuple[tuple[str, tuple[int, ...]], ...]
+    review: _Review | None
 
 
 @dataclass(slots=True)
@@ -400,7 +520,7 @@ class _Doc:
 
     def word_of(self, pos: int) -> int:
         if self._words is None:
-            self._words = [m.start() for m in re.finditer(r"[^\W_]+", self.norm.text)]
+            self._words = word_starts(self.norm.text)
         return max(bisect_right(self._words, pos) - 1, 0)
 
     def coord(self, pos: int, unit: str) -> int:
@@ -495,7 +615,19 @@ class Classifier:
                 terms.extend(_compile_term(t, lang, w, -1, e_i) for t, w in weights.items())
         self._terms = terms
         by_key: dict[str, list[int]] = {}
+        # With every language's terms applying to every text, many languages write the same
+        # word for the same concept (ukraine, nato, kontingent*): only the heaviest (the first
+        # of equal weight) of such twins can win a hit in _find, so the others are not looked
+        # at. With match_all_languages false the language decides, and all are kept.
+        kept: dict[tuple[str, int, int, bool, bool, str | None], int] = {}
         for t_i, term in enumerate(terms):
+            twin = (term.key, term.group, term.entity, term.left_open, term.right_open,
+                    term.literal)
+            if rules.match_all_languages and twin in kept:
+                if terms[kept[twin]].weight >= term.weight:
+                    continue
+                by_key[term.key].remove(kept[twin])
+            kept[twin] = t_i
             by_key.setdefault(term.key, []).append(t_i)
         automaton = ahocorasick.Automaton()
         for key, ids in by_key.items():
@@ -503,16 +635,20 @@ class Classifier:
             # matches (short words inside longer ones) are rejected on these two flags alone.
             left_open = any(terms[i].left_open for i in ids)
             right_open = any(terms[i].right_open for i in ids)
-            automaton.add_word(key, (len(key), tuple(ids), left_open, right_open))
+            # A key that starts (ends) in a script without spaces (CJK, kana, Thai) has a word
+            # boundary before (after) it wherever it occurs: it matches inside a run of text.
+            left_free, right_free = is_unspaced(key[0]), is_unspaced(key[-1])
+            automaton.add_word(
+                key, (len(key), tuple(ids), left_open, right_open, left_free, right_free)
+            )
         automaton.make_automaton()
         self._automaton = automaton
 
         def groups(names: Iterable[str]) -> tuple[int, ...]:
             return tuple(index[name] for name in names)
 
-        topics = []
-        for name, topic in rules.topics.items():
-            compiled_rules = tuple(
+        def compile_rules(rule_list: Iterable[Rule]) -> tuple[_Rule, ...]:
+            return tuple(
                 _Rule(
                     id=rule.id,
                     anchor=groups(rule.anchor),
@@ -523,15 +659,28 @@ class Classifier:
                     weight=rule.weight,
                     max_count=rule.max_count,
                 )
-                for rule in topic.rules
+                for rule in rule_list
             )
+
+        topics = []
+        for name, topic in rules.topics.items():
             exclusions = tuple(
                 _Exclusion(groups(e.context), frozenset(groups(e.drops)), e.near)
                 for e in topic.exclude
             )
             attributes = tuple((a.value, groups(a.any)) for a in topic.attributes)
-            topics.append(_Topic(name, topic.threshold, compiled_rules, exclusions, attributes))
+            review = (
+                _Review(topic.review.threshold, topic.review.score,
+                        compile_rules(topic.review.rules))
+                if topic.review is not None
+                else None
+            )
+            topics.append(
+                _Topic(name, topic.threshold, compile_rules(topic.rules), exclusions, attributes,
+                       review)
+            )
         self._topics = tuple(topics)
+        self._languages = frozenset(rules.languages)
 
     # --- matching ------------------------------------------------------------------------
 
@@ -548,13 +697,26 @@ class Classifier:
             only = (lang, "any")
         best: dict[tuple[int, int, int, int], _Hit] = {}
         terms = self._terms
-        for last, (length, ids, any_left_open, any_right_open) in self._automaton.iter(text):
+        matches = self._automaton.iter(text)
+        for last, (length, ids, any_left_open, any_right_open, left_free, right_free) in matches:
             start, end = last - length + 1, last + 1
-            # is_word_char, inlined: this loop runs for every raw match.
-            left_word = start > 0 and text[start - 1].isalnum()
+            # Whether the match continues a word on either side: is_word_char, inlined with its
+            # cheap test first (this loop runs for every raw match); never across a script
+            # without spaces.
+            left_word = (
+                start > 0
+                and not left_free
+                and (char := text[start - 1]).isalnum()
+                and (char < "\u0e00" or not is_unspaced(char))
+            )
             if left_word and not any_left_open:
                 continue
-            right_word = end < size and text[end].isalnum()
+            right_word = (
+                end < size
+                and not right_free
+                and (char := text[end]).isalnum()
+                and (char < "\u0e00" or not is_unspaced(char))
+            )
             if right_word and not any_right_open:
                 continue
             for t_i in ids:
@@ -564,11 +726,17 @@ class Classifier:
                 if only is not None and term.lang not in only:
                     continue
                 h_start, h_end = start, end
+                # is_word_char, inlined with its cheap test first: most words are in scripts
+                # below U+0E00, where a letter or digit is all it takes.
                 if term.left_open:
-                    while h_start > 0 and is_word_char(text[h_start - 1]):
+                    while h_start > 0 and text[h_start - 1].isalnum() and (
+                        text[h_start - 1] < "\u0e00" or is_word_char(text[h_start - 1])
+                    ):
                         h_start -= 1
                 if term.right_open:
-                    while h_end < size and is_word_char(text[h_end]):
+                    while h_end < size and text[h_end].isalnum() and (
+                        text[h_end] < "\u0e00" or is_word_char(text[h_end])
+                    ):
                         h_end += 1
                 if term.literal is not None:
                     o_start, o_end = doc.norm.span(start, end)
@@ -588,7 +756,10 @@ class Classifier:
         Evidence offsets refer to ``Classifier.document(text, title)``: the text itself when
         ``title`` is empty (the usual case), else ``title + "\\n\\n" + text``, so a title span
         starts before ``len(title)`` and a body span at ``len(title) + 2`` or later.
-        ``lang`` only matters when the rule set sets ``match_all_languages: false``.
+        ``lang`` (the article's language, "und" when unknown) decides two things: with
+        ``match_all_languages: false`` only its terms apply; and when it is given but not one of
+        the file's ``languages``, a topic whose own rules fall short may still be reported by
+        its ``review`` rules, with ``review=True`` and the review's lower score.
         """
         doc = _Doc(normalize(self.document(text, title)))
         hits = self._find(doc, lang)
@@ -603,15 +774,16 @@ class Classifier:
                 entities.setdefault(
                     (entity.kind, entity.name), Entity(kind=entity.kind, name=entity.name)
                 )
+        uncovered = lang is not None and lang not in self._languages
         matches = []
         for topic in self._topics:
-            match = self._match_topic(doc, topic, by_group)
+            match = self._match_topic(doc, topic, by_group, uncovered)
             if match is not None:
                 matches.append(match)
         return Classification(topics=tuple(matches), entities=tuple(entities.values()))
 
     def _match_topic(
-        self, doc: _Doc, topic: _Topic, by_group: dict[int, list[_Hit]]
+        self, doc: _Doc, topic: _Topic, by_group: dict[int, list[_Hit]], uncovered: bool = False
     ) -> TopicMatch | None:
         hits = {g: _GroupHits(doc, h) for g, h in by_group.items()}
         for exclusion in topic.exclude:
@@ -626,11 +798,17 @@ class Classifier:
         for rule in topic.rules:
             firings.extend(self._fire(doc, rule, hits))
         score = sum(f.strength for f in firings)
-        if not firings or score < topic.threshold:
+        review = False
+        if (not firings or score < topic.threshold) and uncovered and topic.review is not None:
+            firings = [f for rule in topic.review.rules for f in self._fire(doc, rule, hits)]
+            if firings and sum(f.strength for f in firings) >= topic.review.threshold:
+                score, review = topic.review.score, True
+        if not firings or (score < topic.threshold and not review):
             return None
         return TopicMatch(
             topic=topic.name,
             score=round(score, 3),
+            review=review,
             groups=tuple(
                 dict.fromkeys(
                     self._group_names[self._terms[h.term].group]

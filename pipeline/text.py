@@ -18,7 +18,16 @@ What normalization does, and why:
   them; French elides ``l'Ukraine``);
 - hyphens become spaces and runs of whitespace one space, so ``Storm-Shadow-Marschflugkörper``,
   ``Storm Shadow Marschflugkörper`` and ``Storm\\nShadow`` all read ``storm shadow ...``;
-- soft hyphens, zero-width characters and combining marks are dropped.
+- soft hyphens, zero-width characters and combining marks are dropped, and so is the katakana
+  middle dot, which Japanese writes between the parts of a foreign name or not
+  (``ストーム・シャドー`` and ``ストームシャドー``);
+- full-width Latin letters and digits, common in Japanese and Chinese news (``ＮＡＴＯ``), read
+  as their ASCII forms.
+
+Scripts written without spaces between words (Chinese, Japanese kana and kanji, Thai, Lao,
+Khmer, Myanmar) have no word boundaries to find: ``is_word_char`` is false for their characters,
+so a rule term in them matches anywhere in a run of text (``英国がストームシャドーを供与``), and
+a Latin term next to them (``米国はATACMSを``) still starts and ends a word.
 
 Everything here is pure (no I/O) and cheap on the common path: one ``str.translate`` plus one
 regex scan; the per-character offset map is only built where a character changed length.
@@ -34,6 +43,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "NormalizedText",
     "Token",
+    "is_unspaced",
     "is_word_char",
     "normalize",
     "normalize_term",
@@ -47,14 +57,38 @@ _APOSTROPHES = "'’ʼ‘`´′ʹꞌ＇"
 _HYPHENS = "-‐‑‒−"
 # Invisible characters that break terms apart without being visible to the reader.
 _DELETED = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+# The katakana middle dot (full and half width): between the parts of a foreign name it is
+# written or not, so it is dropped like a soft hyphen.
+_NAME_DOTS = "\u30fb\uff65"
+# Full-width ASCII letters, digits and punctuation (U+FF01-U+FF5E), as East Asian text writes
+# them: folded to ASCII (NFKC), one character for one.
+_FULL_WIDTH = range(0xFF01, 0xFF5F)
+# Scripts written without spaces between words, as code point ranges: Thai and Lao, Myanmar,
+# Khmer, the CJK iteration marks, hiragana, katakana, CJK ideographs (and extensions and
+# compatibility forms), half-width katakana.
+_UNSPACED_RANGES = (
+    (0x0E00, 0x0EFF),
+    (0x1000, 0x109F),
+    (0x1780, 0x17FF),
+    (0x3005, 0x3007),
+    (0x3040, 0x30FF),
+    (0x31F0, 0x31FF),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0xFF66, 0xFF9F),
+    (0x20000, 0x3FFFF),
+)
 # Letters that NFD does not decompose but that readers treat as their base letter.
 _EXTRA_FOLD = {"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "æ": "ae", "œ": "oe", "ŧ": "t"}
 
 
 def _fold_char(ch: str) -> str:
     """The normalized form of one character (possibly empty or longer than one)."""
-    if ch in _DELETED:
+    if ch in _DELETED or ch in _NAME_DOTS:
         return ""
+    if ord(ch) in _FULL_WIDTH:
+        ch = unicodedata.normalize("NFKC", ch)
     if ch in _APOSTROPHES:
         return "'"
     if ch in _HYPHENS or ch.isspace():
@@ -85,11 +119,12 @@ def _build_tables() -> tuple[dict[int, str], dict[str, str]]:
 
     ``normalize`` lower-cases with the fast built-in first, then fixes what is left (accents,
     ``ß``, ``ё``, apostrophes, hyphens, odd whitespace) with one regex scan. Only code points
-    below U+3000 (Latin, Greek, Cyrillic, punctuation) and a few invisible ones need folding.
+    up to U+3000 (Latin, Greek, Cyrillic, punctuation, the ideographic space), full-width ASCII and
+    a few invisible ones need folding.
     """
     one_to_one: dict[int, str] = {}
     special: dict[str, str] = {}
-    codepoints = [*range(0x3000), *(ord(c) for c in _DELETED), 0xFF07]
+    codepoints = [*range(0x3001), *(ord(c) for c in _DELETED + _NAME_DOTS), *_FULL_WIDTH]
     for cp in codepoints:
         ch = chr(cp)
         if 0xD800 <= cp <= 0xDFFF or ch.lower() != ch:
@@ -271,9 +306,17 @@ def normalize_term(term: str) -> str:
     return normalize(term).text.strip()
 
 
+def is_unspaced(ch: str) -> bool:
+    """Whether ``ch`` belongs to a script written without spaces between words (CJK, kana,
+    Thai...), where a word boundary can fall between any two characters."""
+    cp = ord(ch)
+    return cp >= 0x0E00 and any(low <= cp <= high for low, high in _UNSPACED_RANGES)
+
+
 def is_word_char(ch: str) -> bool:
-    """Letters and digits make words; everything else (space, ``'``, punctuation) divides."""
-    return ch.isalnum()
+    """Letters and digits of spaced scripts make words; everything else (space, ``'``,
+    punctuation, and every character of a script without spaces) divides."""
+    return ch.isalnum() and not (ch >= "\u0e00" and is_unspaced(ch))
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +328,25 @@ class Token:
     end: int
 
 
-_WORD_RE = re.compile(r"[^\W_]+")
+# Words for distances: runs of letters and digits of spaced scripts; in Japanese a run of
+# katakana (a loanword) or of hiragana (particles, endings); in Chinese and Japanese kanji two
+# characters (the commonest word length), so that "N words" means about as much there.
+_KATAKANA = "\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f"
+_HIRAGANA = "\u3040-\u309f"
+_HAN = "\u3005-\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
+_WORD_RE = re.compile(
+    rf"[^\W_{_KATAKANA}{_HIRAGANA}{_HAN}]+|[{_KATAKANA}]+|[{_HIRAGANA}]+|[{_HAN}]{{1,2}}"
+)
+# The same words in a text without kana or Han, the common case, found faster.
+_SPACED_WORD_RE = re.compile(r"[^\W_]+")
+
+
+# Characters from the CJK full stop up: a regex scan finds one far faster than max(text).
+_WIDE_RE = re.compile("[\u3002-\U0010ffff]")
+
+
+def _word_re(text: str) -> re.Pattern[str]:
+    return _WORD_RE if _WIDE_RE.search(text) else _SPACED_WORD_RE
 
 
 def tokenize(text: str | NormalizedText) -> list[Token]:
@@ -296,7 +357,7 @@ def tokenize(text: str | NormalizedText) -> list[Token]:
     """
     norm = text if isinstance(text, NormalizedText) else normalize(text)
     tokens = []
-    for match in _WORD_RE.finditer(norm.text):
+    for match in _word_re(norm.text).finditer(norm.text):
         start, end = norm.span(match.start(), match.end())
         tokens.append(Token(match.group(), start, end))
     return tokens
@@ -304,11 +365,15 @@ def tokenize(text: str | NormalizedText) -> list[Token]:
 
 def word_starts(normalized: str) -> list[int]:
     """Start positions of the words of a normalized text, for word-distance lookups."""
-    return [m.start() for m in _WORD_RE.finditer(normalized)]
+    return [m.start() for m in _word_re(normalized).finditer(normalized)]
 
 
-# Sentence ends: terminal punctuation (with closing quotes/brackets) then space, or a line break.
+# Sentence ends: terminal punctuation (with closing quotes/brackets) then space, a line break,
+# or the full stops of Chinese and Japanese, which need no space after them.
 _SENTENCE_END_RE = re.compile(r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*")
+_SENTENCE_END_CJK_RE = re.compile(
+    r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*|[。！？｡]+[」』”’）)\]]*\s*"
+)
 # Abbreviations after which a full stop does not end a sentence (lower-cased, without the dot).
 _ABBREVIATIONS = frozenset(
     [
@@ -395,7 +460,9 @@ def sentence_starts(original: str) -> list[int]:
     sentence splitter.
     """
     starts = [0]
-    for match in _SENTENCE_END_RE.finditer(original):
+    # The full stops of Chinese and Japanese (U+3002 and up) only where the text has them.
+    pattern = _SENTENCE_END_CJK_RE if _WIDE_RE.search(original) else _SENTENCE_END_RE
+    for match in pattern.finditer(original):
         end = match.end()
         if end >= len(original):
             break
@@ -406,7 +473,7 @@ def sentence_starts(original: str) -> list[int]:
             starts_sentence = (
                 nxt.isupper() or nxt.isdigit() or (nxt.isalpha() and not nxt.islower())
             )
-            if not (starts_sentence or nxt in "\"'«„“‘(["):
+            if not (starts_sentence or nxt in "\"'«„“‘([「『（"):
                 continue
             if token[0] == ".":
                 word_start = match.start()

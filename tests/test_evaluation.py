@@ -95,7 +95,7 @@ def test_empty_cases_do_not_read_as_failures() -> None:
 def test_to_json_has_exactly_the_documented_shape() -> None:
     report = evaluate(KeywordClassifier({"troops": "tr"}), records(), topics=("troops", "strike"))
     data = report.to_json()
-    assert set(data) == {"topics", "languages", "errors"}
+    assert set(data) == {"topics", "languages", "errors", "languages_without_rules", "review"}
     assert set(data["topics"]) == {"troops", "strike"}
     for scores in data["topics"].values():
         assert set(scores) == {"precision", "recall", "f1", "support"}
@@ -109,3 +109,31 @@ def test_format_text_lists_figures_and_wrong_ids() -> None:
     assert "troops" in text
     assert "false positives: 2" in text
     assert "false negatives: 3" in text
+
+
+class ReviewingClassifier(KeywordClassifier):
+    """Flags "missile" texts for review instead of predicting them."""
+
+    def classify(self, text: str, lang: str | None = None, title: str = "") -> Classification:
+        found = super().classify(text, lang, title)
+        flagged = (TopicMatch(topic="strike", score=0.5, review=True),) if "missile" in text else ()
+        return Classification(topics=found.topics + flagged)
+
+
+def test_review_flags_are_tallied_apart_and_uncovered_languages_listed() -> None:
+    rows = [*records(),
+            EvalRecord(id="6", lang="tl", text="missile", labels=frozenset({"strike"})),
+            EvalRecord(id="7", lang="sw", text="missile", labels=frozenset())]
+    report = evaluate(ReviewingClassifier({"troops": "tr"}), rows, topics=("troops", "strike"),
+                      rule_languages=("en", "de"))
+    assert report.languages_without_rules == ("sw", "tl")
+    assert report.topics["strike"].tp == 0  # a flag is not a prediction
+    assert report.review["strike"].flagged == 2
+    assert report.review["strike"].labelled == 1
+    data = report.to_json()
+    assert data["languages_without_rules"] == ["sw", "tl"]
+    assert data["review"] == {"strike": {"flagged": 2, "labelled": 1}}
+    text = report.format_text()
+    assert "languages without rules: sw, tl" in text
+    assert "tl (no rules)" in text
+    assert "strike review flags: 2 (1 on labelled records)" in text

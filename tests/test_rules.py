@@ -81,6 +81,43 @@ def test_diacritics_yo_and_hyphens_match_either_way() -> None:
     assert topics(c, "storm shadow, ЕЩЕ") == {"t"}
 
 
+def test_terms_in_scripts_without_spaces_match_inside_a_run_of_text() -> None:
+    c = make(
+        {"rules": [{"id": "r", "anchor": "W", "with": ["S"]}]},
+        {
+            "W": {"ja": ["ストームシャドー"], "zh": ["风暴阴影"], "any": ["atacms"]},
+            "S": {"ja": ["供与"], "zh": ["提供"], "en": ["supply"]},
+        },
+    )
+    text = "英国がストーム・シャドーを供与"
+    match = c.classify(text).topics[0]
+    spans = {text[e.start : e.end] for e in match.evidence}
+    assert spans == {"ストーム・シャドー", "供与"}
+    assert topics(c, "英国向乌克兰提供风暴阴影导弹") == {"t"}
+    # A Latin term beside Japanese: the script change is a word boundary; full width folds.
+    assert topics(c, "米国はATACMSを供与した") == {"t"}
+    assert topics(c, "米国はＡＴＡＣＭＳを供与した") == {"t"}
+    # ...but Latin words still need their boundaries among Latin letters.
+    assert topics(c, "xatacms supply") == set()
+    assert topics(c, "atacms supply") == {"t"}
+
+
+def test_wildcards_stop_at_a_script_without_spaces() -> None:
+    c = make({"rules": [{"id": "r", "anchor": "N"}]}, {"N": {"any": ["nato*"]}})
+    text = "NATO軍がウクライナへ"
+    evidence = c.classify(text).topics[0].evidence
+    assert [text[e.start : e.end] for e in evidence] == ["NATO"]
+
+
+def test_word_distances_in_japanese() -> None:
+    c = make(
+        {"rules": [{"id": "r", "anchor": "T", "with": [{"group": "W", "near": "2 words"}]}]},
+        {"T": {"ja": ["軍"]}, "W": {"ja": ["フランス"]}},
+    )
+    assert topics(c, "フランス軍を派遣") == {"t"}
+    assert topics(c, "フランスの大統領は、英国と共に軍を派遣") == set()
+
+
 def test_proximity_in_words_sentences_and_article() -> None:
     groups = {"A": {"en": ["troops"]}, "B": {"en": ["ukraine"]}}
     near = make(
@@ -203,6 +240,40 @@ def test_entities_are_canonical_and_deduplicated(shipped: Classifier) -> None:
     assert {e.kind for e in result.entities if e.name == "ATACMS"} == {"weapon"}
 
 
+def test_review_rules_flag_an_uncovered_language_with_a_lower_score() -> None:
+    c = make(
+        {
+            "rules": [{"id": "r", "anchor": "W", "with": ["S"]}],
+            "review": {"score": 0.4, "rules": [{"id": "rv", "anchor": "W", "with": ["C"]}]},
+        },
+        {"W": {"any": ["atacms"]}, "S": {"en": ["fired"]}, "C": {"any": ["ukraine"]}},
+        languages=["en"],
+    )
+    text = "Ukraine atacms bilang tugon"
+    flagged = c.classify(text, "tl").topics
+    assert [(m.topic, m.score, m.review) for m in flagged] == [("t", 0.4, True)]
+    assert {text[e.start : e.end] for e in flagged[0].evidence} == {"atacms", "Ukraine"}
+    assert c.classify(text, "en").topics == ()  # a covered language: its own rules decide
+    assert c.classify(text).topics == ()  # language not given: no review
+    # The topic's own rules win over the review when they fire, in any language.
+    own = c.classify("Ukraine fired atacms", "tl").topics[0]
+    assert (own.score, own.review) == (1.0, False)
+
+
+def test_shipped_review_rules_on_languages_without_rules(shipped: Classifier) -> None:
+    tagalog = ("Nagbabala si Putin na ang paggamit ng Storm Shadow laban sa Russia ay isang gawa "
+               "ng digmaan.")
+    strike = shipped.classify(tagalog, "tl").topics
+    assert [(m.topic, m.review) for m in strike] == [("long_range_strike", True)]
+    assert strike[0].score < shipped.rules.topics["long_range_strike"].threshold
+    swahili = "Rais Macron alisema NATO inaweza kutuma kontingenti ya wanajeshi nchini Ukraine."
+    troops = shipped.classify(swahili, "sw").topics
+    assert [(m.topic, m.review) for m in troops] == [("troop_deployment", True)]
+    # Tomahawks on the Houthis are another war, in any language.
+    houthis = "Marekani ilirusha makombora ya Tomahawk dhidi ya Houthi nchini Yemen."
+    assert shipped.classify(houthis, "sw").topics == ()
+
+
 # --- evidence ------------------------------------------------------------------------------
 
 
@@ -304,6 +375,32 @@ def test_gold_set_floor(shipped: Classifier) -> None:
             assert scores.f1 >= 0.8, (lang, topic, report.format_text())
 
 
+LANGUAGE_GOLD = REPO / "tests" / "gold" / "langs"
+
+
+def test_every_language_beyond_the_first_eight_has_its_gold_set() -> None:
+    rules = load_rules(TOPICS)
+    for lang in set(rules.languages) - set(LANGUAGES):
+        records = read_records(LANGUAGE_GOLD / f"{lang}.jsonl")
+        assert len(records) >= 4, lang
+        assert {r.lang for r in records} == {lang}
+        labels = [r.labels for r in records]
+        assert any("troop_deployment" in lab for lab in labels), lang
+        assert any("long_range_strike" in lab for lab in labels), lang
+        assert any(not lab for lab in labels), f"{lang}: no hard negative"
+
+
+def test_language_gold_sets_floor(shipped: Classifier) -> None:
+    records = [r for path in sorted(LANGUAGE_GOLD.glob("*.jsonl")) for r in read_records(path)]
+    report = evaluate(shipped, records, topics=("troop_deployment", "long_range_strike"))
+    for topic, scores in report.topics.items():
+        for metric, floor in GOLD_FLOOR.items():
+            assert getattr(scores, metric) >= floor, (topic, metric, report.format_text())
+    for lang, by_topic in report.languages.items():
+        for topic, scores in by_topic.items():
+            assert scores.f1 >= 0.8, (lang, topic, report.format_text())
+
+
 # --- validation ------------------------------------------------------------------------------
 
 MINIMAL = """
@@ -340,6 +437,8 @@ def test_minimal_file_loads(tmp_path: Path) -> None:
         ),
         (("anchor: A}", "anchor: A, without: [{any: [A, C]}]}"), "topics.t.rules.0.without.0"),
         (("anchor: A}", "anchor: A, weight: 0}"), "topics.t.rules.0.weight"),
+        (("    rules:", "    review: {rules: [{id: v, anchor: X}]}\n    rules:"),
+         "topics.t.review.rules.0.anchor"),
     ],
 )
 def test_errors_name_file_and_dotted_key(tmp_path: Path, change: tuple[str, str], key: str) -> None:
@@ -350,6 +449,95 @@ def test_errors_name_file_and_dotted_key(tmp_path: Path, change: tuple[str, str]
     message = str(info.value)
     assert str(path) in message
     assert key in message, message
+
+
+SPLIT = """
+languages: [en, de]
+terms: terms
+groups:
+  A: {doc: troops}
+  B: {doc: Ukraine}
+topics:
+  t:
+    rules:
+      - {id: r, anchor: A, with: [B]}
+entities:
+  - {name: NATO, kind: organisation}
+"""
+
+
+def write_split(tmp_path: Path, files: dict[str, str], topics: str = SPLIT) -> Path:
+    """A rule file whose terms sit in ``terms/<lang>.yaml`` files."""
+    (tmp_path / "terms").mkdir()
+    for name, text in files.items():
+        (tmp_path / "terms" / name).write_text(text, encoding="utf-8")
+    return write(tmp_path, topics)
+
+
+def test_language_files_merge_into_the_groups_and_entities(tmp_path: Path) -> None:
+    path = write_split(
+        tmp_path,
+        {
+            "en.yaml": "groups:\n  A: {troops: 1, personnel: 0.5}\n  B: [ukraine]\n",
+            "de.yaml": "groups:\n  A: [truppen]\n  B: [ukraine]\n",
+            "any.yaml": "entities:\n  NATO: [nato]\n",
+        },
+    )
+    rules = load_rules(path)
+    assert rules.groups["A"].terms == {
+        "en": {"troops": 1.0, "personnel": 0.5},
+        "de": {"truppen": 1.0},
+    }
+    assert rules.entities[0].terms == {"any": {"nato": 1.0}}
+    # "any" first, then the declared languages in order: the order terms are compiled in.
+    assert list(rules.groups["B"].terms) == ["en", "de"]
+    c = Classifier(rules)
+    assert topics(c, "Truppen für die Ukraine") == {"t"}
+    assert [e.name for e in c.classify("NATO").entities] == ["NATO"]
+
+
+@pytest.mark.parametrize(
+    ("files", "where", "key"),
+    [
+        ({"de.yaml": "groups:\n  NOPE: [x]\n"}, "terms/de.yaml", "groups.NOPE"),
+        ({"de.yaml": "entities:\n  OTAN: [x]\n"}, "terms/de.yaml", "entities.OTAN"),
+        ({"de.yaml": "groups:\n  A: [truppen, 'a*b']\n"}, "terms/de.yaml", "groups.A"),
+        ({"de.yaml": "groups:\n  A: [truppen, no]\n"}, "terms/de.yaml", "groups.A"),
+        ({"de.yaml": "gruppen:\n  A: [truppen]\n"}, "terms/de.yaml", "gruppen"),
+        ({"German.yaml": "groups:\n  A: [truppen]\n"}, "terms/German.yaml", "language code"),
+        ({"de.yaml": "groups:\n  A: [truppen]\n  A: [soldaten]\n"}, "terms/de.yaml",
+         "duplicate key"),
+    ],
+)
+def test_language_file_errors_name_the_file_and_key(
+    tmp_path: Path, files: dict[str, str], where: str, key: str
+) -> None:
+    base = {"en.yaml": "groups:\n  A: [troops]\n  B: [ukraine]\n"}
+    path = write_split(tmp_path, {**base, **files})
+    with pytest.raises(ConfigError) as info:
+        load_rules(path)
+    message = str(info.value)
+    assert str(tmp_path / where) in message, message
+    assert key in message, message
+
+
+def test_a_language_given_inline_and_in_its_file_is_an_error(tmp_path: Path) -> None:
+    topics_text = SPLIT.replace("A: {doc: troops}", "A: {doc: troops, terms: {en: [troops]}}")
+    path = write_split(tmp_path, {"en.yaml": "groups:\n  A: [soldiers]\n  B: [ukraine]\n"},
+                       topics_text)
+    with pytest.raises(ConfigError, match=r"terms/en\.yaml: groups\.A: also given inline"):
+        load_rules(path)
+
+
+def test_an_empty_terms_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"terms: no <language>\.yaml files"):
+        load_rules(write_split(tmp_path, {}))
+
+
+def test_every_declared_language_has_its_own_file() -> None:
+    rules = load_rules(TOPICS)
+    terms = TOPICS.parent / "terms"
+    assert {f.stem for f in terms.glob("*.yaml")} >= {*rules.languages, "any"}
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
@@ -386,3 +574,38 @@ def test_shipped_rule_file_has_no_duplicate_keys() -> None:
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     yaml.load(TOPICS.read_text(encoding="utf-8"), Loader=Loader)  # a SafeLoader subclass
     assert not duplicates
+
+
+# --- many languages, one automaton ----------------------------------------------------------
+
+#: Groups whose hits stop a rule (``without``, ``exclude``), and groups that make one.
+BLOCKING = ("NONWESTERN", "OTHER_PLACE", "TRAINING_ABROAD", "EXCLUDED_THEATRE", "DRONE",
+            "NONWESTERN_ARMS")
+TOPICAL = ("UKRAINE", "UKRAINE_IN", "WESTERN", "TROOPS", "TROOPS_STRONG", "LR_NAMED")
+
+
+def test_no_language_blocks_the_topic_words_of_another() -> None:
+    # Every term applies to every text, and accents fold away: Latvian ukraiņ* ("Ukrainian")
+    # folds to ukrain* and would read "Ukraine" in any language as an owner who is not
+    # Western. A single word that names Ukraine, a Western actor, troops or a weapon in one
+    # language must not be a blocking word in any.
+    rules = load_rules(TOPICS)
+    blocking = {
+        lang: {t: w for g in BLOCKING for t, w in rules.groups[g].terms.get(lang, {}).items()}
+        for lang in {lang for g in BLOCKING for lang in rules.groups[g].terms}
+    }
+    blocker = Classifier(RuleSet.model_validate({
+        "groups": {"B": {"terms": {lang: terms for lang, terms in blocking.items() if terms}}},
+        "topics": {"blocked": {"rules": [{"id": "b", "anchor": "B"}]}},
+    }))
+    clashes = []
+    for group in TOPICAL:
+        for lang, terms in rules.groups[group].terms.items():
+            for term in terms:
+                word = term.lstrip("=").strip("*")
+                if " " in word:
+                    continue
+                match = blocker.classify(word).topics
+                if match:
+                    clashes.append(f"{group}.{lang}: {term} <- {match[0].evidence[0].term}")
+    assert not clashes, clashes

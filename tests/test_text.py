@@ -6,7 +6,14 @@ import re
 
 from hypothesis import given
 from hypothesis import strategies as st
-from newsmon.pipeline.text import normalize, normalize_term, sentence_starts, tokenize
+from newsmon.pipeline.text import (
+    is_unspaced,
+    is_word_char,
+    normalize,
+    normalize_term,
+    sentence_starts,
+    tokenize,
+)
 
 
 def test_folds_case_diacritics_and_german_sharp_s() -> None:
@@ -102,3 +109,38 @@ def test_sentences_split_on_stops_and_line_breaks_not_abbreviations() -> None:
 def test_sentences_in_caseless_scripts() -> None:
     text = "ఉక్రెయిన్కు సాయం. రష్యా భూభాగంపై."
     assert len(sentence_starts(text)) == 2
+
+
+# --- scripts without spaces ----------------------------------------------------------------
+
+
+def test_full_width_latin_and_the_katakana_middle_dot_fold() -> None:
+    text = "ＮＡＴＯはストーム・シャドーを"
+    norm = normalize(text)
+    assert norm.text == "natoはストームシャドーを"
+    start = norm.text.index("ストームシャドー")
+    o_start, o_end = norm.span(start, start + len("ストームシャドー"))
+    assert text[o_start:o_end] == "ストーム・シャドー"
+    assert normalize("ＡＴＡＣＭＳ\u3000供与").text == "atacms 供与"
+
+
+def test_unspaced_scripts_have_no_word_characters() -> None:
+    assert is_word_char("a") and is_word_char("ж") and is_word_char("7")
+    for ch in "英がストームสวัสดี":
+        assert is_unspaced(ch) and not is_word_char(ch), ch
+    assert not is_unspaced("a") and not is_unspaced("ж") and not is_unspaced("가")
+
+
+def test_words_for_distances_in_japanese_and_chinese() -> None:
+    # Katakana and hiragana runs are words; Han characters count two to a word.
+    assert [t.text for t in tokenize("英国がストームシャドーを供与")] == [
+        "英国", "が", "ストームシャドー", "を", "供与"]
+    assert [t.text for t in tokenize("英国向乌克兰提供风暴阴影导弹")] == [
+        "英国", "向乌", "克兰", "提供", "风暴", "阴影", "导弹"]
+    assert [t.text for t in tokenize("NATO軍 and troops")] == ["nato", "軍", "and", "troops"]
+
+
+def test_chinese_and_japanese_full_stops_end_sentences() -> None:
+    text = "英国が供与した。ロシアは反発！「報復する」と述べた。"
+    starts = sentence_starts(text)
+    assert [text[s] for s in starts] == ["英", "ロ", "「"]

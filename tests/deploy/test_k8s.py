@@ -53,6 +53,13 @@ def test_the_kustomization_lists_existing_files_and_generates_the_config_from_co
         assert (files.ROOT / "config" / settings[key]).resolve() in listed, key
     size = sum(p.stat().st_size for p in listed)
     assert size < 1_000_000, f"config/ is {size} bytes: over a ConfigMap's 1 MiB limit"
+    terms = kustomization["configMapGenerator"][1]
+    assert terms["name"] == "newsmon-terms"
+    listed_terms = {(files.K8S / f).resolve() for f in terms["files"]}
+    shipped_terms = {p.resolve() for p in (files.ROOT / "config" / "terms").glob("*.yaml")}
+    assert listed_terms == shipped_terms, "the terms ConfigMap must carry every language file"
+    size = sum(p.stat().st_size for p in listed_terms)
+    assert size < 1_000_000, f"config/terms/ is {size} bytes: over a ConfigMap's 1 MiB limit"
 
 
 KUBECTL = shutil.which("kubectl")
@@ -71,13 +78,18 @@ def test_kustomize_renders_a_valid_set_with_the_generated_config_map() -> None:
     config_map = next(d for d in docs if d["metadata"]["name"].startswith("newsmon-config-"))
     assert set(config_map["data"]) == {"newsmon.yaml", "feeds.yaml", "topics.yaml",
                                        "alerts.yaml"}
+    terms_map = next(d for d in docs if d["metadata"]["name"].startswith("newsmon-terms-"))
+    assert set(terms_map["data"]) == {p.name for p in (files.ROOT / "config" / "terms").glob(
+        "*.yaml")}
+    generated = {"newsmon-config": config_map, "newsmon-terms": terms_map}
     assert "CronJob/newsmon-poll" in kinds and "CronJob/newsmon-pipeline-batch" in kinds
     for doc in docs:
         _validate(doc, f"rendered {doc['kind']}/{doc['metadata']['name']}")
         spec = files.pod_spec(doc)
         for volume in (spec or {}).get("volumes", []):
             if "configMap" in volume:  # references rewritten to the hashed name
-                assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+                base = volume["configMap"]["name"].rsplit("-", 1)[0]
+                assert volume["configMap"]["name"] == generated[base]["metadata"]["name"]
 
 
 def _secret_keys() -> set[str]:
@@ -87,7 +99,7 @@ def _secret_keys() -> set[str]:
 
 def test_workloads_reference_what_exists_and_run_locked_down() -> None:
     names = {(d["kind"], d["metadata"]["name"]) for _, d in files.k8s_documents()}
-    names.add(("ConfigMap", "newsmon-config"))  # generated
+    names |= {("ConfigMap", "newsmon-config"), ("ConfigMap", "newsmon-terms")}  # generated
     secret_keys = _secret_keys()
     for where, doc, container in files.k8s_containers():
         spec = files.pod_spec(doc)
@@ -111,6 +123,8 @@ def test_workloads_reference_what_exists_and_run_locked_down() -> None:
                 assert {i["key"] for i in volume["secret"]["items"]} <= secret_keys, where
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
         assert {"/etc/newsmon", "/var/lib/newsmon", "/tmp"} <= mounts, where
+        if "pipeline" in where:  # the rules' terms sit beside topics.yaml
+            assert "/etc/newsmon/terms" in mounts, where
         assert spec["securityContext"]["runAsNonRoot"] is True, where
         assert container["securityContext"]["readOnlyRootFilesystem"] is True, where
         assert "limits" in container["resources"], where

@@ -57,6 +57,10 @@ BROKEN: dict[str, tuple[str, str | bytes, str]] = {
                                 " channels: [mail]}\n", "rules.0.channels"),
     "alerts: incomplete channel": ("alerts.yaml", "channels:\n  mail: {type: smtp}\n",
                                    "channels.mail"),
+    "terms: unknown group": ("terms/de.yaml", "groups:\n  NO_SUCH_GROUP: [x]\n",
+                             "groups.NO_SUCH_GROUP"),
+    "terms: bad term": ("terms/fr.yaml", "groups:\n  TROOPS: [troupes, 'a*b']\n",
+                        "groups.TROOPS"),
     "alerts: negative threshold": ("alerts.yaml", "rules:\n  - {name: r, topic: "
                                    "troop_deployment, threshold: -1}\n", "rules.0.threshold"),
     "alerts: duplicate rule name": ("alerts.yaml", "rules:\n  - {name: r, topic: "
@@ -74,6 +78,7 @@ def config_dir(root: Path, broken: str | None = None) -> Path:
     (root / "newsmon.yaml").write_text(f"state_dir: {root / 'state'}\n")
     (root / "feeds.yaml").write_text(FEED)
     shutil.copy(ROOT / "config" / "topics.yaml", root / "topics.yaml")
+    shutil.copytree(ROOT / "config" / "terms", root / "terms")
     shutil.copy(ROOT / "config" / "alerts.yaml", root / "alerts.yaml")
     if broken is not None:
         name, content, _ = BROKEN[broken]

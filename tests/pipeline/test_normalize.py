@@ -52,6 +52,36 @@ def test_language_identified_from_text_with_source_hint_for_short_text() -> None
     assert detect_language("kurz", hint="pl") == "pl"
 
 
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Nederland stuurt geen grondtroepen naar Oekraïne, zegt de minister van Defensie.", "nl"),
+        ("Premierul a declarat că România nu va trimite trupe în Ucraina în acest moment.", "ro"),
+        ("Kormány szerint Magyarország nem küld katonákat Ukrajnába a háború alatt.", "hu"),
+        ("Българското правителство отказа да изпрати войници в Украйна, каза премиерът.", "bg"),
+        ("Η κυβέρνηση δεν θα στείλει στρατεύματα στην Ουκρανία, δήλωσε ο υπουργός.", "el"),
+        ("Hükümet, Ukrayna'ya asker göndermeyi düşünmediğini açıkladı.", "tr"),
+        ("英国政府は長距離ミサイルをウクライナに供与すると発表した。", "ja"),
+        ("美国批准乌克兰使用远程导弹打击俄罗斯境内目标。", "zh"),
+        # Languages without rules are identified and carried as what they are.
+        ("Sinabi ng pangulo na ang pagpapadala ng mga misil ay isang gawa ng digmaan.", "tl"),
+        ("Rais alisema kwamba makombora ya masafa marefu ni kitendo cha vita dhidi ya nchi.", "sw"),
+        # Bokmål and Nynorsk are both "no", as feeds and rules write Norwegian.
+        ("Regjeringen vil sende soldater til Ukraina som en del av en europeisk styrke.", "no"),
+    ],
+)
+def test_languages_beyond_the_first_eight(text: str, lang: str) -> None:
+    assert detect_language(text) == lang
+
+
+def test_undetermined_when_no_language_is_likely_enough() -> None:
+    # Names and acronyms, numbers: no language to tell; the source's own, else "und".
+    names = "NATO ATACMS Storm Shadow Taurus Tomahawk HIMARS 2024"
+    assert detect_language(names) == "und"
+    assert detect_language(names, hint="fi") == "fi"
+    assert detect_language("12 345 678 / 2024-11-19 08:15 UTC // 99.5 %") == "und"
+
+
 def test_missing_or_future_dates_fall_back_to_first_seen() -> None:
     assert normalize_item(item(published_at=None)).published_at == NOW
     future = NOW + timedelta(days=2)
