@@ -8,7 +8,10 @@ STAMP  := $(VENV)/.installed
 .PHONY: install tools demo test lint services-start services-stop clean
 
 # New modules need a re-install: strict editable mode links files one by one.
-$(STAMP): pyproject.toml $(wildcard pipeline/*.py connectors/*.py)
+# Every module of every package, subpackages included (find: make's wildcard is one level).
+PY_FILES := $(shell find newsmon pipeline connectors -name '*.py' -not -path '*/__pycache__/*')
+
+$(STAMP): pyproject.toml $(PY_FILES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# strict editable mode: the package-dir mapping (pipeline/ -> newsmon.pipeline) is then a
@@ -29,8 +32,8 @@ test: $(STAMP) tools
 	bash deploy/local/services.sh start all
 	set -a; . ./.services/env; set +a; status=0; \
 	$(BIN)/python -m pytest || status=$$?; \
-	$(BIN)/ruff check pipeline connectors tests bench || status=1; \
-	$(BIN)/mypy -p newsmon.pipeline -p newsmon.connectors || status=1; \
+	$(BIN)/ruff check newsmon pipeline connectors tests bench || status=1; \
+	$(BIN)/mypy -p newsmon || status=1; \
 	exit $$status
 
 ## Debian tools the tests use: headless Chromium renders the HTML report; docker-compose,
@@ -44,8 +47,8 @@ tools:
 	  else echo "install Debian's$$missing for the report and deployment tests" >&2; exit 1; fi; fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline connectors tests bench
-	$(BIN)/mypy -p newsmon.pipeline -p newsmon.connectors
+	$(BIN)/ruff check newsmon pipeline connectors tests bench
+	$(BIN)/mypy -p newsmon
 
 services-start:
 	bash deploy/local/services.sh start all

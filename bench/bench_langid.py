@@ -18,8 +18,9 @@ from collections import Counter
 from pathlib import Path
 
 from newsmon.pipeline.evaluation import read_records
-from newsmon.pipeline.normalize import detect_language
 from newsmon.pipeline.rules import Classifier
+
+from newsmon.languages import detect_language
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NEWSMON_SHARED_DIR") or REPO.parent / "shared")

@@ -31,20 +31,15 @@ from pathlib import Path
 
 import httpx
 from kafka import KafkaProducer
+from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig
 from newsmon.pipeline.app import Placed, RunContext, article_document
-from newsmon.pipeline.config import (
-    AlertRule,
-    AlertsConfig,
-    ChannelConfig,
-    KafkaSettings,
-    SearchSettings,
-    Settings,
-)
 from newsmon.pipeline.dedup import Fingerprint, signature
 from newsmon.pipeline.io_search import open_store
 from newsmon.pipeline.jobs import run_kafka_batch, run_kafka_stream
-from newsmon.pipeline.models import RawItem, SourceRef
 from newsmon.pipeline.normalize import normalize_item, text_hash
+
+from newsmon.config import KafkaSettings, SearchSettings, Settings
+from newsmon.models import RawItem, SourceRef
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,7 +31,8 @@ from typing import Any
 import feedparser
 from newsmon.connectors.hosts import HostLimit
 from newsmon.connectors.publisher import ListPublisher
-from newsmon.connectors.runner import Poller, PollReport
+from newsmon.connectors.results import PollReport
+from newsmon.connectors.runner import Poller
 from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource
 
 WORDS = (

@@ -25,8 +25,9 @@ from typing import Literal, Protocol
 from newsmon.connectors.http import Response
 from newsmon.connectors.sources import RssSource, TelegramSource
 from newsmon.connectors.state import Cursor
-from newsmon.pipeline.models import RawItem
 from pydantic import BaseModel, ConfigDict
+
+from newsmon.models import RawItem
 
 PollStatus = Literal["ok", "not-modified", "throttled", "error"]
 

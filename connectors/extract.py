@@ -1,119 +1,15 @@
-"""Pure text helpers of the connectors: HTML to text, canonical URLs, article main text.
+"""The main text of an article page (for sources with ``full_text``). No I/O here.
 
-No I/O here. Every text a connector puts into a RawItem passes through :func:`html_to_text`
-(feeds carry HTML in titles and summaries), so the revision of an item changes when its words
-change, not when a tracking attribute in its markup does.
+Every other text a connector puts into a RawItem passes through the kernel's
+:func:`newsmon.html.html_to_text` (feeds carry HTML in titles and summaries), so the revision
+of an item changes when its words change, not when a tracking attribute in its markup does.
 """
 
 from __future__ import annotations
 
-import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
 import trafilatura
-from newsmon.pipeline.htmlguard import flat_text, too_deep
-from selectolax.lexbor import LexborHTMLParser
 
-_BLOCK_END = re.compile(
-    r"(?i)(<br\s*/?>|</(?:p|div|li|h[1-6]|blockquote|tr|pre|section|article|figcaption)\s*>)"
-)
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
-_BLANK_LINES = re.compile(r"\n{3,}")
-
-
-def clean_text(text: str) -> str:
-    """Collapse runs of spaces, strip each line, keep at most one blank line in a row."""
-    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
-
-
-def html_to_text(html: str) -> str:
-    """Visible text of an HTML fragment; block ends and ``<br>`` become line breaks, scripts
-    and styles are dropped, entities decoded. Plain text passes through (cleaned)."""
-    if "<" not in html and "&" not in html:
-        return clean_text(html)
-    if too_deep(html):  # a tree builder would take quadratic time (pipeline/htmlguard.py)
-        return clean_text(flat_text(html))
-    tree = LexborHTMLParser("<body>" + _BLOCK_END.sub(r"\1\n", html) + "</body>")
-    tree.strip_tags(["script", "style", "noscript", "template"])
-    body = tree.body
-    return clean_text(body.text(deep=True) if body is not None else "")
-
-
-# Query parameters that only track a click; dropping them lets two links to one page agree.
-_TRACKING = re.compile(
-    r"^(utm_[a-z_]+|fbclid|gclid|dclid|yclid|msclkid|mc_cid|mc_eid|ocid|cmpid|_ga|igshid|"
-    r"at_medium|at_campaign|at_custom\d|wt\.mc_id|ns_source|ns_mchannel|ns_campaign)$",
-    re.IGNORECASE,
-)
-
-
-def canonical_url(url: str) -> str:
-    """Lower-case scheme and host, no default port, no fragment, no tracking parameters; an
-    IPv6 host in brackets. Not http(s), or not parseable: returned as is."""
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return url
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return url
-    scheme = parts.scheme.lower()
-    host = parts.hostname.lower()
-    if ":" in host:  # IPv6: urlsplit drops the brackets
-        host = f"[{host}]"
-    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
-        host = f"{host}:{port}"
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    query = urlencode([(k, v) for k, v in pairs if not _TRACKING.match(k)])
-    return urlunsplit((scheme, host, parts.path or "/", query, ""))
-
-
-# --- boilerplate at the end of articles ----------------------------------------------------
-
-# Calls to subscribe, donate or follow, in the languages of the starter feeds. They are only
-# ever removed from the *end* of a text (see strip_trailing_boilerplate), where sites put them,
-# so an article that discusses a newsletter keeps its words.
-_BOILERPLATE = re.compile(
-    r"(?i)("
-    r"newsletter|subscribe|sign up|donat|support us|support our|become a (member|patron)|"
-    r"follow us|appeared first on|"
-    r"spende|unterstützen sie uns|premium-mitglied|abonnieren sie|folgen sie uns|"
-    r"werden sie teil|erschien zuerst|"
-    r"abonnez-vous|faire un don|soutenez|lettre d'information|suivez-nous|"
-    r"est apparu en premier|"
-    r"подпиш|подписыва|поддержите|пожертвова|рассылк|"
-    r"підпиш|підтримайте|донат|розсилк|"
-    r"zapisz się|wesprzyj|darowizn|subskryb|obserwuj nas|"
-    r"iscriviti|abbonati|sostienici|donazion|seguici|"
-    r"suscríbete|suscribete|donación|apóyanos|síguenos|boletín"
-    r")"
-)
-_CREDIT = re.compile(
-    r"(?i)^(bild|foto|photo|image|picture|fotografía|zdjęcie|фото|źródło|quelle|crédit|credit)"
-    r"\s*[:©]"
-)
-#: A paragraph longer than this is article text even if it mentions a newsletter.
-_MAX_BOILERPLATE_CHARS = 600
-
-
-def strip_trailing_boilerplate(text: str) -> str:
-    """Drop the trailing paragraphs that are calls to subscribe/donate/follow or image
-    credits, stopping at the first one that is not (only the end of a text is touched)."""
-    paragraphs = [p for p in text.split("\n") if p.strip()]
-    end = len(paragraphs)
-    while end > 0:
-        para = paragraphs[end - 1].strip()
-        is_call = len(para) <= _MAX_BOILERPLATE_CHARS and _BOILERPLATE.search(para)
-        is_credit = len(para) <= 80 and _CREDIT.match(para)
-        if not (is_call or is_credit):
-            break
-        end -= 1
-    if end == len(paragraphs):
-        return text
-    return "\n".join(paragraphs[:end])
-
+from newsmon.html import clean_text, strip_trailing_boilerplate, too_deep
 
 #: Below this, what the extractor found is a menu or a teaser, not an article (trafilatura's
 #: fallbacks return whatever text a page has); the feed's own summary is then the better text.

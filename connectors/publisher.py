@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from newsmon.pipeline.config import KafkaSettings
-from newsmon.pipeline.models import RawItem
+from newsmon.config import KafkaSettings
+from newsmon.models import RawItem
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class KafkaPublisher:
                 self._producer = KafkaProducer(**self._config())
             # kafka-python lets a failed TLS handshake through as an ssl error
             except (KafkaError, ssl.SSLError) as exc:
-                from newsmon.pipeline.kafka_errors import unavailable
+                from newsmon.kafka import unavailable
 
                 raise PublishError(
                     "cannot connect to " + unavailable(self.settings, exc, "Kafka")
@@ -115,7 +115,7 @@ class KafkaPublisher:
                     )
                 producer.flush(timeout=self.settings.request_timeout_ms / 1000 * 2)
             except KafkaError as exc:
-                from newsmon.pipeline.kafka_errors import unavailable
+                from newsmon.kafka import unavailable
 
                 self._reset()
                 raise PublishError(

@@ -23,21 +23,17 @@ from typing import Any
 
 import feedparser
 from newsmon.connectors.base import HARD_STATUSES, PollResult, Problem
-from newsmon.connectors.extract import (
-    canonical_url,
-    clean_text,
-    extract_article,
-    html_to_text,
-    strip_trailing_boilerplate,
-    unextractable,
-)
+from newsmon.connectors.extract import extract_article, unextractable
 from newsmon.connectors.fields import ascii_int, charset_param, text_codec
 from newsmon.connectors.hosts import THROTTLE_STATUSES
 from newsmon.connectors.http import FetchError, HttpClient
 from newsmon.connectors.sources import Defaults, RssSource
 from newsmon.connectors.state import Cursor
 from newsmon.connectors.xmlguard import as_utf8, defuse, repair_encoding
-from newsmon.pipeline.models import RawItem, SourceRef
+
+from newsmon.html import clean_text, html_to_text, strip_trailing_boilerplate
+from newsmon.models import RawItem, SourceRef
+from newsmon.urls import canonical_url
 
 log = logging.getLogger(__name__)
 

@@ -14,15 +14,6 @@ from typing import Annotated, Any, Literal
 
 from newsmon.connectors.hosts import HostLimit
 from newsmon.connectors.http import HttpSettings
-from newsmon.pipeline.config import (
-    MAX_PERIOD_S,
-    ConfigError,
-    host_problem,
-    http_url_problem,
-    read_yaml,
-    validate,
-)
-from newsmon.pipeline.models import SourceRef
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,6 +23,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from newsmon.config import MAX_PERIOD_S, ConfigError, read_yaml, validate
+from newsmon.models import SourceRef
+from newsmon.values import host_problem, http_url_problem
 
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2,3}$")

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import TypeGuard
 
 from newsmon.connectors.fields import MAX_STORED_INT
-from newsmon.pipeline.models import DeadLetter
 from pydantic import BaseModel, ConfigDict, Field
+
+from newsmon.models import DeadLetter
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (

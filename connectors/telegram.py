@@ -25,16 +25,17 @@ from datetime import UTC, datetime
 from urllib.parse import urljoin
 
 from newsmon.connectors.base import HARD_STATUSES, PollResult, Problem
-from newsmon.connectors.extract import canonical_url, clean_text, html_to_text
 from newsmon.connectors.fields import MAX_STORED_INT, ascii_int
 from newsmon.connectors.hosts import THROTTLE_STATUSES
 from newsmon.connectors.http import FetchError, HttpClient
 from newsmon.connectors.sources import Defaults, TelegramSource
 from newsmon.connectors.state import Cursor
-from newsmon.pipeline.htmlguard import MAX_DEPTH, too_deep
-from newsmon.pipeline.models import RawItem
 from pydantic import BaseModel, ConfigDict, Field
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from newsmon.html import MAX_DEPTH, clean_text, html_to_text, too_deep
+from newsmon.models import RawItem
+from newsmon.urls import canonical_url
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,7 @@ def parse_preview(html: str, channel: str, page_url: str = CANONICAL_BASE) -> Pr
     only its own text, links and media. It also makes reading linear: every node is searched
     for one post only, however deep the posts are nested.
     """
-    if too_deep(html):  # a tree builder would take quadratic time (pipeline/htmlguard.py)
+    if too_deep(html):  # a tree builder would take quadratic time (newsmon/html.py)
         problem = Problem(kind="too-deep", message=f"{page_url}: markup nested deeper than"
                           f" {MAX_DEPTH} elements, not parsed")
         return PreviewPage(posts=(), problems=(problem,), is_preview=False, refused=problem)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from .config import AlertRule
-from .models import Alert, Article, TopicMatch
-from .notify import Message
+from newsmon.pipeline.alerts.config import AlertRule
+from newsmon.pipeline.notify import Message
+
+from newsmon.models import Alert, Article, TopicMatch
 
 JsonDict = dict[str, Any]
 

@@ -24,16 +24,18 @@ import apache_beam as beam
 from apache_beam.metrics.metric import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import PCollection, TaggedOutput
+from newsmon.pipeline import alerting, dedup
+from newsmon.pipeline.alerting import Attempt
+from newsmon.pipeline.alerts.config import AlertsConfig
+from newsmon.pipeline.delivery import Deliverer
+from newsmon.pipeline.io_kafka import KafkaDeadLetterProducer, RawRecord
+from newsmon.pipeline.io_search import DocumentStore, open_store
+from newsmon.pipeline.normalize import normalize_item, text_hash
+from newsmon.pipeline.surge import evaluate_surges
 
-from . import alerting, dedup, metrics
-from .alerting import Attempt
-from .config import AlertsConfig, Settings
-from .delivery import Deliverer
-from .io_kafka import KafkaDeadLetterProducer, RawRecord
-from .io_search import DocumentStore, open_store
-from .models import Alert, Article, DeadLetter, RawItem
-from .normalize import normalize_item, text_hash
-from .surge import evaluate_surges
+from newsmon import metrics
+from newsmon.config import Settings
+from newsmon.models import Alert, Article, DeadLetter, RawItem
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +149,7 @@ class ClassifyTopicsFn(beam.DoFn):
         self.classifier: Any = None
 
     def setup(self) -> None:
-        from .rules import Classifier
+        from newsmon.pipeline.rules import Classifier
 
         self.classifier = Classifier.from_path(self.topics_path)
 

@@ -22,13 +22,14 @@ from typing import Annotated, Any
 
 import typer
 
-from .config import (
-    AlertsConfig,
+from newsmon.config import (
     ConfigError,
     Settings,
     load_checked_settings,
     load_model,
+    shipped_config_dir,
 )
+from newsmon.pipeline.alerts.config import AlertsConfig
 
 app = typer.Typer(
     help="newsmon: monitor news sites and Telegram channels for topics, with alerts.",
@@ -53,7 +54,6 @@ ConfigOpt = Annotated[
         "--config", "-c", help="Main settings file (default: $NEWSMON_CONFIG_DIR/newsmon.yaml)."
     ),
 ]
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo" / "newsmon.yaml"
 
 
 class LogFormat(StrEnum):
@@ -67,7 +67,7 @@ _log_choice: dict[str, Any] = {"format": None, "verbose": False}
 
 def _setup_logging(fmt: str | None = None, verbose: bool = False) -> None:
     """Structured logging with secrets masked (pipeline/logs.py)."""
-    from . import logs
+    from newsmon import logs
 
     _log_choice.update(format=fmt, verbose=verbose)
     logs.configure("json" if fmt == "json" else "text", verbose=verbose)
@@ -94,7 +94,7 @@ def _poll_status(report: Any) -> tuple[int, str]:
     the next one. A source that failed costs no item (it is polled again on its schedule), so
     the run is done, with a status of its own that a scheduler can tell from both.
     """
-    from newsmon.connectors.runner import FAILED
+    from newsmon.connectors.results import FAILED
 
     unpublished = sum(1 for r in report.results if r.status == "publish-failed")
     if unpublished:
@@ -123,7 +123,7 @@ def _poll_summary(report: Any) -> str:
 def _exclusive(settings: Settings, *jobs: str) -> Iterator[None]:
     """One run of each job at a time per state directory (pipeline/runlock.py); a run that
     finds one still going exits 75 without doing anything."""
-    from .runlock import EXIT_LOCKED, RunLocked, run_lock
+    from newsmon.runlock import EXIT_LOCKED, RunLocked, run_lock
 
     with ExitStack() as stack:
         try:
@@ -135,7 +135,7 @@ def _exclusive(settings: Settings, *jobs: str) -> Iterator[None]:
 
 
 def _settings(path: Path | None) -> Settings:
-    from . import logs
+    from newsmon import logs
 
     try:
         settings = load_checked_settings(path)
@@ -148,7 +148,7 @@ def _settings(path: Path | None) -> Settings:
 
 
 def _alerts(settings: Settings) -> AlertsConfig:
-    from . import logs
+    from newsmon import logs
 
     try:
         alerts = load_model(AlertsConfig, settings.alerts)
@@ -168,8 +168,8 @@ def _sources(settings: Settings) -> Any:
 
 
 def _context(settings: Settings, *, kafka_dead_letters: bool = False) -> Any:
-    from .config import unknown_alert_topics
-    from .rules import load_rules
+    from newsmon.pipeline.alerts.config import unknown_alert_topics
+    from newsmon.pipeline.rules import load_rules
 
     # Validated here, once, so a bad rule file is one clear line and exit 2 rather than a
     # worker traceback from inside the pipeline.
@@ -181,7 +181,9 @@ def _context(settings: Settings, *, kafka_dead_letters: bool = False) -> Any:
     problems = unknown_alert_topics(alerts, rules.topics, settings.alerts)
     if problems:
         raise _fail("\n".join(problems), EXIT_CONFIG)
-    from .app import RunContext  # Beam, imported once the config is known to be valid
+    from newsmon.pipeline.app import (
+        RunContext,  # Beam, imported once the config is known to be valid
+    )
 
     return RunContext(settings=settings, alerts=alerts, dead_letters_to_kafka=kafka_dead_letters)
 
@@ -205,7 +207,7 @@ def _main(
 def config_check(config: ConfigOpt = None) -> None:
     """Validate newsmon.yaml, feeds, topics and alert rules; one line per problem."""
     settings = _settings(config)
-    from .config import unknown_alert_topics
+    from newsmon.pipeline.alerts.config import unknown_alert_topics
 
     problems: list[str] = []
     checks: list[tuple[str, Any]] = [("alerts", lambda: load_model(AlertsConfig, settings.alerts))]
@@ -233,7 +235,7 @@ def config_docs(
                                              "standard output.")] = None,
 ) -> None:
     """The table of every setting: YAML key, environment variable, type, default."""
-    from .settings_doc import render
+    from newsmon.pipeline.settings_doc import render
 
     text = render()
     if out is None:
@@ -250,7 +252,7 @@ def doctor(config: ConfigOpt = None) -> None:
     One line per check; a problem's line says what to do. Exit status 0 when everything works
     (warnings allowed), 1 when a service or endpoint is not usable, 2 when the config is invalid.
     """
-    from . import doctor as checks
+    from newsmon.pipeline import doctor as checks
 
     findings = checks.run_checks(config)
     for finding in findings:
@@ -269,7 +271,7 @@ def _load_feeds_plain(settings: Settings) -> Any:
 
 
 def _load_rules_plain(settings: Settings) -> Any:
-    from .rules import load_rules
+    from newsmon.pipeline.rules import load_rules
 
     return load_rules(settings.topics)
 
@@ -280,7 +282,12 @@ def _load_rules_plain(settings: Settings) -> Any:
 @search_app.command("setup")
 def search_setup(config: ConfigOpt = None) -> None:
     """Apply index templates and create the indices (idempotent)."""
-    from .io_search import SearchServerStore, StoreSetupError, StoreUnavailable, open_store
+    from newsmon.pipeline.io_search import (
+        SearchServerStore,
+        StoreSetupError,
+        StoreUnavailable,
+        open_store,
+    )
 
     settings = _settings(config)
     store = open_store(settings.search, settings.state_dir)
@@ -311,7 +318,8 @@ def search_export(
     ``articles.languages.template.json`` adds the per-language subfields for the analyzers of
     the analysis-common module (``newsmon search setup`` asks the server which it has).
     """
-    from .mappings import COMMON_LANGUAGES, MAPPINGS, index_template
+    from newsmon.languages import COMMON_LANGUAGES
+    from newsmon.pipeline.mappings import MAPPINGS, index_template
 
     out.mkdir(parents=True, exist_ok=True)
     files = {f"{kind}.template.json": index_template(prefix, kind) for kind in MAPPINGS}
@@ -332,7 +340,7 @@ def search_kibana(
 ) -> None:
     """Write the Kibana saved objects (data views, dashboard): import them with Kibana's
     saved objects API (see deploy/kibana/README.md)."""
-    from .dashboards import ndjson
+    from newsmon.pipeline.dashboards import ndjson
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(ndjson(prefix), encoding="utf-8")
@@ -382,9 +390,8 @@ def poll(
     metrics_file: MetricsFileOpt = None,
 ) -> None:
     """Poll feeds and Telegram channels and publish new items to Kafka."""
+    from newsmon import metrics
     from newsmon.connectors.publisher import KafkaPublisher
-
-    from . import metrics
 
     settings = _settings(config)
     publisher = KafkaPublisher(settings.kafka)
@@ -432,9 +439,8 @@ def sources(
 def _publish_health(settings: Settings) -> None:
     """Copy the pollers' source health into the search store (never fails the caller)."""
     from newsmon.connectors.runner import source_health
-
-    from . import health
-    from .io_search import open_store
+    from newsmon.pipeline import health
+    from newsmon.pipeline.io_search import open_store
 
     store = open_store(settings.search, settings.state_dir)
     try:
@@ -451,8 +457,7 @@ def _publish_poll_dead_letters(settings: Settings, store: Any) -> None:
     """Copy the pollers' dead letters (kept in their state store) to the dead-letter index,
     where `newsmon deadletters` and the dashboards show them beside the pipeline's."""
     from newsmon.connectors.state import StateStore
-
-    from .io_search import StoreUnavailable
+    from newsmon.pipeline.io_search import StoreUnavailable
 
     path = settings.state_dir / "connectors.sqlite"
     if not path.exists():
@@ -513,14 +518,14 @@ def pipeline_run(
     metrics_file: MetricsFileOpt = None,
 ) -> None:
     """Run the Beam pipeline: Kafka (or an archive) -> documents, alerts, dead letters."""
-    from . import metrics
-    from .io_search import StoreSetupError, StoreUnavailable
+    from newsmon import metrics
+    from newsmon.pipeline.io_search import StoreSetupError, StoreUnavailable
 
     settings = _settings(config)
     ctx = _context(settings, kafka_dead_letters=mode is not Mode.backfill)
     # Beam, imported once the config is known to be valid (its import logs noise).
-    from .io_kafka import KafkaUnavailable
-    from .jobs import run_backfill, run_kafka_batch, run_kafka_stream
+    from newsmon.kafka import KafkaUnavailable
+    from newsmon.pipeline.jobs import run_backfill, run_kafka_batch, run_kafka_stream
 
     extra = beam_args or ()
     # Batch and stream runs own the consumer group's offsets: one at a time. A backfill
@@ -562,10 +567,10 @@ def run(
     server are needed: items go straight to the pipeline, documents to a local SQLite store,
     alerts to the console. Otherwise items go through Kafka to the search server.
     """
-    from .io_kafka import KafkaUnavailable
-    from .io_search import StoreSetupError, StoreUnavailable
+    from newsmon.kafka import KafkaUnavailable
+    from newsmon.pipeline.io_search import StoreSetupError, StoreUnavailable
 
-    settings = _settings(DEMO_CONFIG if demo else config)
+    settings = _settings(shipped_config_dir() / "demo" / "newsmon.yaml" if demo else config)
     with _exclusive(settings, "poll", "pipeline"):
         try:
             report = _run_once(settings, demo=demo)
@@ -580,10 +585,9 @@ def _run_once(settings: Settings, *, demo: bool) -> Any:
     """Poll, then process what was polled; returns the poll report (its sources' status is
     the run's). A service that is down raises (KafkaUnavailable, StoreUnavailable)."""
     from newsmon.connectors.publisher import KafkaPublisher
-
-    from .embedded import SpoolPublisher
-    from .io_search import open_store
-    from .jobs import run_backfill, run_kafka_batch
+    from newsmon.pipeline.embedded import SpoolPublisher
+    from newsmon.pipeline.io_search import open_store
+    from newsmon.pipeline.jobs import run_backfill, run_kafka_batch
 
     ctx = _context(settings)
     if settings.search.backend == "embedded":
@@ -629,9 +633,9 @@ def deadletters(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List the items no stage could handle, with stage, source and error; replay them."""
-    from . import deadletters as dl
-    from .io_search import open_store
-    from .jobs import run_records
+    from newsmon.pipeline import deadletters as dl
+    from newsmon.pipeline.io_search import open_store
+    from newsmon.pipeline.jobs import run_records
 
     settings = _settings(config)
     store = open_store(settings.search, settings.state_dir)
@@ -675,8 +679,8 @@ def classify(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Classify one text: topics with score and evidence, and entities."""
-    from .normalize import detect_language
-    from .rules import Classifier
+    from newsmon.languages import detect_language
+    from newsmon.pipeline.rules import Classifier
 
     settings = _settings(config)
     text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
@@ -710,8 +714,8 @@ def eval_command(
 ) -> None:
     """Precision, recall and F1 per topic and per language, with the ids it got wrong, the
     file's languages that the rules do not cover, and the review flags raised."""
-    from .evaluation import evaluate, read_records
-    from .rules import Classifier
+    from newsmon.pipeline.evaluation import evaluate, read_records
+    from newsmon.pipeline.rules import Classifier
 
     settings = _settings(config)
     try:
@@ -735,7 +739,7 @@ def eval_command(
 def _window(since: str, until: str | None) -> tuple[Any, Any]:
     from datetime import UTC, datetime
 
-    from .report import parse_duration
+    from newsmon.pipeline.report import parse_duration
 
     try:
         span = parse_duration(since)
@@ -762,9 +766,9 @@ def alerts_test(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Dry-run one rule on what is indexed: print what would alert; nothing is sent or written."""
-    from . import alerting, surge
-    from .config import SurgeRule
-    from .io_search import open_store
+    from newsmon.pipeline import alerting, surge
+    from newsmon.pipeline.alerts.config import SurgeRule
+    from newsmon.pipeline.io_search import open_store
 
     settings = _settings(config)
     alerts = _alerts(settings)
@@ -818,9 +822,9 @@ def alerts_surge(
     deliver: Annotated[bool, typer.Option(help="Deliver new surges to their channels.")] = True,
 ) -> None:
     """Evaluate the surge rules now (for a schedule; every pipeline run does it too)."""
-    from .delivery import Deliverer
-    from .io_search import StoreUnavailable, open_store
-    from .surge import evaluate_surges
+    from newsmon.pipeline.delivery import Deliverer
+    from newsmon.pipeline.io_search import StoreUnavailable, open_store
+    from newsmon.pipeline.surge import evaluate_surges
 
     settings = _settings(config)
     alerts = _alerts(settings)
@@ -846,8 +850,8 @@ def alerts_surge(
 @alerts_app.command("deliver")
 def alerts_deliver(config: ConfigOpt = None) -> None:
     """Retry every delivery still owed (a channel that was down); exit 1 if some still fail."""
-    from .delivery import Deliverer
-    from .io_search import StoreUnavailable, open_store
+    from newsmon.pipeline.delivery import Deliverer
+    from newsmon.pipeline.io_search import StoreUnavailable, open_store
 
     settings = _settings(config)
     store = open_store(settings.search, settings.state_dir)
@@ -869,7 +873,7 @@ def alerts_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Alerts raised in the window, newest first, with their delivery state."""
-    from .io_search import open_store
+    from newsmon.pipeline.io_search import open_store
 
     settings = _settings(config)
     start, end = _window(since, None)
@@ -900,8 +904,8 @@ def report(
 ) -> None:
     """Write one self-contained HTML page: volume per topic, language and source, top
     stories, latest alerts with evidence, source health, dead letters (no Kibana needed)."""
-    from .io_search import StoreUnavailable, open_store
-    from .report import build
+    from newsmon.pipeline.io_search import StoreUnavailable, open_store
+    from newsmon.pipeline.report import build
 
     settings = _settings(config)
     start, end = _window(since, until)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .io_kafka import RawRecord
-from .io_search import DocumentStore
-from .models import Article, DeadLetter, RawItem
+from newsmon.pipeline.io_kafka import RawRecord
+from newsmon.pipeline.io_search import DocumentStore
+
+from newsmon.models import Article, DeadLetter, RawItem
 
 
 def pending(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from datasketch import MinHash
 
-from .models import content_id
+from newsmon.models import content_id
 
 NUM_PERM = 128
 #: 32 bands of 4 rows: a pair with Jaccard 0.5 becomes a candidate with probability ~0.87,

@@ -28,15 +28,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from newsmon.pipeline.alerting import Attempt, alert_from_document, alert_message, apply_attempts
+from newsmon.pipeline.alerts.config import AlertsConfig, ChannelConfig
+from newsmon.pipeline.io_search import DocumentStore, parse_time
+from newsmon.pipeline.notify import DeliveryError, Message, Notifier, make_notifier
+from newsmon.pipeline.surge import surge_message
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_exponential
 
-from .alerting import Attempt, alert_from_document, alert_message, apply_attempts
-from .config import AlertsConfig, ChannelConfig
-from .io_search import DocumentStore, parse_time
-from .models import content_id
-from .notify import DeliveryError, Message, Notifier, make_notifier
-from .surge import surge_message
+from newsmon.models import content_id
 
 log = logging.getLogger(__name__)
 

@@ -24,15 +24,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from . import logs
-from .config import (
-    AlertsConfig,
-    ChannelConfig,
-    ConfigError,
-    Settings,
-    load_checked_settings,
-    load_model,
-)
+from newsmon import logs
+from newsmon.config import ConfigError, Settings, load_checked_settings, load_model
+from newsmon.pipeline.alerts.config import AlertsConfig, ChannelConfig
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -140,7 +134,7 @@ def _load_feeds(settings: Settings) -> Any:
 
 
 def _load_rules(settings: Settings) -> Any:
-    from .rules import load_rules
+    from newsmon.pipeline.rules import load_rules
 
     return load_rules(settings.topics)
 
@@ -207,15 +201,15 @@ def check_kafka(settings: Settings) -> list[Finding]:
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError
 
-    from .io_kafka import client_options, snapshot_ranges
-    from .kafka_errors import connect_problem
+    from newsmon.kafka import connect_problem
+    from newsmon.pipeline.io_kafka import snapshot_ranges
 
     # The port answers; whether TLS and SASL go through is the next question (kafka-python's
     # own calls below would wait for metadata without a limit if the credentials are refused).
     if problem := connect_problem(kafka, timeout_s=TIMEOUT_S):
         return [Finding(severity, "kafka", f"{where}: {problem}")]
 
-    options = client_options(kafka) | {"request_timeout_ms": int(TIMEOUT_S * 1000) + 2000,
+    options = kafka.client_options() | {"request_timeout_ms": int(TIMEOUT_S * 1000) + 2000,
                                        "api_version_auto_timeout_ms": int(TIMEOUT_S * 1000)}
     try:
         consumer = KafkaConsumer(enable_auto_commit=False, **options)
@@ -312,7 +306,7 @@ def check_search(settings: Settings) -> list[Finding]:
 
 
 def _check_channel(name: str, channel: ChannelConfig) -> Finding:
-    from .notify import make_notifier
+    from newsmon.pipeline.notify import make_notifier
 
     check = f"channel {name}"
     if channel.secret_env and not os.environ.get(channel.secret_env):

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from .models import RawItem
+from newsmon.models import RawItem
 
 
 class SpoolPublisher:

@@ -12,8 +12,9 @@ import pathlib
 from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol, TypedDict
 
-from newsmon.pipeline.models import Classification
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from newsmon.models import Classification
 
 __all__ = [
     "ErrorsJSON",

@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from newsmon.pipeline.io_search import DocumentStore, StoreUnavailable
 from pydantic import BaseModel
-
-from .io_search import DocumentStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -19,21 +19,16 @@ import logging
 import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import apache_beam as beam
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from .config import KafkaSettings
-from .kafka_errors import connect_problem, unavailable
+from newsmon.config import KafkaSettings
+from newsmon.kafka import KafkaUnavailable, connect_problem, unavailable
 
 log = logging.getLogger(__name__)
-
-
-class KafkaUnavailable(RuntimeError):
-    """The broker could not be reached or did not acknowledge."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +52,6 @@ class RawRecord:
     origin: str
 
 
-def client_options(settings: KafkaSettings) -> dict[str, Any]:
-    return settings.client_options()
-
-
 def _consumer(settings: KafkaSettings, group_id: str | None) -> KafkaConsumer:
     # kafka-python refuses a request timeout at or below the session timeout (10 s by
     # default). The pipeline reads assigned partitions and uses its group only for offsets,
@@ -79,7 +70,7 @@ def _consumer(settings: KafkaSettings, group_id: str | None) -> KafkaConsumer:
             max_partition_fetch_bytes=1024 * 1024,
             fetch_max_bytes=16 * 1024 * 1024,
             receive_message_max_bytes=32 * 1024 * 1024,
-            **client_options(settings),
+            **settings.client_options(),
         )
     except KafkaError as exc:
         raise KafkaUnavailable(unavailable(settings, exc)) from exc
@@ -185,7 +176,7 @@ class KafkaDeadLetterProducer:
 
     def send_all(self, messages: Sequence[tuple[str, bytes]]) -> None:
         if self._producer is None:
-            self._producer = KafkaProducer(acks="all", **client_options(self.settings))
+            self._producer = KafkaProducer(acks="all", **self.settings.client_options())
         futures = [
             self._producer.send(self.settings.dead_letter_topic, key=k.encode(), value=v)
             for k, v in messages

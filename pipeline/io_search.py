@@ -28,10 +28,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from .config import SearchSettings
-from .mappings import (
+from newsmon.pipeline.mappings import (
     ID_FIELDS,
-    LANGUAGE_ANALYZERS,
     MAPPINGS,
     MONTHLY,
     TIME_FIELDS,
@@ -40,6 +38,9 @@ from .mappings import (
     kind_mapping,
     monthly_index,
 )
+
+from newsmon.config import SearchSettings
+from newsmon.languages import LANGUAGE_ANALYZERS
 
 log = logging.getLogger(__name__)
 

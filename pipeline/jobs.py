@@ -15,17 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import apache_beam as beam
-
-from . import metrics
-from .app import RunContext, build_pipeline, pipeline_options
-from .io_kafka import (
+from newsmon.pipeline.app import RunContext, build_pipeline, pipeline_options
+from newsmon.pipeline.io_kafka import (
     PartitionRange,
     RawRecord,
     ReadPartitionRangeFn,
     commit_ranges,
     snapshot_ranges,
 )
-from .io_search import open_store
+from newsmon.pipeline.io_search import open_store
+from newsmon.pipeline.metrics import observe_lag, observe_pipeline_result
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def run_kafka_batch(
     """
     kafka = ctx.settings.kafka
     ranges = snapshot_ranges(kafka, kafka.raw_topic, kafka.group_id)
-    metrics.observe_lag(kafka.group_id, ranges)
+    observe_lag(kafka.group_id, ranges)
     summary = BatchSummary(tuple(ranges))
     if summary.records == 0:
         log.info("nothing new in %s for group %s", kafka.raw_topic, kafka.group_id)
@@ -72,7 +71,7 @@ def run_kafka_batch(
             | "ReadRawItems" >> beam.ParDo(ReadPartitionRangeFn(kafka))
         )
         build_pipeline(records, ctx)
-    metrics.observe_pipeline_result("kafka", summary.records, p.result,
+    observe_pipeline_result("kafka", summary.records, p.result,
                                     time.monotonic() - started)
     if os.environ.get(CRASH_BEFORE_COMMIT_ENV):
         raise InjectedCrash("injected crash between the writes and the offset commit")
@@ -94,7 +93,7 @@ def run_records(
     started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(runner, extra_options)) as p:
         build_pipeline(p | "ReadRawItems" >> beam.Create(list(records)), ctx)
-    metrics.observe_pipeline_result("replay", len(records), p.result, time.monotonic() - started)
+    observe_pipeline_result("replay", len(records), p.result, time.monotonic() - started)
     return len(records)
 
 
@@ -159,7 +158,7 @@ def run_backfill(
                 ShowProgressFn(len(records), "backfill")
             )
         build_pipeline(stream, ctx)
-    metrics.observe_pipeline_result("archive", len(records), p.result, time.monotonic() - started)
+    observe_pipeline_result("archive", len(records), p.result, time.monotonic() - started)
     return len(records)
 
 

@@ -24,17 +24,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from newsmon.languages import LANGUAGE_ANALYZERS
+
 JsonDict = dict[str, Any]
 
-#: Article languages (ISO 639-1) -> the built-in analyzer for their subfield. Ukrainian and
-#: Polish analyzers come from plugins (analysis-ukrainian, analysis-stempel): they are used
-#: where a server has them, like the others.
-LANGUAGE_ANALYZERS: dict[str, str] = {
-    "en": "english", "de": "german", "fr": "french", "ru": "russian",
-    "uk": "ukrainian", "pl": "polish", "it": "italian", "es": "spanish",
-}
-#: The ones every server with the analysis-common module has (no plugin needed).
-COMMON_LANGUAGES: tuple[str, ...] = ("de", "en", "es", "fr", "it", "ru")
 #: Articles with neither ``published_at`` nor ``first_seen_at`` (never the pipeline's own)
 #: still need a deterministic home.
 UNDATED = "undated"

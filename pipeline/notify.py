@@ -21,8 +21,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any, Protocol, TextIO
 
 import httpx
-
-from .config import ChannelConfig
+from newsmon.pipeline.alerts.config import ChannelConfig
 
 log = logging.getLogger(__name__)
 

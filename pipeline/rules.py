@@ -54,8 +54,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NamedTuple
 
 import ahocorasick
-from newsmon.pipeline.config import ConfigError, read_yaml, validate
-from newsmon.pipeline.models import Classification, Entity, Evidence, TopicMatch
 from newsmon.pipeline.text import (
     NormalizedText,
     is_unspaced,
@@ -65,6 +63,9 @@ from newsmon.pipeline.text import (
     word_starts,
 )
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from newsmon.config import ConfigError, read_yaml, validate
+from newsmon.models import Classification, Entity, Evidence, TopicMatch
 
 __all__ = [
     "Classifier",

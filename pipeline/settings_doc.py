@@ -19,7 +19,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from .config import ENV_PREFIX, Settings
+from newsmon.config import ENV_PREFIX, Settings
 
 
 @dataclass(frozen=True)

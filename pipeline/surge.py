@@ -22,11 +22,12 @@ from datetime import UTC, datetime, timedelta
 from statistics import fmean, pstdev
 from typing import Any
 
-from .alerting import initial_state, owed
-from .config import AlertsConfig, SurgeRule
-from .io_search import DocumentStore, parse_time
-from .models import content_id
-from .notify import Message
+from newsmon.pipeline.alerting import initial_state, owed
+from newsmon.pipeline.alerts.config import AlertsConfig, SurgeRule
+from newsmon.pipeline.io_search import DocumentStore, parse_time
+from newsmon.pipeline.notify import Message
+
+from newsmon.models import content_id
 
 JsonDict = dict[str, Any]
 

@@ -19,7 +19,8 @@ from types import ModuleType
 
 import httpx
 import pytest
-from newsmon.pipeline.config import KafkaSettings, SearchSettings
+
+from newsmon.config import KafkaSettings, SearchSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,8 @@ from newsmon.pipeline.evaluation import (
     evaluate,
     read_records,
 )
-from newsmon.pipeline.models import Classification, TopicMatch
+
+from newsmon.models import Classification, TopicMatch
 
 
 class KeywordClassifier:

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
-from newsmon.pipeline.config import ConfigError
 from newsmon.pipeline.evaluation import evaluate, read_records
 from newsmon.pipeline.rules import Classifier, RuleSet, load_rules
 from newsmon.pipeline.text import normalize
 
+from newsmon.config import ConfigError
 from tests.conftest import SHARED
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,11 +12,11 @@ from newsmon.connectors.publisher import ListPublisher
 from newsmon.connectors.runner import Poller
 from newsmon.connectors.state import StateStore
 from newsmon.pipeline.cli import _publish_poll_dead_letters, app
-from newsmon.pipeline.config import load_settings
 from newsmon.pipeline.io_search import StoreUnavailable
-from newsmon.pipeline.metrics import REGISTRY
 from typer.testing import CliRunner
 
+from newsmon.config import load_settings
+from newsmon.metrics import REGISTRY
 from tests.connectors.feeds import Entry, rss
 from tests.connectors.server import LocalServer, Reply
 from tests.connectors.test_runner import Clock, feed_source, make_config, poller

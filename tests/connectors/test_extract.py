@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsmon.connectors.extract import (
-    canonical_url,
-    extract_article,
-    html_to_text,
-    strip_trailing_boilerplate,
-)
+from newsmon.connectors.extract import extract_article
 
+from newsmon.html import html_to_text, strip_trailing_boilerplate
+from newsmon.urls import canonical_url
 from tests.connectors.feeds import fixture
 
 SEED = "seeds/000_c1df5ca3d68847fe.txt"  # in the shared directory (tests/conftest.py)

@@ -14,9 +14,9 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from newsmon.connectors.publisher import KafkaPublisher, Publisher, PublishError
 from newsmon.connectors.runner import Poller
 from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource
-from newsmon.pipeline.config import KafkaSettings
-from newsmon.pipeline.models import RawItem, SourceRef
 
+from newsmon.config import KafkaSettings
+from newsmon.models import RawItem, SourceRef
 from tests.connectors.feeds import Entry, rss
 from tests.connectors.server import LocalServer, Reply
 

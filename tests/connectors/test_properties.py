@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from newsmon.connectors.extract import canonical_url, html_to_text, strip_trailing_boilerplate
 from newsmon.connectors.rss import parse_feed
 from newsmon.connectors.sources import RssSource
 from newsmon.connectors.telegram import parse_preview
+
+from newsmon.html import html_to_text, strip_trailing_boilerplate
+from newsmon.urls import canonical_url
 
 NOW = datetime(2024, 11, 25, tzinfo=UTC)
 SOURCE = RssSource(id="p", type="rss", url="https://p.example/f", name="P", lang="ru",

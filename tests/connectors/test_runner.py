@@ -14,11 +14,12 @@ import pytest
 from newsmon.connectors import cli_support
 from newsmon.connectors.base import PollResult
 from newsmon.connectors.publisher import ListPublisher, PublishError, read_archive
-from newsmon.connectors.runner import Poller, PollReport, SourceResult, source_health
+from newsmon.connectors.results import PollReport, SourceResult
+from newsmon.connectors.runner import Poller, source_health
 from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource, TelegramSource
 from newsmon.connectors.state import Cursor, StateStore
-from newsmon.pipeline.models import RawItem
 
+from newsmon.models import RawItem
 from tests.connectors.feeds import Entry, fixture, rss
 from tests.connectors.server import LocalServer, Reply, Request
 from tests.connectors.tgpages import channel_pages, page

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 from newsmon.connectors.sources import FeedsConfig, RssSource, TelegramSource, load_sources
-from newsmon.pipeline.config import ConfigError
+
+from newsmon.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

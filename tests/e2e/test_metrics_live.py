@@ -20,10 +20,10 @@ import httpx
 import pytest
 import yaml
 from kafka import KafkaProducer
-from newsmon.pipeline.config import KafkaSettings, SearchSettings
-from newsmon.pipeline.models import RawItem, SourceRef
 from prometheus_client.parser import text_string_to_metric_families
 
+from newsmon.config import KafkaSettings, SearchSettings
+from newsmon.models import RawItem, SourceRef
 from tests.localhttp import Response, serve
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -31,8 +31,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from newsmon.pipeline.config import KafkaSettings
 
+from newsmon.config import KafkaSettings
 from tests.conftest import elasticsearch_files, local_helpers, services_home
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from newsmon.pipeline.config import KafkaSettings, SearchSettings
 
+from newsmon.config import KafkaSettings, SearchSettings
 from tests.localhttp import Response, serve
 
 ROOT = Path(__file__).resolve().parents[2]

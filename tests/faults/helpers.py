@@ -15,8 +15,9 @@ from pathlib import Path
 
 import httpx
 from newsmon.connectors.publisher import KafkaPublisher
-from newsmon.pipeline.config import KafkaSettings
-from newsmon.pipeline.models import RawItem, SourceRef
+
+from newsmon.config import KafkaSettings
+from newsmon.models import RawItem, SourceRef
 
 ROOT = Path(__file__).resolve().parents[2]
 NEWSMON = Path(sys.executable).parent / "newsmon"

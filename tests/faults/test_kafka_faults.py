@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
-from newsmon.pipeline.config import KafkaSettings
 
+from newsmon.config import KafkaSettings
 from tests.faults.conftest import FaultServices
 from tests.faults.helpers import (
     NEWSMON,

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from newsmon.pipeline.models import RawItem, SourceRef
 
+from newsmon.models import RawItem, SourceRef
 from tests.faults.conftest import FaultServices
 from tests.faults.helpers import exactly_once, make_items, record, setup
 from tests.localhttp import Response, serve

@@ -17,10 +17,12 @@ import brotli
 import zstandard
 from newsmon.connectors.http import HttpClient, HttpSettings
 from newsmon.connectors.publisher import ListPublisher
-from newsmon.connectors.runner import DEAD_LETTER_PROBLEMS, Poller, PollReport, SourceResult
+from newsmon.connectors.results import PollReport, SourceResult
+from newsmon.connectors.runner import DEAD_LETTER_PROBLEMS, Poller
 from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource
-from newsmon.pipeline.metrics import REGISTRY
-from newsmon.pipeline.models import DeadLetter, RawItem
+
+from newsmon.metrics import REGISTRY
+from newsmon.models import DeadLetter, RawItem
 
 MB = 1024 * 1024
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

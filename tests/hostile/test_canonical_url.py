@@ -2,21 +2,17 @@
 
 The pipeline's copy dropped the brackets (``http://[2001:db8::1]:8080/y`` became
 ``http://2001:db8::1:8080/y``, a different URL whose port is part of the address), and a port
-that does not parse raised out of normalize and cost the item. There are two copies (the
-connectors' and the pipeline's, with different tracking-parameter lists, to be merged): both
-are held to the same answers here.
+that does not parse raised out of normalize and cost the item. The connectors' and the
+pipeline's copies are one function now (newsmon/urls.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
-from newsmon.connectors.extract import canonical_url as connectors_canonical_url
-from newsmon.pipeline.normalize import canonical_url as pipeline_canonical_url
 
-BOTH: list[Callable[[str], str]] = [connectors_canonical_url, pipeline_canonical_url]
+from newsmon.urls import canonical_url
 
 CASES = [
     ("http://[2001:db8::1]:8080/y", "http://[2001:db8::1]:8080/y"),
@@ -33,10 +29,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("canonical_url", BOTH, ids=["connectors", "pipeline"])
 @pytest.mark.parametrize(("url", "expected"), CASES)
-def test_ipv6_hosts_keep_their_brackets(canonical_url: Callable[[str], str], url: str,
-                                        expected: str) -> None:
+def test_ipv6_hosts_keep_their_brackets(url: str, expected: str) -> None:
     result = canonical_url(url)
     assert result == expected
     parts = urlsplit(result)  # still a URL, with the same host and port
@@ -45,9 +39,7 @@ def test_ipv6_hosts_keep_their_brackets(canonical_url: Callable[[str], str], url
     assert canonical_url(result) == result  # canonical: a second pass changes nothing
 
 
-@pytest.mark.parametrize("canonical_url", BOTH, ids=["connectors", "pipeline"])
 @pytest.mark.parametrize("url", ["http://[::1", "http://[zz::1]/", "http://h:99999/",
                                  "http://h:port/", "http://h:\u0669/"])
-def test_a_url_that_does_not_parse_is_kept_not_raised(canonical_url: Callable[[str], str],
-                                                      url: str) -> None:
+def test_a_url_that_does_not_parse_is_kept_not_raised(url: str) -> None:
     assert canonical_url(f" {url} ") == url

@@ -17,9 +17,9 @@ from newsmon.connectors.sources import RssSource
 from newsmon.connectors.telegram import parse_preview
 from newsmon.connectors.xmlguard import defuse
 from newsmon.pipeline import normalize
-from newsmon.pipeline.htmlguard import flat_text, too_deep
-from newsmon.pipeline.models import RawItem, SourceRef
 
+from newsmon.html import flat_text, html_to_text, too_deep
+from newsmon.models import RawItem, SourceRef
 from tests.hostile.server import hostile_server, respond
 
 pytestmark = pytest.mark.timeout(60)
@@ -148,12 +148,11 @@ NESTINGS = ["<div>", "<ul><li>", "<b><div></b>", "<div></span>", "<p><div>", "<a
 @pytest.mark.parametrize("pattern", NESTINGS)
 def test_deeply_nested_markup_is_text_in_bounded_time(pattern: str) -> None:
     """2 MB of one pattern (up to 500,000 levels). lexbor needs over a minute for 100,000
-    nested divs; the guard (pipeline/htmlguard.py) takes the text without a tree."""
+    nested divs; the guard (newsmon/html.py) takes the text without a tree."""
     markup = "<html><body>" + pattern * (2_000_000 // len(pattern)) + "deep text"
     assert too_deep(markup)
     checks: list[tuple[str, Callable[[], object]]] = [
-        ("pipeline.normalize.html_to_text", lambda: normalize.html_to_text(markup)),
-        ("connectors.extract.html_to_text", lambda: extract.html_to_text(markup)),
+        ("html_to_text", lambda: html_to_text(markup)),
         ("telegram.parse_preview", lambda: parse_preview(markup, "chan")),
         ("extract_article", lambda: extract.extract_article(markup, "https://e.example/a")),
     ]

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 from newsmon.pipeline import cli
-from newsmon.pipeline.runlock import EXIT_LOCKED
 
+from newsmon.runlock import EXIT_LOCKED
 from tests.localhttp import LocalServer, Response, serve
 
 ROOT = Path(__file__).resolve().parents[2]

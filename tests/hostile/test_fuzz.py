@@ -21,12 +21,11 @@ from hypothesis import strategies as st
 from newsmon.connectors.rss import parse_feed
 from newsmon.connectors.sources import RssSource
 from newsmon.connectors.telegram import parse_preview
-from newsmon.pipeline import normalize
-from newsmon.pipeline.htmlguard import flat_text, too_deep
-from newsmon.pipeline.models import RawItem
 from newsmon.pipeline.rules import Classifier
 from selectolax.lexbor import LexborHTMLParser
 
+from newsmon.html import flat_text, html_to_text, too_deep
+from newsmon.models import RawItem
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(120)
@@ -113,7 +112,7 @@ HTML_REPEATS = st.tuples(st.lists(HTML_BITS, min_size=1, max_size=8).map("".join
 @FUZZ
 @given(st.one_of(HTML_SOUPS, st.text(max_size=2000)))
 def test_html_to_text_takes_any_markup(markup: str) -> None:
-    text = timed(normalize.html_to_text, markup)
+    text = timed(html_to_text, markup)
     text.encode("utf-8", errors="surrogatepass")
     assert text == text.strip() and "\n\n\n" not in text
     assert len(text) <= len(markup)
@@ -138,7 +137,7 @@ def test_the_nesting_estimate_never_falls_below_the_real_depth(markup: str, limi
     """What ``too_deep`` lets through, lexbor builds at most ``limit`` deep (+2: an empty
     element, and a wrapper the tree builder implies, may sit below the deepest open one): the
     guard errs on the safe side, whatever the markup. (Each counterexample the exploration
-    found was a rule of the HTML tree builder missing from the model; see htmlguard.py.)"""
+    found was a rule of the HTML tree builder missing from the model; see newsmon/html.py.)"""
     if not too_deep(markup, limit=limit):
         assert dom_depth(markup) <= limit + 2
 

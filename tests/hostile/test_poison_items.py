@@ -29,10 +29,10 @@ from newsmon.connectors.publisher import KafkaPublisher, ListPublisher
 from newsmon.connectors.runner import MAX_ITEM_BYTES, Poller
 from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource, TelegramSource
 from newsmon.connectors.state import Cursor, Health, StateStore, storable_cursor
-from newsmon.pipeline.config import KafkaSettings
 from newsmon.pipeline.io_search import SqliteStore
-from newsmon.pipeline.models import DeadLetter, RawItem, SourceRef
 
+from newsmon.config import KafkaSettings
+from newsmon.models import DeadLetter, RawItem, SourceRef
 from tests.connectors.feeds import Entry, rss
 from tests.connectors.server import LocalServer, Reply, serve
 from tests.connectors.test_kafka import consume, topic  # noqa: F401 - a fixture, used by name

@@ -36,9 +36,9 @@ from newsmon.connectors.telegram import (
     parse_preview,
     parse_views,
 )
-from newsmon.pipeline.htmlguard import MAX_DEPTH
-from newsmon.pipeline.models import RawItem
 
+from newsmon.html import MAX_DEPTH
+from newsmon.models import RawItem
 from tests.connectors.server import LocalServer, Reply, Request, serve
 from tests.connectors.tgpages import page, post
 

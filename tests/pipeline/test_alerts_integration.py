@@ -10,19 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig, SurgeRule
 from newsmon.pipeline.app import RunContext
-from newsmon.pipeline.config import (
-    AlertRule,
-    AlertsConfig,
-    ChannelConfig,
-    SearchSettings,
-    Settings,
-    SurgeRule,
-)
 from newsmon.pipeline.io_search import DocumentStore, open_store
 from newsmon.pipeline.jobs import run_backfill
-from newsmon.pipeline.models import RawItem, SourceRef
 
+from newsmon.config import SearchSettings, Settings
+from newsmon.models import RawItem, SourceRef
 from tests.alertservers import Recorder, SmtpInbox, smtp_server
 from tests.localhttp import LocalServer, serve
 from tests.pipeline.test_surge import surge_contract

@@ -1,7 +1,9 @@
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.config import AlertsConfig, ConfigError, load_model, load_settings
+from newsmon.pipeline.alerts.config import AlertsConfig
+
+from newsmon.config import ConfigError, load_model, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

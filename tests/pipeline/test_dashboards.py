@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from newsmon.pipeline.config import SearchSettings
 from newsmon.pipeline.dashboards import (
     AGGREGATING,
     DATA_VIEWS,
@@ -19,7 +18,10 @@ from newsmon.pipeline.dashboards import (
     referenced_fields,
 )
 from newsmon.pipeline.io_search import open_store
-from newsmon.pipeline.mappings import COMMON_LANGUAGES, field_paths, kind_mapping
+from newsmon.pipeline.mappings import field_paths, kind_mapping
+
+from newsmon.config import SearchSettings
+from newsmon.languages import COMMON_LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "deploy" / "kibana" / "newsmon.ndjson"

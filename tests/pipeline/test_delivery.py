@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from newsmon.pipeline import alerting
-from newsmon.pipeline.config import AlertRule, AlertsConfig, ChannelConfig
+from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig
 from newsmon.pipeline.delivery import Deliverer, throttle_window
 from newsmon.pipeline.io_search import SqliteStore
-from newsmon.pipeline.models import Article, Evidence, SourceRef, TopicMatch
 from newsmon.pipeline.notify import DeliveryError, Message
 
+from newsmon.models import Article, Evidence, SourceRef, TopicMatch
 from tests.alertservers import Recorder
 from tests.localhttp import serve
 

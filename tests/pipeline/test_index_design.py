@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from newsmon.pipeline.config import SearchSettings
 from newsmon.pipeline.io_search import (
     BulkAction,
     ItemResult,
@@ -23,6 +22,8 @@ from newsmon.pipeline.io_search import (
     bulk_with_retry,
 )
 from newsmon.pipeline.mappings import MAPPINGS, index_template, monthly_index
+
+from newsmon.config import SearchSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.config import SearchSettings
 from newsmon.pipeline.io_search import DocumentStore, SqliteStore, open_store
+
+from newsmon.config import SearchSettings
 
 
 def _doc(doc_id: str, story: str, bands: list[str]) -> dict[str, object]:

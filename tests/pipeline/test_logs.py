@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline import logs
+
+from newsmon import logs
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {
@@ -64,7 +65,7 @@ def test_secret_values_are_masked_in_any_log_line(capsys: pytest.CaptureFixture[
 
 
 def test_a_slack_webhook_url_is_treated_as_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
-    from newsmon.pipeline.config import AlertsConfig, ChannelConfig
+    from newsmon.pipeline.alerts.config import AlertsConfig, ChannelConfig
 
     url = "https://hooks.slack.example/services/T000/B000/XXXXsecretpath"
     logs.register_secrets([AlertsConfig(channels={"ops": ChannelConfig(type="slack", url=url)})])

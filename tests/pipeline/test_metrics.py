@@ -8,14 +8,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from newsmon.connectors.runner import PollReport, SourceResult
-from newsmon.pipeline import metrics
+from newsmon.connectors import metrics as connectors_metrics
+from newsmon.connectors.results import PollReport, SourceResult
+from newsmon.pipeline import metrics as pipeline_metrics
+from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig
 from newsmon.pipeline.app import RunContext
-from newsmon.pipeline.config import AlertRule, AlertsConfig, ChannelConfig, Settings
 from newsmon.pipeline.io_kafka import PartitionRange, RawRecord
 from newsmon.pipeline.jobs import run_records
-from newsmon.pipeline.models import RawItem, SourceRef
 from prometheus_client.parser import text_string_to_metric_families
+
+from newsmon import metrics
+from newsmon.config import Settings
+from newsmon.models import RawItem, SourceRef
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -78,8 +82,8 @@ def test_a_pipeline_run_counts_items_per_stage_dead_letters_alerts_and_deliverie
 
 
 def test_kafka_lag_is_end_minus_committed_per_partition() -> None:
-    metrics.observe_lag("g-lag", [PartitionRange("t-lag", 0, 5, 12), PartitionRange("t-lag", 1,
-                                                                                    3, 3)])
+    pipeline_metrics.observe_lag("g-lag", [PartitionRange("t-lag", 0, 5, 12),
+                                           PartitionRange("t-lag", 1, 3, 3)])
     assert value("newsmon_kafka_lag", topic="t-lag", partition="0", group="g-lag") == 7
     assert value("newsmon_kafka_lag", topic="t-lag", partition="1", group="g-lag") == 0
 
@@ -92,7 +96,7 @@ def test_poll_reports_count_per_source() -> None:
         results=(SourceResult(source_id="feed-m", type="rss", status="ok", new_items=4),
                  SourceResult(source_id="feed-n", type="rss", status="error", error="HTTP 500")),
     )
-    metrics.observe_poll_report(report, "once")
+    connectors_metrics.observe_poll_report(report, "once")
     assert value("newsmon_source_items_published_total", source="feed-m", kind="new") == (
         before + 4)
     assert value("newsmon_source_polls_total", source="feed-n", status="error") == failed + 1

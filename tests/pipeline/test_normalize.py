@@ -1,14 +1,12 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from newsmon.pipeline.models import RawItem, SourceRef
-from newsmon.pipeline.normalize import (
-    canonical_url,
-    detect_language,
-    html_to_text,
-    normalize_item,
-    text_hash,
-)
+from newsmon.pipeline.normalize import normalize_item, text_hash
+
+from newsmon.html import html_to_text
+from newsmon.languages import detect_language
+from newsmon.models import RawItem, SourceRef
+from newsmon.urls import canonical_url
 
 SRC = SourceRef(id="demo", type="rss", name="Demo", lang="en", country="GB")
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

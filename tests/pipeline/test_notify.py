@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from newsmon.pipeline.config import ChannelConfig
+from newsmon.pipeline.alerts.config import ChannelConfig
 from newsmon.pipeline.notify import DeliveryError, Message, make_notifier, slack_escape
 
 from tests.alertservers import Recorder, smtp_server

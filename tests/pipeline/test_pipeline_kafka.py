@@ -12,15 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 from kafka import KafkaProducer
+from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig
 from newsmon.pipeline.app import RunContext
-from newsmon.pipeline.config import (
-    AlertRule,
-    AlertsConfig,
-    ChannelConfig,
-    KafkaSettings,
-    SearchSettings,
-    Settings,
-)
 from newsmon.pipeline.jobs import (
     CRASH_BEFORE_COMMIT_ENV,
     InjectedCrash,
@@ -28,7 +21,9 @@ from newsmon.pipeline.jobs import (
     run_kafka_batch,
     run_kafka_stream,
 )
-from newsmon.pipeline.models import RawItem, SourceRef
+
+from newsmon.config import KafkaSettings, SearchSettings, Settings
+from newsmon.models import RawItem, SourceRef
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.config import SearchSettings
 from newsmon.pipeline.io_search import DocumentStore, SqliteStore, open_store
 from newsmon.pipeline.report import (
     build,
@@ -27,6 +26,8 @@ from newsmon.pipeline.report import (
     safe_href,
     summarize,
 )
+
+from newsmon.config import SearchSettings
 
 UNTIL = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
 SINCE = UNTIL - timedelta(days=7)

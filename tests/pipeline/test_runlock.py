@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 from newsmon.pipeline.cli import app
-from newsmon.pipeline.runlock import EXIT_LOCKED, RunLocked, run_lock
 from typer.testing import CliRunner
+
+from newsmon.runlock import EXIT_LOCKED, RunLocked, run_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +36,7 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from pathlib import Path; "
-         "from newsmon.pipeline.runlock import run_lock\n"
+         "from newsmon.runlock import run_lock\n"
          "with run_lock(Path(sys.argv[1]), 'pipeline'):\n"
          "    print('held', flush=True); time.sleep(120)", str(tmp_path)],
         stdout=subprocess.PIPE, text=True)

@@ -10,8 +10,9 @@ import elasticsearch
 import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from newsmon.pipeline import io_search
-from newsmon.pipeline.config import SearchSettings
 from newsmon.pipeline.io_search import SearchServerStore, StoreUnavailable
+
+from newsmon.config import SearchSettings
 
 
 def api_error(status: int) -> elasticsearch.ApiError:

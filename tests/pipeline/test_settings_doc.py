@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsmon.pipeline.config import load_settings
 from newsmon.pipeline.settings_doc import render, settings_docs
+
+from newsmon.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

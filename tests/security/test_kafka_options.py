@@ -18,9 +18,11 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from newsmon.connectors.publisher import KafkaPublisher
 from newsmon.pipeline.cli import app
-from newsmon.pipeline.config import ConfigError, KafkaSettings, load_settings
-from newsmon.pipeline.io_kafka import KafkaUnavailable, snapshot_ranges
+from newsmon.pipeline.io_kafka import snapshot_ranges
 from typer.testing import CliRunner
+
+from newsmon.config import ConfigError, KafkaSettings, load_settings
+from newsmon.kafka import KafkaUnavailable
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,5 +1,6 @@
-"""Clear messages for Kafka failures (kept apart from io_kafka: no Beam import, so the
-pollers' publisher can use it too)."""
+"""Kafka for both halves: the error a run fails with when the brokers cannot be reached, and
+clear messages for Kafka failures (no Beam import: the pollers' publisher and the pipeline's
+reader use it alike; the client options themselves are ``KafkaSettings.client_options``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from kafka.errors import (
     SaslAuthenticationFailedError,
 )
 
-from .config import KafkaSettings
+from newsmon.config import KafkaSettings
+
+
+class KafkaUnavailable(RuntimeError):
+    """The broker could not be reached or did not acknowledge."""
+
 
 #: Failures after which kafka-python says only that no broker answered in time.
 _OPAQUE = (NoBrokersAvailable, KafkaTimeoutError)

@@ -13,11 +13,10 @@ that passes here and crashes a command later is a bug of this module.
 
 from __future__ import annotations
 
-import ipaddress
+import importlib.util
 import os
 import re
-import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -30,7 +29,16 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
+)
+
+from newsmon.values import (
+    CONTROL,
+    checked,
+    file_problem,
+    host_port_problem,
+    http_url_problem,
+    key_pair_problem,
+    state_dir_problem,
 )
 
 ENV_PREFIX = "NEWSMON_"
@@ -50,87 +58,13 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """The base of every config model: unknown keys rejected, frozen, finite numbers."""
+
     # Attribute docstrings become field descriptions: docs/settings.md is generated from them.
     # No inf/nan: `.inf` is valid YAML and passes `gt=0`, but no timeout or threshold means it.
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True,
                               allow_inf_nan=False)
-
-
-# --- single values: what the clients that take them accept ---------------------------------
-
-_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-_HOST_NAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
-_PORT = re.compile(r"^[0-9]{1,5}$")  # ASCII digits only: int() also takes "٣"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def host_problem(host: str) -> str | None:
-    """Why ``host`` is not a host name (ASCII, punycode for others), an IPv4 address or an
-    IPv6 address without brackets; None when it is one."""
-    if not host:
-        return "no host"
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])  # an IPv6 zone (fe80::1%eth0) is allowed
-        return None
-    except ValueError:
-        pass
-    if ":" in host:
-        return f"{host!r} is neither a host name nor an IPv6 address"
-    if len(host) > 253 or not _HOST_NAME.match(host):
-        return f"{host!r} is not a host name (letters, digits, '-', '.'; punycode for others)"
-    if host.rstrip(".").rsplit(".", 1)[-1].isdigit():
-        return f"{host!r} is not an IPv4 address"
-    return None
-
-
-def port_problem(port: str) -> str | None:
-    if not _PORT.match(port) or not 1 <= int(port) <= 65535:
-        return f"port {port!r} is not a number from 1 to 65535"
-    return None
-
-
-def http_url_problem(url: str) -> str | None:
-    """Why ``url`` is not an absolute http(s) URL with a valid host and port; None if it is."""
-    if not url or _CONTROL.search(url) or any(c.isspace() for c in url):
-        return "must be an http:// or https:// URL, without spaces"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:  # an unclosed or invalid IPv6 bracket, a port that is no number
-        return f"not a valid URL: {exc}"
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return "must be an http:// or https:// URL with a host, like https://example.org"
-    problem = host_problem(parts.hostname or "")
-    if problem:
-        return problem
-    if port == 0:
-        return "port 0 is not a port (1 to 65535)"
-    return None
-
-
-def host_port_problem(address: str) -> str | None:
-    """Why ``address`` is not ``host:port`` (``[v6 address]:port`` for IPv6); None if it is."""
-    if address.startswith("["):
-        inner, bracket, rest = address[1:].partition("]")
-        if not bracket or not rest.startswith(":"):
-            return f"{address!r} is not [IPv6 address]:port"
-        host, port = inner, rest[1:]
-        if ":" not in host:
-            return f"{address!r}: brackets are only for IPv6 addresses"
-    else:
-        host, colon, port = address.rpartition(":")
-        if not colon:
-            return f"{address!r} has no port (host:port, like 127.0.0.1:9092)"
-        if ":" in host:
-            return f"{address!r}: an IPv6 address needs brackets, like [::1]:9092"
-    return host_problem(host) or port_problem(port)
-
-
-def _checked(problem: str | None, value: str) -> str:
-    if problem:
-        raise ValueError(problem)
-    return value
 
 
 # --- main settings (config/newsmon.yaml) -------------------------------------------------
@@ -140,7 +74,7 @@ def _checked(problem: str | None, value: str) -> str:
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
-class KafkaSettings(_Strict):
+class KafkaSettings(StrictModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     """Brokers, `host:port` separated by commas."""
     raw_topic: str = "newsmon.raw-items"
@@ -176,7 +110,7 @@ class KafkaSettings(_Strict):
     def _brokers(cls, value: str) -> str:
         brokers = [b.strip() for b in value.split(",")]
         for broker in brokers:
-            _checked(host_port_problem(broker) if broker else "an empty entry", value)
+            checked(host_port_problem(broker) if broker else "an empty entry", value)
         return ",".join(brokers)
 
     @field_validator("raw_topic", "dead_letter_topic")
@@ -189,7 +123,7 @@ class KafkaSettings(_Strict):
     @field_validator("group_id", "sasl_username")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        if value is not None and (not value or _CONTROL.search(value)):
+        if value is not None and (not value or CONTROL.search(value)):
             raise ValueError("must be a non-empty name without control characters")
         return value
 
@@ -242,7 +176,7 @@ class KafkaSettings(_Strict):
         return opts
 
 
-class SearchSettings(_Strict):
+class SearchSettings(StrictModel):
     backend: Literal["embedded", "elasticsearch", "opensearch"] = "embedded"
     """Where documents go: a search server, or `embedded` (SQLite in state_dir, no server)."""
     url: str = "http://127.0.0.1:9200"
@@ -278,7 +212,7 @@ class SearchSettings(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _checked(http_url_problem(value), value)
+        return checked(http_url_problem(value), value)
 
     @field_validator("index_prefix")
     @classmethod
@@ -303,7 +237,7 @@ class SearchSettings(_Strict):
         return found
 
 
-class Settings(_Strict):
+class Settings(StrictModel):
     """Everything a run needs, with paths resolved against the config directory."""
 
     state_dir: Path = Path(".newsmon")
@@ -325,159 +259,6 @@ class Settings(_Strict):
         """Settings that are valid one by one but do not go together."""
         return self.kafka.problems() + self.search.problems()
 
-
-# --- alert rules (config/alerts.yaml) -----------------------------------------------------
-
-
-class ChannelConfig(_Strict):
-    """How alerts reach people: looked up by ``type`` in notify.py.
-
-    Secrets (a webhook token, the SMTP password, the Telegram bot token) are never written
-    here: ``secret_env`` names the environment variable that holds them.
-    """
-
-    type: Literal["console", "webhook", "slack", "smtp", "telegram"]
-    #: webhook / slack: where to POST. telegram: the Bot API base URL.
-    url: str | None = None
-    #: Name of the environment variable holding this channel's secret (token, password).
-    secret_env: str | None = None
-    #: smtp: recipients, sender, server, login name; ``tls`` is starttls, ssl or none.
-    to: tuple[str, ...] = ()
-    sender: str | None = None
-    host: str | None = None
-    port: int | None = Field(default=None, gt=0, lt=65536)
-    tls: Literal["starttls", "ssl", "none"] = "starttls"
-    username: str | None = None
-    #: telegram: the chat (``@channelname`` or a numeric id) the bot writes to.
-    chat_id: str | None = None
-    #: One request's time limit, and how many tries one delivery gets before the alert is
-    #: left pending for the next run: together they bound how long a dead channel can hold
-    #: up the pipeline.
-    timeout_s: float = Field(default=10.0, gt=0, le=120)
-    attempts: int = Field(default=3, ge=1, le=10)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return None if value is None else _checked(http_url_problem(value), value)
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str | None) -> str | None:
-        return None if value is None else _checked(host_problem(value), value)
-
-    @field_validator("secret_env")
-    @classmethod
-    def _variable(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
-            raise ValueError("must be the name of an environment variable, like NEWSMON_TOKEN")
-        return value
-
-    @field_validator("sender", "to")
-    @classmethod
-    def _addresses(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
-        # One bare address each: a newline would be a header of its own (injection), and a
-        # name or a list in one entry is refused by the server only at delivery time.
-        for address in (value,) if isinstance(value, str) else value or ():
-            local, at, domain = address.rpartition("@")
-            if (not at or not local or _CONTROL.search(address) or " " in address
-                    or "," in address or host_problem(domain)):
-                raise ValueError(f"{address!r} is not an e-mail address (user@example.org)")
-        return value
-
-    @field_validator("chat_id")
-    @classmethod
-    def _chat(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|-?[0-9]{1,20})$",
-                                              value):
-            raise ValueError("must be @channelname or a numeric chat id")
-        return value
-
-    @model_validator(mode="after")
-    def _complete(self) -> ChannelConfig:
-        needs: dict[str, tuple[str, ...]] = {
-            "webhook": ("url",), "slack": ("url",), "smtp": ("host", "sender", "to"),
-            "telegram": ("chat_id", "secret_env"),
-        }
-        missing = [f for f in needs.get(self.type, ()) if not getattr(self, f)]
-        if missing:
-            raise ValueError(f"a {self.type} channel needs {', '.join(missing)}")
-        return self
-
-
-class _RuleBase(_Strict):
-    name: str
-    topic: str
-    languages: tuple[str, ...] = ()
-    sources: tuple[str, ...] = ()
-    countries: tuple[str, ...] = ()
-    channels: tuple[str, ...] = ("console",)
-    #: At most one delivery per channel per window of this many seconds (0: no throttle);
-    #: alerts held back are kept on the alert and the window's throttle document.
-    throttle_s: int = Field(default=0, ge=0, le=MAX_PERIOD_S)
-
-
-class AlertRule(_RuleBase):
-    """A story alert: the first article of a story whose topic score reaches ``threshold``."""
-
-    threshold: float = Field(default=1.0, ge=0)
-
-
-class SurgeRule(_RuleBase):
-    """A surge alert: a topic's article count in the current interval against its baseline,
-    the mean and standard deviation of the ``baseline_intervals`` intervals before it."""
-
-    interval_s: int = Field(default=3600, ge=60, le=MAX_PERIOD_S // 24)
-    baseline_intervals: int = Field(default=24, ge=2, le=24 * 30)
-    #: How many standard deviations above the mean count as a surge.
-    k: float = Field(default=3.0, ge=0)
-    #: Never alert below this many articles in the interval, whatever the baseline.
-    min_count: int = Field(default=5, ge=1)
-
-
-class AlertsConfig(_Strict):
-    channels: dict[str, ChannelConfig] = {"console": ChannelConfig(type="console")}
-    rules: tuple[AlertRule, ...] = ()
-    surges: tuple[SurgeRule, ...] = ()
-    #: A delivery still failing this long after the alert was raised is given up (recorded).
-    give_up_after_s: int = Field(default=24 * 3600, gt=0, le=MAX_PERIOD_S)
-    #: After a failed delivery, the channel is not tried again for this alert sooner than this
-    #: (the end-of-run sweep right after a failure would only fail again).
-    retry_after_s: int = Field(default=60, ge=0, le=MAX_PERIOD_S)
-    #: How long a deliverer holds an alert before another may take it over (a crash between
-    #: sending and recording then means one repeated message, never a lost one).
-    lease_s: int = Field(default=300, gt=0, le=MAX_PERIOD_S)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> AlertsConfig:
-        # One "dotted.key: problem" per line: config.validate reports them under their keys.
-        problems = []
-        first: dict[str, str] = {}
-        for key, rule in self.keyed_rules():
-            if rule.name in first:
-                problems.append(f"{key}.name: rule names must be unique: {rule.name} "
-                                f"(first at {first[rule.name]})")
-            first.setdefault(rule.name, key)
-            unknown = [c for c in rule.channels if c not in self.channels]
-            if unknown:
-                problems.append(f"{key}.channels: unknown channel {', '.join(unknown)} "
-                                f"(rule {rule.name}; channels are: {', '.join(self.channels)})")
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
-
-    def keyed_rules(self) -> list[tuple[str, AlertRule | SurgeRule]]:
-        """Every rule with its dotted key in the file (``rules.0``, ``surges.1``)."""
-        keyed: list[tuple[str, AlertRule | SurgeRule]] = [
-            (f"rules.{i}", r) for i, r in enumerate(self.rules)]
-        keyed += [(f"surges.{i}", r) for i, r in enumerate(self.surges)]
-        return keyed
-
-    def rule(self, name: str) -> AlertRule | SurgeRule | None:
-        for rule in self.rules:
-            if rule.name == name:
-                return rule
-        return next((r for r in self.surges if r.name == name), None)
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -588,6 +369,16 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def shipped_config_dir() -> Path:
+    """The configuration newsmon ships, config/: package data of an installed wheel (package
+    ``newsmon.shipped``, mapped to the folder in pyproject.toml), so ``newsmon run --demo``
+    works wherever newsmon is installed; in a checkout, the folder itself."""
+    spec = importlib.util.find_spec("newsmon.shipped")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parent.parent / "config"
+
+
 def default_config_dir(environ: Mapping[str, str] | None = None) -> Path:
     environ = os.environ if environ is None else environ
     return Path(environ.get("NEWSMON_CONFIG_DIR", "config"))
@@ -652,52 +443,6 @@ def load_settings(
     )
 
 
-def _state_dir_problem(directory: Path) -> str | None:
-    """Why a run could not create or write ``directory``; None when it can."""
-    probe = directory.absolute()
-    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
-        probe = probe.parent  # the nearest part that exists: mkdir -p starts there
-    if not probe.is_dir():
-        return f"{probe} is not a directory" + (f" (so {directory} cannot be one)"
-                                                 if probe != directory.absolute() else "")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return f"{probe} is not writable by this user" + (
-            f" (to create {directory} in it)" if probe != directory.absolute() else "")
-    return None
-
-
-def _file_problem(path: str, *, ca: bool = False) -> str | None:
-    """Why a run could not read the file at ``path``; None when it can.
-
-    ``ca``: also load it the way the TLS clients do, so a file that is there but holds no
-    certificate is found now, not at connect time.
-    """
-    file = Path(path)
-    if not file.exists():
-        return f"{path}: no such file"
-    if not file.is_file():
-        return f"{path} is not a file"
-    if not os.access(file, os.R_OK):
-        return f"{path} is not readable by this user"
-    if ca:
-        try:
-            ssl.create_default_context(cafile=path)
-        except (ssl.SSLError, ValueError) as exc:
-            return f"{path} is not a PEM CA bundle ({getattr(exc, 'reason', None) or exc})"
-    return None
-
-
-def _key_pair_problem(certfile: str, keyfile: str) -> str | None:
-    """Why the client certificate and key cannot be loaded (a key with a passphrase cannot:
-    no setting gives one, and OpenSSL would ask for it on the terminal)."""
-    try:
-        ssl.create_default_context().load_cert_chain(certfile, keyfile, password=lambda: b"")
-    except (ssl.SSLError, ValueError) as exc:
-        return (f"{certfile} and {keyfile} are not a PEM certificate and its unencrypted key "
-                f"({getattr(exc, 'reason', None) or exc})")
-    return None
-
-
 def check_settings(
     settings: Settings, path: Path, environ: Mapping[str, str] | None = None
 ) -> list[str]:
@@ -712,18 +457,18 @@ def check_settings(
         if problem:
             found.append(f"{_env_origin(overrides, loc) or path}: {'.'.join(loc)}: {problem}")
 
-    add(("state_dir",), _state_dir_problem(settings.state_dir))
+    add(("state_dir",), state_dir_problem(settings.state_dir))
     kafka, search = settings.kafka, settings.search
     if kafka.ssl_cafile:
-        add(("kafka", "ssl_cafile"), _file_problem(kafka.ssl_cafile, ca=True))
+        add(("kafka", "ssl_cafile"), file_problem(kafka.ssl_cafile, ca=True))
     if search.ca_certs:
-        add(("search", "ca_certs"), _file_problem(search.ca_certs, ca=True))
+        add(("search", "ca_certs"), file_problem(search.ca_certs, ca=True))
     pair = [(name, getattr(kafka, name)) for name in ("ssl_certfile", "ssl_keyfile")]
-    given = [(name, _file_problem(value)) for name, value in pair if value]
+    given = [(name, file_problem(value)) for name, value in pair if value]
     for name, problem in given:
         add(("kafka", name), problem)
     if len(given) == 2 and not any(problem for _, problem in given):
-        add(("kafka", "ssl_certfile"), _key_pair_problem(kafka.ssl_certfile or "",
+        add(("kafka", "ssl_certfile"), key_pair_problem(kafka.ssl_certfile or "",
                                                          kafka.ssl_keyfile or ""))
     return found
 
@@ -745,14 +490,6 @@ def load_checked_settings(
     if problems:
         raise ConfigError(problems)
     return settings
-
-
-def unknown_alert_topics(alerts: AlertsConfig, topics: Iterable[str], path: Path) -> list[str]:
-    """Alert rules for a topic the rule file does not define (they could never fire)."""
-    known = set(topics)
-    return [f"{path}: {key}.topic: unknown topic {rule.topic!r} (topics are: "
-            f"{', '.join(sorted(known))})" for key, rule in alerts.keyed_rules()
-            if rule.topic not in known]
 
 
 def load_model(model: type[M], path: Path) -> M:

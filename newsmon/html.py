@@ -1,10 +1,21 @@
-"""Markup nested too deeply for an HTML tree builder, and a linear way to its text instead.
+"""HTML to text, once for both halves: the connectors clean what they publish with it, the
+pipeline normalizes with it (and gets the connectors' output back unchanged).
 
-An HTML5 tree builder checks the stack of open elements for most start tags ("is there a
-``p`` in button scope?"), so its time grows with the square of the nesting depth. lexbor
-(selectolax) needs 3 s for 40,000 nested ``<div>``s (240 KB) and over a minute for 100,000
-(1.1 MB); ``<ul><li>``, ``<p><div>``, ``<div></span>`` and misnested ``<b><div></b>`` grow its
-stack the same way. A 10 MB page, within the fetch limit, would hold a worker for hours.
+* :func:`html_to_text`: the visible text of a fragment or a page, one block per line, without
+  scripts, styles, forms, navigation and footers, and without lines that are never article
+  text wherever they stand (image credits, "read more", calls to subscribe or follow);
+* :func:`clean_text`: spaces collapsed, lines stripped, at most one blank line in a row;
+* :func:`strip_trailing_boilerplate`: calls to subscribe, donate or follow and image credits at
+  the *end* of a text (where sites put them), so an article that discusses a newsletter keeps
+  its words.
+
+Markup nested too deeply for an HTML tree builder never reaches one; a linear way to its
+text is used instead. An HTML5 tree builder checks the stack of open elements for most start
+tags ("is there a ``p`` in button scope?"), so its time grows with the square of the nesting
+depth. lexbor (selectolax) needs 3 s for 40,000 nested ``<div>``s (240 KB) and over a minute
+for 100,000 (1.1 MB); ``<ul><li>``, ``<p><div>``, ``<div></span>`` and misnested
+``<b><div></b>`` grow its stack the same way. A 10 MB page, within the fetch limit, would
+hold a worker for hours.
 
 :func:`too_deep` estimates the depth of the stack in one linear pass and errs on the high
 side (it closes only what HTML certainly closes); markup over :data:`MAX_DEPTH` is not given
@@ -17,6 +28,100 @@ from __future__ import annotations
 
 import html
 import re
+
+from selectolax.lexbor import LexborHTMLParser
+
+_BLOCK_END = re.compile(
+    r"(?i)(<br\s*/?>|</(?:p|div|li|h[1-6]|blockquote|tr|pre|section|article|figcaption)\s*>)"
+)
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+#: Elements whose content is never article text.
+_NOT_TEXT = ["script", "style", "noscript", "template", "iframe", "svg", "form", "nav", "footer",
+             "aside"]
+#: Lines that are never article text, wherever they stand: image credits, "read more" links,
+#: calls to subscribe or follow, in the languages of the starter feeds.
+_BOILERPLATE_LINE = re.compile(
+    r"^(?:bild:|foto:|photo:|image:|read more|mehr zum thema|abonnieren sie|subscribe to|"
+    r"werden sie teil unserer community|gerne können sie auch|follow us on|подписывайтесь|"
+    r"підписуйтесь|читайте также|читайте також)",
+    re.IGNORECASE,
+)
+
+
+def clean_text(text: str) -> str:
+    """Collapse runs of spaces, strip each line, keep at most one blank line in a row."""
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def html_to_text(markup: str) -> str:
+    """Visible text of an HTML fragment or page: block ends and ``<br>`` become line breaks,
+    entities are decoded, elements that are not text (:data:`_NOT_TEXT`) and boilerplate
+    lines are dropped. Plain text passes through, cleaned the same way."""
+    if not markup:
+        return ""
+    if "<" not in markup and "&" not in markup:
+        text = markup
+    elif too_deep(markup):  # a tree builder would take quadratic time (see too_deep)
+        text = flat_text(markup)
+    else:
+        tree = LexborHTMLParser("<body>" + _BLOCK_END.sub(r"\1\n", markup) + "</body>")
+        tree.strip_tags(_NOT_TEXT)
+        body = tree.body
+        text = body.text(deep=True) if body is not None else ""
+    kept = (line for line in clean_text(text).split("\n") if not _BOILERPLATE_LINE.match(line))
+    return _BLANK_LINES.sub("\n\n", "\n".join(kept)).strip()
+
+
+# --- boilerplate at the end of articles ----------------------------------------------------
+
+# Calls to subscribe, donate or follow. They are only ever removed from the *end* of a text
+# (see strip_trailing_boilerplate), where sites put them, so an article that discusses a
+# newsletter keeps its words.
+_BOILERPLATE = re.compile(
+    r"(?i)("
+    r"newsletter|subscribe|sign up|donat|support us|support our|become a (member|patron)|"
+    r"follow us|appeared first on|"
+    r"spende|unterstützen sie uns|premium-mitglied|abonnieren sie|folgen sie uns|"
+    r"werden sie teil|erschien zuerst|"
+    r"abonnez-vous|faire un don|soutenez|lettre d'information|suivez-nous|"
+    r"est apparu en premier|"
+    r"подпиш|подписыва|поддержите|пожертвова|рассылк|"
+    r"підпиш|підтримайте|донат|розсилк|"
+    r"zapisz się|wesprzyj|darowizn|subskryb|obserwuj nas|"
+    r"iscriviti|abbonati|sostienici|donazion|seguici|"
+    r"suscríbete|suscribete|donación|apóyanos|síguenos|boletín"
+    r")"
+)
+_CREDIT = re.compile(
+    r"(?i)^(bild|foto|photo|image|picture|fotografía|zdjęcie|фото|źródło|quelle|crédit|credit)"
+    r"\s*[:©]"
+)
+#: A paragraph longer than this is article text even if it mentions a newsletter.
+_MAX_BOILERPLATE_CHARS = 600
+
+
+def strip_trailing_boilerplate(text: str) -> str:
+    """Drop the trailing paragraphs that are calls to subscribe/donate/follow or image
+    credits, stopping at the first one that is not (only the end of a text is touched)."""
+    paragraphs = [p for p in text.split("\n") if p.strip()]
+    end = len(paragraphs)
+    while end > 0:
+        para = paragraphs[end - 1].strip()
+        is_call = len(para) <= _MAX_BOILERPLATE_CHARS and _BOILERPLATE.search(para)
+        is_credit = len(para) <= 80 and _CREDIT.match(para)
+        if not (is_call or is_credit):
+            break
+        end -= 1
+    if end == len(paragraphs):
+        return text
+    return "\n".join(paragraphs[:end])
+
+
+# --- markup too deep for a tree builder -----------------------------------------------------
+
+
 
 #: Deeper than any real page; lexbor parses 2 M tags at this depth in a few seconds.
 MAX_DEPTH = 512

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -203,6 +203,11 @@ class DeadLetter(_Frozen):
     source_id: str
     payload: str
     created_at: UtcDatetime
+
+    def document(self, *, replayed: bool = False) -> dict[str, Any]:
+        """The letter as the dead-letter index stores it: its fields and whether it was
+        replayed (every writer of the index, the pipeline's and the pollers', uses this)."""
+        return self.model_dump(mode="json") | {"replayed": replayed}
 
     @staticmethod
     def make(*, stage: Stage, error: str, source_id: str, payload: str) -> DeadLetter:

@@ -1,0 +1,327 @@
+"""Every metric newsmon exposes, in one place, and the two ways they leave the process.
+
+Continuous runs (``newsmon poll``, ``newsmon pipeline run --mode stream``) serve them over HTTP
+for Prometheus to scrape (``--metrics-port``, bound to 127.0.0.1 unless told otherwise).
+Scheduled runs (``poll --once``, ``pipeline run --mode batch``) write them to a file at the end
+(``--metrics-file``), in the format of node-exporter's textfile collector: the file is replaced
+atomically, and counters carry on from the previous file, so they only ever go up across runs
+as Prometheus expects of a counter. Histograms are left out of the file (their buckets cannot
+be carried on); the ``newsmon_last_run_*`` gauges give each run's duration and outcome.
+
+Where the numbers come from:
+
+* connectors count in the process (``newsmon.connectors.metrics.observe_poll_report`` after
+  every pass);
+* pipeline stages count with Beam metrics (namespace ``newsmon``), because on a distributed
+  runner the stages run in other processes; the driver reads them from the finished run's
+  ``PipelineResult`` (``newsmon.pipeline.metrics.observe_pipeline_result``) and adds them here
+  (:func:`apply_beam_counter`). The names of those Beam counters are defined here too
+  (``stage_counter``, ``delivery_counter``);
+* Kafka lag (end offset minus the group's committed offset, per partition) from the offset
+  snapshot each batch or stream round takes before it reads (``newsmon.pipeline.metrics``).
+
+This module imports neither half: the observers live beside what they observe.
+
+Every metric has at least one label, so a file written by ``poll`` and one written by the
+pipeline never hold the same series (node-exporter rejects duplicates across files).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+    write_to_textfile,
+)
+from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.process_collector import ProcessCollector
+
+log = logging.getLogger(__name__)
+
+#: Beam metrics namespace of the pipeline's counters.
+NAMESPACE = "newsmon"
+
+# ``*_created`` series double the size of the output and mean nothing for a textfile.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
+
+#: newsmon's own metrics (no process metrics: those mean nothing in a file after the exit).
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# --- connectors ----------------------------------------------------------------------------
+
+POLLS = Counter("newsmon_connector_polls", "Polls by source type and outcome",
+                ["type", "status"], registry=REGISTRY)
+ITEMS = Counter("newsmon_connector_items", "Items published by source type (new or updated)",
+                ["type", "kind"], registry=REGISTRY)
+PROBLEMS = Counter("newsmon_connector_problems", "Broken input met while polling, by kind",
+                   ["type", "kind"], registry=REGISTRY)
+POLL_DEAD_LETTERS = Counter("newsmon_connector_dead_letters",
+                            "Failures parked as dead letters by the pollers (new ones only)",
+                            ["type"], registry=REGISTRY)
+FETCH_SECONDS = Histogram("newsmon_connector_poll_seconds",
+                          "Time to fetch, parse and enrich one source", ["type"],
+                          registry=REGISTRY)
+SOURCE_POLLS = Counter(
+    "newsmon_source_polls",
+    "Polls per source and outcome (ok, not-modified, throttled, error, publish-failed, "
+    "disabled)",
+    ["source", "status"], registry=REGISTRY,
+)
+SOURCE_ITEMS = Counter("newsmon_source_items_published",
+                       "Items published to Kafka per source (new or updated)",
+                       ["source", "kind"], registry=REGISTRY)
+SOURCE_PROBLEMS = Counter("newsmon_source_problems",
+                          "Broken entries met per source (counted, logged, skipped)",
+                          ["source"], registry=REGISTRY)
+POLL_PASS_SECONDS = Histogram("newsmon_poll_pass_seconds",
+                              "Duration of one pass over the due sources", ["mode"],
+                              registry=REGISTRY)
+
+# --- pipeline --------------------------------------------------------------------------------
+
+#: Stages with in/out counts, in the order of the graph (app.build_pipeline).
+STAGES = ("decode", "normalize", "classify", "group", "write", "alerts", "notify",
+          "dead_letters")
+
+PIPELINE_ITEMS = Counter(
+    "newsmon_pipeline_items",
+    "Items per pipeline stage: in (entered), out (passed on), dead_letter (parked)",
+    ["stage", "outcome"], registry=REGISTRY,
+)
+PIPELINE_RECORDS = Counter("newsmon_pipeline_records_read",
+                           "Raw records a pipeline run read (Kafka, archive, replay)",
+                           ["input"], registry=REGISTRY)
+PIPELINE_RUNS = Counter("newsmon_pipeline_runs", "Pipeline runs (stream: rounds) by input",
+                        ["input"], registry=REGISTRY)
+PIPELINE_SECONDS = Histogram("newsmon_pipeline_run_seconds",
+                             "Duration of one pipeline run (stream: one round)", ["input"],
+                             registry=REGISTRY)
+DOCUMENTS = Counter("newsmon_documents",
+                    "Article documents: written, or skipped as exact copies",
+                    ["result"], registry=REGISTRY)
+TOPIC_MATCHES = Counter("newsmon_topic_matches", "Articles matching each topic", ["topic"],
+                        registry=REGISTRY)
+ALERTS = Counter("newsmon_alerts", "Alerts created, or updated by a later copy",
+                 ["event"], registry=REGISTRY)
+DELIVERIES = Counter("newsmon_alert_deliveries", "Alert deliveries per channel and status",
+                     ["channel", "status"], registry=REGISTRY)
+KAFKA_LAG = Gauge(
+    "newsmon_kafka_lag",
+    "Records the consumer group has not processed: end offset minus committed offset, at "
+    "the start of the last run or stream round",
+    ["topic", "partition", "group"], registry=REGISTRY,
+)
+
+# --- runs (the textfile's main point) ------------------------------------------------------
+
+LAST_RUN_TIMESTAMP = Gauge("newsmon_last_run_timestamp_seconds",
+                           "When the last run of this command ended (Unix time)",
+                           ["command"], registry=REGISTRY)
+LAST_RUN_SECONDS = Gauge("newsmon_last_run_duration_seconds",
+                         "How long the last run of this command took", ["command"],
+                         registry=REGISTRY)
+LAST_RUN_SUCCESS = Gauge("newsmon_last_run_success",
+                         "1 if the last run of this command succeeded, else 0", ["command"],
+                         registry=REGISTRY)
+LAST_SUCCESS_TIMESTAMP = Gauge("newsmon_last_success_timestamp_seconds",
+                               "When this command last succeeded (Unix time)", ["command"],
+                               registry=REGISTRY)
+
+#: Counters by family name, for carrying them on from a textfile (``_name`` is the family name
+#: without ``_total``, as the text parser reports it; prometheus_client has no public getter).
+_COUNTERS: dict[str, Counter] = {
+    c._name: c
+    for c in (POLLS, ITEMS, PROBLEMS, SOURCE_POLLS, SOURCE_ITEMS, SOURCE_PROBLEMS,
+              PIPELINE_ITEMS, PIPELINE_RECORDS, PIPELINE_RUNS, DOCUMENTS, TOPIC_MATCHES,
+              ALERTS, DELIVERIES)
+}
+
+
+# --- Beam counter names (the pipeline increments them, observe_pipeline_result reads them) --
+
+
+def stage_counter(stage: str, outcome: str) -> str:
+    """Name of the Beam counter of ``stage``'s items ``in`` or ``out``."""
+    return f"stage.{stage}.{outcome}"
+
+
+def delivery_counter(channel: str, ok: bool) -> str:
+    return f"delivery.{channel}.{'ok' if ok else 'failed'}"
+
+
+def dead_letter_counter(stage: str) -> str:
+    return f"dead_letters_{stage}"
+
+
+def topic_counter(topic: str) -> str:
+    return f"topic_{topic}"
+
+
+def apply_beam_counter(name: str, value: int) -> None:
+    """Add a Beam counter's value (a name built above) to its Prometheus metric."""
+    if value <= 0:
+        return
+    if name.startswith("stage."):
+        _, stage, outcome = name.split(".", 2)
+        PIPELINE_ITEMS.labels(stage, outcome).inc(value)
+    elif name.startswith("delivery."):
+        channel, _, status = name[len("delivery."):].rpartition(".")
+        DELIVERIES.labels(channel, status).inc(value)
+    elif name.startswith("dead_letters_"):
+        PIPELINE_ITEMS.labels(name[len("dead_letters_"):], "dead_letter").inc(value)
+    elif name.startswith("topic_"):
+        TOPIC_MATCHES.labels(name[len("topic_"):]).inc(value)
+    elif name in ("alerts_created", "alerts_updated"):
+        ALERTS.labels(name.removeprefix("alerts_")).inc(value)
+    elif name == "documents_written":
+        DOCUMENTS.labels("written").inc(value)
+    elif name == "exact_copies":
+        DOCUMENTS.labels("exact_copy").inc(value)
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+class _Chain:
+    """Collector that yields another registry's metrics (newsmon's, beside process ones)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.registry.collect()
+
+
+class _WithoutHistograms:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            if family.type != "histogram":
+                yield family
+
+
+def serve(port: int, host: str = "127.0.0.1") -> Any:
+    """Serve newsmon's metrics and the process's own at ``http://host:port/metrics`` from a
+    daemon thread. Returns the server (``shutdown()`` stops it)."""
+    live = CollectorRegistry()
+    live.register(_Chain(REGISTRY))
+    ProcessCollector(registry=live)
+    server, _thread = start_http_server(port, addr=host, registry=live)
+    log.info("metrics on http://%s:%s/metrics", host, server.server_port)
+    return server
+
+
+def resume_counters(path: Path) -> None:
+    """Carry counters on from a previous textfile, so they keep growing across runs."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    try:
+        families = list(text_string_to_metric_families(text))
+    except ValueError as exc:
+        log.warning("metrics file %s is not readable, counters start at 0: %s", path, exc)
+        return
+    for family in families:
+        counter = _COUNTERS.get(family.name)
+        if counter is None or family.type != "counter":
+            continue
+        names = counter._labelnames
+        for sample in family.samples:
+            if sample.name.endswith("_total") and set(sample.labels) == set(names):
+                counter.labels(**sample.labels).inc(sample.value)
+
+
+def write_textfile(path: Path) -> None:
+    """Replace ``path`` atomically with the current metrics (no histograms)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_WithoutHistograms(REGISTRY))
+    write_to_textfile(str(path), registry)
+
+
+def record_run(command: str, ok: bool, seconds: float, ended_at: float | None = None) -> None:
+    ended_at = time.time() if ended_at is None else ended_at
+    LAST_RUN_TIMESTAMP.labels(command).set(ended_at)
+    LAST_RUN_SECONDS.labels(command).set(seconds)
+    LAST_RUN_SUCCESS.labels(command).set(1 if ok else 0)
+    if ok:
+        LAST_SUCCESS_TIMESTAMP.labels(command).set(ended_at)
+
+
+def _previous_success(path: Path, command: str) -> float | None:
+    """The last-success time recorded in an earlier file, so a failed run does not lose it."""
+    try:
+        families = text_string_to_metric_families(path.read_text(encoding="utf-8"))
+        for family in families:
+            if family.name == "newsmon_last_success_timestamp_seconds":
+                for sample in family.samples:
+                    if sample.labels.get("command") == command:
+                        return float(sample.value)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+@contextmanager
+def exported(
+    command: str,
+    *,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    textfile: Path | None = None,
+) -> Iterator[None]:
+    """Around one command: serve metrics on ``port`` while it runs; at the end record its
+    duration and outcome and, with ``textfile``, write them there (also when it failed).
+
+    Success is a normal exit or an exit with status 0 (``typer.Exit(0)``).
+    """
+    if textfile is not None:
+        resume_counters(textfile)
+        previous = _previous_success(textfile, command)
+        if previous is not None:
+            LAST_SUCCESS_TIMESTAMP.labels(command).set(previous)
+    server = serve(port, host) if port is not None else None
+    started = time.monotonic()
+    ok = False
+    try:
+        yield
+        ok = True
+    except BaseException as exc:
+        ok = getattr(exc, "exit_code", None) == 0
+        raise
+    finally:
+        record_run(command, ok, time.monotonic() - started)
+        if textfile is not None:
+            try:
+                write_textfile(textfile)
+            except OSError as exc:
+                log.error("cannot write metrics file %s: %s", textfile, exc)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+
+__all__ = [
+    "REGISTRY",
+    "apply_beam_counter",
+    "delivery_counter",
+    "exported",
+    "serve",
+    "stage_counter",
+    "write_textfile",
+]
