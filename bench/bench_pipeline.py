@@ -34,7 +34,7 @@ from kafka import KafkaProducer
 from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig
 from newsmon.pipeline.app import Placed, RunContext, article_document
 from newsmon.pipeline.dedup import Fingerprint, signature
-from newsmon.pipeline.io_search import open_store
+from newsmon.pipeline.store import open_store
 from newsmon.pipeline.jobs import run_kafka_batch, run_kafka_stream
 from newsmon.pipeline.normalize import normalize_item, text_hash
 

@@ -29,7 +29,7 @@ from newsmon.pipeline.alerting import Attempt
 from newsmon.pipeline.alerts.config import AlertsConfig
 from newsmon.pipeline.delivery import Deliverer
 from newsmon.pipeline.io_kafka import KafkaDeadLetterProducer, RawRecord
-from newsmon.pipeline.io_search import DocumentStore, open_store
+from newsmon.pipeline.store import DocumentStore, open_store
 from newsmon.pipeline.normalize import normalize_item, text_hash
 from newsmon.pipeline.surge import evaluate_surges
 

@@ -282,7 +282,7 @@ def _load_rules_plain(settings: Settings) -> Any:
 @search_app.command("setup")
 def search_setup(config: ConfigOpt = None) -> None:
     """Apply index templates and create the indices (idempotent)."""
-    from newsmon.pipeline.io_search import (
+    from newsmon.pipeline.store import (
         SearchServerStore,
         StoreSetupError,
         StoreUnavailable,
@@ -319,7 +319,7 @@ def search_export(
     the analysis-common module (``newsmon search setup`` asks the server which it has).
     """
     from newsmon.languages import COMMON_LANGUAGES
-    from newsmon.pipeline.mappings import MAPPINGS, index_template
+    from newsmon.pipeline.store.mappings import MAPPINGS, index_template
 
     out.mkdir(parents=True, exist_ok=True)
     files = {f"{kind}.template.json": index_template(prefix, kind) for kind in MAPPINGS}
@@ -440,7 +440,7 @@ def _publish_health(settings: Settings) -> None:
     """Copy the pollers' source health into the search store (never fails the caller)."""
     from newsmon.connectors.runner import source_health
     from newsmon.pipeline import health
-    from newsmon.pipeline.io_search import open_store
+    from newsmon.pipeline.store import open_store
 
     store = open_store(settings.search, settings.state_dir)
     try:
@@ -457,7 +457,7 @@ def _publish_poll_dead_letters(settings: Settings, store: Any) -> None:
     """Copy the pollers' dead letters (kept in their state store) to the dead-letter index,
     where `newsmon deadletters` and the dashboards show them beside the pipeline's."""
     from newsmon.connectors.state import StateStore
-    from newsmon.pipeline.io_search import StoreUnavailable
+    from newsmon.pipeline.store import StoreUnavailable
 
     path = settings.state_dir / "connectors.sqlite"
     if not path.exists():
@@ -519,7 +519,7 @@ def pipeline_run(
 ) -> None:
     """Run the Beam pipeline: Kafka (or an archive) -> documents, alerts, dead letters."""
     from newsmon import metrics
-    from newsmon.pipeline.io_search import StoreSetupError, StoreUnavailable
+    from newsmon.pipeline.store import StoreSetupError, StoreUnavailable
 
     settings = _settings(config)
     ctx = _context(settings, kafka_dead_letters=mode is not Mode.backfill)
@@ -568,7 +568,7 @@ def run(
     alerts to the console. Otherwise items go through Kafka to the search server.
     """
     from newsmon.kafka import KafkaUnavailable
-    from newsmon.pipeline.io_search import StoreSetupError, StoreUnavailable
+    from newsmon.pipeline.store import StoreSetupError, StoreUnavailable
 
     settings = _settings(shipped_config_dir() / "demo" / "newsmon.yaml" if demo else config)
     with _exclusive(settings, "poll", "pipeline"):
@@ -586,7 +586,7 @@ def _run_once(settings: Settings, *, demo: bool) -> Any:
     the run's). A service that is down raises (KafkaUnavailable, StoreUnavailable)."""
     from newsmon.connectors.publisher import KafkaPublisher
     from newsmon.pipeline.embedded import SpoolPublisher
-    from newsmon.pipeline.io_search import open_store
+    from newsmon.pipeline.store import open_store
     from newsmon.pipeline.jobs import run_backfill, run_kafka_batch
 
     ctx = _context(settings)
@@ -634,7 +634,7 @@ def deadletters(
 ) -> None:
     """List the items no stage could handle, with stage, source and error; replay them."""
     from newsmon.pipeline import deadletters as dl
-    from newsmon.pipeline.io_search import open_store
+    from newsmon.pipeline.store import open_store
     from newsmon.pipeline.jobs import run_records
 
     settings = _settings(config)
@@ -768,7 +768,7 @@ def alerts_test(
     """Dry-run one rule on what is indexed: print what would alert; nothing is sent or written."""
     from newsmon.pipeline import alerting, surge
     from newsmon.pipeline.alerts.config import SurgeRule
-    from newsmon.pipeline.io_search import open_store
+    from newsmon.pipeline.store import open_store
 
     settings = _settings(config)
     alerts = _alerts(settings)
@@ -823,7 +823,7 @@ def alerts_surge(
 ) -> None:
     """Evaluate the surge rules now (for a schedule; every pipeline run does it too)."""
     from newsmon.pipeline.delivery import Deliverer
-    from newsmon.pipeline.io_search import StoreUnavailable, open_store
+    from newsmon.pipeline.store import StoreUnavailable, open_store
     from newsmon.pipeline.surge import evaluate_surges
 
     settings = _settings(config)
@@ -851,7 +851,7 @@ def alerts_surge(
 def alerts_deliver(config: ConfigOpt = None) -> None:
     """Retry every delivery still owed (a channel that was down); exit 1 if some still fail."""
     from newsmon.pipeline.delivery import Deliverer
-    from newsmon.pipeline.io_search import StoreUnavailable, open_store
+    from newsmon.pipeline.store import StoreUnavailable, open_store
 
     settings = _settings(config)
     store = open_store(settings.search, settings.state_dir)
@@ -873,7 +873,7 @@ def alerts_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Alerts raised in the window, newest first, with their delivery state."""
-    from newsmon.pipeline.io_search import open_store
+    from newsmon.pipeline.store import open_store
 
     settings = _settings(config)
     start, end = _window(since, None)
@@ -904,7 +904,7 @@ def report(
 ) -> None:
     """Write one self-contained HTML page: volume per topic, language and source, top
     stories, latest alerts with evidence, source health, dead letters (no Kibana needed)."""
-    from newsmon.pipeline.io_search import StoreUnavailable, open_store
+    from newsmon.pipeline.store import StoreUnavailable, open_store
     from newsmon.pipeline.report import build
 
     settings = _settings(config)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from newsmon.pipeline.io_kafka import RawRecord
-from newsmon.pipeline.io_search import DocumentStore
+from newsmon.pipeline.store import DocumentStore
 
 from newsmon.models import Article, DeadLetter, RawItem
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from newsmon.pipeline.alerting import Attempt, alert_from_document, alert_message, apply_attempts
 from newsmon.pipeline.alerts.config import AlertsConfig, ChannelConfig
-from newsmon.pipeline.io_search import DocumentStore, parse_time
+from newsmon.pipeline.store import DocumentStore, parse_time
 from newsmon.pipeline.notify import DeliveryError, Message, Notifier, make_notifier
 from newsmon.pipeline.surge import surge_message
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from newsmon.pipeline.io_search import DocumentStore, StoreUnavailable
+from newsmon.pipeline.store import DocumentStore, StoreUnavailable
 from pydantic import BaseModel
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from newsmon.pipeline.io_kafka import (
     commit_ranges,
     snapshot_ranges,
 )
-from newsmon.pipeline.io_search import open_store
+from newsmon.pipeline.store import open_store
 from newsmon.pipeline.metrics import observe_lag, observe_pipeline_result
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlsplit
 
-from newsmon.pipeline.io_search import DocumentStore, parse_time
+from newsmon.pipeline.store import DocumentStore, parse_time
 
 JsonDict = dict[str, Any]
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from newsmon.pipeline.alerting import initial_state, owed
 from newsmon.pipeline.alerts.config import AlertsConfig, SurgeRule
-from newsmon.pipeline.io_search import DocumentStore, parse_time
+from newsmon.pipeline.store import DocumentStore, parse_time
 from newsmon.pipeline.notify import Message
 
 from newsmon.models import content_id

@@ -12,7 +12,7 @@ from newsmon.connectors.publisher import ListPublisher
 from newsmon.connectors.runner import Poller
 from newsmon.connectors.state import StateStore
 from newsmon.pipeline.cli import _publish_poll_dead_letters, app
-from newsmon.pipeline.io_search import StoreUnavailable
+from newsmon.pipeline.store import StoreUnavailable
 from typer.testing import CliRunner
 
 from newsmon.config import load_settings

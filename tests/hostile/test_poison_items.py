@@ -29,7 +29,7 @@ from newsmon.connectors.publisher import KafkaPublisher, ListPublisher
 from newsmon.connectors.runner import MAX_ITEM_BYTES, Poller
 from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource, TelegramSource
 from newsmon.connectors.state import Cursor, Health, StateStore, storable_cursor
-from newsmon.pipeline.io_search import SqliteStore
+from newsmon.pipeline.store import SqliteStore
 
 from newsmon.config import KafkaSettings
 from newsmon.models import DeadLetter, RawItem, SourceRef

@@ -14,7 +14,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.io_search import SqliteStore
+from newsmon.pipeline.store import SqliteStore
 
 from tests.hostile.server import hostile_server, respond
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from newsmon.pipeline.cli import app
-from newsmon.pipeline.io_search import SqliteStore
+from newsmon.pipeline.store import SqliteStore
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]

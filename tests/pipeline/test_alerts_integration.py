@@ -12,7 +12,7 @@ import httpx
 import pytest
 from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig, SurgeRule
 from newsmon.pipeline.app import RunContext
-from newsmon.pipeline.io_search import DocumentStore, open_store
+from newsmon.pipeline.store import DocumentStore, open_store
 from newsmon.pipeline.jobs import run_backfill
 
 from newsmon.config import SearchSettings, Settings

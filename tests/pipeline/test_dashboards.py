@@ -17,8 +17,8 @@ from newsmon.pipeline.dashboards import (
     ndjson,
     referenced_fields,
 )
-from newsmon.pipeline.io_search import open_store
-from newsmon.pipeline.mappings import field_paths, kind_mapping
+from newsmon.pipeline.store import open_store
+from newsmon.pipeline.store.mappings import field_paths, kind_mapping
 
 from newsmon.config import SearchSettings
 from newsmon.languages import COMMON_LANGUAGES

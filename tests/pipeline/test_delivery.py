@@ -11,7 +11,7 @@ import pytest
 from newsmon.pipeline import alerting
 from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig
 from newsmon.pipeline.delivery import Deliverer, throttle_window
-from newsmon.pipeline.io_search import SqliteStore
+from newsmon.pipeline.store import SqliteStore
 from newsmon.pipeline.notify import DeliveryError, Message
 
 from newsmon.models import Article, Evidence, SourceRef, TopicMatch

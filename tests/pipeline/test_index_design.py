@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from newsmon.pipeline.io_search import (
+from newsmon.pipeline.store import (
     BulkAction,
     ItemResult,
     SearchServerStore,
@@ -21,7 +21,7 @@ from newsmon.pipeline.io_search import (
     StoreUnavailable,
     bulk_with_retry,
 )
-from newsmon.pipeline.mappings import MAPPINGS, index_template, monthly_index
+from newsmon.pipeline.store.mappings import MAPPINGS, index_template, monthly_index
 
 from newsmon.config import SearchSettings
 

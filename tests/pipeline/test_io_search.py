@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.io_search import DocumentStore, SqliteStore, open_store
+from newsmon.pipeline.store import DocumentStore, SqliteStore, open_store
 
 from newsmon.config import SearchSettings
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.io_search import DocumentStore, SqliteStore, open_store
+from newsmon.pipeline.store import DocumentStore, SqliteStore, open_store
 from newsmon.pipeline.report import (
     build,
     collect,

@@ -9,8 +9,8 @@ from typing import Any
 import elasticsearch
 import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
-from newsmon.pipeline import io_search
-from newsmon.pipeline.io_search import SearchServerStore, StoreUnavailable
+from newsmon.pipeline.store import server as io_search
+from newsmon.pipeline.store import SearchServerStore, StoreUnavailable
 
 from newsmon.config import SearchSettings
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from newsmon.pipeline.alerts.config import AlertsConfig, ChannelConfig, SurgeRule
-from newsmon.pipeline.io_search import DocumentStore, SqliteStore
+from newsmon.pipeline.store import DocumentStore, SqliteStore
 from newsmon.pipeline.surge import (
     bucket_counts,
     evaluate,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.io_search import SearchServerStore, StoreUnavailable
+from newsmon.pipeline.store import SearchServerStore, StoreUnavailable
 
 from newsmon.config import SearchSettings, load_settings
 from tests.security.conftest import SecureElasticsearch

@@ -1,34 +1,31 @@
-"""The search-server adapter: one small interface over Elasticsearch, OpenSearch and SQLite.
+"""Elasticsearch and OpenSearch behind the store contract, and the client's credentials.
 
-Beam's Python SDK has no Elasticsearch sink (apache/beam#30594), so the pipeline's write stages
-call this adapter from DoFns. Contract shared by every backend:
-
-* writes are keyed by content-derived ids, so re-writing after a crash changes nothing;
-* ``bulk_write`` returns the documents the server rejected (mapping errors and the like: bad
-  data, which the caller dead-letters) and raises :class:`StoreUnavailable` when the server
-  cannot be reached, so the run fails and is retried without committing offsets;
-* ``create`` is atomic (exactly one caller wins) and ``replace_if`` is an optimistic,
-  version-guarded write: together they merge alert updates without a script engine, which the
-  Maven Central Elasticsearch build lacks;
-* ``get``, ``find_terms`` and ``scan`` read across every index of a kind (for articles: the
-  monthly indices behind their alias).
+``search_auth_http`` and ``redacted_url`` are the one place that turns search settings into
+credentials and a URL fit for a message; doctor uses them too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from newsmon.pipeline.mappings import (
+from newsmon.config import SearchSettings
+from newsmon.languages import LANGUAGE_ANALYZERS
+from newsmon.pipeline.store.base import JsonDict, Versioned
+from newsmon.pipeline.store.bulk import (
+    BulkAction,
+    BulkFailure,
+    ItemResult,
+    StoreSetupError,
+    StoreUnavailable,
+    bulk_with_retry,
+)
+from newsmon.pipeline.store.mappings import (
     ID_FIELDS,
     MAPPINGS,
     MONTHLY,
@@ -39,12 +36,7 @@ from newsmon.pipeline.mappings import (
     monthly_index,
 )
 
-from newsmon.config import SearchSettings
-from newsmon.languages import LANGUAGE_ANALYZERS
-
 log = logging.getLogger(__name__)
-
-JsonDict = dict[str, Any]
 
 
 #: Answers of a server that is up but not ready (shards still recovering after a restart,
@@ -52,16 +44,18 @@ JsonDict = dict[str, Any]
 RECOVERING_STATUSES = frozenset({502, 503, 504})
 
 
-class StoreUnavailable(RuntimeError):
-    """The search server could not be reached or answered with a server error.
 
-    Also: it refused our credentials (HTTP 401/403) or its TLS certificate is not trusted.
-    Both are broken infrastructure, not bad data: the run fails and nothing is committed. The
-    message says what to fix and never carries a secret.
-    """
+def search_auth_http(settings: SearchSettings) -> dict[str, Any]:
+    """The credentials as keyword arguments for an ``httpx.Client`` (doctor's raw checks):
+    an API key wins over a user name and password, as in the store's own clients."""
+    if settings.api_key is not None:
+        return {"headers": {"Authorization": f"ApiKey {settings.api_key.get_secret_value()}"}}
+    if settings.username and settings.password is not None:
+        return {"auth": (settings.username, settings.password.get_secret_value())}
+    return {}
 
 
-def _safe_url(url: str) -> str:
+def redacted_url(url: str) -> str:
     """The URL without user information (``https://user:secret@host`` -> ``https://host``)."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:
@@ -93,163 +87,6 @@ def _access_denied(status: int, exc: BaseException) -> str:
             "search.username and NEWSMON_SEARCH__PASSWORD")
 
 
-class StoreSetupError(RuntimeError):
-    """The server holds something ``setup`` must not silently change (an old index layout)."""
-
-
-@dataclass(frozen=True)
-class BulkFailure:
-    doc_id: str
-    status: int
-    error: str
-
-
-@dataclass(frozen=True)
-class BulkAction:
-    doc_id: str
-    index: str
-    doc: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ItemResult:
-    """One document's outcome in a bulk response (status 2xx: written)."""
-
-    doc_id: str
-    status: int
-    error: str = ""
-
-
-#: Per-document statuses worth retrying: the server is busy or a shard is briefly missing.
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-def backoff_s(attempt: int, initial_s: float, max_s: float) -> float:
-    """Capped exponential backoff before retry number ``attempt`` (0-based)."""
-    return float(min(max_s, initial_s * (2**attempt)))
-
-
-def bulk_with_retry(
-    send: Callable[[Sequence[BulkAction]], Sequence[ItemResult]],
-    actions: Sequence[BulkAction],
-    *,
-    chunk_size: int,
-    max_retries: int,
-    initial_backoff_s: float = 0.5,
-    max_backoff_s: float = 30.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> list[BulkFailure]:
-    """Send ``actions`` in chunks; retry only the documents that failed transiently.
-
-    Rejected documents (mapping errors and other 4xx) come back as failures for the caller to
-    dead-letter. Documents still failing transiently after ``max_retries`` retries raise
-    :class:`StoreUnavailable`: the server is in trouble, not the data, so the run must fail
-    and be retried rather than park good documents. ``send`` raises StoreUnavailable itself
-    when the connection is lost.
-    """
-    failures: list[BulkFailure] = []
-    for start in range(0, len(actions), chunk_size):
-        todo = list(actions[start:start + chunk_size])
-        attempt = 0
-        while todo:
-            by_id = {a.doc_id: a for a in todo}
-            retry: list[BulkAction] = []
-            for result in send(todo):
-                if 200 <= result.status < 300:
-                    continue
-                if result.status in TRANSIENT_STATUSES:
-                    retry.append(by_id[result.doc_id])
-                else:
-                    failures.append(BulkFailure(result.doc_id, result.status, result.error))
-            if retry and attempt >= max_retries:
-                raise StoreUnavailable(
-                    f"{len(retry)} documents still failing after {max_retries} retries "
-                    f"(first: {retry[0].doc_id})"
-                )
-            if retry:
-                delay = backoff_s(attempt, initial_backoff_s, max_backoff_s)
-                log.info("bulk: retrying %d of %d documents in %.1fs", len(retry), len(todo),
-                         delay)
-                sleep(delay)
-                attempt += 1
-            todo = retry
-    return failures
-
-
-def parse_time(value: str | datetime) -> datetime:
-    """A stored ISO 8601 time as an aware UTC datetime."""
-    if isinstance(value, datetime):
-        stamp = value
-    else:
-        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
-
-
-def _in_window(doc: Mapping[str, Any], field: str, since: datetime | None,
-               until: datetime | None) -> bool:
-    raw = doc.get(field)
-    if not raw:
-        return since is None and until is None
-    try:
-        stamp = parse_time(raw)
-    except (TypeError, ValueError):
-        return False
-    return (since is None or stamp >= since) and (until is None or stamp < until)
-
-
-def _matches_terms(doc: Mapping[str, Any], terms: Mapping[str, Sequence[str]]) -> bool:
-    for field, wanted in terms.items():
-        value = doc.get(field)
-        values = value if isinstance(value, list | tuple) else [value]
-        if not {str(v) for v in values} & {str(w) for w in wanted}:
-            return False
-    return True
-
-
-@dataclass(frozen=True)
-class Versioned:
-    """A stored document with the version token ``replace_if`` needs."""
-
-    source: JsonDict
-    version: tuple[int, int]
-
-
-class DocumentStore(Protocol):
-    backend: str
-
-    def setup(self) -> None: ...
-    def bulk_write(self, kind: str, docs: Sequence[tuple[str, JsonDict]]) -> list[BulkFailure]: ...
-    def get(self, kind: str, doc_id: str) -> Versioned | None: ...
-    def create(self, kind: str, doc_id: str, doc: JsonDict) -> bool: ...
-    def create_many(self, kind: str, docs: Sequence[tuple[str, JsonDict]]) -> set[str]: ...
-    def replace_if(
-        self, kind: str, doc_id: str, doc: JsonDict, version: tuple[int, int]
-    ) -> bool: ...
-    def find_terms(
-        self,
-        kind: str,
-        field: str,
-        values: Sequence[str],
-        size: int = 50,
-        fields: Sequence[str] | None = None,
-    ) -> list[JsonDict]: ...
-    def scan(
-        self,
-        kind: str,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        terms: Mapping[str, Sequence[str]] | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> Iterator[JsonDict]: ...
-    def all_docs(self, kind: str, size: int = 10_000) -> list[JsonDict]: ...
-    def count(self, kind: str) -> int: ...
-    def refresh(self, kind: str) -> None: ...
-    def close(self) -> None: ...
-
-
-# --- Elasticsearch and OpenSearch ---------------------------------------------------------
-
 
 class SearchServerStore:
     """Elasticsearch (``elasticsearch`` client) or OpenSearch (``opensearch-py``).
@@ -265,8 +102,6 @@ class SearchServerStore:
         self.prefix = settings.index_prefix
         if settings.backend == "elasticsearch":
             import elasticsearch
-            from elasticsearch import helpers
-
             auth: dict[str, Any] = {}
             if settings.ca_certs:
                 auth["ca_certs"] = settings.ca_certs
@@ -280,7 +115,6 @@ class SearchServerStore:
                 request_timeout=settings.request_timeout_s,
                 **auth,
             )
-            self._helpers: Any = helpers
             self._unavailable: tuple[type[BaseException], ...] = (
                 elasticsearch.ConnectionError,
                 elasticsearch.TransportError,
@@ -290,8 +124,6 @@ class SearchServerStore:
             self._api_error: tuple[type[BaseException], ...] = (elasticsearch.ApiError,)
         else:
             import opensearchpy
-            from opensearchpy import helpers as os_helpers
-
             http_auth = None
             if settings.username and settings.password is not None:
                 http_auth = (settings.username, settings.password.get_secret_value())
@@ -306,7 +138,6 @@ class SearchServerStore:
                 ca_certs=settings.ca_certs,
                 timeout=settings.request_timeout_s,
             )
-            self._helpers = os_helpers
             self._unavailable = (opensearchpy.ConnectionError,)
             self._conflict = opensearchpy.ConflictError
             self._not_found = opensearchpy.NotFoundError
@@ -355,18 +186,18 @@ class SearchServerStore:
             if self._status(exc) in (400, 404, 409):
                 raise
             raise StoreUnavailable(
-                f"{self.backend} at {_safe_url(self.settings.url)}: {_connection_problem(exc)}"
+                f"{self.backend} at {redacted_url(self.settings.url)}: {_connection_problem(exc)}"
             ) from exc
         except self._api_error as exc:
             status = self._status(exc)
             if status in (401, 403):
                 raise StoreUnavailable(
-                    f"{self.backend} at {_safe_url(self.settings.url)}: "
+                    f"{self.backend} at {redacted_url(self.settings.url)}: "
                     f"{_access_denied(status, exc)}"
                 ) from exc
             if status is not None and status >= 500:
                 raise StoreUnavailable(
-                    f"{self.backend} at {_safe_url(self.settings.url)}: HTTP {status}: {exc}"
+                    f"{self.backend} at {redacted_url(self.settings.url)}: HTTP {status}: {exc}"
                 ) from exc
             raise
 
@@ -689,220 +520,3 @@ class SearchServerStore:
 
     def close(self) -> None:
         self.client.close()
-
-
-# --- the embedded default -----------------------------------------------------------------
-
-
-class SqliteStore:
-    """A local, single-file document store with the same contract, for the embedded default.
-
-    SQLite rather than an embedded search engine: it ships with Python, is safe across
-    processes, and the embedded default needs only keyed writes and term look-ups.
-    """
-
-    backend = "embedded"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            # WAL with synchronous=NORMAL survives a crash of the process (what the embedded
-            # default must survive) and skips an fsync per transaction.
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS docs (kind TEXT, id TEXT, version INTEGER,"
-                " body TEXT, PRIMARY KEY (kind, id))"
-            )
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS terms (kind TEXT, field TEXT, value TEXT, id TEXT)"
-            )
-            db.execute("CREATE INDEX IF NOT EXISTS terms_idx ON terms (kind, field, value)")
-            db.execute("CREATE INDEX IF NOT EXISTS terms_doc_idx ON terms (kind, id)")
-            self._local.db = db
-        return db
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
-
-    def __setstate__(self, state: Mapping[str, Any]) -> None:
-        self.__init__(state["path"])  # type: ignore[misc]  # re-open after unpickling in a worker
-
-    def setup(self) -> None:
-        _ = self._db
-
-    def _put(self, kind: str, doc_id: str, doc: JsonDict, version: int) -> None:
-        db = self._db
-        db.execute(
-            "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?)",
-            (kind, doc_id, version, json.dumps(doc, ensure_ascii=False, default=str)),
-        )
-        db.execute("DELETE FROM terms WHERE kind = ? AND id = ?", (kind, doc_id))
-        rows = [
-            (kind, field, str(value), doc_id)
-            for field, value in _keyword_values(doc)
-        ]
-        db.executemany("INSERT INTO terms VALUES (?, ?, ?, ?)", rows)
-
-    def bulk_write(self, kind: str, docs: Sequence[tuple[str, JsonDict]]) -> list[BulkFailure]:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for doc_id, doc in docs:
-                row = db.execute(
-                    "SELECT version FROM docs WHERE kind = ? AND id = ?", (kind, doc_id)
-                ).fetchone()
-                self._put(kind, doc_id, doc, (row[0] + 1) if row else 1)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return []
-
-    def get(self, kind: str, doc_id: str) -> Versioned | None:
-        row = self._db.execute(
-            "SELECT body, version FROM docs WHERE kind = ? AND id = ?", (kind, doc_id)
-        ).fetchone()
-        return Versioned(json.loads(row[0]), (int(row[1]), 1)) if row else None
-
-    def create(self, kind: str, doc_id: str, doc: JsonDict) -> bool:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            exists = db.execute(
-                "SELECT 1 FROM docs WHERE kind = ? AND id = ?", (kind, doc_id)
-            ).fetchone()
-            if not exists:
-                self._put(kind, doc_id, doc, 1)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return not exists
-
-    def create_many(self, kind: str, docs: Sequence[tuple[str, JsonDict]]) -> set[str]:
-        return {doc_id for doc_id, doc in docs if self.create(kind, doc_id, doc)}
-
-    def replace_if(
-        self, kind: str, doc_id: str, doc: JsonDict, version: tuple[int, int]
-    ) -> bool:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute(
-                "SELECT version FROM docs WHERE kind = ? AND id = ?", (kind, doc_id)
-            ).fetchone()
-            ok = row is not None and int(row[0]) == version[0]
-            if ok:
-                self._put(kind, doc_id, doc, version[0] + 1)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return ok
-
-    def find_terms(
-        self,
-        kind: str,
-        field: str,
-        values: Sequence[str],
-        size: int = 50,
-        fields: Sequence[str] | None = None,
-    ) -> list[JsonDict]:
-        if not values:
-            return []
-        marks = ",".join("?" * len(values))
-        rows = self._db.execute(
-            f"SELECT DISTINCT d.body FROM terms t JOIN docs d ON d.kind = t.kind AND d.id = t.id"  # noqa: S608  # only placeholders are interpolated
-            f" WHERE t.kind = ? AND t.field = ? AND t.value IN ({marks}) LIMIT ?",
-            (kind, field, *values, size),
-        ).fetchall()
-        docs = [json.loads(r[0]) for r in rows]
-        if fields is not None:
-            docs = [{k: d[k] for k in fields if k in d} for d in docs]
-        return docs
-
-    def scan(
-        self,
-        kind: str,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        terms: Mapping[str, Sequence[str]] | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> Iterator[JsonDict]:
-        path = "$." + TIME_FIELDS[kind]
-        sql = "SELECT body FROM docs WHERE kind = ?"
-        args: list[str] = [kind]
-        # Stored times are UTC ISO 8601 (models.UtcDatetime), so their first 19 characters
-        # compare as text; the exact bounds are applied after parsing.
-        if since is not None:
-            sql += " AND substr(json_extract(body, ?), 1, 19) >= ?"
-            args += [path, f"{since.astimezone(UTC):%Y-%m-%dT%H:%M:%S}"]
-        if until is not None:
-            sql += " AND substr(json_extract(body, ?), 1, 19) <= ?"
-            args += [path, f"{until.astimezone(UTC):%Y-%m-%dT%H:%M:%S}"]
-        sql += " ORDER BY json_extract(body, ?), id"
-        rows = self._db.execute(sql, (*args, path)).fetchall()
-        for (body,) in rows:
-            doc = json.loads(body)
-            windowed = since is not None or until is not None
-            if windowed and not _in_window(doc, TIME_FIELDS[kind], since, until):
-                continue
-            if terms and not _matches_terms(doc, terms):
-                continue
-            yield doc if fields is None else {k: doc[k] for k in fields if k in doc}
-
-    def all_docs(self, kind: str, size: int = 10_000) -> list[JsonDict]:
-        rows = self._db.execute(
-            "SELECT body FROM docs WHERE kind = ? ORDER BY id LIMIT ?", (kind, size)
-        ).fetchall()
-        return [json.loads(r[0]) for r in rows]
-
-    def count(self, kind: str) -> int:
-        return int(
-            self._db.execute("SELECT COUNT(*) FROM docs WHERE kind = ?", (kind,)).fetchone()[0]
-        )
-
-    def refresh(self, kind: str) -> None:
-        """Nothing to do: SQLite reads see committed writes at once."""
-
-    def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
-
-
-#: Fields the embedded store can look up by value (the keyword fields the pipeline queries).
-_LOOKUP_FIELDS = (
-    "story_id", "text_hash", "lsh_bands", "doc_id", "url", "topic_names", "rule", "replayed",
-    "pending", "kind", "topic", "alert_id",
-)
-
-
-def _keyword_values(doc: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
-    for field in _LOOKUP_FIELDS:
-        value = doc.get(field)
-        if isinstance(value, bool):
-            # Stored as the search servers render booleans in a terms query.
-            yield field, "true" if value else "false"
-        elif isinstance(value, list | tuple):
-            for v in value:
-                yield field, v
-        elif value is not None:
-            yield field, value
-
-
-def open_store(settings: SearchSettings, state_dir: Path) -> DocumentStore:
-    """The store the settings name; the embedded one lives in ``state_dir``."""
-    if settings.backend == "embedded":
-        return SqliteStore(state_dir / "documents.sqlite")
-    return SearchServerStore(settings)
