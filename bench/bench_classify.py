@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from newsmon.pipeline.rules import Classifier
+from newsmon.pipeline.detection import Classifier
 
 REPO = Path(__file__).resolve().parents[1]
 

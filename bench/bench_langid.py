@@ -17,8 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from newsmon.pipeline.evaluation import read_records
-from newsmon.pipeline.rules import Classifier
+from newsmon.pipeline.detection.evaluation import read_records
+from newsmon.pipeline.detection import Classifier
 
 from newsmon.languages import detect_language
 

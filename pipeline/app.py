@@ -149,7 +149,7 @@ class ClassifyTopicsFn(beam.DoFn):
         self.classifier: Any = None
 
     def setup(self) -> None:
-        from newsmon.pipeline.rules import Classifier
+        from newsmon.pipeline.detection import Classifier
 
         self.classifier = Classifier.from_path(self.topics_path)
 

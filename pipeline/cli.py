@@ -169,7 +169,7 @@ def _sources(settings: Settings) -> Any:
 
 def _context(settings: Settings, *, kafka_dead_letters: bool = False) -> Any:
     from newsmon.pipeline.alerts.config import unknown_alert_topics
-    from newsmon.pipeline.rules import load_rules
+    from newsmon.pipeline.detection import load_rules
 
     # Validated here, once, so a bad rule file is one clear line and exit 2 rather than a
     # worker traceback from inside the pipeline.
@@ -271,7 +271,7 @@ def _load_feeds_plain(settings: Settings) -> Any:
 
 
 def _load_rules_plain(settings: Settings) -> Any:
-    from newsmon.pipeline.rules import load_rules
+    from newsmon.pipeline.detection import load_rules
 
     return load_rules(settings.topics)
 
@@ -680,7 +680,7 @@ def classify(
 ) -> None:
     """Classify one text: topics with score and evidence, and entities."""
     from newsmon.languages import detect_language
-    from newsmon.pipeline.rules import Classifier
+    from newsmon.pipeline.detection import Classifier
 
     settings = _settings(config)
     text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
@@ -714,8 +714,8 @@ def eval_command(
 ) -> None:
     """Precision, recall and F1 per topic and per language, with the ids it got wrong, the
     file's languages that the rules do not cover, and the review flags raised."""
-    from newsmon.pipeline.evaluation import evaluate, read_records
-    from newsmon.pipeline.rules import Classifier
+    from newsmon.pipeline.detection.evaluation import evaluate, read_records
+    from newsmon.pipeline.detection import Classifier
 
     settings = _settings(config)
     try:

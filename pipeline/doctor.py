@@ -134,7 +134,7 @@ def _load_feeds(settings: Settings) -> Any:
 
 
 def _load_rules(settings: Settings) -> Any:
-    from newsmon.pipeline.rules import load_rules
+    from newsmon.pipeline.detection import load_rules
 
     return load_rules(settings.topics)
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from newsmon.connectors.rss import parse_feed
 from newsmon.connectors.sources import RssSource
 from newsmon.connectors.telegram import parse_preview
-from newsmon.pipeline.rules import Classifier
+from newsmon.pipeline.detection import Classifier
 from selectolax.lexbor import LexborHTMLParser
 
 from newsmon.html import flat_text, html_to_text, too_deep

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 import yaml
-from newsmon.pipeline.evaluation import evaluate, read_records
-from newsmon.pipeline.rules import Classifier, RuleSet, load_rules
-from newsmon.pipeline.text import normalize
 
 from newsmon.config import ConfigError
+from newsmon.pipeline.detection import Classifier, RuleSet, load_rules
+from newsmon.pipeline.detection.evaluation import evaluate, read_records
+from newsmon.pipeline.detection.text import normalize
 from tests.conftest import SHARED
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 TOPICS = REPO / "config" / "topics.yaml"
 SEEDS = SHARED / "seeds"
 GOLD = REPO / "tests" / "gold" / "gold.jsonl"

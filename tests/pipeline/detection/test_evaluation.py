@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.evaluation import (
+
+from newsmon.models import Classification, TopicMatch
+from newsmon.pipeline.detection.evaluation import (
     EvalRecord,
     RecordError,
     Scores,
     evaluate,
     read_records,
 )
-
-from newsmon.models import Classification, TopicMatch
 
 
 class KeywordClassifier:

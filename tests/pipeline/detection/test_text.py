@@ -6,7 +6,8 @@ import re
 
 from hypothesis import given
 from hypothesis import strategies as st
-from newsmon.pipeline.text import (
+
+from newsmon.pipeline.detection.text import (
     is_unspaced,
     is_word_char,
     normalize,
