@@ -158,7 +158,7 @@ def load_gold(root: Path = GOLD) -> tuple[dict[str, Article], list[Pair]]:
 
 def minhash_judge() -> Judge:
     """Today's grouping: pipeline/dedup.py's MinHash signature and threshold."""
-    from newsmon.pipeline.dedup import NEAR_DUPLICATE_THRESHOLD, signature, similarity
+    from newsmon.pipeline.stories import NEAR_DUPLICATE_THRESHOLD, signature, similarity
 
     cache: dict[str, tuple[int, ...]] = {}
 

@@ -17,10 +17,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from newsmon.pipeline.detection.evaluation import read_records
-from newsmon.pipeline.detection import Classifier
-
 from newsmon.languages import detect_language
+from newsmon.pipeline.detection import Classifier
+from newsmon.pipeline.detection.evaluation import read_records
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NEWSMON_SHARED_DIR") or REPO.parent / "shared")

@@ -31,15 +31,16 @@ from pathlib import Path
 
 import httpx
 from kafka import KafkaProducer
-from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig
-from newsmon.pipeline.app import Placed, RunContext, article_document
-from newsmon.pipeline.dedup import Fingerprint, signature
-from newsmon.pipeline.store import open_store
-from newsmon.pipeline.jobs import run_kafka_batch, run_kafka_stream
-from newsmon.pipeline.normalize import normalize_item, text_hash
 
 from newsmon.config import KafkaSettings, SearchSettings, Settings
 from newsmon.models import RawItem, SourceRef
+from newsmon.pipeline.alerts.channels.console import ConsoleChannel
+from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig
+from newsmon.pipeline.app import Placed, RunContext, article_document
+from newsmon.pipeline.jobs import run_kafka_batch, run_kafka_stream
+from newsmon.pipeline.normalize import normalize_item, text_hash
+from newsmon.pipeline.store import open_store
+from newsmon.pipeline.stories import Fingerprint, signature
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +130,7 @@ def context(state: Path, kafka: KafkaSettings, search: SearchSettings) -> RunCon
     settings = Settings(state_dir=state, topics=ROOT / "config" / "topics.yaml",
                         kafka=kafka, search=search)
     # A webhook-less, console-less channel set: alert evaluation runs, nothing is printed.
-    alerts = AlertsConfig(channels={"console": ChannelConfig(type="console")},
+    alerts = AlertsConfig(channels={"console": ConsoleChannel()},
                           rules=(AlertRule(name="lrs", topic="long_range_strike", channels=()),
                                  AlertRule(name="troops", topic="troop_deployment",
                                            channels=())))

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import feedparser
+
 from newsmon.connectors.hosts import HostLimit
 from newsmon.connectors.publisher import ListPublisher
 from newsmon.connectors.results import PollReport

@@ -17,8 +17,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from newsmon.pipeline.detection.evaluation import EvalRecord, read_records
 from newsmon.pipeline.detection import Classifier, RuleSet, load_rules
+from newsmon.pipeline.detection.evaluation import EvalRecord, read_records
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NEWSMON_SHARED_DIR") or REPO.parent / "shared")

@@ -24,18 +24,19 @@ import apache_beam as beam
 from apache_beam.metrics.metric import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import PCollection, TaggedOutput
-from newsmon.pipeline import alerting, dedup
-from newsmon.pipeline.alerting import Attempt
-from newsmon.pipeline.alerts.config import AlertsConfig
-from newsmon.pipeline.delivery import Deliverer
-from newsmon.pipeline.io_kafka import KafkaDeadLetterProducer, RawRecord
-from newsmon.pipeline.store import DocumentStore, open_store
-from newsmon.pipeline.normalize import normalize_item, text_hash
-from newsmon.pipeline.surge import evaluate_surges
 
 from newsmon import metrics
 from newsmon.config import Settings
 from newsmon.models import Alert, Article, DeadLetter, RawItem
+from newsmon.pipeline import stories as dedup
+from newsmon.pipeline.alerts import rules as alerting
+from newsmon.pipeline.alerts.config import AlertsConfig
+from newsmon.pipeline.alerts.delivery import Deliverer
+from newsmon.pipeline.alerts.state import Attempt, initial_state, owed
+from newsmon.pipeline.alerts.surge import evaluate_surges
+from newsmon.pipeline.io_kafka import KafkaDeadLetterProducer, RawRecord
+from newsmon.pipeline.normalize import normalize_item, text_hash
+from newsmon.pipeline.store import DocumentStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +315,7 @@ class EvaluateAlertsFn(_StoreFn):
         }
         created = self.db().create_many("alerts", [
             (alert_id, {**alerting.alert_document(alert),
-                        **alerting.initial_state(first[alert_id][0].channels)})
+                        **initial_state(first[alert_id][0].channels)})
             for alert_id, alert in fresh.items()
         ])
         for rule, article, match in hits:
@@ -338,7 +339,7 @@ class EvaluateAlertsFn(_StoreFn):
                 return None
             existing, _ = alerting.alert_from_document(current.source)
             merged = alerting.merge_alert(existing, article, match, now)
-            pending = tuple(alerting.owed(rule.channels, current.source))
+            pending = tuple(owed(rule.channels, current.source))
             if merged is None:
                 return AlertEvent(existing, pending) if pending else None
             # The alert's own fields change; its delivery state (sent, pending...) is kept.

@@ -586,8 +586,8 @@ def _run_once(settings: Settings, *, demo: bool) -> Any:
     the run's). A service that is down raises (KafkaUnavailable, StoreUnavailable)."""
     from newsmon.connectors.publisher import KafkaPublisher
     from newsmon.pipeline.embedded import SpoolPublisher
-    from newsmon.pipeline.store import open_store
     from newsmon.pipeline.jobs import run_backfill, run_kafka_batch
+    from newsmon.pipeline.store import open_store
 
     ctx = _context(settings)
     if settings.search.backend == "embedded":
@@ -634,8 +634,8 @@ def deadletters(
 ) -> None:
     """List the items no stage could handle, with stage, source and error; replay them."""
     from newsmon.pipeline import deadletters as dl
-    from newsmon.pipeline.store import open_store
     from newsmon.pipeline.jobs import run_records
+    from newsmon.pipeline.store import open_store
 
     settings = _settings(config)
     store = open_store(settings.search, settings.state_dir)
@@ -714,8 +714,8 @@ def eval_command(
 ) -> None:
     """Precision, recall and F1 per topic and per language, with the ids it got wrong, the
     file's languages that the rules do not cover, and the review flags raised."""
-    from newsmon.pipeline.detection.evaluation import evaluate, read_records
     from newsmon.pipeline.detection import Classifier
+    from newsmon.pipeline.detection.evaluation import evaluate, read_records
 
     settings = _settings(config)
     try:
@@ -766,7 +766,8 @@ def alerts_test(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Dry-run one rule on what is indexed: print what would alert; nothing is sent or written."""
-    from newsmon.pipeline import alerting, surge
+    from newsmon.pipeline.alerts import rules as alerting
+    from newsmon.pipeline.alerts import surge
     from newsmon.pipeline.alerts.config import SurgeRule
     from newsmon.pipeline.store import open_store
 
@@ -822,9 +823,9 @@ def alerts_surge(
     deliver: Annotated[bool, typer.Option(help="Deliver new surges to their channels.")] = True,
 ) -> None:
     """Evaluate the surge rules now (for a schedule; every pipeline run does it too)."""
-    from newsmon.pipeline.delivery import Deliverer
+    from newsmon.pipeline.alerts.delivery import Deliverer
+    from newsmon.pipeline.alerts.surge import evaluate_surges
     from newsmon.pipeline.store import StoreUnavailable, open_store
-    from newsmon.pipeline.surge import evaluate_surges
 
     settings = _settings(config)
     alerts = _alerts(settings)
@@ -850,7 +851,7 @@ def alerts_surge(
 @alerts_app.command("deliver")
 def alerts_deliver(config: ConfigOpt = None) -> None:
     """Retry every delivery still owed (a channel that was down); exit 1 if some still fail."""
-    from newsmon.pipeline.delivery import Deliverer
+    from newsmon.pipeline.alerts.delivery import Deliverer
     from newsmon.pipeline.store import StoreUnavailable, open_store
 
     settings = _settings(config)
@@ -904,8 +905,8 @@ def report(
 ) -> None:
     """Write one self-contained HTML page: volume per topic, language and source, top
     stories, latest alerts with evidence, source health, dead letters (no Kibana needed)."""
-    from newsmon.pipeline.store import StoreUnavailable, open_store
     from newsmon.pipeline.report import build
+    from newsmon.pipeline.store import StoreUnavailable, open_store
 
     settings = _settings(config)
     start, end = _window(since, until)

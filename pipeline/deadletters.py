@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from newsmon.models import Article, DeadLetter, RawItem
 from newsmon.pipeline.io_kafka import RawRecord
 from newsmon.pipeline.store import DocumentStore
-
-from newsmon.models import Article, DeadLetter, RawItem
 
 
 def pending(

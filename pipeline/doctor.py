@@ -306,7 +306,7 @@ def check_search(settings: Settings) -> list[Finding]:
 
 
 def _check_channel(name: str, channel: ChannelConfig) -> Finding:
-    from newsmon.pipeline.notify import make_notifier
+    from newsmon.pipeline.alerts.channels import make_notifier
 
     check = f"channel {name}"
     if channel.secret_env and not os.environ.get(channel.secret_env):

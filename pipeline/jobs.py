@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import apache_beam as beam
+
 from newsmon.pipeline.app import RunContext, build_pipeline, pipeline_options
 from newsmon.pipeline.io_kafka import (
     PartitionRange,
@@ -23,8 +24,8 @@ from newsmon.pipeline.io_kafka import (
     commit_ranges,
     snapshot_ranges,
 )
-from newsmon.pipeline.store import open_store
 from newsmon.pipeline.metrics import observe_lag, observe_pipeline_result
+from newsmon.pipeline.store import open_store
 
 log = logging.getLogger(__name__)
 

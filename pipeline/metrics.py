@@ -8,8 +8,6 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from newsmon.pipeline.io_kafka import PartitionRange
-
 from newsmon.metrics import (
     KAFKA_LAG,
     NAMESPACE,
@@ -18,6 +16,7 @@ from newsmon.metrics import (
     PIPELINE_SECONDS,
     apply_beam_counter,
 )
+from newsmon.pipeline.io_kafka import PartitionRange
 
 log = logging.getLogger(__name__)
 

@@ -1,92 +1,18 @@
-"""Alert rules and channels (config/alerts.yaml) as typed, validated models."""
+"""Alert rules (config/alerts.yaml) as typed, validated models; the channels' models are in
+channels/, one module per channel type."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from newsmon.config import MAX_PERIOD_S, StrictModel
-from newsmon.values import CONTROL, checked, host_problem, http_url_problem
+from newsmon.pipeline.alerts.channels import ChannelConfig, ChannelConfigBase
+from newsmon.pipeline.alerts.channels.console import ConsoleChannel
 
-
-class ChannelConfig(StrictModel):
-    """How alerts reach people: looked up by ``type`` in notify.py.
-
-    Secrets (a webhook token, the SMTP password, the Telegram bot token) are never written
-    here: ``secret_env`` names the environment variable that holds them.
-    """
-
-    type: Literal["console", "webhook", "slack", "smtp", "telegram"]
-    #: webhook / slack: where to POST. telegram: the Bot API base URL.
-    url: str | None = None
-    #: Name of the environment variable holding this channel's secret (token, password).
-    secret_env: str | None = None
-    #: smtp: recipients, sender, server, login name; ``tls`` is starttls, ssl or none.
-    to: tuple[str, ...] = ()
-    sender: str | None = None
-    host: str | None = None
-    port: int | None = Field(default=None, gt=0, lt=65536)
-    tls: Literal["starttls", "ssl", "none"] = "starttls"
-    username: str | None = None
-    #: telegram: the chat (``@channelname`` or a numeric id) the bot writes to.
-    chat_id: str | None = None
-    #: One request's time limit, and how many tries one delivery gets before the alert is
-    #: left pending for the next run: together they bound how long a dead channel can hold
-    #: up the pipeline.
-    timeout_s: float = Field(default=10.0, gt=0, le=120)
-    attempts: int = Field(default=3, ge=1, le=10)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return None if value is None else checked(http_url_problem(value), value)
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str | None) -> str | None:
-        return None if value is None else checked(host_problem(value), value)
-
-    @field_validator("secret_env")
-    @classmethod
-    def _variable(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
-            raise ValueError("must be the name of an environment variable, like NEWSMON_TOKEN")
-        return value
-
-    @field_validator("sender", "to")
-    @classmethod
-    def _addresses(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
-        # One bare address each: a newline would be a header of its own (injection), and a
-        # name or a list in one entry is refused by the server only at delivery time.
-        for address in (value,) if isinstance(value, str) else value or ():
-            local, at, domain = address.rpartition("@")
-            if (not at or not local or CONTROL.search(address) or " " in address
-                    or "," in address or host_problem(domain)):
-                raise ValueError(f"{address!r} is not an e-mail address (user@example.org)")
-        return value
-
-    @field_validator("chat_id")
-    @classmethod
-    def _chat(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|-?[0-9]{1,20})$",
-                                              value):
-            raise ValueError("must be @channelname or a numeric chat id")
-        return value
-
-    @model_validator(mode="after")
-    def _complete(self) -> ChannelConfig:
-        needs: dict[str, tuple[str, ...]] = {
-            "webhook": ("url",), "slack": ("url",), "smtp": ("host", "sender", "to"),
-            "telegram": ("chat_id", "secret_env"),
-        }
-        missing = [f for f in needs.get(self.type, ()) if not getattr(self, f)]
-        if missing:
-            raise ValueError(f"a {self.type} channel needs {', '.join(missing)}")
-        return self
+__all__ = ["AlertRule", "AlertsConfig", "ChannelConfig", "SurgeRule", "unknown_alert_topics"]
 
 
 class _RuleBase(StrictModel):
@@ -119,9 +45,12 @@ class SurgeRule(_RuleBase):
     min_count: int = Field(default=5, ge=1)
 
 
+def _console_only() -> dict[str, ChannelConfigBase]:
+    return {"console": ConsoleChannel()}
+
+
 class AlertsConfig(StrictModel):
-    channels: dict[str, ChannelConfig] = Field(
-        default_factory=lambda: {"console": ChannelConfig(type="console")})
+    channels: dict[str, ChannelConfig] = Field(default_factory=_console_only)
     rules: tuple[AlertRule, ...] = ()
     surges: tuple[SurgeRule, ...] = ()
     #: A delivery still failing this long after the alert was raised is given up (recorded).

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from newsmon.connectors.extract import extract_article
-
 from newsmon.html import html_to_text, strip_trailing_boilerplate
 from newsmon.urls import canonical_url
 from tests.connectors.feeds import fixture

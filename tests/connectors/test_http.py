@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from newsmon.connectors.http import (
     USER_AGENT,
     AddressGuard,
@@ -17,7 +18,6 @@ from newsmon.connectors.http import (
     is_public_address,
     parse_retry_after,
 )
-
 from tests.connectors.server import Reply, Request, serve
 
 LOOPBACK = "127.0.0.1"

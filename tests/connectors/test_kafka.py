@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
+
+from newsmon.config import KafkaSettings
 from newsmon.connectors.publisher import KafkaPublisher, Publisher, PublishError
 from newsmon.connectors.runner import Poller
 from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource
-
-from newsmon.config import KafkaSettings
 from newsmon.models import RawItem, SourceRef
 from tests.connectors.feeds import Entry, rss
 from tests.connectors.server import LocalServer, Reply

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from newsmon.connectors.sources import FeedsConfig, RssSource, TelegramSource, load_sources
 
 from newsmon.config import ConfigError
+from newsmon.connectors.sources import FeedsConfig, RssSource, TelegramSource, load_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from newsmon.connectors.http import HttpClient
 from newsmon.connectors.sources import Defaults, TelegramSource
 from newsmon.connectors.state import Cursor
@@ -15,7 +16,6 @@ from newsmon.connectors.telegram import (
     parse_views,
     post_to_item,
 )
-
 from tests.connectors.feeds import fixture
 from tests.connectors.server import LocalServer, Reply, Request
 from tests.connectors.tgpages import channel_pages, page, post

@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 import yaml
+
 from newsmon.pipeline.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from newsmon.connectors.publisher import KafkaPublisher
 
 from newsmon.config import KafkaSettings
+from newsmon.connectors.publisher import KafkaPublisher
 from newsmon.models import RawItem, SourceRef
 
 ROOT = Path(__file__).resolve().parents[2]

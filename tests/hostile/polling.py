@@ -15,12 +15,12 @@ from pathlib import Path
 
 import brotli
 import zstandard
+
 from newsmon.connectors.http import HttpClient, HttpSettings
 from newsmon.connectors.publisher import ListPublisher
 from newsmon.connectors.results import PollReport, SourceResult
 from newsmon.connectors.runner import DEAD_LETTER_PROBLEMS, Poller
 from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource
-
 from newsmon.metrics import REGISTRY
 from newsmon.models import DeadLetter, RawItem
 

@@ -12,12 +12,12 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+
 from newsmon.connectors.base import PollResult
 from newsmon.connectors.http import AddressGuard, HttpClient, HttpSettings
 from newsmon.connectors.rss import RssConnector
 from newsmon.connectors.sources import Defaults, RssSource
 from newsmon.connectors.state import Cursor
-
 from tests.hostile.server import (
     HostileServer,
     drip,

@@ -19,9 +19,9 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
+
 from newsmon.connectors.http import AddressGuard, HttpClient, HttpSettings
 from newsmon.connectors.runner import MAX_RETRY_AFTER_S
-
 from tests.hostile.polling import (
     GOOD_TITLES,
     MB,

@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
 from newsmon.connectors.codings import BodyTooLarge, CodingError, decode
 from newsmon.connectors.fields import ascii_int, header_token, text_codec
 from newsmon.connectors.http import HttpClient, HttpSettings, parse_retry_after
@@ -26,7 +27,6 @@ from newsmon.connectors.rss import RssConnector, parse_feed
 from newsmon.connectors.runner import DEAD_LETTER_PROBLEMS
 from newsmon.connectors.sources import Defaults, RssSource
 from newsmon.connectors.state import Cursor
-
 from tests.hostile.polling import GOOD_TITLES, MB, encode, feed_xml, good_items, poll_pass
 from tests.hostile.server import HostileServer, Wire, hostile_server, raw
 

@@ -24,15 +24,15 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from newsmon.config import KafkaSettings
 from newsmon.connectors.base import PollResult, Problem
 from newsmon.connectors.publisher import KafkaPublisher, ListPublisher
 from newsmon.connectors.runner import MAX_ITEM_BYTES, Poller
 from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource, TelegramSource
 from newsmon.connectors.state import Cursor, Health, StateStore, storable_cursor
-from newsmon.pipeline.store import SqliteStore
-
-from newsmon.config import KafkaSettings
 from newsmon.models import DeadLetter, RawItem, SourceRef
+from newsmon.pipeline.store import SqliteStore
 from tests.connectors.feeds import Entry, rss
 from tests.connectors.server import LocalServer, Reply, serve
 from tests.connectors.test_kafka import consume, topic  # noqa: F401 - a fixture, used by name

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from newsmon.connectors.fields import MAX_STORED_INT, ascii_int
 from newsmon.connectors.publisher import ListPublisher
 from newsmon.connectors.runner import DEAD_LETTER_PROBLEMS, Poller
@@ -36,7 +37,6 @@ from newsmon.connectors.telegram import (
     parse_preview,
     parse_views,
 )
-
 from newsmon.html import MAX_DEPTH
 from newsmon.models import RawItem
 from tests.connectors.server import LocalServer, Reply, Request, serve

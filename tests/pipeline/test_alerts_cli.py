@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
+
 from newsmon.pipeline.cli import app
 from newsmon.pipeline.store import SqliteStore
-from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig, SurgeRule
-from newsmon.pipeline.app import RunContext
-from newsmon.pipeline.store import DocumentStore, open_store
-from newsmon.pipeline.jobs import run_backfill
 
 from newsmon.config import SearchSettings, Settings
 from newsmon.models import RawItem, SourceRef
+from newsmon.pipeline.alerts.channels.smtp import SmtpChannel
+from newsmon.pipeline.alerts.channels.webhook import WebhookChannel
+from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, SurgeRule
+from newsmon.pipeline.app import RunContext
+from newsmon.pipeline.jobs import run_backfill
+from newsmon.pipeline.store import DocumentStore, open_store
 from tests.alertservers import Recorder, SmtpInbox, smtp_server
 from tests.localhttp import LocalServer, serve
 from tests.pipeline.test_surge import surge_contract
@@ -58,8 +60,8 @@ def archive(tmp: Path, raw: list[RawItem], name: str = "archive.jsonl") -> Path:
 
 def context(tmp: Path, search: SearchSettings, hook: str, inbox: SmtpInbox) -> RunContext:
     channels = {
-        "hook": ChannelConfig(type="webhook", url=hook, timeout_s=2, attempts=2),
-        "mail": ChannelConfig(type="smtp", host=inbox.host, port=inbox.port, tls="none",
+        "hook": WebhookChannel(url=hook, timeout_s=2, attempts=2),
+        "mail": SmtpChannel(host=inbox.host, port=inbox.port, tls="none",
                               sender="newsmon@example.org", to=("desk@example.org",)),
     }
     rules = (AlertRule(name="lrs", topic="long_range_strike", channels=("hook", "mail")),

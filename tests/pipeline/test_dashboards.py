@@ -9,6 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+from newsmon.config import SearchSettings
+from newsmon.languages import COMMON_LANGUAGES
 from newsmon.pipeline.dashboards import (
     AGGREGATING,
     DATA_VIEWS,
@@ -19,9 +22,6 @@ from newsmon.pipeline.dashboards import (
 )
 from newsmon.pipeline.store import open_store
 from newsmon.pipeline.store.mappings import field_paths, kind_mapping
-
-from newsmon.config import SearchSettings
-from newsmon.languages import COMMON_LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "deploy" / "kibana" / "newsmon.ndjson"

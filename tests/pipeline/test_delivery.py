@@ -8,13 +8,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline import alerting
-from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig
-from newsmon.pipeline.delivery import Deliverer, throttle_window
-from newsmon.pipeline.store import SqliteStore
-from newsmon.pipeline.notify import DeliveryError, Message
 
 from newsmon.models import Article, Evidence, SourceRef, TopicMatch
+from newsmon.pipeline.alerts import rules as alerting
+from newsmon.pipeline.alerts import state
+from newsmon.pipeline.alerts.channels import DeliveryError, Message
+from newsmon.pipeline.alerts.channels.console import ConsoleChannel
+from newsmon.pipeline.alerts.channels.webhook import WebhookChannel
+from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig
+from newsmon.pipeline.alerts.delivery import Deliverer, throttle_window
+from newsmon.pipeline.store import SqliteStore
 from tests.alertservers import Recorder
 from tests.localhttp import serve
 
@@ -48,7 +51,7 @@ def article(n: int, story: str = "s1", lang: str = "en") -> Article:
 
 def config(channels: dict[str, ChannelConfig] | None = None, throttle_s: int = 0,
            rule_channels: tuple[str, ...] = ("spy",)) -> AlertsConfig:
-    channels = channels or {"spy": ChannelConfig(type="console")}
+    channels = channels or {"spy": ConsoleChannel()}
     return AlertsConfig(channels=channels, rules=(AlertRule(
         name="r", topic="lrs", channels=rule_channels, throttle_s=throttle_s),))
 
@@ -60,7 +63,7 @@ def raise_alert(store: SqliteStore, cfg: AlertsConfig, art: Article,
     match = art.topics[0]
     fresh = alerting.new_alert(rule, art, match, now)
     store.create("alerts", fresh.alert_id,
-                 {**alerting.alert_document(fresh), **alerting.initial_state(rule.channels)})
+                 {**alerting.alert_document(fresh), **state.initial_state(rule.channels)})
     return fresh.alert_id
 
 
@@ -91,7 +94,7 @@ def test_an_alert_is_delivered_once_however_often_delivery_runs(store: SqliteSto
 
 
 def test_transient_failures_are_retried_with_backoff_within_bounds(store: SqliteStore) -> None:
-    cfg = config({"spy": ChannelConfig(type="console", attempts=3)})
+    cfg = config({"spy": ConsoleChannel(attempts=3)})
     spy = Spy([DeliveryError("HTTP 503"), DeliveryError("HTTP 503")])
     sleeps: list[float] = []
     deliverer = Deliverer(store, cfg, notifiers={"spy": spy}, backoff_s=0.5,
@@ -104,7 +107,7 @@ def test_transient_failures_are_retried_with_backoff_within_bounds(store: Sqlite
 
 
 def test_a_failing_channel_stays_pending_and_the_next_run_delivers(store: SqliteStore) -> None:
-    cfg = config({"spy": ChannelConfig(type="console", attempts=2)})
+    cfg = config({"spy": ConsoleChannel(attempts=2)})
     spy = Spy([DeliveryError("down"), DeliveryError("down")])
     alert_id = raise_alert(store, cfg, article(1))
     first = Deliverer(store, cfg, notifiers={"spy": spy}, sleep=lambda _: None)
@@ -123,7 +126,7 @@ def test_a_failing_channel_stays_pending_and_the_next_run_delivers(store: Sqlite
 
 
 def test_a_permanent_failure_is_not_retried_in_the_run(store: SqliteStore) -> None:
-    cfg = config({"spy": ChannelConfig(type="console", attempts=5)})
+    cfg = config({"spy": ConsoleChannel(attempts=5)})
     spy = Spy([DeliveryError("HTTP 401", retryable=False)])
     alert_id = raise_alert(store, cfg, article(1))
     attempts = Deliverer(store, cfg, notifiers={"spy": spy}).deliver(alert_id, NOW)
@@ -136,7 +139,7 @@ def test_a_dead_channel_costs_one_bounded_attempt_per_run_not_one_per_alert(
     # a real HTTP receiver that hangs longer than the channel's timeout
     hook = Recorder(delay_s=2)
     with serve({"/hook": hook}) as srv:
-        cfg = config({"spy": ChannelConfig(type="webhook", url=srv.url("/hook"),
+        cfg = config({"spy": WebhookChannel(url=srv.url("/hook"),
                                            timeout_s=0.3, attempts=2)})
         ids = [raise_alert(store, cfg, article(n, story=f"s{n}")) for n in range(5)]
         deliverer = Deliverer(store, cfg, backoff_s=0.1)
@@ -193,7 +196,7 @@ def test_deliveries_failing_for_a_day_are_given_up_and_recorded(store: SqliteSto
     assert doc is not None and doc.source["pending"] == [] and doc.source["failed"] == ["spy"]
     assert spy.calls == 1
     # a later copy of the story does not revive it
-    assert alerting.owed(["spy"], doc.source) == []
+    assert state.owed(["spy"], doc.source) == []
 
 
 def test_a_live_lease_keeps_a_second_deliverer_away(store: SqliteStore) -> None:
@@ -214,7 +217,7 @@ def test_a_live_lease_keeps_a_second_deliverer_away(store: SqliteStore) -> None:
 def test_owed_channels_follow_the_rule() -> None:
     doc = {"notified": ["a"], "pending": ["b"], "failed": ["b", "c"], "throttled": ["d"]}
     # b still owed (pending), c given up, d held back, e newly added to the rule
-    assert alerting.owed(["a", "b", "c", "d", "e"], doc) == ["b", "e"]
+    assert state.owed(["a", "b", "c", "d", "e"], doc) == ["b", "e"]
 
 
 def test_config_refuses_unknown_channels_and_duplicate_rule_names() -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from newsmon.config import SearchSettings
 from newsmon.pipeline.store import (
     BulkAction,
     ItemResult,
@@ -22,8 +24,6 @@ from newsmon.pipeline.store import (
     bulk_with_retry,
 )
 from newsmon.pipeline.store.mappings import MAPPINGS, index_template, monthly_index
-
-from newsmon.config import SearchSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

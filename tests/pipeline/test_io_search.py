@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.store import DocumentStore, SqliteStore, open_store
 
 from newsmon.config import SearchSettings
+from newsmon.pipeline.store import DocumentStore, SqliteStore, open_store
 
 
 def _doc(doc_id: str, story: str, bands: list[str]) -> dict[str, object]:

@@ -65,13 +65,14 @@ def test_secret_values_are_masked_in_any_log_line(capsys: pytest.CaptureFixture[
 
 
 def test_a_slack_webhook_url_is_treated_as_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
-    from newsmon.pipeline.alerts.config import AlertsConfig, ChannelConfig
+    from newsmon.pipeline.alerts.channels.webhook import SlackChannel
+    from newsmon.pipeline.alerts.config import AlertsConfig
 
     url = "https://hooks.slack.example/services/T000/B000/XXXXsecretpath"
-    logs.register_secrets([AlertsConfig(channels={"ops": ChannelConfig(type="slack", url=url)})])
+    logs.register_secrets([AlertsConfig(channels={"ops": SlackChannel(url=url)})])
     logs.configure("text", stream=sys.stderr)
     try:
-        logging.getLogger("newsmon.pipeline.notify").warning("webhook %s: HTTP 500", url)
+        logging.getLogger("newsmon.pipeline.alerts.channels").warning("webhook %s: HTTP 500", url)
     finally:
         logs.configure("text")
     err = capsys.readouterr().err

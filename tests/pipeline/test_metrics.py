@@ -8,18 +8,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from newsmon.connectors import metrics as connectors_metrics
-from newsmon.connectors.results import PollReport, SourceResult
-from newsmon.pipeline import metrics as pipeline_metrics
-from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig
-from newsmon.pipeline.app import RunContext
-from newsmon.pipeline.io_kafka import PartitionRange, RawRecord
-from newsmon.pipeline.jobs import run_records
 from prometheus_client.parser import text_string_to_metric_families
 
 from newsmon import metrics
 from newsmon.config import Settings
+from newsmon.connectors import metrics as connectors_metrics
+from newsmon.connectors.results import PollReport, SourceResult
 from newsmon.models import RawItem, SourceRef
+from newsmon.pipeline import metrics as pipeline_metrics
+from newsmon.pipeline.alerts.channels.console import ConsoleChannel
+from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig
+from newsmon.pipeline.app import RunContext
+from newsmon.pipeline.io_kafka import PartitionRange, RawRecord
+from newsmon.pipeline.jobs import run_records
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -46,7 +47,7 @@ def test_a_pipeline_run_counts_items_per_stage_dead_letters_alerts_and_deliverie
     settings = Settings(state_dir=tmp_path, topics=ROOT / "config" / "topics.yaml")
     ctx = RunContext(
         settings=settings,
-        alerts=AlertsConfig(channels={"console": ChannelConfig(type="console")},
+        alerts=AlertsConfig(channels={"console": ConsoleChannel()},
                             rules=(AlertRule(name="lrs", topic="long_range_strike"),)),
         now=NOW,
     )

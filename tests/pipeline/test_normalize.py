@@ -1,11 +1,11 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from newsmon.pipeline.normalize import normalize_item, text_hash
 
 from newsmon.html import html_to_text
 from newsmon.languages import detect_language
 from newsmon.models import RawItem, SourceRef
+from newsmon.pipeline.normalize import normalize_item, text_hash
 from newsmon.urls import canonical_url
 
 SRC = SourceRef(id="demo", type="rss", name="Demo", lang="en", country="GB")

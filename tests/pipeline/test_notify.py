@@ -6,9 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from newsmon.pipeline.alerts.config import ChannelConfig
-from newsmon.pipeline.notify import DeliveryError, Message, make_notifier, slack_escape
 
+from newsmon.pipeline.alerts.channels import DeliveryError, Message, make_notifier
+from newsmon.pipeline.alerts.channels.smtp import SmtpChannel
+from newsmon.pipeline.alerts.channels.telegram import TelegramChannel
+from newsmon.pipeline.alerts.channels.webhook import SlackChannel, WebhookChannel, slack_escape
+from newsmon.pipeline.alerts.config import ChannelConfig
 from tests.alertservers import Recorder, smtp_server
 from tests.localhttp import serve
 
@@ -26,7 +29,7 @@ def test_generic_webhook_posts_the_alert_as_json_with_a_bearer_token(
     monkeypatch.setenv("HOOK_TOKEN", "t0ken")
     hook = Recorder()
     with serve({"/hook": hook}) as srv:
-        notifier = make_notifier(ChannelConfig(type="webhook", url=srv.url("/hook"),
+        notifier = make_notifier(WebhookChannel(url=srv.url("/hook"),
                                                secret_env="HOOK_TOKEN"))
         notifier.send(MESSAGE)
         headers = srv.requests[0][2]
@@ -39,7 +42,7 @@ def test_generic_webhook_posts_the_alert_as_json_with_a_bearer_token(
 def test_slack_message_escapes_control_characters_and_links_the_title() -> None:
     hook = Recorder()
     with serve({"/slack": hook}) as srv:
-        make_notifier(ChannelConfig(type="slack", url=srv.url("/slack"))).send(MESSAGE)
+        make_notifier(SlackChannel(url=srv.url("/slack"))).send(MESSAGE)
     text = hook.bodies[0]["text"]
     assert text.startswith("*<https://x.example/a|long_range_strike: &lt;script&gt;")
     assert "<script>" not in text and "&amp; Storm Shadow" in text
@@ -50,7 +53,7 @@ def test_slack_message_escapes_control_characters_and_links_the_title() -> None:
                                                    (400, False), (401, False), (404, False)])
 def test_http_failures_say_whether_a_retry_may_help(status: int, retryable: bool) -> None:
     with serve({"/hook": Recorder(statuses=[status])}) as srv:
-        notifier = make_notifier(ChannelConfig(type="webhook", url=srv.url("/hook")))
+        notifier = make_notifier(WebhookChannel(url=srv.url("/hook")))
         with pytest.raises(DeliveryError) as err:
             notifier.send(MESSAGE)
     assert err.value.retryable is retryable
@@ -58,7 +61,7 @@ def test_http_failures_say_whether_a_retry_may_help(status: int, retryable: bool
 
 def test_a_hanging_receiver_costs_at_most_the_channel_timeout() -> None:
     with serve({"/slow": Recorder(delay_s=3)}) as srv:
-        notifier = make_notifier(ChannelConfig(type="webhook", url=srv.url("/slow"),
+        notifier = make_notifier(WebhookChannel(url=srv.url("/slow"),
                                                timeout_s=0.5))
         started = time.monotonic()
         with pytest.raises(DeliveryError) as err:
@@ -87,7 +90,7 @@ def test_email_reaches_a_real_smtp_server() -> None:
 def test_smtp_4xx_is_retryable_and_5xx_is_not() -> None:
     with smtp_server() as inbox:
         inbox.fail_with = ["451 try later", "554 no"]
-        notifier = make_notifier(ChannelConfig(type="smtp", host=inbox.host, port=inbox.port,
+        notifier = make_notifier(SmtpChannel(host=inbox.host, port=inbox.port,
                                                tls="none", sender="n@example.org",
                                                to=("d@example.org",)))
         with pytest.raises(DeliveryError) as first:
@@ -100,7 +103,7 @@ def test_smtp_4xx_is_retryable_and_5xx_is_not() -> None:
 def test_smtp_server_down_is_a_retryable_failure() -> None:
     with smtp_server() as inbox:
         host, port = inbox.host, inbox.port
-    notifier = make_notifier(ChannelConfig(type="smtp", host=host, port=port, tls="none",
+    notifier = make_notifier(SmtpChannel(host=host, port=port, tls="none",
                                            sender="n@example.org", to=("d@example.org",),
                                            timeout_s=2))
     with pytest.raises(DeliveryError) as err:
@@ -112,7 +115,7 @@ def test_telegram_bot_api_with_a_configurable_base_url(monkeypatch: pytest.Monke
     monkeypatch.setenv("TG_TOKEN", "123:secret")
     api = Recorder()
     with serve({"/bot123:secret/sendMessage": api}) as srv:
-        notifier = make_notifier(ChannelConfig(type="telegram", url=srv.url(""),
+        notifier = make_notifier(TelegramChannel(url=srv.url(""),
                                                chat_id="@newsdesk", secret_env="TG_TOKEN"))
         notifier.send(MESSAGE)
     assert api.bodies == [{"chat_id": "@newsdesk", "text": MESSAGE.text,
@@ -122,7 +125,7 @@ def test_telegram_bot_api_with_a_configurable_base_url(monkeypatch: pytest.Monke
 def test_telegram_errors_never_show_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TG_TOKEN", "123:secret")
     with serve({"/bot123:secret/sendMessage": Recorder(statuses=[401])}) as srv:
-        notifier = make_notifier(ChannelConfig(type="telegram", url=srv.url(""),
+        notifier = make_notifier(TelegramChannel(url=srv.url(""),
                                                chat_id="1", secret_env="TG_TOKEN"))
         with pytest.raises(DeliveryError) as err:
             notifier.send(MESSAGE)
@@ -132,11 +135,11 @@ def test_telegram_errors_never_show_the_token(monkeypatch: pytest.MonkeyPatch) -
 def test_telegram_without_its_token_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TG_TOKEN", raising=False)
     with pytest.raises(ValueError, match="TG_TOKEN"):
-        make_notifier(ChannelConfig(type="telegram", chat_id="1", secret_env="TG_TOKEN"))
+        make_notifier(TelegramChannel(chat_id="1", secret_env="TG_TOKEN"))
 
 
 def test_channel_config_names_what_is_missing() -> None:
     with pytest.raises(ValueError, match="needs host, sender, to"):
-        ChannelConfig(type="smtp")
+        SmtpChannel()
     with pytest.raises(ValueError, match="needs chat_id, secret_env"):
-        ChannelConfig(type="telegram")
+        TelegramChannel()

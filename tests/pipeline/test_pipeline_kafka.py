@@ -12,7 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 from kafka import KafkaProducer
-from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, ChannelConfig
+
+from newsmon.config import KafkaSettings, SearchSettings, Settings
+from newsmon.models import RawItem, SourceRef
+from newsmon.pipeline.alerts.channels.console import ConsoleChannel
+from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig
 from newsmon.pipeline.app import RunContext
 from newsmon.pipeline.jobs import (
     CRASH_BEFORE_COMMIT_ENV,
@@ -21,9 +25,6 @@ from newsmon.pipeline.jobs import (
     run_kafka_batch,
     run_kafka_stream,
 )
-
-from newsmon.config import KafkaSettings, SearchSettings, Settings
-from newsmon.models import RawItem, SourceRef
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -60,7 +61,7 @@ def ctx_for(tmp: Path, kafka: KafkaSettings, search: SearchSettings) -> RunConte
     settings = Settings(state_dir=tmp / "state", topics=ROOT / "config" / "topics.yaml",
                         kafka=kafka, search=search)
     alerts = AlertsConfig(
-        channels={"console": ChannelConfig(type="console")},
+        channels={"console": ConsoleChannel()},
         rules=(AlertRule(name="lrs", topic="long_range_strike"),
                AlertRule(name="troops", topic="troop_deployment")),
     )

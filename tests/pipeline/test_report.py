@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.store import DocumentStore, SqliteStore, open_store
+
+from newsmon.config import SearchSettings
 from newsmon.pipeline.report import (
     build,
     collect,
@@ -26,8 +27,7 @@ from newsmon.pipeline.report import (
     safe_href,
     summarize,
 )
-
-from newsmon.config import SearchSettings
+from newsmon.pipeline.store import DocumentStore, SqliteStore, open_store
 
 UNTIL = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
 SINCE = UNTIL - timedelta(days=7)

@@ -9,10 +9,10 @@ from typing import Any
 import elasticsearch
 import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
-from newsmon.pipeline.store import server as io_search
-from newsmon.pipeline.store import SearchServerStore, StoreUnavailable
 
 from newsmon.config import SearchSettings
+from newsmon.pipeline.store import SearchServerStore, StoreUnavailable
+from newsmon.pipeline.store import server as io_search
 
 
 def api_error(status: int) -> elasticsearch.ApiError:

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from newsmon.pipeline.alerts.config import AlertsConfig, ChannelConfig, SurgeRule
-from newsmon.pipeline.store import DocumentStore, SqliteStore
-from newsmon.pipeline.surge import (
+
+from newsmon.pipeline.alerts.channels.console import ConsoleChannel
+from newsmon.pipeline.alerts.config import AlertsConfig, SurgeRule
+from newsmon.pipeline.alerts.surge import (
     bucket_counts,
     evaluate,
     evaluate_surges,
@@ -20,6 +21,7 @@ from newsmon.pipeline.surge import (
     surge_stats,
     timeline,
 )
+from newsmon.pipeline.store import DocumentStore, SqliteStore
 
 NOW = datetime(2026, 11, 20, 12, 40, tzinfo=UTC)
 RULE = SurgeRule(name="lrs-surge", topic="long_range_strike", interval_s=3600,
@@ -90,7 +92,7 @@ def surge_contract(store: DocumentStore) -> None:
     assert finding.interval_start == datetime(2026, 11, 20, 12, tzinfo=UTC)
     assert finding.stats.mean == pytest.approx(sum(quiet) / 24)
 
-    config = AlertsConfig(channels={"console": ChannelConfig(type="console")}, surges=(RULE,))
+    config = AlertsConfig(channels={"console": ConsoleChannel()}, surges=(RULE,))
     found = evaluate_surges(store, config, NOW)
     assert [f.alert_id for f in found] == [surge_alert_id("lrs-surge", finding.interval_start)]
     alert = store.get("alerts", found[0].alert_id)

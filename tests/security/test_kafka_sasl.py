@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from newsmon.connectors.publisher import KafkaPublisher, PublishError
-from newsmon.pipeline.io_kafka import ReadPartitionRangeFn, commit_ranges, snapshot_ranges
 
 from newsmon.config import KafkaSettings, load_settings
+from newsmon.connectors.publisher import KafkaPublisher, PublishError
 from newsmon.kafka import KafkaUnavailable
 from newsmon.models import RawItem, SourceRef
+from newsmon.pipeline.io_kafka import ReadPartitionRangeFn, commit_ranges, snapshot_ranges
 from tests.e2e.test_thin_run import FEED
 from tests.localhttp import Response, serve
 from tests.security.conftest import SecureKafka

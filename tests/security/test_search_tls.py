@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.store import SearchServerStore, StoreUnavailable
 
 from newsmon.config import SearchSettings, load_settings
+from newsmon.pipeline.store import SearchServerStore, StoreUnavailable
 from tests.security.conftest import SecureElasticsearch
 
 NEWSMON = Path(sys.executable).parent / "newsmon"

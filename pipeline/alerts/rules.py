@@ -3,21 +3,20 @@
 One alert per rule and story (``Alert.id_for``). The first article of a story that crosses a
 rule's threshold creates it; later copies merge into it (sources, languages, latest evidence)
 instead of alerting again. The same document carries the alert's delivery state (channels
-sent, pending, failed, held back by a throttle, and every attempt), which delivery.py updates.
+sent, pending, failed, held back by a throttle, and every attempt), which delivery.py updates
+(the state itself: state.py).
 Pure logic; the store calls live in app.py, delivery.py and surge.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
-
-from newsmon.pipeline.alerts.config import AlertRule
-from newsmon.pipeline.notify import Message
+from typing import Any
 
 from newsmon.models import Alert, Article, TopicMatch
+from newsmon.pipeline.alerts.channels.base import Message
+from newsmon.pipeline.alerts.config import AlertRule
 
 JsonDict = dict[str, Any]
 
@@ -116,74 +115,6 @@ def format_alert(alert: Alert) -> str:
     snippets = list(dict.fromkeys(ev.snippet for ev in alert.evidence))
     lines.extend(f"  … {snippet} …" for snippet in snippets[:3])
     return "\n".join(lines)
-
-
-# --- delivery state, kept on the alert document beside the alert's own fields ----------------
-
-DeliveryStatus = Literal["sent", "failed", "throttled", "expired"]
-
-#: Entries kept in an alert's ``deliveries`` list: the latest attempts tell the story.
-MAX_DELIVERY_RECORDS = 50
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One channel's outcome for one alert: sent, failed (stays pending), throttled (held back
-    by the rule's throttle) or expired (given up after ``give_up_after_s``)."""
-
-    channel: str
-    status: DeliveryStatus
-    at: datetime
-    attempts: int = 0
-    error: str = ""
-
-    def as_json(self) -> JsonDict:
-        return {"channel": self.channel, "status": self.status, "at": self.at.isoformat(),
-                "attempts": self.attempts, "error": self.error[:500]}
-
-
-def initial_state(channels: Iterable[str]) -> JsonDict:
-    """The delivery state of a new alert: every channel of its rule owed."""
-    return {"notified": [], "pending": sorted(set(channels)), "failed": [], "throttled": [],
-            "deliveries": []}
-
-
-def owed(channels: Iterable[str], doc: Mapping[str, Any]) -> list[str]:
-    """Channels an existing alert still owes: its pending ones and any channel of its rule
-    (the rule may have gained one) not yet sent, held back or given up."""
-    pending = set(doc.get("pending") or ())
-    given_up = set(doc.get("failed") or ()) - pending
-    done = set(doc.get("notified") or ()) | set(doc.get("throttled") or ()) | given_up
-    return sorted((pending | set(channels)) - done)
-
-
-def apply_attempts(doc: Mapping[str, Any], attempts: Iterable[Attempt]) -> JsonDict:
-    """The document with these outcomes recorded and the delivery lease released. Pure; set
-    unions, so recording the same outcome twice changes nothing."""
-    out = dict(doc)
-    notified = set(doc.get("notified") or ())
-    pending = set(doc.get("pending") or ())
-    failed = set(doc.get("failed") or ())
-    throttled = set(doc.get("throttled") or ())
-    records = list(doc.get("deliveries") or ())
-    for attempt in attempts:
-        if attempt.status == "sent":
-            notified.add(attempt.channel)
-            pending.discard(attempt.channel)
-            failed.discard(attempt.channel)
-        elif attempt.status == "throttled":
-            throttled.add(attempt.channel)
-            pending.discard(attempt.channel)
-        elif attempt.status == "failed":
-            failed.add(attempt.channel)  # still pending: the next run tries again
-        else:
-            failed.add(attempt.channel)
-            pending.discard(attempt.channel)
-        records.append(attempt.as_json())
-    out.update(notified=sorted(notified), pending=sorted(pending), failed=sorted(failed),
-               throttled=sorted(throttled), deliveries=records[-MAX_DELIVERY_RECORDS:])
-    out.pop("lease_until", None)
-    return out
 
 
 # --- dry runs ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-from newsmon.pipeline import dedup
+from newsmon.pipeline import stories as dedup
 
 WIRE = ("Ukrainian forces struck a military airfield in Russia's Kursk region with US-made "
         "ATACMS missiles overnight, officials in Kyiv said, days after the White House allowed "

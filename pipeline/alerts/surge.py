@@ -22,12 +22,11 @@ from datetime import UTC, datetime, timedelta
 from statistics import fmean, pstdev
 from typing import Any
 
-from newsmon.pipeline.alerting import initial_state, owed
-from newsmon.pipeline.alerts.config import AlertsConfig, SurgeRule
-from newsmon.pipeline.store import DocumentStore, parse_time
-from newsmon.pipeline.notify import Message
-
 from newsmon.models import content_id
+from newsmon.pipeline.alerts.channels import Message
+from newsmon.pipeline.alerts.config import AlertsConfig, SurgeRule
+from newsmon.pipeline.alerts.state import initial_state, owed
+from newsmon.pipeline.store import DocumentStore, parse_time
 
 JsonDict = dict[str, Any]
 

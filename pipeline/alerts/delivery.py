@@ -1,6 +1,6 @@
 """Delivering alerts to their channels: claim, throttle, send with bounded retries, record.
 
-Every alert document carries its delivery state (alerting.py): ``pending`` channels are owed a
+Every alert document carries its delivery state (state.py): ``pending`` channels are owed a
 message. A deliverer
 
 1. claims the alert with a short lease (a version-guarded write), so two workers or a worker
@@ -28,15 +28,22 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from newsmon.pipeline.alerting import Attempt, alert_from_document, alert_message, apply_attempts
-from newsmon.pipeline.alerts.config import AlertsConfig, ChannelConfig
-from newsmon.pipeline.store import DocumentStore, parse_time
-from newsmon.pipeline.notify import DeliveryError, Message, Notifier, make_notifier
-from newsmon.pipeline.surge import surge_message
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_exponential
 
 from newsmon.models import content_id
+from newsmon.pipeline.alerts.channels import (
+    ChannelConfigBase,
+    DeliveryError,
+    Message,
+    Notifier,
+    make_notifier,
+)
+from newsmon.pipeline.alerts.config import AlertsConfig
+from newsmon.pipeline.alerts.rules import alert_from_document, alert_message
+from newsmon.pipeline.alerts.state import Attempt, apply_attempts
+from newsmon.pipeline.alerts.surge import surge_message
+from newsmon.pipeline.store import DocumentStore, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +204,7 @@ class Deliverer:
             return Attempt(channel, "failed", now, attempts=tries, error=str(exc))
         return Attempt(channel, "sent", now, attempts=tries)
 
-    def _notifier(self, channel: str, config: ChannelConfig) -> Notifier:
+    def _notifier(self, channel: str, config: ChannelConfigBase) -> Notifier:
         if channel not in self._notifiers:
             self._notifiers[channel] = make_notifier(config)
         return self._notifiers[channel]
