@@ -36,9 +36,10 @@ from newsmon.config import KafkaSettings, SearchSettings, Settings
 from newsmon.models import RawItem, SourceRef
 from newsmon.pipeline.alerts.channels.console import ConsoleChannel
 from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig
-from newsmon.pipeline.app import Placed, RunContext, article_document
+from newsmon.pipeline.app import RunContext
 from newsmon.pipeline.jobs import run_kafka_batch, run_kafka_stream
 from newsmon.pipeline.normalize import normalize_item, text_hash
+from newsmon.pipeline.stages.store import Placed, article_document
 from newsmon.pipeline.store import open_store
 from newsmon.pipeline.stories import Fingerprint, signature
 

@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import (
     CollectorRegistry,
@@ -47,6 +47,8 @@ from prometheus_client import (
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.process_collector import ProcessCollector
+
+from newsmon.models import Stage
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +93,6 @@ POLL_PASS_SECONDS = Histogram("newsmon_poll_pass_seconds",
 
 # --- pipeline --------------------------------------------------------------------------------
 
-#: Stages with in/out counts, in the order of the graph (app.build_pipeline).
-STAGES = ("decode", "normalize", "classify", "group", "write", "alerts", "notify",
-          "dead_letters")
-
 PIPELINE_ITEMS = Counter(
     "newsmon_pipeline_items",
     "Items per pipeline stage: in (entered), out (passed on), dead_letter (parked)",
@@ -114,6 +112,8 @@ DOCUMENTS = Counter("newsmon_documents",
 TOPIC_MATCHES = Counter("newsmon_topic_matches", "Articles matching each topic", ["topic"],
                         registry=REGISTRY)
 ALERTS = Counter("newsmon_alerts", "Alerts created, or updated by a later copy",
+                 ["event"], registry=REGISTRY)
+SURGES = Counter("newsmon_surges", "Surge alerts raised (a topic above its baseline)",
                  ["event"], registry=REGISTRY)
 DELIVERIES = Counter("newsmon_alert_deliveries", "Alert deliveries per channel and status",
                      ["channel", "status"], registry=REGISTRY)
@@ -145,23 +145,32 @@ _COUNTERS: dict[str, Counter] = {
     c._name: c
     for c in (POLLS, ITEMS, PROBLEMS, SOURCE_POLLS, SOURCE_ITEMS, SOURCE_PROBLEMS,
               PIPELINE_ITEMS, PIPELINE_RECORDS, PIPELINE_RUNS, DOCUMENTS, TOPIC_MATCHES,
-              ALERTS, DELIVERIES)
+              ALERTS, SURGES, DELIVERIES)
 }
 
 
 # --- Beam counter names (the pipeline increments them, observe_pipeline_result reads them) --
+# The pipeline names a Beam counter only through these; apply_beam_counter exports each of
+# them (tests/pipeline/test_metrics_names.py walks the pipeline's counters and checks that).
+
+DOCUMENTS_WRITTEN = "documents_written"
+EXACT_COPIES = "exact_copies"
+ALERTS_CREATED = "alerts_created"
+ALERTS_UPDATED = "alerts_updated"
+SURGES_RAISED = "surges"
 
 
-def stage_counter(stage: str, outcome: str) -> str:
+def stage_counter(stage: Stage, outcome: Literal["in", "out"]) -> str:
     """Name of the Beam counter of ``stage``'s items ``in`` or ``out``."""
     return f"stage.{stage}.{outcome}"
 
 
-def delivery_counter(channel: str, ok: bool) -> str:
-    return f"delivery.{channel}.{'ok' if ok else 'failed'}"
+def delivery_counter(channel: str, status: str) -> str:
+    """Deliveries to ``channel`` that ended ``ok``, ``failed``, ``throttled`` or ``expired``."""
+    return f"delivery.{channel}.{status}"
 
 
-def dead_letter_counter(stage: str) -> str:
+def dead_letter_counter(stage: Stage) -> str:
     return f"dead_letters_{stage}"
 
 
@@ -169,10 +178,11 @@ def topic_counter(topic: str) -> str:
     return f"topic_{topic}"
 
 
-def apply_beam_counter(name: str, value: int) -> None:
-    """Add a Beam counter's value (a name built above) to its Prometheus metric."""
+def apply_beam_counter(name: str, value: int) -> bool:
+    """Add a Beam counter's value (a name built above) to its Prometheus metric; False (and
+    a warning) for a name that is not one of them, which would otherwise vanish silently."""
     if value <= 0:
-        return
+        return True
     if name.startswith("stage."):
         _, stage, outcome = name.split(".", 2)
         PIPELINE_ITEMS.labels(stage, outcome).inc(value)
@@ -183,12 +193,18 @@ def apply_beam_counter(name: str, value: int) -> None:
         PIPELINE_ITEMS.labels(name[len("dead_letters_"):], "dead_letter").inc(value)
     elif name.startswith("topic_"):
         TOPIC_MATCHES.labels(name[len("topic_"):]).inc(value)
-    elif name in ("alerts_created", "alerts_updated"):
+    elif name in (ALERTS_CREATED, ALERTS_UPDATED):
         ALERTS.labels(name.removeprefix("alerts_")).inc(value)
-    elif name == "documents_written":
+    elif name == DOCUMENTS_WRITTEN:
         DOCUMENTS.labels("written").inc(value)
-    elif name == "exact_copies":
+    elif name == EXACT_COPIES:
         DOCUMENTS.labels("exact_copy").inc(value)
+    elif name == SURGES_RAISED:
+        SURGES.labels("raised").inc(value)
+    else:
+        log.warning("Beam counter %s is not exported to Prometheus", name)
+        return False
+    return True
 
 
 # --- output ------------------------------------------------------------------------------

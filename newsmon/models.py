@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -191,7 +191,15 @@ class Alert(_Frozen):
         return content_id("alert", rule, story_id)
 
 
-Stage = Literal["decode", "normalize", "classify", "write", "alert", "notify", "poll", "publish"]
+#: Every stage name, the one definition: the pipeline's stages in the order of the graph
+#: (app.build_pipeline; their in/out counts are labelled with these), then the pollers'
+#: (``poll``, ``publish``). ``alert`` is the old name of ``alerts``, kept so that dead letters
+#: stored under it still load.
+Stage = Literal["decode", "normalize", "classify", "group", "write", "alerts", "notify",
+                "dead_letters", "poll", "publish", "alert"]
+STAGES: tuple[Stage, ...] = get_args(Stage)
+#: The pipeline's stages, in graph order.
+PIPELINE_STAGES: tuple[Stage, ...] = STAGES[:8]
 
 
 class DeadLetter(_Frozen):

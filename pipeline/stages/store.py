@@ -1,0 +1,134 @@
+"""The batched stages that place and write articles: story grouping and the bulk write."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from newsmon import metrics
+from newsmon.models import Article
+from newsmon.pipeline import stories as dedup
+from newsmon.pipeline.normalize import text_hash
+from newsmon.pipeline.stages.base import StoreFn, count, dead
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An article after story grouping, with what the store needs to find it again."""
+
+    article: Article
+    fingerprint: dedup.Fingerprint
+    duplicate_of: str | None
+
+
+def article_document(placed: Placed, indexed_at: datetime) -> dict[str, Any]:
+    doc = placed.article.model_dump(mode="json")
+    doc["topic_names"] = [t.topic for t in placed.article.topics]
+    doc["text_hash"] = placed.fingerprint.text_hash
+    doc["lsh_bands"] = placed.fingerprint.bands
+    doc["minhash"] = list(placed.fingerprint.signature)
+    doc["indexed_at"] = indexed_at.isoformat()
+    return doc
+
+
+#: What story grouping reads back of stored articles (not their text).
+_FINGERPRINT_FIELDS = ("doc_id", "story_id", "text_hash", "minhash", "first_seen_at")
+
+
+def _fingerprint_of_doc(doc: dict[str, Any]) -> dedup.Fingerprint:
+    return dedup.Fingerprint(
+        doc_id=doc["doc_id"],
+        story_id=doc["story_id"],
+        text_hash=doc.get("text_hash", ""),
+        signature=tuple(doc.get("minhash") or ()),
+        first_seen=str(doc.get("first_seen_at", "")),
+    )
+
+
+class GroupStoriesFn(StoreFn):
+    """Batch of Articles -> batch of Placed: each with the story it belongs to.
+
+    Candidates come from the store (earlier runs) and from an in-memory index of this
+    worker's earlier batches (copies in the same run, not yet searchable).
+    """
+
+    def setup(self) -> None:
+        super().setup()
+        self.index = dedup.StoryIndex()
+
+    def process(self, batch: Sequence[Article]) -> Iterator[list[Placed]]:
+        # Earliest first, so within a batch the story is named after its first copy whatever
+        # order the runner delivered the copies in (live and backfill then agree).
+        count(metrics.stage_counter("group", "in"), len(batch))
+        batch = sorted(batch, key=lambda a: (a.first_seen_at, a.doc_id))
+        fps = []
+        for article in batch:
+            body = f"{article.title}\n{article.text}"
+            fps.append(
+                dedup.Fingerprint(
+                    doc_id=article.doc_id,
+                    story_id=article.story_id,
+                    text_hash=text_hash(body),
+                    signature=dedup.signature(body),
+                    first_seen=article.first_seen_at.isoformat(),
+                )
+            )
+        db = self.db()
+        known = {doc["doc_id"]: doc for doc in db.find_terms(
+            "articles", "doc_id", [fp.doc_id for fp in fps], size=len(fps),
+            fields=_FINGERPRINT_FIELDS)}
+        bands = sorted({b for fp in fps for b in fp.bands})
+        stored = [
+            _fingerprint_of_doc(d)
+            for d in db.find_terms("articles", "lsh_bands", bands, size=500,
+                                   fields=_FINGERPRINT_FIELDS)
+            + db.find_terms("articles", "text_hash", [fp.text_hash for fp in fps], 500,
+                            fields=_FINGERPRINT_FIELDS)
+        ]
+        out = []
+        for article, fp in zip(batch, fps, strict=True):
+            previous = known.get(article.doc_id)
+            if previous is not None:
+                # The same page again (a re-run, an update): it keeps its story.
+                decision = dedup.StoryDecision(previous["story_id"])
+            else:
+                decision = dedup.decide_story(fp, [*stored, *self.index.candidates(fp)])
+            placed_fp = dedup.Fingerprint(
+                fp.doc_id, decision.story_id, fp.text_hash, fp.signature, fp.first_seen
+            )
+            self.index.add(placed_fp)
+            out.append(
+                Placed(
+                    article.model_copy(update={"story_id": decision.story_id}),
+                    placed_fp,
+                    decision.duplicate_of,
+                )
+            )
+        count(metrics.stage_counter("group", "out"), len(out))
+        yield out
+
+
+class WriteDocumentsFn(StoreFn):
+    """Batch of Placed -> the same batch, once the store acknowledged every document.
+
+    Exact copies of an existing document are not written again. Documents the store
+    rejects go to the dead letters; an unreachable store raises.
+    """
+
+    def process(self, batch: Sequence[Placed]) -> Iterator[Any]:
+        now = self.ctx.now or datetime.now(UTC)
+        docs = {
+            p.article.doc_id: article_document(p, now) for p in batch if p.duplicate_of is None
+        }
+        count(metrics.stage_counter("write", "in"), len(batch))
+        failures = {f.doc_id: f for f in self.db().bulk_write("articles", list(docs.items()))}
+        count(metrics.stage_counter("write", "out"), len(batch) - len(failures))
+        count(metrics.DOCUMENTS_WRITTEN, len(docs) - len(failures))
+        count(metrics.EXACT_COPIES, len(batch) - len(docs))
+        for doc_id, failure in failures.items():
+            placed = next(p for p in batch if p.article.doc_id == doc_id)
+            yield dead("write", f"HTTP {failure.status}: {failure.error}",
+                        placed.article.source.id, placed.article.model_dump_json())
+        yield [p for p in batch if p.article.doc_id not in failures]
