@@ -57,6 +57,11 @@ class ConfigError(Exception):
         super().__init__("\n".join(problems))
         self.problems = problems
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[list[str]]]:
+        # Pickling re-calls the class with ``args``, the joined string, which __init__ would
+        # take for a list of one-character problems (a Beam worker's error, sent back).
+        return ConfigError, (self.problems,)
+
 
 class StrictModel(BaseModel):
     """The base of every config model: unknown keys rejected, frozen, finite numbers."""

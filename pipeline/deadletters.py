@@ -46,6 +46,5 @@ def as_record(letter: DeadLetter) -> RawRecord:
 
 def mark(store: DocumentStore, letters: Sequence[DeadLetter], replayed: bool) -> None:
     docs: list[tuple[str, dict[str, Any]]] = [
-        (dl.dl_id, dl.model_dump(mode="json") | {"replayed": replayed}) for dl in letters
-    ]
+        (dl.dl_id, dl.document(replayed=replayed)) for dl in letters]
     store.bulk_write("dead-letters", docs)
