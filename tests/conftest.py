@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from newsmon.config import KafkaSettings, SearchSettings
+from newsmon.pipeline.store import DocumentStore, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -173,6 +174,14 @@ def search_settings(search_server: tuple[str, str]) -> Iterator[SearchSettings]:
                          bulk_batch_size=200)
     httpx.delete(f"{url}/{prefix}-*", timeout=30)
     httpx.delete(f"{url}/_index_template/{prefix}-*", timeout=30)
+
+
+@pytest.fixture
+def server_store(search_settings: SearchSettings) -> Iterator[DocumentStore]:
+    """The document store on each real search server, under the test's own index prefix."""
+    store = open_store(search_settings, Path("unused"))
+    yield store
+    store.close()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from newsmon.pipeline.alerts.channels import DeliveryError, Message, make_notifi
 from newsmon.pipeline.alerts.channels.smtp import SmtpChannel
 from newsmon.pipeline.alerts.channels.telegram import TelegramChannel
 from newsmon.pipeline.alerts.channels.webhook import SlackChannel, WebhookChannel, slack_escape
-from newsmon.pipeline.alerts.config import ChannelConfig
 from tests.alertservers import Recorder, smtp_server
 from tests.localhttp import serve
 
@@ -72,8 +71,8 @@ def test_a_hanging_receiver_costs_at_most_the_channel_timeout() -> None:
 
 def test_email_reaches_a_real_smtp_server() -> None:
     with smtp_server() as inbox:
-        notifier = make_notifier(ChannelConfig(
-            type="smtp", host=inbox.host, port=inbox.port, tls="none",
+        notifier = make_notifier(SmtpChannel(
+            host=inbox.host, port=inbox.port, tls="none",
             sender="newsmon@example.org", to=("desk@example.org", "duty@example.org")))
         notifier.send(MESSAGE.__class__(subject="line one\nBcc: evil@example.org",
                                         text=MESSAGE.text, url=MESSAGE.url))

@@ -18,12 +18,12 @@ from newsmon.pipeline.alerts.channels.webhook import WebhookChannel
 from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, SurgeRule
 from newsmon.pipeline.app import RunContext
 from newsmon.pipeline.jobs import run_backfill
-from newsmon.pipeline.store import DocumentStore, open_store
+from newsmon.pipeline.store import DocumentStore
 from tests.alertservers import Recorder, SmtpInbox, smtp_server
 from tests.localhttp import LocalServer, serve
-from tests.pipeline.test_surge import surge_contract
+from tests.pipeline.alerts.test_surge import surge_contract
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 WIRE = ("Ukrainian forces struck a military airfield in Russia's Kursk region with US-made "
@@ -144,13 +144,6 @@ def test_a_channel_down_during_the_run_is_delivered_by_the_next_run(
     assert lrs["notified"] == ["hook", "mail"] and lrs["pending"] == [] and lrs["failed"] == []
     assert sorted(b["alert"]["rule"] for b in hook.bodies) == ["lrs", "troops"]
     assert len(inbox.messages) == 1
-
-
-@pytest.fixture
-def server_store(search_settings: SearchSettings) -> Iterator[DocumentStore]:
-    store = open_store(search_settings, Path("unused"))
-    yield store
-    store.close()
 
 
 @pytest.mark.integration

@@ -25,7 +25,7 @@ from newsmon.pipeline.store import (
 )
 from newsmon.pipeline.store.mappings import MAPPINGS, index_template, monthly_index
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # --- bulk retries (pure) -------------------------------------------------------------------

@@ -1,13 +1,11 @@
 """The store contract, on the embedded SQLite store and on every real search server."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from newsmon.config import SearchSettings
-from newsmon.pipeline.store import DocumentStore, SqliteStore, open_store
+from newsmon.pipeline.store import DocumentStore, SqliteStore
 
 
 def _doc(doc_id: str, story: str, bands: list[str]) -> dict[str, object]:
@@ -51,13 +49,6 @@ def _contract(store: DocumentStore) -> None:
 
 def test_sqlite_store_contract(tmp_path: Path) -> None:
     _contract(SqliteStore(tmp_path / "docs.sqlite"))
-
-
-@pytest.fixture
-def server_store(search_settings: SearchSettings) -> Iterator[DocumentStore]:
-    store = open_store(search_settings, Path("unused"))
-    yield store
-    store.close()
 
 
 @pytest.mark.integration
