@@ -1,8 +1,4 @@
-"""Elasticsearch and OpenSearch behind the store contract, and the client's credentials.
-
-``search_auth_http`` and ``redacted_url`` are the one place that turns search settings into
-credentials and a URL fit for a message; doctor uses them too.
-"""
+"""Elasticsearch and OpenSearch behind the store contract (the client itself: client.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +8,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from newsmon.config import SearchSettings
 from newsmon.languages import LANGUAGE_ANALYZERS
@@ -24,6 +19,13 @@ from newsmon.pipeline.store.bulk import (
     StoreSetupError,
     StoreUnavailable,
     bulk_with_retry,
+)
+from newsmon.pipeline.store.client import (
+    RECOVERING_STATUSES,
+    access_denied,
+    connect,
+    connection_problem,
+    redacted_url,
 )
 from newsmon.pipeline.store.mappings import (
     ID_FIELDS,
@@ -39,55 +41,6 @@ from newsmon.pipeline.store.mappings import (
 log = logging.getLogger(__name__)
 
 
-#: Answers of a server that is up but not ready (shards still recovering after a restart,
-#: a proxy in front of a node that is starting): worth waiting for like a refused connection.
-RECOVERING_STATUSES = frozenset({502, 503, 504})
-
-
-
-def search_auth_http(settings: SearchSettings) -> dict[str, Any]:
-    """The credentials as keyword arguments for an ``httpx.Client`` (doctor's raw checks):
-    an API key wins over a user name and password, as in the store's own clients."""
-    if settings.api_key is not None:
-        return {"headers": {"Authorization": f"ApiKey {settings.api_key.get_secret_value()}"}}
-    if settings.username and settings.password is not None:
-        return {"auth": (settings.username, settings.password.get_secret_value())}
-    return {}
-
-
-def redacted_url(url: str) -> str:
-    """The URL without user information (``https://user:secret@host`` -> ``https://host``)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-def _connection_problem(exc: BaseException) -> str:
-    """What a connection failure means, in words that say what to do for TLS ones."""
-    text = str(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text:
-        return ("TLS: the server's certificate is not trusted (certificate verify failed); set "
-                "NEWSMON_SEARCH__CA_CERTS (search.ca_certs) to the CA that signed it")
-    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
-        return "TLS: the server does not speak TLS on this port (use http://, not https://)"
-    if "RemoteDisconnected" in text:
-        return (f"{text} (the server closed the connection without an answer: a server with "
-                "TLS addressed with http:// does that; use https://)")
-    return text
-
-
-def _access_denied(status: int, exc: BaseException) -> str:
-    info = getattr(exc, "body", None) or getattr(exc, "info", None)
-    reason = ""
-    if isinstance(info, dict) and isinstance(info.get("error"), dict):
-        reason = f": {info['error'].get('reason', '')}"
-    what = "authentication failed" if status == 401 else "permission denied"
-    return (f"{what} (HTTP {status}){reason}; check NEWSMON_SEARCH__API_KEY, or "
-            "search.username and NEWSMON_SEARCH__PASSWORD")
-
-
-
 class SearchServerStore:
     """Elasticsearch (``elasticsearch`` client) or OpenSearch (``opensearch-py``).
 
@@ -100,48 +53,12 @@ class SearchServerStore:
         self.settings = settings
         self.backend: str = settings.backend
         self.prefix = settings.index_prefix
-        if settings.backend == "elasticsearch":
-            import elasticsearch
-            auth: dict[str, Any] = {}
-            if settings.ca_certs:
-                auth["ca_certs"] = settings.ca_certs
-            if settings.api_key is not None:
-                auth["api_key"] = settings.api_key.get_secret_value()
-            elif settings.username and settings.password is not None:
-                auth["basic_auth"] = (settings.username, settings.password.get_secret_value())
-            self.client: Any = elasticsearch.Elasticsearch(
-                settings.url,
-                verify_certs=settings.verify_certs,
-                request_timeout=settings.request_timeout_s,
-                **auth,
-            )
-            self._unavailable: tuple[type[BaseException], ...] = (
-                elasticsearch.ConnectionError,
-                elasticsearch.TransportError,
-            )
-            self._conflict: type[BaseException] = elasticsearch.ConflictError
-            self._not_found: type[BaseException] = elasticsearch.NotFoundError
-            self._api_error: tuple[type[BaseException], ...] = (elasticsearch.ApiError,)
-        else:
-            import opensearchpy
-            http_auth = None
-            if settings.username and settings.password is not None:
-                http_auth = (settings.username, settings.password.get_secret_value())
-            headers = {}
-            if settings.api_key is not None:
-                headers["Authorization"] = "ApiKey " + settings.api_key.get_secret_value()
-            self.client = opensearchpy.OpenSearch(
-                hosts=[settings.url],
-                http_auth=http_auth,
-                headers=headers or None,
-                verify_certs=settings.verify_certs,
-                ca_certs=settings.ca_certs,
-                timeout=settings.request_timeout_s,
-            )
-            self._unavailable = (opensearchpy.ConnectionError,)
-            self._conflict = opensearchpy.ConflictError
-            self._not_found = opensearchpy.NotFoundError
-            self._api_error = (opensearchpy.TransportError,)
+        client = connect(settings)
+        self.client: Any = client.client
+        self._unavailable = client.unavailable
+        self._conflict = client.conflict
+        self._not_found = client.not_found
+        self._api_error = client.api_error
         #: Languages with an analyzer on this server (known after setup()).
         self.languages: tuple[str, ...] = ()
         self._known_indices: set[str] = set()
@@ -186,14 +103,14 @@ class SearchServerStore:
             if self._status(exc) in (400, 404, 409):
                 raise
             raise StoreUnavailable(
-                f"{self.backend} at {redacted_url(self.settings.url)}: {_connection_problem(exc)}"
+                f"{self.backend} at {redacted_url(self.settings.url)}: {connection_problem(exc)}"
             ) from exc
         except self._api_error as exc:
             status = self._status(exc)
             if status in (401, 403):
                 raise StoreUnavailable(
                     f"{self.backend} at {redacted_url(self.settings.url)}: "
-                    f"{_access_denied(status, exc)}"
+                    f"{access_denied(status, exc)}"
                 ) from exc
             if status is not None and status >= 500:
                 raise StoreUnavailable(
