@@ -8,194 +8,38 @@ threshold, the entities seen and the evidence; the rule language itself is descr
 from __future__ import annotations
 
 import pathlib
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from collections.abc import Iterable
 
 import ahocorasick
 
 from newsmon.config import ConfigError
 from newsmon.models import Classification, Entity, Evidence, TopicMatch
+from newsmon.pipeline.detection._compiled import (
+    _Clause,
+    _compile_term,
+    _Doc,
+    _Exclusion,
+    _Firing,
+    _GroupHits,
+    _Hit,
+    _Review,
+    _Rule,
+    _Term,
+    _Topic,
+)
 from newsmon.pipeline.detection.schema import (
-    Near,
     Rule,
     RuleSet,
     load_rules,
     reference_problems,
 )
 from newsmon.pipeline.detection.text import (
-    NormalizedText,
     is_unspaced,
     is_word_char,
     normalize,
-    sentence_starts,
-    word_starts,
 )
 
 __all__ = ["Classifier"]
-
-
-# --- compiled form ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Term:
-    raw: str
-    lang: str
-    weight: float
-    key: str  # normalized, wildcards removed
-    left_open: bool
-    right_open: bool
-    literal: str | None  # case-sensitive surface, for "=US"
-    group: int  # index into groups, or -1 for an entity term
-    entity: int  # index into entities, or -1
-
-
-class _Hit(NamedTuple):
-    term: int
-    start: int  # normalized offsets
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Clause:
-    groups: tuple[int, ...]
-    near: Near
-
-
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    id: str
-    anchor: tuple[int, ...]
-    with_: tuple[_Clause, ...]
-    without: tuple[_Clause, ...]
-    weight: float
-    max_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Exclusion:
-    context: tuple[int, ...]
-    drops: frozenset[int]
-    near: Near
-
-
-@dataclass(frozen=True, slots=True)
-class _Review:
-    threshold: float
-    score: float
-    rules: tuple[_Rule, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Topic:
-    name: str
-    threshold: float
-    rules: tuple[_Rule, ...]
-    exclude: tuple[_Exclusion, ...]
-    attributes: tuple[tuple[str, tuple[int, ...]], ...]
-    review: _Review | None
-
-
-@dataclass(slots=True)
-class _Firing:
-    rule: _Rule
-    anchor: _Hit
-    matched: list[_Hit]
-    strength: float
-
-
-def _compile_term(raw: str, lang: str, weight: float, group: int, entity: int) -> _Term:
-    literal = raw[1:] if raw.startswith("=") else None
-    body = literal if literal is not None else raw
-    return _Term(
-        raw=raw,
-        lang=lang,
-        weight=weight,
-        key=normalize(body.strip("*")).text.strip(),
-        left_open=body.startswith("*"),
-        right_open=body.endswith("*"),
-        literal=literal,
-        group=group,
-        entity=entity,
-    )
-
-
-@dataclass(slots=True)
-class _Doc:
-    """One document being classified, with lazily computed positions."""
-
-    norm: NormalizedText
-    _sentences: list[int] | None = None
-    _words: list[int] | None = None
-    _coords: dict[tuple[int, str], int] = field(default_factory=dict)
-    _sentence_of: dict[int, int] = field(default_factory=dict)
-
-    def sentence_of(self, pos: int) -> int:
-        index = self._sentence_of.get(pos)
-        if index is None:
-            if self._sentences is None:
-                self._sentences = sentence_starts(self.norm.original)
-            index = bisect_right(self._sentences, self.norm.original_offset(pos)) - 1
-            self._sentence_of[pos] = index
-        return index
-
-    def word_of(self, pos: int) -> int:
-        if self._words is None:
-            self._words = word_starts(self.norm.text)
-        return max(bisect_right(self._words, pos) - 1, 0)
-
-    def coord(self, pos: int, unit: str) -> int:
-        key = (pos, unit)
-        value = self._coords.get(key)
-        if value is None:
-            value = self.word_of(pos) if unit == "words" else self.sentence_of(pos)
-            self._coords[key] = value
-        return value
-
-    def sentence_bounds(self, index: int) -> tuple[int, int]:
-        assert self._sentences is not None
-        start = self._sentences[index]
-        end = (
-            self._sentences[index + 1]
-            if index + 1 < len(self._sentences)
-            else len(self.norm.original)
-        )
-        return start, end
-
-
-def _window(near: Near) -> int:
-    """The largest coordinate difference ``near`` allows."""
-    return near.size if near.unit == "words" else max(near.size - 1, 0)
-
-
-class _GroupHits:
-    """The hits of one group in a document, in text order, with coordinates for bisecting."""
-
-    __slots__ = ("_coords", "doc", "hits")
-
-    def __init__(self, doc: _Doc, hits: list[_Hit]) -> None:
-        self.doc = doc
-        self.hits = hits
-        self._coords: dict[str, list[int]] = {}
-
-    def coords(self, unit: str) -> list[int]:
-        values = self._coords.get(unit)
-        if values is None:
-            values = [self.doc.coord(h.start, unit) for h in self.hits]
-            self._coords[unit] = values
-        return values
-
-    def near(self, anchor: _Hit, near: Near) -> Sequence[_Hit]:
-        if near.unit == "article":
-            return self.hits
-        center = self.doc.coord(anchor.start, near.unit)
-        span = _window(near)
-        low = center if near.side == "after" else center - span
-        high = center if near.side == "before" else center + span
-        coords = self.coords(near.unit)
-        return self.hits[bisect_left(coords, low) : bisect_right(coords, high)]
 
 
 class Classifier:
