@@ -15,7 +15,7 @@ negatives. With ``--json`` the last line printed is one JSON object:
 ``{"pairs", "cross_precision", "cross_recall", "same_precision", "same_recall"}``
 (a precision is null when the method predicted no pair of that kind "same").
 
-Methods: ``minhash`` is today's grouping (pipeline/dedup.py: MinHash of word bigrams, one story
+Methods: ``minhash`` is today's grouping (pipeline/stories.py: MinHash of word bigrams, one story
 at estimated Jaccard >= NEAR_DUPLICATE_THRESHOLD). Another grouping is plugged in by name in
 METHODS or as ``--method package.module:factory``, where ``factory()`` returns a Judge: a
 callable taking the two articles and answering (same story?, score).
@@ -157,7 +157,7 @@ def load_gold(root: Path = GOLD) -> tuple[dict[str, Article], list[Pair]]:
 
 
 def minhash_judge() -> Judge:
-    """Today's grouping: pipeline/dedup.py's MinHash signature and threshold."""
+    """Today's grouping: pipeline/stories.py's MinHash signature and threshold."""
     from newsmon.pipeline.stories import NEAR_DUPLICATE_THRESHOLD, signature, similarity
 
     cache: dict[str, tuple[int, ...]] = {}
