@@ -12,7 +12,7 @@ import importlib.util
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -174,6 +174,17 @@ def search_settings(search_server: tuple[str, str]) -> Iterator[SearchSettings]:
                          bulk_batch_size=200)
     httpx.delete(f"{url}/{prefix}-*", timeout=30)
     httpx.delete(f"{url}/_index_template/{prefix}-*", timeout=30)
+
+
+def produce(kafka: KafkaSettings, payloads: Sequence[tuple[str, bytes]]) -> None:
+    """Publish ``(key, value)`` records to the raw topic and wait until the broker has them."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    for key, value in payloads:
+        producer.send(kafka.raw_topic, key=key.encode(), value=value)
+    producer.flush()
+    producer.close()
 
 
 @pytest.fixture

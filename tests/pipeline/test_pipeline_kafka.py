@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from kafka import KafkaProducer
 
 from newsmon.config import KafkaSettings, SearchSettings, Settings
 from newsmon.models import RawItem, SourceRef
@@ -25,6 +23,7 @@ from newsmon.pipeline.jobs import (
     run_kafka_batch,
     run_kafka_stream,
 )
+from tests.conftest import produce
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -66,14 +65,6 @@ def ctx_for(tmp: Path, kafka: KafkaSettings, search: SearchSettings) -> RunConte
                AlertRule(name="troops", topic="troop_deployment")),
     )
     return RunContext(settings=settings, alerts=alerts)
-
-
-def produce(kafka: KafkaSettings, payloads: Sequence[tuple[str, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
-    for key, value in payloads:
-        producer.send(kafka.raw_topic, key=key.encode(), value=value)
-    producer.flush()
-    producer.close()
 
 
 def hits(search: SearchSettings, kind: str) -> list[dict[str, object]]:
