@@ -96,3 +96,20 @@ def test_surges_reach_prometheus() -> None:
 
 def test_an_unknown_name_is_reported_not_dropped_silently() -> None:
     assert not metrics.apply_beam_counter("surge_count_typo", 1)
+
+
+def test_the_stages_counted_are_exactly_the_pipeline_stages_of_the_one_list() -> None:
+    """models.PIPELINE_STAGES once disagreed with the stages the graph had (metrics.STAGES
+    and a second Literal): the names the stages count under must be that list, no more."""
+    counted: set[str] = set()
+    for path in sorted(PIPELINE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "stage_counter"
+                    and isinstance(node.args[0], ast.Constant)):
+                counted.add(node.args[0].value)
+            # a ParkFailures subclass names its stage once: stage: ClassVar[Stage] = "..."
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and node.target.id == "stage" and isinstance(node.value, ast.Constant)):
+                counted.add(node.value.value)
+    assert counted == set(PIPELINE_STAGES)
