@@ -70,17 +70,23 @@ def prepared(cluster: ClusterServices, kafka: KafkaView, tmp_path: Path, feeds: 
 def test_newsmon_topics_are_replicated_on_three_brokers(cluster: ClusterServices,
                                                         kafka: KafkaView,
                                                         tmp_path: Path) -> None:
-    """The topics newsmon creates on first use get the cluster's defaults: 6 partitions,
-    3 replicas in sync, min.insync.replicas 2."""
+    """``newsmon pipeline topics`` lays the topics out for three brokers and says so:
+    6 partitions, 3 replicas in sync, min.insync.replicas 2; a poll then publishes to them."""
     with feed_server(2, 5, tag="topics") as feeds:
         env = setup(tmp_path, cluster.kafka, cluster.es_node(1), feeds=feeds.sources())
+        topics = env.newsmon("pipeline", "topics")
+        assert topics.returncode == 0, topics.stderr[-2000:]
         poll = env.newsmon("poll", "--once")
+    assert topics.stdout.splitlines() == [
+        f"{topic}: created with 6 partitions, 3 replica(s), min.insync.replicas 2 for 3 broker(s)"
+        for topic in (env.kafka.raw_topic, env.kafka.dead_letter_topic)]
     assert poll.returncode == 0, poll.stdout + poll.stderr[-2000:]
     assert in_topic(env.kafka) == 10
-    partitions = kafka.partitions(env.kafka.raw_topic)
-    assert len(partitions) == PARTITIONS
-    assert all(isr == (1, 2, 3) for _, isr in partitions.values()), partitions
-    assert kafka.topic_config(env.kafka.raw_topic)["min.insync.replicas"] == "2"
+    for topic in (env.kafka.raw_topic, env.kafka.dead_letter_topic):
+        partitions = kafka.partitions(topic)
+        assert len(partitions) == PARTITIONS
+        assert all(isr == (1, 2, 3) for _, isr in partitions.values()), partitions
+        assert kafka.topic_config(topic)["min.insync.replicas"] == "2"
 
 
 @pytest.mark.cluster_quick
