@@ -228,15 +228,21 @@ def gather_primaries(url: str, prefix: str, node: str) -> None:
     replicas = index_settings(url, prefix)
     es(url, "PUT", f"/{prefix}-*/_settings", {"index.number_of_replicas": 0,
                                                "index.routing.allocation.require._name": node})
-    es(url, "GET", f"/_cluster/health/{prefix}-*?wait_for_no_relocating_shards=true"
-       "&wait_for_status=green&timeout=60s", timeout=90)
-    assert primaries_on(url, prefix) == {node}, shards(url, prefix)
+    # Not _cluster/health?wait_for_no_relocating_shards: asked at once, it may answer before
+    # the filter's relocations have begun.
+    assert wait_until(lambda: settled_on(url, prefix, node), 90), shards(url, prefix)
     es(url, "PUT", f"/{prefix}-*/_settings", {"index.routing.allocation.require._name": None,
                                                "index.number_of_replicas": max(replicas.values())})
     health = es(url, "GET", f"/_cluster/health/{prefix}-*?wait_for_status=green"
                 "&wait_for_no_initializing_shards=true&timeout=90s", timeout=120)
     assert isinstance(health, dict) and health["status"] == "green", health
     assert primaries_on(url, prefix) == {node}, shards(url, prefix)
+
+
+def settled_on(url: str, prefix: str, node: str) -> bool:
+    """Every shard copy of newsmon's indices started, and on ``node``."""
+    found = shards(url, prefix)
+    return bool(found) and all(s["state"] == "STARTED" and s["node"] == node for s in found)
 
 
 def index_settings(url: str, prefix: str) -> dict[str, int]:

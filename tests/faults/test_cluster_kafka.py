@@ -133,7 +133,7 @@ PER_FEED = 25
 def test_leader_killed_during_a_poll(cluster: ClusterServices, kafka: KafkaView,
                                      tmp_path: Path) -> None:
     rng = random.Random(7)
-    delays = [rng.uniform(0.4, 1.2) for _ in range(FEEDS)]
+    delays = [rng.uniform(0.3, 0.8) for _ in range(FEEDS)]
     with feed_server(FEEDS, PER_FEED, tag="k9poll", delays=delays, strikes_every=10) as feeds:
         env, leader = prepared(cluster, kafka, tmp_path, feeds)
         poll = subprocess.Popen([str(NEWSMON), "poll", "--once", "-c", str(env.config)],
