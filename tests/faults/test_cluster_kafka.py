@@ -92,11 +92,11 @@ def test_newsmon_topics_are_replicated_on_three_brokers(cluster: ClusterServices
 @pytest.mark.cluster_quick
 def test_leader_killed_during_a_pipeline_run(cluster: ClusterServices, kafka: KafkaView,
                                              tmp_path: Path) -> None:
-    with feed_server(20, 50, tag="k9run", strikes_every=25) as feeds:
+    with feed_server(20, 30, tag="k9run", strikes_every=25) as feeds:
         env, leader = prepared(cluster, kafka, tmp_path, feeds)
         poll = env.newsmon("poll", "--once")
         assert poll.returncode == 0, poll.stdout + poll.stderr[-2000:]
-        assert in_topic(env.kafka) == len(feeds.served) == 1000
+        assert in_topic(env.kafka) == len(feeds.served) == 600
 
         run = env.start("pipeline", "run")
         assert wait_until(lambda: env.articles() > 0 or run.poll() is not None, 180)
@@ -107,9 +107,10 @@ def test_leader_killed_during_a_pipeline_run(cluster: ClusterServices, kafka: Ka
         failover_s = timed(lambda: kafka.led_elsewhere(env.kafka.raw_topic, leader), killed, 90)
         stdout, stderr = run.communicate(timeout=400)
         first = Step(run.returncode, killed, time.monotonic(), stdout, stderr)
-        # With two brokers of three: re-runs, if the first failed, and the empty last one.
-        steps = drain(env)
-        completed_s = round((steps[-2] if first.returncode else first).ended - killed, 1)
+        # With two brokers of three: re-runs, if the first failed (the run after the restart
+        # below shows that nothing is left either way).
+        steps = drain(env) if first.returncode else []
+        completed_s = round((steps[-2] if steps else first).ended - killed, 1)
 
     restarting = time.monotonic()
     restart_s = cluster.start_cluster(KAFKA)
@@ -208,7 +209,7 @@ def test_rolling_restart_of_all_brokers(cluster: ClusterServices, kafka: KafkaVi
     assert_exactly_once(figures)
 
 
-STALL_S = 20
+STALL_S = 15
 
 
 @pytest.mark.cluster_quick
@@ -237,7 +238,8 @@ def test_broker_stalled_by_sigstop(cluster: ClusterServices, kafka: KafkaView,
             wait_until(lambda: len(work.passes) > passes, 60)
         steps = drain(env)
     figures = counted(env, feeds)
-    record("cluster: partition leader and group coordinator stalled (SIGSTOP) 20 s, SIGCONT",
+    record(f"cluster: partition leader and group coordinator stalled (SIGSTOP) {STALL_S} s, "
+           "SIGCONT",
            **figures, **work.summary(), stalled_broker=leader, failover_s=failover_s,
            replicated_after_cont_s=replicated_s, drain_steps=len(steps))
     assert failover_s is not None, f"the partitions did not move within {STALL_S} s"

@@ -64,7 +64,7 @@ def green(url: str, prefix: str) -> bool:
 @pytest.mark.cluster_quick
 def test_node_with_the_primaries_killed_mid_batch(cluster: ClusterServices,
                                                   tmp_path: Path) -> None:
-    with feed_server(20, 50, tag="esk9", strikes_every=25) as feeds:
+    with feed_server(20, 30, tag="esk9", strikes_every=25) as feeds:
         entry = cluster.es_node(ENTRY_NODE)
         env = setup(tmp_path, cluster.kafka, entry, feeds=feeds.sources())
         said = search_setup(env)
@@ -72,7 +72,7 @@ def test_node_with_the_primaries_killed_mid_batch(cluster: ClusterServices,
         gather_primaries(entry, env.prefix, victim)
         poll = env.newsmon("poll", "--once")
         assert poll.returncode == 0, poll.stdout + poll.stderr[-2000:]
-        assert in_topic(env.kafka) == len(feeds.served) == 1000
+        assert in_topic(env.kafka) == len(feeds.served) == 600
 
         run = env.start("pipeline", "run")
         assert wait_until(lambda: env.articles() > 0 or run.poll() is not None, 180,
@@ -84,9 +84,10 @@ def test_node_with_the_primaries_killed_mid_batch(cluster: ClusterServices,
         failover_s = timed(lambda: primaries_moved(entry, env.prefix, victim), killed, 120)
         stdout, stderr = run.communicate(timeout=400)
         first = Step(run.returncode, killed, time.monotonic(), stdout, stderr)
-        # With two nodes of three: re-runs, if the first failed, and the empty last one.
-        steps = drain(env)
-        completed_s = round((steps[-2] if first.returncode else first).ended - killed, 1)
+        # With two nodes of three: re-runs, if the first failed (the run after the restart
+        # below shows that nothing is left either way).
+        steps = drain(env) if first.returncode else []
+        completed_s = round((steps[-2] if steps else first).ended - killed, 1)
 
     restarting = time.monotonic()
     restart_s = cluster.start_cluster(f"{SEARCH}:{PRIMARIES_NODE}")
@@ -99,7 +100,7 @@ def test_node_with_the_primaries_killed_mid_batch(cluster: ClusterServices,
            first_run_last_line=first.last_line, runs=1 + len(steps) + 1,
            failover_s=failover_s, completed_s=completed_s, restart_s=round(restart_s, 1),
            green_s=green_s)
-    assert 0 < written_at_kill < 1000, written_at_kill
+    assert 0 < written_at_kill < 600, written_at_kill
     assert failover_s is not None, "the replicas were not promoted within 120 s"
     assert green_s is not None, "the cluster was not green within 180 s of the restart"
     assert_exactly_once(figures)
