@@ -209,7 +209,9 @@ def test_rolling_restart_of_all_brokers(cluster: ClusterServices, kafka: KafkaVi
     assert_exactly_once(figures)
 
 
-STALL_S = 15
+#: Longer than the failover it waits for: 7.9-12.8 s measured under load (the controller
+#: waits out the broker's 9 s session first).
+STALL_S = 20
 
 
 @pytest.mark.cluster_quick
