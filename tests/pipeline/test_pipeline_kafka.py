@@ -21,6 +21,7 @@ from newsmon.pipeline.config import (
     SearchSettings,
     Settings,
 )
+from newsmon.pipeline.io_kafka import ensure_topics, topic_layout
 from newsmon.pipeline.jobs import (
     CRASH_BEFORE_COMMIT_ENV,
     InjectedCrash,
@@ -182,3 +183,22 @@ def test_stream_mode_makes_items_searchable_within_seconds(
         print(f"\nstream latency produce->searchable: "
               f"{', '.join(f'{s:.2f}s' for s in latencies)}")
     assert max(latencies) < 60
+
+
+def test_topic_layout_follows_the_brokers() -> None:
+    assert [(t.partitions, t.replicas, t.min_insync) for t in map(topic_layout, (1, 2, 3, 5))] \
+        == [(6, 1, 1), (6, 2, 1), (6, 3, 2), (6, 3, 2)]
+
+
+@pytest.mark.integration
+def test_topics_are_created_for_one_broker_and_then_left_alone(
+        kafka_settings: KafkaSettings) -> None:
+    """On the single broker: 6 partitions, one copy. (Three brokers: 3 replicas,
+    min.insync.replicas 2, tests/faults/test_cluster_kafka.py.)"""
+    first = ensure_topics(kafka_settings)
+    assert first == [f"{topic}: created with 6 partitions, 1 replica(s), min.insync.replicas 1"
+                     " for 1 broker(s)"
+                     for topic in (kafka_settings.raw_topic, kafka_settings.dead_letter_topic)]
+    assert ensure_topics(kafka_settings) == [
+        f"{topic}: exists, 6 partitions, 1 replica(s) (left as it is; 1 broker(s) alive)"
+        for topic in (kafka_settings.raw_topic, kafka_settings.dead_letter_topic)]
