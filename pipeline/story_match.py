@@ -171,7 +171,9 @@ class StoryFeatures:
             return None
 
         def strings(key: str) -> frozenset[str]:
-            value = doc.get(key) or ()
+            value = doc.get(key)
+            if value is None:
+                return frozenset()
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise TypeError(key)
             return frozenset(value)
