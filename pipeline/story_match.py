@@ -145,6 +145,9 @@ class StoryFeatures:
     dates: frozenset[str] = frozenset()
     #: Weekdays named in the text, 0 = Monday ("said on Tuesday").
     weekdays: frozenset[str] = frozenset()
+    #: The topics the rules detect, each with its attribute ("troops:denied",
+    #: "strikes:used"): a denial and the claim it denies are two events.
+    topics: frozenset[str] = frozenset()
     lang: str = "und"
     #: Days since 0001-01-01 of the publication date; None when the source gave none.
     day: int | None = None
@@ -159,6 +162,7 @@ class StoryFeatures:
             "title_stems": sorted(self.title_stems),
             "dates": sorted(self.dates),
             "weekdays": sorted(self.weekdays),
+            "topics": sorted(self.topics),
             "lang": self.lang,
             "day": self.day,
         }
@@ -191,6 +195,7 @@ class StoryFeatures:
                 title_stems=strings("title_stems"),
                 dates=strings("dates"),
                 weekdays=strings("weekdays"),
+                topics=strings("topics"),
                 lang=str(lang),
                 day=day,
             )
@@ -233,8 +238,9 @@ class StoryMatcher:
         published: date | datetime | str | None = None,
     ) -> StoryFeatures:
         body = f"{title}\n{text}" if title else text
-        found = self.classifier.classify(text, lang, title=title).entities
-        entities = frozenset(f"{e.kind}:{e.name}" for e in found)
+        result = self.classifier.classify(text, lang, title=title)
+        entities = frozenset(f"{e.kind}:{e.name}" for e in result.entities)
+        topics = frozenset(f"{t.topic}:{t.attribute or ''}" for t in result.topics)
         names: set[str] = set()
         stems: set[str] = set()
         dates: set[str] = set()
@@ -279,6 +285,7 @@ class StoryMatcher:
             title_stems=title_stems,
             dates=frozenset(dates),
             weekdays=frozenset(weekdays),
+            topics=topics,
             lang=lang or "und",
             day=_day(published),
         )
@@ -308,7 +315,7 @@ def _entity_weight(names: Iterable[str]) -> float:
 #: half of the gold events, chosen by event-key hash (bench/bench_grouping.py --split tune),
 #: and checked on the other half. The threshold favours precision: a false merge hides an
 #: event inside another one's alert, a missed merge only sends one alert too many.
-SAME_STORY_THRESHOLD = 0.5
+SAME_STORY_THRESHOLD = 0.3
 
 #: One weight per signal of ``signals`` (same order), and the bias.
 WEIGHTS = (
@@ -325,11 +332,14 @@ WEIGHTS = (
     -1.0,  # both place themselves in time, and no date agrees
     1.9,  # a weekday that agrees ("on Tuesday")
     -2.0,  # both place themselves in the week, and no weekday agrees
+    -0.7,  # both on a topic, never the same one (troops against strikes)
+    -1.0,  # the same topic, read differently (a denial against the claim it denies)
 )
 BIAS = 0.35
 SIGNALS = (
     "entities_shared", "entities_alone", "names", "numbers", "stems", "stems_same_language",
     "title", "day_near", "day_gap", "dates", "dates_conflict", "weekdays", "weekdays_conflict",
+    "topics_conflict", "attribute_conflict",
 )
 
 
@@ -362,6 +372,8 @@ def signals(a: StoryFeatures, b: StoryFeatures) -> tuple[float, ...]:
     week_a = a.weekdays | _weekdays_around(a.day, 1)
     week_b = b.weekdays | _weekdays_around(b.day, 1)
     weekdays = bool(a.weekdays & week_b or b.weekdays & week_a)
+    topics_a = frozenset(t.partition(":")[0] for t in a.topics)
+    topics_b = frozenset(t.partition(":")[0] for t in b.topics)
     return (
         _entity_weight(a.entities & b.entities),
         _entity_weight(a.entities ^ b.entities),
@@ -376,6 +388,8 @@ def signals(a: StoryFeatures, b: StoryFeatures) -> tuple[float, ...]:
         float(bool(a.dates or b.dates) and dates == 0 and bool(when_a) and bool(when_b)),
         float(weekdays),
         float(bool(a.weekdays or b.weekdays) and not weekdays and bool(week_a and week_b)),
+        float(_conflict(topics_a, topics_b)),
+        float(bool(topics_a & topics_b) and not a.topics & b.topics),
     )
 
 
