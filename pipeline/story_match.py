@@ -59,6 +59,7 @@ __all__ = [
 _KIND_WEIGHT = {"weapon": 1.0, "leader": 0.8, "organisation": 0.3, "country": 0.3}
 #: Countries named in nearly every report of this war: sharing them says nothing.
 _UBIQUITOUS = frozenset({"country:Ukraine", "country:Russia"})
+_KEY_KINDS = ("weapon:", "leader:")
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 # Digits with thousands separators (comma, dot, thin or plain space) and a decimal part.
@@ -425,7 +426,9 @@ def same_story(a: StoryFeatures, b: StoryFeatures) -> tuple[bool, float]:
 
 
 def _base_keys(features: StoryFeatures) -> list[str]:
-    keys = [f"e:{e}" for e in sorted(features.entities - _UBIQUITOUS)]
+    # Countries and organisations are named in most reports of the war: as keys they would
+    # bring every article of the week, so only weapons and leaders are.
+    keys = [f"e:{e}" for e in sorted(features.entities) if e.startswith(_KEY_KINDS)]
     keys += [f"n:{n}" for n in sorted(features.names)]
     keys += [f"d:{n}" for n in sorted(features.numbers)]
     keys += [f"t:{d}" for d in sorted(features.dates)]
