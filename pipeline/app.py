@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ from .io_kafka import KafkaDeadLetterProducer, RawRecord
 from .io_search import DocumentStore, open_store
 from .models import Alert, Article, DeadLetter, RawItem
 from .normalize import normalize_item, text_hash
+from .rules import Classifier
+from .story_match import StoryFeatures, StoryMatcher
 from .surge import evaluate_surges
 
 log = logging.getLogger(__name__)
@@ -173,12 +175,16 @@ def article_document(placed: Placed, indexed_at: datetime) -> dict[str, Any]:
     doc["text_hash"] = placed.fingerprint.text_hash
     doc["lsh_bands"] = placed.fingerprint.bands
     doc["minhash"] = list(placed.fingerprint.signature)
+    if placed.fingerprint.features is not None:
+        doc["story_keys"] = placed.fingerprint.story_keys
+        doc["story_features"] = placed.fingerprint.features.to_doc()
     doc["indexed_at"] = indexed_at.isoformat()
     return doc
 
 
 #: What story grouping reads back of stored articles (not their text).
-_FINGERPRINT_FIELDS = ("doc_id", "story_id", "text_hash", "minhash", "first_seen_at")
+_FINGERPRINT_FIELDS = (
+    "doc_id", "story_id", "text_hash", "minhash", "first_seen_at", "story_features")
 
 
 def _fingerprint_of_doc(doc: dict[str, Any]) -> dedup.Fingerprint:
@@ -188,6 +194,7 @@ def _fingerprint_of_doc(doc: dict[str, Any]) -> dedup.Fingerprint:
         text_hash=doc.get("text_hash", ""),
         signature=tuple(doc.get("minhash") or ()),
         first_seen=str(doc.get("first_seen_at", "")),
+        features=StoryFeatures.from_doc(doc.get("story_features")),
     )
 
 
@@ -201,6 +208,7 @@ class GroupStoriesFn(_StoreFn):
     def setup(self) -> None:
         super().setup()
         self.index = dedup.StoryIndex()
+        self.matcher = StoryMatcher(Classifier.from_path(self.ctx.settings.topics))
 
     def process(self, batch: Sequence[Article]) -> Iterator[list[Placed]]:
         # Earliest first, so within a batch the story is named after its first copy whatever
@@ -217,6 +225,9 @@ class GroupStoriesFn(_StoreFn):
                     text_hash=text_hash(body),
                     signature=dedup.signature(body),
                     first_seen=article.first_seen_at.isoformat(),
+                    features=self.matcher.features(
+                        article.text, article.title, article.lang,
+                        article.published_at or article.first_seen_at),
                 )
             )
         db = self.db()
@@ -224,11 +235,14 @@ class GroupStoriesFn(_StoreFn):
             "articles", "doc_id", [fp.doc_id for fp in fps], size=len(fps),
             fields=_FINGERPRINT_FIELDS)}
         bands = sorted({b for fp in fps for b in fp.bands})
+        story_keys = sorted({k for fp in fps for k in fp.story_keys})
         stored = [
             _fingerprint_of_doc(d)
             for d in db.find_terms("articles", "lsh_bands", bands, size=500,
                                    fields=_FINGERPRINT_FIELDS)
             + db.find_terms("articles", "text_hash", [fp.text_hash for fp in fps], 500,
+                            fields=_FINGERPRINT_FIELDS)
+            + db.find_terms("articles", "story_keys", story_keys, 500,
                             fields=_FINGERPRINT_FIELDS)
         ]
         out = []
@@ -239,9 +253,7 @@ class GroupStoriesFn(_StoreFn):
                 decision = dedup.StoryDecision(previous["story_id"])
             else:
                 decision = dedup.decide_story(fp, [*stored, *self.index.candidates(fp)])
-            placed_fp = dedup.Fingerprint(
-                fp.doc_id, decision.story_id, fp.text_hash, fp.signature, fp.first_seen
-            )
+            placed_fp = replace(fp, story_id=decision.story_id)
             self.index.add(placed_fp)
             out.append(
                 Placed(
