@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install tools demo test lint services-start services-stop clean
+.PHONY: install tools demo test test-cluster lint services-start services-stop clean
 
 # New modules need a re-install: strict editable mode links files one by one.
 # Every module of every package, subpackages included (find: make's wildcard is one level).
@@ -36,6 +36,11 @@ test: $(STAMP) tools
 	$(BIN)/mypy -p newsmon || status=1; \
 	exit $$status
 
+## Every fault test on the three-node clusters (`make test` runs the cluster_quick subset):
+## they start kafka-cluster and elasticsearch-cluster in .services-cluster and stop them.
+test-cluster: $(STAMP)
+	$(BIN)/python -m pytest tests/faults -m cluster -q --durations=0
+
 ## Debian tools the tests use: headless Chromium renders the HTML report; docker-compose,
 ## systemd-analyze validate the deployment files offline (kubectl too, where the image has it:
 ## it is not in Debian). Root installs the missing.
@@ -58,9 +63,9 @@ services-stop:
 	NEWSMON_SERVICES_HOME=$(CURDIR)/.services-es8 bash deploy/local/services.sh stop all
 	# the instances of tests/security and tests/faults (their fixtures stop them; this is for
 	# a run that was interrupted)
-	for home in .services-secure .services-faults; do \
+	for home in .services-secure .services-faults .services-cluster; do \
 	  if [ -d $(CURDIR)/$$home ]; then \
-	    NEWSMON_SERVICES_HOME=$(CURDIR)/$$home bash deploy/local/services.sh stop all; fi; done
+	    NEWSMON_SERVICES_HOME=$(CURDIR)/$$home bash deploy/local/services.sh stop all clusters; fi; done
 
 clean:
 	rm -rf $(VENV) build .newsmon

@@ -301,8 +301,13 @@ def search_setup(config: ConfigOpt = None) -> None:
     except StoreSetupError as exc:
         raise _fail(f"search setup: {exc}", EXIT_FAILED) from exc
     languages = ", ".join(getattr(store, "languages", ())) or "none (standard analyzer only)"
+    layout = ""
+    if isinstance(store, SearchServerStore):
+        nodes = "1 data node" if store.data_nodes == 1 else f"{store.data_nodes} data nodes"
+        layout = f"; 1 shard and {store.replicas} replica(s) per index for {nodes}"
     typer.echo(f"{settings.search.backend}: templates and indices ready "
-               f"(prefix {settings.search.index_prefix}; language subfields: {languages})")
+               f"(prefix {settings.search.index_prefix}{layout}; "
+               f"language subfields: {languages})")
 
 
 @search_app.command("export")
@@ -552,6 +557,23 @@ def pipeline_run(
                 typer.echo(f"processed {summary.records} records; offsets committed")
         except (KafkaUnavailable, StoreUnavailable, StoreSetupError) as exc:
             raise _run_failed(exc) from exc
+
+
+@pipeline_app.command("topics")
+def pipeline_topics(config: ConfigOpt = None) -> None:
+    """Create the raw-item and dead-letter topics for the brokers there are (6 partitions;
+    3 replicas and min.insync.replicas 2 on three brokers or more, one copy on one broker),
+    and say what each topic has. Existing topics are left as they are."""
+    from newsmon.kafka import KafkaUnavailable
+    from newsmon.pipeline.io_kafka import ensure_topics
+
+    settings = _settings(config)
+    try:
+        lines = ensure_topics(settings.kafka)
+    except KafkaUnavailable as exc:
+        raise _fail(f"pipeline topics: {exc}", EXIT_FAILED) from exc
+    for line in lines:
+        typer.echo(line)
 
 
 @app.command()

@@ -21,8 +21,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from newsmon.config import KafkaSettings
@@ -124,6 +125,71 @@ def commit_ranges(settings: KafkaSettings, group_id: str, ranges: Sequence[Parti
         consumer.close()
     log.info("committed offsets for group %s: %s", group_id,
              {f"{tp.topic}/{tp.partition}": om.offset for tp, om in offsets.items()})
+
+
+@dataclass(frozen=True)
+class TopicLayout:
+    partitions: int
+    replicas: int
+    min_insync: int
+
+    def __str__(self) -> str:
+        return (f"{self.partitions} partitions, {self.replicas} replica(s), "
+                f"min.insync.replicas {self.min_insync}")
+
+
+#: Partitions of newsmon's topics: up to this many pipeline workers can share the raw topic,
+#: and keys (source ids) spread over them; on one broker they cost next to nothing.
+TOPIC_PARTITIONS = 6
+
+
+def topic_layout(brokers: int) -> TopicLayout:
+    """The layout for a cluster of ``brokers``: three copies where there are three brokers
+    (fewer where there are fewer), and an acknowledged write on two of them when there are
+    three, so one broker may be lost, or restarted, without losing a write or stopping them.
+    With two brokers, two copies and one needed: requiring both would stop every write while
+    one restarts."""
+    replicas = max(1, min(3, brokers))
+    return TopicLayout(TOPIC_PARTITIONS, replicas, 2 if replicas >= 3 else 1)
+
+
+def ensure_topics(settings: KafkaSettings) -> list[str]:
+    """Create newsmon's topics (raw items, dead letters) that do not exist yet, laid out by
+    ``topic_layout`` for the brokers alive now; one line per topic saying what it has (as
+    created now, or as found: an existing topic is never changed). Without this, the first
+    producer has the broker create them with the broker's defaults."""
+    if problem := connect_problem(settings):
+        raise KafkaUnavailable(f"kafka at {settings.bootstrap_servers}: {problem}")
+    try:
+        admin = KafkaAdminClient(client_id="newsmon-setup", **settings.client_options())
+    except KafkaError as exc:
+        raise KafkaUnavailable(unavailable(settings, exc)) from exc
+    try:
+        brokers = len(admin.describe_cluster()["brokers"])
+        layout = topic_layout(brokers)
+        existing = set(admin.list_topics())
+        lines = []
+        for topic in (settings.raw_topic, settings.dead_letter_topic):
+            if topic in existing:
+                (found,) = admin.describe_topics([topic])
+                parts = found["partitions"]
+                replicas = max((len(p["replicas"]) for p in parts), default=0)
+                lines.append(f"{topic}: exists, {len(parts)} partitions, {replicas} "
+                             f"replica(s) (left as it is; {brokers} broker(s) alive)")
+                continue
+            try:
+                admin.create_topics([NewTopic(
+                    topic, layout.partitions, layout.replicas,
+                    topic_configs={"min.insync.replicas": str(layout.min_insync)})])
+            except TopicAlreadyExistsError:  # another process created it meanwhile
+                lines.append(f"{topic}: created meanwhile by another client")
+                continue
+            lines.append(f"{topic}: created with {layout} for {brokers} broker(s)")
+        return lines
+    except KafkaError as exc:
+        raise KafkaUnavailable(unavailable(settings, exc)) from exc
+    finally:
+        admin.close()
 
 
 class ReadPartitionRangeFn(beam.DoFn):

@@ -1,8 +1,11 @@
-"""Exact and near-duplicate detection: which earlier article, if any, a new one copies.
+"""Story grouping: which earlier article, if any, a new one copies or reports the event of.
 
 Exact copies share a text hash; rewrites of one wire story share enough word shingles that
 their MinHash signatures agree. Signatures are split into LSH bands whose keys are stored
 with each article, so the candidates for a new article are found with one terms query.
+Translations and independent rewrites share neither: they share facts (entities, names,
+figures, dates, the day), which ``story_match`` compares, with blocking keys stored beside
+the bands so that they too are found with a terms query.
 Pure logic: the Beam transform in app.py feeds it candidates from the store.
 """
 
@@ -16,6 +19,8 @@ import numpy as np
 from datasketch import MinHash
 
 from newsmon.models import content_id
+
+from .story_match import SAME_STORY_THRESHOLD, StoryFeatures, blocking_keys, score
 
 NUM_PERM = 128
 #: 32 bands of 4 rows: a pair with Jaccard 0.5 becomes a candidate with probability ~0.87,
@@ -71,10 +76,18 @@ class Fingerprint:
     text_hash: str
     signature: tuple[int, ...]
     first_seen: str  # ISO time; ties in story choice are broken by it, then by doc_id
+    #: What the article says (story_match); None for documents stored before it existed,
+    #: which are then matched on their MinHash alone.
+    features: StoryFeatures | None = None
 
     @property
     def bands(self) -> list[str]:
         return band_keys(self.signature)
+
+    @property
+    def story_keys(self) -> list[str]:
+        """Blocking keys of the story features (stored, and searched, beside the bands)."""
+        return blocking_keys(self.features) if self.features is not None else []
 
 
 @dataclass(frozen=True)
@@ -83,13 +96,17 @@ class StoryDecision:
     #: Set when the article is an exact copy of another document (same text).
     duplicate_of: str | None = None
     similarity: float = 0.0
+    #: The story_match score of the chosen candidate when the facts, not the words, matched.
+    match_score: float | None = None
 
 
 def decide_story(new: Fingerprint, candidates: Iterable[Fingerprint]) -> StoryDecision:
     """The story a new article belongs to, among candidate earlier articles.
 
-    The earliest matching candidate wins, so the result does not depend on the order in which
-    candidates were found; an article with no match starts its own story.
+    An exact copy wins; then the earliest candidate whose MinHash signature is near enough;
+    then, when no signature is, the candidate whose story features score highest at or above
+    ``story_match.SAME_STORY_THRESHOLD`` (ties to the earliest). The result does not depend
+    on the order in which candidates were found; an article with no match starts its own story.
     """
     others = [c for c in candidates if c.doc_id != new.doc_id]
     for cand in others:
@@ -97,7 +114,7 @@ def decide_story(new: Fingerprint, candidates: Iterable[Fingerprint]) -> StoryDe
             return StoryDecision(cand.story_id, duplicate_of=cand.doc_id, similarity=1.0)
     comparable = [c for c in others if len(c.signature) == len(new.signature) and new.signature]
     if not comparable:
-        return StoryDecision(new.story_id)
+        return _decide_on_facts(new, others)
     # One vectorized comparison for all candidates: a popular story can have hundreds.
     sims = (np.asarray([c.signature for c in comparable]) == np.asarray(new.signature)).mean(
         axis=1
@@ -105,22 +122,36 @@ def decide_story(new: Fingerprint, candidates: Iterable[Fingerprint]) -> StoryDe
     matches = [(c, float(sim)) for c, sim in zip(comparable, sims, strict=True)
                if sim >= NEAR_DUPLICATE_THRESHOLD]
     if not matches:
-        return StoryDecision(new.story_id)
+        return _decide_on_facts(new, others)
     best, sim = min(matches, key=lambda m: (m[0].first_seen, m[0].doc_id))
     return StoryDecision(best.story_id, similarity=sim)
 
 
+def _decide_on_facts(new: Fingerprint, others: Sequence[Fingerprint]) -> StoryDecision:
+    if new.features is None:
+        return StoryDecision(new.story_id)
+    scored = [
+        (score(new.features, c.features), c) for c in others if c.features is not None
+    ]
+    matches = [(value, c) for value, c in scored if value >= SAME_STORY_THRESHOLD]
+    if not matches:
+        return StoryDecision(new.story_id)
+    value, best = min(matches, key=lambda m: (-m[0], m[1].first_seen, m[1].doc_id))
+    return StoryDecision(best.story_id, match_score=round(value, 3))
+
+
 @dataclass
 class StoryIndex:
-    """In-memory LSH index of the fingerprints seen in this run, so copies that arrive in the
-    same batch find each other before either is searchable in the store."""
+    """In-memory index of the fingerprints seen in this run (LSH bands and story blocking
+    keys), so copies and translations that arrive in the same batch find each other before
+    either is searchable in the store."""
 
     by_band: dict[str, list[Fingerprint]] = field(default_factory=dict)
     by_hash: dict[str, Fingerprint] = field(default_factory=dict)
 
     def add(self, fp: Fingerprint) -> None:
         self.by_hash.setdefault(fp.text_hash, fp)
-        for key in fp.bands:
+        for key in (*fp.bands, *fp.story_keys):
             self.by_band.setdefault(key, []).append(fp)
 
     def candidates(self, fp: Fingerprint) -> list[Fingerprint]:
@@ -128,7 +159,7 @@ class StoryIndex:
         same = self.by_hash.get(fp.text_hash)
         if same is not None:
             found[same.doc_id] = same
-        for key in fp.bands:
+        for key in (*fp.bands, *fp.story_keys):
             for cand in self.by_band.get(key, ()):
                 found.setdefault(cand.doc_id, cand)
         return list(found.values())

@@ -8,6 +8,9 @@ helpers.py freeport [--count N] [--prefer P ...] [--exclude P ...] [--min LO --m
 helpers.py kafka-ping HOST:PORT [--timeout S]
     Send a real Kafka ApiVersions (v0) request; exit 0 if the broker answers
     with error code 0 and a non-empty API list, else print why and exit 1.
+helpers.py kafka-brokers HOST:PORT [--timeout S] [--expect N]
+    Print the node ids of the brokers HOST:PORT reports alive (a real Kafka Metadata
+    request); with --expect, exit 1 unless there are exactly N.
 helpers.py cluster-id
     Print a fresh 22-character KRaft cluster id (URL-safe base64 of a UUID, not starting with "-").
 helpers.py es-base SERVICES_HOME [--create]
@@ -104,29 +107,53 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
-def kafka_ping(address: str, timeout: float) -> int:
+def _kafka_request(address: str, api_key: int, version: int, body: bytes,
+                   timeout: float) -> bytes:
+    """One request (header v1) to one broker; returns the response after its correlation id.
+    Raises OSError or ConnectionError."""
     host, _, port = address.rpartition(":")
     client_id = b"newsmon-services-probe"
-    # Request header v1: api_key=18 (ApiVersions), api_version=0, correlation_id, client_id.
-    # ApiVersions v0 has an empty body.
-    body = struct.pack(">hhih", 18, 0, 4242, len(client_id)) + client_id
+    header = struct.pack(">hhih", api_key, version, 4242, len(client_id)) + client_id
+    with socket.create_connection((host or HOST, int(port)), timeout=timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+        (size,) = struct.unpack(">i", _recv_exact(s, 4))
+        data = _recv_exact(s, size)
+    (corr,) = struct.unpack(">i", data[:4])
+    if corr != 4242:
+        raise ConnectionError(f"correlation id {corr} in the answer, not 4242")
+    return data[4:]
+
+
+def kafka_ping(address: str, timeout: float) -> int:
+    # ApiVersions (api key 18) v0 has an empty body, and every broker version answers it.
     try:
-        with socket.create_connection((host or HOST, int(port)), timeout=timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(struct.pack(">i", len(body)) + body)
-            (size,) = struct.unpack(">i", _recv_exact(s, 4))
-            data = _recv_exact(s, size)
+        data = _kafka_request(address, 18, 0, b"", timeout)
     except (OSError, ConnectionError) as exc:
         print(f"kafka-ping {address}: {exc}", file=sys.stderr)
         return 1
-    corr, err, n_apis = struct.unpack(">ihi", data[:10])
-    if corr != 4242 or err != 0 or n_apis <= 0:
-        print(
-            f"kafka-ping {address}: correlation={corr} error_code={err} apis={n_apis}",
-            file=sys.stderr,
-        )
+    err, n_apis = struct.unpack(">hi", data[:6])
+    if err != 0 or n_apis <= 0:
+        print(f"kafka-ping {address}: error_code={err} apis={n_apis}", file=sys.stderr)
         return 1
     return 0
+
+
+def kafka_brokers(address: str, timeout: float) -> list[int]:
+    """The node ids of the brokers that ``address`` reports alive (registered, not fenced),
+    from a Metadata request for no topic. Version 4: the oldest Kafka 4 still serves
+    (KIP-896 removed 0-3), and the newest without the flexible encoding."""
+    data = _kafka_request(address, 3, 4, struct.pack(">ib", 0, 0), timeout)
+    # throttle_time_ms, then the brokers: node_id, host, port, rack (nullable).
+    (count,) = struct.unpack(">i", data[4:8])
+    pos, ids = 8, []
+    for _ in range(count):
+        node_id, host_len = struct.unpack(">ih", data[pos:pos + 6])
+        pos += 6 + host_len + 4
+        (rack_len,) = struct.unpack(">h", data[pos:pos + 2])
+        pos += 2 + max(rack_len, 0)
+        ids.append(node_id)
+    return sorted(ids)
 
 
 #: Where Elasticsearch files go when the services home is in a directory others cannot enter.
@@ -189,6 +216,10 @@ def main(argv: list[str]) -> int:
     kp = sub.add_parser("kafka-ping")
     kp.add_argument("address")
     kp.add_argument("--timeout", type=float, default=3.0)
+    kb = sub.add_parser("kafka-brokers")
+    kb.add_argument("address")
+    kb.add_argument("--timeout", type=float, default=3.0)
+    kb.add_argument("--expect", type=int, help="exit 1 unless exactly this many are alive")
     sub.add_parser("cluster-id")
     ep = sub.add_parser("es-base")
     ep.add_argument("home", type=Path)
@@ -209,6 +240,17 @@ def main(argv: list[str]) -> int:
         return 0
     if a.cmd == "kafka-ping":
         return kafka_ping(a.address, a.timeout)
+    if a.cmd == "kafka-brokers":
+        try:
+            ids = kafka_brokers(a.address, a.timeout)
+        except (OSError, ConnectionError, struct.error) as exc:
+            print(f"kafka-brokers {a.address}: {exc}", file=sys.stderr)
+            return 1
+        print(" ".join(map(str, ids)))
+        if a.expect is not None and len(ids) != a.expect:
+            print(f"kafka-brokers {a.address}: {len(ids)} alive, not {a.expect}", file=sys.stderr)
+            return 1
+        return 0
     if a.cmd == "cluster-id":
         while (
             True

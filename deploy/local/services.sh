@@ -4,6 +4,8 @@
 #
 #   services.sh start  [kafka|elasticsearch|opensearch|all ...]   (default: all)
 #   services.sh stop   [kafka|elasticsearch|opensearch|all ...]   (default: all)
+#   services.sh start|stop kafka-cluster[:N] elasticsearch-cluster[:N] | clusters
+#                                    three-node clusters (not in `all`); :N one node
 #   services.sh status
 #   services.sh env                  print $NEWSMON_SERVICES_HOME/env (KEY=value lines)
 #   services.sh clean  [service ...]  stop, then delete data and logs (keeps downloads)
@@ -15,6 +17,9 @@
 #   NEWSMON_KAFKA_BOOTSTRAP=127.0.0.1:<port>
 #   NEWSMON_ELASTICSEARCH_URL=http://127.0.0.1:<port>
 #   NEWSMON_OPENSEARCH_URL=http://127.0.0.1:<port>
+# and, for the clusters, NEWSMON_KAFKA_CLUSTER_BOOTSTRAP (all three brokers),
+# NEWSMON_ELASTICSEARCH_CLUSTER_URL (node 1) and _URLS (all three), and one
+# NEWSMON_{KAFKA,ELASTICSEARCH}_CLUSTER_NODE_<n> line per node.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -85,16 +90,19 @@ main_log() {
   esac
 }
 
-# Prints the pid of the running service (alive and really ours), else returns 1.
-svc_pid() {
-  local f pid
-  f=$(pid_file "$1")
+# pid-file marker -> prints the pid in the file if that process is alive and its command line
+# holds the marker (so a recycled pid is never taken for ours), else returns 1.
+pid_alive() {
+  local f=$1 pid
   [[ -s $f ]] || return 1
   pid=$(tr -dc '0-9' <"$f")
   [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(marker "$1")" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2" || return 1
   echo "$pid"
 }
+
+# Prints the pid of the running service (alive and really ours), else returns 1.
+svc_pid() { pid_alive "$(pid_file "$1")" "$(marker "$1")"; }
 
 java_major() {  # JAVA_HOME -> feature version (17, 21, 25...)
   "$1/bin/java" -XshowSettings:properties -version 2>&1 |
@@ -175,6 +183,10 @@ write_env() {
   for s in "${ALL_SERVICES[@]}"; do
     f=$(state_dir "$s")/env
     if [[ -s $f ]] && svc_pid "$s" >/dev/null; then cat "$f" >>"$tmp"; fi
+  done
+  for s in "${CLUSTER_SERVICES[@]}"; do  # kept while any node runs: a node down is a fault, not the end
+    f=$(state_dir "$s")/env
+    if [[ -s $f && -n $(alive_nodes "$s") ]]; then cat "$f" >>"$tmp"; fi
   done
   if grep -q PASSWORD "$tmp"; then chmod 600 "$tmp"; fi # a secure instance's credentials
   mv -f "$tmp" "$ENV_FILE"
@@ -300,9 +312,10 @@ test_certs() {  # svc dir name logfile
 
 # ----------------------------------------------------------------------------- Kafka
 
-kafka_prepare() {
+# The broker's jars in $SVC/kafka/lib-<v>, fetched once (the single broker and the cluster share them).
+kafka_jars() {
   local lib=$SVC/kafka/lib-$KAFKA_VERSION
-  mkdir -p "$SVC/kafka/config" "$SVC/kafka/logs" "$SVC/kafka/data" "$(state_dir kafka)"
+  mkdir -p "$SVC/kafka/logs"
   if [[ ! -f $lib/.complete ]]; then
     log "kafka: fetching Kafka $KAFKA_VERSION jars via Maven into $lib"
     rm -rf "$lib.tmp"
@@ -311,6 +324,11 @@ kafka_prepare() {
       { log "kafka: Maven could not fetch Kafka $KAFKA_VERSION"; return 1; }
     touch "$lib.tmp/.complete" && mv "$lib.tmp" "$lib"
   fi
+}
+
+kafka_prepare() {
+  mkdir -p "$SVC/kafka/config" "$SVC/kafka/logs" "$SVC/kafka/data" "$(state_dir kafka)"
+  kafka_jars || return 1
   rm -f "$(state_dir kafka)/security" # set again below when NEWSMON_KAFKA_SECURITY=1
   if [[ ${NEWSMON_KAFKA_SECURITY:-0} == 1 ]]; then
     kafka_security_prepare || return 1
@@ -438,12 +456,13 @@ EOF
 
 es_home() { echo "$ESB/dist-$ES_VERSION/elasticsearch-$ES_VERSION"; }
 
-es_prepare() {
+# The unpacked distribution in $ESB/dist-<v>, fetched once (the single node and the cluster
+# share it), and, as root, the user Elasticsearch runs as.
+es_dist() {
   local base=$ESB home zip coords
   home=$(es_home)
   coords=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip
-  mkdir -p "$base/logs" "$base/run" "$base/tmp" "$base/data-$ES_VERSION" "$(state_dir elasticsearch)"
-  rm -f "$(state_dir elasticsearch)/security" # set again below when NEWSMON_ES_SECURITY=1
+  mkdir -p "$base/logs"
   if [[ ! -f $home/.complete ]]; then
     # dependency:copy resolves through the local Maven repository (~/.m2), downloading only once.
     log "elasticsearch: fetching $coords via Maven (cached in the local Maven repository)"
@@ -459,16 +478,12 @@ es_prepare() {
     rm -rf "$base/download"
     touch "$home/.complete"
   fi
-  if [[ ! -d $base/config-$ES_VERSION ]]; then
-    cp -a "$home/config" "$base/config-$ES_VERSION"
-  fi
   if [[ $(id -u) == 0 ]]; then
     if ! id "$ES_USER" >/dev/null 2>&1; then
       log "elasticsearch: creating system user $ES_USER (Elasticsearch refuses to run as root)"
       useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$ES_USER" ||
         { log "elasticsearch: useradd $ES_USER failed"; return 1; }
     fi
-    chown -R "$ES_USER:" "$base/logs" "$base/run" "$base/tmp" "$base/data-$ES_VERSION" "$base/config-$ES_VERSION"
     # 8.x writes its GC log to logs/ inside the distribution whatever path.logs says.
     mkdir -p "$home/logs" && chown "$ES_USER:" "$home/logs"
     if ! runuser -u "$ES_USER" -- test -x "$home/bin/elasticsearch"; then
@@ -477,6 +492,19 @@ es_prepare() {
       log "elasticsearch: NEWSMON_SERVICES_HOME to a path it can read"
       return 1
     fi
+  fi
+}
+
+es_prepare() {
+  local base=$ESB
+  mkdir -p "$base/logs" "$base/run" "$base/tmp" "$base/data-$ES_VERSION" "$(state_dir elasticsearch)"
+  rm -f "$(state_dir elasticsearch)/security" # set again below when NEWSMON_ES_SECURITY=1
+  es_dist || return 1
+  if [[ ! -d $base/config-$ES_VERSION ]]; then
+    cp -a "$(es_home)/config" "$base/config-$ES_VERSION"
+  fi
+  if [[ $(id -u) == 0 ]]; then
+    chown -R "$ES_USER:" "$base/logs" "$base/run" "$base/tmp" "$base/data-$ES_VERSION" "$base/config-$ES_VERSION"
   fi
   if [[ ${NEWSMON_ES_SECURITY:-0} == 1 ]]; then
     es_security_prepare || return 1
@@ -487,7 +515,7 @@ es_prepare() {
 # Meant for a separate NEWSMON_SERVICES_HOME (the tests of TLS and authentication use one):
 # the env file then names NEWSMON_ELASTICSEARCH_SECURE_URL (https), _CA, _USER and _PASSWORD.
 
-ES_SECURE_USER=newsmon-admin
+ES_SECURE_USER="newsmon-admin"
 
 es_secure() { [[ -f $(state_dir elasticsearch)/security ]]; }  # how the instance was started
 
@@ -693,6 +721,415 @@ EOF
     -basePath "$base" -numOfNode 1 -baseHttpPort "$((port - 1))" -clusterName newsmon-local
 }
 
+# ----------------------------------------------------------------------------- clusters
+#
+# kafka-cluster: three KRaft nodes, each broker and controller (node ids 1-3, static voters),
+# from the single broker's jars. elasticsearch-cluster: three master-eligible data nodes of
+# the single node's distribution. Both on 127.0.0.1 on ports of their own, beside the single
+# nodes and never part of `all`. `start` starts the nodes that are not running and waits until
+# all three are in the cluster: after a node was killed it brings back that one, on its ports.
+# One node alone is `kafka-cluster:N` / `elasticsearch-cluster:N` (start, stop).
+
+CLUSTER_SERVICES=(kafka-cluster elasticsearch-cluster)
+CLUSTER_NODES=(1 2 3)
+KAFKA_CLUSTER_HEAP=${NEWSMON_KAFKA_CLUSTER_HEAP:--Xms256m -Xmx512m}
+ES_CLUSTER_HEAP=${NEWSMON_ES_CLUSTER_HEAP:--Xms512m -Xmx512m}
+KAFKA_CLUSTER_PARTITIONS=${NEWSMON_KAFKA_CLUSTER_PARTITIONS:-6}
+ES_CLUSTER_NAME="newsmon-cluster"
+TIMEOUT[kafka-cluster]=${NEWSMON_KAFKA_CLUSTER_TIMEOUT:-120}
+TIMEOUT[elasticsearch-cluster]=${NEWSMON_ES_CLUSTER_TIMEOUT:-240}
+declare -A NODES=()         # cluster -> the node numbers named on the command line
+declare -A NODE_LAUNCHER=() # "cluster:n" -> pid of the launcher of a node started now
+declare -A LAUNCHED=()      # cluster -> the node numbers started now
+CPORTS=()                   # the cluster's ports, two per node: node n has [2n-2] and [2n-1]
+
+is_cluster() { [[ $1 == *-cluster ]]; }
+
+node_dir() {  # cluster n
+  case $1 in
+    kafka-cluster) echo "$SVC/kafka-cluster/node-$2" ;;
+    elasticsearch-cluster) echo "$ESB/cluster/node-$2" ;;
+  esac
+}
+
+node_pid_file() {
+  case $1 in
+    kafka-cluster) echo "$(node_dir "$1" "$2")/pid" ;;
+    elasticsearch-cluster) echo "$(node_dir "$1" "$2")/run/elasticsearch.pid" ;;
+  esac
+}
+
+node_marker() {
+  case $1 in
+    kafka-cluster) echo "$(node_dir "$1" "$2")/config/server.properties" ;;
+    elasticsearch-cluster) echo "-Djava.io.tmpdir=$(node_dir "$1" "$2")/tmp" ;;
+  esac
+}
+
+node_log() {
+  case $1 in
+    kafka-cluster) echo "$(node_dir "$1" "$2")/logs/kafka.log" ;;
+    elasticsearch-cluster) echo "$(node_dir "$1" "$2")/logs/$ES_CLUSTER_NAME.log" ;;
+  esac
+}
+
+node_pid() { pid_alive "$(node_pid_file "$1" "$2")" "$(node_marker "$1" "$2")"; }
+
+alive_nodes() {  # cluster -> the numbers of its running nodes, on one line
+  local n out=()
+  for n in "${CLUSTER_NODES[@]}"; do node_pid "$1" "$n" >/dev/null && out+=("$n"); done
+  echo "${out[*]}"
+}
+
+# The client address of node n (first port of its pair), from CPORTS.
+node_address() {  # cluster n
+  local port=${CPORTS[$((2 * $2 - 2))]}
+  case $1 in
+    kafka-cluster) echo "127.0.0.1:$port" ;;
+    elasticsearch-cluster) echo "http://127.0.0.1:$port" ;;
+  esac
+}
+
+read_cluster_ports() {  # cluster -> CPORTS from its state; returns 1 when none are recorded
+  CPORTS=()
+  [[ -s $(state_dir "$1")/ports ]] && read -r -a CPORTS <"$(state_dir "$1")/ports"
+  ((${#CPORTS[@]} == 2 * ${#CLUSTER_NODES[@]}))
+}
+
+cluster_prepare() {
+  local svc=$1 n dir
+  mkdir -p "$(state_dir "$svc")"
+  case $svc in
+    kafka-cluster)
+      kafka_jars || return 1
+      for n in "${CLUSTER_NODES[@]}"; do
+        dir=$(node_dir "$svc" "$n")
+        mkdir -p "$dir/config" "$dir/data" "$dir/logs"
+      done
+      ;;
+    elasticsearch-cluster)
+      es_dist || return 1
+      for n in "${CLUSTER_NODES[@]}"; do
+        dir=$(node_dir "$svc" "$n")
+        mkdir -p "$dir/data" "$dir/logs" "$dir/run" "$dir/tmp"
+        [[ -d $dir/config ]] || cp -a "$(es_home)/config" "$dir/config"
+        [[ $(id -u) == 0 ]] && chown -R "$ES_USER:" "$dir"
+      done
+      ;;
+  esac
+  return 0
+}
+
+# The ports of every node: the recorded ones while any node runs (the others reach it by
+# them, and a node started now must take its own again), else free ones, preferring those.
+cluster_pick_ports() {  # cluster nodes-to-start...
+  local svc=$1 n got
+  shift
+  if [[ -n $(alive_nodes "$svc") ]]; then
+    read_cluster_ports "$svc" ||
+      { log "$svc: nodes $(alive_nodes "$svc") run but no ports are recorded: stop them first"; return 1; }
+    for n in "$@"; do
+      got=$(helper freeport --count 2 --prefer "${CPORTS[$((2 * n - 2))]}" "${CPORTS[$((2 * n - 1))]}" | tr '\n' ' ')
+      if [[ $got != "${CPORTS[$((2 * n - 2))]} ${CPORTS[$((2 * n - 1))]} " ]]; then
+        log "$svc: node $n's ports ${CPORTS[$((2 * n - 2))]} ${CPORTS[$((2 * n - 1))]} are taken"
+        return 1
+      fi
+    done
+  else
+    mapfile -t CPORTS < <(pick_ports "$svc" "$((2 * ${#CLUSTER_NODES[@]}))")
+    ((${#CPORTS[@]} == 2 * ${#CLUSTER_NODES[@]})) || return 1
+  fi
+  CHOSEN_PORTS+=("${CPORTS[@]}")
+  echo "${CPORTS[*]}" >"$(state_dir "$svc")/ports"
+}
+
+kafka_cluster_properties() {  # n
+  local n=$1 dir m voters=""
+  dir=$(node_dir kafka-cluster "$n")
+  for m in "${CLUSTER_NODES[@]}"; do voters+="${voters:+,}$m@127.0.0.1:${CPORTS[$((2 * m - 1))]}"; done
+  cat <<EOF
+# Written by deploy/local/services.sh on every start of this node: edits are lost.
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:${CPORTS[$((2 * n - 2))]},CONTROLLER://127.0.0.1:${CPORTS[$((2 * n - 1))]}
+advertised.listeners=PLAINTEXT://127.0.0.1:${CPORTS[$((2 * n - 2))]}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=$KAFKA_CLUSTER_PARTITIONS
+# Every topic (newsmon's are created on first use) on all three brokers; an acks=all write
+# needs two of them, so one broker may be down and nothing acknowledged is on one disk only.
+default.replication.factor=3
+min.insync.replicas=2
+unclean.leader.election.enable=false
+auto.create.topics.enable=true
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+group.initial.rebalance.delay.ms=0
+EOF
+}
+
+kafka_cluster_launch_node() {  # n
+  local n=$1 lib=$SVC/kafka/lib-$KAFKA_VERSION dir java_home cid
+  dir=$(node_dir kafka-cluster "$n")
+  java_home=${NEWSMON_KAFKA_JAVA_HOME:-$(default_java_home)} || { log "kafka-cluster: no java found"; return 1; }
+  kafka_cluster_properties "$n" >"$dir/config/server.properties"
+  local jvm=(-Djava.awt.headless=true -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+    -Dlog4j2.configurationFile="$HERE/kafka-log4j2.properties")
+  if [[ ! -s $dir/data/meta.properties ]]; then
+    [[ -s $SVC/kafka-cluster/cluster.id ]] || helper cluster-id >"$SVC/kafka-cluster/cluster.id"
+    cid=$(<"$SVC/kafka-cluster/cluster.id")
+    log "kafka-cluster: formatting node $n's storage (cluster id $cid)"
+    "$java_home/bin/java" -Xmx256m "${jvm[@]}" -cp "$lib/*" kafka.tools.StorageTool format \
+      -t "$cid" -c "$dir/config/server.properties" --ignore-formatted >"$dir/logs/format.log" 2>&1 ||
+      { log "kafka-cluster: node $n: storage format failed:"; tail -n 40 "$dir/logs/format.log" >&2; return 1; }
+  fi
+  # shellcheck disable=SC2086  # KAFKA_CLUSTER_HEAP holds several JVM options
+  launch "$(node_pid_file kafka-cluster "$n")" "$(node_log kafka-cluster "$n")" "$dir" \
+    "$java_home/bin/java" $KAFKA_CLUSTER_HEAP "${jvm[@]}" -cp "$lib/*" kafka.Kafka \
+    "$dir/config/server.properties"
+}
+
+es_cluster_yml() {  # n bootstrap(0|1)
+  local n=$1 m seeds="" masters=""
+  for m in "${CLUSTER_NODES[@]}"; do
+    seeds+="${seeds:+, }127.0.0.1:${CPORTS[$((2 * m - 1))]}"
+    masters+="${masters:+, }newsmon-es-c$m"
+  done
+  cat <<EOF
+# Written by deploy/local/services.sh on every start of this node: edits are lost.
+cluster.name: $ES_CLUSTER_NAME
+node.name: newsmon-es-c$n
+network.host: 127.0.0.1
+http.port: ${CPORTS[$((2 * n - 2))]}
+transport.port: ${CPORTS[$((2 * n - 1))]}
+discovery.seed_hosts: [$seeds]
+path.data: $(node_dir elasticsearch-cluster "$n")/data
+path.logs: $(node_dir elasticsearch-cluster "$n")/logs
+cluster.routing.allocation.disk.threshold_enabled: false
+action.destructive_requires_name: false
+xpack.security.enabled: false
+EOF
+  # Only to form the cluster the first time; once formed, the nodes know it from their data.
+  (($2)) && echo "cluster.initial_master_nodes: [$masters]"
+}
+
+es_cluster_launch_node() {  # n bootstrap(0|1)
+  local n=$1 dir java_home
+  dir=$(node_dir elasticsearch-cluster "$n")
+  java_home=$(es_java_home) || { log "elasticsearch-cluster: no suitable JDK (9.x needs 21+)"; return 1; }
+  es_cluster_yml "$n" "$2" >"$dir/config/elasticsearch.yml"
+  [[ $(id -u) == 0 ]] && chown "$ES_USER:" "$dir/config/elasticsearch.yml"
+  local cmd=(env "ES_JAVA_HOME=$java_home" "ES_PATH_CONF=$dir/config" "ES_JAVA_OPTS=$ES_CLUSTER_HEAP"
+    "ES_TMPDIR=$dir/tmp" "$(es_home)/bin/elasticsearch" -d -p "$(node_pid_file elasticsearch-cluster "$n")")
+  [[ $(id -u) == 0 ]] && cmd=(runuser -u "$ES_USER" -- "${cmd[@]}")
+  rm -f "$(node_pid_file elasticsearch-cluster "$n")"
+  # As for the single node: the launcher forks the server and exits once it started.
+  (
+    exec 9>&-
+    cd "$dir/logs" || exit 1
+    exec nohup setsid "${cmd[@]}" >"$dir/logs/console.log" 2>&1 </dev/null
+  ) &
+  NODE_LAUNCHER[elasticsearch-cluster:$n]=$!
+}
+
+cluster_launch() {  # cluster: starts the named nodes that are not running
+  local svc=$1 n alive todo=() bootstrap=1
+  alive=" $(alive_nodes "$svc") "
+  for n in ${NODES[$svc]}; do [[ $alive == *" $n "* ]] || todo+=("$n"); done
+  LAUNCHED[$svc]="${todo[*]}"
+  START_TS[$svc]=$SECONDS
+  if ((${#todo[@]} == 0)); then
+    read_cluster_ports "$svc" || { log "$svc: running but no ports recorded: stop it first"; return 1; }
+    log "$svc: nodes ${NODES[$svc]} already running: reusing them"
+    REUSED[$svc]=1
+    CHOSEN_PORTS+=("${CPORTS[@]}")
+    return 0
+  fi
+  cluster_pick_ports "$svc" "${todo[@]}" || return 1
+  case $svc in
+    kafka-cluster) echo "$KAFKA_VERSION" >"$(state_dir "$svc")/version" ;;
+    elasticsearch-cluster)
+      echo "$ES_VERSION" >"$(state_dir "$svc")/version"
+      for n in "${CLUSTER_NODES[@]}"; do
+        [[ -n $(ls -A "$(node_dir "$svc" "$n")/data" 2>/dev/null) ]] && bootstrap=0
+      done
+      log "elasticsearch-cluster: $ES_VERSION on Java $(java_major "$(es_java_home)")"
+      ;;
+  esac
+  log "$svc: starting node(s) ${todo[*]} (ports ${CPORTS[*]})"
+  for n in "${todo[@]}"; do
+    case $svc in
+      kafka-cluster) kafka_cluster_launch_node "$n" || return 1 ;;
+      elasticsearch-cluster) es_cluster_launch_node "$n" "$bootstrap" || return 1 ;;
+    esac
+  done
+}
+
+# Node n answers for the whole cluster: Kafka lists three live brokers in a Metadata answer,
+# Elasticsearch's health API sees three nodes.
+ready_cluster_node() {  # cluster n
+  local address
+  address=$(node_address "$1" "$2")
+  case $1 in
+    kafka-cluster)
+      helper kafka-brokers "$address" --timeout 3 --expect "${#CLUSTER_NODES[@]}" >/dev/null 2>&1 ;;
+    elasticsearch-cluster)
+      curl -s --max-time 5 "$address/_cluster/health?wait_for_nodes=${#CLUSTER_NODES[@]}&wait_for_status=yellow&timeout=1s" \
+        2>/dev/null | grep -q '"timed_out":false' ;;
+  esac
+}
+
+cluster_env() {  # cluster -> its env lines, from CPORTS
+  local svc=$1 n list=""
+  for n in "${CLUSTER_NODES[@]}"; do list+="${list:+,}$(node_address "$svc" "$n")"; done
+  case $svc in
+    kafka-cluster) echo "NEWSMON_KAFKA_CLUSTER_BOOTSTRAP=$list" ;;
+    elasticsearch-cluster)
+      # newsmon's search.url takes one node; the list is for clients that take several.
+      echo "NEWSMON_ELASTICSEARCH_CLUSTER_URL=$(node_address "$svc" 1)"
+      echo "NEWSMON_ELASTICSEARCH_CLUSTER_URLS=$list"
+      ;;
+  esac
+  local key=${svc%-cluster}
+  key=${key^^}
+  for n in "${CLUSTER_NODES[@]}"; do echo "NEWSMON_${key}_CLUSTER_NODE_$n=$(node_address "$svc" "$n")"; done
+}
+
+# Phase 2 for a cluster: every node answers for a cluster of three, or time out.
+finish_cluster() {
+  local svc=$1 n t0 deadline pending
+  t0=${START_TS[$svc]}
+  deadline=$((t0 + ${TIMEOUT[$svc]}))
+  read_cluster_ports "$svc" || return 1
+  while :; do
+    pending=()
+    for n in "${CLUSTER_NODES[@]}"; do
+      if [[ $svc == kafka-cluster && " ${LAUNCHED[$svc]:-} " == *" $n "* ]] &&
+        ! grep -q 'Kafka Server started' "$(node_log "$svc" "$n")" 2>/dev/null; then
+        pending+=("$n")
+      elif ! ready_cluster_node "$svc" "$n"; then
+        pending+=("$n")
+      fi
+    done
+    ((${#pending[@]} == 0)) && break
+    for n in ${LAUNCHED[$svc]:-}; do
+      if ! node_pid "$svc" "$n" >/dev/null &&
+        ! { [[ -n ${NODE_LAUNCHER[$svc:$n]:-} ]] && kill -0 "${NODE_LAUNCHER[$svc:$n]}" 2>/dev/null; }; then
+        log "$svc: node $n exited during start-up"
+        show_node_log "$svc" "$n"
+        # shellcheck disable=SC2086  # the node numbers
+        stop_cluster "$svc" quiet ${LAUNCHED[$svc]}
+        return 1
+      fi
+    done
+    if ((SECONDS >= deadline)); then
+      log "$svc: node(s) ${pending[*]} not ready within ${TIMEOUT[$svc]} s: stopping the node(s) started now"
+      for n in "${pending[@]}"; do show_node_log "$svc" "$n"; done
+      # shellcheck disable=SC2086  # the node numbers
+      stop_cluster "$svc" quiet ${LAUNCHED[$svc]:-}
+      return 1
+    fi
+    sleep 1
+  done
+  cluster_env "$svc" >"$(state_dir "$svc")/env"
+  if [[ -n ${REUSED[$svc]:-} ]]; then
+    log "$svc: ready (reused), nodes at $(cluster_env "$svc" | head -n 1 | cut -d= -f2)"
+  else
+    log "$svc: ready after $((SECONDS - t0)) s (node(s) ${LAUNCHED[$svc]} started), nodes at $(cluster_env "$svc" | head -n 1 | cut -d= -f2)"
+  fi
+}
+
+show_node_log() {  # cluster n
+  local f
+  for f in "$(node_log "$1" "$2")" "$(node_dir "$1" "$2")/logs/console.log"; do
+    [[ -s $f ]] || continue
+    log "---- last 40 lines of $f ----"
+    tail -n 40 "$f" >&2
+  done
+}
+
+# SIGTERM to the named nodes at once (a KRaft node shutting down cleanly needs the quorum of
+# the others, so they go together rather than one after another), SIGKILL after the timeout.
+stop_cluster() {  # cluster [quiet] [nodes...]
+  local svc=$1 quiet='' n pid pids=() i
+  shift
+  [[ ${1:-} == quiet ]] && { quiet=1; shift; }
+  (($#)) || set -- "${CLUSTER_NODES[@]}"
+  for n in "$@"; do
+    local launcher=${NODE_LAUNCHER[$svc:$n]:-}
+    if [[ -n $launcher ]] && kill -0 "$launcher" 2>/dev/null; then
+      pkill -TERM -P "$launcher" 2>/dev/null
+      kill_pid "$launcher" 10
+    fi
+    if pid=$(node_pid "$svc" "$n"); then
+      [[ -n $quiet ]] || log "$svc: stopping node $n (pid $pid)"
+      kill -CONT "$pid" 2>/dev/null # a stopped (SIGSTOP) process would never see the TERM
+      kill -TERM "$pid" 2>/dev/null
+      pids+=("$pid")
+    fi
+  done
+  for ((i = 0; i < STOP_TIMEOUT * 5; i++)); do
+    local left=()
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && left+=("$pid"); done
+    ((${#left[@]})) || break
+    sleep 0.2
+  done
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$svc: pid $pid still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null
+    fi
+  done
+  [[ -z $quiet && ${#pids[@]} == 0 ]] && log "$svc: node(s) $* not running"
+  [[ -n $(alive_nodes "$svc") ]] || rm -f "$(state_dir "$svc")/env"
+  return 0
+}
+
+# Does node n answer at all (whatever the cluster's state)?
+node_answers() {  # cluster n
+  case $1 in
+    kafka-cluster) helper kafka-ping "$(node_address "$1" "$2")" --timeout 3 2>/dev/null ;;
+    elasticsearch-cluster) [[ $(http_code "$(node_address "$1" "$2")/_cluster/health") == 200 ]] ;;
+  esac
+}
+
+cluster_status() {  # cluster: a line for the cluster (ready or degraded), one per node
+  local svc=$1 n pid alive state=ready key
+  alive=$(alive_nodes "$svc")
+  if [[ -z $alive ]] || ! read_cluster_ports "$svc"; then
+    printf '%-22s %-10s\n' "$svc" stopped
+    return
+  fi
+  for n in "${CLUSTER_NODES[@]}"; do ready_cluster_node "$svc" "$n" || state=degraded; done
+  key=$(cluster_env "$svc" | head -n 1)
+  printf '%-22s %-10s nodes up: %s  %s\n' "$svc" "$state" "$alive" "$key"
+  for n in "${CLUSTER_NODES[@]}"; do
+    if pid=$(node_pid "$svc" "$n"); then
+      if node_answers "$svc" "$n"; then state=up; else state=silent; fi
+      printf '  node %-15s %-10s pid=%-8s %s  log=%s\n' "$n" "$state" "$pid" "$(node_address "$svc" "$n")" \
+        "$(node_log "$svc" "$n")"
+    else
+      printf '  node %-15s %-10s %s\n' "$n" stopped "$(node_address "$svc" "$n")"
+    fi
+  done
+}
+
+cluster_clean() {  # cluster
+  local svc=$1 n
+  stop_cluster "$svc" quiet
+  case $svc in
+    kafka-cluster) rm -rf "$SVC/kafka-cluster/node-"* "$SVC/kafka-cluster/cluster.id" ;;
+    elasticsearch-cluster) rm -rf "$ESB/cluster" ;;
+  esac
+}
+
 # ----------------------------------------------------------------------------- start / stop
 
 # Is the service's launch still under way or running? (used while waiting)
@@ -704,6 +1141,7 @@ svc_alive() {
 # Reuse the service if it is running (the caller then only checks readiness); returns 1 if not running.
 try_reuse() {
   local svc=$1 pid port='' want='' have
+  is_cluster "$svc" && return 1 # cluster_launch reuses the nodes that run
   pid=$(svc_pid "$svc") || return 1
   [[ -s $(state_dir "$svc")/ports ]] && read -r port _ <"$(state_dir "$svc")/ports"
   if [[ -z $port ]]; then
@@ -725,6 +1163,7 @@ try_reuse() {
 
 # Fetch (once; cached) and lay out files.
 prepare() {
+  is_cluster "$1" && { cluster_prepare "$1"; return; } # its env stays while nodes run
   rm -f "$(state_dir "$1")/env"
   case $1 in
     kafka) kafka_prepare ;; elasticsearch) es_prepare ;; opensearch) os_prepare ;;
@@ -736,6 +1175,7 @@ launch_svc() {
   START_TS[$1]=$SECONDS
   case $1 in
     kafka) kafka_launch ;; elasticsearch) es_launch ;; opensearch) os_launch ;;
+    *-cluster) cluster_launch "$1" ;;
   esac
 }
 
@@ -809,17 +1249,30 @@ stop_one() {
   return 0
 }
 
-parse_services() {  # args -> SERVICES array
+parse_services() {  # args -> SERVICES array (and NODES of the clusters named)
   SERVICES=()
-  local a
+  local a c n
   [[ $# -eq 0 ]] && set -- all
   for a in "$@"; do
     case $a in
-      all) SERVICES=("${ALL_SERVICES[@]}") ;;
+      all) SERVICES+=("${ALL_SERVICES[@]}") ;;
       kafka) SERVICES+=(kafka) ;;
       elasticsearch | es) SERVICES+=(elasticsearch) ;;
       opensearch | os) SERVICES+=(opensearch) ;;
-      *) die "unknown service '$a' (kafka, elasticsearch, opensearch, all)" ;;
+      clusters) SERVICES+=("${CLUSTER_SERVICES[@]}")
+        for c in "${CLUSTER_SERVICES[@]}"; do NODES[$c]="${CLUSTER_NODES[*]}"; done ;;
+      kafka-cluster | elasticsearch-cluster | es-cluster)
+        c=${a/#es-/elasticsearch-}
+        SERVICES+=("$c")
+        NODES[$c]="${CLUSTER_NODES[*]}" ;;
+      kafka-cluster:[0-9] | elasticsearch-cluster:[0-9] | es-cluster:[0-9])
+        c=${a%:*}
+        c=${c/#es-/elasticsearch-}
+        n=${a##*:}
+        [[ " ${CLUSTER_NODES[*]} " == *" $n "* ]] || die "no node $n in $c (${CLUSTER_NODES[*]})"
+        SERVICES+=("$c")
+        [[ " ${NODES[$c]:-} " == *" $n "* ]] || NODES[$c]="${NODES[$c]:-}${NODES[$c]:+ }$n" ;;
+      *) die "unknown service '$a' (kafka, elasticsearch, opensearch, all; kafka-cluster[:N], elasticsearch-cluster[:N], clusters)" ;;
     esac
   done
   # de-duplicate, keep order
@@ -856,10 +1309,16 @@ cmd_start() {
   done
   ((SECONDS - t0 > 1)) && log "fetch/unpack/prepare took $((SECONDS - t0)) s"
   for s in "${prepared[@]}"; do
-    if launch_svc "$s"; then started+=("$s"); else failed+=("$s"); stop_one "$s" quiet; fi
+    if launch_svc "$s"; then
+      started+=("$s")
+    else
+      failed+=("$s")
+      # shellcheck disable=SC2086  # the node numbers
+      if is_cluster "$s"; then stop_cluster "$s" quiet ${LAUNCHED[$s]:-}; else stop_one "$s" quiet; fi
+    fi
   done
   for s in "${started[@]}"; do
-    finish_start "$s" || failed+=("$s")
+    if is_cluster "$s"; then finish_cluster "$s" || failed+=("$s"); else finish_start "$s" || failed+=("$s"); fi
   done
   write_env
   if ((${#failed[@]})); then
@@ -875,7 +1334,10 @@ cmd_stop() {
   parse_services "$@"
   take_lock
   local s
-  for s in "${SERVICES[@]}"; do stop_one "$s"; done
+  for s in "${SERVICES[@]}"; do
+    # shellcheck disable=SC2086  # the node numbers
+    if is_cluster "$s"; then stop_cluster "$s" ${NODES[$s]}; else stop_one "$s"; fi
+  done
   write_env
 }
 
@@ -884,6 +1346,11 @@ cmd_clean() {
   take_lock
   local s
   for s in "${SERVICES[@]}"; do
+    if is_cluster "$s"; then
+      cluster_clean "$s"
+      log "$s: data and logs removed"
+      continue
+    fi
     stop_one "$s" quiet
     case $s in
       kafka) rm -rf "$SVC/kafka/data" "$SVC/kafka/logs" "$SVC/kafka/cluster.id" \
@@ -909,10 +1376,11 @@ cmd_status() {
       printf '%-14s %-10s\n' "$s" stopped
     fi
   done
+  for s in "${CLUSTER_SERVICES[@]}"; do cluster_status "$s"; done
 }
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 
 cmd_prepare() {
@@ -920,6 +1388,10 @@ cmd_prepare() {
   take_lock
   local s rc=0
   for s in "${SERVICES[@]}"; do
+    if is_cluster "$s"; then
+      cluster_prepare "$s" || rc=1
+      continue
+    fi
     svc_pid "$s" >/dev/null && continue # running, so prepared (and its state left alone)
     prepare "$s" || rc=1
   done

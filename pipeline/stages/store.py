@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from newsmon import metrics
 from newsmon.models import Article
 from newsmon.pipeline import stories as dedup
+from newsmon.pipeline.detection import Classifier
 from newsmon.pipeline.normalize import text_hash
 from newsmon.pipeline.stages.base import StoreFn, count, dead
+from newsmon.pipeline.story_match import StoryFeatures, StoryMatcher
 
 
 @dataclass(frozen=True)
@@ -29,12 +31,16 @@ def article_document(placed: Placed, indexed_at: datetime) -> dict[str, Any]:
     doc["text_hash"] = placed.fingerprint.text_hash
     doc["lsh_bands"] = placed.fingerprint.bands
     doc["minhash"] = list(placed.fingerprint.signature)
+    if placed.fingerprint.features is not None:
+        doc["story_keys"] = placed.fingerprint.story_keys
+        doc["story_features"] = placed.fingerprint.features.to_doc()
     doc["indexed_at"] = indexed_at.isoformat()
     return doc
 
 
 #: What story grouping reads back of stored articles (not their text).
-_FINGERPRINT_FIELDS = ("doc_id", "story_id", "text_hash", "minhash", "first_seen_at")
+_FINGERPRINT_FIELDS = (
+    "doc_id", "story_id", "text_hash", "minhash", "first_seen_at", "story_features")
 
 
 def _fingerprint_of_doc(doc: dict[str, Any]) -> dedup.Fingerprint:
@@ -44,6 +50,7 @@ def _fingerprint_of_doc(doc: dict[str, Any]) -> dedup.Fingerprint:
         text_hash=doc.get("text_hash", ""),
         signature=tuple(doc.get("minhash") or ()),
         first_seen=str(doc.get("first_seen_at", "")),
+        features=StoryFeatures.from_doc(doc.get("story_features")),
     )
 
 
@@ -57,6 +64,7 @@ class GroupStoriesFn(StoreFn):
     def setup(self) -> None:
         super().setup()
         self.index = dedup.StoryIndex()
+        self.matcher = StoryMatcher(Classifier.from_path(self.ctx.settings.topics))
 
     def process(self, batch: Sequence[Article]) -> Iterator[list[Placed]]:
         # Earliest first, so within a batch the story is named after its first copy whatever
@@ -73,6 +81,9 @@ class GroupStoriesFn(StoreFn):
                     text_hash=text_hash(body),
                     signature=dedup.signature(body),
                     first_seen=article.first_seen_at.isoformat(),
+                    features=self.matcher.features(
+                        article.text, article.title, article.lang,
+                        article.published_at or article.first_seen_at),
                 )
             )
         db = self.db()
@@ -80,11 +91,14 @@ class GroupStoriesFn(StoreFn):
             "articles", "doc_id", [fp.doc_id for fp in fps], size=len(fps),
             fields=_FINGERPRINT_FIELDS)}
         bands = sorted({b for fp in fps for b in fp.bands})
+        story_keys = sorted({k for fp in fps for k in fp.story_keys})
         stored = [
             _fingerprint_of_doc(d)
             for d in db.find_terms("articles", "lsh_bands", bands, size=500,
                                    fields=_FINGERPRINT_FIELDS)
             + db.find_terms("articles", "text_hash", [fp.text_hash for fp in fps], 500,
+                            fields=_FINGERPRINT_FIELDS)
+            + db.find_terms("articles", "story_keys", story_keys, 500,
                             fields=_FINGERPRINT_FIELDS)
         ]
         out = []
@@ -95,9 +109,7 @@ class GroupStoriesFn(StoreFn):
                 decision = dedup.StoryDecision(previous["story_id"])
             else:
                 decision = dedup.decide_story(fp, [*stored, *self.index.candidates(fp)])
-            placed_fp = dedup.Fingerprint(
-                fp.doc_id, decision.story_id, fp.text_hash, fp.signature, fp.first_seen
-            )
+            placed_fp = replace(fp, story_id=decision.story_id)
             self.index.add(placed_fp)
             out.append(
                 Placed(

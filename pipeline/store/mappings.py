@@ -80,6 +80,10 @@ ARTICLE_MAPPING: JsonDict = {
         # Near-duplicate lookup: LSH band keys are searched, the signature is only read back.
         "lsh_bands": _KEYWORD,
         "minhash": {"type": "long", "index": False, "doc_values": False},
+        # Story matching across languages (story_match): blocking keys are searched, the
+        # features are only read back. Documents written before them have neither.
+        "story_keys": _KEYWORD,
+        "story_features": {"type": "object", "enabled": False},
         "topic_names": _KEYWORD,
         "topics": {
             "type": "nested",
@@ -270,8 +274,21 @@ def kind_mapping(kind: str, languages: Sequence[str] = ()) -> JsonDict:
     return {**mapping, "properties": props}
 
 
-def index_template(prefix: str, kind: str, languages: Sequence[str] = ()) -> JsonDict:
-    """The composable index template body for one index kind.
+def replicas_for(data_nodes: int) -> int:
+    """Replicas per index for a server of ``data_nodes`` data nodes: none on one node (a
+    replica could never be placed and the indices would stay yellow), one on a cluster, so
+    that any one node may be lost with its shards and nothing acknowledged is gone. More
+    would cost a full copy of every write per replica for a fault few clusters of this size
+    plan for. One primary shard per index either way: an index of newsmon's size is
+    searched fastest in one shard, and monthly indices spread over the nodes by themselves.
+    """
+    return 1 if data_nodes > 1 else 0
+
+
+def index_template(prefix: str, kind: str, languages: Sequence[str] = (),
+                   replicas: int = 0) -> JsonDict:
+    """The composable index template body for one index kind, with ``replicas`` replicas
+    (``replicas_for``).
 
     Monthly kinds match ``<alias>-*`` and carry the alias, so every monthly index the server
     creates (on the first write of a month) joins it. Only APIs Elasticsearch 8, 9 and
@@ -279,7 +296,7 @@ def index_template(prefix: str, kind: str, languages: Sequence[str] = ()) -> Jso
     """
     name = index_name(prefix, kind)
     template: JsonDict = {
-        "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+        "settings": {"number_of_shards": 1, "number_of_replicas": replicas},
         "mappings": kind_mapping(kind, languages),
     }
     if kind in MONTHLY:

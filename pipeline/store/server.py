@@ -36,6 +36,7 @@ from newsmon.pipeline.store.mappings import (
     index_template,
     kind_mapping,
     monthly_index,
+    replicas_for,
 )
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,10 @@ class SearchServerStore:
         self._api_error = client.api_error
         #: Languages with an analyzer on this server (known after setup()).
         self.languages: tuple[str, ...] = ()
+        #: Data nodes of the server and the replicas per index chosen for them (known after
+        #: a full setup()).
+        self.data_nodes = 1
+        self.replicas = 0
         self._known_indices: set[str] = set()
         self._set_up = False
 
@@ -159,8 +164,11 @@ class SearchServerStore:
                 f"{alias}-YYYY.MM (or delete it), then run setup again."
             )
         self.languages = self.detect_languages() if self.settings.language_subfields else ()
+        health = self._call(self.client.cluster.health)
+        self.data_nodes = int(health.get("number_of_data_nodes", 1))
+        self.replicas = replicas_for(self.data_nodes)
         for kind in MAPPINGS:
-            body = index_template(self.prefix, kind, self.languages)
+            body = index_template(self.prefix, kind, self.languages, self.replicas)
             self._call(self.client.indices.put_index_template, name=self._name(kind), body=body)
         now = datetime.now(UTC)
         for kind in MAPPINGS:
@@ -180,6 +188,9 @@ class SearchServerStore:
             except self._api_error as exc:
                 raise StoreSetupError(f"{pattern}: the stored mapping conflicts with "
                                       f"newsmon's: {exc}") from exc
+            # Indices made before (on one node, or before a node was added) follow too.
+            self._call(self.client.indices.put_settings, index=pattern,
+                       body={"index": {"number_of_replicas": self.replicas}})
 
     def _already_set_up(self) -> bool:
         try:

@@ -226,8 +226,8 @@ class SqliteStore:
 
 #: Fields the embedded store can look up by value (the keyword fields the pipeline queries).
 _LOOKUP_FIELDS = (
-    "story_id", "text_hash", "lsh_bands", "doc_id", "url", "topic_names", "rule", "replayed",
-    "pending", "kind", "topic", "alert_id",
+    "story_id", "text_hash", "lsh_bands", "story_keys", "doc_id", "url", "topic_names", "rule",
+    "replayed", "pending", "kind", "topic", "alert_id",
 )
 
 

@@ -15,11 +15,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from tests.conftest import ROOT, SERVICES
+
+if TYPE_CHECKING:
+    from tests.faults.cluster import ClusterServices
 
 FAULTS_HOME = Path(os.environ.get("NEWSMON_FAULTS_SERVICES_HOME", ROOT / ".services-faults"))
 
@@ -102,3 +106,34 @@ def count(url: str, index: str, query: dict[str, object] | None = None) -> int:
         return 0
     response.raise_for_status()
     return int(response.json()["count"])
+
+
+# ----------------------------------------------------------------------------- clusters
+
+#: How long the session may spend starting both clusters (services.sh's own limits are
+#: 120 s for Kafka and 240 s for Elasticsearch, from their launch).
+START_LIMIT_S = 420
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ClusterServices]:
+    """The clusters of their own: a three-broker Kafka and a three-node Elasticsearch, started
+    for the session in ``.services-cluster`` (``NEWSMON_CLUSTER_SERVICES_HOME``) and stopped at
+    its end (left running with ``NEWSMON_KEEP_CLUSTERS=1``, for a next run to reuse). Clusters
+    that cannot be had FAIL the tests: fault tests never skip."""
+    # Imported here: tests/faults/cluster.py builds on FaultServices above.
+    from tests.faults.cluster import CLUSTER_HOME, KAFKA, SEARCH, ClusterServices
+
+    services = ClusterServices(CLUSTER_HOME)
+    started = time.monotonic()
+    proc = services.script("start", KAFKA, SEARCH)
+    env = services.env_file()
+    if proc.returncode != 0 or not {"NEWSMON_KAFKA_CLUSTER_BOOTSTRAP",
+                                    "NEWSMON_ELASTICSEARCH_CLUSTER_URLS"} <= env.keys():
+        services.script("stop", KAFKA, SEARCH)
+        pytest.fail(f"the clusters could not be started in {CLUSTER_HOME}:\n"
+                    f"{proc.stderr[-4000:]}", pytrace=False)
+    assert time.monotonic() - started < START_LIMIT_S
+    yield services
+    if os.environ.get("NEWSMON_KEEP_CLUSTERS") != "1":
+        services.script("stop", KAFKA, SEARCH)

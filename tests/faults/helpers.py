@@ -1,23 +1,32 @@
-"""What the fault tests share: a corpus of distinct items, a config for the fault services,
-the real ``newsmon`` command as a process, and the exactly-once check on the search server."""
+"""What the fault tests share: a corpus of distinct items, RSS feeds of distinct items on a
+local server, a config for the fault services, the real ``newsmon`` command as a process,
+and the exactly-once check on the search server."""
 
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from newsmon.config import KafkaSettings
 from newsmon.connectors.publisher import KafkaPublisher
 from newsmon.models import RawItem, SourceRef
+from tests.localhttp import Response, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 NEWSMON = Path(sys.executable).parent / "newsmon"
@@ -49,6 +58,103 @@ def make_items(n: int, tag: str, *, strikes_every: int = 0) -> list[RawItem]:
     return items
 
 
+def rss_feed(number: int, items: Iterable[int], tag: str = "", *,
+             strikes_every: int = 0) -> bytes:
+    """An RSS page of feed ``number`` with the given item numbers: distinct texts, links
+    ``https://feed<number>.example/[<tag>/]<i>``; every ``strikes_every``-th item is about a
+    missile strike (an alert)."""
+    now = format_datetime(datetime.now(UTC))
+    path = f"{tag}/" if tag else ""
+    entries = []
+    for i in items:
+        if strikes_every and i % strikes_every == 0:
+            title = f"Feed {number} strike {i}"
+            text = f"{STRIKE.format(place=f'Kursk-{number}-{i}')} {_filler(f'{number}-{i}')}"
+        else:
+            title = f"Feed {number} item {i}"
+            text = (f"Report {i} of feed {number}: the council met about the "
+                    f"{['bridge', 'budget', 'harbour', 'railway'][i % 4]} number "
+                    f"{number * 100 + i}.")
+        entries.append(f"<item><title>{title}</title><guid>f{number}-{path}{i}</guid>"
+                       f"<link>{feed_link(number, i, tag)}</link><pubDate>{now}</pubDate>"
+                       f"<description>{text}</description></item>")
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {number}</title>'
+            f"{''.join(entries)}</channel></rss>").encode()
+
+
+#: Neutral words (no war, weapon or place) for the filler of strike texts.
+_FILLER = ("apple", "garden", "window", "teacher", "bicycle", "library", "summer", "coffee",
+           "mountain", "blanket", "pencil", "orchestra", "village", "kitchen", "ladder",
+           "market", "violin", "harvest", "cottage", "meadow", "lantern", "bakery", "island",
+           "carpet", "notebook", "chimney", "festival", "pottery", "theatre", "umbrella",
+           "tailor", "orchard", "ferry", "saddle", "balcony", "cabinet", "postcard", "meadow",
+           "trumpet", "basket", "canvas", "harbour", "marble", "velvet", "pepper", "candle",
+           "quilt", "stable", "tulip", "anchor", "biscuit", "compass", "lighthouse", "pillow",
+           "scarf", "teapot", "walnut", "zipper", "glacier", "honey", "kettle", "mirror",
+           "parsley", "rooftop")
+
+
+def _filler(seed: str, words: int = 60) -> str:
+    """Words in an order of their own per seed: two strike texts with their fillers share
+    under a fifth of their word pairs, below the 0.35 at which stories merge, so each strike
+    item is a story (and an alert) of its own."""
+    rng = random.Random(seed)
+    return " ".join(rng.choice(_FILLER) for _ in range(words)) + "."
+
+
+def feed_link(number: int, i: int, tag: str = "") -> str:
+    return f"https://feed{number}.example/{tag + '/' if tag else ''}{i}"
+
+
+@dataclass
+class Feeds:
+    """What ``feed_server`` serves: ``count`` feeds at ``url(n)``; ``served`` holds the link of
+    every item any answer carried (the items produced, for the exactly-once count)."""
+
+    count: int
+    base: str = ""
+    served: set[str] = field(default_factory=set)
+    requests: dict[int, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, number: int) -> str:
+        return f"{self.base}{number}"
+
+    def sources(self, concurrency: int = 3) -> str:
+        """feeds.yaml polling every feed."""
+        lines = "".join(f"  - {{id: feed-{n}, type: rss, url: '{self.url(n)}', name: Feed {n},"
+                        " lang: en, country: GB}\n" for n in range(self.count))
+        return f"defaults:\n  concurrency: {concurrency}\nsources:\n{lines}"
+
+
+@contextmanager
+def feed_server(count: int, per_request: int, *, tag: str = "", growing: bool = False,
+                delays: Sequence[float] = (), strikes_every: int = 0) -> Iterator[Feeds]:
+    """``count`` RSS feeds on 127.0.0.1, feed ``n`` answering after ``delays[n]`` seconds.
+    A fixed feed always shows items 0 to ``per_request``-1; a ``growing`` one shows
+    ``per_request`` more on each request (all of them, like a feed that keeps its old items),
+    so that every pass of a poller finds new ones and an item a failed pass missed is still
+    there for the next."""
+    feeds = Feeds(count)
+
+    def route(number: int) -> Callable[[BaseHTTPRequestHandler], Response]:
+        def answer(_: BaseHTTPRequestHandler) -> Response:
+            if delays:
+                time.sleep(delays[number])
+            with feeds.lock:
+                request = feeds.requests.get(number, 0)
+                feeds.requests[number] = request + 1
+                shown = range(per_request * (request + 1 if growing else 1))
+                feeds.served.update(feed_link(number, i, tag) for i in shown)
+            return Response(rss_feed(number, shown, tag, strikes_every=strikes_every),
+                            headers={"Content-Type": "application/rss+xml"})
+        return answer
+
+    with serve({f"/feed/{n}": route(n) for n in range(count)}) as server:
+        feeds.base = server.url("/feed/")
+        yield feeds
+
+
 @dataclass
 class Setup:
     """A config directory and the environment that points it at the fault services."""
@@ -77,14 +183,11 @@ class Setup:
 
     def indexed_item_ids(self) -> list[str]:
         """The item id of every article document, duplicates included."""
-        index = f"{self.prefix}-articles"
-        httpx.post(f"{self.es_url}/{index}/_refresh", timeout=60)
-        response = httpx.post(f"{self.es_url}/{index}/_search", timeout=60, json={
-            "size": 10_000, "_source": ["item_id"], "query": {"match_all": {}}})
-        if response.status_code == 404:
-            return []
-        response.raise_for_status()
-        return [hit["_source"]["item_id"] for hit in response.json()["hits"]["hits"]]
+        return self.indexed("item_id")
+
+    def indexed(self, field: str) -> list[str]:
+        """``field`` of every article document, duplicates included."""
+        return [str(doc[field]) for doc in self.docs("articles", fields=(field,))]
 
     def articles(self) -> int:
         index = f"{self.prefix}-articles"
@@ -95,11 +198,14 @@ class Setup:
             return -1
         return int(response.json().get("count", 0)) if response.status_code == 200 else 0
 
-    def docs(self, kind: str) -> list[dict[str, object]]:
+    def docs(self, kind: str, fields: Sequence[str] | None = None) -> list[dict[str, object]]:
+        """The documents of one index kind (at most 10,000), or only ``fields`` of them."""
         index = f"{self.prefix}-{kind}"
         httpx.post(f"{self.es_url}/{index}/_refresh", timeout=60)
-        response = httpx.post(f"{self.es_url}/{index}/_search", timeout=60,
-                              json={"size": 10_000, "query": {"match_all": {}}})
+        body: dict[str, object] = {"size": 10_000, "query": {"match_all": {}}}
+        if fields is not None:
+            body["_source"] = list(fields)
+        response = httpx.post(f"{self.es_url}/{index}/_search", timeout=60, json=body)
         if response.status_code == 404:
             return []
         response.raise_for_status()
@@ -147,14 +253,37 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, every_s: float =
     return predicate()
 
 
+def in_topic(kafka: KafkaSettings) -> int:
+    """Messages in the raw topic (0 while it does not exist)."""
+    try:
+        consumer = KafkaConsumer(**kafka.client_options())
+    except KafkaError:
+        return 0
+    try:
+        partitions = consumer.partitions_for_topic(kafka.raw_topic) or set()
+        tps = [TopicPartition(kafka.raw_topic, p) for p in partitions]
+        return sum(consumer.end_offsets(tps).values()) if tps else 0
+    except KafkaError:
+        return 0
+    finally:
+        consumer.close()
+
+
 def exactly_once(indexed: Sequence[str], items: Sequence[RawItem]) -> tuple[int, int]:
     """(lost, duplicated) item counts."""
-    expected = {item.item_id for item in items}
+    return lost_and_duplicated(indexed, {item.item_id for item in items})
+
+
+def lost_and_duplicated(indexed: Iterable[str], expected: Iterable[str]) -> tuple[int, int]:
+    """(lost, duplicated) for the keys found on the server against those expected: lost are
+    expected keys never found; duplicated, the finds beyond the first of a key plus the finds
+    of keys never expected."""
+    wanted = set(expected)
     seen: dict[str, int] = {}
-    for item_id in indexed:
-        seen[item_id] = seen.get(item_id, 0) + 1
-    lost = len(expected - seen.keys())
-    duplicated = sum(n - 1 for n in seen.values()) + len(seen.keys() - expected)
+    for key in indexed:
+        seen[key] = seen.get(key, 0) + 1
+    lost = len(wanted - seen.keys())
+    duplicated = sum(n - 1 for n in seen.values()) + len(seen.keys() - wanted)
     return lost, duplicated
 
 

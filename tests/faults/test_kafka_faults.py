@@ -7,25 +7,21 @@ import random
 import subprocess
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
 
-from newsmon.config import KafkaSettings
 from tests.faults.conftest import FaultServices
 from tests.faults.helpers import (
     NEWSMON,
     exactly_once,
+    feed_server,
+    in_topic,
     make_items,
     record,
     setup,
     wait_until,
 )
-from tests.hostile.server import Wire, hostile_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -59,51 +55,13 @@ FEEDS = 24
 PER_FEED = 25
 
 
-def in_topic(kafka: KafkaSettings) -> int:
-    """Messages in the raw topic (0 while it does not exist)."""
-    try:
-        consumer = KafkaConsumer(**kafka.client_options())
-    except KafkaError:
-        return 0
-    try:
-        partitions = consumer.partitions_for_topic(kafka.raw_topic) or set()
-        tps = [TopicPartition(kafka.raw_topic, p) for p in partitions]
-        return sum(consumer.end_offsets(tps).values()) if tps else 0
-    except KafkaError:
-        return 0
-    finally:
-        consumer.close()
-
-
-def feed(number: int) -> bytes:
-    now = format_datetime(datetime.now(UTC))
-    entries = "".join(
-        f"<item><title>Feed {number} item {i}</title><guid>f{number}-{i}</guid>"
-        f"<link>https://feed{number}.example/{i}</link><pubDate>{now}</pubDate>"
-        f"<description>Report {i} of feed {number}: the council met about the "
-        f"{['bridge', 'budget', 'harbour', 'railway'][i % 4]} number {number * 100 + i}."
-        "</description></item>" for i in range(PER_FEED))
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {number}</title>'
-            f"{entries}</channel></rss>").encode()
-
-
 @pytest.fixture
 def slow_feeds() -> Iterator[str]:
     """FEEDS feeds, each answered after 0.4-1.2 s, so a poll takes several seconds."""
     rng = random.Random(7)
-    delays = {n: rng.uniform(0.4, 1.2) for n in range(FEEDS)}
-
-    def route(number: int):  # type: ignore[no-untyped-def]
-        def answer(wire: Wire) -> None:
-            wire.pause(delays[number])
-            body = feed(number)
-            wire.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
-                      + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                      + body)
-        return answer
-
-    with hostile_server({f"/feed/{n}": route(n) for n in range(FEEDS)}) as server:
-        yield server.url("/feed/")
+    delays = [rng.uniform(0.4, 1.2) for _ in range(FEEDS)]
+    with feed_server(FEEDS, PER_FEED, delays=delays) as feeds:
+        yield feeds.base
 
 
 def test_broker_killed_during_a_poll(faults: FaultServices, tmp_path: Path,

@@ -16,6 +16,7 @@ from newsmon.models import RawItem, SourceRef
 from newsmon.pipeline.alerts.channels.console import ConsoleChannel
 from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig
 from newsmon.pipeline.app import RunContext
+from newsmon.pipeline.io_kafka import ensure_topics, topic_layout
 from newsmon.pipeline.jobs import (
     CRASH_BEFORE_COMMIT_ENV,
     InjectedCrash,
@@ -169,3 +170,56 @@ def test_stream_mode_makes_items_searchable_within_seconds(
         print(f"\nstream latency produce->searchable: "
               f"{', '.join(f'{s:.2f}s' for s in latencies)}")
     assert max(latencies) < 60
+
+
+def test_topic_layout_follows_the_brokers() -> None:
+    assert [(t.partitions, t.replicas, t.min_insync) for t in map(topic_layout, (1, 2, 3, 5))] \
+        == [(6, 1, 1), (6, 2, 1), (6, 3, 2), (6, 3, 2)]
+
+
+@pytest.mark.integration
+def test_topics_are_created_for_one_broker_and_then_left_alone(
+        kafka_settings: KafkaSettings) -> None:
+    """On the single broker: 6 partitions, one copy. (Three brokers: 3 replicas,
+    min.insync.replicas 2, tests/faults/test_cluster_kafka.py.)"""
+    first = ensure_topics(kafka_settings)
+    assert first == [f"{topic}: created with 6 partitions, 1 replica(s), min.insync.replicas 1"
+                     " for 1 broker(s)"
+                     for topic in (kafka_settings.raw_topic, kafka_settings.dead_letter_topic)]
+    assert ensure_topics(kafka_settings) == [
+        f"{topic}: exists, 6 partitions, 1 replica(s) (left as it is; 1 broker(s) alive)"
+        for topic in (kafka_settings.raw_topic, kafka_settings.dead_letter_topic)]
+
+
+# The wire story told in Russian: no word bigram in common, the same facts.
+TRANSLATION = ("Украинские военные ночью нанесли удар американскими ракетами ATACMS по военному "
+               "аэродрому в Курской области, сообщили в Киеве, спустя несколько дней после "
+               "того, как Белый дом разрешил применять это оружие по целям на территории России.")
+
+
+@pytest.mark.integration
+def test_a_translation_joins_the_story_and_its_alert(
+    tmp_path: Path, kafka_settings: KafkaSettings, search_settings: SearchSettings,
+) -> None:
+    ctx = ctx_for(tmp_path, kafka_settings, search_settings)
+    ref = SourceRef(id="gazeta-c", type="rss", name="gazeta-c", lang="ru", country="RU")
+    translated = RawItem.make(
+        source=ref, guid="5", url="https://gazeta-c.example/5",
+        title="Удар ATACMS по аэродрому в Курской области", summary=TRANSLATION,
+        published_at=NOW, first_seen_at=NOW)
+    # The translation arrives in a later batch: its candidates come from the store.
+    produce(kafka_settings, [(i.source.id, i.to_json()) for i in items()])
+    run_kafka_batch(ctx)
+    produce(kafka_settings, [(translated.source.id, translated.to_json())])
+    run_kafka_batch(ctx)
+
+    articles = {str(a["title"]): a for a in hits(search_settings, "articles")}
+    assert len(articles) == 5
+    wire = articles["ATACMS strike on Kursk airfield"]
+    assert articles["Удар ATACMS по аэродрому в Курской области"]["story_id"] == wire["story_id"]
+    assert articles["Troops for Ukraine discussed"]["story_id"] != wire["story_id"]
+    assert "e:weapon:ATACMS@" in " ".join(wire["story_keys"])  # type: ignore[arg-type]
+    assert wire["story_features"]["entities"]  # type: ignore[index]
+    lrs = next(a for a in hits(search_settings, "alerts") if a["rule"] == "lrs")
+    assert lrs["source_count"] == 3
+    assert sorted(lrs["languages"]) == ["en", "ru"]  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from newsmon.pipeline.store import (
     StoreUnavailable,
     bulk_with_retry,
 )
-from newsmon.pipeline.store.mappings import MAPPINGS, index_template, monthly_index
+from newsmon.pipeline.store.mappings import MAPPINGS, index_template, monthly_index, replicas_for
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -293,3 +293,22 @@ def test_setup_on_a_set_up_server_only_reads(store: SearchServerStore,
     assert not SearchServerStore(search_settings)._already_set_up()
     SearchServerStore(search_settings).setup()
     assert SearchServerStore(search_settings)._already_set_up()
+
+
+def test_replicas_follow_the_data_nodes() -> None:
+    assert [replicas_for(n) for n in (1, 2, 3, 7)] == [0, 1, 1, 1]
+    assert index_template("p", "alerts", replicas=1)["template"]["settings"] == {
+        "number_of_shards": 1, "number_of_replicas": 1}
+
+
+@pytest.mark.integration
+def test_setup_on_one_node_chooses_no_replica(store: SearchServerStore,
+                                              search_settings: SearchSettings) -> None:
+    """A replica on a single node could never be placed: the indices would stay yellow.
+    (Three data nodes, one replica: tests/faults/test_cluster_search.py.)"""
+    store.setup(full=True)
+    assert (store.data_nodes, store.replicas) == (1, 0)
+    found = httpx.get(f"{search_settings.url}/{search_settings.index_prefix}-*/_settings/"
+                      "index.number_of_replicas", timeout=30).json()
+    assert found and {body["settings"]["index"]["number_of_replicas"]
+                      for body in found.values()} == {"0"}

@@ -1,0 +1,153 @@
+"""Story matching across languages and rewrites (pipeline/story_match.py, used by dedup).
+
+The texts are written for these tests (not taken from any eval file): short leads of the kind
+the pipeline groups, in several languages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from newsmon.pipeline.rules import Classifier
+
+from newsmon.pipeline import dedup
+from newsmon.pipeline.story_match import (
+    StoryFeatures,
+    StoryMatcher,
+    blocked_together,
+    blocking_keys,
+    same_story,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> StoryMatcher:
+    return StoryMatcher(Classifier.from_path(ROOT / "config" / "topics.yaml"))
+
+
+EN = (
+    "Ukraine fired US-made ATACMS missiles at a military airfield in Russia's Bryansk region "
+    "on Tuesday, November 19, Russia's defence ministry said, adding that five of six missiles "
+    "were shot down."
+)
+RU = (
+    "Во вторник, 19 ноября, Украина нанесла удар американскими ракетами ATACMS по военному "
+    "аэродрому в Брянской области, сообщило Минобороны России. Пять из шести ракет сбиты."
+)
+DE = (
+    "Die Ukraine hat am Dienstag erstmals amerikanische ATACMS-Raketen auf einen Flugplatz im "
+    "russischen Gebiet Brjansk abgefeuert, teilte das russische Verteidigungsministerium mit."
+)
+# Another ATACMS strike six days later: same weapon, same countries, another day and place.
+EN_OTHER_STRIKE = (
+    "Ukraine struck an air base near Kursk with ATACMS missiles on Monday, November 25, "
+    "Russia's defence ministry said, the second such attack in a week."
+)
+
+
+def features(m: StoryMatcher, text: str, lang: str, published: str | None) -> StoryFeatures:
+    return m.features(text, "", lang, published)
+
+
+def test_a_translation_joins_its_story(matcher: StoryMatcher) -> None:
+    en = features(matcher, EN, "en", "2024-11-19")
+    ru = features(matcher, RU, "ru", "2024-11-19")
+    de = features(matcher, DE, "de", "2024-11-19")
+    assert "weapon:ATACMS" in en.entities & ru.entities & de.entities
+    assert "11-19" in en.dates & ru.dates
+    assert en.names & de.names  # Bryansk and Brjansk share a skeleton
+    for other in (ru, de):
+        joined, value = same_story(en, other)
+        assert joined, value
+
+
+def test_a_translation_joins_without_publication_days(matcher: StoryMatcher) -> None:
+    joined, value = same_story(features(matcher, EN, "en", None), features(matcher, RU, "ru", None))
+    assert joined, value
+
+
+def test_same_weapon_on_another_day_stays_apart(matcher: StoryMatcher) -> None:
+    first = features(matcher, EN, "en", "2024-11-19")
+    later = features(matcher, EN_OTHER_STRIKE, "en", "2024-11-25")
+    assert "weapon:ATACMS" in first.entities & later.entities
+    joined, value = same_story(first, later)
+    assert not joined, value
+    # The dates in the texts alone keep them apart too, and across languages.
+    joined, value = same_story(features(matcher, RU, "ru", None),
+                               features(matcher, EN_OTHER_STRIKE, "en", None))
+    assert not joined, value
+
+
+REWRITE_A = (
+    "Britain's prime minister Keir Starmer said on Sunday that the United Kingdom is ready to "
+    "put British troops on the ground in Ukraine as part of a peace deal, writing in the "
+    "Daily Telegraph ahead of talks in Paris."
+)
+REWRITE_B = (
+    "UK ready to deploy soldiers to Ukraine to secure any peace agreement, Starmer wrote in a "
+    "Telegraph article published Sunday before European leaders meet in Paris."
+)
+
+
+def test_a_rewrite_in_one_language_joins_although_minhash_misses_it(
+    matcher: StoryMatcher,
+) -> None:
+    sig_a, sig_b = dedup.signature(REWRITE_A), dedup.signature(REWRITE_B)
+    assert dedup.similarity(sig_a, sig_b) < dedup.NEAR_DUPLICATE_THRESHOLD
+    a = dedup.Fingerprint("a", "story-a", "hash-a", sig_a, "2025-02-16T08:00:00+00:00",
+                          features(matcher, REWRITE_A, "en", "2025-02-16"))
+    b = dedup.Fingerprint("b", "story-b", "hash-b", sig_b, "2025-02-16T09:30:00+00:00",
+                          features(matcher, REWRITE_B, "en", "2025-02-16"))
+    index = dedup.StoryIndex()
+    index.add(a)
+    assert index.candidates(b) == [a]  # found by a blocking key, not by an LSH band
+    decision = dedup.decide_story(b, index.candidates(b))
+    assert decision.story_id == "story-a"
+    assert decision.match_score is not None and decision.duplicate_of is None
+
+
+def test_an_old_document_without_features_is_matched_on_minhash_only(
+    matcher: StoryMatcher,
+) -> None:
+    sig = dedup.signature(REWRITE_A)
+    old = dedup.Fingerprint("old", "story-old", "hash-old", dedup.signature(REWRITE_B),
+                            "2025-02-16T08:00:00+00:00")
+    new = dedup.Fingerprint("new", "story-new", "hash-new", sig, "2025-02-16T09:00:00+00:00",
+                            features(matcher, REWRITE_A, "en", "2025-02-16"))
+    assert dedup.decide_story(new, [old]).story_id == "story-new"
+    assert old.story_keys == []
+
+
+def test_features_survive_the_store_and_bad_stored_values_are_ignored(
+    matcher: StoryMatcher,
+) -> None:
+    original = features(matcher, RU, "ru", "2024-11-19")
+    assert StoryFeatures.from_doc(original.to_doc()) == original
+    assert StoryFeatures.from_doc(None) is None
+    assert StoryFeatures.from_doc({"entities": "ATACMS"}) is None
+    assert StoryFeatures.from_doc({"day": "yesterday"}) is None
+
+
+def test_blocking_keys_meet_within_about_a_week_only(matcher: StoryMatcher) -> None:
+    monday = features(matcher, EN, "en", "2024-11-18")
+    sunday_after = features(matcher, EN, "en", "2024-11-24")
+    month_later = features(matcher, EN, "en", "2024-12-19")
+    assert set(blocking_keys(monday)) & set(blocking_keys(sunday_after))
+    assert blocked_together(monday, sunday_after)
+    assert not set(blocking_keys(monday)) & set(blocking_keys(month_later))
+    assert not blocked_together(monday, month_later)
+
+
+def test_a_document_stored_before_story_features_is_still_read() -> None:
+    from newsmon.pipeline.app import _FINGERPRINT_FIELDS, _fingerprint_of_doc
+
+    assert "story_features" in _FINGERPRINT_FIELDS
+    old = {"doc_id": "d1", "story_id": "s1", "text_hash": "h", "minhash": [1, 2, 3],
+           "first_seen_at": "2024-11-19T10:00:00+00:00"}
+    fp = _fingerprint_of_doc(old)
+    assert fp.features is None and fp.signature == (1, 2, 3) and fp.story_keys == []
+    broken = _fingerprint_of_doc({**old, "story_features": {"numbers": [19]}})
+    assert broken.features is None

@@ -1,0 +1,73 @@
+"""Story grouping on the gold set (tests/gold/stories), through the bench's command line.
+
+Runs ``bench/bench_grouping.py --method story --json`` on all pairs and on each half of the
+events (the weights of pipeline/story_match.py were fitted on "tune"; "test" was not looked
+at while fitting), and holds the figures reached so far as floors. The issue's targets
+(precision >= 0.95 and recall >= 0.80 for both kinds of pair) are not reached yet: the test
+that asserts them is a strict xfail, so it turns red, as it should, the day they are met and
+the floors here can be raised to them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench" / "bench_grouping.py"
+
+#: Figures measured when the floors were set (the README beside the gold files has them),
+#: minus a little room; a change that loses more than that is a regression.
+FLOORS = {
+    "all": {"cross_precision": 0.90, "cross_recall": 0.22,
+            "same_precision": 0.97, "same_recall": 0.42},
+    "tune": {"cross_precision": 0.95, "cross_recall": 0.14,
+             "same_precision": 0.97, "same_recall": 0.39},
+    "test": {"cross_precision": 0.95, "cross_recall": 0.31,
+             "same_precision": 0.97, "same_recall": 0.45},
+}
+TARGET_PRECISION, TARGET_RECALL = 0.95, 0.80
+
+
+def run_bench(method: str, split: str) -> dict[str, float]:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--method", method, "--split", split, "--json"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.fixture(scope="module")
+def figures() -> dict[str, dict[str, float]]:
+    return {split: run_bench("story", split) for split in FLOORS}
+
+
+@pytest.mark.parametrize("split", sorted(FLOORS))
+def test_story_grouping_holds_its_floors(figures: dict[str, dict[str, float]], split: str) -> None:
+    got = figures[split]
+    low = {key: (got[key], floor) for key, floor in FLOORS[split].items()
+           if got[key] is None or got[key] < floor}
+    assert not low, f"{split}: below the floor (got, floor): {low}"
+
+
+def test_story_grouping_beats_minhash_across_languages() -> None:
+    """MinHash of word bigrams never joins two languages; the story features must."""
+    minhash = run_bench("minhash", "all")
+    assert minhash["cross_recall"] == 0.0
+    assert minhash["same_recall"] < 0.2
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 targets not reached yet: see the README "
+                   "of tests/gold/stories for the figures and what is missed")
+def test_story_grouping_meets_the_issue_targets(figures: dict[str, dict[str, float]]) -> None:
+    got = figures["all"]
+    assert got["cross_precision"] >= TARGET_PRECISION
+    assert got["same_precision"] >= TARGET_PRECISION
+    assert got["cross_recall"] >= TARGET_RECALL
+    assert got["same_recall"] >= TARGET_RECALL
