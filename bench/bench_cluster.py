@@ -27,8 +27,8 @@ from pathlib import Path
 
 import httpx
 from bench_pipeline import context, produce, raw_bulk_rate, synthetic_items
-from newsmon.pipeline.config import KafkaSettings, SearchSettings
 
+from newsmon.config import KafkaSettings, SearchSettings
 from newsmon.pipeline.io_kafka import ensure_topics
 from newsmon.pipeline.jobs import run_kafka_batch
 

@@ -183,8 +183,7 @@ def minhash_judge() -> Judge:
 def story_judge() -> Judge:
     """Story features across languages (pipeline/story_match.py): entities, names, figures,
     dates, content stems, title and publication day, one score against a threshold."""
-    from newsmon.pipeline.rules import Classifier
-
+    from newsmon.pipeline.detection import Classifier
     from newsmon.pipeline.story_match import StoryMatcher, same_story
 
     matcher = StoryMatcher(Classifier.from_path(REPO / "config" / "topics.yaml"))

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.rules import Classifier
 
-from newsmon.pipeline import dedup
+from newsmon.pipeline import stories as dedup
+from newsmon.pipeline.detection import Classifier
 from newsmon.pipeline.story_match import (
     StoryFeatures,
     StoryMatcher,
@@ -142,7 +142,7 @@ def test_blocking_keys_meet_within_about_a_week_only(matcher: StoryMatcher) -> N
 
 
 def test_a_document_stored_before_story_features_is_still_read() -> None:
-    from newsmon.pipeline.app import _FINGERPRINT_FIELDS, _fingerprint_of_doc
+    from newsmon.pipeline.stages.store import _FINGERPRINT_FIELDS, _fingerprint_of_doc
 
     assert "story_features" in _FINGERPRINT_FIELDS
     old = {"doc_id": "d1", "story_id": "s1", "text_hash": "h", "minhash": [1, 2, 3],
