@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from newsmon.connectors.runner import SourceHealth
+from newsmon.connectors.health import SourceHealth
 from rich.console import Console
 from rich.table import Table
 

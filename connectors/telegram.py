@@ -22,20 +22,30 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 from urllib.parse import urljoin
 
-from newsmon.connectors.base import HARD_STATUSES, PollResult, Problem
-from newsmon.connectors.fields import MAX_STORED_INT, ascii_int
-from newsmon.connectors.hosts import THROTTLE_STATUSES
-from newsmon.connectors.http import FetchError, HttpClient
-from newsmon.connectors.sources import Defaults, TelegramSource
-from newsmon.connectors.state import Cursor
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from newsmon.connectors.base import (
+    HARD_STATUSES,
+    Defaults,
+    PollResult,
+    Problem,
+    SourceBase,
+    SourceType,
+    Wiring,
+)
+from newsmon.connectors.fields import MAX_STORED_INT, ascii_int
+from newsmon.connectors.guard import FetchError
+from newsmon.connectors.hosts import THROTTLE_STATUSES
+from newsmon.connectors.http import HttpClient
+from newsmon.connectors.state import Cursor
 from newsmon.html import MAX_DEPTH, clean_text, html_to_text, too_deep
 from newsmon.models import RawItem
 from newsmon.urls import canonical_url
+from newsmon.values import http_url_problem
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +92,38 @@ _MEDIA_CLASSES = (
 #: or over the size limit is hostile or broken markup, not a gone channel, so it is retried
 #: with backoff and never counts towards disabling (a 404 or a missing preview does).
 SOFT_PAGE_FAILURES = frozenset({"too-deep", "too-large"})
+
+
+# Telegram public usernames: a letter, then letters, digits or underscores, 4-32 in all.
+_CHANNEL = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+
+
+class TelegramSource(SourceBase):
+    """A public Telegram channel, read through its web preview ``<base_url>/s/<channel>``."""
+
+    type: Literal["telegram"]
+    channel: str
+    base_url: str = "https://t.me"
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        value = value.removeprefix("@")
+        if not _CHANNEL.match(value):
+            raise ValueError("must be a public channel username (letters, digits, '_')")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        problem = http_url_problem(value)
+        if problem:
+            raise ValueError(f"must be an http(s):// URL: {problem}")
+        return value.rstrip("/")
+
+    @property
+    def location(self) -> str:
+        return f"{self.base_url}/s/{self.channel}"
 
 
 class TelegramPost(BaseModel):
@@ -460,3 +502,13 @@ class TelegramConnector:
         return failure.model_copy(
             update={"items": items, "problems": tuple(problems), "skipped": skipped}
         )
+
+
+def _connect(source: TelegramSource, wiring: Wiring) -> TelegramConnector:
+    return TelegramConnector(source, wiring.defaults, wiring.http, clock=wiring.clock,
+                             sleep=wiring.sleep)
+
+
+#: The ``telegram`` entry of the source registry (registry.py).
+SOURCE_TYPE = SourceType(name="telegram", model=TelegramSource, connect=_connect,
+                         default_interval=lambda defaults: defaults.telegram_interval_s)

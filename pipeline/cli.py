@@ -159,7 +159,7 @@ def _alerts(settings: Settings) -> AlertsConfig:
 
 
 def _sources(settings: Settings) -> Any:
-    from newsmon.connectors.sources import load_sources
+    from newsmon.connectors.feeds import load_sources
 
     try:
         return load_sources(settings.feeds)
@@ -265,7 +265,7 @@ def doctor(config: ConfigOpt = None) -> None:
 
 
 def _load_feeds_plain(settings: Settings) -> Any:
-    from newsmon.connectors.sources import load_sources
+    from newsmon.connectors.feeds import load_sources
 
     return load_sources(settings.feeds)
 
@@ -427,7 +427,7 @@ def sources(
 ) -> None:
     """Show every configured source with its health."""
     from newsmon.connectors import cli_support
-    from newsmon.connectors.runner import source_health
+    from newsmon.connectors.health import source_health
 
     settings = _settings(config)
     health = source_health(_sources(settings), settings.state_dir / "connectors.sqlite")
@@ -438,7 +438,7 @@ def sources(
 
 def _publish_health(settings: Settings) -> None:
     """Copy the pollers' source health into the search store (never fails the caller)."""
-    from newsmon.connectors.runner import source_health
+    from newsmon.connectors.health import source_health
     from newsmon.pipeline import health
     from newsmon.pipeline.io_search import open_store
 

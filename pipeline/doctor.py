@@ -128,7 +128,7 @@ def check_config(path: Path | None) -> tuple[Settings | None, AlertsConfig | Non
 
 
 def _load_feeds(settings: Settings) -> Any:
-    from newsmon.connectors.sources import load_sources
+    from newsmon.connectors.feeds import load_sources
 
     return load_sources(settings.feeds)
 
@@ -154,7 +154,7 @@ def check_state_dir(settings: Settings) -> Finding:
 
 def check_sources(settings: Settings) -> Finding | None:
     """Disabled and failing sources, from the poller's stored health (nothing if never run)."""
-    from newsmon.connectors.runner import source_health
+    from newsmon.connectors.health import source_health
 
     try:
         sources = _load_feeds(settings)

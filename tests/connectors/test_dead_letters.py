@@ -8,15 +8,15 @@ import json
 from pathlib import Path
 
 import yaml
-from newsmon.connectors.publisher import ListPublisher
-from newsmon.connectors.runner import Poller
-from newsmon.connectors.state import StateStore
-from newsmon.pipeline.cli import _publish_poll_dead_letters, app
-from newsmon.pipeline.io_search import StoreUnavailable
 from typer.testing import CliRunner
 
 from newsmon.config import load_settings
+from newsmon.connectors.publisher import ListPublisher
+from newsmon.connectors.runner import Poller
+from newsmon.connectors.state import StateStore
 from newsmon.metrics import REGISTRY
+from newsmon.pipeline.cli import _publish_poll_dead_letters, app
+from newsmon.pipeline.io_search import StoreUnavailable
 from tests.connectors.feeds import Entry, rss
 from tests.connectors.server import LocalServer, Reply
 from tests.connectors.test_runner import Clock, feed_source, make_config, poller

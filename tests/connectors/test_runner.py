@@ -11,14 +11,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from newsmon.connectors import cli_support
-from newsmon.connectors.base import PollResult
+from newsmon.connectors.base import Defaults, PollResult
+from newsmon.connectors.feeds import FeedsConfig
+from newsmon.connectors.health import source_health
 from newsmon.connectors.publisher import ListPublisher, PublishError, read_archive
 from newsmon.connectors.results import PollReport, SourceResult
-from newsmon.connectors.runner import Poller, source_health
-from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource, TelegramSource
+from newsmon.connectors.rss import RssSource
+from newsmon.connectors.runner import Poller
 from newsmon.connectors.state import Cursor, StateStore
-
+from newsmon.connectors.telegram import TelegramSource
 from newsmon.models import RawItem
 from tests.connectors.feeds import Entry, fixture, rss
 from tests.connectors.server import LocalServer, Reply, Request

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from newsmon.connectors.sources import FeedsConfig, RssSource, TelegramSource, load_sources
 
 from newsmon.config import ConfigError
+from newsmon.connectors.feeds import FeedsConfig, load_sources
+from newsmon.connectors.rss import RssSource
+from newsmon.connectors.telegram import TelegramSource
 
 ROOT = Path(__file__).resolve().parents[2]
 

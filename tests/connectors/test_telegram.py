@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
+from newsmon.connectors.base import Defaults
 from newsmon.connectors.http import HttpClient
-from newsmon.connectors.sources import Defaults, TelegramSource
 from newsmon.connectors.state import Cursor
 from newsmon.connectors.telegram import (
     TelegramConnector,
     TelegramPost,
+    TelegramSource,
     parse_preview,
     parse_views,
     post_to_item,
 )
-
 from tests.connectors.feeds import fixture
 from tests.connectors.server import LocalServer, Reply, Request
 from tests.connectors.tgpages import channel_pages, page, post

@@ -11,15 +11,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+
 from newsmon.connectors import extract
-from newsmon.connectors.rss import ParsedFeed, parse_feed
-from newsmon.connectors.sources import RssSource
+from newsmon.connectors.rss import ParsedFeed, RssSource, parse_feed
 from newsmon.connectors.telegram import parse_preview
 from newsmon.connectors.xmlguard import defuse
-from newsmon.pipeline import normalize
-
 from newsmon.html import flat_text, html_to_text, too_deep
 from newsmon.models import RawItem, SourceRef
+from newsmon.pipeline import normalize
 from tests.hostile.server import hostile_server, respond
 
 pytestmark = pytest.mark.timeout(60)

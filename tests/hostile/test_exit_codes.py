@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline import cli
 
+from newsmon.pipeline import cli
 from newsmon.runlock import EXIT_LOCKED
 from tests.localhttp import LocalServer, Response, serve
 

@@ -18,14 +18,13 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from newsmon.connectors.rss import parse_feed
-from newsmon.connectors.sources import RssSource
-from newsmon.connectors.telegram import parse_preview
-from newsmon.pipeline.rules import Classifier
 from selectolax.lexbor import LexborHTMLParser
 
+from newsmon.connectors.rss import RssSource, parse_feed
+from newsmon.connectors.telegram import parse_preview
 from newsmon.html import flat_text, html_to_text, too_deep
 from newsmon.models import RawItem
+from newsmon.pipeline.rules import Classifier
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(120)

@@ -24,15 +24,18 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from newsmon.connectors.base import PollResult, Problem
-from newsmon.connectors.publisher import KafkaPublisher, ListPublisher
-from newsmon.connectors.runner import MAX_ITEM_BYTES, Poller
-from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource, TelegramSource
-from newsmon.connectors.state import Cursor, Health, StateStore, storable_cursor
-from newsmon.pipeline.io_search import SqliteStore
 
 from newsmon.config import KafkaSettings
+from newsmon.connectors.base import Defaults, PollResult, Problem
+from newsmon.connectors.feeds import FeedsConfig
+from newsmon.connectors.items import MAX_ITEM_BYTES
+from newsmon.connectors.publisher import KafkaPublisher, ListPublisher
+from newsmon.connectors.rss import RssSource
+from newsmon.connectors.runner import Poller
+from newsmon.connectors.state import Cursor, Health, StateStore, storable_cursor
+from newsmon.connectors.telegram import TelegramSource
 from newsmon.models import DeadLetter, RawItem, SourceRef
+from newsmon.pipeline.io_search import SqliteStore
 from tests.connectors.feeds import Entry, rss
 from tests.connectors.server import LocalServer, Reply, serve
 from tests.connectors.test_kafka import consume, topic  # noqa: F401 - a fixture, used by name

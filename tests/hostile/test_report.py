@@ -14,8 +14,8 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.io_search import SqliteStore
 
+from newsmon.pipeline.io_search import SqliteStore
 from tests.hostile.server import hostile_server, respond
 
 ROOT = Path(__file__).resolve().parents[2]
