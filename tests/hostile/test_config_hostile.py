@@ -37,6 +37,7 @@ ALERT_RULE = "rules:\n  - {name: r, topic: troop_deployment, channels: [console,
 
 
 TOPICS = (ROOT / "config" / "topics.yaml").read_text(encoding="utf-8")
+EN_TERMS = (ROOT / "config" / "terms" / "en.yaml").read_text(encoding="utf-8")
 
 
 def channel(spec: str) -> str:
@@ -135,8 +136,8 @@ CASES: dict[str, tuple[str, str, str]] = {
     "surge k nan": ("alerts.yaml", "surges:\n  - {name: s, topic: troop_deployment, k: .nan}\n",
                     "surges.0.k"),
     # topics.yaml: an infinite score is no JSON a search server takes
-    "topic term weight inf": ("topics.yaml", TOPICS.replace("troops: 1,", "troops: .inf,", 1),
-                              "groups.TROOPS.terms.en.troops"),
+    "topic term weight inf": ("terms/en.yaml", EN_TERMS.replace("troops: 1,", "troops: .inf,", 1),
+                              "groups.TROOPS.troops"),
     "topic threshold inf": ("topics.yaml", TOPICS.replace("threshold: 1.0", "threshold: .inf",
                                                           1), "topics.troop_deployment.threshold"),
     # feeds.yaml: a source or a pass that could never work
@@ -175,6 +176,7 @@ def write_config(root: Path, case: str | None = None) -> Path:
     (root / "newsmon.yaml").write_text(f"state_dir: {root / 'state'}\n")
     (root / "feeds.yaml").write_text(FEED)
     shutil.copy(ROOT / "config" / "topics.yaml", root / "topics.yaml")
+    shutil.copytree(ROOT / "config" / "terms", root / "terms", dirs_exist_ok=True)
     shutil.copy(ROOT / "config" / "alerts.yaml", root / "alerts.yaml")
     (root / "client.crt").write_text("a certificate would be here\n")
     if case is not None:
