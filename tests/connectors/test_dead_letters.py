@@ -10,12 +10,13 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
+from newsmon.cli import app
 from newsmon.config import load_settings
 from newsmon.connectors.publisher import ListPublisher
 from newsmon.connectors.runner import Poller
 from newsmon.connectors.state import StateStore
 from newsmon.metrics import REGISTRY
-from newsmon.pipeline.cli import _publish_poll_dead_letters, app
+from newsmon.ops.orchestrate import publish_poll_dead_letters
 from newsmon.pipeline.io_search import StoreUnavailable
 from tests.connectors.feeds import Entry, rss
 from tests.connectors.server import LocalServer, Reply
@@ -98,6 +99,6 @@ def test_a_search_outage_keeps_them_for_the_next_pass(server: LocalServer,
     with Poller(make_config(feed_source(server, "gone", "/gone")),
                 settings.state_dir / "connectors.sqlite", ListPublisher()) as p:
         p.poll_once()
-    _publish_poll_dead_letters(settings, DownStore())  # no exception: the poll is not failed
+    publish_poll_dead_letters(settings, DownStore())  # no exception: the poll is not failed
     with StateStore(settings.state_dir / "connectors.sqlite") as state:
         assert len(state.dead_letters(unpublished_only=True)) == 1

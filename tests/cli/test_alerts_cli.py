@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from newsmon.pipeline.cli import app
-from newsmon.pipeline.io_search import SqliteStore
 from typer.testing import CliRunner
+
+from newsmon.cli import app
+from newsmon.pipeline.io_search import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.cli import app
 from typer.testing import CliRunner
+
+from newsmon.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 NEWSMON = Path(sys.executable).parent / "newsmon"

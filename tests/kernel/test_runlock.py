@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from newsmon.pipeline.cli import app
 from typer.testing import CliRunner
 
+from newsmon.cli import app
 from newsmon.runlock import EXIT_LOCKED, RunLocked, run_lock
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,9 +1,9 @@
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.alerts.config import AlertsConfig
 
 from newsmon.config import ConfigError, load_model, load_settings
+from newsmon.pipeline.alerts.config import AlertsConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from newsmon.pipeline.io_search import DocumentStore, SqliteStore, open_store
-from newsmon.pipeline.report import (
+
+from newsmon.config import SearchSettings
+from newsmon.ops.report import (
     build,
     collect,
     distinct_snippets,
@@ -26,8 +27,7 @@ from newsmon.pipeline.report import (
     safe_href,
     summarize,
 )
-
-from newsmon.config import SearchSettings
+from newsmon.pipeline.io_search import DocumentStore, SqliteStore, open_store
 
 UNTIL = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
 SINCE = UNTIL - timedelta(days=7)

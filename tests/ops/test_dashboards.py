@@ -9,7 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from newsmon.pipeline.dashboards import (
+
+from newsmon.config import SearchSettings
+from newsmon.languages import COMMON_LANGUAGES
+from newsmon.ops.dashboards import (
     AGGREGATING,
     DATA_VIEWS,
     RECORDS,
@@ -19,9 +22,6 @@ from newsmon.pipeline.dashboards import (
 )
 from newsmon.pipeline.io_search import open_store
 from newsmon.pipeline.mappings import field_paths, kind_mapping
-
-from newsmon.config import SearchSettings
-from newsmon.languages import COMMON_LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "deploy" / "kibana" / "newsmon.ndjson"

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from newsmon.pipeline.io_search import DocumentStore, StoreUnavailable
 from pydantic import BaseModel
+
+from newsmon.pipeline.io_search import DocumentStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
