@@ -22,7 +22,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -137,6 +137,11 @@ class Connector(Protocol):
 HARD_STATUSES = frozenset({400, 401, 403, 404, 405, 406, 410, 451})
 #: Statuses that ask us to slow down (backoff honouring Retry-After, never disabling) are
 #: hosts.THROTTLE_STATUSES: the host gate cools the whole host down on them too.
+
+
+def utc_now() -> datetime:
+    """The connectors' default clock (tests pass their own)."""
+    return datetime.now(UTC)
 
 
 # --- what every source has ------------------------------------------------------------

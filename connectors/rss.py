@@ -33,6 +33,7 @@ from newsmon.connectors.base import (
     SourceBase,
     SourceType,
     Wiring,
+    utc_now,
 )
 from newsmon.connectors.extract import extract_article, unextractable
 from newsmon.connectors.fields import ascii_int, charset_param, text_codec
@@ -85,9 +86,6 @@ class RssSource(SourceBase):
     def location(self) -> str:
         return self.url
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,17 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from newsmon.connectors.base import Connector, PollResult, Problem, SourceBase, Wiring
+from newsmon.connectors.base import (
+    Connector,
+    PollResult,
+    Problem,
+    SourceBase,
+    Wiring,
+    utc_now,
+)
 from newsmon.connectors.feeds import FeedsConfig
 from newsmon.connectors.guard import AddressGuard
 from newsmon.connectors.health import next_health
@@ -65,9 +72,6 @@ JITTER = 0.1
 PRUNE_EVERY = timedelta(days=1)
 #: How long run_forever sleeps at most before looking at the due times again.
 MAX_IDLE_S = 30.0
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

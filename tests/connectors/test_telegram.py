@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from newsmon.connectors.base import Defaults
+from newsmon.connectors.fields import parse_views
 from newsmon.connectors.http import HttpClient
 from newsmon.connectors.state import Cursor
 from newsmon.connectors.telegram import (
@@ -14,7 +15,6 @@ from newsmon.connectors.telegram import (
     TelegramPost,
     TelegramSource,
     parse_preview,
-    parse_views,
     post_to_item,
 )
 from tests.connectors.feeds import fixture
