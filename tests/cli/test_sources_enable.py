@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from newsmon.cli import app
 from newsmon.connectors.state import StateStore
+from tests.connectors.feeds import embedded_config
 from tests.connectors.server import LocalServer, Reply, serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,17 +25,11 @@ def server() -> Iterator[LocalServer]:
 
 
 def write_config(tmp_path: Path, url: str) -> Path:
-    (tmp_path / "feeds.yaml").write_text(yaml.safe_dump({
+    return embedded_config(tmp_path, {
         # One hard failure disables: the first poll of a 404 does it.
         "defaults": {"disable_after": 1},
         "sources": [{"id": "gone-feed", "type": "rss", "url": url, "name": "Gone",
-                     "lang": "en", "country": "GB"}]}))
-    config = tmp_path / "newsmon.yaml"
-    config.write_text(yaml.safe_dump({
-        "state_dir": str(tmp_path / "state"), "feeds": "feeds.yaml",
-        "topics": str(ROOT / "config" / "topics.yaml"),
-        "alerts": str(ROOT / "config" / "alerts.yaml"), "search": {"backend": "embedded"}}))
-    return config
+                     "lang": "en", "country": "GB"}]})
 
 
 def states(runner: CliRunner, config: Path) -> dict[str, str]:
