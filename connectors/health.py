@@ -54,15 +54,8 @@ class SourceHealth(Health):
             state = "ok"
         return SourceHealth(
             **health.model_dump(),
-            id=source.id,
-            type=source.type,
-            name=source.name,
-            lang=source.lang,
-            country=source.country,
-            location=source.location,
-            enabled=source.enabled,
-            interval_s=interval_s,
-            state=state,
+            **source.model_dump(include={"id", "type", "name", "lang", "country", "enabled"}),
+            location=source.location, interval_s=interval_s, state=state,
         )
 
 
