@@ -1,6 +1,6 @@
 # The newsmon image: one image for every way of running it (deploy/compose, deploy/k8s, a plain
 # `docker run`). It sits at the repository root because its build context is the root anyway
-# (pyproject.toml, pipeline/, connectors/, config/), so `docker build -t newsmon .` needs no
+# (pyproject.toml, newsmon/, pipeline/, connectors/, config/), so `docker build -t newsmon .` needs no
 # flags, and the allow-list in .dockerignore (which must sit at the context root) keeps .venv,
 # .services and build/ out of the context.
 #
@@ -9,8 +9,12 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# Every folder of pyproject's package-dir: the kernel, both halves, and config/ (the wheel
+# carries it as package data newsmon.shipped, so `newsmon run --demo` works in the image).
+COPY newsmon newsmon
 COPY pipeline pipeline
 COPY connectors connectors
+COPY config config
 # Wheels for newsmon and every dependency; the runtime stage installs them without a compiler.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

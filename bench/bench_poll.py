@@ -30,11 +30,13 @@ from typing import Any
 
 import feedparser
 
+from newsmon.connectors.base import Defaults
+from newsmon.connectors.feeds import FeedsConfig
 from newsmon.connectors.hosts import HostLimit
 from newsmon.connectors.publisher import ListPublisher
 from newsmon.connectors.results import PollReport
+from newsmon.connectors.rss import RssSource
 from newsmon.connectors.runner import Poller
-from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource
 
 WORDS = (
     "NATO defence ministers discussed air defence deliveries to Ukraine while the Kremlin "

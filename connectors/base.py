@@ -18,16 +18,31 @@ feed document, a few preview pages), so holding them is cheap.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Literal, Protocol
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from newsmon.connectors.http import Response
-from newsmon.connectors.sources import RssSource, TelegramSource
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from newsmon.config import MAX_PERIOD_S, StrictModel
+from newsmon.connectors.hosts import HostLimit
+from newsmon.connectors.http import HttpClient, HttpSettings, Response
 from newsmon.connectors.state import Cursor
-from pydantic import BaseModel, ConfigDict
+from newsmon.models import RawItem, SourceRef
+from newsmon.models import SourceType as TypeName
+from newsmon.values import host_problem
 
-from newsmon.models import RawItem
+_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_LANG = re.compile(r"^[a-z]{2,3}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+SourceKind = Literal[
+    "wire", "broadcaster", "newspaper", "magazine", "ministry", "military", "government",
+    "think-tank", "state-media", "osint", "blog", "other",
+]
 
 PollStatus = Literal["ok", "not-modified", "throttled", "error"]
 
@@ -108,7 +123,7 @@ class Connector(Protocol):
     of kind ``internal``."""
 
     @property
-    def source(self) -> RssSource | TelegramSource: ...
+    def source(self) -> SourceBase: ...
 
     def poll(self, cursor: Cursor) -> PollResult: ...
 
@@ -122,3 +137,150 @@ class Connector(Protocol):
 HARD_STATUSES = frozenset({400, 401, 403, 404, 405, 406, 410, 451})
 #: Statuses that ask us to slow down (backoff honouring Retry-After, never disabling) are
 #: hosts.THROTTLE_STATUSES: the host gate cools the whole host down on them too.
+
+
+def utc_now() -> datetime:
+    """The connectors' default clock (tests pass their own)."""
+    return datetime.now(UTC)
+
+
+# --- what every source has ------------------------------------------------------------
+
+
+class Defaults(StrictModel):
+    """Settings for every source; the comments say why each default is what it is."""
+
+    #: RSS/Atom: most news feeds change every few minutes, but 15 min keeps a few hundred
+    #: feeds well below any publisher's rate limits.
+    interval_s: int = Field(default=900, gt=0, le=MAX_PERIOD_S)
+    #: Telegram's preview is one HTML page per request; 5 min is polite and still timely.
+    telegram_interval_s: int = Field(default=300, gt=0, le=MAX_PERIOD_S)
+    #: Politeness floor: no source may be configured to be polled more often than this.
+    min_interval_s: int = Field(default=60, ge=0, le=MAX_PERIOD_S)
+    #: A feed's ``<ttl>`` is honoured up to this; a feed asking for a day is still polled.
+    max_ttl_s: int = Field(default=6 * 3600, ge=0, le=MAX_PERIOD_S)
+    #: Exponential backoff on errors doubles the interval per failure, up to this.
+    max_backoff_s: int = Field(default=6 * 3600, gt=0, le=MAX_PERIOD_S)
+    #: Consecutive hard failures (404, 410, unresolvable host, not a feed...) before a source
+    #: is disabled and reported; transient failures (timeouts, 5xx) only back off.
+    disable_after: int = Field(default=5, gt=0)
+    #: Fetches in flight at once; fetching is I/O-bound, see runner.Poller.
+    concurrency: int = Field(default=16, gt=0, le=256)
+    #: Telegram paging: at most this many ``?before=`` pages per poll (the first poll of a
+    #: channel reads only the newest page: no backfill of a channel's whole history).
+    telegram_max_pages: int = Field(default=5, gt=0)
+    #: Pause between two page requests to the same channel.
+    telegram_page_delay_s: float = Field(default=1.0, ge=0, le=3600)
+    #: Full text: at most this many article pages fetched per feed and poll.
+    full_text_max_items: int = Field(default=30, ge=0)
+    #: Items absent from their feed for this long are forgotten by dedup (the state would
+    #: grow without end otherwise). Feeds keep items days to weeks; 90 days is far beyond.
+    seen_retention_days: int = Field(default=90, gt=0, le=MAX_PERIOD_S // 86400)
+    http: HttpSettings = HttpSettings()
+    #: Politeness for every host: requests in flight and spacing (connectors/hosts.py).
+    per_host: HostLimit = HostLimit()
+    #: Limits for named hosts, instead of ``per_host`` (``t.me``: every Telegram channel).
+    hosts: dict[str, HostLimit] = Field(default_factory=dict)
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_names(cls, value: dict[str, HostLimit]) -> dict[str, HostLimit]:
+        for name in value:
+            if name != name.lower() or host_problem(name):
+                raise ValueError(f"{name!r}: must be a host name in lower case, like 't.me'")
+        return value
+
+    @field_validator("http")
+    @classmethod
+    def _http(cls, value: HttpSettings) -> HttpSettings:
+        # HttpSettings is the fetcher's own model; what it cannot refuse is refused here.
+        timeouts = (value.connect_timeout_s, value.read_timeout_s, value.total_timeout_s)
+        if not all(math.isfinite(t) and t <= 3600 for t in timeouts):
+            raise ValueError("timeouts must be finite numbers of seconds, at most 3600")
+        # Sent as a header on every request: a non-ASCII character crashed the poll pass, a
+        # newline made every fetch fail.
+        if not re.match(r"^[\x20-\x7e]{1,200}$", value.user_agent):
+            raise ValueError("user_agent must be 1-200 printable ASCII characters")
+        return value
+
+
+class SourceBase(StrictModel):
+    """What every source has, whatever its type: the id (the Kafka key and the key of its
+    state), its name, language and country, its own interval, whether it is polled. Each
+    source type (rss.py, telegram.py) adds its own fields and a ``type`` literal."""
+
+    #: The source type's name (``rss``, ``telegram``): each type narrows it to its literal.
+    type: TypeName
+    id: str
+    name: str
+    lang: str
+    country: str
+    interval_s: int | None = Field(default=None, gt=0, le=MAX_PERIOD_S)
+    enabled: bool = True
+    kind: SourceKind = "other"
+    tags: tuple[str, ...] = ()
+
+    @field_validator("id")
+    @classmethod
+    def _kebab(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("must be kebab-case: lower-case letters and digits joined by '-'")
+        return value
+
+    @field_validator("lang")
+    @classmethod
+    def _lang(cls, value: str) -> str:
+        if not _LANG.match(value):
+            raise ValueError("must be an ISO 639-1 code in lower case, like 'en' or 'uk'")
+        return value
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _country(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.upper()
+            if not _COUNTRY.match(value):
+                raise ValueError("must be an ISO 3166-1 alpha-2 code, like 'DE' or 'UA'")
+        return value
+
+    def ref(self) -> SourceRef:
+        """The source as its items name it."""
+        return SourceRef(id=self.id, type=self.type, name=self.name, lang=self.lang,
+                         country=self.country)
+
+    @property
+    def location(self) -> str:
+        """Where the source is read from (a URL), for health tables and dead letters."""
+        raise NotImplementedError
+
+
+# --- what a source type is ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the runner hands every connector it builds: the defaults, the client for
+    configured URLs (no address guard), the guarded client for URLs taken from content, and
+    the clock and sleep (tests pass their own)."""
+
+    defaults: Defaults
+    http: HttpClient
+    article_http: HttpClient
+    clock: Callable[[], datetime]
+    sleep: Callable[[float], None]
+
+
+S = TypeVar("S", bound=SourceBase)
+
+
+@dataclass(frozen=True)
+class SourceType(Generic[S]):
+    """One source type: its config model (``type: Literal[name]`` tells it apart in
+    feeds.yaml), how to build its connector, and its default polling interval. Each source
+    module declares one; registry.py lists them."""
+
+    name: str
+    model: type[S]
+    connect: Callable[[S, Wiring], Connector]
+    #: The interval of a source that sets none, before the politeness floor is applied.
+    default_interval: Callable[[Defaults], int]

@@ -17,12 +17,15 @@ strict reading holds everywhere. The traps it closes:
 - A charset name is a codec name to Python: ``undefined`` raises on every decode (feedparser
   lets that escape), ``unicode_escape`` interprets backslashes, ``rot13`` and ``base64`` are
   not text encodings at all. :func:`text_codec` admits real text encodings only.
+- Telegram's preview shows views as "1.2K" and dates as ISO 8601: :func:`parse_views` and
+  :func:`parse_post_date` read them exactly or not at all (a bad one costs the field).
 """
 
 from __future__ import annotations
 
 import codecs
 import re
+from datetime import UTC, datetime
 
 #: Most numbers a server sends (seconds, minutes, bytes) fit in nine digits: 31 years of
 #: seconds, 1,900 years of minutes, a gigabyte.
@@ -105,3 +108,44 @@ def text_codec(name: str | None) -> str | None:
     if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
         return None
     return info.name
+
+
+#: Telegram views as the page shows them: ASCII digits, one decimal mark, K or M ("1.2K", "12,7K").
+_VIEWS = re.compile(r"\s*([0-9]{1,12})(?:[.,]([0-9]{1,3}))?\s*([KkMm]?)\s*", re.ASCII)
+_VIEW_FACTORS = {"": 1, "K": 1_000, "M": 1_000_000}
+#: Post dates outside these are no post dates (Telegram started in 2013). Keeping them out
+#: also means no later arithmetic on a date (a day before, a week after) leaves datetime's range.
+EARLIEST_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_DATE = datetime(3000, 1, 1, tzinfo=UTC)
+_MAX_DATE_CHARS = 64
+
+
+def parse_views(text: str | None) -> int | None:
+    """ "401" -> 401, "1.2K" -> 1200, "3M" -> 3000000; None when unreadable or not plain ASCII
+    (a views counter is worth nothing to the item, so a bad one is ignored, never fatal)."""
+    match = _VIEWS.fullmatch(text or "")
+    if not match:
+        return None
+    whole: str = match.group(1)
+    fraction: str = match.group(2) or "0"
+    suffix: str = match.group(3).upper()
+    # Integers, rounded half up: at most 12 + 3 digits times a million stays exact and far
+    # below 2**63, where a float would already be off by a few units.
+    scale: int = 10 ** len(fraction)
+    numerator = (int(whole) * scale + int(fraction)) * _VIEW_FACTORS[suffix]
+    return (2 * numerator + scale) // (2 * scale)
+
+
+def parse_post_date(value: str | None) -> datetime | None:
+    """The UTC time of a ``<time datetime="...">`` attribute (ISO 8601; a time without zone is
+    UTC), or None when it is missing, unreadable, or outside :data:`EARLIEST_DATE` ..
+    :data:`LATEST_DATE` (the post keeps no date; the item is first seen now)."""
+    if not value or len(value) > _MAX_DATE_CHARS or not value.isascii():
+        return None
+    try:
+        date = datetime.fromisoformat(value)
+        # A zone offset can push a time at the edge of datetime's range over it.
+        date = date.astimezone(UTC) if date.tzinfo else date.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+    return date if EARLIEST_DATE <= date < LATEST_DATE else None

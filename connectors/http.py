@@ -13,10 +13,10 @@ Every fetch goes through :class:`HttpClient`:
 - conditional GET: the caller passes the stored ETag / Last-Modified and gets a 304 back;
   validators that could not be sent back as they came (not visible ASCII) are dropped;
 - redirects followed by hand, at most ``max_redirects``, each hop checked like the first;
-- an optional :class:`AddressGuard` for URLs taken from feed content (article links): the host
-  is resolved and *every* address must be public, before the request and again at connect
-  time (the check sits in the network backend, so a DNS answer that changes between the check
-  and the connect, "DNS rebinding", is caught too).
+- an optional :class:`~newsmon.connectors.guard.AddressGuard` for URLs taken from feed content
+  (article links): the host is resolved and *every* address must be public, before the
+  request and again at connect time (guard.py: the check sits in the network backend, so a
+  DNS answer that changes between the check and the connect, "DNS rebinding", is caught too).
 
 Configured feed URLs are trusted: their client has no guard (tests serve feeds on 127.0.0.1)
 and may read ``file://`` URLs (the offline demo). Where a configured URL *redirects* to is not:
@@ -32,38 +32,41 @@ failures raise :class:`FetchError`.
 
 from __future__ import annotations
 
-import contextvars
 import email.utils
-import ipaddress
 import logging
 import socket
-import ssl
 import time
-import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from math import ceil
 from pathlib import Path
-from urllib.parse import SplitResult, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 from urllib.request import url2pathname
 
-import httpcore
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from newsmon.connectors.codings import ACCEPT_ENCODING, BodyTooLarge, CodingError, decode
 from newsmon.connectors.fields import ascii_int, header_token
+from newsmon.connectors.guard import (
+    DEADLINE,
+    HOP_GUARD,
+    AddressGuard,
+    BlockedAddressError,
+    FetchError,
+    Transport,
+    readable_url,
+    url_port,
+)
 from newsmon.connectors.hosts import THROTTLE_STATUSES, HostGate
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "newsmon/0.1 (news monitoring; +https://github.com/newsmon/newsmon)"
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-Resolver = Callable[[str, int], list[str]]
-
 
 class HttpSettings(BaseModel):
     """Limits of one fetch. The defaults suit news feeds: most are < 1 MB, all are < 10 MB."""
@@ -102,7 +105,7 @@ class HttpSettings(BaseModel):
         host = (parts.hostname or "").lower()
         for entry in self.redirect_allow:
             allowed_host, allowed_port = _host_port(entry)
-            if allowed_host == host and allowed_port in (None, _port(parts)):
+            if allowed_host == host and allowed_port in (None, url_port(parts)):
                 return True
         return False
 
@@ -118,254 +121,6 @@ def _host_port(entry: str) -> tuple[str, int | None]:
     except ValueError:
         return "", None
     return (parts.hostname or "").lower(), port
-
-
-def _port(parts: SplitResult) -> int:
-    """The port a split http(s) URL connects to (urlsplit's ``port`` raises on garbage)."""
-    try:
-        port: int | None = parts.port
-    except ValueError:
-        port = None
-    return port or (443 if parts.scheme == "https" else 80)
-
-
-class FetchError(Exception):
-    """A fetch that produced no HTTP response. ``kind`` is a short stable name for health
-    tables and metrics; ``hard`` says whether retrying soon is pointless (a name that does not
-    resolve, a blocked address, a body over the limit) as opposed to transient (a timeout)."""
-
-    def __init__(self, kind: str, message: str, *, hard: bool = False) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.hard = hard
-
-
-class BlockedAddressError(FetchError):
-    """The URL points at a private, loopback, link-local or otherwise non-public address
-    (kind ``blocked-address``), or a configured feed redirected to one (``blocked-redirect``)."""
-
-    def __init__(self, message: str, kind: str = "blocked-address") -> None:
-        super().__init__(kind, message, hard=True)
-
-
-def is_public_address(address: str) -> bool:
-    """True for a globally routable unicast address; False for private, loopback, link-local,
-    multicast, reserved, unspecified, shared (CGNAT) and documentation ranges, also when written
-    as an IPv4-mapped or 6to4/Teredo IPv6 address."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is not None and not is_public_address(str(embedded)):
-            return False
-    return ip.is_global and not ip.is_multicast
-
-
-def readable_url(url: str, what: str = "URL") -> str:
-    """``url`` when it is an http(s) URL with a host that a request can be built for (a port
-    in range, a host name IDNA can encode), else :class:`FetchError` of kind ``bad-url``.
-    Redirect targets and article links come from the network: ``http://[zz``,
-    ``http://x:99999/`` or ``http://xn--/`` made urllib or httpx raise ValueError, which
-    escaped as a crash of the whole poll."""
-    try:
-        parts = urlsplit(url)
-        _ = parts.port
-        httpx.URL(url)
-    except (ValueError, httpx.InvalidURL) as exc:  # IDNAError is a ValueError
-        raise FetchError("bad-url", f"unreadable {what} {url[:300]!r}: {exc}", hard=True) from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise FetchError("bad-url", f"{what} {url[:300]!r} is no http(s) URL with a host",
-                         hard=True)
-    return url
-
-
-def _system_resolver(host: str, port: int) -> list[str]:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in infos})
-
-
-class AddressGuard:
-    """Refuses URLs whose host resolves to any non-public address (server-side request forgery).
-
-    Every resolved address is checked, not just the first: a name with one public and one
-    private address would otherwise let the connect pick the private one.
-    """
-
-    def __init__(
-        self,
-        *,
-        allow_private: bool = False,
-        resolver: Resolver | None = None,
-        is_allowed: Callable[[str], bool] = is_public_address,
-    ) -> None:
-        self.allow_private = allow_private
-        self._resolve = resolver or _system_resolver
-        # Injectable so tests can treat one loopback address as "public" and serve on it.
-        self._is_allowed = is_allowed
-
-    def vetted_addresses(self, host: str, port: int) -> list[str]:
-        """The addresses to connect to; raises :class:`BlockedAddressError` or, when the name
-        does not resolve, :class:`FetchError` of kind ``dns``."""
-        try:
-            addresses = self._resolve(host.strip("[]"), port)
-        except (OSError, UnicodeError) as exc:
-            raise FetchError("dns", f"cannot resolve {host}: {exc}", hard=True) from exc
-        if not addresses:
-            raise FetchError("dns", f"cannot resolve {host}: no addresses", hard=True)
-        if not self.allow_private:
-            blocked = [a for a in addresses if not self._is_allowed(a)]
-            if blocked:
-                raise BlockedAddressError(
-                    f"{host} resolves to non-public address(es) {', '.join(blocked)}"
-                )
-        return addresses
-
-    def check_url(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise BlockedAddressError(f"scheme {parts.scheme or '(none)'!r} is not allowed: {url}")
-        if not parts.hostname:
-            raise BlockedAddressError(f"no host in {url}")
-        readable_url(url)
-        self.vetted_addresses(parts.hostname, _port(parts))
-
-
-#: The guard of the current hop of an unguarded client (a redirect away from the configured
-#: origin), set by HttpClient._follow for the calling thread.
-_HOP_GUARD: contextvars.ContextVar[AddressGuard | None] = contextvars.ContextVar(
-    "newsmon_http_hop_guard", default=None
-)
-
-
-class _GuardedBackend(httpcore.SyncBackend):
-    """Connects only to vetted addresses: the guard (the client's, else the current hop's)
-    runs at connect time, for every hop. Without either, a plain connect."""
-
-    def __init__(self, guard: AddressGuard | None) -> None:
-        self._guard = guard
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[typing.Any] | None = None,  # httpcore's SOCKET_OPTION union
-    ) -> httpcore.NetworkStream:
-        guard = self._guard or _HOP_GUARD.get()
-        if guard is None:
-            return super().connect_tcp(host, port, timeout, local_address, socket_options)
-        last: OSError | httpcore.ConnectError | None = None
-        for address in guard.vetted_addresses(host, port):
-            try:
-                # TLS keeps using the URL's host name for SNI and certificate checks: httpcore
-                # takes it from the request, not from the address connected to.
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
-            except (OSError, httpcore.ConnectError) as exc:
-                last = exc
-        raise httpcore.ConnectError(f"cannot connect to {host}:{port}: {last}")
-
-
-#: When the current exchange must be over (time.monotonic()); set by HttpClient.get for the
-#: calling thread, read by every socket operation of that exchange.
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "newsmon_http_deadline", default=None
-)
-
-
-def _bounded(timeout: float | None, error: type[Exception]) -> float | None:
-    """``timeout`` cut to what is left of the exchange's total time; ``error`` when none is."""
-    deadline = _DEADLINE.get()
-    if deadline is None:
-        return timeout
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise error("the exchange is over its total time limit")
-    return remaining if timeout is None else min(timeout, remaining)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A socket whose every read and write ends by the exchange's deadline.
-
-    A per-read timeout alone lets a server that sends one byte of its *headers* per second
-    hold a worker for as long as it likes; httpx has no total timeout. Checking the body
-    between chunks is not enough either: the headers are read before the first chunk.
-    """
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.start_tls(
-            ssl_context, server_hostname, _bounded(timeout, httpcore.ConnectTimeout)
-        ))
-
-    def get_extra_info(self, info: str) -> typing.Any:
-        return self._inner.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    """Wraps the connections of ``inner`` (plain or guarded) in :class:`_DeadlineStream`."""
-
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
-        self._inner = inner
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[typing.Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_tcp(
-            host, port, _bounded(timeout, httpcore.ConnectTimeout), local_address, socket_options
-        )
-        return _DeadlineStream(stream)
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[typing.Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        raise httpcore.ConnectError("unix sockets are not used")
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-class _Transport(httpx.HTTPTransport):
-    def __init__(
-        self, guard: AddressGuard | None, limits: httpx.Limits, *, trust_env: bool
-    ) -> None:
-        super().__init__(limits=limits, trust_env=trust_env)
-        inner = _GuardedBackend(guard)
-        # httpx exposes no way to pass a network backend; replacing the pool it built is the
-        # smallest change that keeps httpx's own request/response and exception mapping.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=trust_env),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_DeadlineBackend(inner),
-        )
 
 
 @dataclass(frozen=True)
@@ -454,7 +209,7 @@ class HttpClient:
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         if transport is None:
-            transport = _Transport(guard, limits, trust_env=guard is None)
+            transport = Transport(guard, limits, trust_env=guard is None)
         s = self.settings
         self._client = httpx.Client(
             headers={"User-Agent": s.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
@@ -503,8 +258,8 @@ class HttpClient:
         its connection must pass, once its host resolved to public addresses only. Raises
         :class:`BlockedAddressError` (``blocked-redirect``) naming the target otherwise."""
         a, b = urlsplit(origin), urlsplit(target)
-        same_origin = (a.scheme, (a.hostname or "").lower(), _port(a)) == (
-            b.scheme, (b.hostname or "").lower(), _port(b))
+        same_origin = (a.scheme, (a.hostname or "").lower(), url_port(a)) == (
+            b.scheme, (b.hostname or "").lower(), url_port(b))
         if same_origin or self.settings.allows_redirect_to(target):
             return None
         try:
@@ -539,8 +294,8 @@ class HttpClient:
             with self.gate.request(host) if self.gate is not None else nullcontext():
                 started = time.monotonic()
                 deadline = started + budget
-                token = _DEADLINE.set(deadline)
-                hop_token = _HOP_GUARD.set(hop_guard)
+                token = DEADLINE.set(deadline)
+                hop_token = HOP_GUARD.set(hop_guard)
                 try:
                     response = self._get_one(current, headers, deadline)
                 except BlockedAddressError as exc:
@@ -553,8 +308,8 @@ class HttpClient:
                         kind="blocked-redirect",
                     ) from exc
                 finally:
-                    _HOP_GUARD.reset(hop_token)
-                    _DEADLINE.reset(token)
+                    HOP_GUARD.reset(hop_token)
+                    DEADLINE.reset(token)
                 budget -= time.monotonic() - started
             if self.gate is not None and response.status in THROTTLE_STATUSES:
                 self.gate.cool_down(host, response.retry_after_s(datetime.now(UTC)))

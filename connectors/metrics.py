@@ -4,7 +4,6 @@ metrics (:mod:`newsmon.metrics`; the per-type counts are added as the pass goes)
 from __future__ import annotations
 
 from newsmon.connectors.results import PollReport
-
 from newsmon.metrics import POLL_PASS_SECONDS, SOURCE_ITEMS, SOURCE_POLLS, SOURCE_PROBLEMS
 
 

@@ -152,6 +152,17 @@ class KafkaPublisher:
                 self._producer = None
 
 
+def append_items(path: Path, items: Sequence[RawItem], lock: threading.Lock) -> None:
+    """Append ``items`` to a JSON-lines file, one item per line, and fsync: the one writer of
+    the archive and the spool (their readers: :func:`read_archive`, the pipeline's backfill).
+    Returns only once the lines are on disk; raises OSError."""
+    data = b"".join(item.to_json() + b"\n" for item in items)
+    with lock, path.open("ab") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 class ArchivingPublisher:
     """Publishes through ``inner``, then appends every published item to a JSON-lines file
     (the pipeline's backfill mode reads it). Written after the inner publish succeeded, so the
@@ -168,12 +179,8 @@ class ArchivingPublisher:
         self.inner.publish(items)
         if not items:
             return
-        lines = b"".join(item.to_json() + b"\n" for item in items)
         try:
-            with self._lock, self.path.open("ab") as fh:
-                fh.write(lines)
-                fh.flush()
-                os.fsync(fh.fileno())
+            append_items(self.path, items, self._lock)
         except OSError as exc:
             # The items are in Kafka but not in the archive: not marking them seen means they
             # are published (and archived) again next time, a duplicate the ids make harmless.
@@ -181,6 +188,42 @@ class ArchivingPublisher:
 
     def close(self) -> None:
         self.inner.close()
+
+
+class SpoolPublisher:
+    """The embedded default's hand-off between connectors and pipeline: a local spool file
+    (``<state_dir>/spool.jsonl``) that plays Kafka's part on one machine. ``publish`` returns
+    only once the items are on disk (so the poller may mark them seen), and the pipeline
+    removes a claimed spool only after every item in it was written. A crash at any point
+    leaves the items in the spool for the next run."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / "spool.jsonl"
+        self._lock = threading.Lock()
+
+    def publish(self, items: Sequence[RawItem]) -> None:
+        if items:
+            append_items(self.path, items, self._lock)
+
+    def close(self) -> None:
+        """Nothing held open between calls."""
+
+    def claim(self) -> Path | None:
+        """Move the spool aside for processing; a claim left by a crashed run comes first."""
+        claimed = self.path.with_suffix(".processing")
+        if claimed.exists():
+            return claimed
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return None
+        with self._lock:
+            self.path.rename(claimed)
+        return claimed
+
+    @staticmethod
+    def done(claimed: Path) -> None:
+        """Call only after the pipeline wrote everything in ``claimed``."""
+        claimed.unlink(missing_ok=True)
 
 
 def read_archive(path: Path) -> list[RawItem]:
@@ -204,5 +247,7 @@ __all__ = [
     "ListPublisher",
     "PublishError",
     "Publisher",
+    "SpoolPublisher",
+    "append_items",
     "read_archive",
 ]

@@ -16,24 +16,36 @@ import calendar
 import hashlib
 import io
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import feedparser
-from newsmon.connectors.base import HARD_STATUSES, PollResult, Problem
+from pydantic import field_validator
+
+from newsmon.connectors.base import (
+    HARD_STATUSES,
+    Defaults,
+    PollResult,
+    Problem,
+    SourceBase,
+    SourceType,
+    Wiring,
+    utc_now,
+)
 from newsmon.connectors.extract import extract_article, unextractable
 from newsmon.connectors.fields import ascii_int, charset_param, text_codec
+from newsmon.connectors.guard import FetchError
 from newsmon.connectors.hosts import THROTTLE_STATUSES
-from newsmon.connectors.http import FetchError, HttpClient
-from newsmon.connectors.sources import Defaults, RssSource
+from newsmon.connectors.http import HttpClient
 from newsmon.connectors.state import Cursor
 from newsmon.connectors.xmlguard import as_utf8, defuse, repair_encoding
-
 from newsmon.html import clean_text, html_to_text, strip_trailing_boilerplate
 from newsmon.models import RawItem, SourceRef
 from newsmon.urls import canonical_url
+from newsmon.values import http_url_problem
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +62,30 @@ _CYRILLIC_CANDIDATES = ("windows-1251", "koi8-r")
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+class RssSource(SourceBase):
+    """An RSS or Atom feed. ``file://`` URLs are allowed here (offline demo and tests) because
+    the URL is configured by an operator, not taken from feed content."""
+
+    type: Literal["rss"]
+    url: str
+    #: Fetch each new item's article page and extract its main text.
+    full_text: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if re.match(r"^file:///\S*$", value):
+            return value
+        problem = http_url_problem(value)
+        if problem:
+            raise ValueError(f"must be an http(s):// URL with a host, or a file:/// URL: "
+                             f"{problem}")
+        return value
+
+    @property
+    def location(self) -> str:
+        return self.url
+
 
 
 @dataclass(frozen=True)
@@ -436,3 +470,13 @@ class RssConnector:
         if not text:
             return None, Problem(kind="full-text-empty", message=f"no main text found: {url}")
         return text, None
+
+
+def _connect(source: RssSource, wiring: Wiring) -> RssConnector:
+    return RssConnector(source, wiring.defaults, wiring.http, article_http=wiring.article_http,
+                        clock=wiring.clock)
+
+
+#: The ``rss`` entry of the source registry (registry.py).
+SOURCE_TYPE = SourceType(name="rss", model=RssSource, connect=_connect,
+                         default_interval=lambda defaults: defaults.interval_s)

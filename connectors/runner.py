@@ -22,7 +22,6 @@ parsing is short next to the waiting. See bench/bench_poll.py for the numbers.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -30,30 +29,35 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from newsmon.connectors.base import Connector, PollResult, Problem
+from newsmon.connectors.base import (
+    Connector,
+    PollResult,
+    Problem,
+    SourceBase,
+    Wiring,
+    utc_now,
+)
+from newsmon.connectors.feeds import FeedsConfig
+from newsmon.connectors.guard import AddressGuard
+from newsmon.connectors.health import next_health
 from newsmon.connectors.hosts import HostGate
-from newsmon.connectors.http import AddressGuard, HttpClient
+from newsmon.connectors.http import HttpClient
+from newsmon.connectors.items import dead_letters, new_items, publishable
 from newsmon.connectors.metrics import observe_poll_report
 from newsmon.connectors.publisher import ArchivingPublisher, Publisher, PublishError
+from newsmon.connectors.registry import connect
 from newsmon.connectors.results import PollReport, ResultStatus, SourceResult
-from newsmon.connectors.rss import RssConnector
-from newsmon.connectors.sources import FeedsConfig, RssSource, TelegramSource
 from newsmon.connectors.state import (
     Cursor,
-    Health,
     StateStore,
-    seen_mark_problem,
     storable_cursor,
     storable_text,
 )
-from newsmon.connectors.telegram import TelegramConnector
-from pydantic import BaseModel, ConfigDict
-
 from newsmon.metrics import FETCH_SECONDS, ITEMS, POLL_DEAD_LETTERS, POLLS, PROBLEMS
-from newsmon.models import DeadLetter, RawItem
+from newsmon.models import RawItem
 
 log = logging.getLogger(__name__)
 
@@ -64,96 +68,10 @@ PUBLISH_RETRY_MAX_S = 300.0
 #: Jitter added to every next-due time, as a share of the delay: spreads a thousand feeds
 #: configured with one interval over time instead of polling them in bursts.
 JITTER = 0.1
-#: A Retry-After longer than this is treated as this (a misconfigured server asking for a year).
-MAX_RETRY_AFTER_S = 24 * 3600.0
-#: Problems that drop input (an entry or post that could not be read, a page over the size
-#: limit): parked as dead letters. The others (a repaired encoding, a moved feed, a failed
-#: full-text fetch whose item went out with its summary) lose nothing and are only counted.
-DEAD_LETTER_PROBLEMS = frozenset({"empty-entry", "bad-entry", "bad-post", "too-deep",
-                                  "full-text-too-large", "unstorable-item"})
-#: The largest item (as JSON) a poll publishes. kafka-python refuses a record over its
-#: max_request_size (1 MiB by default) before sending, which fails the whole batch: one such
-#: item would keep every item of its source unpublished on every poll. Parked instead.
-MAX_ITEM_BYTES = 1_000_000
 #: How often the seen marks of items long gone from their feeds are pruned.
 PRUNE_EVERY = timedelta(days=1)
 #: How long run_forever sleeps at most before looking at the due times again.
 MAX_IDLE_S = 30.0
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class SourceHealth(BaseModel):
-    """A configured source with its stored health, for ``newsmon sources [--json]``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str
-    type: str
-    name: str
-    lang: str
-    country: str
-    location: str
-    enabled: bool
-    interval_s: int
-    #: never-polled, ok, failing, disabled (after hard failures) or off (enabled: false).
-    state: str
-    last_poll_at: datetime | None = None
-    last_success_at: datetime | None = None
-    last_error: str | None = None
-    last_error_kind: str | None = None
-    last_error_at: datetime | None = None
-    consecutive_failures: int = 0
-    hard_failures: int = 0
-    items_seen: int = 0
-    parse_errors: int = 0
-    last_new_item_at: datetime | None = None
-    last_status: int | None = None
-    next_due_at: datetime | None = None
-    disabled: bool = False
-    disabled_reason: str | None = None
-
-    @staticmethod
-    def of(
-        source: RssSource | TelegramSource, health: Health, interval_s: int
-    ) -> SourceHealth:
-        if not source.enabled:
-            state = "off"
-        elif health.disabled:
-            state = "disabled"
-        elif health.last_poll_at is None:
-            state = "never-polled"
-        elif health.consecutive_failures:
-            state = "failing"
-        else:
-            state = "ok"
-        data = health.model_dump(exclude={"source_id"})
-        return SourceHealth(
-            id=source.id,
-            type=source.type,
-            name=source.name,
-            lang=source.lang,
-            country=source.country,
-            location=source.location,
-            enabled=source.enabled,
-            interval_s=interval_s,
-            state=state,
-            **data,
-        )
-
-
-def source_health(config: FeedsConfig, state_path: Path) -> list[SourceHealth]:
-    """Every configured source with its health; a missing state file means "never polled"
-    (it is not created by looking)."""
-    stored: dict[str, Health] = {}
-    if state_path.exists():
-        with StateStore(state_path) as store:
-            stored = store.all_health()
-    return [
-        SourceHealth.of(s, stored.get(s.id) or Health(source_id=s.id), config.interval_for(s))
-        for s in config.sources
-    ]
 
 
 @dataclass(frozen=True)
@@ -166,72 +84,6 @@ class _Fetched:
     new: int
     updated: int
     problems: tuple[Problem, ...]
-
-
-def _dedup(
-    items: Sequence[RawItem], store: StateStore, source_id: str
-) -> tuple[list[RawItem], int, int, list[Problem]]:
-    """Items to publish: new ones, and known ones with a new revision as updates (keeping the
-    time they were first seen). Repeats within one document are counted as problems."""
-    seen = store.seen_revisions(source_id, (i.item_id for i in items))
-    out: list[RawItem] = []
-    in_batch: set[str] = set()
-    problems: list[Problem] = []
-    new = updated = 0
-    for item in items:
-        if item.item_id in in_batch:
-            problems.append(
-                Problem(kind="duplicate-entry", message=f"{item.guid or item.url or item.title!r}"
-                        " appears twice in one document; the first is kept")
-            )
-            continue
-        in_batch.add(item.item_id)
-        known = seen.get(item.item_id)
-        if known is None:
-            out.append(item)
-            new += 1
-        elif known.revision != item.revision:
-            out.append(
-                item.model_copy(update={"is_update": True, "first_seen_at": known.first_seen_at})
-            )
-            updated += 1
-    return out, new, updated, problems
-
-
-def unpublishable(item: RawItem) -> str | None:
-    """Why ``item`` can be neither published nor marked seen, or None. Such an item would be
-    published again on every poll (or block its source's batch), so the runner parks it as a
-    dead letter instead. Checks what the publisher and the state store will do with it:
-    encode it as JSON and read it back, keep it under :data:`MAX_ITEM_BYTES`, store its seen
-    mark."""
-    problem = seen_mark_problem(item.item_id, item.revision, item.first_seen_at)
-    if problem is not None:
-        return problem
-    try:
-        data = item.to_json()
-        RawItem.from_json(data)
-    # pydantic's serialization and validation errors are ValueErrors; a time zone can
-    # overflow a date while it is converted.
-    except (ValueError, OverflowError) as exc:
-        return f"cannot be encoded: {type(exc).__name__}: {exc}"
-    if len(data) > MAX_ITEM_BYTES:
-        return f"{len(data)} bytes as JSON, over the {MAX_ITEM_BYTES} a message may have"
-    return None
-
-
-def _publishable(items: Sequence[RawItem]) -> tuple[tuple[RawItem, ...], list[Problem]]:
-    """The items that can be published and marked, and an ``unstorable-item`` problem (a dead
-    letter) for each of the others, naming the item and why."""
-    good: list[RawItem] = []
-    problems: list[Problem] = []
-    for item in items:
-        reason = unpublishable(item)
-        if reason is None:
-            good.append(item)
-            continue
-        name = storable_text(item.guid or item.url or item.title or str(item.item_id), 300)
-        problems.append(Problem(kind="unstorable-item", message=f"{name!r}: {reason}"))
-    return tuple(good), problems
 
 
 class Poller:
@@ -280,15 +132,10 @@ class Poller:
             gate=self.gate,
         )
         self.connectors: dict[str, Connector] = {}
+        wiring = Wiring(defaults=defaults, http=self.http, article_http=self.article_http,
+                        clock=clock, sleep=sleep)
         for source in config.sources:
-            if isinstance(source, RssSource):
-                self.connectors[source.id] = RssConnector(
-                    source, defaults, self.http, article_http=self.article_http, clock=clock
-                )
-            else:
-                self.connectors[source.id] = TelegramConnector(
-                    source, defaults, self.http, clock=clock, sleep=sleep
-                )
+            self.connectors[source.id] = connect(source, wiring)
         self._publish_failures = 0
 
     def close(self) -> None:
@@ -357,7 +204,7 @@ class Poller:
         self._prune_if_due()
         started = self.clock()
         results: list[SourceResult] = []
-        due: list[RssSource | TelegramSource] = []
+        due: list[SourceBase] = []
         not_due = 0
         for source in self.config.enabled:
             health = self.state.health(source.id)
@@ -387,14 +234,14 @@ class Poller:
 
     def _poll_sources(
         self,
-        due: Sequence[RssSource | TelegramSource],
+        due: Sequence[SourceBase],
         results: list[SourceResult],
         stop: threading.Event | None,
     ) -> bool:
         kafka_down: str | None = None
         workers = max(1, min(self.config.defaults.concurrency, len(due)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="newsmon-poll") as pool:
-            futures: dict[Future[_Fetched], RssSource | TelegramSource] = {
+            futures: dict[Future[_Fetched], SourceBase] = {
                 pool.submit(self._fetch, self.connectors[s.id]): s for s in due
             }
             completed: Iterable[Future[_Fetched]] = as_completed(futures)
@@ -429,9 +276,9 @@ class Poller:
         try:
             cursor = self.state.cursor(source.id)
             result = connector.poll(cursor)
-            items, _, _, problems = _dedup(result.items, self.state, source.id)
+            items, _, _, problems = new_items(result.items, self.state, source.id)
             enriched, enrich_problems = connector.enrich(items)
-            publish, unstorable = _publishable(enriched)
+            publish, unstorable = publishable(enriched)
         except Exception as exc:  # a bug in one connector must not stop the others
             log.exception("source %s: connector failed", source.id)
             failure = PollResult.failed(cursor, "internal", f"{type(exc).__name__}: {exc}")
@@ -495,7 +342,9 @@ class Poller:
         ITEMS.labels(source.type, "new").inc(fetched.new)
         ITEMS.labels(source.type, "updated").inc(fetched.updated)
         POLLS.labels(source.type, result.status).inc()
-        health = self._next_health(source, result, fetched, now)
+        health = next_health(self.state.health(source.id), self.config, source, result,
+                             new=fetched.new, problems=len(fetched.problems), now=now,
+                             jitter=self._jittered)
         self.state.save_health(health)
         if fetched.new or fetched.updated:
             log.info("source %s: %s new, %s updated items published", source.id, fetched.new,
@@ -534,7 +383,9 @@ class Poller:
             log.exception("source %s: the dead letter of the failed record was not written",
                           source.id)
         try:
-            health = self._next_health(source, failure, replace(fetched, new=0, updated=0), now)
+            health = next_health(self.state.health(source.id), self.config, source, failure,
+                                 new=0, problems=len(fetched.problems), now=now,
+                                 jitter=self._jittered)
             self.state.save_health(health)
             next_due = health.next_due_at
         except Exception:  # logged; the pass goes on
@@ -545,35 +396,21 @@ class Poller:
             error_kind="record-failed", error=message, next_due_at=next_due,
         )
 
-    def _park(self, source: RssSource | TelegramSource, result: PollResult,
+    def _park(self, source: SourceBase, result: PollResult,
               problems: Sequence[Problem]) -> None:
         """Dead letters for what this poll could not turn into items: a failed fetch or
         document, and entries or posts that had to be dropped. Kept in the state store and
         copied to the search store's dead-letter index after each pass (``newsmon
         deadletters``); the poller re-fetches on its schedule, so they are for people."""
-        where = source.url if isinstance(source, RssSource) else source.location
-        found = [(p.kind, p.message) for p in problems if p.kind in DEAD_LETTER_PROBLEMS]
-        if result.status == "error":
-            found.append((result.error_kind or "error", result.error or ""))
-        if not found:
-            return
-        # Messages quote what a server sent: made encodable first (the letter's id hashes them).
-        letters = [
-            DeadLetter.make(stage="poll", error=storable_text(f"{kind}: {message}"),
-                            source_id=source.id,
-                            payload=json.dumps({"source": where, "kind": kind,
-                                                "detail": storable_text(message, 2000)},
-                                               ensure_ascii=False))
-            for kind, message in found
-        ]
-        if new := self.state.add_dead_letters(letters):
+        letters = dead_letters(source, result, problems)
+        if letters and (new := self.state.add_dead_letters(letters)):
             POLL_DEAD_LETTERS.labels(source.type).inc(new)
             log.warning("source %s: %s new dead letter(s), first: %s", source.id, new,
                         letters[0].error)
 
     def _record_publish_failure(
         self,
-        source: RssSource | TelegramSource,
+        source: SourceBase,
         result: PollResult,
         fetched: _Fetched,
         exc: PublishError,
@@ -617,68 +454,5 @@ class Poller:
     def _jittered(self, seconds: float) -> float:
         return seconds + self.rng.uniform(0, JITTER * seconds)
 
-    def _backoff_s(self, interval: int, failures: int) -> float:
-        """Exponential: the interval doubled per consecutive failure, capped."""
-        cap = float(self.config.defaults.max_backoff_s)
-        return min(cap, interval * 2.0 ** max(0, failures - 1))
 
-    def _next_health(
-        self,
-        source: RssSource | TelegramSource,
-        result: PollResult,
-        fetched: _Fetched,
-        now: datetime,
-    ) -> Health:
-        defaults = self.config.defaults
-        interval = self.config.interval_for(source)
-        old = self.state.health(source.id)
-        update: dict[str, object] = {
-            "last_poll_at": now,
-            "last_status": result.http_status if result.http_status is not None else
-            old.last_status,
-            "items_seen": old.items_seen + fetched.new,
-            "parse_errors": old.parse_errors + len(fetched.problems),
-        }
-        if fetched.new:
-            update["last_new_item_at"] = now
-        if result.status in ("ok", "not-modified"):
-            wait = float(interval)
-            if result.ttl_s:
-                wait = max(wait, float(min(result.ttl_s, defaults.max_ttl_s)))
-            update |= {
-                "last_success_at": now,
-                "consecutive_failures": 0,
-                "hard_failures": 0,
-            }
-        else:
-            failures = old.consecutive_failures + 1
-            hard = old.hard_failures + 1 if result.hard else old.hard_failures
-            wait = self._backoff_s(interval, failures)
-            if result.retry_after_s is not None:
-                wait = max(wait, min(result.retry_after_s, MAX_RETRY_AFTER_S))
-            update |= {
-                "last_error": result.error,
-                "last_error_kind": result.error_kind,
-                "last_error_at": now,
-                "consecutive_failures": failures,
-                "hard_failures": hard,
-            }
-            if hard >= defaults.disable_after and not old.disabled:
-                reason = (
-                    f"disabled after {hard} consecutive hard failures;"
-                    f" last: {result.error_kind}: {result.error}"
-                )
-                update |= {"disabled": True, "disabled_reason": reason}
-                log.error("source %s: %s", source.id, reason)
-        update["next_due_at"] = now + timedelta(seconds=self._jittered(wait))
-        return old.model_copy(update=update)
-
-
-__all__ = [
-    "Cursor",
-    "PollReport",
-    "Poller",
-    "SourceHealth",
-    "SourceResult",
-    "source_health",
-]
+__all__ = ["Cursor", "PollReport", "Poller", "SourceResult"]

@@ -29,9 +29,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeGuard
 
-from newsmon.connectors.fields import MAX_STORED_INT
 from pydantic import BaseModel, ConfigDict, Field
 
+from newsmon.connectors.fields import MAX_STORED_INT
 from newsmon.models import DeadLetter
 
 _SCHEMA = """

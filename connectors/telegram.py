@@ -21,21 +21,32 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Literal
 from urllib.parse import urljoin
 
-from newsmon.connectors.base import HARD_STATUSES, PollResult, Problem
-from newsmon.connectors.fields import MAX_STORED_INT, ascii_int
-from newsmon.connectors.hosts import THROTTLE_STATUSES
-from newsmon.connectors.http import FetchError, HttpClient
-from newsmon.connectors.sources import Defaults, TelegramSource
-from newsmon.connectors.state import Cursor
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from newsmon.connectors.base import (
+    HARD_STATUSES,
+    Defaults,
+    PollResult,
+    Problem,
+    SourceBase,
+    SourceType,
+    Wiring,
+    utc_now,
+)
+from newsmon.connectors.fields import MAX_STORED_INT, ascii_int, parse_post_date, parse_views
+from newsmon.connectors.guard import FetchError
+from newsmon.connectors.hosts import THROTTLE_STATUSES
+from newsmon.connectors.http import HttpClient
+from newsmon.connectors.state import Cursor
 from newsmon.html import MAX_DEPTH, clean_text, html_to_text, too_deep
 from newsmon.models import RawItem
 from newsmon.urls import canonical_url
+from newsmon.values import http_url_problem
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +59,6 @@ _TITLE_CHARS = 160
 MAX_MESSAGE_ID = MAX_STORED_INT
 #: A channel username as t.me spells it in ``data-post`` (sources.py checks configured ones).
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9_]{1,64}", re.ASCII)
-#: Views as the page shows them: ASCII digits, one decimal mark, K or M ("1.2K", "12,7K").
-_VIEWS = re.compile(r"\s*([0-9]{1,12})(?:[.,]([0-9]{1,3}))?\s*([KkMm]?)\s*", re.ASCII)
-_VIEW_FACTORS = {"": 1, "K": 1_000, "M": 1_000_000}
-#: Post dates outside these are no post dates (Telegram started in 2013). Keeping them out
-#: also means no later arithmetic on a date (a day before, a week after) leaves datetime's range.
-EARLIEST_DATE = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST_DATE = datetime(3000, 1, 1, tzinfo=UTC)
-_MAX_DATE_CHARS = 64
 #: Telegram caps a message at 4,096 characters (a caption at 1,024); with its markup a post's
 #: text stays far below this. A longer one is hostile and parked as a bad post: cleaning
 #: megabytes of text (extract.clean_text's regexes) would take hundreds of MB of memory.
@@ -82,6 +85,38 @@ _MEDIA_CLASSES = (
 #: or over the size limit is hostile or broken markup, not a gone channel, so it is retried
 #: with backoff and never counts towards disabling (a 404 or a missing preview does).
 SOFT_PAGE_FAILURES = frozenset({"too-deep", "too-large"})
+
+
+# Telegram public usernames: a letter, then letters, digits or underscores, 4-32 in all.
+_CHANNEL = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+
+
+class TelegramSource(SourceBase):
+    """A public Telegram channel, read through its web preview ``<base_url>/s/<channel>``."""
+
+    type: Literal["telegram"]
+    channel: str
+    base_url: str = "https://t.me"
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        value = value.removeprefix("@")
+        if not _CHANNEL.match(value):
+            raise ValueError("must be a public channel username (letters, digits, '_')")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        problem = http_url_problem(value)
+        if problem:
+            raise ValueError(f"must be an http(s):// URL: {problem}")
+        return value.rstrip("/")
+
+    @property
+    def location(self) -> str:
+        return f"{self.base_url}/s/{self.channel}"
 
 
 class TelegramPost(BaseModel):
@@ -116,37 +151,6 @@ class PreviewPage:
     #: Set when the page was not parsed at all (nested too deeply): whether it is a preview
     #: cannot be told, so this is not the hard "no preview" failure.
     refused: Problem | None = None
-
-
-def parse_views(text: str | None) -> int | None:
-    """ "401" -> 401, "1.2K" -> 1200, "3M" -> 3000000; None when unreadable or not plain ASCII
-    (a views counter is worth nothing to the item, so a bad one is ignored, never fatal)."""
-    match = _VIEWS.fullmatch(text or "")
-    if not match:
-        return None
-    whole: str = match.group(1)
-    fraction: str = match.group(2) or "0"
-    suffix: str = match.group(3).upper()
-    # Integers, rounded half up: at most 12 + 3 digits times a million stays exact and far
-    # below 2**63, where a float would already be off by a few units.
-    scale: int = 10 ** len(fraction)
-    numerator = (int(whole) * scale + int(fraction)) * _VIEW_FACTORS[suffix]
-    return (2 * numerator + scale) // (2 * scale)
-
-
-def parse_post_date(value: str | None) -> datetime | None:
-    """The UTC time of a ``<time datetime="...">`` attribute (ISO 8601; a time without zone is
-    UTC), or None when it is missing, unreadable, or outside :data:`EARLIEST_DATE` ..
-    :data:`LATEST_DATE` (the post keeps no date; the item is first seen now)."""
-    if not value or len(value) > _MAX_DATE_CHARS or not value.isascii():
-        return None
-    try:
-        date = datetime.fromisoformat(value)
-        # A zone offset can push a time at the edge of datetime's range over it.
-        date = date.astimezone(UTC) if date.tzinfo else date.replace(tzinfo=UTC)
-    except (ValueError, OverflowError):
-        return None
-    return date if EARLIEST_DATE <= date < LATEST_DATE else None
 
 
 def parse_post_ref(post_ref: str, channel: str) -> tuple[str, int] | Problem:
@@ -296,9 +300,6 @@ def post_to_item(post: TelegramPost, source: TelegramSource, now: datetime) -> R
         first_seen_at=now,
     )
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class TelegramConnector:
@@ -460,3 +461,13 @@ class TelegramConnector:
         return failure.model_copy(
             update={"items": items, "problems": tuple(problems), "skipped": skipped}
         )
+
+
+def _connect(source: TelegramSource, wiring: Wiring) -> TelegramConnector:
+    return TelegramConnector(source, wiring.defaults, wiring.http, clock=wiring.clock,
+                             sleep=wiring.sleep)
+
+
+#: The ``telegram`` entry of the source registry (registry.py).
+SOURCE_TYPE = SourceType(name="telegram", model=TelegramSource, connect=_connect,
+                         default_interval=lambda defaults: defaults.telegram_interval_s)

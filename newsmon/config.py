@@ -135,7 +135,7 @@ class KafkaSettings(StrictModel):
     def problems(self) -> list[str]:
         """Security settings that do not go together, as ``kafka.<key>: problem`` lines.
 
-        Checked by every command (pipeline/cli.py) rather than by the model, so that each
+        Checked by every command (newsmon/ops/loading.py) rather than by the model, so that each
         setting can still be given, and read back, on its own.
         """
         sasl = self.security_protocol.startswith("SASL_")

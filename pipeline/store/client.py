@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from newsmon.config import SearchSettings
 
@@ -25,14 +24,6 @@ def search_auth_http(settings: SearchSettings) -> dict[str, Any]:
     if settings.username and settings.password is not None:
         return {"auth": (settings.username, settings.password.get_secret_value())}
     return {}
-
-
-def redacted_url(url: str) -> str:
-    """The URL without user information (``https://user:secret@host`` -> ``https://host``)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def connection_problem(exc: BaseException) -> str:

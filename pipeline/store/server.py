@@ -25,7 +25,6 @@ from newsmon.pipeline.store.client import (
     access_denied,
     connect,
     connection_problem,
-    redacted_url,
 )
 from newsmon.pipeline.store.mappings import (
     ID_FIELDS,
@@ -38,6 +37,7 @@ from newsmon.pipeline.store.mappings import (
     monthly_index,
     replicas_for,
 )
+from newsmon.urls import redacted_url
 
 log = logging.getLogger(__name__)
 

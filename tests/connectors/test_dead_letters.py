@@ -10,14 +10,15 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
+from newsmon.cli import app
 from newsmon.config import load_settings
 from newsmon.connectors.publisher import ListPublisher
 from newsmon.connectors.runner import Poller
 from newsmon.connectors.state import StateStore
 from newsmon.metrics import REGISTRY
-from newsmon.pipeline.cli import _publish_poll_dead_letters, app
+from newsmon.ops.orchestrate import publish_poll_dead_letters
 from newsmon.pipeline.store import StoreUnavailable
-from tests.connectors.feeds import Entry, rss
+from tests.connectors.feeds import Entry, embedded_config, rss
 from tests.connectors.server import LocalServer, Reply
 from tests.connectors.test_runner import Clock, feed_source, make_config, poller
 
@@ -61,14 +62,9 @@ def test_failed_fetches_and_dropped_entries_become_dead_letters_once(
 def test_run_parks_them_in_the_dead_letter_index_and_deadletters_lists_them(
         server: LocalServer, tmp_path: Path) -> None:
     server.route("/gone", Reply(b"no such feed", 404))
-    (tmp_path / "feeds.yaml").write_text(yaml.safe_dump({"sources": [{
+    config = embedded_config(tmp_path, {"sources": [{
         "id": "gone-feed", "type": "rss", "url": server.url("/gone"), "name": "Gone",
-        "lang": "en", "country": "GB"}]}))
-    config = tmp_path / "newsmon.yaml"
-    config.write_text(yaml.safe_dump({
-        "state_dir": str(tmp_path / "state"), "feeds": "feeds.yaml",
-        "topics": str(ROOT / "config" / "topics.yaml"),
-        "alerts": str(ROOT / "config" / "alerts.yaml"), "search": {"backend": "embedded"}}))
+        "lang": "en", "country": "GB"}]})
     runner = CliRunner()
     # 3: the run went through, the source failed (README, "Exit codes")
     assert runner.invoke(app, ["run", "--config", str(config)]).exit_code == 3
@@ -98,6 +94,6 @@ def test_a_search_outage_keeps_them_for_the_next_pass(server: LocalServer,
     with Poller(make_config(feed_source(server, "gone", "/gone")),
                 settings.state_dir / "connectors.sqlite", ListPublisher()) as p:
         p.poll_once()
-    _publish_poll_dead_letters(settings, DownStore())  # no exception: the poll is not failed
+    publish_poll_dead_letters(settings, DownStore())  # no exception: the poll is not failed
     with StateStore(settings.state_dir / "connectors.sqlite") as state:
         assert len(state.dead_letters(unpublished_only=True)) == 1

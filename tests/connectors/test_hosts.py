@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from newsmon.connectors.base import Defaults
 from newsmon.connectors.hosts import DEFAULT_COOLDOWN_S, MAX_COOLDOWN_S, HostGate, HostLimit
 from newsmon.connectors.publisher import ListPublisher
-from newsmon.connectors.sources import Defaults
 from tests.connectors.feeds import Entry, rss
 from tests.connectors.server import LocalServer, Reply, Request
 from tests.connectors.test_runner import Clock, feed_source, make_config, poller

@@ -8,16 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from newsmon.connectors.http import (
-    USER_AGENT,
+from newsmon.connectors.guard import (
     AddressGuard,
     BlockedAddressError,
     FetchError,
-    HttpClient,
-    HttpSettings,
     is_public_address,
-    parse_retry_after,
 )
+from newsmon.connectors.http import USER_AGENT, HttpClient, HttpSettings, parse_retry_after
 from tests.connectors.server import Reply, Request, serve
 
 LOOPBACK = "127.0.0.1"

@@ -13,9 +13,11 @@ from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from newsmon.config import KafkaSettings
+from newsmon.connectors.base import Defaults
+from newsmon.connectors.feeds import FeedsConfig
 from newsmon.connectors.publisher import KafkaPublisher, Publisher, PublishError
+from newsmon.connectors.rss import RssSource
 from newsmon.connectors.runner import Poller
-from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource
 from newsmon.models import RawItem, SourceRef
 from tests.connectors.feeds import Entry, rss
 from tests.connectors.server import LocalServer, Reply

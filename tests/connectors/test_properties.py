@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsmon.connectors.rss import parse_feed
-from newsmon.connectors.sources import RssSource
+from newsmon.connectors.rss import RssSource, parse_feed
 from newsmon.connectors.telegram import parse_preview
 from newsmon.html import html_to_text, strip_trailing_boilerplate
 from newsmon.urls import canonical_url

@@ -12,13 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from newsmon.connectors import cli_support
-from newsmon.connectors.base import PollResult
+from newsmon.cli import render
+from newsmon.connectors.base import Defaults, PollResult
+from newsmon.connectors.feeds import FeedsConfig
+from newsmon.connectors.health import source_health
 from newsmon.connectors.publisher import ListPublisher, PublishError, read_archive
 from newsmon.connectors.results import PollReport, SourceResult
-from newsmon.connectors.runner import Poller, source_health
-from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource, TelegramSource
+from newsmon.connectors.rss import RssSource
+from newsmon.connectors.runner import Poller
 from newsmon.connectors.state import Cursor, StateStore
+from newsmon.connectors.telegram import TelegramSource
 from newsmon.models import RawItem
 from tests.connectors.feeds import Entry, fixture, rss
 from tests.connectors.server import LocalServer, Reply, Request
@@ -391,9 +394,9 @@ def test_health_table_and_json(server: LocalServer, tmp_path: Path) -> None:
     with poller(config, tmp_path, ListPublisher(), Clock()) as p:
         p.poll_once()
     health = source_health(config, tmp_path / "state.sqlite")
-    table = cli_support.health_table(health, now=START + timedelta(minutes=5))
+    table = render.health_table(health, now=START + timedelta(minutes=5))
     assert "feed-a" in table and "tg-never" in table and "5m ago" in table
-    data = json.loads(cli_support.health_json(health))
+    data = json.loads(render.health_json(health))
     assert [(d["id"], d["type"], d["lang"], d["country"], d["state"]) for d in data] == [
         ("feed-a", "rss", "en", "GB", "ok"), ("tg-never", "telegram", "uk", "UA", "off")]
     assert data[0]["items_seen"] == 2 and data[0]["last_status"] == 200

@@ -9,7 +9,9 @@ import pytest
 import yaml
 
 from newsmon.config import ConfigError
-from newsmon.connectors.sources import FeedsConfig, RssSource, TelegramSource, load_sources
+from newsmon.connectors.feeds import FeedsConfig, load_sources
+from newsmon.connectors.rss import RssSource
+from newsmon.connectors.telegram import TelegramSource
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,14 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
+from newsmon.connectors.base import Defaults
+from newsmon.connectors.fields import parse_views
 from newsmon.connectors.http import HttpClient
-from newsmon.connectors.sources import Defaults, TelegramSource
 from newsmon.connectors.state import Cursor
 from newsmon.connectors.telegram import (
     TelegramConnector,
     TelegramPost,
+    TelegramSource,
     parse_preview,
-    parse_views,
     post_to_item,
 )
 from tests.connectors.feeds import fixture

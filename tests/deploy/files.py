@@ -17,7 +17,7 @@ from typing import Any
 import typer
 import yaml
 
-from newsmon.pipeline.cli import app
+from newsmon.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

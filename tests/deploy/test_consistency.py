@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from newsmon.config import Settings, load_settings
-from newsmon.pipeline.settings_doc import setting_env_names
+from newsmon.ops.settings_doc import setting_env_names
 from tests.deploy import files
 from tests.deploy.files import CommandLine
 

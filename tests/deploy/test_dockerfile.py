@@ -68,11 +68,18 @@ def test_the_context_holds_what_the_package_build_reads() -> None:
     context = set(context_files())
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["readme"] in context
-    assert project["project"]["scripts"]["newsmon"] == "newsmon.pipeline.cli:main"
+    assert project["project"]["scripts"]["newsmon"] == "newsmon.cli:main"
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.split()
-    for folder in project["tool"]["setuptools"]["package-dir"].values():
+    for package, folder in project["tool"]["setuptools"]["package-dir"].items():
+        if package == "newsmon.shipped":  # data only: the shipped configuration
+            continue
         modules = [f for f in tracked if f.startswith(folder + "/") and f.endswith(".py")]
         assert modules and set(modules) <= context, folder
         assert f"{folder}/py.typed" in context
     assert "config/newsmon.yaml" in context  # COPY config /etc/newsmon
+    # ... and the build stage copies each of those folders (the wheel needs them all).
+    cmds = instructions()
+    build = cmds[:max(i for i, c in enumerate(cmds) if c.cmd == "FROM")]
+    copied = {source for c in build if c.cmd == "COPY" for source in c.value[:-1]}
+    assert set(project["tool"]["setuptools"]["package-dir"].values()) <= copied

@@ -66,7 +66,7 @@ def write_config(tmp: Path, kafka: KafkaSettings, search: SearchSettings,
 
 
 def newsmon(config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "newsmon.pipeline.cli", *args, "--config", str(config)]
+    return [sys.executable, "-m", "newsmon.cli", *args, "--config", str(config)]
 
 
 def env() -> dict[str, str]:

@@ -175,7 +175,7 @@ def _newsmon(config: Path, *args: str, password: str | None = NEWSMON_PASSWORD,
         env["NEWSMON_SEARCH__PASSWORD"] = password
     if username is not None:
         env["NEWSMON_SEARCH__USERNAME"] = username
-    return subprocess.run([sys.executable, "-m", "newsmon.pipeline.cli", *args, "--config",
+    return subprocess.run([sys.executable, "-m", "newsmon.cli", *args, "--config",
                            str(config)], capture_output=True, text=True, timeout=300, env=env,
                           check=False, cwd=config.parent)
 

@@ -52,7 +52,7 @@ Am Wochenende wird es deutlich kälter.</description></item>
 def _newsmon(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "newsmon.pipeline.cli", "--verbose", *args, "--config",
+        [sys.executable, "-m", "newsmon.cli", "--verbose", *args, "--config",
          str(config)],
         capture_output=True, text=True, timeout=300, env=env, check=False, cwd=config.parent,
     )

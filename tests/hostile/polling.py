@@ -16,11 +16,14 @@ from pathlib import Path
 import brotli
 import zstandard
 
+from newsmon.connectors.base import Defaults
+from newsmon.connectors.feeds import FeedsConfig
 from newsmon.connectors.http import HttpClient, HttpSettings
+from newsmon.connectors.items import DEAD_LETTER_PROBLEMS
 from newsmon.connectors.publisher import ListPublisher
 from newsmon.connectors.results import PollReport, SourceResult
-from newsmon.connectors.runner import DEAD_LETTER_PROBLEMS, Poller
-from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource
+from newsmon.connectors.rss import RssSource
+from newsmon.connectors.runner import Poller
 from newsmon.metrics import REGISTRY
 from newsmon.models import DeadLetter, RawItem
 

@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from newsmon.connectors import extract
-from newsmon.connectors.rss import ParsedFeed, parse_feed
-from newsmon.connectors.sources import RssSource
+from newsmon.connectors.rss import ParsedFeed, RssSource, parse_feed
 from newsmon.connectors.telegram import parse_preview
 from newsmon.connectors.xmlguard import defuse
 from newsmon.html import flat_text, html_to_text, too_deep

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from newsmon.pipeline import cli
+from newsmon import cli
 from newsmon.runlock import EXIT_LOCKED
 from tests.localhttp import LocalServer, Response, serve
 

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from feedparser import FeedParserDict
 
-from newsmon.connectors.rss import entries_to_items, parse_feed
-from newsmon.connectors.runner import DEAD_LETTER_PROBLEMS
-from newsmon.connectors.sources import RssSource
+from newsmon.connectors.items import DEAD_LETTER_PROBLEMS
+from newsmon.connectors.rss import RssSource, entries_to_items, parse_feed
 from tests.connectors.feeds import fixture
 from tests.hostile.polling import (
     GOOD_TITLES,

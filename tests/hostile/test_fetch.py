@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from newsmon.connectors.base import PollResult
-from newsmon.connectors.http import AddressGuard, HttpClient, HttpSettings
-from newsmon.connectors.rss import RssConnector
-from newsmon.connectors.sources import Defaults, RssSource
+from newsmon.connectors.base import Defaults, PollResult
+from newsmon.connectors.guard import AddressGuard
+from newsmon.connectors.http import HttpClient, HttpSettings
+from newsmon.connectors.rss import RssConnector, RssSource
 from newsmon.connectors.state import Cursor
 from tests.hostile.server import (
     HostileServer,

@@ -20,8 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser
 
-from newsmon.connectors.rss import parse_feed
-from newsmon.connectors.sources import RssSource
+from newsmon.connectors.rss import RssSource, parse_feed
 from newsmon.connectors.telegram import parse_preview
 from newsmon.html import flat_text, html_to_text, too_deep
 from newsmon.models import RawItem

@@ -20,8 +20,9 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from newsmon.connectors.http import AddressGuard, HttpClient, HttpSettings
-from newsmon.connectors.runner import MAX_RETRY_AFTER_S
+from newsmon.connectors.guard import AddressGuard
+from newsmon.connectors.health import MAX_RETRY_AFTER_S
+from newsmon.connectors.http import HttpClient, HttpSettings
 from tests.hostile.polling import (
     GOOD_TITLES,
     MB,

@@ -20,12 +20,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from newsmon.connectors.base import Defaults
 from newsmon.connectors.codings import BodyTooLarge, CodingError, decode
 from newsmon.connectors.fields import ascii_int, header_token, text_codec
 from newsmon.connectors.http import HttpClient, HttpSettings, parse_retry_after
-from newsmon.connectors.rss import RssConnector, parse_feed
-from newsmon.connectors.runner import DEAD_LETTER_PROBLEMS
-from newsmon.connectors.sources import Defaults, RssSource
+from newsmon.connectors.items import DEAD_LETTER_PROBLEMS
+from newsmon.connectors.rss import RssConnector, RssSource, parse_feed
 from newsmon.connectors.state import Cursor
 from tests.hostile.polling import GOOD_TITLES, MB, encode, feed_xml, good_items, poll_pass
 from tests.hostile.server import HostileServer, Wire, hostile_server, raw

@@ -21,19 +21,21 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsmon.config import KafkaSettings
-from newsmon.connectors.base import PollResult, Problem
+from newsmon.connectors.base import Defaults, PollResult, Problem
+from newsmon.connectors.feeds import FeedsConfig
+from newsmon.connectors.items import MAX_ITEM_BYTES
 from newsmon.connectors.publisher import KafkaPublisher, ListPublisher
-from newsmon.connectors.runner import MAX_ITEM_BYTES, Poller
-from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource, TelegramSource
+from newsmon.connectors.rss import RssSource
+from newsmon.connectors.runner import Poller
 from newsmon.connectors.state import Cursor, Health, StateStore, storable_cursor
+from newsmon.connectors.telegram import TelegramSource
 from newsmon.models import DeadLetter, RawItem, SourceRef
 from newsmon.pipeline.store import SqliteStore
-from tests.connectors.feeds import Entry, rss
+from tests.connectors.feeds import Entry, embedded_config, rss
 from tests.connectors.server import LocalServer, Reply, serve
 from tests.connectors.test_kafka import consume, topic  # noqa: F401 - a fixture, used by name
 from tests.connectors.tgpages import page, post
@@ -271,17 +273,11 @@ def test_an_item_over_the_message_limit_is_parked_and_the_rest_reach_kafka(
 
 def write_config(tmp_path: Path, server: LocalServer) -> Path:
     tg, feed = sources(server)
-    (tmp_path / "feeds.yaml").write_text(yaml.safe_dump({
+    return embedded_config(tmp_path, {
         "defaults": {"interval_s": 1, "telegram_interval_s": 1, "min_interval_s": 0,
                      "telegram_page_delay_s": 0, "concurrency": 1},
         "sources": [tg.model_dump(mode="json", exclude_defaults=True),
-                    feed.model_dump(mode="json", exclude_defaults=True)]}))
-    config = tmp_path / "newsmon.yaml"
-    config.write_text(yaml.safe_dump({
-        "state_dir": str(tmp_path / "state"), "feeds": "feeds.yaml",
-        "topics": str(ROOT / "config" / "topics.yaml"),
-        "alerts": str(ROOT / "config" / "alerts.yaml"), "search": {"backend": "embedded"}}))
-    return config
+                    feed.model_dump(mode="json", exclude_defaults=True)]})
 
 
 def test_newsmon_run_parks_poison_posts_and_records_every_source(tmp_path: Path) -> None:

@@ -44,7 +44,9 @@ from pathlib import Path
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
 from newsmon.connectors.publisher import ListPublisher
 from newsmon.connectors.runner import Poller
-from newsmon.connectors.sources import Defaults, FeedsConfig, RssSource
+from newsmon.connectors.base import Defaults
+from newsmon.connectors.feeds import FeedsConfig
+from newsmon.connectors.rss import RssSource
 
 def peak_kb():
     with open("/proc/self/status") as status:

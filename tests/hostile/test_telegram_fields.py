@@ -22,20 +22,26 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsmon.connectors.fields import MAX_STORED_INT, ascii_int
-from newsmon.connectors.publisher import ListPublisher
-from newsmon.connectors.runner import DEAD_LETTER_PROBLEMS, Poller
-from newsmon.connectors.sources import Defaults, FeedsConfig, TelegramSource
-from newsmon.connectors.state import Cursor
-from newsmon.connectors.telegram import (
+from newsmon.connectors.base import Defaults
+from newsmon.connectors.feeds import FeedsConfig
+from newsmon.connectors.fields import (
     EARLIEST_DATE,
     LATEST_DATE,
+    MAX_STORED_INT,
+    ascii_int,
+    parse_post_date,
+    parse_views,
+)
+from newsmon.connectors.items import DEAD_LETTER_PROBLEMS
+from newsmon.connectors.publisher import ListPublisher
+from newsmon.connectors.runner import Poller
+from newsmon.connectors.state import Cursor
+from newsmon.connectors.telegram import (
     MAX_MESSAGE_ID,
     MAX_POST_HTML_CHARS,
     MAX_POSTS_PER_POLL,
-    parse_post_date,
+    TelegramSource,
     parse_preview,
-    parse_views,
 )
 from newsmon.html import MAX_DEPTH
 from newsmon.models import RawItem

@@ -18,10 +18,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from typer.testing import CliRunner
 
+from newsmon.cli import app
 from newsmon.config import ConfigError, KafkaSettings, load_settings
 from newsmon.connectors.publisher import KafkaPublisher
 from newsmon.kafka import KafkaUnavailable
-from newsmon.pipeline.cli import app
 from newsmon.pipeline.io_kafka import snapshot_ranges
 
 pytestmark = pytest.mark.timeout(120)

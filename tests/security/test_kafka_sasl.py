@@ -84,7 +84,7 @@ def test_poll_and_pipeline_run_over_sasl_ssl(secure_kafka: SecureKafka, tmp_path
         env |= secure_kafka.env(NEWSMON_KAFKA__SASL_MECHANISM="SCRAM-SHA-512")
 
         def newsmon(*args: str) -> subprocess.CompletedProcess[str]:
-            proc = subprocess.run([sys.executable, "-m", "newsmon.pipeline.cli", *args,
+            proc = subprocess.run([sys.executable, "-m", "newsmon.cli", *args,
                                    "--config", str(config)], capture_output=True, text=True,
                                   env=env, timeout=150, check=False, cwd=tmp_path)
             assert proc.returncode == 0, f"newsmon {args}:\n{proc.stdout}\n{proc.stderr}"
@@ -129,7 +129,7 @@ def test_the_pipeline_command_says_so_too(secure_kafka: SecureKafka, tmp_path: P
                                       "search": {"backend": "embedded"}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
     env |= secure_kafka.env(NEWSMON_KAFKA__SASL_PASSWORD=wrong)
-    proc = subprocess.run([sys.executable, "-m", "newsmon.pipeline.cli", "pipeline", "run",
+    proc = subprocess.run([sys.executable, "-m", "newsmon.cli", "pipeline", "run",
                            "--config", str(config)], capture_output=True, text=True, env=env,
                           timeout=120, check=False, cwd=tmp_path)
     assert proc.returncode != 0
@@ -175,7 +175,7 @@ def test_doctor_checks_the_credentials(secure_kafka: SecureKafka, tmp_path: Path
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
     env |= secure_kafka.env() if good else secure_kafka.env(NEWSMON_KAFKA__SASL_PASSWORD=wrong)
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "newsmon.pipeline.cli", "doctor",
+    proc = subprocess.run([sys.executable, "-m", "newsmon.cli", "doctor",
                            "--config", str(config)], capture_output=True, text=True, env=env,
                           timeout=120, check=False, cwd=tmp_path)
     output = proc.stdout + proc.stderr

@@ -20,6 +20,7 @@ import httpx
 from pydantic import Field, field_validator, model_validator
 
 from newsmon.config import StrictModel
+from newsmon.urls import redacted_url
 
 
 class DeliveryError(RuntimeError):
@@ -121,14 +122,6 @@ def http_error(where: str, resp: httpx.Response) -> DeliveryError:
                          retryable=retryable)
 
 
-def shown_url(url: str) -> str:
-    """scheme://host:port of a URL, without path or credentials (a webhook path is a secret)."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"
-
-
 def tcp_problem(host: str, port: int, timeout_s: float) -> str | None:
     """None when a TCP connection to host:port opens within the timeout, else why not."""
     try:
@@ -145,7 +138,7 @@ def check_url(kind: str, url: str, field_name: str, timeout_s: float) -> tuple[b
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     error = tcp_problem(parts.hostname or "", port, timeout_s)
-    return reachability(kind, shown_url(url), field_name, error)
+    return reachability(kind, redacted_url(url), field_name, error)
 
 
 def reachability(kind: str, target: str, fields: str, error: str | None) -> tuple[bool, str]:

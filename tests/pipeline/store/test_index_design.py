@@ -89,7 +89,7 @@ def test_monthly_index_follows_published_at() -> None:
 
 def test_deploy_search_templates_are_in_sync_with_mappings(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "newsmon.pipeline.cli", "search", "export", "--out", str(tmp_path)],
+        [sys.executable, "-m", "newsmon.cli", "search", "export", "--out", str(tmp_path)],
         capture_output=True, text=True, check=False, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

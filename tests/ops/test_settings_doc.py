@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from newsmon.config import load_settings
-from newsmon.pipeline.settings_doc import render, settings_docs
+from newsmon.ops.settings_doc import render, settings_docs
 
 ROOT = Path(__file__).resolve().parents[2]
 

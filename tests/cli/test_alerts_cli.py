@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from newsmon.pipeline.cli import app
+from newsmon.cli import app
 from newsmon.pipeline.store import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[2]

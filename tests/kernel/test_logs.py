@@ -80,7 +80,7 @@ def test_a_slack_webhook_url_is_treated_as_a_secret(capsys: pytest.CaptureFixtur
 
 
 def _newsmon(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "newsmon.pipeline.cli", *args],
+    return subprocess.run([sys.executable, "-m", "newsmon.cli", *args],
                           capture_output=True, text=True, timeout=300, env=env, cwd=cwd,
                           check=False)
 

@@ -10,12 +10,14 @@ import shutil
 import struct
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from newsmon.pipeline.report import (
+from newsmon.config import SearchSettings
+from newsmon.ops.report import (
     build,
     collect,
     distinct_snippets,
@@ -25,7 +27,7 @@ from newsmon.pipeline.report import (
     safe_href,
     summarize,
 )
-from newsmon.pipeline.store import DocumentStore, SqliteStore
+from newsmon.pipeline.store import DocumentStore, SqliteStore, open_store
 
 UNTIL = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
 SINCE = UNTIL - timedelta(days=7)
@@ -199,6 +201,13 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     seed(store)
     page, _ = build(store, SINCE, UNTIL)
     assert_rendered(page, tmp_path)
+
+
+@pytest.fixture
+def server_store(search_settings: SearchSettings) -> Iterator[DocumentStore]:
+    store = open_store(search_settings, Path("unused"))
+    yield store
+    store.close()
 
 
 @pytest.mark.integration

@@ -14,9 +14,8 @@ as scheme, host and port only, because a webhook URL's path is often its secret.
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,15 +23,19 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from newsmon import logs
-from newsmon.config import ConfigError, Settings, load_checked_settings, load_model
+from newsmon.config import ConfigError, Settings
+from newsmon.connectors.feeds import FeedsConfig
+from newsmon.ops.loading import Loaded, load_all
+from newsmon.pipeline.alerts.channels import channel_type
+from newsmon.pipeline.alerts.channels.base import tcp_problem
 from newsmon.pipeline.alerts.config import AlertsConfig, ChannelConfig
+from newsmon.pipeline.store.client import search_auth_http
+from newsmon.urls import redacted_url
 
 Status = Literal["ok", "warn", "fail"]
 
 #: Seconds for each network check (connect, request).
 TIMEOUT_S = 3.0
-TELEGRAM_API = ("api.telegram.org", 443)  # the default Bot API server
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,7 @@ def exit_status(findings: list[Finding]) -> int:
 
 def _tcp(host: str, port: int) -> str | None:
     """None when a TCP connection to host:port opens within the timeout, else why not."""
-    try:
-        with socket.create_connection((host, port), timeout=TIMEOUT_S):
-            return None
-    except TimeoutError:
-        return f"no answer within {TIMEOUT_S:.0f}s"
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
+    return tcp_problem(host, port, TIMEOUT_S)
 
 
 def _host_port(address: str, default_port: int) -> tuple[str, int]:
@@ -77,66 +74,24 @@ def _host_port(address: str, default_port: int) -> tuple[str, int]:
         return address, default_port
 
 
-def _shown(url: str) -> str:
-    """scheme://host:port of a URL, without path or credentials (a webhook path is a secret)."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"
-
-
 # --- config --------------------------------------------------------------------------------
 
 
-def check_config(path: Path | None) -> tuple[Settings | None, AlertsConfig | None, list[Finding]]:
+def check_config(path: Path | None) -> tuple[Loaded | None, list[Finding]]:
+    """The configuration as every command loads it (ops.loading.load_all): None when the
+    settings themselves cannot be loaded, else what loaded, with a finding per problem."""
     try:
-        settings = load_checked_settings(path)
+        loaded = load_all(path)
     except ConfigError as exc:
-        return None, None, [
+        return None, [
             Finding("fail", "config", f"{p} -> fix the file or the NEWSMON_* variable", True)
             for p in exc.problems
         ]
-    logs.register_secrets([settings])
-    findings: list[Finding] = []
-    alerts: AlertsConfig | None = None
-    try:
-        alerts = load_model(AlertsConfig, settings.alerts)
-        logs.register_secrets([alerts])
-    except ConfigError as exc:
-        findings += [Finding("fail", "config", p, True) for p in exc.problems]
-    checks: list[tuple[str, Callable[[], Any]]] = [
-        ("feeds", lambda: _load_feeds(settings)),
-        ("topics", lambda: _load_rules(settings)),
-    ]
-    for _name, check in checks:
-        try:
-            check()
-        except ConfigError as exc:
-            findings += [Finding("fail", "config", p, True) for p in exc.problems]
-    if alerts is not None:
-        for rule in alerts.rules:
-            for channel in rule.channels:
-                if channel not in alerts.channels:
-                    findings.append(Finding(
-                        "fail", "config",
-                        f"{settings.alerts}: rule {rule.name} names channel {channel!r}, which "
-                        f"is not under channels: -> define it or remove it from the rule", True))
+    findings = [Finding("fail", "config", p, True) for p in loaded.problems]
     if not findings:
         findings.append(Finding("ok", "config", f"{path or 'newsmon.yaml'}, feeds, topics and "
                                 "alert rules are valid"))
-    return settings, alerts, findings
-
-
-def _load_feeds(settings: Settings) -> Any:
-    from newsmon.connectors.sources import load_sources
-
-    return load_sources(settings.feeds)
-
-
-def _load_rules(settings: Settings) -> Any:
-    from newsmon.pipeline.detection import load_rules
-
-    return load_rules(settings.topics)
+    return loaded, findings
 
 
 def check_state_dir(settings: Settings) -> Finding:
@@ -152,14 +107,10 @@ def check_state_dir(settings: Settings) -> Finding:
     return Finding("ok", "state", f"{directory} is writable")
 
 
-def check_sources(settings: Settings) -> Finding | None:
+def check_sources(settings: Settings, sources: FeedsConfig) -> Finding:
     """Disabled and failing sources, from the poller's stored health (nothing if never run)."""
-    from newsmon.connectors.runner import source_health
+    from newsmon.connectors.health import source_health
 
-    try:
-        sources = _load_feeds(settings)
-    except ConfigError:
-        return None  # already reported by check_config
     state = settings.state_dir / "connectors.sqlite"
     health = source_health(sources, state)
     disabled = [h.id for h in health if h.state == "disabled"]
@@ -242,20 +193,12 @@ def check_kafka(settings: Settings) -> list[Finding]:
 # --- search server ---------------------------------------------------------------------------
 
 
-def _search_auth(settings: Settings) -> dict[str, Any]:
-    search = settings.search
-    if search.api_key is not None:
-        return {"headers": {"Authorization": f"ApiKey {search.api_key.get_secret_value()}"}}
-    if search.username and search.password is not None:
-        return {"auth": (search.username, search.password.get_secret_value())}
-    return {}
-
-
 def check_search(settings: Settings) -> list[Finding]:
     search = settings.search
     if search.backend == "embedded":
         return [Finding("ok", "search", f"embedded store in {settings.state_dir} (no server)")]
     url = search.url.rstrip("/")
+    shown = redacted_url(url)
     name = search.backend
     fix = ("-> start it, or point search.url (NEWSMON_SEARCH__URL) at a running "
            f"{name}")
@@ -264,36 +207,37 @@ def check_search(settings: Settings) -> list[Finding]:
     # client needs the port, see SearchSettings.problems).
     error = _tcp(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 9200))
     if error is not None:
-        return [Finding("fail", "search", f"cannot connect to {name} at {_shown(url)} "
+        return [Finding("fail", "search", f"cannot connect to {name} at {shown} "
                         f"({error}) {fix}")]
     verify: Any = search.ca_certs or search.verify_certs
     try:
-        with httpx.Client(timeout=TIMEOUT_S + 2, verify=verify, **_search_auth(settings)) as http:
+        with httpx.Client(timeout=TIMEOUT_S + 2, verify=verify,
+                          **search_auth_http(search)) as http:
             health = http.get(f"{url}/_cluster/health")
             if health.status_code == 401:
-                return [Finding("fail", "search", f"{name} at {_shown(url)} rejected the "
+                return [Finding("fail", "search", f"{name} at {shown} rejected the "
                                 "credentials (HTTP 401) -> set NEWSMON_SEARCH__API_KEY, or "
                                 "search.username and NEWSMON_SEARCH__PASSWORD")]
             if health.status_code == 403:
-                return [Finding("fail", "search", f"{name} at {_shown(url)}: the user may not "
+                return [Finding("fail", "search", f"{name} at {shown}: the user may not "
                                 "read cluster health (HTTP 403) -> grant the monitor cluster "
                                 "privilege and write privileges on "
                                 f"{search.index_prefix}-* indices")]
             if health.status_code >= 300:
-                return [Finding("fail", "search", f"{name} at {_shown(url)} answered HTTP "
+                return [Finding("fail", "search", f"{name} at {shown} answered HTTP "
                                 f"{health.status_code} to GET /_cluster/health {fix}")]
             status = health.json().get("status", "unknown")
             template = http.get(f"{url}/_index_template/{search.index_prefix}-articles")
     except httpx.HTTPError as exc:
-        return [Finding("fail", "search", f"{name} at {_shown(url)}: {type(exc).__name__}: "
+        return [Finding("fail", "search", f"{name} at {shown}: {type(exc).__name__}: "
                         f"{exc} -> check search.url, TLS (search.ca_certs, verify_certs)")]
     findings = []
     if status == "red":
-        findings.append(Finding("fail", "search", f"{name} at {_shown(url)} is red (some "
+        findings.append(Finding("fail", "search", f"{name} at {shown} is red (some "
                                 "primary shards unassigned) -> see GET /_cluster/allocation/"
                                 "explain"))
     else:
-        findings.append(Finding("ok", "search", f"{name} at {_shown(url)} answers, cluster "
+        findings.append(Finding("ok", "search", f"{name} at {shown} answers, cluster "
                                 f"{status}"))
     if template.status_code == 404:
         findings.append(Finding("warn", "search", f"no index templates for prefix "
@@ -317,44 +261,9 @@ def _check_channel(name: str, channel: ChannelConfig) -> Finding:
         make_notifier(channel)
     except ValueError as exc:
         return Finding("fail", check, f"{exc} -> change channels.{name} in alerts.yaml", True)
-    if channel.type == "console":
-        return Finding("ok", check, "console (standard output)")
-    tls = getattr(channel, "tls", "starttls")
-    if channel.type == "telegram":
-        base = urlsplit(channel.url or f"https://{TELEGRAM_API[0]}")
-        host = base.hostname or ""
-        port = base.port or (443 if base.scheme == "https" else 80)
-        target = _shown(channel.url or f"https://{TELEGRAM_API[0]}")
-    elif channel.type == "smtp":
-        # getattr: the SMTP fields are optional in older ChannelConfig versions.
-        host = getattr(channel, "host", None) or ""
-        port = getattr(channel, "port", None) or {"ssl": 465, "starttls": 587}.get(tls, 25)
-        target = f"smtp://{host}:{port}"
-    else:
-        parts = urlsplit(channel.url or "")
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        target = _shown(channel.url or "")
-    error = _tcp(host, port)
-    if error is not None:
-        where = f"{name}.host and .port" if channel.type == "smtp" else f"{name}.url"
-        return Finding("fail", check, f"{channel.type} endpoint {target} is not reachable "
-                       f"({error}) -> check channels.{where} in alerts.yaml and the "
-                       "network (alerts to it stay pending and are retried)")
-    if channel.type == "smtp" and tls != "ssl":  # with implicit TLS the greeting is encrypted
-        greeting = _smtp_greeting(host, port)
-        if not greeting.startswith("220"):
-            return Finding("fail", check, f"{target} accepts connections but is not ready to "
-                           f"take mail (greeting {greeting[:60]!r}) -> check the mail server")
-    return Finding("ok", check, f"{channel.type} endpoint {target} is reachable")
-
-
-def _smtp_greeting(host: str, port: int) -> str:
-    try:
-        with socket.create_connection((host, port), timeout=TIMEOUT_S) as sock:
-            return sock.recv(512).decode("ascii", "replace").strip()
-    except OSError as exc:
-        return f"({exc.strerror or type(exc).__name__})"
+    # Each channel type checks its own endpoint (the channel registry): no per-type code here.
+    ok, message = channel_type(channel.type).check(channel, TIMEOUT_S)
+    return Finding("ok" if ok else "fail", check, message)
 
 
 def check_channels(alerts: AlertsConfig) -> Iterator[Finding]:
@@ -367,15 +276,15 @@ def check_channels(alerts: AlertsConfig) -> Iterator[Finding]:
 
 def run_checks(path: Path | None) -> list[Finding]:
     """Every check; stops after the settings only when they cannot be loaded at all."""
-    settings, alerts, findings = check_config(path)
-    if settings is None:
+    loaded, findings = check_config(path)
+    if loaded is None:
         return findings
+    settings = loaded.settings
     findings.append(check_state_dir(settings))
-    sources = check_sources(settings)
-    if sources is not None:
-        findings.append(sources)
+    if loaded.feeds is not None:
+        findings.append(check_sources(settings, loaded.feeds))
     findings += check_kafka(settings)
     findings += check_search(settings)
-    if alerts is not None:
-        findings += check_channels(alerts)
+    if loaded.alerts is not None:
+        findings += check_channels(loaded.alerts)
     return findings

@@ -7,9 +7,10 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from newsmon.connectors.runner import SourceHealth
 from rich.console import Console
 from rich.table import Table
+
+from newsmon.connectors.health import SourceHealth
 
 _STATE_STYLE = {
     "ok": "green",

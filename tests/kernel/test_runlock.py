@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from newsmon.pipeline.cli import app
+from newsmon.cli import app
 from newsmon.runlock import EXIT_LOCKED, RunLocked, run_lock
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import pytest
 
 from newsmon.config import SearchSettings
 from newsmon.languages import COMMON_LANGUAGES
-from newsmon.pipeline.dashboards import (
+from newsmon.ops.dashboards import (
     AGGREGATING,
     DATA_VIEWS,
     RECORDS,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from newsmon.pipeline.cli import app
+from newsmon.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 NEWSMON = Path(sys.executable).parent / "newsmon"
@@ -169,3 +169,20 @@ def test_every_command_refuses_a_broken_file_it_reads(tmp_path: Path) -> None:
                 assert BROKEN[case][2] in proc.stdout + proc.stderr
             ran += 1
     assert ran >= 15
+
+
+@pytest.mark.parametrize("case", [c for c, (name, _, _) in BROKEN.items()
+                                  if name != "newsmon.yaml"])
+def test_config_check_doctor_and_run_refuse_the_same_lines(tmp_path: Path, case: str) -> None:
+    """The three read the configuration through one loader (newsmon.ops.loading.load_all):
+    they used to assemble it three times, with different checks."""
+    config = config_dir(tmp_path, case)
+    runner = CliRunner()
+    checked = runner.invoke(app, ["config", "check", "-c", str(config)])
+    ran = runner.invoke(app, ["run", "-c", str(config)])
+    doctor = runner.invoke(app, ["doctor", "-c", str(config)])
+    assert (checked.exit_code, ran.exit_code, doctor.exit_code) == (2, 2, 2)
+    expected = checked.stderr.splitlines()
+    assert expected and ran.stderr.splitlines() == expected
+    assert [line.removeprefix("FAIL config: ") for line in doctor.stdout.splitlines()
+            if line.startswith("FAIL config: ")] == expected

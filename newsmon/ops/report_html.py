@@ -1,223 +1,33 @@
-"""``newsmon report``: one self-contained HTML page with the dashboards' views, for teams
-without Kibana: volume per topic over time, per language and per source; top stories; latest
-alerts with their evidence; source health; dead letters.
-
-Three layers: :func:`collect` reads a window from any store (the embedded SQLite one too);
-:func:`summarize` is pure counting; :func:`render` writes HTML with inline CSS and inline SVG.
-The page loads nothing: a Content-Security-Policy forbids scripts and every outside resource,
-and every text that came from a feed (titles, names, snippets, errors) is HTML-escaped,
-because feed titles may carry markup or script. Links go to http(s) addresses only.
+"""The HTML of ``newsmon report`` (report.py reads and counts): one page with inline CSS and
+inline SVG charts that loads nothing. A Content-Security-Policy forbids scripts and every
+outside resource, every text that came from a feed is HTML-escaped (feed titles may carry
+markup or script), and links go to http(s) addresses only.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from newsmon.pipeline.store import DocumentStore, parse_time
+from newsmon.pipeline.store import parse_time
 
-JsonDict = dict[str, Any]
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``30m``, ``24h``, ``7d``, ``2w`` -> timedelta; ValueError otherwise."""
-    match = _DURATION.match(text)
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 24h, 7d)")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-
-
-# --- reading ---------------------------------------------------------------------------------
-
-_ARTICLE_FIELDS = ("doc_id", "story_id", "title", "url", "lang", "source", "published_at",
-                   "first_seen_at", "topic_names")
-_DEAD_FIELDS = ("dl_id", "stage", "error", "source_id", "created_at")
-
-
-@dataclass(frozen=True)
-class ReportData:
-    since: datetime
-    until: datetime
-    backend: str
-    articles: tuple[JsonDict, ...]
-    alerts: tuple[JsonDict, ...]
-    dead_letters: tuple[JsonDict, ...]
-    sources: tuple[JsonDict, ...]
-
-
-def collect(store: DocumentStore, since: datetime, until: datetime) -> ReportData:
-    """Everything the report shows, read once (only the fields it needs, never texts)."""
-    return ReportData(
-        since=since,
-        until=until,
-        backend=store.backend,
-        articles=tuple(store.scan("articles", since=since, until=until,
-                                  fields=_ARTICLE_FIELDS)),
-        alerts=tuple(store.scan("alerts", since=since, until=until)),
-        dead_letters=tuple(store.scan("dead-letters", since=since, until=until,
-                                      fields=_DEAD_FIELDS)),
-        sources=tuple(store.scan("source-health")),
-    )
-
-
-# --- counting (pure) -------------------------------------------------------------------------
-
-#: Bucket sizes for the volume chart: the smallest giving at most MAX_BUCKETS points.
-_BUCKETS_S = (900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
-MAX_BUCKETS = 72
-
-
-@dataclass(frozen=True)
-class Story:
-    story_id: str
-    title: str
-    url: str
-    topics: tuple[str, ...]
-    copies: int
-    sources: tuple[str, ...]
-    languages: tuple[str, ...]
-    first_seen: datetime
-
-
-@dataclass(frozen=True)
-class Report:
-    since: datetime
-    until: datetime
-    backend: str
-    bucket_s: int
-    bucket_starts: tuple[datetime, ...]
-    #: topic -> articles per bucket; "all articles" first.
-    volume: dict[str, list[int]]
-    #: (label, all articles, articles with a topic), largest first.
-    by_language: list[tuple[str, int, int]]
-    by_source: list[tuple[str, int, int]]
-    stories: list[Story]
-    alerts: list[JsonDict]
-    dead_by_stage: list[tuple[str, int]]
-    dead_latest: list[JsonDict]
-    sources: list[JsonDict]
-    totals: dict[str, int] = field(default_factory=dict)
-
+if TYPE_CHECKING:
+    from newsmon.ops.report import Report
 
 ALL = "all articles"
 
 
-def _time(doc: Mapping[str, Any], key: str) -> datetime | None:
+def time_of(doc: Mapping[str, Any], key: str) -> datetime | None:
     raw = doc.get(key)
     try:
         return parse_time(raw) if raw else None
     except (TypeError, ValueError):
         return None
 
-
-def bucket_size(span: timedelta) -> int:
-    seconds = max(span.total_seconds(), 1)
-    return next((b for b in _BUCKETS_S if seconds / b <= MAX_BUCKETS), _BUCKETS_S[-1])
-
-
-def _bars(counter: Counter[str], topical: Counter[str], n: int) -> list[tuple[str, int, int]]:
-    return [(label, total, topical[label]) for label, total in
-            sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
-
-
-_STATE_ORDER = {"failing": 0, "disabled": 1, "never-polled": 2, "off": 3, "ok": 4}
-
-
-def summarize(data: ReportData, *, top: int = 15) -> Report:
-    """Count what the page shows. Pure: the same data gives the same report."""
-    bucket_s = bucket_size(data.until - data.since)
-    epoch = int(data.since.timestamp())
-    first = datetime.fromtimestamp(epoch - epoch % bucket_s, UTC)
-    n = int((data.until - first).total_seconds() // bucket_s) + 1
-    starts = tuple(first + timedelta(seconds=i * bucket_s) for i in range(n))
-    volume: dict[str, list[int]] = defaultdict(lambda: [0] * n)
-    volume[ALL] = [0] * n
-    langs: Counter[str] = Counter()
-    langs_topical: Counter[str] = Counter()
-    sources: Counter[str] = Counter()
-    sources_topical: Counter[str] = Counter()
-    names = {str(s.get("source_id")): str(s.get("name") or s.get("source_id"))
-             for s in data.sources}
-    stories: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    for doc in data.articles:
-        stamp = _time(doc, "published_at")
-        topics = [str(t) for t in doc.get("topic_names") or ()]
-        if stamp is not None:
-            i = int((stamp - first).total_seconds() // bucket_s)
-            if 0 <= i < n:
-                volume[ALL][i] += 1
-                for topic in topics:
-                    volume[topic][i] += 1
-        lang = str(doc.get("lang") or "?")
-        source = doc.get("source") or {}
-        source_id = str(source.get("id") or "?")
-        names.setdefault(source_id, str(source.get("name") or source_id))
-        langs[lang] += 1
-        sources[source_id] += 1
-        if topics:
-            langs_topical[lang] += 1
-            sources_topical[source_id] += 1
-            stories[str(doc.get("story_id") or doc.get("doc_id"))].append(doc)
-    ranked = []
-    for story_id, docs in stories.items():
-        docs = sorted(docs, key=lambda d: (str(d.get("first_seen_at")), str(d.get("doc_id"))))
-        lead = docs[0]
-        ranked.append(Story(
-            story_id=story_id,
-            title=str(lead.get("title") or ""),
-            url=str(lead.get("url") or ""),
-            topics=tuple(sorted({str(t) for d in docs for t in d.get("topic_names") or ()})),
-            copies=len(docs),
-            sources=tuple(sorted({str((d.get("source") or {}).get("id", "")) for d in docs})),
-            languages=tuple(sorted({str(d.get("lang") or "?") for d in docs})),
-            first_seen=_time(lead, "first_seen_at") or _time(lead, "published_at") or data.since,
-        ))
-    ranked.sort(key=lambda s: (-len(s.sources), -s.copies, -s.first_seen.timestamp()))
-    alerts = sorted(data.alerts, key=lambda a: str(a.get("created_at")), reverse=True)
-    dead = Counter(str(d.get("stage")) for d in data.dead_letters)
-    health = sorted(data.sources, key=lambda s: (_STATE_ORDER.get(str(s.get("state")), 5),
-                                                 str(s.get("source_id"))))
-    states = Counter(str(s.get("state")) for s in data.sources)
-    topical = sum(1 for d in data.articles if d.get("topic_names"))
-    return Report(
-        since=data.since,
-        until=data.until,
-        backend=data.backend,
-        bucket_s=bucket_s,
-        bucket_starts=starts,
-        volume={ALL: volume[ALL], **{k: v for k, v in sorted(volume.items()) if k != ALL}},
-        by_language=_bars(langs, langs_topical, top),
-        by_source=[(names.get(label, label), total, part)
-                   for label, total, part in _bars(sources, sources_topical, top)],
-        stories=ranked[:top],
-        alerts=alerts[:25],
-        dead_by_stage=sorted(dead.items(), key=lambda kv: (-kv[1], kv[0])),
-        dead_latest=sorted(data.dead_letters, key=lambda d: str(d.get("created_at")),
-                           reverse=True)[:10],
-        sources=health,
-        totals={
-            "articles": len(data.articles),
-            "topical articles": topical,
-            "stories on a topic": len(stories),
-            "alerts": len(data.alerts),
-            "dead letters": len(data.dead_letters),
-            "sources ok": states.get("ok", 0),
-            "sources failing": states.get("failing", 0) + states.get("disabled", 0),
-        },
-    )
-
-
-# --- rendering -------------------------------------------------------------------------------
 
 PALETTE = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0a7ea4",
            "#57606a")
@@ -249,7 +59,7 @@ def link(text: object, url: object) -> str:
     return f'<a href="{e(href)}" rel="noopener noreferrer">{label}</a>'
 
 
-def _fmt(t: datetime | None) -> str:
+def fmt_time(t: datetime | None) -> str:
     return f"{t:%Y-%m-%d %H:%M}" if t else "–"
 
 
@@ -317,7 +127,7 @@ def line_chart(series: Mapping[str, Sequence[int]], starts: Sequence[datetime],
         for i, v in enumerate(values):
             if v:
                 parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}">'
-                             f'<title>{e(name)}: {v} at {e(_fmt(starts[i]))} UTC</title>'
+                             f'<title>{e(name)}: {v} at {e(fmt_time(starts[i]))} UTC</title>'
                              f'</circle>')
     parts.append("</svg>")
     legend = ['<div class="legend">']
@@ -391,10 +201,10 @@ def _alert_row(alert: Mapping[str, Any]) -> str:
     )
     status = [f'<span class="chip {cls}">{e(label)}: {e(", ".join(sorted(values)))}</span>'
               for label, cls, values in groups if values]
-    created = _time(alert, "created_at")
+    created = time_of(alert, "created_at")
     return (
         "<tr>"
-        f"<td class=\"nowrap\">{e(_fmt(created))}</td>"
+        f"<td class=\"nowrap\">{e(fmt_time(created))}</td>"
         f'<td class="nowrap"><span class="chip {"surge" if kind == "surge" else ""}">'
         f"{e(kind)}</span><br>{e(alert.get('topic', ''))}</td>"
         f"<td>{link(alert.get('title', ''), alert.get('url'))}"
@@ -466,8 +276,8 @@ def render(report: Report, *, title: str = "newsmon report",
         '<meta name="referrer" content="no-referrer">',
         f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(title)}</h1>",
-        f'<p class="sub">{e(_fmt(report.since))} – {e(_fmt(report.until))} UTC · '
-        f"store: {e(report.backend)} · generated {e(_fmt(generated_at))} UTC</p>",
+        f'<p class="sub">{e(fmt_time(report.since))} – {e(fmt_time(report.until))} UTC · '
+        f"store: {e(report.backend)} · generated {e(fmt_time(generated_at))} UTC</p>",
     ]
     if hint:
         out.append(f'<p class="note">{e(hint)}</p>')
@@ -496,7 +306,8 @@ def render(report: Report, *, title: str = "newsmon report",
         out.append("<table><tr><th>first seen</th><th>story</th><th>topics</th>"
                    "<th>copies</th><th>sources</th><th>languages</th></tr>")
         out += [
-            f'<tr><td class="nowrap">{e(_fmt(s.first_seen))}</td><td>{link(s.title, s.url)}</td>'
+            f'<tr><td class="nowrap">{e(fmt_time(s.first_seen))}</td>'
+            f"<td>{link(s.title, s.url)}</td>"
             f"<td>{_chips(s.topics)}</td><td>{s.copies}</td>"
             f"<td>{e(', '.join(s.sources))}</td><td>{_chips(s.languages)}</td></tr>"
             for s in report.stories
@@ -525,7 +336,7 @@ def render(report: Report, *, title: str = "newsmon report",
                 f"<tr><td>{e(s.get('name') or s.get('source_id'))}<br>"
                 f'<span class="chip">{e(s.get("source_id"))}</span></td>'
                 f'<td class="state-{e(state)}">{e(state)}</td>'
-                f'<td class="nowrap">{e(_fmt(_time(s, "last_success_at")))}</td>'
+                f'<td class="nowrap">{e(fmt_time(time_of(s, "last_success_at")))}</td>'
                 f"<td>{e(s.get('consecutive_failures', 0))}</td>"
                 f"<td>{e(error[:300])}</td></tr>")
         out.append("</table>")
@@ -540,7 +351,7 @@ def render(report: Report, *, title: str = "newsmon report",
         out.append("<p>" + " ".join(f'<span class="chip bad">{e(stage)}: {n}</span>'
                                     for stage, n in report.dead_by_stage) + "</p>")
         out.append("<table><tr><th>parked</th><th>stage</th><th>source</th><th>error</th></tr>")
-        out += [f'<tr><td class="nowrap">{e(_fmt(_time(d, "created_at")))}</td>'
+        out += [f'<tr><td class="nowrap">{e(fmt_time(time_of(d, "created_at")))}</td>'
                 f"<td>{e(d.get('stage'))}</td><td>{e(d.get('source_id'))}</td>"
                 f"<td>{e(str(d.get('error', ''))[:300])}</td></tr>"
                 for d in report.dead_latest]
@@ -551,27 +362,3 @@ def render(report: Report, *, title: str = "newsmon report",
                "--replay</code> · this page loads nothing from the network</footer>")
     out.append("</body></html>")
     return "\n".join(out)
-
-
-def build(store: DocumentStore, since: datetime, until: datetime, *,
-          title: str = "newsmon report") -> tuple[str, Report]:
-    """Read, count and render; returns the HTML and the counts (for a summary line)."""
-    report = summarize(collect(store, since, until))
-    hint = ""
-    # Only on the embedded store (the demo, whose articles have fixed dates): on a search
-    # server this would read every article's date.
-    if not report.totals["articles"] and store.backend == "embedded":
-        latest = _latest_article(store)
-        if latest is not None and latest < since:
-            hint = (f"No articles in this window; the newest stored article was published "
-                    f"{_fmt(latest)} UTC. Use --until or a longer --since to see it.")
-    return render(report, title=title, hint=hint), report
-
-
-def _latest_article(store: DocumentStore) -> datetime | None:
-    latest = None
-    for doc in store.scan("articles", fields=("published_at",)):
-        stamp = _time(doc, "published_at")
-        if stamp is not None and (latest is None or stamp > latest):
-            latest = stamp
-    return latest

@@ -50,7 +50,7 @@ def write_config(tmp: Path, *, kafka: str, backend: str, search_url: str, hook_u
 def doctor(config: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
     return subprocess.run(
-        [sys.executable, "-m", "newsmon.pipeline.cli", "doctor", "--config", str(config)],
+        [sys.executable, "-m", "newsmon.cli", "doctor", "--config", str(config)],
         capture_output=True, text=True, timeout=120, env=env, check=False, cwd=config.parent,
     )
 
@@ -113,7 +113,7 @@ def test_doctor_names_each_stopped_service_with_what_to_do(tmp_path: Path) -> No
         "running elasticsearch"]
     assert found["channel hook"] == [
         f"FAIL channel hook: webhook endpoint http://127.0.0.1:{hook} is not reachable "
-        "(Connection refused) -> check channels.hook.url in alerts.yaml and the network "
+        "(Connection refused) -> check the channel's url in alerts.yaml and the network "
         "(alerts to it stay pending and are retried)"]
     assert "secret-path-abc" not in proc.stdout  # a webhook path may be its secret
     assert "doctor: 3 problem(s) found" in proc.stderr
@@ -165,7 +165,7 @@ def test_doctor_checks_smtp_greetings_and_channel_secrets(tmp_path: Path) -> Non
         f"ok   channel mail: smtp endpoint smtp://127.0.0.1:{inbox.port} is reachable"]
     assert found["channel mail-down"][0].startswith(
         f"FAIL channel mail-down: smtp endpoint smtp://127.0.0.1:{closed} is not reachable "
-        "(Connection refused) -> check channels.mail-down.host and .port in alerts.yaml")
+        "(Connection refused) -> check the channel's host and port in alerts.yaml")
     assert found["channel hook"] == [
         "FAIL channel hook: environment variable DOCTOR_TEST_UNSET_TOKEN "
         "(channels.hook.secret_env) is not set -> export it with the channel's token or "

@@ -1,0 +1,137 @@
+"""A configured source with its stored health, for ``newsmon sources [--json]``, doctor and the
+search store's health index.
+
+:class:`SourceHealth` *is* the stored :class:`~newsmon.connectors.state.Health` (one
+declaration of the health fields) plus what the configuration says about the source and the
+``state`` summarised from both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import Field
+
+from newsmon.connectors.base import PollResult, SourceBase
+from newsmon.connectors.feeds import FeedsConfig
+from newsmon.connectors.state import Health, StateStore
+
+log = logging.getLogger(__name__)
+
+#: A Retry-After longer than this is treated as this (a misconfigured server asking for a year).
+MAX_RETRY_AFTER_S = 24 * 3600.0
+
+
+class SourceHealth(Health):
+    """One source's health row. ``source_id`` is left out of dumps: ``id`` names the source."""
+
+    source_id: str = Field(exclude=True)
+    id: str
+    type: str
+    name: str
+    lang: str
+    country: str
+    location: str
+    enabled: bool
+    interval_s: int
+    #: never-polled, ok, failing, disabled (after hard failures) or off (enabled: false).
+    state: str
+
+    @staticmethod
+    def of(source: SourceBase, health: Health, interval_s: int) -> SourceHealth:
+        if not source.enabled:
+            state = "off"
+        elif health.disabled:
+            state = "disabled"
+        elif health.last_poll_at is None:
+            state = "never-polled"
+        elif health.consecutive_failures:
+            state = "failing"
+        else:
+            state = "ok"
+        return SourceHealth(
+            **health.model_dump(),
+            **source.model_dump(include={"id", "type", "name", "lang", "country", "enabled"}),
+            location=source.location, interval_s=interval_s, state=state,
+        )
+
+
+def source_health(config: FeedsConfig, state_path: Path) -> list[SourceHealth]:
+    """Every configured source with its health; a missing state file means "never polled"
+    (it is not created by looking)."""
+    stored: dict[str, Health] = {}
+    if state_path.exists():
+        with StateStore(state_path) as store:
+            stored = store.all_health()
+    return [
+        SourceHealth.of(s, stored.get(s.id) or Health(source_id=s.id), config.interval_for(s))
+        for s in config.sources
+    ]
+
+
+def backoff_s(config: FeedsConfig, interval: int, failures: int) -> float:
+    """Exponential: the interval doubled per consecutive failure, capped."""
+    cap = float(config.defaults.max_backoff_s)
+    return min(cap, interval * 2.0 ** max(0, failures - 1))
+
+
+def next_health(
+    old: Health,
+    config: FeedsConfig,
+    source: SourceBase,
+    result: PollResult,
+    *,
+    new: int,
+    problems: int,
+    now: datetime,
+    jitter: Callable[[float], float],
+) -> Health:
+    """A source's health after one poll that found ``new`` new items and ``problems``
+    problems: counters, the error of a failed poll, the next due time (the interval, or the
+    feed's ttl, or the backoff and Retry-After after a failure, then ``jitter``), and the
+    source disabled after ``disable_after`` consecutive hard failures."""
+    defaults = config.defaults
+    interval = config.interval_for(source)
+    update: dict[str, object] = {
+        "last_poll_at": now,
+        "last_status": result.http_status if result.http_status is not None else
+        old.last_status,
+        "items_seen": old.items_seen + new,
+        "parse_errors": old.parse_errors + problems,
+    }
+    if new:
+        update["last_new_item_at"] = now
+    if result.status in ("ok", "not-modified"):
+        wait = float(interval)
+        if result.ttl_s:
+            wait = max(wait, float(min(result.ttl_s, defaults.max_ttl_s)))
+        update |= {
+            "last_success_at": now,
+            "consecutive_failures": 0,
+            "hard_failures": 0,
+        }
+    else:
+        failures = old.consecutive_failures + 1
+        hard = old.hard_failures + 1 if result.hard else old.hard_failures
+        wait = backoff_s(config, interval, failures)
+        if result.retry_after_s is not None:
+            wait = max(wait, min(result.retry_after_s, MAX_RETRY_AFTER_S))
+        update |= {
+            "last_error": result.error,
+            "last_error_kind": result.error_kind,
+            "last_error_at": now,
+            "consecutive_failures": failures,
+            "hard_failures": hard,
+        }
+        if hard >= defaults.disable_after and not old.disabled:
+            reason = (
+                f"disabled after {hard} consecutive hard failures;"
+                f" last: {result.error_kind}: {result.error}"
+            )
+            update |= {"disabled": True, "disabled_reason": reason}
+            log.error("source %s: %s", source.id, reason)
+    update["next_due_at"] = now + timedelta(seconds=jitter(wait))
+    return old.model_copy(update=update)

@@ -1,0 +1,119 @@
+"""``newsmon pipeline run``: Kafka (or an archive) -> Beam -> search server."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from newsmon.cli._common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    ConfigOpt,
+    MetricsFileOpt,
+    MetricsHostOpt,
+    MetricsPortOpt,
+    app,
+    complete,
+    exclusive,
+    fail,
+    run_failed,
+    settings,
+)
+
+pipeline_app = typer.Typer(help="Kafka -> Beam -> search server.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+
+
+class Mode(StrEnum):
+    batch = "batch"
+    stream = "stream"
+    backfill = "backfill"
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    config: ConfigOpt = None,
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            help="batch: process what this consumer group has not processed in Kafka, commit "
+            "the offsets after the search server acknowledged the writes, exit (for cron and "
+            "CronJobs). stream: run continuously. backfill: reprocess archived raw items "
+            "(JSON Lines, see `poll --archive`) with the current rules.",
+        ),
+    ] = Mode.batch,
+    source: Annotated[
+        Path | None, typer.Option("--from", help="backfill: the JSONL archive to read.")
+    ] = None,
+    runner: Annotated[
+        str,
+        typer.Option(
+            help="Beam runner: FnApiRunner (local, default) or FlinkRunner, SparkRunner, "
+            "DataflowRunner; pass their options after `--`."
+        ),
+    ] = "FnApiRunner",
+    beam_args: Annotated[
+        list[str] | None, typer.Argument(help="Extra Beam pipeline options, after `--`.")
+    ] = None,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
+    metrics_file: MetricsFileOpt = None,
+) -> None:
+    """Run the Beam pipeline: Kafka (or an archive) -> documents, alerts, dead letters."""
+    from newsmon import metrics
+    from newsmon.ops.orchestrate import run_context
+    from newsmon.pipeline.store import StoreSetupError, StoreUnavailable
+
+    loaded = complete(config, with_feeds=False)
+    ctx = run_context(loaded, kafka_dead_letters=mode is not Mode.backfill)
+    # Beam, imported once the config is known to be valid (its import logs noise).
+    from newsmon.kafka import KafkaUnavailable
+    from newsmon.pipeline.jobs import run_backfill, run_kafka_batch, run_kafka_stream
+
+    extra = beam_args or ()
+    # Batch and stream runs own the consumer group's offsets: one at a time. A backfill
+    # reads a file and commits nothing, so it may run beside them.
+    jobs = () if mode is Mode.backfill else ("pipeline",)
+    with exclusive(loaded.settings, *jobs), metrics.exported(
+            f"pipeline-{mode.value}", port=metrics_port, host=metrics_host,
+            textfile=metrics_file):
+        try:
+            if mode is Mode.backfill:
+                if source is None:
+                    raise fail("--mode backfill needs --from PATH (a JSONL archive)",
+                               EXIT_CONFIG)
+                n = run_backfill(source, ctx, runner=runner, extra_options=extra)
+                typer.echo(f"backfilled {n} records from {source}")
+            elif mode is Mode.stream:
+                stop = threading.Event()
+                signal.signal(signal.SIGTERM, lambda *_: stop.set())
+                signal.signal(signal.SIGINT, lambda *_: stop.set())
+                n = run_kafka_stream(ctx, stop, runner=runner, extra_options=extra)
+                typer.echo(f"stream stopped after {n} records")
+            else:
+                summary = run_kafka_batch(ctx, runner=runner, extra_options=extra)
+                typer.echo(f"processed {summary.records} records; offsets committed")
+        except (KafkaUnavailable, StoreUnavailable, StoreSetupError) as exc:
+            raise run_failed(exc) from exc
+
+
+@pipeline_app.command("topics")
+def pipeline_topics(config: ConfigOpt = None) -> None:
+    """Create the raw-item and dead-letter topics for the brokers there are (6 partitions;
+    3 replicas and min.insync.replicas 2 on three brokers or more, one copy on one broker),
+    and say what each topic has. Existing topics are left as they are."""
+    from newsmon.kafka import KafkaUnavailable
+    from newsmon.pipeline.io_kafka import ensure_topics
+
+    loaded = settings(config)
+    try:
+        lines = ensure_topics(loaded.kafka)
+    except KafkaUnavailable as exc:
+        raise fail(f"pipeline topics: {exc}", EXIT_FAILED) from exc
+    for line in lines:
+        typer.echo(line)

@@ -1,0 +1,133 @@
+"""``newsmon poll`` and ``newsmon sources [enable ID]``: the connectors' commands."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from newsmon.cli._common import (
+    EXIT_CONFIG,
+    ConfigOpt,
+    MetricsFileOpt,
+    MetricsHostOpt,
+    MetricsPortOpt,
+    app,
+    exclusive,
+    fail,
+    feeds,
+    poll_status,
+    settings,
+)
+
+
+@app.command()
+def poll(
+    config: ConfigOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="Poll every due source once and exit.")] = (
+        False
+    ),
+    force: Annotated[bool, typer.Option(help="With --once: ignore intervals.")] = False,
+    archive: Annotated[
+        Path | None, typer.Option(help="Also append every published item to this JSONL file.")
+    ] = None,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
+    metrics_file: MetricsFileOpt = None,
+) -> None:
+    """Poll feeds and Telegram channels and publish new items to Kafka."""
+    from newsmon import metrics
+    from newsmon.connectors.publisher import KafkaPublisher
+    from newsmon.ops import orchestrate
+
+    loaded = settings(config)
+    publisher = KafkaPublisher(loaded.kafka)
+    with exclusive(loaded, "poll"), metrics.exported(
+            "poll-once" if once else "poll", port=metrics_port, host=metrics_host,
+            textfile=metrics_file):
+        try:
+            sources = feeds(loaded)
+            poller = orchestrate.make_poller(loaded, sources, publisher, archive=archive,
+                                             progress=once)
+            if once:
+                report = poller.poll_once(force=force)
+                typer.echo(orchestrate.poll_summary(report))
+                orchestrate.publish_health(loaded, sources)
+                code, status = poll_status(report)
+                typer.echo(status)
+                raise typer.Exit(code)
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            poller.run_forever(stop)
+        finally:
+            publisher.close()
+
+
+sources_app = typer.Typer(help="Every configured source with its health; `enable ID` "
+                          "re-enables a disabled one.", invoke_without_command=True)
+app.add_typer(sources_app, name="sources")
+
+
+@sources_app.callback()
+def sources(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    publish: Annotated[
+        bool, typer.Option("--publish", help="Also write it to the search store's "
+                           "source-health index (for dashboards; schedule it next to a "
+                           "continuously running poller).")
+    ] = False,
+) -> None:
+    """Show every configured source with its health."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from newsmon.cli import render
+    from newsmon.connectors.health import source_health
+    from newsmon.ops import orchestrate
+
+    loaded = settings(config)
+    configured = feeds(loaded)
+    health = source_health(configured, orchestrate.state_path(loaded))
+    typer.echo(render.health_json(health) if as_json else render.health_table(health))
+    if publish:
+        orchestrate.publish_health(loaded, configured)
+
+
+@sources_app.command("enable")
+def sources_enable(
+    source_id: Annotated[str, typer.Argument(metavar="ID", help="The source's id in feeds.yaml.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Re-enable a source disabled after repeated hard failures (fix its URL first): its
+    failure counts are cleared and it is polled at the next pass."""
+    from newsmon.connectors.state import StateStore
+    from newsmon.ops import orchestrate
+
+    loaded = settings(config)
+    configured = feeds(loaded)
+    try:
+        source = configured.get(source_id)
+    except KeyError:
+        known = ", ".join(s.id for s in configured.sources) or "none"
+        raise fail(f"no source {source_id!r} in {loaded.feeds} (sources: {known})",
+                   EXIT_CONFIG) from None
+    path = orchestrate.state_path(loaded)
+    if not path.exists():
+        typer.echo(f"{source.id} was never polled: nothing to enable")
+        return
+    # No run lock: a running poller skips disabled sources and reads their health anew on
+    # every pass, so it picks the change up by itself.
+    with StateStore(path) as state:
+        health = state.health(source.id)
+        if not health.disabled:
+            typer.echo(f"{source.id} is not disabled ({health.consecutive_failures} "
+                       "consecutive failures): nothing changed")
+            return
+        state.enable(source.id)
+    note = "" if source.enabled else " (it is `enabled: false` in feeds.yaml: still not polled)"
+    typer.echo(f"{source.id} enabled: polled at the next pass{note}")

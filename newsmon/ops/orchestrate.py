@@ -1,0 +1,130 @@
+"""What the commands do beyond parsing: building the poller, one ``newsmon run`` (poll, then
+process), and copying the pollers' health and dead letters to the search store.
+
+This layer is where the two halves meet: connectors publish, the pipeline processes, and
+neither imports the other. Output goes through ``say`` (the command's echo), so the functions
+run the same under the CLI and in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from newsmon.config import Settings
+from newsmon.connectors.feeds import FeedsConfig
+from newsmon.connectors.health import source_health
+from newsmon.connectors.publisher import KafkaPublisher, Publisher, SpoolPublisher
+from newsmon.connectors.results import PollReport
+from newsmon.connectors.runner import Poller
+from newsmon.connectors.state import StateStore
+from newsmon.ops import health
+from newsmon.ops.loading import Complete
+from newsmon.pipeline.store import DocumentStore, StoreUnavailable, open_store
+
+log = logging.getLogger("newsmon")
+
+Say = Callable[[str], None]
+
+
+def state_path(settings: Settings) -> Path:
+    """The pollers' state store (cursors, seen marks, health, poll dead letters)."""
+    return settings.state_dir / "connectors.sqlite"
+
+
+def make_poller(settings: Settings, feeds: FeedsConfig, publisher: Publisher, *,
+                archive: Path | None = None, progress: bool = False) -> Poller:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return Poller(feeds, state_path(settings), publisher, archive_path=archive,
+                  progress=progress)
+
+
+def poll_summary(report: PollReport) -> str:
+    """The poll report's totals and failed sources, without its own status line: the command
+    prints one status line of its own, the one its exit status agrees with."""
+    lines = report.summary().splitlines()
+    return "\n".join(line for line in lines if not line.startswith("status:"))
+
+
+def publish_health(settings: Settings, feeds: FeedsConfig) -> None:
+    """Copy the pollers' source health and dead letters into the search store (never fails
+    the caller: the dashboards' copy being stale must not stop polling)."""
+    store = open_store(settings.search, settings.state_dir)
+    try:
+        n = health.publish(store, source_health(feeds, state_path(settings)))
+        publish_poll_dead_letters(settings, store)
+    finally:
+        store.close()
+    log.debug("source health of %d sources written to the %s store", n,
+              settings.search.backend)
+
+
+def publish_poll_dead_letters(settings: Settings, store: DocumentStore) -> None:
+    """Copy the pollers' dead letters (kept in their state store) to the dead-letter index,
+    where `newsmon deadletters` and the dashboards show them beside the pipeline's."""
+    path = state_path(settings)
+    if not path.exists():
+        return
+    with StateStore(path) as state:
+        letters = state.dead_letters(unpublished_only=True)
+        if not letters:
+            return
+        try:
+            failures = store.bulk_write("dead-letters", [
+                (dl.dl_id, dl.model_dump(mode="json") | {"replayed": False}) for dl in letters])
+        except StoreUnavailable as exc:  # kept in the state store: the next pass copies them
+            log.warning("%d poll dead letters not copied to the search store yet: %s",
+                        len(letters), exc)
+            return
+        failed = {f.doc_id for f in failures}
+        state.mark_dead_letters_published(dl.dl_id for dl in letters if dl.dl_id not in failed)
+    for failure in failures:  # kept unpublished: the next pass tries again
+        log.warning("dead letter %s not written: %s", failure.doc_id, failure.error)
+
+
+def run_context(config: Complete, *, kafka_dead_letters: bool = False) -> Any:
+    """The pipeline's RunContext for a checked configuration (Beam is imported here, once
+    the configuration is known to be valid: its import logs noise)."""
+    from newsmon.pipeline.app import RunContext
+
+    return RunContext(settings=config.settings, alerts=config.alerts,
+                      dead_letters_to_kafka=kafka_dead_letters)
+
+
+def run_once(config: Complete, *, demo: bool, say: Say) -> PollReport:
+    """Poll, then process what was polled; returns the poll report (its sources' status is
+    the run's). A service that is down raises (KafkaUnavailable, StoreUnavailable).
+
+    On the embedded backend the items go through a spool file to the pipeline, in this
+    process; otherwise through Kafka (and the pipeline's dead letters to Kafka too)."""
+    from newsmon.pipeline.jobs import run_backfill, run_kafka_batch
+
+    settings = config.settings
+    embedded = settings.search.backend == "embedded"
+    ctx = run_context(config, kafka_dead_letters=not embedded)
+    if embedded:
+        spool = SpoolPublisher(settings.state_dir)
+        report = make_poller(settings, config.sources(), spool).poll_once(force=demo)
+        say(poll_summary(report))
+        publish_health(settings, config.sources())
+        n = 0
+        while (claimed := spool.claim()) is not None:
+            n += run_backfill(claimed, ctx, progress=False)
+            spool.done(claimed)
+        store = open_store(settings.search, settings.state_dir)
+        say(f"processed {n} new items; store {settings.state_dir / 'documents.sqlite'} holds "
+            f"{store.count('articles')} articles, {store.count('alerts')} alerts, "
+            f"{store.count('dead-letters')} dead letters")
+        return report
+    kafka_publisher = KafkaPublisher(settings.kafka)
+    try:
+        report = make_poller(settings, config.sources(), kafka_publisher).poll_once()
+    finally:
+        kafka_publisher.close()
+    say(poll_summary(report))
+    publish_health(settings, config.sources())
+    summary = run_kafka_batch(ctx)
+    say(f"processed {summary.records} records; offsets committed")
+    return report
