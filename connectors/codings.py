@@ -47,6 +47,15 @@ class CodingError(Exception):
         super().__init__(message)
         self.unsupported = unsupported
 
+    # Keyword state is not in ``args``: without this a pickled copy (a Beam worker's error)
+    # is rebuilt from the message alone and fails or loses ``unsupported``.
+    def __reduce__(self) -> tuple[typing.Any, ...]:
+        return (_coding_error, (str(self), self.unsupported))
+
+
+def _coding_error(message: str, unsupported: bool) -> CodingError:
+    return CodingError(message, unsupported=unsupported)
+
 
 class BodyTooLarge(Exception):
     """The body, or one of its encoded layers, passed the size limit."""

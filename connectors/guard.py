@@ -38,6 +38,11 @@ class FetchError(Exception):
         self.kind = kind
         self.hard = hard
 
+    # Keyword state is not in ``args``: without this a pickled copy is rebuilt from the
+    # message alone (the wrong arity for __init__) and unpickling fails.
+    def __reduce__(self) -> tuple[typing.Any, ...]:
+        return (_fetch_error, (type(self), self.kind, str(self), self.hard))
+
 
 class BlockedAddressError(FetchError):
     """The URL points at a private, loopback, link-local or otherwise non-public address
@@ -45,6 +50,12 @@ class BlockedAddressError(FetchError):
 
     def __init__(self, message: str, kind: str = "blocked-address") -> None:
         super().__init__(kind, message, hard=True)
+
+
+def _fetch_error(cls: type[FetchError], kind: str, message: str, hard: bool) -> FetchError:
+    error = FetchError.__new__(cls)
+    FetchError.__init__(error, kind, message, hard=hard)
+    return error
 
 
 def is_public_address(address: str) -> bool:
