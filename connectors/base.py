@@ -18,6 +18,7 @@ feed document, a few preview pages), so holding them is cheap.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from newsmon.config import MAX_PERIOD_S, StrictModel
-from newsmon.connectors.hosts import HostLimit
+from newsmon.connectors.hosts import THROTTLE_STATUSES, HostLimit
 from newsmon.connectors.http import HttpClient, HttpSettings, Response
 from newsmon.connectors.state import Cursor
 from newsmon.models import RawItem, SourceRef
@@ -100,6 +101,33 @@ class PollResult(BaseModel):
             http_status=http_status,
             problems=tuple(problems),
         )
+
+    @staticmethod
+    def refused(
+        log: logging.Logger, sid: str, cursor: Cursor, response: Response, now: datetime,
+        url: str,
+    ) -> PollResult | None:
+        """The result for an answer that carries no document — throttled (429/503 or the
+        host's cooldown) or any other non-2xx, logged to the connector's ``log`` with ``sid``
+        — or None for a usable one.
+
+        ``url`` is the address named in the message (the requested page or the final one).
+        """
+        status = response.status
+        if status in THROTTLE_STATUSES:
+            throttled = PollResult.throttled(cursor, response, now)
+            # One warning per 429; the sources that only met the host's cooldown say so quietly.
+            log.log(logging.INFO if response.cooled_down else logging.WARNING,
+                    "source %s: %s, retry after %s s", sid, throttled.error,
+                    throttled.retry_after_s)
+            return throttled
+        if not response.ok:
+            log.warning("source %s: HTTP %s from %s", sid, status, url)
+            return PollResult.failed(
+                cursor, f"http-{status}", f"HTTP {status} from {url}",
+                hard=status in HARD_STATUSES, http_status=status,
+            )
+        return None
 
     @staticmethod
     def throttled(cursor: Cursor, response: Response, now: datetime) -> PollResult:

@@ -26,7 +26,6 @@ import feedparser
 from pydantic import field_validator
 
 from newsmon.connectors.base import (
-    HARD_STATUSES,
     Defaults,
     PollResult,
     Problem,
@@ -38,7 +37,6 @@ from newsmon.connectors.base import (
 from newsmon.connectors.extract import extract_article, unextractable
 from newsmon.connectors.fields import ascii_int, charset_param, text_codec
 from newsmon.connectors.guard import FetchError
-from newsmon.connectors.hosts import THROTTLE_STATUSES
 from newsmon.connectors.http import HttpClient
 from newsmon.connectors.state import Cursor
 from newsmon.connectors.xmlguard import as_utf8, defuse, repair_encoding
@@ -378,19 +376,9 @@ class RssConnector:
                 }
             )
             return PollResult(status="not-modified", cursor=kept, http_status=status)
-        if status in THROTTLE_STATUSES:
-            throttled = PollResult.throttled(cursor, response, now)
-            # One warning per 429; the sources that only met the host's cooldown say so quietly.
-            log.log(logging.INFO if response.cooled_down else logging.WARNING,
-                    "source %s: %s, retry after %s s", sid, throttled.error,
-                    throttled.retry_after_s)
-            return throttled
-        if not response.ok:
-            log.warning("source %s: HTTP %s from %s", sid, status, response.url)
-            return PollResult.failed(
-                cursor, f"http-{status}", f"HTTP {status} from {response.url}",
-                hard=status in HARD_STATUSES, http_status=status,
-            )
+        refused = PollResult.refused(log, sid, cursor, response, now, response.url)
+        if refused is not None:
+            return refused
         digest = hashlib.sha256(response.content).hexdigest()
         validators = Cursor(
             etag=response.etag, last_modified=response.last_modified, body_sha256=digest

@@ -29,7 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from newsmon.connectors.base import (
-    HARD_STATUSES,
     Defaults,
     PollResult,
     Problem,
@@ -40,7 +39,6 @@ from newsmon.connectors.base import (
 )
 from newsmon.connectors.fields import MAX_STORED_INT, ascii_int, parse_post_date, parse_views
 from newsmon.connectors.guard import FetchError
-from newsmon.connectors.hosts import THROTTLE_STATUSES
 from newsmon.connectors.http import HttpClient
 from newsmon.connectors.state import Cursor
 from newsmon.html import MAX_DEPTH, clean_text, html_to_text, too_deep
@@ -349,23 +347,9 @@ class TelegramConnector:
                                       hard=exc.hard and exc.kind not in SOFT_PAGE_FAILURES),
                 )
             status = response.status
-            if status in THROTTLE_STATUSES:
-                throttled = PollResult.throttled(cursor, response, self.clock())
-                # One warning per 429; the sources that only met the host's cooldown say so
-                # quietly.
-                log.log(logging.INFO if response.cooled_down else logging.WARNING,
-                        "source %s: %s, retry after %s s", sid, throttled.error,
-                        throttled.retry_after_s)
-                return self._partial(cursor, posts, problems, skipped, throttled)
-            if not response.ok:
-                log.warning("source %s: HTTP %s from %s", sid, status, url)
-                return self._partial(
-                    cursor, posts, problems, skipped,
-                    PollResult.failed(
-                        cursor, f"http-{status}", f"HTTP {status} from {url}",
-                        hard=status in HARD_STATUSES, http_status=status,
-                    ),
-                )
+            refused = PollResult.refused(log, sid, cursor, response, self.clock(), url)
+            if refused is not None:
+                return self._partial(cursor, posts, problems, skipped, refused)
             page = parse_preview(
                 response.content.decode("utf-8", errors="replace"), self._source.channel, url
             )
