@@ -11,7 +11,7 @@ from typing import Any
 
 from newsmon.config import SearchSettings
 from newsmon.languages import LANGUAGE_ANALYZERS
-from newsmon.pipeline.store.base import JsonDict, Versioned
+from newsmon.pipeline.store.base import DocumentStore, JsonDict, Versioned
 from newsmon.pipeline.store.bulk import (
     BulkAction,
     BulkFailure,
@@ -42,7 +42,7 @@ from newsmon.urls import redacted_url
 log = logging.getLogger(__name__)
 
 
-class SearchServerStore:
+class SearchServerStore(DocumentStore):
     """Elasticsearch (``elasticsearch`` client) or OpenSearch (``opensearch-py``).
 
     The two clients share the bulk helper's shape and most call signatures; where they differ
@@ -386,30 +386,14 @@ class SearchServerStore:
             res = self._call(self.client.search, index=self._name(kind), body=body)
         return [dict(hit["_source"]) for hit in res["hits"]["hits"]]
 
-    def find_terms(
-        self,
-        kind: str,
-        field: str,
-        values: Sequence[str],
-        size: int = 50,
-        fields: Sequence[str] | None = None,
-    ) -> list[JsonDict]:
-        if not values:
-            return []
+    def _find_terms(self, kind: str, field: str, values: Sequence[str], size: int,
+                    fields: Sequence[str] | None) -> list[JsonDict]:
         return self._search(kind, {"terms": {field: list(values)}}, size, fields)
 
-    def scan(
-        self,
-        kind: str,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        terms: Mapping[str, Sequence[str]] | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> Iterator[JsonDict]:
-        """Every document of ``kind`` whose time field is in [since, until), oldest first.
-
-        Pages with ``search_after`` on (time, own id): both servers have it, it needs no
+    def _scan(self, kind: str, since: datetime | None, until: datetime | None,
+              terms: Mapping[str, Sequence[str]],
+              fields: Sequence[str] | None) -> Iterator[JsonDict]:
+        """Pages with ``search_after`` on (time, own id): both servers have it, it needs no
         point-in-time or scroll context, and it is not bounded by ``max_result_window``.
         """
         time_field, id_field = TIME_FIELDS[kind], ID_FIELDS[kind]
@@ -418,7 +402,7 @@ class SearchServerStore:
                   if t is not None}
         if bounds:
             filters.append({"range": {time_field: bounds}})
-        filters.extend({"terms": {f: list(v)}} for f, v in (terms or {}).items())
+        filters.extend({"terms": {f: list(v)}} for f, v in terms.items())
         page = 2000
         body: JsonDict = {
             "query": {"bool": {"filter": filters}},

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from newsmon.pipeline.store.base import JsonDict, Versioned, parse_time
+from newsmon.pipeline.store.base import DocumentStore, JsonDict, Versioned, parse_time, project
 from newsmon.pipeline.store.bulk import BulkFailure
 from newsmon.pipeline.store.mappings import TIME_FIELDS
 
@@ -37,7 +37,7 @@ def _matches_terms(doc: Mapping[str, Any], terms: Mapping[str, Sequence[str]]) -
 
 
 
-class SqliteStore:
+class SqliteStore(DocumentStore):
     """A local, single-file document store with the same contract, for the embedded default.
 
     SQLite rather than an embedded search engine: it ships with Python, is safe across
@@ -130,9 +130,6 @@ class SqliteStore:
             raise
         return not exists
 
-    def create_many(self, kind: str, docs: Sequence[tuple[str, JsonDict]]) -> set[str]:
-        return {doc_id for doc_id, doc in docs if self.create(kind, doc_id, doc)}
-
     def replace_if(
         self, kind: str, doc_id: str, doc: JsonDict, version: tuple[int, int]
     ) -> bool:
@@ -151,36 +148,19 @@ class SqliteStore:
             raise
         return ok
 
-    def find_terms(
-        self,
-        kind: str,
-        field: str,
-        values: Sequence[str],
-        size: int = 50,
-        fields: Sequence[str] | None = None,
-    ) -> list[JsonDict]:
-        if not values:
-            return []
+    def _find_terms(self, kind: str, field: str, values: Sequence[str], size: int,
+                    fields: Sequence[str] | None) -> list[JsonDict]:
         marks = ",".join("?" * len(values))
         rows = self._db.execute(
             f"SELECT DISTINCT d.body FROM terms t JOIN docs d ON d.kind = t.kind AND d.id = t.id"  # noqa: S608  # only placeholders are interpolated
             f" WHERE t.kind = ? AND t.field = ? AND t.value IN ({marks}) LIMIT ?",
             (kind, field, *values, size),
         ).fetchall()
-        docs = [json.loads(r[0]) for r in rows]
-        if fields is not None:
-            docs = [{k: d[k] for k in fields if k in d} for d in docs]
-        return docs
+        return [project(json.loads(r[0]), fields) for r in rows]
 
-    def scan(
-        self,
-        kind: str,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        terms: Mapping[str, Sequence[str]] | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> Iterator[JsonDict]:
+    def _scan(self, kind: str, since: datetime | None, until: datetime | None,
+              terms: Mapping[str, Sequence[str]],
+              fields: Sequence[str] | None) -> Iterator[JsonDict]:
         path = "$." + TIME_FIELDS[kind]
         sql = "SELECT body FROM docs WHERE kind = ?"
         args: list[str] = [kind]
@@ -201,7 +181,7 @@ class SqliteStore:
                 continue
             if terms and not _matches_terms(doc, terms):
                 continue
-            yield doc if fields is None else {k: doc[k] for k in fields if k in doc}
+            yield project(doc, fields)
 
     def all_docs(self, kind: str, size: int = 10_000) -> list[JsonDict]:
         rows = self._db.execute(
