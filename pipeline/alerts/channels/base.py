@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 
 from newsmon.config import StrictModel
 from newsmon.urls import redacted_url
+from newsmon.values import checked, http_url_problem
 
 
 class DeliveryError(RuntimeError):
@@ -93,6 +94,18 @@ class ChannelConfigBase(StrictModel):
         return env.get(self.secret_env) if self.secret_env else None
 
 
+class HttpChannelBase(ChannelConfigBase):
+    """A channel that talks HTTP: ``url`` (where to POST, or the API's base URL) must be an
+    http(s) URL."""
+
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else checked(http_url_problem(value), value)
+
+
 @dataclass(frozen=True)
 class ChannelType:
     """A registry entry: everything newsmon knows about one channel type."""
@@ -147,3 +160,19 @@ def reachability(kind: str, target: str, fields: str, error: str | None) -> tupl
                        f"channel's {fields} in alerts.yaml and the network (alerts to it stay "
                        "pending and are retried)")
     return True, f"{kind} endpoint {target} is reachable"
+
+
+def post_json(client: httpx.Client, url: str, payload: Mapping[str, Any], *, where: str,
+              timeout_s: float, headers: Mapping[str, str] | None = None,
+              name_only: bool = False) -> httpx.Response:
+    """POSTs ``payload`` as JSON and returns the 2xx answer; a transport failure or any other
+    answer raises :class:`DeliveryError` named by ``where``. ``name_only`` keeps the
+    exception's text out of the message (httpx puts the URL, a token in it too, in some)."""
+    try:
+        resp = client.post(url, json=payload, headers=headers, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        detail = "" if name_only else f": {exc}"
+        raise DeliveryError(f"{where}: {type(exc).__name__}{detail}") from exc
+    if resp.status_code >= 300:
+        raise http_error(where, resp)
+    return resp

@@ -6,19 +6,17 @@ import re
 from collections.abc import Mapping
 from typing import ClassVar, Literal
 
-import httpx
 from pydantic import field_validator
 
 from newsmon.pipeline.alerts.channels.base import (
-    ChannelConfigBase,
     ChannelType,
     DeliveryError,
+    HttpChannelBase,
     Message,
     check_url,
     http_client,
-    http_error,
+    post_json,
 )
-from newsmon.values import checked, http_url_problem
 
 #: Telegram refuses longer messages.
 TELEGRAM_MAX_CHARS = 4096
@@ -26,19 +24,14 @@ TELEGRAM_MAX_CHARS = 4096
 TELEGRAM_API = "https://api.telegram.org"
 
 
-class TelegramChannel(ChannelConfigBase):
+class TelegramChannel(HttpChannelBase):
+    """``url`` is the Bot API base URL (a local Bot API server, a test server)."""
+
     required: ClassVar[tuple[str, ...]] = ("chat_id", "secret_env")
 
     type: Literal["telegram"] = "telegram"
-    #: The Bot API base URL (a local Bot API server, a test server).
-    url: str | None = None
     #: The chat (``@channelname`` or a numeric id) the bot writes to.
     chat_id: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return None if value is None else checked(http_url_problem(value), value)
 
     @field_validator("chat_id")
     @classmethod
@@ -67,14 +60,9 @@ class TelegramNotifier:
         if len(text) > TELEGRAM_MAX_CHARS:
             text = text[: TELEGRAM_MAX_CHARS - 1] + "…"
         payload = {"chat_id": self.chat_id, "text": text, "disable_web_page_preview": True}
-        try:
-            resp = self.client.post(f"{self.base}/bot{self.token}/sendMessage", json=payload,
-                                    timeout=self.timeout_s)
-        except httpx.HTTPError as exc:
-            # httpx puts the URL (with the token) in some messages: name only the kind.
-            raise DeliveryError(f"{where}: {type(exc).__name__}") from exc
-        if resp.status_code >= 300:
-            raise http_error(where, resp)
+        # The URL holds the token: the failure names only the exception's kind.
+        resp = post_json(self.client, f"{self.base}/bot{self.token}/sendMessage", payload,
+                         where=where, timeout_s=self.timeout_s, name_only=True)
         try:
             ok = bool(resp.json().get("ok"))
         except (ValueError, AttributeError):

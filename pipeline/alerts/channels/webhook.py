@@ -5,31 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-import httpx
-from pydantic import field_validator
-
 from newsmon.pipeline.alerts.channels.base import (
-    ChannelConfigBase,
     ChannelType,
-    DeliveryError,
+    HttpChannelBase,
     Message,
     check_url,
     http_client,
-    http_error,
+    post_json,
 )
-from newsmon.values import checked, http_url_problem
 
 
-class _HookChannel(ChannelConfigBase):
+class _HookChannel(HttpChannelBase):
+    """``url`` is where to POST."""
+
     required: ClassVar[tuple[str, ...]] = ("url",)
-
-    #: Where to POST.
-    url: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return None if value is None else checked(http_url_problem(value), value)
 
 
 class WebhookChannel(_HookChannel):
@@ -73,13 +62,8 @@ class WebhookNotifier:
 
     def send(self, message: Message) -> None:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        try:
-            resp = self.client.post(self.url, json=self.payload(message), headers=headers,
-                                    timeout=self.timeout_s)
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"webhook {self.url}: {type(exc).__name__}: {exc}") from exc
-        if resp.status_code >= 300:
-            raise http_error(f"webhook {self.url}", resp)
+        post_json(self.client, self.url, self.payload(message), where=f"webhook {self.url}",
+                  timeout_s=self.timeout_s, headers=headers)
 
 
 def _notifier(channel: _HookChannel, env: Mapping[str, str]) -> WebhookNotifier:
