@@ -58,20 +58,6 @@ from newsmon.pipeline.detection.text import (
     normalize,
 )
 
-__all__ = [
-        "Clause",
-    "EntityDef",
-    "Exclusion",
-    "GroupDef",
-    "LanguageTerms",
-    "Near",
-    "ReviewDef",
-    "Rule",
-    "RuleSet",
-    "TopicDef",
-    "load_rules",
-]
-
 
 class _Model(BaseModel):
     # No inf/nan: `.inf` is valid YAML and passes `gt=0`; an infinite score is no JSON a search
