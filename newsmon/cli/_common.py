@@ -30,6 +30,14 @@ app = typer.Typer(
 
 log = logging.getLogger("newsmon")
 
+
+def command_group(name: str, help_text: str, **options: Any) -> typer.Typer:
+    """A ``newsmon NAME ...`` group of sub-commands, added to the app (shown with its help
+    when called bare, unless ``options`` say otherwise)."""
+    group = typer.Typer(help=help_text, **({"no_args_is_help": True} | options))
+    app.add_typer(group, name=name)
+    return group
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(

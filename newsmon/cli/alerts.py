@@ -13,15 +13,14 @@ from newsmon.cli._common import (
     ConfigOpt,
     SinceOpt,
     UntilOpt,
-    app,
+    command_group,
     fail,
     load_alerts,
     settings,
     window,
 )
 
-alerts_app = typer.Typer(help="Alert rules: dry runs, surges, deliveries.", no_args_is_help=True)
-app.add_typer(alerts_app, name="alerts")
+alerts_app = command_group("alerts", "Alert rules: dry runs, surges, deliveries.")
 
 
 @alerts_app.command("test")

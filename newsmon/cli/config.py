@@ -8,11 +8,10 @@ from typing import Annotated
 
 import typer
 
-from newsmon.cli._common import EXIT_CONFIG, ConfigOpt, app, fail
+from newsmon.cli._common import EXIT_CONFIG, ConfigOpt, command_group, fail
 from newsmon.config import ConfigError
 
-config_app = typer.Typer(help="Validate configuration.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
+config_app = command_group("config", "Validate configuration.")
 
 
 @config_app.command("check")

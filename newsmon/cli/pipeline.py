@@ -17,7 +17,7 @@ from newsmon.cli._common import (
     MetricsFileOpt,
     MetricsHostOpt,
     MetricsPortOpt,
-    app,
+    command_group,
     complete,
     exclusive,
     fail,
@@ -25,8 +25,7 @@ from newsmon.cli._common import (
     settings,
 )
 
-pipeline_app = typer.Typer(help="Kafka -> Beam -> search server.", no_args_is_help=True)
-app.add_typer(pipeline_app, name="pipeline")
+pipeline_app = command_group("pipeline", "Kafka -> Beam -> search server.")
 
 
 class Mode(StrEnum):

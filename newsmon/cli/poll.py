@@ -16,6 +16,7 @@ from newsmon.cli._common import (
     MetricsHostOpt,
     MetricsPortOpt,
     app,
+    command_group,
     exclusive,
     fail,
     feeds,
@@ -67,9 +68,9 @@ def poll(
             publisher.close()
 
 
-sources_app = typer.Typer(help="Every configured source with its health; `enable ID` "
-                          "re-enables a disabled one.", invoke_without_command=True)
-app.add_typer(sources_app, name="sources")
+sources_app = command_group("sources", "Every configured source with its health; `enable ID` "
+                            "re-enables a disabled one.", invoke_without_command=True,
+                            no_args_is_help=False)
 
 
 @sources_app.callback()

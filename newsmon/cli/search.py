@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 
-from newsmon.cli._common import EXIT_FAILED, ConfigOpt, app, fail, settings
+from newsmon.cli._common import EXIT_FAILED, ConfigOpt, command_group, fail, settings
 
-search_app = typer.Typer(help="Search-server index templates and indices.", no_args_is_help=True)
-app.add_typer(search_app, name="search")
+search_app = command_group("search", "Search-server index templates and indices.")
 
 
 @search_app.command("setup")
