@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from newsmon.config import MAX_PERIOD_S, StrictModel
 from newsmon.connectors.hosts import THROTTLE_STATUSES, HostLimit
 from newsmon.connectors.http import HttpClient, HttpSettings, Response
-from newsmon.connectors.state import Cursor
+from newsmon.connectors.records import Cursor
 from newsmon.models import RawItem, SourceRef
 from newsmon.models import SourceType as TypeName
 from newsmon.values import host_problem

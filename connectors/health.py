@@ -1,7 +1,7 @@
 """A configured source with its stored health, for ``newsmon sources [--json]``, doctor and the
 search store's health index.
 
-:class:`SourceHealth` *is* the stored :class:`~newsmon.connectors.state.Health` (one
+:class:`SourceHealth` *is* the stored :class:`~newsmon.connectors.records.Health` (one
 declaration of the health fields) plus what the configuration says about the source and the
 ``state`` summarised from both.
 """
@@ -17,7 +17,8 @@ from pydantic import Field
 
 from newsmon.connectors.base import PollResult, SourceBase
 from newsmon.connectors.feeds import FeedsConfig
-from newsmon.connectors.state import Health, StateStore
+from newsmon.connectors.records import Health
+from newsmon.connectors.state import StateStore
 
 log = logging.getLogger(__name__)
 

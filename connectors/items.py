@@ -9,7 +9,8 @@ import json
 from collections.abc import Sequence
 
 from newsmon.connectors.base import PollResult, Problem, SourceBase
-from newsmon.connectors.state import StateStore, seen_mark_problem, storable_text
+from newsmon.connectors.records import seen_mark_problem, storable_text
+from newsmon.connectors.state import StateStore
 from newsmon.models import DeadLetter, RawItem
 
 #: Problems that drop input (an entry or post that could not be read, a page over the size

@@ -38,7 +38,7 @@ from newsmon.connectors.extract import extract_article, unextractable
 from newsmon.connectors.fields import ascii_int, charset_param, text_codec
 from newsmon.connectors.guard import FetchError
 from newsmon.connectors.http import HttpClient
-from newsmon.connectors.state import Cursor
+from newsmon.connectors.records import Cursor
 from newsmon.connectors.xmlguard import as_utf8, defuse, repair_encoding
 from newsmon.html import clean_text, html_to_text, strip_trailing_boilerplate
 from newsmon.models import RawItem, SourceRef

@@ -48,14 +48,10 @@ from newsmon.connectors.http import HttpClient
 from newsmon.connectors.items import dead_letters, new_items, publishable
 from newsmon.connectors.metrics import observe_poll_report
 from newsmon.connectors.publisher import ArchivingPublisher, Publisher, PublishError
+from newsmon.connectors.records import Cursor, storable_cursor, storable_text
 from newsmon.connectors.registry import connect
 from newsmon.connectors.results import PollReport, ResultStatus, SourceResult
-from newsmon.connectors.state import (
-    Cursor,
-    StateStore,
-    storable_cursor,
-    storable_text,
-)
+from newsmon.connectors.state import StateStore
 from newsmon.metrics import FETCH_SECONDS, ITEMS, POLL_DEAD_LETTERS, POLLS, PROBLEMS
 from newsmon.models import RawItem
 

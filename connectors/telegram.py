@@ -40,7 +40,7 @@ from newsmon.connectors.base import (
 from newsmon.connectors.fields import MAX_STORED_INT, ascii_int, parse_post_date, parse_views
 from newsmon.connectors.guard import FetchError
 from newsmon.connectors.http import HttpClient
-from newsmon.connectors.state import Cursor
+from newsmon.connectors.records import Cursor
 from newsmon.html import MAX_DEPTH, clean_text, html_to_text, too_deep
 from newsmon.models import RawItem
 from newsmon.urls import canonical_url

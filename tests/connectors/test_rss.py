@@ -8,8 +8,8 @@ import pytest
 
 from newsmon.connectors.base import Defaults
 from newsmon.connectors.http import HttpClient
+from newsmon.connectors.records import Cursor
 from newsmon.connectors.rss import RssConnector, RssSource, parse_feed
-from newsmon.connectors.state import Cursor
 from tests.connectors.feeds import Entry, fixture, rss
 from tests.connectors.server import LocalServer, Reply
 

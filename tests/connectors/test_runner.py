@@ -17,10 +17,11 @@ from newsmon.connectors.base import Defaults, PollResult
 from newsmon.connectors.feeds import FeedsConfig
 from newsmon.connectors.health import source_health
 from newsmon.connectors.publisher import ListPublisher, PublishError, read_archive
+from newsmon.connectors.records import Cursor
 from newsmon.connectors.results import PollReport, SourceResult
 from newsmon.connectors.rss import RssSource
 from newsmon.connectors.runner import Poller
-from newsmon.connectors.state import Cursor, StateStore
+from newsmon.connectors.state import StateStore
 from newsmon.connectors.telegram import TelegramSource
 from newsmon.models import RawItem
 from tests.connectors.feeds import Entry, fixture, rss

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from newsmon.connectors.state import Cursor, Health, StateStore
+from newsmon.connectors.records import Cursor, Health
+from newsmon.connectors.state import StateStore
 
 NOW = datetime(2024, 11, 25, 12, 0, tzinfo=UTC)
 

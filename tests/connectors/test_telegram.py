@@ -9,7 +9,7 @@ import pytest
 from newsmon.connectors.base import Defaults
 from newsmon.connectors.fields import parse_views
 from newsmon.connectors.http import HttpClient
-from newsmon.connectors.state import Cursor
+from newsmon.connectors.records import Cursor
 from newsmon.connectors.telegram import (
     TelegramConnector,
     TelegramPost,

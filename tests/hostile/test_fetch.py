@@ -16,8 +16,8 @@ import pytest
 from newsmon.connectors.base import Defaults, PollResult
 from newsmon.connectors.guard import AddressGuard
 from newsmon.connectors.http import HttpClient, HttpSettings
+from newsmon.connectors.records import Cursor
 from newsmon.connectors.rss import RssConnector, RssSource
-from newsmon.connectors.state import Cursor
 from tests.hostile.server import (
     HostileServer,
     drip,

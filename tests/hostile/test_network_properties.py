@@ -25,8 +25,8 @@ from newsmon.connectors.codings import BodyTooLarge, CodingError, decode
 from newsmon.connectors.fields import ascii_int, header_token, text_codec
 from newsmon.connectors.http import HttpClient, HttpSettings, parse_retry_after
 from newsmon.connectors.items import DEAD_LETTER_PROBLEMS
+from newsmon.connectors.records import Cursor
 from newsmon.connectors.rss import RssConnector, RssSource, parse_feed
-from newsmon.connectors.state import Cursor
 from tests.hostile.polling import GOOD_TITLES, MB, encode, feed_xml, good_items, poll_pass
 from tests.hostile.server import HostileServer, Wire, hostile_server, raw
 

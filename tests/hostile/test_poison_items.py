@@ -29,9 +29,10 @@ from newsmon.connectors.base import Defaults, PollResult, Problem
 from newsmon.connectors.feeds import FeedsConfig
 from newsmon.connectors.items import MAX_ITEM_BYTES
 from newsmon.connectors.publisher import KafkaPublisher, ListPublisher
+from newsmon.connectors.records import Cursor, Health, storable_cursor
 from newsmon.connectors.rss import RssSource
 from newsmon.connectors.runner import Poller
-from newsmon.connectors.state import Cursor, Health, StateStore, storable_cursor
+from newsmon.connectors.state import StateStore
 from newsmon.connectors.telegram import TelegramSource
 from newsmon.models import DeadLetter, RawItem, SourceRef
 from newsmon.pipeline.store import SqliteStore
@@ -121,14 +122,14 @@ def test_a_validator_header_that_cannot_be_sent_back_costs_the_conditional_get_o
     assert [r.results[0].status for r in reports] == ["ok", "not-modified", "not-modified"]
     assert cursor.etag is None and cursor.last_modified is None and cursor.body_sha256
     # The client drops the validator before it reaches the cursor (connectors/fields.py
-    # header_token); state.storable_cursor is the second line of defence.
+    # header_token); records.storable_cursor is the second line of defence.
     assert health.consecutive_failures == 0
     assert all("if-none-match" not in r.headers and "if-modified-since" not in r.headers
                for r in server.hits("/feed"))
 
 
 def test_every_cursor_field_is_checked_before_it_is_stored() -> None:
-    """A field added to Cursor without a check in state.storable_cursor fails here."""
+    """A field added to Cursor without a check in records.storable_cursor fails here."""
     hostile = Cursor.model_construct(**{name: object() for name in Cursor.model_fields})
     cleaned, replaced = storable_cursor(hostile, Cursor())
     assert set(replaced) == set(Cursor.model_fields)

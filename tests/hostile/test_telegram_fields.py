@@ -34,8 +34,8 @@ from newsmon.connectors.fields import (
 )
 from newsmon.connectors.items import DEAD_LETTER_PROBLEMS
 from newsmon.connectors.publisher import ListPublisher
+from newsmon.connectors.records import Cursor
 from newsmon.connectors.runner import Poller
-from newsmon.connectors.state import Cursor
 from newsmon.connectors.telegram import (
     MAX_MESSAGE_ID,
     MAX_POST_HTML_CHARS,
