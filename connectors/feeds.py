@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
-from newsmon.config import ConfigError, StrictModel, read_yaml, validate
+from newsmon.config import StrictModel
+from newsmon.configfile import ConfigError, read_yaml, validate
 from newsmon.connectors.base import Defaults, SourceBase
 from newsmon.connectors.registry import SOURCE_TYPES
 

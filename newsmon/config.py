@@ -16,21 +16,20 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
 )
 
+from newsmon.configfile import ConfigError, read_yaml, validate
 from newsmon.values import (
     CONTROL,
     checked,
@@ -48,19 +47,6 @@ ENV_PREFIX = "NEWSMON_"
 #: datetime's range and SQLite's 64-bit integers: without it, 10**20 passed the check and
 #: crashed the run with OverflowError.
 MAX_PERIOD_S = 366 * 24 * 3600
-
-
-class ConfigError(Exception):
-    """A config file is missing, unreadable or invalid. ``str()`` is one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-    def __reduce__(self) -> tuple[type[ConfigError], tuple[list[str]]]:
-        # Pickling re-calls the class with ``args``, the joined string, which __init__ would
-        # take for a list of one-character problems (a Beam worker's error, sent back).
-        return ConfigError, (self.problems,)
 
 
 class StrictModel(BaseModel):
@@ -268,84 +254,6 @@ class Settings(StrictModel):
 
 # --- loading -------------------------------------------------------------------------------
 
-M = TypeVar("M", bound=BaseModel)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key given twice in one mapping: YAML would silently keep
-    the last value, so an operator editing the first one would see no effect."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, list | dict):
-                continue  # unhashable: the base class reports it
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None,
-                    f"duplicate key {key!r} (first on line {seen[key] + 1})",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """One line: where (line, column) and what, without PyYAML's multi-line excerpt."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    what = " ".join(str(part) for part in (getattr(exc, "context", None),
-                                           getattr(exc, "problem", None)) if part)
-    return where + " ".join((what or str(exc)).split())
-
-
-def read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        hint = ""
-        if not path.is_absolute() and not path.exists():
-            # The usual cause: a command run outside the repository, where ./config is not.
-            hint = f" (looked in {Path.cwd()}; set NEWSMON_CONFIG_DIR or pass --config)"
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}{hint}"]) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not UTF-8 text: byte {exc.object[exc.start]:#04x} at "
-                           f"offset {exc.start}"]) from exc
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML: {_yaml_problem(exc)}"]) from exc
-
-
-def validate(
-    model: type[M],
-    data: Any,
-    origin: Path | str,
-    *,
-    origin_of: Callable[[tuple[str | int, ...]], str | None] | None = None,
-) -> M:
-    """Validate ``data`` into ``model``; errors name ``origin`` and the dotted key.
-
-    ``origin_of(loc)`` may name another origin for one key (an environment variable). A
-    model validator that checks several keys at once names them itself: its message is one
-    ``dotted.key: problem`` per line, reported as they are.
-    """
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems: list[str] = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            message = err["msg"].removeprefix("Value error, ")
-            where = (origin_of(loc) if origin_of else None) or str(origin)
-            if not loc and err["type"] == "value_error":
-                problems.extend(f"{where}: {line}" for line in message.splitlines())
-            else:
-                problems.append(f"{where}: {'.'.join(map(str, loc)) or '(top level)'}: {message}")
-        raise ConfigError(problems) from exc
-
-
 def env_overrides(environ: Mapping[str, str], prefix: str = ENV_PREFIX) -> dict[str, Any]:
     """``NEWSMON_SEARCH__URL=x`` -> ``{"search": {"url": "x"}}``."""
     out: dict[str, Any] = {}
@@ -495,7 +403,3 @@ def load_checked_settings(
     if problems:
         raise ConfigError(problems)
     return settings
-
-
-def load_model(model: type[M], path: Path) -> M:
-    return validate(model, read_yaml(path), path)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from newsmon.config import ConfigError, Settings
+from newsmon.config import Settings
+from newsmon.configfile import ConfigError
 
 if TYPE_CHECKING:
     from newsmon.connectors.feeds import FeedsConfig

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from newsmon.cli._common import EXIT_CONFIG, ConfigOpt, command_group, fail
-from newsmon.config import ConfigError
+from newsmon.configfile import ConfigError
 
 config_app = command_group("config", "Validate configuration.")
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from newsmon.cli._common import EXIT_CONFIG, ConfigOpt, app, fail, settings
-from newsmon.config import ConfigError
+from newsmon.configfile import ConfigError
 
 
 @app.command()

@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from newsmon.config import ConfigError, Settings
+from newsmon.config import Settings
+from newsmon.configfile import ConfigError
 from newsmon.connectors.feeds import FeedsConfig
 from newsmon.ops.loading import Loaded, load_all
 from newsmon.pipeline.alerts.channels import channel_type

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from newsmon import logs
-from newsmon.config import ConfigError, Settings, load_checked_settings, load_model
+from newsmon.config import Settings, load_checked_settings
+from newsmon.configfile import ConfigError, load_model
 from newsmon.connectors.feeds import FeedsConfig, load_sources
 from newsmon.pipeline.alerts.config import AlertsConfig, unknown_alert_topics
 from newsmon.pipeline.detection import RuleSet, load_rules

@@ -64,7 +64,7 @@ class AlertsConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> AlertsConfig:
-        # One "dotted.key: problem" per line: config.validate reports them under their keys.
+        # One "dotted.key: problem" per line: configfile.validate reports them under their keys.
         problems = []
         first: dict[str, str] = {}
         for key, rule in self.keyed_rules():

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import ahocorasick
 
-from newsmon.config import ConfigError
+from newsmon.configfile import ConfigError
 from newsmon.models import Classification, Entity, Evidence, TopicMatch
 from newsmon.pipeline.detection._compiled import (
     _Clause,

@@ -53,7 +53,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from newsmon.config import ConfigError, read_yaml, validate
+from newsmon.configfile import ConfigError, read_yaml, validate
 from newsmon.pipeline.detection.text import (
     normalize,
 )

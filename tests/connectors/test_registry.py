@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from newsmon.config import ConfigError
+from newsmon.configfile import ConfigError
 from newsmon.connectors.base import Defaults, SourceBase, Wiring
 from newsmon.connectors.feeds import FeedsConfig, load_sources
 from newsmon.connectors.http import HttpClient

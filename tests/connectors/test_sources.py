@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from newsmon.config import ConfigError
+from newsmon.configfile import ConfigError
 from newsmon.connectors.feeds import FeedsConfig, load_sources
 from newsmon.connectors.rss import RssSource
 from newsmon.connectors.telegram import TelegramSource

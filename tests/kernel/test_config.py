@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from newsmon.config import ConfigError, load_model, load_settings
+from newsmon.config import load_settings
+from newsmon.configfile import ConfigError, load_model
 from newsmon.pipeline.alerts.config import AlertsConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -79,7 +79,7 @@ def test_exception_pickles_to_the_same_message_and_state(cls: type[BaseException
 
 
 def test_config_error_keeps_its_problems_not_its_characters() -> None:
-    from newsmon.config import ConfigError
+    from newsmon.configfile import ConfigError
 
     copy = pickle.loads(pickle.dumps(ConfigError(["a.yaml: x: bad", "a.yaml: y: worse"])))
     assert copy.problems == ["a.yaml: x: bad", "a.yaml: y: worse"]

@@ -19,7 +19,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from typer.testing import CliRunner
 
 from newsmon.cli import app
-from newsmon.config import ConfigError, KafkaSettings, load_settings
+from newsmon.config import KafkaSettings, load_settings
+from newsmon.configfile import ConfigError
 from newsmon.connectors.publisher import KafkaPublisher
 from newsmon.kafka import KafkaUnavailable
 from newsmon.pipeline.io_kafka import snapshot_ranges

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from newsmon.config import ConfigError, validate
+from newsmon.configfile import ConfigError, validate
 from newsmon.pipeline.alerts.channels import CHANNELS, ChannelType, channel_type, make_notifier
 from newsmon.pipeline.alerts.config import AlertsConfig
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from newsmon.config import ConfigError
+from newsmon.configfile import ConfigError
 from newsmon.pipeline.detection import Classifier, RuleSet, load_rules
 from newsmon.pipeline.detection.evaluation import evaluate, read_records
 from newsmon.pipeline.detection.text import normalize
