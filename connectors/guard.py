@@ -149,35 +149,6 @@ HOP_GUARD: contextvars.ContextVar[AddressGuard | None] = contextvars.ContextVar(
 )
 
 
-class _GuardedBackend(httpcore.SyncBackend):
-    """Connects only to vetted addresses: the guard (the client's, else the current hop's)
-    runs at connect time, for every hop. Without either, a plain connect."""
-
-    def __init__(self, guard: AddressGuard | None) -> None:
-        self._guard = guard
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[typing.Any] | None = None,  # httpcore's SOCKET_OPTION union
-    ) -> httpcore.NetworkStream:
-        guard = self._guard or HOP_GUARD.get()
-        if guard is None:
-            return super().connect_tcp(host, port, timeout, local_address, socket_options)
-        last: OSError | httpcore.ConnectError | None = None
-        for address in guard.vetted_addresses(host, port):
-            try:
-                # TLS keeps using the URL's host name for SNI and certificate checks: httpcore
-                # takes it from the request, not from the address connected to.
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
-            except (OSError, httpcore.ConnectError) as exc:
-                last = exc
-        raise httpcore.ConnectError(f"cannot connect to {host}:{port}: {last}")
-
-
 #: When the current exchange must be over (time.monotonic()); set by HttpClient.get for the
 #: calling thread, read by every socket operation of that exchange.
 DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
@@ -230,11 +201,13 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._inner.get_extra_info(info)
 
 
-class _DeadlineBackend(httpcore.NetworkBackend):
-    """Wraps the connections of ``inner`` (plain or guarded) in :class:`_DeadlineStream`."""
+class _Backend(httpcore.SyncBackend):
+    """Connects only to vetted addresses: the guard (the client's, else the current hop's)
+    runs at connect time, for every hop; without either, a plain connect. Every connection is
+    a :class:`_DeadlineStream`, and connecting too ends by the exchange's deadline."""
 
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
-        self._inner = inner
+    def __init__(self, guard: AddressGuard | None) -> None:
+        self._guard = guard
 
     def connect_tcp(
         self,
@@ -242,12 +215,23 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         port: int,
         timeout: float | None = None,
         local_address: str | None = None,
-        socket_options: Iterable[typing.Any] | None = None,
+        socket_options: Iterable[typing.Any] | None = None,  # httpcore's SOCKET_OPTION union
     ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_tcp(
-            host, port, _bounded(timeout, httpcore.ConnectTimeout), local_address, socket_options
-        )
-        return _DeadlineStream(stream)
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        guard = self._guard or HOP_GUARD.get()
+        if guard is None:
+            return _DeadlineStream(
+                super().connect_tcp(host, port, timeout, local_address, socket_options))
+        last: OSError | httpcore.ConnectError | None = None
+        for address in guard.vetted_addresses(host, port):
+            try:
+                # TLS keeps using the URL's host name for SNI and certificate checks: httpcore
+                # takes it from the request, not from the address connected to.
+                return _DeadlineStream(
+                    super().connect_tcp(address, port, timeout, local_address, socket_options))
+            except (OSError, httpcore.ConnectError) as exc:
+                last = exc
+        raise httpcore.ConnectError(f"cannot connect to {host}:{port}: {last}")
 
     def connect_unix_socket(
         self,
@@ -257,16 +241,12 @@ class _DeadlineBackend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         raise httpcore.ConnectError("unix sockets are not used")
 
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
 
 class Transport(httpx.HTTPTransport):
     def __init__(
         self, guard: AddressGuard | None, limits: httpx.Limits, *, trust_env: bool
     ) -> None:
         super().__init__(limits=limits, trust_env=trust_env)
-        inner = _GuardedBackend(guard)
         # httpx exposes no way to pass a network backend; replacing the pool it built is the
         # smallest change that keeps httpx's own request/response and exception mapping.
         self._pool = httpcore.ConnectionPool(
@@ -274,7 +254,7 @@ class Transport(httpx.HTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_DeadlineBackend(inner),
+            network_backend=_Backend(guard),
         )
 
 
