@@ -264,6 +264,24 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
+def _source_row(s: Mapping[str, Any]) -> str:
+    state = str(s.get("state", "?"))
+    error = str(s.get("last_error") or "")
+    return (f"<tr><td>{e(s.get('name') or s.get('source_id'))}<br>"
+            f'<span class="chip">{e(s.get("source_id"))}</span></td>'
+            f'<td class="state-{e(state)}">{e(state)}</td>'
+            f'<td class="nowrap">{e(fmt_time(time_of(s, "last_success_at")))}</td>'
+            f"<td>{e(s.get('consecutive_failures', 0))}</td>"
+            f"<td>{e(error[:300])}</td></tr>")
+
+
+def _table(headers: Sequence[str], rows: Iterable[str]) -> list[str]:
+    """The lines of a table: one header row of ``headers`` (escaped), then ``rows`` (each a
+    rendered ``<tr>``)."""
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    return [f"<table><tr>{head}</tr>", *rows, "</table>"]
+
+
 def render(report: Report, *, title: str = "newsmon report",
            generated_at: datetime | None = None, hint: str = "") -> str:
     """The whole page as one HTML string."""
@@ -303,43 +321,27 @@ def render(report: Report, *, title: str = "newsmon report",
 
     out.append("<h2>Top stories (on a topic, by number of sources)</h2>")
     if report.stories:
-        out.append("<table><tr><th>first seen</th><th>story</th><th>topics</th>"
-                   "<th>copies</th><th>sources</th><th>languages</th></tr>")
-        out += [
+        out += _table(("first seen", "story", "topics", "copies", "sources", "languages"), (
             f'<tr><td class="nowrap">{e(fmt_time(s.first_seen))}</td>'
             f"<td>{link(s.title, s.url)}</td>"
             f"<td>{_chips(s.topics)}</td><td>{s.copies}</td>"
             f"<td>{e(', '.join(s.sources))}</td><td>{_chips(s.languages)}</td></tr>"
             for s in report.stories
-        ]
-        out.append("</table>")
+        ))
     else:
         out.append('<p class="empty">no story on a watched topic in this window</p>')
 
     out.append("<h2>Latest alerts, with their evidence</h2>")
     if report.alerts:
-        out.append("<table><tr><th>raised</th><th>kind / topic</th><th>alert and evidence</th>"
-                   "<th>sources</th><th>languages</th><th>delivery</th></tr>")
-        out += [_alert_row(a) for a in report.alerts]
-        out.append("</table>")
+        out += _table(("raised", "kind / topic", "alert and evidence", "sources", "languages",
+                       "delivery"), map(_alert_row, report.alerts))
     else:
         out.append('<p class="empty">no alerts in this window</p>')
 
     out.append("<h2>Source health</h2>")
     if report.sources:
-        out.append("<table><tr><th>source</th><th>state</th><th>last success</th>"
-                   "<th>failures in a row</th><th>last error</th></tr>")
-        for s in report.sources[:60]:
-            state = str(s.get("state", "?"))
-            error = str(s.get("last_error") or "")
-            out.append(
-                f"<tr><td>{e(s.get('name') or s.get('source_id'))}<br>"
-                f'<span class="chip">{e(s.get("source_id"))}</span></td>'
-                f'<td class="state-{e(state)}">{e(state)}</td>'
-                f'<td class="nowrap">{e(fmt_time(time_of(s, "last_success_at")))}</td>'
-                f"<td>{e(s.get('consecutive_failures', 0))}</td>"
-                f"<td>{e(error[:300])}</td></tr>")
-        out.append("</table>")
+        out += _table(("source", "state", "last success", "failures in a row", "last error"),
+                      map(_source_row, report.sources[:60]))
         if len(report.sources) > 60:
             out.append(f'<p class="empty">and {len(report.sources) - 60} more sources</p>')
     else:
@@ -350,12 +352,11 @@ def render(report: Report, *, title: str = "newsmon report",
     if report.dead_by_stage:
         out.append("<p>" + " ".join(f'<span class="chip bad">{e(stage)}: {n}</span>'
                                     for stage, n in report.dead_by_stage) + "</p>")
-        out.append("<table><tr><th>parked</th><th>stage</th><th>source</th><th>error</th></tr>")
-        out += [f'<tr><td class="nowrap">{e(fmt_time(time_of(d, "created_at")))}</td>'
-                f"<td>{e(d.get('stage'))}</td><td>{e(d.get('source_id'))}</td>"
-                f"<td>{e(str(d.get('error', ''))[:300])}</td></tr>"
-                for d in report.dead_latest]
-        out.append("</table>")
+        out += _table(("parked", "stage", "source", "error"), (
+            f'<tr><td class="nowrap">{e(fmt_time(time_of(d, "created_at")))}</td>'
+            f"<td>{e(d.get('stage'))}</td><td>{e(d.get('source_id'))}</td>"
+            f"<td>{e(str(d.get('error', ''))[:300])}</td></tr>"
+            for d in report.dead_latest))
     else:
         out.append('<p class="empty">none: every item in this window was handled</p>')
     out.append("<footer>newsmon · replay dead letters with <code>newsmon deadletters "
