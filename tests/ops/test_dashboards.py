@@ -4,6 +4,7 @@ exists in mappings.py (and, on the real servers, is searchable and aggregatable 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,22 @@ def kind_of(view_title: str) -> str:
     return view_title.removeprefix("newsmon-")
 
 
+def lens_columns(objects: list[dict[str, Any]]) -> Iterator[tuple[str, Any, Any]]:
+    """(data view title, chart, column) of every column of every Lens chart on a dashboard."""
+    for obj in objects:
+        if obj["type"] != "dashboard":
+            continue
+        for panel in json.loads(obj["attributes"]["panelsJSON"]):
+            lens = panel.get("embeddableConfig", {}).get("attributes")
+            if not lens:
+                continue
+            view = next(o["attributes"]["title"] for o in objects
+                        if o["id"] == lens["references"][0]["id"])
+            for layer in lens["state"]["datasourceStates"]["formBased"]["layers"].values():
+                for column in layer["columns"].values():
+                    yield view, lens, column
+
+
 def test_shipped_file_is_generated_from_the_definitions() -> None:
     assert SHIPPED.read_text() == ndjson("newsmon"), (
         "deploy/kibana/newsmon.ndjson is stale: run `newsmon search kibana`")
@@ -59,21 +76,12 @@ def test_every_referenced_field_exists_in_the_mappings() -> None:
 
 
 def test_charts_aggregate_only_aggregatable_fields() -> None:
-    for obj in shipped():
-        if obj["type"] != "dashboard":
-            continue
-        for panel in json.loads(obj["attributes"]["panelsJSON"]):
-            lens = panel.get("embeddableConfig", {}).get("attributes")
-            if not lens:
-                continue
-            view = kind_of(next(o["attributes"]["title"] for o in shipped()
-                                if o["id"] == lens["references"][0]["id"]))
-            layers = lens["state"]["datasourceStates"]["formBased"]["layers"]
-            for layer in layers.values():
-                for column in layer["columns"].values():
-                    if column["operationType"] in AGGREGATING:
-                        kind = fields_of(view)[column["sourceField"]]
-                        assert kind in AGGREGATABLE, (lens["title"], column["sourceField"])
+    charts = list(lens_columns(shipped()))
+    assert len(charts) > 5  # the check sees the charts, not an empty list
+    for view, lens, column in charts:
+        if column["operationType"] in AGGREGATING:
+            kind = fields_of(kind_of(view))[column["sourceField"]]
+            assert kind in AGGREGATABLE, (lens["title"], column["sourceField"])
 
 
 def test_references_resolve_and_ids_are_unique() -> None:
@@ -120,21 +128,11 @@ def test_saved_objects_fields_on_the_real_server(search_settings: SearchSettings
         caps = httpx.get(f"{search_settings.url}/{view}/_field_caps",
                          params={"fields": ",".join(sorted(fields))}, timeout=30).json()
         assert fields <= set(caps["fields"]), (view, fields - set(caps["fields"]))
-    for obj in objects:
-        if obj["type"] != "dashboard":
+    for view, lens, column in lens_columns(objects):
+        if column["sourceField"] == RECORDS:
             continue
-        for panel in json.loads(obj["attributes"]["panelsJSON"]):
-            lens = panel.get("embeddableConfig", {}).get("attributes")
-            if not lens:
-                continue
-            view = next(o["attributes"]["title"] for o in objects
-                        if o["id"] == lens["references"][0]["id"])
-            for layer in lens["state"]["datasourceStates"]["formBased"]["layers"].values():
-                for column in layer["columns"].values():
-                    if column["sourceField"] == RECORDS:
-                        continue
-                    caps = httpx.get(f"{search_settings.url}/{view}/_field_caps",
-                                     params={"fields": column["sourceField"]}, timeout=30).json()
-                    info = next(iter(caps["fields"][column["sourceField"]].values()))
-                    if column["operationType"] in AGGREGATING:
-                        assert info["aggregatable"], (lens["title"], column["sourceField"])
+        caps = httpx.get(f"{search_settings.url}/{view}/_field_caps",
+                         params={"fields": column["sourceField"]}, timeout=30).json()
+        info = next(iter(caps["fields"][column["sourceField"]].values()))
+        if column["operationType"] in AGGREGATING:
+            assert info["aggregatable"], (lens["title"], column["sourceField"])
