@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -25,36 +24,13 @@ from newsmon.pipeline.jobs import (
     run_kafka_stream,
 )
 from tests.conftest import produce
+from tests.pipeline.samples import NOW, OTHER, sample_item, story_items
 
 ROOT = Path(__file__).resolve().parents[2]
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-WIRE = ("Ukrainian forces struck a military airfield in Russia's Kursk region with US-made "
-        "ATACMS missiles overnight, officials in Kyiv said, days after the White House allowed "
-        "the long-range weapons to be used against targets on Russian territory. Moscow said "
-        "air defences shot down most of the missiles and warned of a response.")
-REWRITE = ("Officials in Kyiv said Ukrainian forces struck a military airfield in Russia's Kursk "
-           "region overnight with US-made ATACMS missiles, days after the White House allowed "
-           "the long-range weapons to be used against targets on Russian territory. Moscow "
-           "claimed its air defences shot down most of the missiles.")
-TROOPS = ("France and Britain are discussing sending troops to Ukraine as part of a reassurance "
-          "force after a ceasefire, diplomats said, while Germany ruled out ground troops.")
-OTHER = ("Wheat futures fell for a third day as shipments from Black Sea ports rose to their "
-         "highest level since the spring, traders in Chicago and Paris said on Friday.")
 
 
 def items() -> list[RawItem]:
-    def make(src: str, guid: str, title: str, text: str) -> RawItem:
-        ref = SourceRef(id=src, type="rss", name=src, lang="en", country="GB")
-        return RawItem.make(source=ref, guid=guid, url=f"https://{src}.example/{guid}",
-                            title=title, summary=text, published_at=NOW, first_seen_at=NOW)
-
-    return [
-        make("wire-a", "1", "ATACMS strike on Kursk airfield", WIRE),
-        make("paper-b", "2", "Kyiv: ATACMS hit airfield in Kursk", REWRITE),
-        make("paper-b", "3", "Troops for Ukraine discussed", TROOPS),
-        make("wire-a", "4", "Grain prices fall", OTHER),
-    ]
+    return [*story_items(), sample_item("wire-a", "4", "Grain prices fall", OTHER)]
 
 
 def ctx_for(tmp: Path, kafka: KafkaSettings, search: SearchSettings) -> RunContext:

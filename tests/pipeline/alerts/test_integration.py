@@ -5,7 +5,7 @@ a channel that is down delivered by the next run, a surge on a synthetic burst."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -22,34 +22,9 @@ from newsmon.pipeline.store import DocumentStore
 from tests.alertservers import Recorder, SmtpInbox, smtp_server
 from tests.localhttp import LocalServer, serve
 from tests.pipeline.alerts.test_surge import surge_contract
+from tests.pipeline.samples import NOW, WIRE, story_items
 
 ROOT = Path(__file__).resolve().parents[3]
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-WIRE = ("Ukrainian forces struck a military airfield in Russia's Kursk region with US-made "
-        "ATACMS missiles overnight, officials in Kyiv said, days after the White House allowed "
-        "the long-range weapons to be used against targets on Russian territory. Moscow said "
-        "air defences shot down most of the missiles and warned of a response.")
-REWRITE = ("Officials in Kyiv said Ukrainian forces struck a military airfield in Russia's Kursk "
-           "region overnight with US-made ATACMS missiles, days after the White House allowed "
-           "the long-range weapons to be used against targets on Russian territory. Moscow "
-           "claimed its air defences shot down most of the missiles.")
-TROOPS = ("France and Britain are discussing sending troops to Ukraine as part of a reassurance "
-          "force after a ceasefire, diplomats said, while Germany ruled out ground troops.")
-
-
-def items(minutes: int = 0) -> list[RawItem]:
-    def make(src: str, guid: str, title: str, text: str, lang: str = "en") -> RawItem:
-        ref = SourceRef(id=src, type="rss", name=src, lang=lang, country="GB")
-        seen = NOW + timedelta(minutes=minutes)
-        return RawItem.make(source=ref, guid=guid, url=f"https://{src}.example/{guid}",
-                            title=title, summary=text, published_at=seen, first_seen_at=seen)
-
-    return [
-        make("wire-a", "1", "ATACMS strike on Kursk airfield", WIRE),
-        make("paper-b", "2", "Kyiv: ATACMS hit airfield in Kursk", REWRITE),  # same story
-        make("paper-b", "3", "Troops for Ukraine discussed", TROOPS),
-    ]
 
 
 def archive(tmp: Path, raw: list[RawItem], name: str = "archive.jsonl") -> Path:
@@ -92,7 +67,7 @@ def test_one_alert_and_one_delivery_per_story_across_copies_and_reruns(
 ) -> None:
     srv, hook, inbox = receivers
     ctx = context(tmp_path, search_settings, srv.url("/hook"), inbox)
-    source = archive(tmp_path, items())
+    source = archive(tmp_path, story_items())
     assert run_backfill(source, ctx, progress=False) == 3
     alerts = {a["rule"]: a for a in alerts_of(search_settings)}
     assert sorted(alerts) == ["lrs", "troops"]
@@ -107,7 +82,8 @@ def test_one_alert_and_one_delivery_per_story_across_copies_and_reruns(
     # the same input again (a re-run after a crash, a backfill): no new alert, no delivery
     assert run_backfill(source, ctx, progress=False) == 3
     # later copies of the story update the alert without delivering it again
-    later = [i for i in items(minutes=30) if i.item_id not in {x.item_id for x in items()}]
+    first = {x.item_id for x in story_items()}
+    later = [i for i in story_items(minutes=30) if i.item_id not in first]
     rewrite = RawItem.make(source=SourceRef(id="wire-c", type="rss", lang="en"), guid="9",
                            url="https://wire-c.example/9", title="ATACMS on Kursk airfield",
                            summary=WIRE, published_at=NOW, first_seen_at=NOW)
@@ -129,7 +105,7 @@ def test_a_channel_down_during_the_run_is_delivered_by_the_next_run(
     hook.statuses = [503, 503]  # two attempts, both refused: the webhook is down
     base = context(tmp_path, search_settings, srv.url("/hook"), inbox)
     ctx = RunContext(settings=base.settings, alerts=base.alerts, now=NOW)
-    raw = items()
+    raw = story_items()
     run_backfill(archive(tmp_path, raw[:2]), ctx, progress=False)
     lrs = next(a for a in alerts_of(search_settings) if a["rule"] == "lrs")
     assert lrs["notified"] == ["mail"] and lrs["pending"] == ["hook"]
@@ -162,12 +138,12 @@ def test_surge_is_evaluated_and_delivered_at_the_end_of_a_run(
                       baseline_intervals=6, min_count=2, channels=("hook",))
     alerts = ctx.alerts.model_copy(update={"rules": (), "surges": (surge,)})
     ctx = RunContext(settings=ctx.settings, alerts=alerts, now=NOW + timedelta(minutes=20))
-    run_backfill(archive(tmp_path, items()), ctx, progress=False)
+    run_backfill(archive(tmp_path, story_items()), ctx, progress=False)
     surges = [a for a in alerts_of(search_settings) if a.get("kind") == "surge"]
     assert len(surges) == 1
     assert surges[0]["count"] == 2 and surges[0]["interval_start"] == "2026-11-20T12:00:00+00:00"
     assert [b["alert"]["kind"] for b in hook.bodies] == ["surge"]
     # another run in the same hour: the same surge alert, not delivered again
-    run_backfill(archive(tmp_path, items()), ctx, progress=False)
+    run_backfill(archive(tmp_path, story_items()), ctx, progress=False)
     assert len([a for a in alerts_of(search_settings) if a.get("kind") == "surge"]) == 1
     assert len(hook.bodies) == 1
