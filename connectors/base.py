@@ -34,7 +34,7 @@ from newsmon.connectors.http import HttpClient, HttpSettings, Response
 from newsmon.connectors.records import Cursor
 from newsmon.models import RawItem, SourceRef
 from newsmon.models import SourceType as TypeName
-from newsmon.values import host_problem
+from newsmon.values import host_problem, matching
 
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2,3}$")
@@ -251,24 +251,19 @@ class SourceBase(StrictModel):
     @field_validator("id")
     @classmethod
     def _kebab(cls, value: str) -> str:
-        if not _ID.match(value):
-            raise ValueError("must be kebab-case: lower-case letters and digits joined by '-'")
-        return value
+        return matching(_ID, value, "kebab-case: lower-case letters and digits joined by '-'")
 
     @field_validator("lang")
     @classmethod
     def _lang(cls, value: str) -> str:
-        if not _LANG.match(value):
-            raise ValueError("must be an ISO 639-1 code in lower case, like 'en' or 'uk'")
-        return value
+        return matching(_LANG, value, "an ISO 639-1 code in lower case, like 'en' or 'uk'")
 
     @field_validator("country", mode="before")
     @classmethod
     def _country(cls, value: Any) -> Any:
         if isinstance(value, str):
-            value = value.upper()
-            if not _COUNTRY.match(value):
-                raise ValueError("must be an ISO 3166-1 alpha-2 code, like 'DE' or 'UA'")
+            return matching(_COUNTRY, value.upper(),
+                            "an ISO 3166-1 alpha-2 code, like 'DE' or 'UA'")
         return value
 
     def ref(self) -> SourceRef:

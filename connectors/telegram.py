@@ -44,7 +44,7 @@ from newsmon.connectors.records import Cursor
 from newsmon.html import MAX_DEPTH, clean_text, html_to_text, too_deep
 from newsmon.models import RawItem
 from newsmon.urls import canonical_url
-from newsmon.values import http_url_problem
+from newsmon.values import http_url_problem, matching
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,8 @@ class TelegramSource(SourceBase):
     @field_validator("channel")
     @classmethod
     def _channel(cls, value: str) -> str:
-        value = value.removeprefix("@")
-        if not _CHANNEL.match(value):
-            raise ValueError("must be a public channel username (letters, digits, '_')")
-        return value
+        return matching(_CHANNEL, value.removeprefix("@"),
+                        "a public channel username (letters, digits, '_')")
 
     @field_validator("base_url")
     @classmethod

@@ -88,6 +88,12 @@ def checked(problem: str | None, value: str) -> str:
     return value
 
 
+def matching(pattern: re.Pattern[str], value: str, form: str) -> str:
+    """``value`` if ``pattern`` matches it; else a ValueError saying it must be ``form``
+    (for a pydantic validator)."""
+    return checked(None if pattern.match(value) else f"must be {form}", value)
+
+
 
 # --- files a setting names -----------------------------------------------------------------
 

@@ -116,3 +116,28 @@ def test_models_built_in_code_are_checked_too() -> None:
     source = RssSource.model_validate(RSS)
     with pytest.raises(ValueError, match="duplicate id"):
         FeedsConfig(sources=(source, source))
+
+
+@pytest.mark.parametrize(
+    ("model", "change", "message"),
+    [
+        (RssSource, {"id": "BBC World"}, "must be kebab-case"),
+        (RssSource, {"lang": "English"}, "must be an ISO 639-1 code"),
+        (RssSource, {"country": "Britain"}, "must be an ISO 3166-1 alpha-2 code"),
+        (TelegramSource, {"type": "telegram", "channel": "@no spaces"},
+         "must be a public channel username"),
+    ],
+)
+def test_pattern_fields_say_what_they_must_be(
+    model: type[RssSource] | type[TelegramSource], change: dict[str, str], message: str
+) -> None:
+    base = {k: v for k, v in RSS.items() if k not in ("type", "url") or model is RssSource}
+    with pytest.raises(ValueError, match=message):
+        model.model_validate({**base, **change})
+
+
+def test_country_and_channel_are_normalized() -> None:
+    assert RssSource.model_validate({**RSS, "country": "gb"}).country == "GB"
+    telegram = {k: v for k, v in RSS.items() if k != "url"}
+    source = TelegramSource.model_validate({**telegram, "type": "telegram", "channel": "@abc_de"})
+    assert source.channel == "abc_de"
