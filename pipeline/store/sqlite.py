@@ -6,6 +6,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,19 +95,31 @@ class SqliteStore(DocumentStore):
         ]
         db.executemany("INSERT INTO terms VALUES (?, ?, ?, ?)", rows)
 
-    def bulk_write(self, kind: str, docs: Sequence[tuple[str, JsonDict]]) -> list[BulkFailure]:
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, its lock taken at once (BEGIN IMMEDIATE): committed at the
+        end, rolled back on any exception."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for doc_id, doc in docs:
-                row = db.execute(
-                    "SELECT version FROM docs WHERE kind = ? AND id = ?", (kind, doc_id)
-                ).fetchone()
-                self._put(kind, doc_id, doc, (row[0] + 1) if row else 1)
+            yield db
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _version(db: sqlite3.Connection, kind: str, doc_id: str) -> int | None:
+        row = db.execute(
+            "SELECT version FROM docs WHERE kind = ? AND id = ?", (kind, doc_id)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def bulk_write(self, kind: str, docs: Sequence[tuple[str, JsonDict]]) -> list[BulkFailure]:
+        with self._write() as db:
+            for doc_id, doc in docs:
+                stored = self._version(db, kind, doc_id)
+                self._put(kind, doc_id, doc, 1 if stored is None else stored + 1)
         return []
 
     def get(self, kind: str, doc_id: str) -> Versioned | None:
@@ -116,36 +129,19 @@ class SqliteStore(DocumentStore):
         return Versioned(json.loads(row[0]), (int(row[1]), 1)) if row else None
 
     def create(self, kind: str, doc_id: str, doc: JsonDict) -> bool:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            exists = db.execute(
-                "SELECT 1 FROM docs WHERE kind = ? AND id = ?", (kind, doc_id)
-            ).fetchone()
+        with self._write() as db:
+            exists = self._version(db, kind, doc_id) is not None
             if not exists:
                 self._put(kind, doc_id, doc, 1)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return not exists
 
     def replace_if(
         self, kind: str, doc_id: str, doc: JsonDict, version: tuple[int, int]
     ) -> bool:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute(
-                "SELECT version FROM docs WHERE kind = ? AND id = ?", (kind, doc_id)
-            ).fetchone()
-            ok = row is not None and int(row[0]) == version[0]
+        with self._write() as db:
+            ok = self._version(db, kind, doc_id) == version[0]
             if ok:
                 self._put(kind, doc_id, doc, version[0] + 1)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return ok
 
     def _find_terms(self, kind: str, field: str, values: Sequence[str], size: int,
