@@ -18,15 +18,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from newsmon.config import KafkaSettings, SearchSettings
 from newsmon.models import RawItem, SourceRef
+from tests.e2e.configs import write_config
 from tests.localhttp import Response, serve
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 STRIKE = ("Ukrainian forces struck a military airfield in Russia's Kursk region with US-made "
           "ATACMS missiles overnight, days after the White House allowed the long-range "
@@ -47,22 +46,6 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 def metric(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
            **labels: str) -> float:
     return found.get((name, frozenset(labels.items())), 0.0)
-
-
-def write_config(tmp: Path, kafka: KafkaSettings, search: SearchSettings,
-                 feeds: dict[str, object] | None = None) -> Path:
-    (tmp / "feeds.yaml").write_text(yaml.safe_dump(feeds or {"sources": []}))
-    config = tmp / "newsmon.yaml"
-    config.write_text(yaml.safe_dump({
-        "state_dir": str(tmp / "state"),
-        "feeds": "feeds.yaml",
-        "topics": str(ROOT / "config" / "topics.yaml"),
-        "alerts": str(ROOT / "config" / "alerts.yaml"),
-        "kafka": kafka.model_dump(exclude_none=True),
-        "search": {"backend": search.backend, "url": search.url,
-                   "index_prefix": search.index_prefix},
-    }))
-    return config
 
 
 def newsmon(config: Path, *args: str) -> list[str]:

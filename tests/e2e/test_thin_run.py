@@ -13,12 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from newsmon.config import KafkaSettings, SearchSettings
+from tests.e2e.configs import write_config
 from tests.localhttp import Response, serve
-
-ROOT = Path(__file__).resolve().parents[2]
 
 FEED = """<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Test feed</title><link>https://t.example/</link>
@@ -60,24 +58,6 @@ def _newsmon(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def _write_config(tmp: Path, feed_url: str, kafka: KafkaSettings,
-                  search: SearchSettings) -> Path:
-    (tmp / "feeds.yaml").write_text(yaml.safe_dump({"sources": [{
-        "id": "thin-run-feed", "type": "rss", "url": feed_url, "name": "Thin run",
-        "lang": "en", "country": "GB"}]}))
-    config = tmp / "newsmon.yaml"
-    config.write_text(yaml.safe_dump({
-        "state_dir": str(tmp / "state"),
-        "feeds": "feeds.yaml",
-        "topics": str(ROOT / "config" / "topics.yaml"),
-        "alerts": str(ROOT / "config" / "alerts.yaml"),
-        "kafka": kafka.model_dump(exclude_none=True),
-        "search": {"backend": search.backend, "url": search.url,
-                   "index_prefix": search.index_prefix},
-    }))
-    return config
-
-
 def _hits(search: SearchSettings, kind: str) -> list[dict[str, object]]:
     index = f"{search.index_prefix}-{kind}"
     httpx.post(f"{search.url}/{index}/_refresh", timeout=30)
@@ -92,7 +72,9 @@ def test_feed_to_kafka_to_search_server_twice_without_duplicates(
 ) -> None:
     feed = Response(FEED, headers={"Content-Type": "application/rss+xml"})
     with serve({"/feed.xml": feed}) as srv:
-        config = _write_config(tmp_path, srv.url("/feed.xml"), kafka_settings, search_settings)
+        config = write_config(tmp_path, kafka_settings, search_settings, {"sources": [{
+            "id": "thin-run-feed", "type": "rss", "url": srv.url("/feed.xml"),
+            "name": "Thin run", "lang": "en", "country": "GB"}]})
         _newsmon(config, "search", "setup")
         polled = _newsmon(config, "poll", "--once")
         assert "4 new" in polled.stdout
