@@ -48,6 +48,7 @@ from urllib.request import url2pathname
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from newsmon.closing import Closing
 from newsmon.connectors.codings import ACCEPT_ENCODING, BodyTooLarge, CodingError, decode
 from newsmon.connectors.fields import ascii_int, header_token
 from newsmon.connectors.guard import (
@@ -180,7 +181,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         return None
 
 
-class HttpClient:
+class HttpClient(Closing):
     """One connection pool, thread-safe (httpx.Client is), shared by all pollers of a process.
 
     ``guard=None`` is for configured URLs (which may be loopback or ``file://``); pass an
@@ -224,11 +225,6 @@ class HttpClient:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> HttpClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def get(
         self,

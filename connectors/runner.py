@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from newsmon.closing import Closing
 from newsmon.connectors.base import (
     Connector,
     PollResult,
@@ -82,7 +83,7 @@ class _Fetched:
     problems: tuple[Problem, ...]
 
 
-class Poller:
+class Poller(Closing):
     """Polls the configured sources and publishes their new items.
 
     ``http`` is the client for configured URLs (no address guard; tests pass one with small
@@ -141,11 +142,6 @@ class Poller:
         if self._own_http:
             self.http.close()
 
-    def __enter__(self) -> Poller:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- public -------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from newsmon.closing import Closing
 from newsmon.connectors.fields import MAX_STORED_INT
 from newsmon.connectors.records import (
     Cursor,
@@ -121,7 +122,7 @@ _TIME_COLUMNS = frozenset(
 )
 
 
-class StateStore:
+class StateStore(Closing):
     """SQLite-backed state; safe to share between threads of one process."""
 
     def __init__(self, path: Path) -> None:
@@ -145,11 +146,6 @@ class StateStore:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> StateStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
