@@ -5,6 +5,7 @@ a channel that is down delivered by the next run, a surge on a synthetic burst."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from newsmon.pipeline.app import RunContext
 from newsmon.pipeline.jobs import run_backfill
 from newsmon.pipeline.store import DocumentStore
 from tests.alertservers import Recorder, SmtpInbox, smtp_server
-from tests.localhttp import LocalServer, serve
+from tests.localhttp import serve
 from tests.pipeline.alerts.test_surge import surge_contract
 from tests.pipeline.samples import NOW, WIRE, story_items
 
@@ -53,20 +54,28 @@ def alerts_of(search: SearchSettings) -> list[dict[str, object]]:
     return [h["_source"] for h in res.json()["hits"]["hits"]]
 
 
+@dataclass(frozen=True)
+class Desk:
+    """A run's alert context delivering to a live webhook (``hook``) and mailbox (``inbox``)."""
+
+    ctx: RunContext
+    hook: Recorder
+    inbox: SmtpInbox
+
+
 @pytest.fixture
-def receivers() -> Iterator[tuple[LocalServer, Recorder, SmtpInbox]]:
+def desk(tmp_path: Path, search_settings: SearchSettings) -> Iterator[Desk]:
     hook = Recorder()
     with serve({"/hook": hook}) as srv, smtp_server() as inbox:
-        yield srv, hook, inbox
+        yield Desk(context(tmp_path, search_settings, srv.url("/hook"), inbox), hook, inbox)
 
 
 @pytest.mark.integration
 def test_one_alert_and_one_delivery_per_story_across_copies_and_reruns(
-    tmp_path: Path, search_settings: SearchSettings,
-    receivers: tuple[LocalServer, Recorder, SmtpInbox],
+    tmp_path: Path, search_settings: SearchSettings, desk: Desk
 ) -> None:
-    srv, hook, inbox = receivers
-    ctx = context(tmp_path, search_settings, srv.url("/hook"), inbox)
+    hook, inbox = desk.hook, desk.inbox
+    ctx = desk.ctx
     source = archive(tmp_path, story_items())
     assert run_backfill(source, ctx, progress=False) == 3
     alerts = {a["rule"]: a for a in alerts_of(search_settings)}
@@ -98,12 +107,11 @@ def test_one_alert_and_one_delivery_per_story_across_copies_and_reruns(
 
 @pytest.mark.integration
 def test_a_channel_down_during_the_run_is_delivered_by_the_next_run(
-    tmp_path: Path, search_settings: SearchSettings,
-    receivers: tuple[LocalServer, Recorder, SmtpInbox],
+    tmp_path: Path, search_settings: SearchSettings, desk: Desk
 ) -> None:
-    srv, hook, inbox = receivers
+    hook, inbox = desk.hook, desk.inbox
     hook.statuses = [503, 503]  # two attempts, both refused: the webhook is down
-    base = context(tmp_path, search_settings, srv.url("/hook"), inbox)
+    base = desk.ctx
     ctx = RunContext(settings=base.settings, alerts=base.alerts, now=NOW)
     raw = story_items()
     run_backfill(archive(tmp_path, raw[:2]), ctx, progress=False)
@@ -129,11 +137,9 @@ def test_surge_on_a_synthetic_burst(server_store: DocumentStore) -> None:
 
 @pytest.mark.integration
 def test_surge_is_evaluated_and_delivered_at_the_end_of_a_run(
-    tmp_path: Path, search_settings: SearchSettings,
-    receivers: tuple[LocalServer, Recorder, SmtpInbox],
+    tmp_path: Path, search_settings: SearchSettings, desk: Desk
 ) -> None:
-    srv, hook, inbox = receivers
-    ctx = context(tmp_path, search_settings, srv.url("/hook"), inbox)
+    hook, ctx = desk.hook, desk.ctx
     surge = SurgeRule(name="lrs-surge", topic="long_range_strike", interval_s=3600,
                       baseline_intervals=6, min_count=2, channels=("hook",))
     alerts = ctx.alerts.model_copy(update={"rules": (), "surges": (surge,)})
