@@ -173,6 +173,14 @@ class Setup:
         return subprocess.Popen([str(NEWSMON), *args, "-c", str(self.config)], env=self.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+    def start_writing(self, timeout_s: float, every_s: float = 0.2) -> subprocess.Popen[str]:
+        """``newsmon pipeline run`` started, once it has written an article (or ended: the
+        caller checks ``poll()`` where it needs the run still going)."""
+        run = self.start("pipeline", "run")
+        assert wait_until(lambda: self.articles() > 0 or run.poll() is not None, timeout_s,
+                          every_s)
+        return run
+
     def publish(self, items: Sequence[RawItem]) -> None:
         publisher = KafkaPublisher(self.kafka)
         try:

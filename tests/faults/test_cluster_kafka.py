@@ -98,8 +98,7 @@ def test_leader_killed_during_a_pipeline_run(cluster: ClusterServices, kafka: Ka
         assert poll.returncode == 0, poll.stdout + poll.stderr[-2000:]
         assert in_topic(env.kafka) == len(feeds.served) == 600
 
-        run = env.start("pipeline", "run")
-        assert wait_until(lambda: env.articles() > 0 or run.poll() is not None, 180)
+        run = env.start_writing(180)
         assert run.poll() is None, "the run ended before the broker could be killed"
         written_at_kill = env.articles()
         cluster.kill_node(KAFKA, leader)

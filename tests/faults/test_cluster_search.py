@@ -32,7 +32,7 @@ from tests.faults.cluster import (
     shards,
     timed,
 )
-from tests.faults.helpers import feed_server, in_topic, record, setup, wait_until
+from tests.faults.helpers import feed_server, in_topic, record, setup
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.timeout(900)]
 
@@ -74,9 +74,7 @@ def test_node_with_the_primaries_killed_mid_batch(cluster: ClusterServices,
         assert poll.returncode == 0, poll.stdout + poll.stderr[-2000:]
         assert in_topic(env.kafka) == len(feeds.served) == 600
 
-        run = env.start("pipeline", "run")
-        assert wait_until(lambda: env.articles() > 0 or run.poll() is not None, 180,
-                          every_s=0.1)
+        run = env.start_writing(180, every_s=0.1)
         assert run.poll() is None, "the run ended before the node could be killed"
         written_at_kill = env.articles()
         cluster.kill_node(SEARCH, PRIMARIES_NODE)

@@ -31,8 +31,7 @@ def test_broker_killed_during_a_pipeline_run(faults: FaultServices, tmp_path: Pa
     items = make_items(1000, "k9run", strikes_every=100)
     env.publish(items)
 
-    run = env.start("pipeline", "run")
-    assert wait_until(lambda: env.articles() > 0 or run.poll() is not None, 120)
+    run = env.start_writing(120)
     written_at_kill = env.articles()
     faults.kill("kafka")
     _, stderr = run.communicate(timeout=240)

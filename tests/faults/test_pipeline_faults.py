@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import FaultServices
-from tests.faults.helpers import exactly_once, make_items, record, setup, wait_until
+from tests.faults.helpers import exactly_once, make_items, record, setup
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -24,8 +24,7 @@ def test_search_server_stopped_in_the_middle_of_a_batch(faults: FaultServices,
     items = make_items(800, "es-stop", strikes_every=50)
     env.publish(items)
 
-    run = env.start("pipeline", "run")
-    assert wait_until(lambda: env.articles() > 0 or run.poll() is not None, 120)
+    run = env.start_writing(120)
     written_before = env.articles()
     faults.stop("elasticsearch")
     stdout, stderr = run.communicate(timeout=300)
@@ -55,8 +54,7 @@ def test_a_run_told_to_wait_rides_out_a_search_server_restart(faults: FaultServi
     items = make_items(800, "es-wait", strikes_every=50)
     env.publish(items)
 
-    run = env.start("pipeline", "run")
-    assert wait_until(lambda: env.articles() > 0 or run.poll() is not None, 120)
+    run = env.start_writing(120)
     written_before = env.articles()
     faults.kill("elasticsearch")
     restart_s = faults.start("elasticsearch")
@@ -75,8 +73,7 @@ def test_pipeline_process_killed_mid_run(faults: FaultServices, tmp_path: Path) 
     env = setup(tmp_path, faults.kafka, faults.elasticsearch)
     items = make_items(800, "kill9", strikes_every=100)
     env.publish(items)
-    run = env.start("pipeline", "run")
-    assert wait_until(lambda: env.articles() > 0 or run.poll() is not None, 120)
+    run = env.start_writing(120)
     assert run.poll() is None, "the run ended before it could be killed"
     os.kill(run.pid, signal.SIGKILL)
     run.communicate(timeout=60)
