@@ -181,6 +181,14 @@ class Setup:
                           every_s)
         return run
 
+    def run_on_new_items(self, n: int, tag: str, *,
+                         strikes_every: int) -> tuple[list[RawItem], subprocess.Popen[str]]:
+        """:func:`make_items` published, and a pipeline run on them that has begun writing:
+        where a fault test strikes."""
+        items = make_items(n, tag, strikes_every=strikes_every)
+        self.publish(items)
+        return items, self.start_writing(120)
+
     def publish(self, items: Sequence[RawItem]) -> None:
         publisher = KafkaPublisher(self.kafka)
         try:

@@ -17,7 +17,6 @@ from tests.faults.helpers import (
     exactly_once,
     feed_server,
     in_topic,
-    make_items,
     record,
     setup,
     wait_until,
@@ -28,10 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 def test_broker_killed_during_a_pipeline_run(faults: FaultServices, tmp_path: Path) -> None:
     env = setup(tmp_path, faults.kafka, faults.elasticsearch)
-    items = make_items(1000, "k9run", strikes_every=100)
-    env.publish(items)
-
-    run = env.start_writing(120)
+    items, run = env.run_on_new_items(1000, "k9run", strikes_every=100)
     written_at_kill = env.articles()
     faults.kill("kafka")
     _, stderr = run.communicate(timeout=240)

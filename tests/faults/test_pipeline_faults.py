@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import FaultServices
-from tests.faults.helpers import exactly_once, make_items, record, setup
+from tests.faults.helpers import exactly_once, record, setup
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -21,10 +21,7 @@ def test_search_server_stopped_in_the_middle_of_a_batch(faults: FaultServices,
                                                         tmp_path: Path) -> None:
     """The default (search.unavailable_wait_s 0): the run fails at once, cleanly."""
     env = setup(tmp_path, faults.kafka, faults.elasticsearch)
-    items = make_items(800, "es-stop", strikes_every=50)
-    env.publish(items)
-
-    run = env.start_writing(120)
+    items, run = env.run_on_new_items(800, "es-stop", strikes_every=50)
     written_before = env.articles()
     faults.stop("elasticsearch")
     stdout, stderr = run.communicate(timeout=300)
@@ -51,10 +48,7 @@ def test_a_run_told_to_wait_rides_out_a_search_server_restart(faults: FaultServi
     waits for it and completes, with nothing lost or duplicated."""
     env = setup(tmp_path, faults.kafka, faults.elasticsearch)
     env.env["NEWSMON_SEARCH__UNAVAILABLE_WAIT_S"] = "300"
-    items = make_items(800, "es-wait", strikes_every=50)
-    env.publish(items)
-
-    run = env.start_writing(120)
+    items, run = env.run_on_new_items(800, "es-wait", strikes_every=50)
     written_before = env.articles()
     faults.kill("elasticsearch")
     restart_s = faults.start("elasticsearch")
@@ -71,9 +65,7 @@ def test_a_run_told_to_wait_rides_out_a_search_server_restart(faults: FaultServi
 
 def test_pipeline_process_killed_mid_run(faults: FaultServices, tmp_path: Path) -> None:
     env = setup(tmp_path, faults.kafka, faults.elasticsearch)
-    items = make_items(800, "kill9", strikes_every=100)
-    env.publish(items)
-    run = env.start_writing(120)
+    items, run = env.run_on_new_items(800, "kill9", strikes_every=100)
     assert run.poll() is None, "the run ended before it could be killed"
     os.kill(run.pid, signal.SIGKILL)
     run.communicate(timeout=60)
