@@ -307,3 +307,22 @@ class SourceType(Generic[S]):
     connect: Callable[[S, Wiring], Connector]
     #: The interval of a source that sets none, before the politeness floor is applied.
     default_interval: Callable[[Defaults], int]
+
+
+class ConnectorBase(Generic[S]):
+    """What every connector keeps: its source, the defaults, the HTTP client and the clock.
+    ``enrich`` is the identity unless a connector has something worth fetching per item."""
+
+    def __init__(self, source: S, defaults: Defaults, http: HttpClient, *,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self._source = source
+        self.defaults = defaults
+        self.http = http
+        self.clock = clock
+
+    @property
+    def source(self) -> S:
+        return self._source
+
+    def enrich(self, items: Sequence[RawItem]) -> tuple[tuple[RawItem, ...], tuple[Problem, ...]]:
+        return tuple(items), ()

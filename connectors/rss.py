@@ -26,6 +26,7 @@ import feedparser
 from pydantic import field_validator
 
 from newsmon.connectors.base import (
+    ConnectorBase,
     Defaults,
     PollResult,
     Problem,
@@ -330,7 +331,7 @@ def _ttl_s(parsed: Any, problems: list[Problem]) -> int | None:
     return minutes * 60
 
 
-class RssConnector:
+class RssConnector(ConnectorBase[RssSource]):
     """Polls one RSS/Atom feed. ``article_http`` (guarded unless private addresses are
     allowed) fetches article pages for full text; feed URLs use the unguarded ``http``."""
 
@@ -343,15 +344,8 @@ class RssConnector:
         article_http: HttpClient | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self._source = source
-        self.defaults = defaults
-        self.http = http
+        super().__init__(source, defaults, http, clock=clock)
         self.article_http = article_http
-        self.clock = clock
-
-    @property
-    def source(self) -> RssSource:
-        return self._source
 
     def poll(self, cursor: Cursor) -> PollResult:
         sid = self._source.id

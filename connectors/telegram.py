@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from newsmon.connectors.base import (
+    ConnectorBase,
     Defaults,
     PollResult,
     Problem,
@@ -298,7 +299,7 @@ def post_to_item(post: TelegramPost, source: TelegramSource, now: datetime) -> R
 
 
 
-class TelegramConnector:
+class TelegramConnector(ConnectorBase[TelegramSource]):
     """Polls one public channel's web preview, paging back to the stored cursor."""
 
     def __init__(
@@ -310,18 +311,8 @@ class TelegramConnector:
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._source = source
-        self.defaults = defaults
-        self.http = http
-        self.clock = clock
+        super().__init__(source, defaults, http, clock=clock)
         self.sleep = sleep
-
-    @property
-    def source(self) -> TelegramSource:
-        return self._source
-
-    def enrich(self, items: Sequence[RawItem]) -> tuple[tuple[RawItem, ...], tuple[Problem, ...]]:
-        return tuple(items), ()
 
     def poll(self, cursor: Cursor) -> PollResult:
         sid = self._source.id
