@@ -87,7 +87,7 @@ def settings_docs(model: type[BaseModel] = Settings, path: tuple[str, ...] = ())
 HEADER = """\
 # Settings
 
-Generated from the settings models (`pipeline/config.py`) by `newsmon config docs --out
+Generated from the settings models (`newsmon/config.py`) by `newsmon config docs --out
 docs/settings.md`; a test fails when this file is out of date. Do not edit by hand.
 
 Every setting can be written in `newsmon.yaml` (the YAML key) or given in the environment

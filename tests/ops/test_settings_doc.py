@@ -24,7 +24,7 @@ def test_every_setting_is_described_and_every_variable_works(tmp_path: Path) -> 
     by_key = {"kafka.bootstrap_servers": "kafka-1.example:9093,[2001:db8::1]:9094",
               "kafka.request_timeout_ms": "7000", "search.url": "https://search.example:9243"}
     for doc in settings_docs():
-        assert doc.description, f"{doc.key} has no docstring in pipeline/config.py"
+        assert doc.description, f"{doc.key} has no docstring in newsmon/config.py"
         if doc.key in by_key:
             value = by_key[doc.key]
         elif doc.type.startswith("`"):
