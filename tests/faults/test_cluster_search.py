@@ -98,7 +98,10 @@ def test_node_with_the_primaries_killed_mid_batch(cluster: ClusterServices,
            first_run_last_line=first.last_line, runs=1 + len(steps) + 1,
            failover_s=failover_s, completed_s=completed_s, restart_s=round(restart_s, 1),
            green_s=green_s)
-    assert 0 < written_at_kill < 600, written_at_kill
+    # start_writing() saw a first article; this later count may come from a replica that has
+    # not refreshed yet and answer lower (even 0), so only the upper bound is checked here:
+    # the kill came before the batch was done.
+    assert written_at_kill < 600, written_at_kill
     assert failover_s is not None, "the replicas were not promoted within 120 s"
     assert green_s is not None, "the cluster was not green within 180 s of the restart"
     assert_exactly_once(figures)
