@@ -43,6 +43,8 @@ def serve(
     store = open_store(loaded.search, loaded.state_dir)
     app = create_app(store, credentials, secret=os.environ.get("NEWSMON_INBOX_SECRET"),
                      https_only=https_only)
+    typer.echo(f"newsmon inbox on http://{host}:{port}/ ({len(credentials.users)} users, "
+               f"{len(credentials.api_keys)} API keys)", err=True)
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True)
 
 

@@ -20,7 +20,8 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 ALERT = {"alert_id": "a1", "rule": "strikes", "topic": "long_range_strike", "story_id": "s1",
          "source_ids": ["src-a", "src-b"], "languages": ["de", "en"], "title": "T",
          "url": "https://x.example/1", "snippets": ["… one …", "… one …", "… two …"],
-         "doc_ids": ["d1"], "kind": "story", "created_at": NOW.isoformat()}
+         "doc_ids": ["d1"], "kind": "story", "created_at": NOW.isoformat(),
+         "updated_at": NOW.isoformat(), "score": 2.0}
 
 
 def act(doc: dict[str, object], action: str, **kw: object) -> dict[str, object]:
@@ -141,3 +142,26 @@ def test_the_label_filter_uses_source_kind_when_alerts_carry_it(tmp_path: Path) 
         everything = client.get("/").text
         assert all(f'data-alert="a{n}"' in everything for n in range(3))
         assert '<option value="state media">' in everything
+
+
+def test_a_mute_holds_back_delivery_on_the_embedded_store_too(tmp_path: Path) -> None:
+    from newsmon.pipeline.alerts.channels.console import ConsoleChannel
+    from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig
+    from newsmon.pipeline.alerts.delivery import Deliverer
+    from newsmon.serve.feedback import record_action
+
+    store = SqliteStore(tmp_path / "docs.sqlite")
+    store.setup()
+    cfg = AlertsConfig(channels={"c": ConsoleChannel()},
+                       rules=(AlertRule(name="strikes", topic="long_range_strike",
+                                        channels=("c",)),))
+    # the mute is set on an older alert of the same story; the new one is held back by it
+    store.create("alerts", "old", {**ALERT, "alert_id": "old", "pending": []})
+    store.create("alerts", "new", {**ALERT, "alert_id": "new", "pending": ["c"]})
+    store.create("alerts", "other", {**ALERT, "alert_id": "other", "story_id": "s2",
+                                     "pending": ["c"]})
+    record_action(store, "old", Request("mute_story", by="alice"), NOW)
+    [held] = Deliverer(store, cfg).deliver("new", NOW)
+    assert held.status == "throttled" and held.error.startswith("muted: story s1 until")
+    [sent] = Deliverer(store, cfg).deliver("other", NOW)
+    assert sent.status == "sent"

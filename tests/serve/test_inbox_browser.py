@@ -281,3 +281,17 @@ def test_an_api_key_reads_and_acts_without_a_form_token(inbox: str, alert_ids: d
         assert bad.status_code == 400 and "reason" in bad.text
     stored = es_store.get("alerts", c)
     assert stored is not None and stored.source["feedback"]["by"] == "robot"
+
+
+def test_logging_out_ends_the_session_and_login_needs_its_token(
+        inbox: str, browser: webdriver.Chrome) -> None:
+    login(browser, inbox)
+    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "header button"))
+    assert "/login" in browser.current_url
+    browser.get(inbox + "/")
+    assert "/login" in browser.current_url
+    with httpx.Client(base_url=inbox) as http:
+        # a password alone, posted from elsewhere without the login page's token, is refused
+        forged = http.post("/login", data={"username": "alice", "password": PASSWORD})
+        assert forged.status_code == 403
+        assert http.get("/").status_code == 401
