@@ -165,3 +165,20 @@ def test_a_mute_holds_back_delivery_on_the_embedded_store_too(tmp_path: Path) ->
     assert held.status == "throttled" and held.error.startswith("muted: story s1 until")
     [sent] = Deliverer(store, cfg).deliver("other", NOW)
     assert sent.status == "sent"
+
+
+def test_serve_refuses_to_start_with_nobody_allowed_in(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from newsmon.cli import app
+
+    monkeypatch.delenv("NEWSMON_INBOX_USERS", raising=False)
+    monkeypatch.delenv("NEWSMON_INBOX_API_KEYS", raising=False)
+    config = tmp_path / "newsmon.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\nsearch:\n  backend: embedded\n")
+    result = CliRunner().invoke(app, ["serve", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "no users or API keys" in result.output
+    hashed = CliRunner().invoke(app, ["serve", "hash-password"], input="s3cret\n")
+    assert hashed.exit_code == 0 and verify_password("s3cret", hashed.output.strip())
