@@ -19,6 +19,8 @@ module             commands
 ``detection``      ``classify``, ``eval``
 ``alerts``         ``alerts test|surge|deliver|list``
 ``report``         ``report``
+``serve``          ``serve``, ``serve hash-password``
+``feedback``       ``feedback export`` (and ``eval --feedback``)
 =================  ===============================================
 
 The work itself is in the library: loading in ``newsmon.ops.loading``, what spans both halves
@@ -34,11 +36,13 @@ from newsmon.cli import (  # noqa: F401
     deadletters,
     detection,
     doctor,
+    feedback,
     pipeline,
     poll,
     report,
     run,
     search,
+    serve,
 )
 from newsmon.cli._common import (
     EXIT_CONFIG,

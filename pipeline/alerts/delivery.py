@@ -40,6 +40,7 @@ from newsmon.pipeline.alerts.channels import (
     make_notifier,
 )
 from newsmon.pipeline.alerts.config import AlertsConfig
+from newsmon.pipeline.alerts.mutes import mute_reason
 from newsmon.pipeline.alerts.rules import alert_from_document, alert_message
 from newsmon.pipeline.alerts.state import Attempt, apply_attempts
 from newsmon.pipeline.alerts.surge import surge_message
@@ -119,6 +120,9 @@ class Deliverer:
         if age > self.config.give_up_after_s:
             attempts = [Attempt(c, "expired", now, error=f"given up after {age:.0f}s")
                         for c in pending]
+        elif (muted := mute_reason(self.store, doc, now)) is not None:
+            # Held back like a throttled channel: no longer owed, the reason on the record.
+            attempts = [Attempt(c, "throttled", now, error=muted) for c in pending]
         else:
             rule = self.config.rule(str(doc.get("rule", "")))
             throttle_s = rule.throttle_s if rule is not None else 0
