@@ -181,6 +181,37 @@ def test_a_file_that_fails_to_download_leaves_the_batch_for_the_next_poll(
     assert second.status == "ok" and second.new_items == 3
 
 
+def test_a_throttled_file_honours_retry_after_and_moves_no_cursor(server: LocalServer,
+                                                                   tmp_path: Path) -> None:
+    paths = serve_batch(server)
+    server.route(paths["mentions"], Reply(b"slow down", 429, headers={"Retry-After": "1200"}))
+    clock = Clock()
+    with gdelt_poller(server, tmp_path, ListPublisher(), clock) as poller:
+        result = poller.poll_once().results[0]
+        health = poller.state.health("gdelt-ua")
+        cursor = poller.state.cursor("gdelt-ua")
+    assert result.status == "throttled" and cursor.last_message_id is None
+    assert health.next_due_at is not None
+    assert (health.next_due_at - clock.now).total_seconds() >= 1200
+
+
+def test_article_pages_go_through_the_address_guard(server: LocalServer,
+                                                    tmp_path: Path) -> None:
+    # The list and its zips are configured (their origin is trusted); the article URLs come
+    # from GDELT's rows, and a row naming a private address is not fetched.
+    serve_batch(server)
+    config = FeedsConfig(defaults=Defaults(min_interval_s=0),
+                         sources=(gdelt_source(server),))
+    published = ListPublisher()
+    with Poller(config, tmp_path / "state.sqlite", published, clock=Clock()) as poller:
+        result = poller.poll_once().results[0]
+        parked = letters(poller)
+    assert result.status == "ok" and not published.items
+    assert all(len(server.hits(path)) == 0 for path in PAGES)
+    unreachable = [letter for letter in parked if letter["kind"] == "article-unreachable"]
+    assert len(unreachable) == 4 and all("non-public" in u["detail"] for u in unreachable)
+
+
 def test_a_corrupt_file_is_parked_and_the_others_are_read(server: LocalServer,
                                                           tmp_path: Path) -> None:
     serve_batch(server, md5={"gkg": "0" * 32})
