@@ -246,15 +246,15 @@ class GdeltConnector(ConnectorBase[GdeltSource]):
         problems: list[Problem] = []
         for item in items:
             page, problem = fetch_article(self.article_http, item.url, title=True)
-            if page is None:
-                kind = "full-text-empty", "full-text-unextractable"
-                reason = problem.kind if problem is not None else "?"
-                problems.append(Problem(
-                    kind="article-empty" if reason in kind else "article-unreachable",
-                    message=f"{item.url}: {problem.message if problem else reason}"))
-                log.info("source %s: article %s: %s", self._source.id, item.url, reason)
+            if page is not None:
+                out.append(item.model_copy(update={"title": page.title, "content": page.text}))
                 continue
-            out.append(item.model_copy(update={"title": page.title, "content": page.text}))
+            # fetch_article names every failure; the page was had but held no text, or not.
+            kind, message = (problem.kind, problem.message) if problem else ("?", item.url)
+            empty = kind in ("full-text-empty", "full-text-unextractable")
+            problems.append(Problem(kind="article-empty" if empty else "article-unreachable",
+                                    message=f"{item.url}: {kind}: {message}"))
+            log.info("source %s: article %s: %s", self._source.id, item.url, kind)
         return tuple(out), tuple(problems)
 
 

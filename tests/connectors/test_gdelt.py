@@ -226,6 +226,21 @@ def test_a_corrupt_file_is_parked_and_the_others_are_read(server: LocalServer,
     assert any(letter["kind"] == "bad-file" and "MD5" in letter["detail"] for letter in parked)
 
 
+def test_a_page_without_main_text_is_parked_not_published(server: LocalServer,
+                                                           tmp_path: Path) -> None:
+    serve_batch(server)
+    server.route("/kharkiv-followup", Reply(b"<html><body><nav>Home | World</nav></body></html>",
+                                            headers={"Content-Type": "text/html"}))
+    published = ListPublisher()
+    with gdelt_poller(server, tmp_path, published, Clock()) as poller:
+        poller.poll_once()
+        parked = letters(poller)
+    assert server.url("/kharkiv-followup") not in {i.url for i in published.items}
+    assert len(published.items) == 2
+    empty = [letter for letter in parked if letter["kind"] == "article-empty"]
+    assert len(empty) == 1 and "/kharkiv-followup: full-text-empty" in empty[0]["detail"]
+
+
 def test_max_articles_parks_the_rest(server: LocalServer, tmp_path: Path) -> None:
     serve_batch(server)
     published = ListPublisher()
