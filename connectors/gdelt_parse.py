@@ -64,7 +64,9 @@ _GKG_ALL_NAMES = 23
 _GKG_WEB = "1"  # V2SourceCollectionIdentifier 1: WEB, DocumentIdentifier is a URL
 
 _LASTUPDATE_LINE = re.compile(r"^(\d{1,12}) ([0-9a-f]{32}) (\S+)$")
-_FILE_NAME = re.compile(r"/(\d{14})\.(export|mentions|gkg)\.csv\.zip$", re.IGNORECASE)
+#: ``20150218230000.export.CSV.zip``; the translingual stream's are ``<stamp>.translation.*``.
+_FILE_NAME = re.compile(r"/(\d{14})\.(?:translation\.)?(export|mentions|gkg)\.csv\.zip$",
+                        re.IGNORECASE)
 _TIMESTAMP = re.compile(r"^\d{14}$")
 #: A row longer than this is no GDELT row (GKG rows with their GCAM scores reach tens of KB).
 MAX_ROW_CHARS = 1_000_000

@@ -308,6 +308,10 @@ def test_lastupdate_lines_that_are_no_gdelt_file_are_counted() -> None:
         "12 ea8dde0beb0ba98810a92db068c0ce99 file:///etc/20150218230000.gkg.csv.zip\n")
     assert [f.kind for f in listing.files] == ["export", "gkg"]
     assert listing.stamp == 20150218230000 and len(listing.bad_lines) == 2
+    translated = parse_lastupdate(
+        "318084 bb27f78ba45f69a17ea6ed7755e9f8ff http://data.gdeltproject.org/gdeltv2/"
+        "20150218231500.translation.mentions.CSV.zip\n")
+    assert [(f.kind, f.stamp) for f in translated.files] == [("mentions", 20150218231500)]
 
 
 def test_zip_bombs_and_odd_archives_are_bad_files() -> None:
