@@ -43,7 +43,7 @@ from newsmon.connectors.base import (
 )
 from newsmon.connectors.feeds import FeedsConfig
 from newsmon.connectors.guard import AddressGuard
-from newsmon.connectors.health import next_health
+from newsmon.connectors.health import is_due, next_health
 from newsmon.connectors.hosts import HostGate
 from newsmon.connectors.http import HttpClient
 from newsmon.connectors.items import dead_letters, new_items, publishable
@@ -146,7 +146,9 @@ class Poller(Closing):
     # --- public -------------------------------------------------------------------------
 
     def poll_once(self, *, force: bool = False) -> PollReport:
-        """Poll every due source once (``force``: every enabled one, due or not)."""
+        """Poll every due source once (``force``: every enabled one, due or not). Run by a
+        timer every ``defaults.schedule_tick_s``, so a source falling due before the next tick
+        counts as due (health.is_due)."""
         return self._poll_due(force=force, stop=None)
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -198,6 +200,10 @@ class Poller(Closing):
         results: list[SourceResult] = []
         due: list[SourceBase] = []
         not_due = 0
+        # The long-running poller wakes when a source falls due: only a timer's pass (``poll
+        # --once``) must reach into the period up to its next tick.
+        tick_s = float(self.config.defaults.schedule_tick_s) if stop is None else 0.0
+        floor_s = float(self.config.defaults.min_interval_s)
         for source in self.config.enabled:
             health = self.state.health(source.id)
             if health.disabled:
@@ -207,7 +213,7 @@ class Poller(Closing):
                         error_kind=health.last_error_kind, error=health.disabled_reason,
                     )
                 )
-            elif force or health.next_due_at is None or health.next_due_at <= started:
+            elif force or is_due(health, started, tick_s=tick_s, floor_s=floor_s):
                 due.append(source)
             else:
                 not_due += 1
