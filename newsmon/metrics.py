@@ -72,6 +72,9 @@ PROBLEMS = Counter("newsmon_connector_problems", "Broken input met while polling
 POLL_DEAD_LETTERS = Counter("newsmon_connector_dead_letters",
                             "Failures parked as dead letters by the pollers (new ones only)",
                             ["type"], registry=REGISTRY)
+WEBSUB_PUSHES = Counter("newsmon_websub_pushes", "WebSub pushes received, by outcome "
+                        "(published, bad-signature, unknown, failed)", ["outcome"],
+                        registry=REGISTRY)
 FETCH_SECONDS = Histogram("newsmon_connector_poll_seconds",
                           "Time to fetch, parse and enrich one source", ["type"],
                           registry=REGISTRY)
