@@ -13,6 +13,7 @@ module             commands
 ``doctor``         ``doctor``
 ``search``         ``search setup|export|kibana``
 ``poll``           ``poll``, ``sources``, ``sources enable ID``
+``push``           ``push`` (the WebSub callback)
 ``run``            ``run [--demo]``
 ``pipeline``       ``pipeline run``
 ``deadletters``    ``deadletters [--replay]``
@@ -36,6 +37,7 @@ from newsmon.cli import (  # noqa: F401
     doctor,
     pipeline,
     poll,
+    push,
     report,
     run,
     search,
