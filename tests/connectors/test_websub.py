@@ -4,6 +4,7 @@ removed sources, and pushed items taking the poller's path (dedup, seen marks)."
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import hmac
 import time
@@ -261,3 +262,45 @@ def test_a_pushed_body_over_the_limit_is_refused_before_parsing(push: Push) -> N
                         content=b"x" * (limit + 1))
     assert answer.status_code == 413
     assert push.published.items == []
+
+
+def signed_post(push: Push, body: bytes, **headers: str) -> httpx.Response:
+    """A push signed with the subscription's own secret, as its hub would send it."""
+    sub = push.poller.state.subscription("feed-a")
+    assert sub is not None
+    digest = hmac.new(sub.secret.encode(), body, hashlib.sha1).hexdigest()
+    return httpx.post(sub.callback, content=body,
+                      headers={"X-Hub-Signature": f"sha1={digest}", **headers})
+
+
+def test_a_compressed_push_is_decoded_within_the_fetch_limits(push: Push) -> None:
+    push.subscribed()
+    url = push.feeds.url("/feed-a")
+    assert signed_post(push, gzip.compress(hub_feed(TWO, push.hub.url, url)),
+                       **{"Content-Encoding": "gzip"}).status_code == 202
+    assert [i.guid for i in push.published.items] == ["a", "b"]
+    # A gzip bomb: past max_bytes once inflated; parked as the source's dead letter.
+    limit = push.subscriber.config.defaults.http.max_bytes
+    bomb = gzip.compress(b" " * (limit + 1))
+    assert len(bomb) < limit
+    assert signed_post(push, bomb, **{"Content-Encoding": "gzip"}).status_code == 202
+    letters = push.poller.state.dead_letters()
+    assert len(letters) == 1 and "push-undecodable" in letters[0].error
+    assert len(push.published.items) == 2
+
+
+def test_an_authentic_push_that_is_no_feed_is_a_dead_letter(push: Push) -> None:
+    push.subscribed()
+    assert signed_post(push, b"<html>hello</html>").status_code == 202
+    (letter,) = push.poller.state.dead_letters()
+    assert "not-a-feed" in letter.error and letter.source_id == "feed-a"
+    assert push.poller.state.health("feed-a").last_error_kind == "not-a-feed"
+
+
+def test_push_settings_refuse_a_callback_with_a_query_and_a_bad_listen_address() -> None:
+    with pytest.raises(ValueError, match="no query"):
+        Defaults.model_validate({"push": {"callback_url": "https://n.example/cb?x=1"}})
+    with pytest.raises(ValueError, match="host:port"):
+        Defaults.model_validate({"push": {"listen": "8095"}})
+    push = Defaults.model_validate({"push": {"callback_url": "https://n.example/cb/"}}).push
+    assert push.callback_for("feed-a") == "https://n.example/cb/feed-a"
