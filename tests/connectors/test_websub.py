@@ -26,6 +26,7 @@ from newsmon.connectors.websub.schedule import feed_modes
 from newsmon.connectors.websub.server import server as callback_server
 from newsmon.connectors.websub.server import serving
 from newsmon.connectors.websub.subscriber import Subscriber
+from newsmon.metrics import REGISTRY
 from tests.connectors.feeds import Entry, rss
 from tests.connectors.server import LocalServer, Reply
 from tests.connectors.test_runner import Clock
@@ -145,6 +146,8 @@ def test_a_verified_subscription_pushes_items_through_the_pollers_path(push: Pus
 @pytest.mark.parametrize("push", [{"signing_secret": "forged"}], indirect=True)
 def test_a_wrong_signature_is_acknowledged_counted_and_discarded(push: Push) -> None:
     push.subscribed()
+    before = REGISTRY.get_sample_value("newsmon_websub_pushes_total",
+                                       {"outcome": "bad-signature"}) or 0
     url = push.feeds.url("/feed-a")
     assert push.hub.publish(url, hub_feed(TWO, push.hub.url, url)) == [202]
     unsigned = httpx.post(push.subscriber.push.callback_for("feed-a") or "",
@@ -153,6 +156,8 @@ def test_a_wrong_signature_is_acknowledged_counted_and_discarded(push: Push) -> 
     assert push.published.items == []
     sub = push.poller.state.subscription("feed-a")
     assert sub is not None and (sub.bad_signatures, sub.pushes) == (2, 0)
+    assert REGISTRY.get_sample_value("newsmon_websub_pushes_total",
+                                     {"outcome": "bad-signature"}) == before + 2
 
 
 def test_verification_is_refused_unless_it_matches_a_pending_request(push: Push) -> None:
@@ -304,3 +309,13 @@ def test_push_settings_refuse_a_callback_with_a_query_and_a_bad_listen_address()
         Defaults.model_validate({"push": {"listen": "8095"}})
     push = Defaults.model_validate({"push": {"callback_url": "https://n.example/cb/"}}).push
     assert push.callback_for("feed-a") == "https://n.example/cb/feed-a"
+
+
+def test_a_hub_named_in_the_link_header_is_subscribed_with_the_self_topic(push: Push) -> None:
+    topic = "http://feeds.example/canonical"
+    links = f'<{push.hub.url}>; rel="hub", <{topic}>; rel="self"'
+    push.feeds.route("/feed-a", Reply(rss(ONE), headers={"Link": links}))
+    push.subscribed()
+    assert push.hub.requests[0]["hub.topic"] == topic
+    assert push.hub.publish(topic, rss(TWO)) == [202]
+    assert [i.guid for i in push.published.items] == ["a", "b"]
