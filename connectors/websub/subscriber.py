@@ -122,6 +122,8 @@ class Subscriber:
 
     def _keep(self, source: RssSource, sub: Subscription | None, now: datetime) -> None:
         push = self.push
+        if sub is not None and sub.state == "unsubscribing" and sub.url != source.url:
+            return  # the old URL's unsubscribe first (forgotten after verify_timeout_s)
         if sub is None or sub.state == "unsubscribing":
             self._subscribe(source, None, now)
         elif sub.state == "pending" and not sub.awaiting(now, push.verify_timeout_s):

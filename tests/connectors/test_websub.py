@@ -319,3 +319,18 @@ def test_a_hub_named_in_the_link_header_is_subscribed_with_the_self_topic(push: 
     assert push.hub.requests[0]["hub.topic"] == topic
     assert push.hub.publish(topic, rss(TWO)) == [202]
     assert [i.guid for i in push.published.items] == ["a", "b"]
+
+
+def test_a_feed_that_moves_is_unsubscribed_at_its_old_url_first(push: Push) -> None:
+    push.subscribed()
+    old = push.feeds.url("/feed-a")
+    new = push.serve_feed("feed-a-new", ONE)
+    moved = source(push.feeds).model_copy(update={"url": new})
+    push.subscriber.config = config(int(push.subscriber.push.host_port[1]), moved)
+    push.subscriber.maintain()
+    push.hub.wait_for("unsubscribe")
+    assert push.hub.active(old) == [] and push.poller.state.subscription("feed-a") is None
+    push.subscriber.maintain()
+    push.hub.wait_for("subscribe", 2)
+    sub = push.poller.state.subscription("feed-a")
+    assert sub is not None and (sub.state, sub.topic) == ("active", new)
