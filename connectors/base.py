@@ -32,6 +32,7 @@ from newsmon.config import MAX_PERIOD_S, StrictModel
 from newsmon.connectors.hosts import THROTTLE_STATUSES, HostLimit
 from newsmon.connectors.http import HttpClient, HttpSettings, Response
 from newsmon.connectors.records import Cursor
+from newsmon.connectors.websub.records import PushSettings
 from newsmon.models import RawItem, SourceRef
 from newsmon.models import SourceType as TypeName
 from newsmon.values import host_problem, matching
@@ -217,6 +218,8 @@ class Defaults(StrictModel):
     per_host: HostLimit = HostLimit()
     #: Limits for named hosts, instead of ``per_host`` (``t.me``: every Telegram channel).
     hosts: dict[str, HostLimit] = Field(default_factory=dict)
+    #: WebSub push (connectors/websub): off until ``callback_url`` is set.
+    push: PushSettings = PushSettings()
 
     @field_validator("hosts")
     @classmethod

@@ -53,6 +53,7 @@ from newsmon.connectors.records import Cursor, storable_cursor, storable_text
 from newsmon.connectors.registry import connect
 from newsmon.connectors.results import PollReport, ResultStatus, SourceResult
 from newsmon.connectors.state import StateStore
+from newsmon.connectors.websub.schedule import push_schedule
 from newsmon.metrics import FETCH_SECONDS, ITEMS, POLL_DEAD_LETTERS, POLLS, PROBLEMS
 from newsmon.models import RawItem
 
@@ -163,6 +164,12 @@ class Poller(Closing):
                 break
             stop.wait(self._idle_seconds())
         log.info("poller stopped")
+
+    def deliver(self, connector: Connector) -> SourceResult:
+        """Take ``connector``'s poll now through every step of a scheduled one (dedup,
+        enrichment, publishing, seen marks, health). WebSub hands pushed documents over this
+        way, as a connector whose poll returns them (connectors/websub/subscriber.py)."""
+        return self._record(self._fetch(connector), None)[0]
 
     # --- one pass ---------------------------------------------------------------------------
 
@@ -343,6 +350,7 @@ class Poller(Closing):
         health = next_health(self.state.health(source.id), self.config, source, result,
                              new=fetched.new, problems=len(fetched.problems), now=now,
                              jitter=self._jittered)
+        health = push_schedule(self.state, self.config, source, health, now)
         self.state.save_health(health)
         if fetched.new or fetched.updated:
             log.info("source %s: %s new, %s updated items published", source.id, fetched.new,

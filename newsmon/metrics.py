@@ -99,6 +99,11 @@ POLL_DEAD_LETTERS = _counter(
     "Failures parked as dead letters by the pollers (new ones only)",
     ["type"],
 )
+WEBSUB_PUSHES = _counter(
+    "newsmon_websub_pushes",
+    "WebSub pushes received, by outcome (published, bad-signature, unknown, failed)",
+    ["outcome"],
+)
 FETCH_SECONDS = _histogram(
     "newsmon_connector_poll_seconds",
     "Time to fetch, parse and enrich one source",

@@ -13,6 +13,7 @@ module             commands
 ``doctor``         ``doctor``
 ``search``         ``search setup|export|kibana``
 ``poll``           ``poll``, ``sources``, ``sources enable ID``
+``push``           ``push`` (the WebSub callback)
 ``run``            ``run [--demo]``
 ``pipeline``       ``pipeline run``
 ``deadletters``    ``deadletters [--replay]``
@@ -39,6 +40,7 @@ from newsmon.cli import (  # noqa: F401
     feedback,
     pipeline,
     poll,
+    push,
     report,
     run,
     search,
