@@ -36,15 +36,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from newsmon.connectors.base import (
-    ConnectorBase,
-    PollResult,
-    Problem,
-    SourceBase,
-    SourceType,
-    Wiring,
-    utc_now,
-)
+from newsmon.connectors import base
+from newsmon.connectors.base import ConnectorBase, PollResult, Problem, SourceBase
 from newsmon.connectors.gdelt_parse import (
     FILE_KINDS,
     BadFile,
@@ -124,8 +117,8 @@ class GdeltConnector(ConnectorBase[GdeltSource]):
     like a configured feed; zips listed elsewhere, and every article page, through the guarded
     client (URLs taken from content)."""
 
-    def __init__(self, source: GdeltSource, wiring: Wiring, *,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, source: GdeltSource, wiring: base.Wiring, *,
+                 clock: Callable[[], datetime] = base.utc_now) -> None:
         super().__init__(source, wiring.defaults, wiring.http, clock=clock)
         self.article_http = wiring.article_http
 
@@ -258,11 +251,11 @@ class GdeltConnector(ConnectorBase[GdeltSource]):
         return tuple(out), tuple(problems)
 
 
-def _connect(source: GdeltSource, wiring: Wiring) -> GdeltConnector:
+def _connect(source: GdeltSource, wiring: base.Wiring) -> GdeltConnector:
     return GdeltConnector(source, wiring, clock=wiring.clock)
 
 
 #: The ``gdelt`` entry of the source registry (registry.py). GDELT publishes a batch every 15
 #: minutes: the RSS default interval fits.
-SOURCE_TYPE = SourceType(name="gdelt", model=GdeltSource, connect=_connect,
+SOURCE_TYPE = base.SourceType(name="gdelt", model=GdeltSource, connect=_connect,
                          default_interval=lambda defaults: defaults.interval_s)

@@ -25,16 +25,8 @@ from typing import Any, Literal
 import feedparser
 from pydantic import field_validator
 
-from newsmon.connectors.base import (
-    ConnectorBase,
-    Defaults,
-    PollResult,
-    Problem,
-    SourceBase,
-    SourceType,
-    Wiring,
-    utc_now,
-)
+from newsmon.connectors import base
+from newsmon.connectors.base import ConnectorBase, PollResult, Problem, SourceBase
 from newsmon.connectors.extract import extract_article, extract_title, unextractable
 from newsmon.connectors.fields import ascii_int, charset_param, text_codec
 from newsmon.connectors.guard import FetchError
@@ -338,11 +330,11 @@ class RssConnector(ConnectorBase[RssSource]):
     def __init__(
         self,
         source: RssSource,
-        defaults: Defaults,
+        defaults: base.Defaults,
         http: HttpClient,
         *,
         article_http: HttpClient | None = None,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] = base.utc_now,
     ) -> None:
         super().__init__(source, defaults, http, clock=clock)
         self.article_http = article_http
@@ -468,11 +460,11 @@ def fetch_article(http: HttpClient, url: str, *,
     return ArticlePage(text, extract_title(html) if title else ""), None
 
 
-def _connect(source: RssSource, wiring: Wiring) -> RssConnector:
+def _connect(source: RssSource, wiring: base.Wiring) -> RssConnector:
     return RssConnector(source, wiring.defaults, wiring.http, article_http=wiring.article_http,
                         clock=wiring.clock)
 
 
 #: The ``rss`` entry of the source registry (registry.py).
-SOURCE_TYPE = SourceType(name="rss", model=RssSource, connect=_connect,
+SOURCE_TYPE = base.SourceType(name="rss", model=RssSource, connect=_connect,
                          default_interval=lambda defaults: defaults.interval_s)

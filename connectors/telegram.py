@@ -28,16 +28,8 @@ from urllib.parse import urljoin
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from newsmon.connectors.base import (
-    ConnectorBase,
-    Defaults,
-    PollResult,
-    Problem,
-    SourceBase,
-    SourceType,
-    Wiring,
-    utc_now,
-)
+from newsmon.connectors import base
+from newsmon.connectors.base import ConnectorBase, PollResult, Problem, SourceBase
 from newsmon.connectors.fields import MAX_STORED_INT, ascii_int, parse_post_date, parse_views
 from newsmon.connectors.guard import FetchError
 from newsmon.connectors.http import HttpClient
@@ -305,10 +297,10 @@ class TelegramConnector(ConnectorBase[TelegramSource]):
     def __init__(
         self,
         source: TelegramSource,
-        defaults: Defaults,
+        defaults: base.Defaults,
         http: HttpClient,
         *,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] = base.utc_now,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(source, defaults, http, clock=clock)
@@ -317,11 +309,11 @@ class TelegramConnector(ConnectorBase[TelegramSource]):
     def poll(self, cursor: Cursor) -> PollResult:
         sid = self._source.id
         last_id = cursor.last_message_id
-        base = self._source.location
+        location = self._source.location
         posts: dict[int, TelegramPost] = {}
         problems: list[Problem] = []
         skipped = 0
-        url = base
+        url = location
         status: int | None = None
         for page_number in range(1, self.defaults.telegram_max_pages + 1):
             if page_number > 1 and self.defaults.telegram_page_delay_s:
@@ -374,7 +366,7 @@ class TelegramConnector(ConnectorBase[TelegramSource]):
             oldest = min(p.message_id for p in page.posts)
             if oldest <= last_id + 1:
                 break  # reached the cursor
-            url = f"{base}?before={oldest}"
+            url = f"{location}?before={oldest}"
         else:
             # Stopped by the page limit before reaching the cursor: the posts in between
             # are not read. Counted, so the health table shows a channel that is too busy
@@ -436,11 +428,11 @@ class TelegramConnector(ConnectorBase[TelegramSource]):
         )
 
 
-def _connect(source: TelegramSource, wiring: Wiring) -> TelegramConnector:
+def _connect(source: TelegramSource, wiring: base.Wiring) -> TelegramConnector:
     return TelegramConnector(source, wiring.defaults, wiring.http, clock=wiring.clock,
                              sleep=wiring.sleep)
 
 
 #: The ``telegram`` entry of the source registry (registry.py).
-SOURCE_TYPE = SourceType(name="telegram", model=TelegramSource, connect=_connect,
+SOURCE_TYPE = base.SourceType(name="telegram", model=TelegramSource, connect=_connect,
                          default_interval=lambda defaults: defaults.telegram_interval_s)
