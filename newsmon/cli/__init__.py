@@ -46,8 +46,10 @@ from newsmon.cli._common import (
     EXIT_SOURCES_FAILED,
     app,
 )
+from newsmon.exits import EXIT_ALL_SOURCES_FAILED
 
-__all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_SOURCES_FAILED", "app", "main"]
+__all__ = ["EXIT_ALL_SOURCES_FAILED", "EXIT_CONFIG", "EXIT_FAILED", "EXIT_SOURCES_FAILED", "app",
+           "main"]
 
 
 def main() -> None:

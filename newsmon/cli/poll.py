@@ -84,11 +84,16 @@ def sources(
                            "continuously running poller).")
     ] = False,
 ) -> None:
-    """Show every configured source with its health."""
+    """Show every configured source with its health.
+
+    Exit status: 0 no enabled source is failing (never polled is fine); 3 some enabled
+    sources are failing or disabled; 4 every enabled source is; 2 invalid config.
+    """
     if ctx.invoked_subcommand is not None:
         return
     from newsmon.cli import render
     from newsmon.connectors.health import source_health
+    from newsmon.exits import sources_exit
     from newsmon.ops import orchestrate
 
     loaded = settings(config)
@@ -97,6 +102,7 @@ def sources(
     typer.echo(render.health_json(health) if as_json else render.health_table(health))
     if publish:
         orchestrate.publish_health(loaded, configured)
+    raise typer.Exit(sources_exit(h.state for h in health))
 
 
 @sources_app.command("enable")
