@@ -15,7 +15,7 @@ module             commands
 ``poll``           ``poll``, ``sources``, ``sources enable ID``
 ``run``            ``run [--demo]``
 ``pipeline``       ``pipeline run``
-``deadletters``    ``deadletters [--replay]``
+``deadletters``    ``deadletters [--replay|--discarded]``, ``deadletters discard ID``
 ``detection``      ``classify``, ``eval``
 ``alerts``         ``alerts test|surge|deliver|list``
 ``report``         ``report``

@@ -73,7 +73,7 @@ def publish_poll_dead_letters(settings: Settings, store: DocumentStore) -> None:
             return
         try:
             failures = store.bulk_write("dead-letters", [
-                (dl.dl_id, dl.model_dump(mode="json") | {"replayed": False}) for dl in letters])
+                (dl.dl_id, dl.document()) for dl in letters])
         except StoreUnavailable as exc:  # kept in the state store: the next pass copies them
             log.warning("%d poll dead letters not copied to the search store yet: %s",
                         len(letters), exc)
