@@ -43,6 +43,25 @@ class SurgeRule(_RuleBase):
     k: float = Field(default=3.0, ge=0)
     #: Never alert below this many articles in the interval, whatever the baseline.
     min_count: int = Field(default=5, ge=1)
+    #: No surge until this many of the baseline intervals hold at least one stored article
+    #: (of any topic: the monitor was collecting then). On a fresh index every baseline is
+    #: "0 articles" and the first few articles would be a surge. None: half of
+    #: ``baseline_intervals``, rounded up; 0: no history needed.
+    min_history_intervals: int | None = Field(default=None, ge=0, le=24 * 30)
+
+    @model_validator(mode="after")
+    def _history_fits(self) -> SurgeRule:
+        if (self.min_history_intervals or 0) > self.baseline_intervals:
+            raise ValueError(f"min_history_intervals ({self.min_history_intervals}) cannot be "
+                             f"more than baseline_intervals ({self.baseline_intervals})")
+        return self
+
+    @property
+    def history_needed(self) -> int:
+        """Baseline intervals with data needed before this rule may raise a surge."""
+        if self.min_history_intervals is None:
+            return -(-self.baseline_intervals // 2)
+        return self.min_history_intervals
 
 
 def _console_only() -> dict[str, ChannelConfigBase]:

@@ -24,7 +24,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "rules": [{"name": "long-range-strike", "topic": "long_range_strike"},
                   {"name": "troop-deployment", "topic": "troop_deployment"}],
         "surges": [{"name": "lrs-surge", "topic": "long_range_strike", "interval_s": 10800,
-                    "baseline_intervals": 8, "min_count": 2}],
+                    "baseline_intervals": 8, "min_count": 2,
+                    # the demo is the index's only history
+                    "min_history_intervals": 0}],
     }))
     config = tmp / "newsmon.yaml"
     config.write_text(yaml.safe_dump({

@@ -141,7 +141,9 @@ def test_surge_is_evaluated_and_delivered_at_the_end_of_a_run(
 ) -> None:
     hook, ctx = desk.hook, desk.ctx
     surge = SurgeRule(name="lrs-surge", topic="long_range_strike", interval_s=3600,
-                      baseline_intervals=6, min_count=2, channels=("hook",))
+                      baseline_intervals=6, min_count=2, channels=("hook",),
+                      # a fresh index: about delivery, not about the history a surge needs
+                      min_history_intervals=0)
     alerts = ctx.alerts.model_copy(update={"rules": (), "surges": (surge,)})
     ctx = RunContext(settings=ctx.settings, alerts=alerts, now=NOW + timedelta(minutes=20))
     run_backfill(archive(tmp_path, story_items()), ctx, progress=False)
