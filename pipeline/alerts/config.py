@@ -4,6 +4,7 @@ channels/, one module per channel type."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -80,6 +81,15 @@ class AlertsConfig(StrictModel):
     #: How long a deliverer holds an alert before another may take it over (a crash between
     #: sending and recording then means one repeated message, never a lost one).
     lease_s: int = Field(default=300, gt=0, le=MAX_PERIOD_S)
+    #: An article published (undated: first seen) longer ago than this when the pipeline
+    #: handles it is stored, but neither raises nor updates an alert: a newly added feed's
+    #: archive, a backfill or a late replay is not news. 0: no limit.
+    max_article_age_s: int = Field(default=48 * 3600, ge=0, le=MAX_PERIOD_S)
+
+    def too_old(self, published_at: datetime, now: datetime) -> bool:
+        """Is an article published at ``published_at`` past the age that may alert?"""
+        return (self.max_article_age_s > 0
+                and now - published_at > timedelta(seconds=self.max_article_age_s))
 
     @model_validator(mode="after")
     def _consistent(self) -> AlertsConfig:

@@ -20,6 +20,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo run (shipped demo feeds -> embedded store) with a surge rule added."""
     tmp = tmp_path_factory.mktemp("demo")
     (tmp / "alerts.yaml").write_text(yaml.safe_dump({
+        # The demo's fixed dates, read without --demo: no age limit, or they would not alert.
+        "max_article_age_s": 0,
         "channels": {"console": {"type": "console"}},
         "rules": [{"name": "long-range-strike", "topic": "long_range_strike"},
                   {"name": "troop-deployment", "topic": "troop_deployment"}],
