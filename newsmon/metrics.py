@@ -107,7 +107,7 @@ PIPELINE_SECONDS = Histogram("newsmon_pipeline_run_seconds",
                              "Duration of one pipeline run (stream: one round)", ["input"],
                              registry=REGISTRY)
 DOCUMENTS = Counter("newsmon_documents",
-                    "Article documents: written, or skipped as exact copies",
+                    "Article documents written: originals, or exact copies of another's text",
                     ["result"], registry=REGISTRY)
 TOPIC_MATCHES = Counter("newsmon_topic_matches", "Articles matching each topic", ["topic"],
                         registry=REGISTRY)

@@ -186,3 +186,26 @@ def test_articles_older_than_the_maximum_age_are_stored_but_do_not_alert(
                          published_at=NOW - timedelta(hours=47), first_seen_at=NOW)
     assert run_backfill(archive(tmp_path, [fresh], "fresh.jsonl"), ctx, progress=False) == 1
     assert [a["rule"] for a in alerts_of(search_settings)] == ["lrs"]
+
+
+@pytest.mark.integration
+def test_an_exact_copy_is_stored_and_counted_alike_by_alert_and_report(
+    tmp_path: Path, search_settings: SearchSettings, desk: Desk
+) -> None:
+    """Issue 18: an exact copy from another source was not stored, so the alert's doc_ids
+    pointed at a missing document and the report counted 2 sources where the alert said 3."""
+    from newsmon.ops.report import collect, summarize
+
+    copy = RawItem.make(source=SourceRef(id="wire-c", type="rss", lang="en"), guid="c",
+                        url="https://wire-c.example/c", title="ATACMS strike on Kursk airfield",
+                        summary=WIRE, published_at=NOW, first_seen_at=NOW + timedelta(minutes=1))
+    assert run_backfill(archive(tmp_path, [*story_items(), copy]), desk.ctx,
+                        progress=False) == 4
+    lrs = next(a for a in alerts_of(search_settings) if a["rule"] == "lrs")
+    assert lrs["source_count"] == 3 and "wire-c" in lrs["source_ids"]
+    store = open_store(search_settings, tmp_path)
+    store.refresh("articles")
+    assert all(store.get("articles", doc_id) is not None for doc_id in lrs["doc_ids"])
+    report = summarize(collect(store, NOW - timedelta(days=1), NOW + timedelta(days=1)))
+    [story] = [s for s in report.stories if s.story_id == lrs["story_id"]]
+    assert len(story.sources) == lrs["source_count"] and story.copies == 3
