@@ -69,8 +69,9 @@ def poll(
 
 
 sources_app = command_group("sources", "Every configured source with its health; `enable ID` "
-                            "re-enables a disabled one.", invoke_without_command=True,
-                            no_args_is_help=False)
+                            "re-enables a disabled one. Exit status: 0 no enabled source "
+                            "failing, 3 some failing or disabled, 4 all of them, 2 invalid "
+                            "config.", invoke_without_command=True, no_args_is_help=False)
 
 
 @sources_app.callback()
