@@ -154,7 +154,7 @@ PIPELINE_SECONDS = _histogram(
 )
 DOCUMENTS = _counter(
     "newsmon_documents",
-    "Article documents: written, or skipped as exact copies",
+    "Article documents written: originals, or exact copies of another's text",
     ["result"],
 )
 TOPIC_MATCHES = _counter("newsmon_topic_matches", "Articles matching each topic", ["topic"])

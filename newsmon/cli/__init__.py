@@ -16,7 +16,7 @@ module             commands
 ``push``           ``push`` (the WebSub callback)
 ``run``            ``run [--demo]``
 ``pipeline``       ``pipeline run``
-``deadletters``    ``deadletters [--replay]``
+``deadletters``    ``deadletters [--replay|--discarded]``, ``deadletters discard ID``
 ``detection``      ``classify``, ``eval``
 ``alerts``         ``alerts test|surge|deliver|list``
 ``report``         ``report``
@@ -52,8 +52,10 @@ from newsmon.cli._common import (
     EXIT_SOURCES_FAILED,
     app,
 )
+from newsmon.exits import EXIT_ALL_SOURCES_FAILED
 
-__all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_SOURCES_FAILED", "app", "main"]
+__all__ = ["EXIT_ALL_SOURCES_FAILED", "EXIT_CONFIG", "EXIT_FAILED", "EXIT_SOURCES_FAILED", "app",
+           "main"]
 
 
 def main() -> None:

@@ -16,6 +16,11 @@ import typer
 from newsmon.config import Settings
 from newsmon.configfile import ConfigError
 
+# Re-exported: the commands take their exit statuses from here (defined in newsmon.exits).
+from newsmon.exits import EXIT_CONFIG as EXIT_CONFIG
+from newsmon.exits import EXIT_FAILED as EXIT_FAILED
+from newsmon.exits import EXIT_SOURCES_FAILED as EXIT_SOURCES_FAILED
+
 if TYPE_CHECKING:
     from newsmon.connectors.feeds import FeedsConfig
     from newsmon.connectors.results import PollReport
@@ -90,13 +95,6 @@ def _main(
     logs.configure("json" if fmt == "json" else "text", verbose=verbose)
 
 
-#: The run failed before its end (a service down); what was not committed is done again by
-#: the next run.
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
-#: The run went through, every item fetched was published and processed, but some sources
-#: failed or are disabled: nothing to re-run, something to look at (`newsmon sources`).
-EXIT_SOURCES_FAILED = 3
 
 
 def fail(message: str, code: int) -> typer.Exit:

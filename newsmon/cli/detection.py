@@ -13,6 +13,15 @@ from newsmon.cli._common import EXIT_CONFIG, ConfigOpt, app, fail, settings
 from newsmon.configfile import ConfigError
 
 
+def _unreadable(path: str, exc: OSError | UnicodeDecodeError) -> typer.Exit:
+    """Exit 2 with one line naming the file and why it cannot be read (no traceback)."""
+    if isinstance(exc, UnicodeDecodeError):
+        why = f"not UTF-8 text (byte {exc.start})"
+    else:
+        why = exc.strerror or type(exc).__name__
+    return fail(f"{path}: cannot read: {why}", EXIT_CONFIG)
+
+
 @app.command()
 def classify(
     file: Annotated[str, typer.Argument(help="Text file to classify, or - for stdin.")],
@@ -25,7 +34,10 @@ def classify(
     from newsmon.pipeline.detection import Classifier
 
     loaded = settings(config)
-    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _unreadable(file, exc) from exc
     try:
         classifier = Classifier.from_path(loaded.topics)
     except ConfigError as exc:
@@ -59,7 +71,10 @@ def eval_command(
         "inbox's labels (FILE: a `newsmon feedback export`; none: the store).")] = False,
 ) -> None:
     """Precision, recall and F1 per topic and per language, with the ids it got wrong, the
-    file's languages that the rules do not cover, and the review flags raised."""
+    file's languages that the rules do not cover, and the review flags raised.
+
+    A file that is missing, unreadable or has a malformed line: one line naming the file (and
+    the line), exit status 2."""
     if feedback:
         from newsmon.cli.feedback import eval_feedback
 
@@ -67,9 +82,16 @@ def eval_command(
     if file is None:
         raise fail("eval needs a FILE (or --feedback)", EXIT_CONFIG)
     from newsmon.pipeline.detection import Classifier
-    from newsmon.pipeline.detection.evaluation import evaluate, read_records
+    from newsmon.pipeline.detection.evaluation import RecordError, evaluate, read_records
 
     loaded = settings(config)
+    # The file first: a typo in its name is answered before the rules are compiled.
+    try:
+        read = read_records(file)
+    except RecordError as exc:
+        raise fail(" ".join(str(exc).split()), EXIT_CONFIG) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _unreadable(str(file), exc) from exc
     try:
         classifier = Classifier.from_path(loaded.topics)
     except ConfigError as exc:
@@ -77,7 +99,7 @@ def eval_command(
     from tqdm import tqdm
 
     # A bar on a terminal only (disable=None): piped or --json output stays clean.
-    records = tqdm(read_records(file), desc="eval", unit="text", disable=None, leave=False)
+    records = tqdm(read, desc="eval", unit="text", disable=None, leave=False)
     report = evaluate(classifier, records, rule_languages=classifier.rules.languages)
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))

@@ -70,8 +70,9 @@ def poll(
 
 
 sources_app = command_group("sources", "Every configured source with its health; `enable ID` "
-                            "re-enables a disabled one.", invoke_without_command=True,
-                            no_args_is_help=False)
+                            "re-enables a disabled one. Exit status: 0 no enabled source "
+                            "failing, 3 some failing or disabled, 4 all of them, 2 invalid "
+                            "config.", invoke_without_command=True, no_args_is_help=False)
 
 
 @sources_app.callback()
@@ -85,12 +86,17 @@ def sources(
                            "continuously running poller).")
     ] = False,
 ) -> None:
-    """Show every configured source with its health."""
+    """Show every configured source with its health.
+
+    Exit status: 0 no enabled source is failing (never polled is fine); 3 some enabled
+    sources are failing or disabled; 4 every enabled source is; 2 invalid config.
+    """
     if ctx.invoked_subcommand is not None:
         return
     from newsmon.cli import render
     from newsmon.connectors.health import source_health
     from newsmon.connectors.websub.schedule import feed_modes
+    from newsmon.exits import sources_exit
     from newsmon.ops import orchestrate
 
     loaded = settings(config)
@@ -101,6 +107,7 @@ def sources(
                render.health_table(health, fed=fed))
     if publish:
         orchestrate.publish_health(loaded, configured)
+    raise typer.Exit(sources_exit(h.state for h in health))
 
 
 @sources_app.command("enable")

@@ -26,6 +26,7 @@ import httpx
 from newsmon.config import Settings
 from newsmon.configfile import ConfigError
 from newsmon.connectors.feeds import FeedsConfig
+from newsmon.exits import EXIT_CONFIG, EXIT_FAILED, sources_exit
 from newsmon.ops.loading import Loaded, load_all
 from newsmon.pipeline.alerts.channels import channel_type
 from newsmon.pipeline.alerts.channels.base import tcp_problem
@@ -46,6 +47,8 @@ class Finding:
     message: str
     #: A configuration problem (exit status 2) rather than an unreachable service (1).
     config: bool = False
+    #: For the sources check: its exit status (newsmon.exits.sources_exit), 0 otherwise.
+    sources_exit: int = 0
 
     def line(self) -> str:
         label = {"ok": "ok", "warn": "WARN", "fail": "FAIL"}[self.status]
@@ -53,11 +56,16 @@ class Finding:
 
 
 def exit_status(findings: list[Finding]) -> int:
-    """0 all good (warnings allowed), 2 the configuration is invalid, 1 something is down."""
+    """0 all good (warnings allowed); 2 the configuration is invalid; 1 a service or endpoint
+    is down; else 4 every enabled source is failing or disabled, 3 some are. The first that
+    applies wins: a scheduler fixes the config before the services, the services before the
+    feeds."""
     failed = [f for f in findings if f.status == "fail"]
     if any(f.config for f in failed):
-        return 2
-    return 1 if failed else 0
+        return EXIT_CONFIG
+    if any(not f.sources_exit for f in failed):
+        return EXIT_FAILED
+    return max((f.sources_exit for f in failed), default=0)
 
 
 def _tcp(host: str, port: int) -> str | None:
@@ -120,10 +128,13 @@ def check_sources(settings: Settings, sources: FeedsConfig) -> Finding:
     if disabled or failing:
         names = ", ".join((disabled + failing)[:5]) + (" ..." if len(disabled + failing) > 5
                                                         else "")
-        return Finding("warn", "sources",
+        # A failing source is a failed check, not a warning: "all checks passed" with every
+        # source failing told a scheduler nothing (issue 18).
+        return Finding("fail", "sources",
                        f"{len(disabled)} disabled, {len(failing)} failing of {enabled} enabled "
                        f"({names}) -> see `newsmon sources`; fix or remove them in "
-                       f"{settings.feeds.name}")
+                       f"{settings.feeds.name}",
+                       sources_exit=sources_exit(h.state for h in health))
     if not state.exists():
         return Finding("ok", "sources", f"{enabled} enabled, not polled yet")
     return Finding("ok", "sources", f"{enabled} enabled, none failing")

@@ -9,7 +9,10 @@ run the same under the CLI and in tests.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +76,7 @@ def publish_poll_dead_letters(settings: Settings, store: DocumentStore) -> None:
             return
         try:
             failures = store.bulk_write("dead-letters", [
-                (dl.dl_id, dl.model_dump(mode="json") | {"replayed": False}) for dl in letters])
+                (dl.dl_id, dl.document()) for dl in letters])
         except StoreUnavailable as exc:  # kept in the state store: the next pass copies them
             log.warning("%d poll dead letters not copied to the search store yet: %s",
                         len(letters), exc)
@@ -128,3 +131,95 @@ def run_once(config: Complete, *, demo: bool, say: Say) -> PollReport:
     summary = run_kafka_batch(ctx)
     say(f"processed {summary.records} records; offsets committed")
     return report
+
+
+# --- the demo --------------------------------------------------------------------------------
+
+#: Where `newsmon run --demo` writes the demo's configuration, under the demo's state_dir;
+#: `newsmon report` without --config reads it when it is there (README, "The demo").
+DEMO_CONFIG = Path("config") / "newsmon.yaml"
+
+_RSS_DATE = re.compile(r"<pubDate>([^<]+)</pubDate>")
+_ATOM_DATE = re.compile(r"<(updated|published)>([^<]+)</\1>")
+
+
+def _feed_dates(xml: str) -> list[datetime]:
+    found = [parsedate_to_datetime(m.group(1).strip()) for m in _RSS_DATE.finditer(xml)]
+    found += [datetime.fromisoformat(m.group(2).strip()) for m in _ATOM_DATE.finditer(xml)]
+    return found
+
+
+def shift_feed_dates(xml: str, shift: timedelta) -> str:
+    """The feed with every RSS ``pubDate`` and Atom ``updated``/``published`` moved by
+    ``shift`` (each keeps its format and its UTC offset)."""
+    def rss(m: re.Match[str]) -> str:
+        return f"<pubDate>{format_datetime(parsedate_to_datetime(m.group(1).strip()) + shift)}" \
+               "</pubDate>"
+
+    def atom(m: re.Match[str]) -> str:
+        moved = datetime.fromisoformat(m.group(2).strip()) + shift
+        return f"<{m.group(1)}>{moved.isoformat().replace('+00:00', 'Z')}</{m.group(1)}>"
+
+    return _ATOM_DATE.sub(atom, _RSS_DATE.sub(rss, xml))
+
+
+def prepare_demo(shipped: Path, now: datetime) -> Path:
+    """Write the demo's configuration under its state_dir and return its newsmon.yaml.
+
+    The shipped demo feeds are fixtures with fixed dates; a demo run weeks later would find
+    them too old to alert, and `newsmon report --since 7d` would show nothing. So the copy
+    moves every date by the same whole number of days, the newest item landing in the day
+    before ``now``: the items keep their order, spacing and time of day. Topics and alert
+    rules are the shipped ones, named by absolute path.
+    """
+    import yaml
+
+    from newsmon.config import load_checked_settings
+
+    settings = load_checked_settings(shipped / "newsmon.yaml")
+    target = (settings.state_dir / DEMO_CONFIG).resolve()
+    (target.parent / "feeds").mkdir(parents=True, exist_ok=True)
+    feeds = {p.name: p.read_text(encoding="utf-8")
+             for p in sorted((shipped / "feeds").glob("*.xml"))}
+    newest = max(d for xml in feeds.values() for d in _feed_dates(xml))
+    shift = timedelta(days=(now - newest).days)
+    for name, xml in feeds.items():
+        (target.parent / "feeds" / name).write_text(shift_feed_dates(xml, shift),
+                                                    encoding="utf-8")
+    (target.parent / "feeds.yaml").write_text(
+        (shipped / settings.feeds.name).read_text(encoding="utf-8"), encoding="utf-8")
+    own = yaml.safe_load((shipped / "newsmon.yaml").read_text(encoding="utf-8"))
+    own |= {"state_dir": str(settings.state_dir.resolve()), "feeds": "feeds.yaml",
+            "topics": str((shipped / own["topics"]).resolve()),
+            "alerts": str((shipped / own["alerts"]).resolve())}
+    target.write_text(
+        "# Written by `newsmon run --demo` from the shipped demo, its feeds' dates moved to\n"
+        f"# the day it ran ({shift.days:+d} days). `newsmon report` reads it by default.\n"
+        + yaml.safe_dump(own, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def demo_config_here() -> Path | None:
+    """The configuration a demo run left in this directory, if any."""
+    from newsmon.config import load_checked_settings, shipped_config_dir
+    from newsmon.configfile import ConfigError
+
+    try:
+        state_dir = load_checked_settings(shipped_config_dir() / "demo" / "newsmon.yaml").state_dir
+    except ConfigError:  # no usable shipped demo: no demo to find
+        return None
+    path = state_dir / DEMO_CONFIG
+    return path if path.is_file() else None
+
+
+def demo_next_steps(config: Path) -> str:
+    """What to try after `newsmon run --demo` (it prints this)."""
+    where = config.parent.parent
+    return "\n".join([
+        "next:",
+        "  newsmon report                  # report.html of the last 7 days from this demo "
+        f"(the store in {where})",
+        f"  newsmon alerts list -c {config}",
+        f"  newsmon sources -c {config}",
+        f"  newsmon deadletters -c {config}",
+    ])

@@ -4,6 +4,7 @@ channels/, one module per channel type."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -43,6 +44,25 @@ class SurgeRule(_RuleBase):
     k: float = Field(default=3.0, ge=0)
     #: Never alert below this many articles in the interval, whatever the baseline.
     min_count: int = Field(default=5, ge=1)
+    #: No surge until this many of the baseline intervals hold at least one stored article
+    #: (of any topic: the monitor was collecting then). On a fresh index every baseline is
+    #: "0 articles" and the first few articles would be a surge. None: half of
+    #: ``baseline_intervals``, rounded up; 0: no history needed.
+    min_history_intervals: int | None = Field(default=None, ge=0, le=24 * 30)
+
+    @model_validator(mode="after")
+    def _history_fits(self) -> SurgeRule:
+        if (self.min_history_intervals or 0) > self.baseline_intervals:
+            raise ValueError(f"min_history_intervals ({self.min_history_intervals}) cannot be "
+                             f"more than baseline_intervals ({self.baseline_intervals})")
+        return self
+
+    @property
+    def history_needed(self) -> int:
+        """Baseline intervals with data needed before this rule may raise a surge."""
+        if self.min_history_intervals is None:
+            return -(-self.baseline_intervals // 2)
+        return self.min_history_intervals
 
 
 def _console_only() -> dict[str, ChannelConfigBase]:
@@ -61,6 +81,15 @@ class AlertsConfig(StrictModel):
     #: How long a deliverer holds an alert before another may take it over (a crash between
     #: sending and recording then means one repeated message, never a lost one).
     lease_s: int = Field(default=300, gt=0, le=MAX_PERIOD_S)
+    #: An article published (undated: first seen) longer ago than this when the pipeline
+    #: handles it is stored, but neither raises nor updates an alert: a newly added feed's
+    #: archive, a backfill or a late replay is not news. 0: no limit.
+    max_article_age_s: int = Field(default=48 * 3600, ge=0, le=MAX_PERIOD_S)
+
+    def too_old(self, published_at: datetime, now: datetime) -> bool:
+        """Is an article published at ``published_at`` past the age that may alert?"""
+        return (self.max_article_age_s > 0
+                and now - published_at > timedelta(seconds=self.max_article_age_s))
 
     @model_validator(mode="after")
     def _consistent(self) -> AlertsConfig:

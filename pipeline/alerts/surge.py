@@ -10,6 +10,11 @@ later ones update its count and stories without alerting again.
 
 Counts go by ``published_at`` (the time the articles and the dashboards use), so a backfill
 of old items does not look like a surge now.
+
+No surge is raised until the baseline has history: at least ``history_needed`` of its
+intervals must hold some stored article, of any topic (the monitor was collecting). On a fresh
+index every baseline reads "0 articles", and its first articles would otherwise "surge"
+against a usual maximum of 0.0.
 """
 
 from __future__ import annotations
@@ -44,22 +49,28 @@ class SurgeStats:
     #: The highest count still considered usual: mean + k * spread.
     expected_max: float
     surge: bool
+    #: Baseline intervals in which the monitor stored anything (its history).
+    history: int = 0
 
 
 def surge_stats(
-    count: int, baseline: Sequence[int], *, k: float, min_count: int
+    count: int, baseline: Sequence[int], *, k: float, min_count: int,
+    history: int | None = None, min_history: int = 0,
 ) -> SurgeStats:
     """Is ``count`` a surge against the ``baseline`` counts? Pure.
 
     The spread is the baseline's standard deviation, but at least the square root of its mean:
     article counts vary at least like Poisson counts, and a quiet topic with a flat baseline
-    would otherwise "surge" on one extra article.
+    would otherwise "surge" on one extra article. ``history``, the baseline intervals in
+    which anything was stored (default: all of them), must reach ``min_history``.
     """
     mean = fmean(baseline) if baseline else 0.0
     std = pstdev(baseline) if len(baseline) > 1 else 0.0
     expected_max = mean + k * max(std, math.sqrt(mean))
+    seen = len(baseline) if history is None else history
     return SurgeStats(count, mean, std, expected_max,
-                      count >= min_count and count > expected_max)
+                      count >= min_count and count > expected_max and seen >= min_history,
+                      seen)
 
 
 def interval_floor(t: datetime, interval_s: int) -> datetime:
@@ -113,6 +124,15 @@ def _articles(store: DocumentStore, rule: SurgeRule, since: datetime,
     return [(parse_time(d["published_at"]), d) for d in docs if _passes(d, rule)]
 
 
+def _collected(store: DocumentStore, rule: SurgeRule, start: datetime, n: int) -> list[int]:
+    """Articles of any topic stored in each of the ``n`` intervals from ``start``: whether the
+    monitor was collecting then (only the time field is read)."""
+    end = start + n * timedelta(seconds=rule.interval_s)
+    times = (parse_time(d["published_at"]) for d in store.scan(
+        "articles", since=start, until=end, fields=("published_at",)))
+    return bucket_counts(times, start, rule.interval_s, n)
+
+
 def timeline(
     store: DocumentStore, rule: SurgeRule, since: datetime, now: datetime
 ) -> list[SurgeFinding]:
@@ -126,11 +146,15 @@ def timeline(
     rows = _articles(store, rule, start, current + step)
     n = rule.baseline_intervals + span
     counts = bucket_counts((t for t, _ in rows), start, rule.interval_s, n)
+    collected = _collected(store, rule, start, n) if rule.history_needed else [1] * n
     out = []
     for i in range(rule.baseline_intervals, n):
         begin = start + i * step
         stats = surge_stats(counts[i], counts[i - rule.baseline_intervals:i], k=rule.k,
-                            min_count=rule.min_count)
+                            min_count=rule.min_count,
+                            history=sum(1 for c in collected[i - rule.baseline_intervals:i]
+                                        if c),
+                            min_history=rule.history_needed)
         docs = tuple(d for t, d in rows if begin <= t < begin + step)
         out.append(SurgeFinding(rule, begin, stats, docs))
     return out

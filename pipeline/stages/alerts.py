@@ -37,6 +37,7 @@ class EvaluateAlertsFn(StoreFn):
         hits = [
             (rule, placed.article, match)
             for placed in batch
+            if not self.ctx.alerts.too_old(placed.article.published_at, now)
             for rule, match in alerting.matching_rules(placed.article, self.ctx.alerts.rules)
         ]
         # The first copy of each story in the batch tries to create its alert; all creations

@@ -125,20 +125,21 @@ class GroupStoriesFn(StoreFn):
 class WriteDocumentsFn(StoreFn):
     """Batch of Placed -> the same batch, once the store acknowledged every document.
 
-    Exact copies of an existing document are not written again. Documents the store
-    rejects go to the dead letters; an unreachable store raises.
+    Every article is written, exact copies of another source's text included (their own
+    document, in the same story): an alert lists each copy's doc_id and source, and the
+    report and dashboards count the same documents and sources the alert does. Documents
+    the store rejects go to the dead letters; an unreachable store raises.
     """
 
     def process(self, batch: Sequence[Placed]) -> Iterator[Any]:
         now = self.ctx.now or datetime.now(UTC)
-        docs = {
-            p.article.doc_id: article_document(p, now) for p in batch if p.duplicate_of is None
-        }
+        docs = {p.article.doc_id: article_document(p, now) for p in batch}
+        copies = {p.article.doc_id for p in batch if p.duplicate_of is not None}
         count(metrics.stage_counter("write", "in"), len(batch))
         failures = {f.doc_id: f for f in self.db().bulk_write("articles", list(docs.items()))}
         count(metrics.stage_counter("write", "out"), len(batch) - len(failures))
-        count(metrics.DOCUMENTS_WRITTEN, len(docs) - len(failures))
-        count(metrics.EXACT_COPIES, len(batch) - len(docs))
+        count(metrics.DOCUMENTS_WRITTEN, len(docs.keys() - copies - failures.keys()))
+        count(metrics.EXACT_COPIES, len(copies - failures.keys()))
         for doc_id, failure in failures.items():
             placed = next(p for p in batch if p.article.doc_id == doc_id)
             yield dead("write", f"HTTP {failure.status}: {failure.error}",

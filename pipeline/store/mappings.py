@@ -190,6 +190,9 @@ DEAD_LETTER_MAPPING: JsonDict = {
         "payload": {"type": "text", "index": False},
         "created_at": _DATE,
         "replayed": {"type": "boolean"},
+        # `newsmon deadletters discard`: kept, but out of listing and replay.
+        "discarded_at": _DATE,
+        "discard_reason": _TEXT,
     },
 }
 

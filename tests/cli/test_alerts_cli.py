@@ -20,11 +20,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo run (shipped demo feeds -> embedded store) with a surge rule added."""
     tmp = tmp_path_factory.mktemp("demo")
     (tmp / "alerts.yaml").write_text(yaml.safe_dump({
+        # The demo's fixed dates, read without --demo: no age limit, or they would not alert.
+        "max_article_age_s": 0,
         "channels": {"console": {"type": "console"}},
         "rules": [{"name": "long-range-strike", "topic": "long_range_strike"},
                   {"name": "troop-deployment", "topic": "troop_deployment"}],
         "surges": [{"name": "lrs-surge", "topic": "long_range_strike", "interval_s": 10800,
-                    "baseline_intervals": 8, "min_count": 2}],
+                    "baseline_intervals": 8, "min_count": 2,
+                    # the demo is the index's only history
+                    "min_history_intervals": 0}],
     }))
     config = tmp / "newsmon.yaml"
     config.write_text(yaml.safe_dump({

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -26,7 +26,8 @@ from newsmon.models import RawItem, SourceRef
 from tests.e2e.configs import write_config
 from tests.localhttp import Response, serve
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+# Recent: the pipeline runs on the wall clock, and older items do not alert (max_article_age_s).
+NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 STRIKE = ("Ukrainian forces struck a military airfield in Russia's Kursk region with US-made "
           "ATACMS missiles overnight, days after the White House allowed the long-range "
           "weapons to be used against targets on Russian territory.")

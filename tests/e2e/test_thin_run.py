@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import httpx
@@ -23,28 +25,32 @@ FEED = """<?xml version="1.0" encoding="utf-8"?>
 <description>thin run</description>
 <item><title>Briten und Franzosen erwägen Truppen für die Ukraine</title>
 <link>https://t.example/de/truppen</link><guid>t-1</guid>
-<pubDate>Fri, 20 Nov 2026 06:45:00 +0100</pubDate>
+<pubDate>{d0}</pubDate>
 <description>Großbritannien und Frankreich beraten über die Entsendung von Bodentruppen in die
 Ukraine. Eine europäische Friedenstruppe soll nach einem Waffenstillstand im Land
 stationiert werden, berichten Diplomaten in Paris und London.</description></item>
 <item><title>Ukraine strikes Russian airbase with ATACMS missiles</title>
 <link>https://t.example/en/atacms</link><guid>t-2</guid>
-<pubDate>Fri, 20 Nov 2026 07:12:00 GMT</pubDate>
+<pubDate>{d1}</pubDate>
 <description>Ukrainian forces fired US-supplied ATACMS missiles at an airbase inside Russia's
 Belgorod region, the first such strike on Russian territory since Washington lifted its
 restrictions on the long-range weapons.</description></item>
 <item><title>City council approves new tram line</title>
 <link>https://t.example/en/tram</link><guid>t-3</guid>
-<pubDate>Fri, 20 Nov 2026 08:00:00 GMT</pubDate>
+<pubDate>{d2}</pubDate>
 <description>The council voted to build a new tram line to the airport, with construction to
 start next spring and the first trams running in 2029.</description></item>
 <item><title>Wetter: Sturm und Regen an der Küste</title>
 <link>https://t.example/de/wetter</link><guid>t-4</guid>
-<pubDate>Fri, 20 Nov 2026 09:00:00 +0100</pubDate>
+<pubDate>{d3}</pubDate>
 <description>Der Deutsche Wetterdienst warnt vor Sturmböen und Starkregen an der Nordsee.
 Am Wochenende wird es deutlich kälter.</description></item>
 </channel></rss>
-""".encode()
+"""
+# Published in the last hours: items older than the alert rules' maximum age (48 h) do not
+# alert, and this run is about the alerts too.
+FEED = FEED.format(**{f"d{i}": format_datetime(datetime.now(UTC) - timedelta(hours=4 - i))
+                      for i in range(4)}).encode()
 
 
 def _newsmon(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -156,4 +156,4 @@ def test_the_readme_documents_every_exit_status() -> None:
     section = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
     documented = {int(code) for code in re.findall(r"^\| `?(\d+)`? \|", section, re.MULTILINE)}
     assert documented == {0, cli.EXIT_FAILED, cli.EXIT_CONFIG, cli.EXIT_SOURCES_FAILED,
-                          EXIT_LOCKED}
+                          cli.EXIT_ALL_SOURCES_FAILED, EXIT_LOCKED}

@@ -91,7 +91,7 @@ def test_doctor_passes_against_running_services(
     assert found["channel console"] == ["ok   channel console: console (standard output)"]
     assert found["channel hook"] == [
         f"ok   channel hook: webhook endpoint http://127.0.0.1:{hook.port} is reachable"]
-    assert "doctor: all checks passed" in proc.stderr
+    assert "doctor: no problem, 1 warning(s)" in proc.stderr
 
 
 def test_doctor_names_each_stopped_service_with_what_to_do(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from newsmon.models import Article, DeadLetter, RawItem, SourceRef
 from newsmon.pipeline import deadletters as dl
-from newsmon.pipeline.store import SqliteStore
+from newsmon.pipeline.store import DocumentStore, SqliteStore
 
 SOURCE = SourceRef(id="wire", type="rss")
 T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
@@ -62,3 +62,45 @@ def test_a_letter_is_stored_with_its_replayed_flag(store: SqliteStore) -> None:
     x = letter("write", "p")
     assert x.document() == x.model_dump(mode="json") | {"replayed": False}
     assert x.document(replayed=True)["replayed"] is True
+
+
+def discard_contract(store: DocumentStore) -> None:
+    """A discarded letter is kept, with when and why, but neither pending nor replayed."""
+    a, b = letter("normalize", "a"), letter("classify", "b")
+    store.bulk_write("dead-letters", [(x.dl_id, x.document()) for x in (a, b)])
+    store.refresh("dead-letters")
+    assert dl.find_pending(store, a.dl_id[:12]) == a
+    dl.discard(store, a, "feed sends binary junk", T0)
+    assert [x.dl_id for x in dl.pending(store)] == [b.dl_id]
+    [(gone, when, reason)] = dl.discarded(store)
+    assert gone == a and reason == "feed sends binary junk"
+    assert datetime.fromisoformat(when) == T0
+    with pytest.raises(dl.UnknownLetter):
+        dl.find_pending(store, a.dl_id)  # no longer pending: cannot be discarded twice
+
+
+def test_discard_on_the_embedded_store(store: SqliteStore) -> None:
+    discard_contract(store)
+
+
+@pytest.mark.integration
+def test_discard_on_the_search_server(server_store: DocumentStore) -> None:
+    # The dead-letter mapping is strict: the discard fields must be in it.
+    discard_contract(server_store)
+
+
+def test_an_ambiguous_or_empty_prefix_is_refused(store: SqliteStore) -> None:
+    letters = [letter("decode", str(i)) for i in range(40)]
+    store.bulk_write("dead-letters", [(x.dl_id, x.document()) for x in letters])
+    with pytest.raises(dl.UnknownLetter, match="40 pending letters"):
+        dl.find_pending(store, "")
+    with pytest.raises(dl.UnknownLetter, match="no pending dead letter"):
+        dl.find_pending(store, "zz")
+
+
+def test_a_multi_line_error_is_one_cut_table_cell() -> None:
+    traceback = "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: no"
+    assert dl.error_line(traceback) == "Traceback (most recent call last):…"
+    assert dl.error_line("\n\n  only line  \n") == "only line"
+    assert dl.error_line("x" * 200, width=10) == "x" * 9 + "…"
+    assert dl.error_line("x" * 10, width=10) == "x" * 10

@@ -41,7 +41,8 @@ def ctx_for(tmp: Path, kafka: KafkaSettings, search: SearchSettings) -> RunConte
         rules=(AlertRule(name="lrs", topic="long_range_strike"),
                AlertRule(name="troops", topic="troop_deployment")),
     )
-    return RunContext(settings=settings, alerts=alerts)
+    # The samples' clock: they are news at NOW, not on the day the test runs.
+    return RunContext(settings=settings, alerts=alerts, now=NOW)
 
 
 def hits(search: SearchSettings, kind: str) -> list[dict[str, object]]:

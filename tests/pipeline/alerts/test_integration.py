@@ -19,11 +19,11 @@ from newsmon.pipeline.alerts.channels.webhook import WebhookChannel
 from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, SurgeRule
 from newsmon.pipeline.app import RunContext
 from newsmon.pipeline.jobs import run_backfill
-from newsmon.pipeline.store import DocumentStore
+from newsmon.pipeline.store import DocumentStore, open_store
 from tests.alertservers import Recorder, SmtpInbox, smtp_server
 from tests.localhttp import serve
 from tests.pipeline.alerts.test_surge import surge_contract
-from tests.pipeline.samples import NOW, WIRE, story_items
+from tests.pipeline.samples import NOW, TROOPS, WIRE, story_items
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -44,7 +44,9 @@ def context(tmp: Path, search: SearchSettings, hook: str, inbox: SmtpInbox) -> R
              AlertRule(name="troops", topic="troop_deployment", channels=("hook",)))
     settings = Settings(state_dir=tmp / "state", topics=ROOT / "config" / "topics.yaml",
                         search=search)
-    return RunContext(settings=settings, alerts=AlertsConfig(channels=channels, rules=rules))
+    # The run's clock is the samples' (NOW): they are news then, not on the day the test runs.
+    return RunContext(settings=settings, alerts=AlertsConfig(channels=channels, rules=rules),
+                      now=NOW)
 
 
 def alerts_of(search: SearchSettings) -> list[dict[str, object]]:
@@ -141,7 +143,9 @@ def test_surge_is_evaluated_and_delivered_at_the_end_of_a_run(
 ) -> None:
     hook, ctx = desk.hook, desk.ctx
     surge = SurgeRule(name="lrs-surge", topic="long_range_strike", interval_s=3600,
-                      baseline_intervals=6, min_count=2, channels=("hook",))
+                      baseline_intervals=6, min_count=2, channels=("hook",),
+                      # a fresh index: about delivery, not about the history a surge needs
+                      min_history_intervals=0)
     alerts = ctx.alerts.model_copy(update={"rules": (), "surges": (surge,)})
     ctx = RunContext(settings=ctx.settings, alerts=alerts, now=NOW + timedelta(minutes=20))
     run_backfill(archive(tmp_path, story_items()), ctx, progress=False)
@@ -153,3 +157,55 @@ def test_surge_is_evaluated_and_delivered_at_the_end_of_a_run(
     run_backfill(archive(tmp_path, story_items()), ctx, progress=False)
     assert len([a for a in alerts_of(search_settings) if a.get("kind") == "surge"]) == 1
     assert len(hook.bodies) == 1
+
+
+@pytest.mark.integration
+def test_articles_older_than_the_maximum_age_are_stored_but_do_not_alert(
+    tmp_path: Path, search_settings: SearchSettings, desk: Desk
+) -> None:
+    """Issue 18: a newly added feed alerted on its old items as if they were new. Its archive
+    (published 14 days before the run, first seen now) and an undated item first seen three
+    days ago are stored, and alert nothing; the fresh items of the same run alert."""
+    ctx = desk.ctx
+    assert ctx.alerts.max_article_age_s == 48 * 3600  # the default
+    old = [item.model_copy(update={"published_at": NOW - timedelta(days=14)})
+           for item in story_items()]
+    undated = RawItem.make(source=SourceRef(id="wire-c", type="rss", lang="en"), guid="u",
+                           url="https://wire-c.example/u", title="Troops for Ukraine",
+                           summary=TROOPS, published_at=None,
+                           first_seen_at=NOW - timedelta(days=3))
+    assert run_backfill(archive(tmp_path, [*old, undated]), ctx, progress=False) == 4
+    store = open_store(search_settings, tmp_path)
+    store.refresh("articles")
+    assert store.count("articles") == 4
+    assert alerts_of(search_settings) == [] and desk.hook.bodies == []
+
+    fresh = RawItem.make(source=SourceRef(id="wire-d", type="rss", lang="en"), guid="f",
+                         url="https://wire-d.example/f", title="Strike on Kursk airfield",
+                         summary=WIRE + " A second day of strikes followed.",
+                         published_at=NOW - timedelta(hours=47), first_seen_at=NOW)
+    assert run_backfill(archive(tmp_path, [fresh], "fresh.jsonl"), ctx, progress=False) == 1
+    assert [a["rule"] for a in alerts_of(search_settings)] == ["lrs"]
+
+
+@pytest.mark.integration
+def test_an_exact_copy_is_stored_and_counted_alike_by_alert_and_report(
+    tmp_path: Path, search_settings: SearchSettings, desk: Desk
+) -> None:
+    """Issue 18: an exact copy from another source was not stored, so the alert's doc_ids
+    pointed at a missing document and the report counted 2 sources where the alert said 3."""
+    from newsmon.ops.report import collect, summarize
+
+    copy = RawItem.make(source=SourceRef(id="wire-c", type="rss", lang="en"), guid="c",
+                        url="https://wire-c.example/c", title="ATACMS strike on Kursk airfield",
+                        summary=WIRE, published_at=NOW, first_seen_at=NOW + timedelta(minutes=1))
+    assert run_backfill(archive(tmp_path, [*story_items(), copy]), desk.ctx,
+                        progress=False) == 4
+    lrs = next(a for a in alerts_of(search_settings) if a["rule"] == "lrs")
+    assert lrs["source_count"] == 3 and "wire-c" in lrs["source_ids"]
+    store = open_store(search_settings, tmp_path)
+    store.refresh("articles")
+    assert all(store.get("articles", doc_id) is not None for doc_id in lrs["doc_ids"])
+    report = summarize(collect(store, NOW - timedelta(days=1), NOW + timedelta(days=1)))
+    [story] = [s for s in report.stories if s.story_id == lrs["story_id"]]
+    assert len(story.sources) == lrs["source_count"] and story.copies == 3

@@ -123,7 +123,43 @@ def test_surge_on_a_synthetic_burst_embedded(tmp_path: Path) -> None:
 def test_filters_narrow_what_is_counted(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "docs.sqlite")
     store.setup()
+    write_articles(store, [1] * 24 + [0], NOW, topic="weather")  # the monitor's history
     write_articles(store, [0] * 24 + [10], NOW, lang="de")
     assert evaluate(store, RULE, NOW).stats.surge
     french_only = RULE.model_copy(update={"languages": ("fr",)})
     assert evaluate(store, french_only, NOW).stats.count == 0
+
+
+def test_a_fresh_index_raises_no_surge_until_the_baseline_has_history(tmp_path: Path) -> None:
+    """Issue 18: the first articles of a fresh index raised a surge "usually up to 0.0"."""
+    store = SqliteStore(tmp_path / "docs.sqlite")
+    store.setup()
+    write_articles(store, [0] * 24 + [8], NOW)  # everything the index holds is this hour's
+    finding = evaluate(store, RULE, NOW)
+    assert finding.stats.count == 8 and finding.stats.expected_max == 0.0
+    assert finding.stats.history == 0 and not finding.stats.surge
+    config = AlertsConfig(channels={"console": ConsoleChannel()}, surges=(RULE,))
+    assert evaluate_surges(store, config, NOW) == []
+    store.refresh("alerts")
+    assert store.all_docs("alerts") == []
+
+    # 11 hours of other topics: one short of the default (half of 24 baseline intervals)
+    write_articles(store, [0] * 13 + [1] * 11 + [0], NOW, topic="weather")
+    assert RULE.history_needed == 12
+    assert evaluate(store, RULE, NOW).stats.history == 11
+    assert not evaluate(store, RULE, NOW).stats.surge
+    # the 12th: the monitor has been collecting long enough, and a quiet topic's burst is news
+    write_articles(store, [0] * 12 + [1] + [0] * 12, NOW, topic="sport")
+    stats = evaluate(store, RULE, NOW).stats
+    assert (stats.history, stats.surge) == (12, True)
+
+
+def test_min_history_is_configurable_and_checked() -> None:
+    assert RULE.model_copy(update={"min_history_intervals": 0}).history_needed == 0
+    odd = SurgeRule(name="s", topic="t", baseline_intervals=5)
+    assert odd.history_needed == 3
+    with pytest.raises(ValueError, match="cannot be more than baseline_intervals"):
+        SurgeRule(name="s", topic="t", baseline_intervals=4, min_history_intervals=5)
+    # the pure statistics: history short of the minimum is never a surge
+    assert surge_stats(9, [0] * 24, k=3, min_count=5, history=23, min_history=24).surge is False
+    assert surge_stats(9, [0] * 24, k=3, min_count=5, history=24, min_history=24).surge
