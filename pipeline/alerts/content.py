@@ -26,6 +26,8 @@ SCHEMA_VERSION = 1
 
 Event = Literal["alert.created", "alert.updated", "surge.created"]
 EVENTS: tuple[Event, ...] = ("alert.created", "alert.updated", "surge.created")
+#: What channels read by people get by default: a story once, and surges.
+PEOPLE_EVENTS: tuple[Event, ...] = ("alert.created", "surge.created")
 
 #: Evidence sentences per alert: two or three say why without becoming the article.
 MAX_SENTENCES = 3
@@ -141,6 +143,8 @@ class AlertContent:
 
     @property
     def subject(self) -> str:
+        if self.kind == "surge":
+            return f"Surge in {self.topic_name}: {self.title}"
         return f"{self.topic_name}: {self.title or self.url}"
 
     def facts(self) -> list[tuple[str, str]]:
@@ -151,9 +155,8 @@ class AlertContent:
         ]
         if self.kind == "surge":
             s = self.surge
-            rows += [("Articles", f"{s.get('count', 0)} in the interval from "
-                                  f"{s.get('interval_start', '')} (usually up to "
-                                  f"{float(s.get('expected_max', 0)):.1f})")]
+            rows += [("Baseline", f"{float(s.get('baseline_mean') or 0):.1f} ± "
+                                  f"{float(s.get('baseline_std') or 0):.1f} per interval")]
             return [(k, v) for k, v in rows if v]
         rows += [
             ("Published", _when(self.published_at)),
@@ -424,10 +427,15 @@ def surge_content(doc: Mapping[str, Any],
                                      "baseline_mean", "baseline_std", "expected_max")}
     surge["top_stories"] = stories
     created = parse_time(str(doc["created_at"]))
+    start = doc.get("interval_start")
+    since = f" from {parse_time(str(start)):%Y-%m-%d %H:%M} UTC" if start else ""
+    # The title says it in words; the stored one names the topic by its id.
+    title = (f"{int(doc.get('count') or 0)} articles{since} (usually up to "
+             f"{float(doc.get('expected_max') or 0):.1f})")
     return AlertContent(
         kind="surge", alert_id=str(doc["alert_id"]), rule=str(doc.get("rule", "")),
         topic=topic, topic_name=topic_display_name(topic, topic_names),
-        title=str(doc.get("title", "")), url=str(doc.get("url", "")), version=1,
+        title=title, url=str(doc.get("url", "")), version=1,
         created_at=created, updated_at=parse_time(str(doc.get("updated_at") or created)),
         sources=tuple(SourceInfo(id=str(s), name=str(s)) for s in doc.get("source_ids") or ()),
         languages=tuple(doc.get("languages") or ()), surge=surge)

@@ -113,7 +113,8 @@ def apply_attempts(doc: Mapping[str, Any], attempts: Iterable[Attempt]) -> JsonD
         else:
             failed.add(attempt.channel)
             pending.discard(attempt.channel)
-        records.append(attempt.as_json())
+        if attempt.status != "skipped":  # nothing was sent: the log stays about messages
+            records.append(attempt.as_json())
     out.update(notified=sorted(notified), pending=sorted(pending), failed=sorted(failed),
                throttled=sorted(throttled), deliveries=records[-MAX_DELIVERY_RECORDS:],
                sent_versions=sorted(f"{c}@{v}" for c, v in versions.items() if v))

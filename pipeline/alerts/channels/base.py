@@ -22,7 +22,7 @@ import httpx
 from pydantic import Field, field_validator, model_validator
 
 from newsmon.config import StrictModel
-from newsmon.pipeline.alerts.content import EVENTS, AlertContent, Event
+from newsmon.pipeline.alerts.content import PEOPLE_EVENTS, AlertContent, Event
 from newsmon.urls import redacted_url
 from newsmon.values import checked, http_url_problem
 
@@ -91,8 +91,9 @@ class ChannelConfigBase(StrictModel):
     #: up the pipeline.
     timeout_s: float = Field(default=10.0, gt=0, le=120)
     attempts: int = Field(default=3, ge=1, le=10)
-    #: The events this channel is sent (say, no ``alert.updated`` to a mailing list).
-    events: tuple[Event, ...] = EVENTS
+    #: The events this channel is sent. People get a story once (no ``alert.updated``
+    #: each time a copy joins it); webhooks get every event (WebhookChannel).
+    events: tuple[Event, ...] = PEOPLE_EVENTS
 
     @field_validator("secret_env")
     @classmethod

@@ -23,7 +23,7 @@ from newsmon.pipeline.alerts.channels.base import (
     http_client,
     post_json,
 )
-from newsmon.pipeline.alerts.content import SCHEMA_VERSION, AlertContent
+from newsmon.pipeline.alerts.content import EVENTS, SCHEMA_VERSION, AlertContent, Event
 
 #: The request headers of the webhook contract.
 SIGNATURE_HEADER = "X-Newsmon-Signature"
@@ -40,6 +40,7 @@ class _HookChannel(HttpChannelBase):
 
 class WebhookChannel(_HookChannel):
     type: Literal["webhook"] = "webhook"
+    events: tuple[Event, ...] = EVENTS
 
 
 class SlackChannel(_HookChannel):
