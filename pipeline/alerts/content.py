@@ -279,15 +279,18 @@ def _norm(text: str) -> str:
 
 
 def evidence_sentences(title: str, text: str, spans: Iterable[tuple[int, int]],
-                       limit: int = MAX_SENTENCES) -> list[Sentence]:
+                       words: Iterable[str] = (), limit: int = MAX_SENTENCES) -> list[Sentence]:
     """Up to ``limit`` distinct sentences of ``text`` holding matched spans, most marks first.
 
     ``spans`` are the matcher's evidence offsets into ``title + "\\n\\n" + text`` (or into
     ``text`` when the title is empty, see ``Classifier.classify``): spans in the title are
-    dropped, and so is a sentence that only repeats the title.
+    dropped, and so is a sentence that only repeats the title. The matcher keeps a bounded
+    number of spans, so ``words`` (the matched words as written) are marked wherever they
+    occur too.
     """
     offset = len(title) + 2 if title else 0
     body_spans = [(s - offset, e - offset) for s, e in spans if s >= offset and e > s]
+    body_spans += _occurrences(text, words)
     title_key = _norm(title)
     found: dict[str, tuple[int, int, Sentence]] = {}
     for rank, (start, end) in enumerate(sentence_spans(text)):
@@ -301,6 +304,15 @@ def evidence_sentences(title: str, text: str, spans: Iterable[tuple[int, int]],
         found[key] = (-len(inside), rank, sentence)
     best = sorted(found.values(), key=lambda t: (t[0], t[1]))[:limit]
     return [s for _, _, s in sorted(best, key=lambda t: t[1])]
+
+
+def _occurrences(text: str, words: Iterable[str]) -> list[tuple[int, int]]:
+    """Where each of ``words`` occurs in ``text`` as a whole word, any case."""
+    alternatives = sorted({re.escape(w) for w in words if w.strip()}, key=len, reverse=True)
+    if not alternatives:
+        return []
+    pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
+    return [(m.start(), m.end()) for m in pattern.finditer(text)]
 
 
 def lead_of(title: str, text: str) -> str:
@@ -395,7 +407,7 @@ def story_content(doc: Mapping[str, Any], articles: Sequence[Mapping[str, Any]],
         spans = [(int(e["start"]), int(e["end"])) for e in topic.get("evidence") or ()]
         known = {_norm(s.text) for s in sentences}
         sentences += [s for s in evidence_sentences(str(art.get("title", "")),
-                                                    str(art.get("text", "")), spans)
+                                                    str(art.get("text", "")), spans, terms)
                       if _norm(s.text) not in known]
         if len(sentences) >= MAX_SENTENCES:
             break
