@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -110,6 +110,27 @@ def throttle_window(now: datetime, throttle_s: int) -> tuple[datetime, datetime]
 
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, DeliveryError) and exc.retryable
+
+
+def requeue_parked(store: DocumentStore, letters: Iterable[DeadLetter]) -> list[str]:
+    """Owe the message of each parked delivery (a ``notify`` dead letter) again, once its
+    receiver is fixed: the alert's channel goes back to pending for the next delivery run.
+    Returns the alert ids requeued (an alert deleted meanwhile is skipped)."""
+    done = []
+    for letter in letters:
+        owed = json.loads(letter.payload)
+        alert_id, channel = str(owed["alert_id"]), str(owed["channel"])
+        for _ in range(10):
+            current = store.get("alerts", alert_id)
+            if current is None:
+                break
+            doc = dict(current.source)
+            doc["pending"] = sorted({*doc.get("pending", ()), channel})
+            doc["failed"] = sorted(set(doc.get("failed", ())) - {channel})
+            if store.replace_if("alerts", alert_id, doc, current.version):
+                done.append(alert_id)
+                break
+    return done
 
 
 class Deliverer:
@@ -208,7 +229,11 @@ class Deliverer:
                               "delivery_id": message.delivery_id}, sort_keys=True)
         letter = DeadLetter.make(stage="notify", error=error, source_id=f"channel:{channel}",
                                  payload=payload)
-        self.store.create("dead-letters", letter.dl_id, letter.document())
+        # Written over any earlier letter for this delivery: refused again after a replay,
+        # it is pending again (same id), as every stage's dead letters are.
+        failures = self.store.bulk_write("dead-letters", [(letter.dl_id, letter.document())])
+        if failures:
+            raise RuntimeError(f"dead-letter index rejected a parked delivery: {failures[0]}")
 
     def _claim(self, alert_id: str, now: datetime) -> JsonDict | None:
         for _ in range(10):

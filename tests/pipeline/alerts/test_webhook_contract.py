@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
+from newsmon.pipeline import deadletters as dl
 from newsmon.pipeline.alerts import state
 from newsmon.pipeline.alerts.channels.base import retry_after
 from newsmon.pipeline.alerts.channels.console import ConsoleChannel
 from newsmon.pipeline.alerts.channels.webhook import WebhookChannel
 from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig, SurgeRule
 from newsmon.pipeline.alerts.content import story_version
-from newsmon.pipeline.alerts.delivery import Deliverer, delivery_id
+from newsmon.pipeline.alerts.delivery import Deliverer, delivery_id, requeue_parked
 from newsmon.pipeline.alerts.surge import SurgeFinding, SurgeStats, surge_document
 from newsmon.pipeline.store import SqliteStore
 from tests.alertservers import SignedReceiver, webhook_validator
@@ -173,6 +174,18 @@ def test_a_refused_message_is_parked_with_the_receivers_reason(desk: Desk) -> No
     # not retried by later runs
     assert desk.deliverer().deliver_pending(NOW + timedelta(hours=1)) == []
     assert len(desk.receiver.requests) == 1
+    # replayed while the receiver still refuses: parked again, pending again
+    assert requeue_parked(desk.store, dl.pending(desk.store, "notify")) == [alert_id]
+    dl.mark(desk.store, dl.pending(desk.store, "notify"), replayed=True)
+    desk.receiver.script = [(422, {})]
+    assert [a.status for a in desk.deliverer().deliver_pending(NOW + timedelta(hours=1))] == [
+        "parked"]
+    assert len(dl.pending(desk.store, "notify")) == 1
+    # the receiver is fixed: replaying the dead letter owes the message again
+    assert requeue_parked(desk.store, dl.pending(desk.store, "notify")) == [alert_id]
+    later = desk.deliverer().deliver_pending(NOW + timedelta(hours=2))
+    assert [(a.channel, a.status) for a in later] == [("hook", "sent")]
+    assert desk.doc(alert_id)["notified"] == ["desk", "hook"]
 
 
 def test_a_crash_before_recording_resends_with_the_same_delivery_id(desk: Desk) -> None:
