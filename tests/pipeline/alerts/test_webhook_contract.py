@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
+from newsmon.cli import app
 from newsmon.pipeline import deadletters as dl
 from newsmon.pipeline.alerts import state
 from newsmon.pipeline.alerts.channels.base import retry_after
@@ -238,3 +241,38 @@ def test_the_receiver_refuses_what_breaks_the_contract() -> None:
                             body) == (401, "bad signature")
     errors = list(webhook_validator().iter_errors(json.loads(body)))
     assert any("schema_version" in e.message for e in errors)
+
+
+def test_the_operator_replays_a_refused_delivery_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    receiver = SignedReceiver(secret=SECRET, script=[(410, {})])
+    with serve({"/hook": receiver}) as srv:
+        (tmp_path / "alerts.yaml").write_text(yaml.safe_dump({
+            "channels": {"hook": {"type": "webhook", "url": srv.url("/hook"),
+                                  "secret_env": "HOOK_SECRET"}},
+            "rules": [{"name": samples.RULE.name, "topic": samples.TOPIC,
+                       "channels": ["hook"]}]}))
+        config = tmp_path / "newsmon.yaml"
+        config.write_text(yaml.safe_dump({
+            "state_dir": str(tmp_path / "state"), "topics": str(samples.TOPICS),
+            "alerts": "alerts.yaml", "search": {"backend": "embedded"}}))
+        store = SqliteStore(tmp_path / "state" / "documents.sqlite")
+        store.setup()
+        doc, articles = samples.story()
+        doc["created_at"] = datetime.now(UTC).isoformat()  # the command runs on the clock
+        store.bulk_write("articles", [(a["doc_id"], a) for a in articles])
+        store.create("alerts", doc["alert_id"], {**doc, **state.initial_state(["hook"])})
+
+        def newsmon(*args: str) -> str:
+            result = CliRunner().invoke(app, [*args, "--config", str(config)])
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        assert "hook: parked" in newsmon("alerts", "deliver")
+        listed = newsmon("deadletters")
+        assert "notify" in listed and "channel:hook" in listed and "HTTP 410" in listed
+        assert "1 refused deliveries owed again" in newsmon("deadletters", "--replay")
+        assert "hook: sent" in newsmon("alerts", "deliver")
+    assert [r[2] for r in receiver.requests] == ["scripted 410", "ok"]
