@@ -41,10 +41,11 @@ test: $(STAMP) tools
 test-cluster: $(STAMP)
 	$(BIN)/python -m pytest tests/faults -m cluster -q --durations=0
 
-## Debian tools the tests use: headless Chromium renders the HTML report; docker-compose,
+## Debian tools the tests use: headless Chromium renders the HTML report (and, through
+## chromium-driver, drives the inbox in tests/serve); docker-compose,
 ## systemd-analyze validate the deployment files offline (kubectl too, where the image has it:
 ## it is not in Debian). Root installs the missing.
-TOOLS := chromium:chromium docker-compose:docker-compose systemd-analyze:systemd
+TOOLS := chromium:chromium chromedriver:chromium-driver docker-compose:docker-compose systemd-analyze:systemd
 tools:
 	@missing=""; for t in $(TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \

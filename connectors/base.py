@@ -32,6 +32,7 @@ from newsmon.config import MAX_PERIOD_S, StrictModel
 from newsmon.connectors.hosts import THROTTLE_STATUSES, HostLimit
 from newsmon.connectors.http import HttpClient, HttpSettings, Response
 from newsmon.connectors.records import Cursor
+from newsmon.connectors.websub.records import PushSettings
 from newsmon.models import RawItem, SourceRef
 from newsmon.models import SourceType as TypeName
 from newsmon.values import host_problem, matching
@@ -185,8 +186,16 @@ class Defaults(StrictModel):
     telegram_interval_s: int = Field(default=300, gt=0, le=MAX_PERIOD_S)
     #: Politeness floor: no source may be configured to be polled more often than this.
     min_interval_s: int = Field(default=60, ge=0, le=MAX_PERIOD_S)
-    #: A feed's ``<ttl>`` is honoured up to this; a feed asking for a day is still polled.
+    #: A feed's ``<ttl>`` may stretch a source's interval only when the operator says so: a
+    #: watched source left at ``ttl`` 60 by its CMS would otherwise be polled hourly.
+    respect_ttl: bool = False
+    #: With ``respect_ttl``, a ``<ttl>`` is honoured up to this; a feed asking for a day is
+    #: still polled.
     max_ttl_s: int = Field(default=6 * 3600, ge=0, le=MAX_PERIOD_S)
+    #: The period of the timer or CronJob running ``newsmon poll --once`` (the shipped ones
+    #: tick every 5 min). A pass also polls what falls due before the next tick could start,
+    #: instead of leaving it a whole period late (runner.is_due); 0: only what is due now.
+    schedule_tick_s: int = Field(default=300, ge=0, le=MAX_PERIOD_S)
     #: Exponential backoff on errors doubles the interval per failure, up to this.
     max_backoff_s: int = Field(default=6 * 3600, gt=0, le=MAX_PERIOD_S)
     #: Consecutive hard failures (404, 410, unresolvable host, not a feed...) before a source
@@ -209,6 +218,8 @@ class Defaults(StrictModel):
     per_host: HostLimit = HostLimit()
     #: Limits for named hosts, instead of ``per_host`` (``t.me``: every Telegram channel).
     hosts: dict[str, HostLimit] = Field(default_factory=dict)
+    #: WebSub push (connectors/websub): off until ``callback_url`` is set.
+    push: PushSettings = PushSettings()
 
     @field_validator("hosts")
     @classmethod

@@ -53,3 +53,14 @@ def extract_article(html: str | bytes, url: str) -> str | None:
         return None
     text = strip_trailing_boilerplate(clean_text(text))
     return text if len(text) >= MIN_ARTICLE_CHARS else None
+
+
+def extract_title(html: str | bytes) -> str:
+    """The article's headline from the page's metadata (Open Graph, ``<title>`` without the
+    site's name), or "" (and "" for a page that is :func:`unextractable`). For sources whose
+    items have no title of their own (GDELT lists bare URLs)."""
+    if unextractable(html) is not None:
+        return ""
+    metadata = trafilatura.extract_metadata(html)
+    title = metadata.title if metadata is not None else None
+    return clean_text(title) if title else ""

@@ -45,9 +45,18 @@ class FeedsConfig(StrictModel):
         return self
 
     def problems(self) -> list[str]:
-        """Checks across sources: unique ids, no interval below the politeness floor."""
+        """Checks across sources: unique ids, no interval below the politeness floor (the
+        defaults' ``*interval_s`` as much as each source's own)."""
         first: dict[str, int] = {}
         problems = []
+        floor = self.defaults.min_interval_s
+        # Only what the file sets: a default left unset is raised to the floor (interval_for),
+        # so raising the floor alone stays valid.
+        for name in sorted(self.defaults.model_fields_set):
+            value = getattr(self.defaults, name)
+            if name.endswith("interval_s") and name != "min_interval_s" and value < floor:
+                problems.append(f"defaults.{name}: {value} is below defaults.min_interval_s"
+                                f" ({floor})")
         for index, source in enumerate(self.sources):
             if source.id in first:
                 problems.append(

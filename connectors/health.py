@@ -73,6 +73,31 @@ def source_health(config: FeedsConfig, state_path: Path) -> list[SourceHealth]:
     ]
 
 
+#: A tick's start varies (systemd's AccuracySec, a CronJob's pod start, Python start-up): a
+#: pass polls early only what falls due before the next tick less this share of the period, so
+#: a source due just as the next tick starts waits for it instead of going a period early.
+TICK_MARGIN = 0.2
+
+
+def is_due(health: Health, now: datetime, *, tick_s: float, floor_s: float) -> bool:
+    """Whether a pass starting at ``now`` polls the source of ``health``.
+
+    Due when never polled or ``next_due_at`` has passed. A pass run by a timer ticking every
+    ``tick_s`` (0 for the long-running poller, which wakes when a source falls due) also takes
+    a source falling due before the next tick (less :data:`TICK_MARGIN`): waiting for that tick
+    made a 15 min feed under a 5 min timer a 20 min feed, as the jitter and the poll's own
+    duration put its due time just after a tick. Early only after a success (a backoff or a
+    ``Retry-After`` is kept to the second) and never sooner than ``floor_s`` after the last
+    poll (the politeness floor, ``min_interval_s``)."""
+    due = health.next_due_at
+    if due is None or due <= now:
+        return True
+    if health.consecutive_failures or due > now + timedelta(seconds=tick_s * (1 - TICK_MARGIN)):
+        return False
+    last = health.last_poll_at
+    return last is None or (now - last).total_seconds() >= floor_s
+
+
 def backoff_s(config: FeedsConfig, interval: int, failures: int) -> float:
     """Exponential: the interval doubled per consecutive failure, capped."""
     cap = float(config.defaults.max_backoff_s)
@@ -107,7 +132,7 @@ def next_health(
         update["last_new_item_at"] = now
     if result.status in ("ok", "not-modified"):
         wait = float(interval)
-        if result.ttl_s:
+        if result.ttl_s and defaults.respect_ttl:
             wait = max(wait, float(min(result.ttl_s, defaults.max_ttl_s)))
         update |= {
             "last_success_at": now,

@@ -17,7 +17,10 @@ from newsmon.models import DeadLetter, RawItem
 #: limit): parked as dead letters. The others (a repaired encoding, a moved feed, a failed
 #: full-text fetch whose item went out with its summary) lose nothing and are only counted.
 DEAD_LETTER_PROBLEMS = frozenset({"empty-entry", "bad-entry", "bad-post", "too-deep",
-                                  "full-text-too-large", "unstorable-item"})
+                                  "full-text-too-large", "unstorable-item",
+                                  # GDELT (gdelt.py): a row, a file, an article page.
+                                  "bad-row", "bad-file", "over-limit", "article-unreachable",
+                                  "article-empty"})
 #: The largest item (as JSON) a poll publishes. kafka-python refuses a record over its
 #: max_request_size (1 MiB by default) before sending, which fails the whole batch: one such
 #: item would keep every item of its source unpublished on every poll. Parked instead.

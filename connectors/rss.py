@@ -35,7 +35,7 @@ from newsmon.connectors.base import (
     Wiring,
     utc_now,
 )
-from newsmon.connectors.extract import extract_article, unextractable
+from newsmon.connectors.extract import extract_article, extract_title, unextractable
 from newsmon.connectors.fields import ascii_int, charset_param, text_codec
 from newsmon.connectors.guard import FetchError
 from newsmon.connectors.http import HttpClient
@@ -422,7 +422,8 @@ class RssConnector(ConnectorBase[RssSource]):
                     log.info("source %s: full text limited to %s items per poll", sid, limit)
                 out.append(item)
                 continue
-            text, problem = self._full_text(item.url)
+            page, problem = fetch_article(self.article_http, item.url)
+            text = page.text if page is not None else None
             if problem is not None:
                 problems.append(problem)
                 log.info("source %s: full text of %s: %s", sid, item.url, problem.message)
@@ -431,27 +432,40 @@ class RssConnector(ConnectorBase[RssSource]):
             out.append(item)
         return tuple(out), tuple(problems)
 
-    def _full_text(self, url: str) -> tuple[str | None, Problem | None]:
-        assert self.article_http is not None
-        try:
-            response = self.article_http.get(url, accept=ACCEPT_HTML)
-        except FetchError as exc:
-            return None, Problem(kind=f"full-text-{exc.kind}", message=str(exc))
-        if not response.ok:
-            return None, Problem(
-                kind=f"full-text-http-{response.status}", message=f"HTTP {response.status}: {url}"
-            )
-        html: str | bytes = response.content
-        # No usable charset name: trafilatura detects the encoding itself.
-        if charset := text_codec(charset_param(response.headers.get("content-type"))):
-            html = response.content.decode(charset, errors="replace")
-        reason = unextractable(html)
-        if reason is not None:
-            return None, Problem(kind="full-text-unextractable", message=f"{reason}: {url}")
-        text = extract_article(html, url)
-        if not text:
-            return None, Problem(kind="full-text-empty", message=f"no main text found: {url}")
-        return text, None
+
+@dataclass(frozen=True)
+class ArticlePage:
+    """The main text of an article page and, when asked for, its headline ("" if none)."""
+
+    text: str
+    title: str = ""
+
+
+def fetch_article(http: HttpClient, url: str, *,
+                  title: bool = False) -> tuple[ArticlePage | None, Problem | None]:
+    """The article page at ``url`` fetched with ``http`` (the guarded client for URLs taken
+    from content) and extracted, or the problem that prevented it: a failed fetch
+    (``full-text-<kind>``), a non-2xx (``full-text-http-<status>``), a page the extractor is
+    not given (``full-text-unextractable``) or one without main text (``full-text-empty``)."""
+    try:
+        response = http.get(url, accept=ACCEPT_HTML)
+    except FetchError as exc:
+        return None, Problem(kind=f"full-text-{exc.kind}", message=str(exc))
+    if not response.ok:
+        return None, Problem(
+            kind=f"full-text-http-{response.status}", message=f"HTTP {response.status}: {url}"
+        )
+    html: str | bytes = response.content
+    # No usable charset name: trafilatura detects the encoding itself.
+    if charset := text_codec(charset_param(response.headers.get("content-type"))):
+        html = response.content.decode(charset, errors="replace")
+    reason = unextractable(html)
+    if reason is not None:
+        return None, Problem(kind="full-text-unextractable", message=f"{reason}: {url}")
+    text = extract_article(html, url)
+    if not text:
+        return None, Problem(kind="full-text-empty", message=f"no main text found: {url}")
+    return ArticlePage(text, extract_title(html) if title else ""), None
 
 
 def _connect(source: RssSource, wiring: Wiring) -> RssConnector:

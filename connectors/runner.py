@@ -43,7 +43,7 @@ from newsmon.connectors.base import (
 )
 from newsmon.connectors.feeds import FeedsConfig
 from newsmon.connectors.guard import AddressGuard
-from newsmon.connectors.health import next_health
+from newsmon.connectors.health import is_due, next_health
 from newsmon.connectors.hosts import HostGate
 from newsmon.connectors.http import HttpClient
 from newsmon.connectors.items import dead_letters, new_items, publishable
@@ -53,6 +53,7 @@ from newsmon.connectors.records import Cursor, storable_cursor, storable_text
 from newsmon.connectors.registry import connect
 from newsmon.connectors.results import PollReport, ResultStatus, SourceResult
 from newsmon.connectors.state import StateStore
+from newsmon.connectors.websub.schedule import push_schedule
 from newsmon.metrics import FETCH_SECONDS, ITEMS, POLL_DEAD_LETTERS, POLLS, PROBLEMS
 from newsmon.models import RawItem
 
@@ -146,7 +147,9 @@ class Poller(Closing):
     # --- public -------------------------------------------------------------------------
 
     def poll_once(self, *, force: bool = False) -> PollReport:
-        """Poll every due source once (``force``: every enabled one, due or not)."""
+        """Poll every due source once (``force``: every enabled one, due or not). Run by a
+        timer every ``defaults.schedule_tick_s``, so a source falling due before the next tick
+        counts as due (health.is_due)."""
         return self._poll_due(force=force, stop=None)
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -161,6 +164,12 @@ class Poller(Closing):
                 break
             stop.wait(self._idle_seconds())
         log.info("poller stopped")
+
+    def deliver(self, connector: Connector) -> SourceResult:
+        """Take ``connector``'s poll now through every step of a scheduled one (dedup,
+        enrichment, publishing, seen marks, health). WebSub hands pushed documents over this
+        way, as a connector whose poll returns them (connectors/websub/subscriber.py)."""
+        return self._record(self._fetch(connector), None)[0]
 
     # --- one pass ---------------------------------------------------------------------------
 
@@ -198,6 +207,10 @@ class Poller(Closing):
         results: list[SourceResult] = []
         due: list[SourceBase] = []
         not_due = 0
+        # The long-running poller wakes when a source falls due: only a timer's pass (``poll
+        # --once``) must reach into the period up to its next tick.
+        tick_s = float(self.config.defaults.schedule_tick_s) if stop is None else 0.0
+        floor_s = float(self.config.defaults.min_interval_s)
         for source in self.config.enabled:
             health = self.state.health(source.id)
             if health.disabled:
@@ -207,7 +220,7 @@ class Poller(Closing):
                         error_kind=health.last_error_kind, error=health.disabled_reason,
                     )
                 )
-            elif force or health.next_due_at is None or health.next_due_at <= started:
+            elif force or is_due(health, started, tick_s=tick_s, floor_s=floor_s):
                 due.append(source)
             else:
                 not_due += 1
@@ -337,6 +350,7 @@ class Poller(Closing):
         health = next_health(self.state.health(source.id), self.config, source, result,
                              new=fetched.new, problems=len(fetched.problems), now=now,
                              jitter=self._jittered)
+        health = push_schedule(self.state, self.config, source, health, now)
         self.state.save_health(health)
         if fetched.new or fetched.updated:
             log.info("source %s: %s new, %s updated items published", source.id, fetched.new,

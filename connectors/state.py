@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +38,7 @@ from newsmon.connectors.records import (
     storable_int,
     storable_text,
 )
+from newsmon.connectors.websub.records import Subscription
 from newsmon.models import DeadLetter
 
 _SCHEMA = """
@@ -81,6 +82,10 @@ CREATE TABLE IF NOT EXISTS health (
     next_due_at TEXT,
     disabled INTEGER NOT NULL DEFAULT 0,
     disabled_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS websub (
+    source_id TEXT PRIMARY KEY,
+    subscription TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     dl_id TEXT PRIMARY KEY,
@@ -373,3 +378,38 @@ class StateStore(Closing):
                         "next_due_at": None}
             )
         )
+
+    # --- WebSub subscriptions (connectors/websub) ----------------------------------------
+
+    def subscription(self, source_id: str) -> Subscription | None:
+        with self._lock:
+            row = self._db.execute("SELECT subscription FROM websub WHERE source_id = ?",
+                                   (source_id,)).fetchone()
+        return None if row is None else Subscription.model_validate_json(row[0])
+
+    def subscriptions(self) -> dict[str, Subscription]:
+        with self._lock:
+            rows = self._db.execute("SELECT subscription FROM websub").fetchall()
+        subs = (Subscription.model_validate_json(row[0]) for row in rows)
+        return {sub.source_id: sub for sub in subs}
+
+    def change_subscription(
+        self, source_id: str, change: Callable[[Subscription | None], Subscription | None]
+    ) -> Subscription | None:
+        """Replace a source's subscription by ``change(current)`` in one transaction (None
+        deletes it), so the callback's concurrent requests and the maintenance never undo each
+        other's counts. Returns what is stored now."""
+        with self._tx() as db:
+            row = db.execute("SELECT subscription FROM websub WHERE source_id = ?",
+                             (source_id,)).fetchone()
+            current = None if row is None else Subscription.model_validate_json(row[0])
+            new = change(current)
+            if new is None:
+                db.execute("DELETE FROM websub WHERE source_id = ?", (source_id,))
+            else:
+                db.execute(
+                    "INSERT INTO websub (source_id, subscription) VALUES (?, ?)"
+                    " ON CONFLICT(source_id) DO UPDATE SET subscription = excluded.subscription",
+                    (source_id, new.model_dump_json()),
+                )
+        return new

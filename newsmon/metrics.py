@@ -61,92 +61,139 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client 
 #: newsmon's own metrics (no process metrics: those mean nothing in a file after the exit).
 REGISTRY = CollectorRegistry(auto_describe=True)
 
+#: Counters by family name, for carrying them on from a textfile (``_name`` is the family name
+#: without ``_total``, as the text parser reports it; prometheus_client has no public getter).
+#: Filled by :func:`_counter`, so a new counter cannot be left out of the carry-over.
+_COUNTERS: dict[str, Counter] = {}
+
+
+def _counter(name: str, doc: str, labels: list[str]) -> Counter:
+    counter = Counter(name, doc, labels, registry=REGISTRY)
+    _COUNTERS[counter._name] = counter
+    return counter
+
+
+def _gauge(name: str, doc: str, labels: list[str]) -> Gauge:
+    return Gauge(name, doc, labels, registry=REGISTRY)
+
+
+def _histogram(name: str, doc: str, labels: list[str]) -> Histogram:
+    return Histogram(name, doc, labels, registry=REGISTRY)
+
+
 # --- connectors ----------------------------------------------------------------------------
 
-POLLS = Counter("newsmon_connector_polls", "Polls by source type and outcome",
-                ["type", "status"], registry=REGISTRY)
-ITEMS = Counter("newsmon_connector_items", "Items published by source type (new or updated)",
-                ["type", "kind"], registry=REGISTRY)
-PROBLEMS = Counter("newsmon_connector_problems", "Broken input met while polling, by kind",
-                   ["type", "kind"], registry=REGISTRY)
-POLL_DEAD_LETTERS = Counter("newsmon_connector_dead_letters",
-                            "Failures parked as dead letters by the pollers (new ones only)",
-                            ["type"], registry=REGISTRY)
-FETCH_SECONDS = Histogram("newsmon_connector_poll_seconds",
-                          "Time to fetch, parse and enrich one source", ["type"],
-                          registry=REGISTRY)
-SOURCE_POLLS = Counter(
-    "newsmon_source_polls",
-    "Polls per source and outcome (ok, not-modified, throttled, error, publish-failed, "
-    "disabled)",
-    ["source", "status"], registry=REGISTRY,
+POLLS = _counter("newsmon_connector_polls", "Polls by source type and outcome", ["type", "status"])
+ITEMS = _counter(
+    "newsmon_connector_items",
+    "Items published by source type (new or updated)",
+    ["type", "kind"],
 )
-SOURCE_ITEMS = Counter("newsmon_source_items_published",
-                       "Items published to Kafka per source (new or updated)",
-                       ["source", "kind"], registry=REGISTRY)
-SOURCE_PROBLEMS = Counter("newsmon_source_problems",
-                          "Broken entries met per source (counted, logged, skipped)",
-                          ["source"], registry=REGISTRY)
-POLL_PASS_SECONDS = Histogram("newsmon_poll_pass_seconds",
-                              "Duration of one pass over the due sources", ["mode"],
-                              registry=REGISTRY)
+PROBLEMS = _counter(
+    "newsmon_connector_problems",
+    "Broken input met while polling, by kind",
+    ["type", "kind"],
+)
+POLL_DEAD_LETTERS = _counter(
+    "newsmon_connector_dead_letters",
+    "Failures parked as dead letters by the pollers (new ones only)",
+    ["type"],
+)
+WEBSUB_PUSHES = _counter(
+    "newsmon_websub_pushes",
+    "WebSub pushes received, by outcome (published, bad-signature, unknown, failed)",
+    ["outcome"],
+)
+FETCH_SECONDS = _histogram(
+    "newsmon_connector_poll_seconds",
+    "Time to fetch, parse and enrich one source",
+    ["type"],
+)
+SOURCE_POLLS = _counter(
+    "newsmon_source_polls",
+    "Polls per source and outcome (ok, not-modified, throttled, error, publish-failed, disabled)",
+    ["source", "status"],
+)
+SOURCE_ITEMS = _counter(
+    "newsmon_source_items_published",
+    "Items published to Kafka per source (new or updated)",
+    ["source", "kind"],
+)
+SOURCE_PROBLEMS = _counter(
+    "newsmon_source_problems",
+    "Broken entries met per source (counted, logged, skipped)",
+    ["source"],
+)
+POLL_PASS_SECONDS = _histogram(
+    "newsmon_poll_pass_seconds",
+    "Duration of one pass over the due sources",
+    ["mode"],
+)
 
 # --- pipeline --------------------------------------------------------------------------------
 
-PIPELINE_ITEMS = Counter(
+PIPELINE_ITEMS = _counter(
     "newsmon_pipeline_items",
     "Items per pipeline stage: in (entered), out (passed on), dead_letter (parked)",
-    ["stage", "outcome"], registry=REGISTRY,
+    ["stage", "outcome"],
 )
-PIPELINE_RECORDS = Counter("newsmon_pipeline_records_read",
-                           "Raw records a pipeline run read (Kafka, archive, replay)",
-                           ["input"], registry=REGISTRY)
-PIPELINE_RUNS = Counter("newsmon_pipeline_runs", "Pipeline runs (stream: rounds) by input",
-                        ["input"], registry=REGISTRY)
-PIPELINE_SECONDS = Histogram("newsmon_pipeline_run_seconds",
-                             "Duration of one pipeline run (stream: one round)", ["input"],
-                             registry=REGISTRY)
-DOCUMENTS = Counter("newsmon_documents",
-                    "Article documents: written, or skipped as exact copies",
-                    ["result"], registry=REGISTRY)
-TOPIC_MATCHES = Counter("newsmon_topic_matches", "Articles matching each topic", ["topic"],
-                        registry=REGISTRY)
-ALERTS = Counter("newsmon_alerts", "Alerts created, or updated by a later copy",
-                 ["event"], registry=REGISTRY)
-SURGES = Counter("newsmon_surges", "Surge alerts raised (a topic above its baseline)",
-                 ["event"], registry=REGISTRY)
-DELIVERIES = Counter("newsmon_alert_deliveries", "Alert deliveries per channel and status",
-                     ["channel", "status"], registry=REGISTRY)
-KAFKA_LAG = Gauge(
+PIPELINE_RECORDS = _counter(
+    "newsmon_pipeline_records_read",
+    "Raw records a pipeline run read (Kafka, archive, replay)",
+    ["input"],
+)
+PIPELINE_RUNS = _counter(
+    "newsmon_pipeline_runs",
+    "Pipeline runs (stream: rounds) by input",
+    ["input"],
+)
+PIPELINE_SECONDS = _histogram(
+    "newsmon_pipeline_run_seconds",
+    "Duration of one pipeline run (stream: one round)",
+    ["input"],
+)
+DOCUMENTS = _counter(
+    "newsmon_documents",
+    "Article documents: written, or skipped as exact copies",
+    ["result"],
+)
+TOPIC_MATCHES = _counter("newsmon_topic_matches", "Articles matching each topic", ["topic"])
+ALERTS = _counter("newsmon_alerts", "Alerts created, or updated by a later copy", ["event"])
+SURGES = _counter("newsmon_surges", "Surge alerts raised (a topic above its baseline)", ["event"])
+DELIVERIES = _counter(
+    "newsmon_alert_deliveries",
+    "Alert deliveries per channel and status",
+    ["channel", "status"],
+)
+KAFKA_LAG = _gauge(
     "newsmon_kafka_lag",
-    "Records the consumer group has not processed: end offset minus committed offset, at "
-    "the start of the last run or stream round",
-    ["topic", "partition", "group"], registry=REGISTRY,
+    "Records the consumer group has not processed: end offset minus committed offset, at the start "
+    "of the last run or stream round",
+    ["topic", "partition", "group"],
 )
 
 # --- runs (the textfile's main point) ------------------------------------------------------
 
-LAST_RUN_TIMESTAMP = Gauge("newsmon_last_run_timestamp_seconds",
-                           "When the last run of this command ended (Unix time)",
-                           ["command"], registry=REGISTRY)
-LAST_RUN_SECONDS = Gauge("newsmon_last_run_duration_seconds",
-                         "How long the last run of this command took", ["command"],
-                         registry=REGISTRY)
-LAST_RUN_SUCCESS = Gauge("newsmon_last_run_success",
-                         "1 if the last run of this command succeeded, else 0", ["command"],
-                         registry=REGISTRY)
-LAST_SUCCESS_TIMESTAMP = Gauge("newsmon_last_success_timestamp_seconds",
-                               "When this command last succeeded (Unix time)", ["command"],
-                               registry=REGISTRY)
-
-#: Counters by family name, for carrying them on from a textfile (``_name`` is the family name
-#: without ``_total``, as the text parser reports it; prometheus_client has no public getter).
-_COUNTERS: dict[str, Counter] = {
-    c._name: c
-    for c in (POLLS, ITEMS, PROBLEMS, SOURCE_POLLS, SOURCE_ITEMS, SOURCE_PROBLEMS,
-              PIPELINE_ITEMS, PIPELINE_RECORDS, PIPELINE_RUNS, DOCUMENTS, TOPIC_MATCHES,
-              ALERTS, SURGES, DELIVERIES)
-}
+LAST_RUN_TIMESTAMP = _gauge(
+    "newsmon_last_run_timestamp_seconds",
+    "When the last run of this command ended (Unix time)",
+    ["command"],
+)
+LAST_RUN_SECONDS = _gauge(
+    "newsmon_last_run_duration_seconds",
+    "How long the last run of this command took",
+    ["command"],
+)
+LAST_RUN_SUCCESS = _gauge(
+    "newsmon_last_run_success",
+    "1 if the last run of this command succeeded, else 0",
+    ["command"],
+)
+LAST_SUCCESS_TIMESTAMP = _gauge(
+    "newsmon_last_success_timestamp_seconds",
+    "When this command last succeeded (Unix time)",
+    ["command"],
+)
 
 
 # --- Beam counter names (the pipeline increments them, observe_pipeline_result reads them) --

@@ -11,12 +11,18 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 #: Bumped when a field changes meaning; readers reject versions they do not know.
 SCHEMA_VERSION = 1
 
-SourceType = Literal["rss", "telegram"]
+#: A source type's name (``rss``, ``telegram``, ``gdelt``...). Which names exist is the word of
+#: the connectors' registry (connectors/registry.py): feeds.yaml accepts the registered types
+#: only, each type's model narrows ``type`` to its own name, and an item carries its source's.
+#: The kernel sits below the connectors and cannot ask the registry, so here only the form is
+#: checked (what a metrics label and an index keyword take): a new type needs no edit here.
+SOURCE_TYPE_NAME = r"^[a-z][a-z0-9_]{0,31}$"
+SourceType = Annotated[str, StringConstraints(pattern=SOURCE_TYPE_NAME)]
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -423,16 +423,8 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=$listener
 log.dirs=$data
 num.partitions=3
-default.replication.factor=1
-auto.create.topics.enable=true
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
 EOF
+  kafka_replication_properties 1 1 >>"$conf"
   if kafka_secure; then kafka_security_properties >>"$conf"; fi
   local jvm=(-Djava.awt.headless=true -XX:+UseG1GC -XX:MaxGCPauseMillis=20
     -Dlog4j2.configurationFile="$HERE/kafka-log4j2.properties")
@@ -752,28 +744,22 @@ node_dir() {  # cluster n
   esac
 }
 
-node_pid_file() {
-  case $1 in
-    kafka-cluster) echo "$(node_dir "$1" "$2")/pid" ;;
-    elasticsearch-cluster) echo "$(node_dir "$1" "$2")/run/elasticsearch.pid" ;;
+# A node's files: its pid file, the marker its command line carries (to tell it from another
+# process that reused the pid), and its log.
+node_file() {  # cluster n pid|marker|log
+  local dir
+  dir=$(node_dir "$1" "$2")
+  case $1:$3 in
+    kafka-cluster:pid) echo "$dir/pid" ;;
+    kafka-cluster:marker) echo "$dir/config/server.properties" ;;
+    kafka-cluster:log) echo "$dir/logs/kafka.log" ;;
+    elasticsearch-cluster:pid) echo "$dir/run/elasticsearch.pid" ;;
+    elasticsearch-cluster:marker) echo "-Djava.io.tmpdir=$dir/tmp" ;;
+    elasticsearch-cluster:log) echo "$dir/logs/$ES_CLUSTER_NAME.log" ;;
   esac
 }
 
-node_marker() {
-  case $1 in
-    kafka-cluster) echo "$(node_dir "$1" "$2")/config/server.properties" ;;
-    elasticsearch-cluster) echo "-Djava.io.tmpdir=$(node_dir "$1" "$2")/tmp" ;;
-  esac
-}
-
-node_log() {
-  case $1 in
-    kafka-cluster) echo "$(node_dir "$1" "$2")/logs/kafka.log" ;;
-    elasticsearch-cluster) echo "$(node_dir "$1" "$2")/logs/$ES_CLUSTER_NAME.log" ;;
-  esac
-}
-
-node_pid() { pid_alive "$(node_pid_file "$1" "$2")" "$(node_marker "$1" "$2")"; }
+node_pid() { pid_alive "$(node_file "$1" "$2" pid)" "$(node_file "$1" "$2" marker)"; }
 
 alive_nodes() {  # cluster -> the numbers of its running nodes, on one line
   local n out=()
@@ -861,16 +847,24 @@ log.dirs=$dir/data
 num.partitions=$KAFKA_CLUSTER_PARTITIONS
 # Every topic (newsmon's are created on first use) on all three brokers; an acks=all write
 # needs two of them, so one broker may be down and nothing acknowledged is on one disk only.
-default.replication.factor=3
 min.insync.replicas=2
 unclean.leader.election.enable=false
+EOF
+  kafka_replication_properties 3 2
+}
+
+# The replication settings of every topic, newsmon's and Kafka's internal ones, for a single
+# broker (1 1) or the cluster (3 2): one block, so the two layouts differ only in the numbers.
+kafka_replication_properties() {  # replication-factor min-isr
+  cat <<EOF
+default.replication.factor=$1
 auto.create.topics.enable=true
-offsets.topic.replication.factor=3
+offsets.topic.replication.factor=$1
 offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=3
-transaction.state.log.min.isr=2
-share.coordinator.state.topic.replication.factor=3
-share.coordinator.state.topic.min.isr=2
+transaction.state.log.replication.factor=$1
+transaction.state.log.min.isr=$2
+share.coordinator.state.topic.replication.factor=$1
+share.coordinator.state.topic.min.isr=$2
 group.initial.rebalance.delay.ms=0
 EOF
 }
@@ -891,7 +885,7 @@ kafka_cluster_launch_node() {  # n
       { log "kafka-cluster: node $n: storage format failed:"; tail -n 40 "$dir/logs/format.log" >&2; return 1; }
   fi
   # shellcheck disable=SC2086  # KAFKA_CLUSTER_HEAP holds several JVM options
-  launch "$(node_pid_file kafka-cluster "$n")" "$(node_log kafka-cluster "$n")" "$dir" \
+  launch "$(node_file kafka-cluster "$n" pid)" "$(node_file kafka-cluster "$n" log)" "$dir" \
     "$java_home/bin/java" $KAFKA_CLUSTER_HEAP "${jvm[@]}" -cp "$lib/*" kafka.Kafka \
     "$dir/config/server.properties"
 }
@@ -927,9 +921,9 @@ es_cluster_launch_node() {  # n bootstrap(0|1)
   es_cluster_yml "$n" "$2" >"$dir/config/elasticsearch.yml"
   [[ $(id -u) == 0 ]] && chown "$ES_USER:" "$dir/config/elasticsearch.yml"
   local cmd=(env "ES_JAVA_HOME=$java_home" "ES_PATH_CONF=$dir/config" "ES_JAVA_OPTS=$ES_CLUSTER_HEAP"
-    "ES_TMPDIR=$dir/tmp" "$(es_home)/bin/elasticsearch" -d -p "$(node_pid_file elasticsearch-cluster "$n")")
+    "ES_TMPDIR=$dir/tmp" "$(es_home)/bin/elasticsearch" -d -p "$(node_file elasticsearch-cluster "$n" pid)")
   [[ $(id -u) == 0 ]] && cmd=(runuser -u "$ES_USER" -- "${cmd[@]}")
-  rm -f "$(node_pid_file elasticsearch-cluster "$n")"
+  rm -f "$(node_file elasticsearch-cluster "$n" pid)"
   # As for the single node: the launcher forks the server and exits once it started.
   (
     exec 9>&-
@@ -1012,7 +1006,7 @@ finish_cluster() {
     pending=()
     for n in "${CLUSTER_NODES[@]}"; do
       if [[ $svc == kafka-cluster && " ${LAUNCHED[$svc]:-} " == *" $n "* ]] &&
-        ! grep -q 'Kafka Server started' "$(node_log "$svc" "$n")" 2>/dev/null; then
+        ! grep -q 'Kafka Server started' "$(node_file "$svc" "$n" log)" 2>/dev/null; then
         pending+=("$n")
       elif ! ready_cluster_node "$svc" "$n"; then
         pending+=("$n")
@@ -1048,7 +1042,7 @@ finish_cluster() {
 
 show_node_log() {  # cluster n
   local f
-  for f in "$(node_log "$1" "$2")" "$(node_dir "$1" "$2")/logs/console.log"; do
+  for f in "$(node_file "$1" "$2" log)" "$(node_dir "$1" "$2")/logs/console.log"; do
     [[ -s $f ]] || continue
     log "---- last 40 lines of $f ----"
     tail -n 40 "$f" >&2
@@ -1114,7 +1108,7 @@ cluster_status() {  # cluster: a line for the cluster (ready or degraded), one p
     if pid=$(node_pid "$svc" "$n"); then
       if node_answers "$svc" "$n"; then state=up; else state=silent; fi
       printf '  node %-15s %-10s pid=%-8s %s  log=%s\n' "$n" "$state" "$pid" "$(node_address "$svc" "$n")" \
-        "$(node_log "$svc" "$n")"
+        "$(node_file "$svc" "$n" log)"
     else
       printf '  node %-15s %-10s %s\n' "$n" stopped "$(node_address "$svc" "$n")"
     fi

@@ -13,12 +13,15 @@ module             commands
 ``doctor``         ``doctor``
 ``search``         ``search setup|export|kibana``
 ``poll``           ``poll``, ``sources``, ``sources enable ID``
+``push``           ``push`` (the WebSub callback)
 ``run``            ``run [--demo]``
 ``pipeline``       ``pipeline run``
 ``deadletters``    ``deadletters [--replay]``
 ``detection``      ``classify``, ``eval``
 ``alerts``         ``alerts test|surge|deliver|list``
 ``report``         ``report``
+``serve``          ``serve``, ``serve hash-password``
+``feedback``       ``feedback export`` (and ``eval --feedback``)
 =================  ===============================================
 
 The work itself is in the library: loading in ``newsmon.ops.loading``, what spans both halves
@@ -34,11 +37,14 @@ from newsmon.cli import (  # noqa: F401
     deadletters,
     detection,
     doctor,
+    feedback,
     pipeline,
     poll,
+    push,
     report,
     run,
     search,
+    serve,
 )
 from newsmon.cli._common import (
     EXIT_CONFIG,

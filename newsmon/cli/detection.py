@@ -50,12 +50,22 @@ def classify(
 
 @app.command(name="eval")
 def eval_command(
-    file: Annotated[Path, typer.Argument(help="JSON Lines with text, lang, labels.")],
+    file: Annotated[Path | None, typer.Argument(help="JSON Lines with text, lang, labels.")]
+    = None,
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    feedback: Annotated[bool, typer.Option(
+        "--feedback", help="Live precision per rule, language and source label from the "
+        "inbox's labels (FILE: a `newsmon feedback export`; none: the store).")] = False,
 ) -> None:
     """Precision, recall and F1 per topic and per language, with the ids it got wrong, the
     file's languages that the rules do not cover, and the review flags raised."""
+    if feedback:
+        from newsmon.cli.feedback import eval_feedback
+
+        return eval_feedback(file, config, as_json)
+    if file is None:
+        raise fail("eval needs a FILE (or --feedback)", EXIT_CONFIG)
     from newsmon.pipeline.detection import Classifier
     from newsmon.pipeline.detection.evaluation import evaluate, read_records
 

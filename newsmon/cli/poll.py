@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -89,12 +90,15 @@ def sources(
         return
     from newsmon.cli import render
     from newsmon.connectors.health import source_health
+    from newsmon.connectors.websub.schedule import feed_modes
     from newsmon.ops import orchestrate
 
     loaded = settings(config)
     configured = feeds(loaded)
     health = source_health(configured, orchestrate.state_path(loaded))
-    typer.echo(render.health_json(health) if as_json else render.health_table(health))
+    fed = feed_modes(configured, orchestrate.state_path(loaded), datetime.now(UTC))
+    typer.echo(render.health_json(health, fed) if as_json else
+               render.health_table(health, fed=fed))
     if publish:
         orchestrate.publish_health(loaded, configured)
 

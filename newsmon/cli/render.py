@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.table import Table
 
 from newsmon.connectors.health import SourceHealth
+from newsmon.connectors.websub.schedule import FeedMode
 
 _STATE_STYLE = {
     "ok": "green",
@@ -40,22 +41,36 @@ def _span(seconds: int) -> str:
     return f"{seconds // 86400}d"
 
 
+def _fed(mode: FeedMode | None, now: datetime) -> str:
+    """``push (lease 9d)``, ``poll``, ``poll (unconfirmed)``: how the source is fed."""
+    if mode is None:
+        return "poll"
+    if mode.fed_by == "push" and mode.lease_expires_at is not None:
+        return f"push (lease {_span(int((mode.lease_expires_at - now).total_seconds()))})"
+    return mode.label
+
+
 def health_table(
-    health: Sequence[SourceHealth], *, now: datetime | None = None, width: int = 160
+    health: Sequence[SourceHealth], *, now: datetime | None = None, width: int = 160,
+    fed: Mapping[str, FeedMode] | None = None,
 ) -> str:
     """The health table as text (rich renders it; colours only when printed to a terminal
-    by the caller's console, never in this string)."""
+    by the caller's console, never in this string). ``fed``: how each source is fed (push
+    or poll, websub.schedule.feed_modes), shown as a column when given."""
     now = now or datetime.now(UTC)
     table = Table(title=f"{len(health)} sources", title_justify="left")
-    for column in ("id", "type", "lang", "state", "last success", "new item", "items",
-                   "fails", "http", "last error", "next"):
+    columns = ["id", "type", "lang", "state", "last success", "new item", "items", "fails",
+               "http", "last error", "next"]
+    if fed is not None:
+        columns.insert(4, "fed")
+    for column in columns:
         table.add_column(column, no_wrap=column not in ("last error",),
                          overflow="fold" if column == "last error" else "ellipsis")
     for h in health:
         error = "-"
         if h.last_error_kind:
             error = f"{h.last_error_kind}: {h.disabled_reason or h.last_error or ''}"[:80]
-        table.add_row(
+        cells = [
             h.id,
             h.type,
             f"{h.lang}/{h.country}",
@@ -67,7 +82,10 @@ def health_table(
             str(h.last_status or "-"),
             error,
             _ago(h.next_due_at, now) if h.state not in ("off", "disabled") else "-",
-        )
+        ]
+        if fed is not None:
+            cells.insert(4, _fed(fed.get(h.id), now))
+        table.add_row(*cells)
     buffer = io.StringIO()
     Console(file=buffer, width=width, no_color=True, force_terminal=False).print(table)
     counts: dict[str, int] = {}
@@ -78,10 +96,22 @@ def health_table(
     return "\n".join([*lines, footer])
 
 
-def health_json(health: Sequence[SourceHealth]) -> str:
+def health_json(health: Sequence[SourceHealth],
+                fed: Mapping[str, FeedMode] | None = None) -> str:
     """Every configured source with ``id``, ``type``, ``lang``, ``country`` and its health, as
-    a JSON array (times in ISO 8601 UTC)."""
-    return json.dumps([h.model_dump(mode="json") for h in health], indent=2, ensure_ascii=False)
+    a JSON array (times in ISO 8601 UTC); with ``fed``, also ``fed_by`` (push or poll),
+    ``subscription`` (its state, or null) and ``lease_expires_at``."""
+    rows = []
+    for h in health:
+        row = h.model_dump(mode="json")
+        if fed is not None:
+            mode = fed.get(h.id) or FeedMode("poll")
+            expires = mode.lease_expires_at
+            row |= {"fed_by": mode.fed_by, "subscription": mode.subscription,
+                    "lease_expires_at": None if expires is None else
+                    expires.isoformat().replace("+00:00", "Z")}
+        rows.append(row)
+    return json.dumps(rows, indent=2, ensure_ascii=False)
 
 
 def exit_code(ok: bool) -> int:

@@ -29,6 +29,7 @@ from newsmon.ops.report_html import (
     time_of,
 )
 from newsmon.pipeline.store import DocumentStore
+from newsmon.serve.measure import LivePrecision, live_precision
 
 JsonDict = dict[str, Any]
 
@@ -114,6 +115,8 @@ class Report:
     dead_latest: list[JsonDict]
     sources: list[JsonDict]
     totals: dict[str, int] = field(default_factory=dict)
+    #: The analysts' labels from the inbox over the window's alerts (newsmon/serve/measure.py).
+    precision: LivePrecision = field(default_factory=LivePrecision)
 
 
 def bucket_size(span: timedelta) -> int:
@@ -198,6 +201,7 @@ def summarize(data: ReportData, *, top: int = 15) -> Report:
                    for label, total, part in _bars(sources, sources_topical, top)],
         stories=ranked[:top],
         alerts=alerts[:25],
+        precision=live_precision(data.alerts),
         dead_by_stage=sorted(dead.items(), key=lambda kv: (-kv[1], kv[0])),
         dead_latest=sorted(data.dead_letters, key=lambda d: str(d.get("created_at")),
                            reverse=True)[:10],

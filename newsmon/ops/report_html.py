@@ -17,6 +17,7 @@ from newsmon.pipeline.store import parse_time
 
 if TYPE_CHECKING:
     from newsmon.ops.report import Report
+    from newsmon.serve.measure import Tally
 
 ALL = "all articles"
 
@@ -338,6 +339,8 @@ def render(report: Report, *, title: str = "newsmon report",
     else:
         out.append('<p class="empty">no alerts in this window</p>')
 
+    out += _precision_section(report)
+
     out.append("<h2>Source health</h2>")
     if report.sources:
         out += _table(("source", "state", "last success", "failures in a row", "last error"),
@@ -363,3 +366,22 @@ def render(report: Report, *, title: str = "newsmon report",
                "--replay</code> · this page loads nothing from the network</footer>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _precision_section(report: Report) -> list[str]:
+    """Live precision from the inbox's labels: per rule, language and source label."""
+    p = report.precision
+    out = ["<h2>Live precision (alerts labelled in the inbox)</h2>"]
+    if not p.overall.labelled:
+        return [*out, '<p class="empty">no alert in this window was labelled confirmed or '
+                'false positive (`newsmon serve`)</p>']
+
+    def row(dim: str, key: str, t: Tally) -> str:
+        shown = "–" if t.precision is None else f"{t.precision:.0%}"
+        return (f"<tr><td>{e(dim)}</td><td>{e(key)}</td><td>{shown}</td>"
+                f"<td>{t.confirmed}</td><td>{t.false_positive}</td></tr>")
+
+    rows = [row("all", "all", p.overall)]
+    rows += [row(dim.replace("_", " "), key, t)
+             for dim, groups in p.by.items() for key, t in sorted(groups.items())]
+    return out + _table(("by", "group", "precision", "confirmed", "false positive"), rows)

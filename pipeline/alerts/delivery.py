@@ -59,6 +59,7 @@ from newsmon.pipeline.alerts.content import (
     story_content,
     surge_content,
 )
+from newsmon.pipeline.alerts.mutes import mute_reason
 from newsmon.pipeline.alerts.state import (
     Attempt,
     DeliveryStatus,
@@ -185,12 +186,12 @@ class Deliverer:
         pending = list(doc.get("pending") or ())
         created = doc.get("created_at")
         age = (now - parse_time(created)).total_seconds() if created else 0.0
-        dropped = self.drop_reason(doc, now)
         if age > self.config.give_up_after_s:
             attempts = [Attempt(c, "expired", now, error=f"given up after {age:.0f}s")
                         for c in pending]
-        elif dropped is not None:
-            attempts = [Attempt(c, "dropped", now, error=dropped) for c in pending]
+        elif (dropped := self.drop_reason(doc, now)) is not None:
+            # Held back like a throttled channel: no longer owed, the reason on the record.
+            attempts = [Attempt(c, "throttled", now, error=dropped) for c in pending]
         else:
             rule = self.config.rule(str(doc.get("rule", "")))
             throttle_s = rule.throttle_s if rule is not None else 0
@@ -209,10 +210,10 @@ class Deliverer:
         return attempts
 
     def drop_reason(self, doc: Mapping[str, Any], now: datetime) -> str | None:
-        """Why this alert must reach no channel, or None to deliver it. The one place an
-        alert is dropped before notifying: its channels are recorded as ``dropped`` with the
-        reason and are not retried."""
-        return None
+        """Why this alert must reach no channel (a mute set from the inbox), or None to
+        deliver it. The one place an alert is dropped before notifying: its channels are
+        recorded as held back (``throttled``) with the reason and are no longer owed."""
+        return mute_reason(self.store, doc, now)
 
     # --- steps ------------------------------------------------------------------------------
 

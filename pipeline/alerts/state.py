@@ -19,12 +19,11 @@ from newsmon.pipeline.alerts.content import story_version
 JsonDict = dict[str, Any]
 
 
-#: sent; failed (stays pending); throttled (held back by the rule's throttle); expired (given
-#: up after ``give_up_after_s``); parked (the receiver refused it: a dead letter with its
-#: reason, not retried); skipped (the channel does not take this event); dropped (kept from
-#: every channel before notifying, the reason in ``error``).
-DeliveryStatus = Literal["sent", "failed", "throttled", "expired", "parked", "skipped",
-                         "dropped"]
+#: sent; failed (stays pending); throttled (held back by the rule's throttle or a mute, the
+#: reason in ``error``); expired (given up after ``give_up_after_s``); parked (the receiver
+#: refused it: a dead letter with its reason, not retried); skipped (the channel does not
+#: take this event).
+DeliveryStatus = Literal["sent", "failed", "throttled", "expired", "parked", "skipped"]
 #: Outcomes after which the channel has what it is owed for this version.
 DONE: frozenset[str] = frozenset({"sent", "skipped"})
 

@@ -100,6 +100,22 @@ ARTICLE_MAPPING: JsonDict = {
     },
 }
 
+_REASON: JsonDict = {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 256}}}
+
+_FEEDBACK: JsonDict = {
+    "properties": {
+        # confirmed, false_positive or acknowledged; absent: open.
+        "status": _KEYWORD,
+        "reason": _REASON,
+        "by": _KEYWORD,
+        "at": _DATE,
+        "mutes": {"properties": {"scope": _KEYWORD, "target": _KEYWORD, "until": _DATE,
+                                 "by": _KEYWORD, "at": _DATE}},
+        "history": {"properties": {"action": _KEYWORD, "reason": _REASON, "by": _KEYWORD,
+                                   "at": _DATE, "target": _KEYWORD, "until": _DATE}},
+    }
+}
+
 ALERT_MAPPING: JsonDict = {
     "dynamic": "strict",
     "properties": {
@@ -162,6 +178,12 @@ ALERT_MAPPING: JsonDict = {
                 "count": _INT,
             }
         },
+        # The analysts' answer from the inbox (newsmon/serve/feedback.py): the current label
+        # with who set it and when, the mutes set from this alert, and every action taken.
+        "feedback": _FEEDBACK,
+        # Keys of the mutes on this alert (story:<id>, source:<id>): delivery's look-up
+        # (pipeline/alerts/mutes.py).
+        "muted_keys": _KEYWORD,
     },
 }
 

@@ -4,23 +4,27 @@ exactly the registered types."""
 from __future__ import annotations
 
 import typing
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from newsmon.configfile import ConfigError
 from newsmon.connectors.base import Defaults, SourceBase, Wiring
 from newsmon.connectors.feeds import FeedsConfig, load_sources
 from newsmon.connectors.http import HttpClient
-from newsmon.connectors.registry import SOURCE_TYPES, connect, source_type
-from newsmon.models import SourceType as TypeName
+from newsmon.connectors.registry import SOURCE_TYPES, _registered, connect, source_type
+from newsmon.models import SourceRef
 
 #: One valid feeds.yaml entry per registered type; a new type without one fails below.
 EXAMPLES = {
     "rss": {"url": "https://example.org/feed.xml"},
     "telegram": {"channel": "example_news"},
+    "gdelt": {"url": "https://example.org/gdeltv2/lastupdate.txt",
+              "filter": {"themes": ["ARMEDCONFLICT"]}},
 }
 
 
@@ -30,8 +34,22 @@ def entry(name: str, index: int = 0) -> dict[str, object]:
 
 
 def test_registered_types_are_the_types_items_may_carry() -> None:
-    assert set(SOURCE_TYPES) == set(typing.get_args(TypeName))
     assert set(EXAMPLES) == set(SOURCE_TYPES)
+    for name in SOURCE_TYPES:
+        assert SourceRef(id="s", type=name).type == name
+    # The kernel checks a name's form only: a new type needs no edit there.
+    with pytest.raises(ValidationError):
+        SourceRef(id="s", type="Not A Type")
+
+
+def test_the_registry_refuses_an_entry_that_items_could_not_carry() -> None:
+    rss = source_type("rss")
+    with pytest.raises(ValueError, match="must match"):
+        _registered([replace(rss, name="RSS feed")])
+    with pytest.raises(ValueError, match="must match"):
+        _registered([replace(rss, name="atom")])  # its model's type is Literal["rss"]
+    with pytest.raises(ValueError, match="twice"):
+        _registered([rss, rss])
 
 
 @pytest.mark.parametrize("name", sorted(SOURCE_TYPES))

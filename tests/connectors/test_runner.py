@@ -202,7 +202,8 @@ def test_retry_after_is_honoured(server: LocalServer, tmp_path: Path) -> None:
 def test_feed_ttl_lengthens_the_interval(server: LocalServer, tmp_path: Path) -> None:
     server.route("/feed", Reply(rss(TWO, ttl=120)))
     clock = Clock()
-    with poller(make_config(feed_source(server)), tmp_path, ListPublisher(), clock) as p:
+    config = make_config(feed_source(server), respect_ttl=True)
+    with poller(config, tmp_path, ListPublisher(), clock) as p:
         p.poll_once()
         due = p.state.health("feed-a").next_due_at
     assert due is not None and due >= clock.now + timedelta(hours=2)

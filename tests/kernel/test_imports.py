@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Folder -> the package it is installed as (pyproject.toml's package-dir).
 PACKAGES = {"newsmon": "newsmon", "pipeline": "newsmon.pipeline",
             "connectors": "newsmon.connectors"}
-HALVES = ("newsmon.pipeline", "newsmon.connectors", "newsmon.cli", "newsmon.ops")
+HALVES = ("newsmon.pipeline", "newsmon.connectors", "newsmon.cli", "newsmon.ops", "newsmon.serve")
 
 
 def _modules() -> dict[str, Path]:

@@ -143,6 +143,21 @@ def test_the_textfile_carries_counters_across_runs_and_records_each_run(
     assert not list(path.parent.glob("*.tmp*")), "written atomically, no temp files left"
 
 
+@pytest.mark.parametrize("name", ["newsmon_connector_dead_letters", "newsmon_alerts"])
+def test_every_counter_carries_on_including_the_pollers_dead_letters(
+    tmp_path: Path, name: str,
+) -> None:
+    # The pollers' dead-letter counter was once left out of the hand-kept list of counters
+    # to carry on, so it restarted from zero in every scheduled run's file.
+    path = tmp_path / "newsmon_test.prom"
+    label = "type" if name == "newsmon_connector_dead_letters" else "event"
+    path.write_text(f'# HELP {name}_total x\n# TYPE {name}_total counter\n'
+                    f'{name}_total{{{label}="carried"}} 3.0\n')
+    with metrics.exported("test-carry", textfile=path):
+        pass
+    assert _samples(path)[(f"{name}_total", ((label, "carried"),))] == 3
+
+
 def test_the_endpoint_serves_newsmon_and_process_metrics_on_loopback() -> None:
     server = metrics.serve(0)
     try:

@@ -73,16 +73,17 @@ def _secure_instance(service: str, switch: str, url_key: str) -> Iterator[dict[s
         _services("stop", service, extra)  # ours: free its memory for the rest of the suite
 
 
+def _credentials(values: dict[str, str], prefix: str) -> tuple[Path, str, str]:
+    """The CA file, user and password services.sh wrote for a secure instance (``prefix``)."""
+    return Path(values[f"{prefix}_CA"]), values[f"{prefix}_USER"], values[f"{prefix}_PASSWORD"]
+
+
 @pytest.fixture(scope="session")
 def secure_es() -> Iterator[SecureElasticsearch]:
     with _secure_instance("elasticsearch", "NEWSMON_ES_SECURITY",
                           "NEWSMON_ELASTICSEARCH_SECURE_URL") as values:
-        yield SecureElasticsearch(
-            url=values["NEWSMON_ELASTICSEARCH_SECURE_URL"],
-            ca=Path(values["NEWSMON_ELASTICSEARCH_SECURE_CA"]),
-            user=values["NEWSMON_ELASTICSEARCH_SECURE_USER"],
-            password=values["NEWSMON_ELASTICSEARCH_SECURE_PASSWORD"],
-        )
+        yield SecureElasticsearch(values["NEWSMON_ELASTICSEARCH_SECURE_URL"],
+                                  *_credentials(values, "NEWSMON_ELASTICSEARCH_SECURE"))
 
 
 @pytest.fixture(scope="session")
@@ -127,9 +128,5 @@ def secure_kafka() -> Iterator[SecureKafka]:
     by services.sh with NEWSMON_KAFKA_SECURITY=1 in the same services directory."""
     with _secure_instance("kafka", "NEWSMON_KAFKA_SECURITY",
                           "NEWSMON_KAFKA_SECURE_BOOTSTRAP") as values:
-        yield SecureKafka(
-            bootstrap=values["NEWSMON_KAFKA_SECURE_BOOTSTRAP"],
-            ca=Path(values["NEWSMON_KAFKA_SECURE_CA"]),
-            user=values["NEWSMON_KAFKA_SECURE_USER"],
-            password=values["NEWSMON_KAFKA_SECURE_PASSWORD"],
-        )
+        yield SecureKafka(values["NEWSMON_KAFKA_SECURE_BOOTSTRAP"],
+                          *_credentials(values, "NEWSMON_KAFKA_SECURE"))

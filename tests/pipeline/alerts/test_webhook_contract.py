@@ -229,7 +229,8 @@ def test_the_one_place_an_alert_is_dropped_before_notifying(desk: Desk) -> None:
     alert_id = desk.raise_story()
     attempts = Muting(desk.store, desk.config).deliver(alert_id, NOW)
     assert sorted((a.channel, a.status, a.error) for a in attempts) == [
-        ("desk", "dropped", "story muted by test"), ("hook", "dropped", "story muted by test")]
+        ("desk", "throttled", "story muted by test"),
+        ("hook", "throttled", "story muted by test")]
     assert desk.receiver.requests == [] and desk.doc(alert_id)["pending"] == []
 
 
