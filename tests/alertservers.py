@@ -1,8 +1,11 @@
 """Real local receivers for alert channels: an SMTP server (aiosmtpd) and HTTP routes that
-record what they were sent (webhook, Slack, the Telegram Bot API). Loopback only."""
+record what they were sent (webhook, Slack, the Telegram Bot API), and a webhook receiver that
+holds newsmon to its contract (signature, schema). Loopback only."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import socket
 import threading
@@ -12,9 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
+from functools import cache
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 from aiosmtpd.controller import Controller
 
 from tests.localhttp import Response
@@ -93,3 +99,68 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
+
+
+WEBHOOK_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "schema" / "webhook-v1.json"
+
+
+@cache
+def webhook_validator() -> jsonschema.Draft202012Validator:
+    """The published schema (docs/schema/webhook-v1.json), date-times checked too."""
+    schema = json.loads(WEBHOOK_SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+@dataclass
+class SignedReceiver:
+    """A webhook receiver as docs/alerts.md tells receivers to write one: it verifies the
+    HMAC-SHA256 signature with its own copy of the secret (401 otherwise), validates the body
+    against the published schema (400 with the first error otherwise), then answers from a
+    script of (status, headers) before accepting with 200. Every request is kept, with its
+    verdict, in ``requests``; accepted payloads in ``accepted``."""
+
+    secret: str
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    requests: list[tuple[dict[str, str], dict[str, Any], str]] = field(default_factory=list)
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def verdict(self, headers: dict[str, str], body: bytes) -> tuple[int, str]:
+        timestamp = headers.get("X-Newsmon-Timestamp", "")
+        expected = "v1=" + hmac.new(self.secret.encode(), f"{timestamp}.".encode() + body,
+                                    hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, headers.get("X-Newsmon-Signature", "")):
+            return 401, "bad signature"
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return 400, "not JSON"
+        error = next(iter(webhook_validator().iter_errors(payload)), None)
+        if error is not None:
+            return 400, f"schema: {error.message} at {list(error.absolute_path)}"
+        if headers.get("X-Newsmon-Delivery") != payload.get("delivery_id") or headers.get(
+                "X-Newsmon-Event") != payload.get("event"):
+            return 400, "headers disagree with the payload"
+        return 200, "ok"
+
+    def __call__(self, handler: BaseHTTPRequestHandler) -> Response:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length)
+        headers = dict(handler.headers)
+        status, reason = self.verdict(headers, body)
+        extra: dict[str, str] = {}
+        with self.lock:
+            if status == 200 and self.script:
+                status, extra = self.script.pop(0)
+                reason = f"scripted {status}"
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = {}
+            self.requests.append((headers, payload, reason))
+            if status == 200:
+                self.accepted.append(payload)
+        return Response(json.dumps({"status": status, "reason": reason}).encode(), status,
+                        {"Content-Type": "application/json", **extra})

@@ -78,6 +78,17 @@ def deadletters(
         dl.mark(store, polled, replayed=True)
         typer.echo(f"{len(polled)} poll dead letters marked handled (the poller fetches their "
                    "sources again; `newsmon poll --once --force` does it now)", err=True)
+    # A notify-stage letter is a message a receiver refused: replaying it owes the alert's
+    # channel the message again (`newsmon alerts deliver`, or the next run, sends it).
+    parked = [letter for letter in letters if letter.stage == "notify"]
+    letters = [letter for letter in letters if letter.stage != "notify"]
+    if parked:
+        from newsmon.pipeline.alerts.delivery import requeue_parked
+
+        requeue_parked(store, parked)
+        dl.mark(store, parked, replayed=True)
+        typer.echo(f"{len(parked)} refused deliveries owed again (`newsmon alerts deliver` "
+                   "sends them now)", err=True)
     dl.mark(store, letters, replayed=True)
     try:
         run_records([dl.as_record(letter) for letter in letters], run_ctx)

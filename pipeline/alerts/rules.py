@@ -4,7 +4,7 @@ One alert per rule and story (``Alert.id_for``). The first article of a story th
 rule's threshold creates it; later copies merge into it (sources, languages, latest evidence)
 instead of alerting again. The same document carries the alert's delivery state (channels
 sent, pending, failed, held back by a throttle, and every attempt), which delivery.py updates
-(the state itself: state.py).
+(the state itself: state.py). What a message says is content.py's.
 Pure logic; the store calls live in app.py, delivery.py and surge.py.
 """
 
@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from newsmon.models import Alert, Article, TopicMatch
-from newsmon.pipeline.alerts.channels.base import Message
 from newsmon.pipeline.alerts.config import AlertRule
 
 JsonDict = dict[str, Any]
@@ -97,24 +96,6 @@ def merge_alert(
             "updated_at": max(existing.updated_at, now),
         }
     )
-
-
-def alert_message(alert: Alert) -> Message:
-    return Message(subject=f"{alert.topic}: {alert.title or alert.url}", text=format_alert(alert),
-                   url=alert.url, data=alert_document(alert))
-
-
-def format_alert(alert: Alert) -> str:
-    """A short human message for chat, mail and the console."""
-    lines = [
-        f"[newsmon] {alert.topic}: {alert.title or alert.url}",
-        f"score {alert.score:.2f} · sources {len(alert.source_ids)} ·"
-        f" languages {', '.join(alert.languages)}",
-        alert.url,
-    ]
-    snippets = list(dict.fromkeys(ev.snippet for ev in alert.evidence))
-    lines.extend(f"  … {snippet} …" for snippet in snippets[:3])
-    return "\n".join(lines)
 
 
 # --- dry runs ---------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """An alert's delivery state, kept on the alert document beside the alert's own fields.
 
 ``pending`` channels are owed a message; ``notified``, ``failed`` and ``throttled`` record the
-outcome per channel and ``deliveries`` the latest attempts. Pure logic over documents;
-delivery.py does the sending and the store writes.
+outcome per channel, ``sent_versions`` the story version each channel last got
+(``channel@version``: a channel that got an older version is owed an ``alert.updated``), and
+``deliveries`` the latest attempts. Pure logic over documents; delivery.py does the sending
+and the store writes.
 """
 
 from __future__ import annotations
@@ -12,10 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from newsmon.pipeline.alerts.content import story_version
+
 JsonDict = dict[str, Any]
 
 
-DeliveryStatus = Literal["sent", "failed", "throttled", "expired"]
+#: sent; failed (stays pending); throttled (held back by the rule's throttle or a mute, the
+#: reason in ``error``); expired (given up after ``give_up_after_s``); parked (the receiver
+#: refused it: a dead letter with its reason, not retried); skipped (the channel does not
+#: take this event).
+DeliveryStatus = Literal["sent", "failed", "throttled", "expired", "parked", "skipped"]
+#: Outcomes after which the channel has what it is owed for this version.
+DONE: frozenset[str] = frozenset({"sent", "skipped"})
 
 #: Entries kept in an alert's ``deliveries`` list: the latest attempts tell the story.
 MAX_DELIVERY_RECORDS = 50
@@ -31,10 +41,20 @@ class Attempt:
     at: datetime
     attempts: int = 0
     error: str = ""
+    event: str = ""
+    version: int = 0
+    delivery_id: str = ""
+    #: Not before this time (the receiver's ``Retry-After`` beyond what one run waits).
+    retry_at: datetime | None = None
 
     def as_json(self) -> JsonDict:
-        return {"channel": self.channel, "status": self.status, "at": self.at.isoformat(),
-                "attempts": self.attempts, "error": self.error[:500]}
+        out: JsonDict = {"channel": self.channel, "status": self.status,
+                         "at": self.at.isoformat(), "attempts": self.attempts,
+                         "error": self.error[:500], "event": self.event,
+                         "version": self.version, "delivery_id": self.delivery_id}
+        if self.retry_at is not None:
+            out["retry_at"] = self.retry_at.isoformat()
+        return out
 
 
 def initial_state(channels: Iterable[str]) -> JsonDict:
@@ -43,13 +63,29 @@ def initial_state(channels: Iterable[str]) -> JsonDict:
             "deliveries": []}
 
 
+def sent_version(doc: Mapping[str, Any], channel: str) -> int:
+    """The story version ``channel`` last got (1 for a channel notified before versions were
+    recorded), 0 if it got none."""
+    versions = [int(v.rpartition("@")[2]) for v in doc.get("sent_versions") or ()
+                if v.rpartition("@")[0] == channel]
+    if versions:
+        return max(versions)
+    return 1 if channel in (doc.get("notified") or ()) else 0
+
+
 def owed(channels: Iterable[str], doc: Mapping[str, Any]) -> list[str]:
-    """Channels an existing alert still owes: its pending ones and any channel of its rule
-    (the rule may have gained one) not yet sent, held back or given up."""
+    """Channels an existing alert still owes: its pending ones, any channel of its rule (the
+    rule may have gained one) not yet sent, held back or given up, and, for a story that grew
+    (``doc`` is the alert as merged), the channels that got an older version of it."""
     pending = set(doc.get("pending") or ())
     given_up = set(doc.get("failed") or ()) - pending
     done = set(doc.get("notified") or ()) | set(doc.get("throttled") or ()) | given_up
-    return sorted((pending | set(channels)) - done)
+    grown: set[str] = set()
+    if doc.get("kind", "story") == "story":
+        version = story_version(doc)
+        grown = {c for c in doc.get("notified") or () if c in set(channels)
+                 and c not in given_up and sent_version(doc, c) < version}
+    return sorted(((pending | set(channels)) - done) | grown)
 
 
 def apply_attempts(doc: Mapping[str, Any], attempts: Iterable[Attempt]) -> JsonDict:
@@ -61,11 +97,13 @@ def apply_attempts(doc: Mapping[str, Any], attempts: Iterable[Attempt]) -> JsonD
     failed = set(doc.get("failed") or ())
     throttled = set(doc.get("throttled") or ())
     records = list(doc.get("deliveries") or ())
+    versions = {c: sent_version(doc, c) for c in notified}
     for attempt in attempts:
-        if attempt.status == "sent":
+        if attempt.status in DONE:
             notified.add(attempt.channel)
             pending.discard(attempt.channel)
             failed.discard(attempt.channel)
+            versions[attempt.channel] = max(versions.get(attempt.channel, 0), attempt.version)
         elif attempt.status == "throttled":
             throttled.add(attempt.channel)
             pending.discard(attempt.channel)
@@ -74,8 +112,10 @@ def apply_attempts(doc: Mapping[str, Any], attempts: Iterable[Attempt]) -> JsonD
         else:
             failed.add(attempt.channel)
             pending.discard(attempt.channel)
-        records.append(attempt.as_json())
+        if attempt.status != "skipped":  # nothing was sent: the log stays about messages
+            records.append(attempt.as_json())
     out.update(notified=sorted(notified), pending=sorted(pending), failed=sorted(failed),
-               throttled=sorted(throttled), deliveries=records[-MAX_DELIVERY_RECORDS:])
+               throttled=sorted(throttled), deliveries=records[-MAX_DELIVERY_RECORDS:],
+               sent_versions=sorted(f"{c}@{v}" for c, v in versions.items() if v))
     out.pop("lease_until", None)
     return out

@@ -28,7 +28,6 @@ from statistics import fmean, pstdev
 from typing import Any
 
 from newsmon.models import content_id
-from newsmon.pipeline.alerts.channels import Message
 from newsmon.pipeline.alerts.config import AlertsConfig, SurgeRule
 from newsmon.pipeline.alerts.state import initial_state, owed
 from newsmon.pipeline.store import DocumentStore, parse_time
@@ -242,23 +241,3 @@ def evaluate_surges(
             store_surge(store, finding, now)
             found.append(finding)
     return found
-
-
-def surge_message(doc: Mapping[str, Any]) -> Message:
-    """A stored surge alert as a message for people."""
-    lines = [
-        f"[newsmon] {doc.get('title', '')}",
-        f"baseline {doc.get('baseline_mean', 0):.1f} ± {doc.get('baseline_std', 0):.1f} per "
-        f"interval · sources {doc.get('source_count', 0)} · "
-        f"languages {', '.join(doc.get('languages') or ())}",
-    ]
-    for story in (doc.get("top_stories") or ())[:TOP_STORIES]:
-        lines.append(f"  {story.get('count', 1)}× {story.get('title', '')} {story.get('url', '')}")
-    public = {k: v for k, v in doc.items() if k not in _STATE_FIELDS}
-    return Message(subject=str(doc.get("title", "")), text="\n".join(lines),
-                   url=str(doc.get("url", "")), data=public)
-
-
-#: Delivery bookkeeping that receivers of a message do not need.
-_STATE_FIELDS = frozenset({"notified", "pending", "failed", "throttled", "deliveries",
-                           "lease_until"})

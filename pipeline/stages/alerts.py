@@ -76,11 +76,14 @@ class EvaluateAlertsFn(StoreFn):
                 return None
             existing, _ = alerting.alert_from_document(current.source)
             merged = alerting.merge_alert(existing, article, match, now)
-            pending = tuple(owed(rule.channels, current.source))
             if merged is None:
+                pending = tuple(owed(rule.channels, current.source))
                 return AlertEvent(existing, pending) if pending else None
             # The alert's own fields change; its delivery state (sent, pending...) is kept.
-            doc = {**current.source, **alerting.alert_document(merged), "pending": list(pending)}
+            # What is owed is judged on the merged alert: a story that grew owes an update.
+            doc = {**current.source, **alerting.alert_document(merged)}
+            pending = tuple(owed(rule.channels, doc))
+            doc["pending"] = list(pending)
             if self.db().replace_if("alerts", fresh.alert_id, doc, current.version):
                 count(metrics.ALERTS_UPDATED)
                 return AlertEvent(merged, pending) if pending else None

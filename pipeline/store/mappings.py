@@ -144,6 +144,9 @@ ALERT_MAPPING: JsonDict = {
         "pending": _KEYWORD,
         "failed": _KEYWORD,
         "throttled": _KEYWORD,
+        # channel@version: the story version each channel last got (a newer one owes it an
+        # alert.updated).
+        "sent_versions": _KEYWORD,
         "lease_until": _DATE,
         "deliveries": {
             "type": "nested",
@@ -152,6 +155,10 @@ ALERT_MAPPING: JsonDict = {
                 "status": _KEYWORD,
                 "at": _DATE,
                 "attempts": _INT,
+                "event": _KEYWORD,
+                "version": _INT,
+                "delivery_id": _KEYWORD,
+                "retry_at": _DATE,
                 "error": {"type": "text", "fields": {"raw": {"type": "keyword",
                                                               "ignore_above": 256}}},
             },

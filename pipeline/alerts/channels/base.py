@@ -13,6 +13,8 @@ import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
@@ -20,35 +22,50 @@ import httpx
 from pydantic import Field, field_validator, model_validator
 
 from newsmon.config import StrictModel
+from newsmon.pipeline.alerts.content import PEOPLE_EVENTS, AlertContent, Event
 from newsmon.urls import redacted_url
 from newsmon.values import checked, http_url_problem
 
 
 class DeliveryError(RuntimeError):
-    """A message did not get through; ``retryable`` if trying again soon may help."""
+    """A message did not get through; ``retryable`` if trying again soon may help.
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    ``rejected``: the receiver refused this message (an HTTP 4xx other than 429), so it is
+    parked as a dead letter with the receiver's reason instead of being tried again.
+    ``retry_after_s``: how long the receiver asked us to wait (``Retry-After``), if it did.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True, rejected: bool = False,
+                 retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.rejected = rejected
+        self.retry_after_s = retry_after_s
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only state is not in ``args``: without this, unpickling forgets it.
-        return _delivery_error, (str(self), self.retryable)
+        return _delivery_error, (str(self), self.retryable, self.rejected, self.retry_after_s)
 
 
-def _delivery_error(message: str, retryable: bool) -> DeliveryError:
-    return DeliveryError(message, retryable=retryable)
+def _delivery_error(message: str, retryable: bool, rejected: bool = False,
+                    retry_after_s: float | None = None) -> DeliveryError:
+    return DeliveryError(message, retryable=retryable, rejected=rejected,
+                         retry_after_s=retry_after_s)
 
 
 @dataclass(frozen=True)
 class Message:
-    """What every channel renders: a one-line subject, a plain-text body, a link, and the
-    alert as JSON for machine receivers (webhooks)."""
+    """What every channel renders: a one-line subject, a plain-text body, a link, the alert
+    as JSON, and (for alerts) the :class:`AlertContent` each channel renders in its own form,
+    the event and the delivery id (the same for every retry of this event and version)."""
 
     subject: str
     text: str
     url: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)
+    content: AlertContent | None = None
+    event: Event = "alert.created"
+    delivery_id: str = ""
 
 
 class Notifier(Protocol):
@@ -74,6 +91,9 @@ class ChannelConfigBase(StrictModel):
     #: up the pipeline.
     timeout_s: float = Field(default=10.0, gt=0, le=120)
     attempts: int = Field(default=3, ge=1, le=10)
+    #: The events this channel is sent. People get a story once (no ``alert.updated``
+    #: each time a copy joins it); webhooks get every event (WebhookChannel).
+    events: tuple[Event, ...] = PEOPLE_EVENTS
 
     @field_validator("secret_env")
     @classmethod
@@ -128,11 +148,30 @@ def http_client() -> httpx.Client:
     return httpx.Client(headers={"User-Agent": "newsmon"}, follow_redirects=False)
 
 
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date, RFC 9110
+    10.2.3); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        at = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return max(0.0, (at - (now or datetime.now(UTC))).total_seconds())
+
+
 def http_error(where: str, resp: httpx.Response) -> DeliveryError:
-    # 429 (rate limited) and 5xx may pass on a retry; other 4xx (bad token, bad payload) not.
+    # 429 (rate limited) and 5xx may pass on a retry; other 4xx (bad token, bad payload) are
+    # the receiver refusing this message: parked with its reason.
     retryable = resp.status_code == 429 or resp.status_code >= 500
     return DeliveryError(f"{where}: HTTP {resp.status_code} {resp.text[:200]!r}",
-                         retryable=retryable)
+                         retryable=retryable, rejected=not retryable and resp.status_code >= 400,
+                         retry_after_s=retry_after(resp.headers.get("Retry-After")))
 
 
 def tcp_problem(host: str, port: int, timeout_s: float) -> str | None:
@@ -162,14 +201,19 @@ def reachability(kind: str, target: str, fields: str, error: str | None) -> tupl
     return True, f"{kind} endpoint {target} is reachable"
 
 
-def post_json(client: httpx.Client, url: str, payload: Mapping[str, Any], *, where: str,
-              timeout_s: float, headers: Mapping[str, str] | None = None,
+def post_json(client: httpx.Client, url: str, payload: Mapping[str, Any] | bytes, *,
+              where: str, timeout_s: float, headers: Mapping[str, str] | None = None,
               name_only: bool = False) -> httpx.Response:
-    """POSTs ``payload`` as JSON and returns the 2xx answer; a transport failure or any other
-    answer raises :class:`DeliveryError` named by ``where``. ``name_only`` keeps the
-    exception's text out of the message (httpx puts the URL, a token in it too, in some)."""
+    """POSTs ``payload`` as JSON (a mapping, or its exact bytes when they are signed) and
+    returns the 2xx answer; a transport failure or any other answer raises
+    :class:`DeliveryError` named by ``where``. ``name_only`` keeps the exception's text out of
+    the message (httpx puts the URL, a token in it too, in some)."""
     try:
-        resp = client.post(url, json=payload, headers=headers, timeout=timeout_s)
+        if isinstance(payload, bytes):
+            resp = client.post(url, content=payload, timeout=timeout_s,
+                               headers={"Content-Type": "application/json", **(headers or {})})
+        else:
+            resp = client.post(url, json=payload, headers=headers, timeout=timeout_s)
     except httpx.HTTPError as exc:
         detail = "" if name_only else f": {exc}"
         raise DeliveryError(f"{where}: {type(exc).__name__}{detail}") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import smtplib
 import socket
@@ -21,6 +22,7 @@ from newsmon.pipeline.alerts.channels.base import (
     reachability,
     tcp_problem,
 )
+from newsmon.pipeline.alerts.content import AlertContent
 from newsmon.values import CONTROL, checked, host_problem
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,28 @@ class SmtpChannel(ChannelConfigBase):
         return self.port or DEFAULT_PORTS[self.tls]
 
 
+def html_mail(content: AlertContent) -> str:
+    """The alert as the mail's HTML part: everything escaped, the matched terms in <mark>."""
+    esc = html.escape
+    title = esc(content.title or content.url)
+    link = f'<a href="{esc(content.url, quote=True)}">{title}</a>' if content.url else title
+    rows = "".join(f"<tr><th align=\"left\">{esc(k)}</th><td>{esc(v)}</td></tr>"
+                   for k, v in content.facts())
+    parts = [f"<p>{esc(content.topic_name)}</p>", f"<h2>{link}</h2>", f"<table>{rows}</table>"]
+    if content.lead:
+        parts.append(f"<p>{esc(content.lead)}</p>")
+    if content.evidence:
+        items = "".join(f"<li>{s.marked('<mark>', '</mark>', esc)}</li>"
+                        for s in content.evidence)
+        parts.append(f"<h3>Evidence</h3><ul>{items}</ul>")
+    stories = content.surge.get("top_stories", ())[:5]
+    if stories:
+        items = "".join(f'<li>{st["count"]}× <a href="{esc(st["url"], quote=True)}">'
+                        f'{esc(st["title"])}</a></li>' for st in stories)
+        parts.append(f"<ul>{items}</ul>")
+    return "<html><body>" + "".join(parts) + "</body></html>"
+
+
 class SmtpNotifier:
     """Transient failures (connection refused or dropped, timeouts, 4xx replies) are
     retryable; a 5xx reply (recipient refused, authentication failed) is not."""
@@ -87,6 +111,9 @@ class SmtpNotifier:
         mail["Date"] = formatdate(localtime=False)
         mail["Message-ID"] = make_msgid(domain="newsmon.local")
         mail.set_content(message.text)
+        if message.content is not None:
+            # multipart/alternative: mail readers show the HTML, others the same in text.
+            mail.add_alternative(html_mail(message.content), subtype="html")
         return mail
 
     def send(self, message: Message) -> None:

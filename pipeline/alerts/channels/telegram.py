@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Mapping
 from typing import ClassVar, Literal
@@ -17,6 +18,7 @@ from newsmon.pipeline.alerts.channels.base import (
     http_client,
     post_json,
 )
+from newsmon.pipeline.alerts.content import AlertContent
 
 #: Telegram refuses longer messages.
 TELEGRAM_MAX_CHARS = 4096
@@ -42,6 +44,33 @@ class TelegramChannel(HttpChannelBase):
         return value
 
 
+def telegram_html(content: AlertContent, limit: int = TELEGRAM_MAX_CHARS) -> str:
+    """The alert in Telegram's HTML (parse_mode HTML): text escaped, the title linked, terms
+    in bold. Evidence, then the lead, are left out as needed to stay within ``limit``, so a
+    tag is never cut."""
+    esc = html.escape
+    title = esc(content.title or content.url, quote=False)
+    link = f'<a href="{esc(content.url)}">{title}</a>' if content.url else title
+    head = [f"<b>{esc(content.topic_name, quote=False)}</b>", link]
+    head += [f"<i>{esc(k, quote=False)}:</i> {esc(v, quote=False)}" for k, v in content.facts()]
+    lead = [esc(content.lead, quote=False)] if content.lead else []
+    evidence = [f"• {s.marked('<b>', '</b>', lambda t: esc(t, quote=False))}"
+                for s in content.evidence]
+    stories = [f'{st["count"]}× <a href="{esc(st["url"])}">{esc(st["title"], quote=False)}</a>'
+               for st in content.surge.get("top_stories", ())[:5]]
+    while True:
+        text = "\n".join([*head, *(["", *lead] if lead else []),
+                          *(["", *evidence] if evidence else []), *stories])
+        if len(text) <= limit or not (evidence or lead or stories):
+            return text[:limit]
+        if stories:
+            stories.pop()
+        elif evidence:
+            evidence.pop()
+        else:
+            lead = []
+
+
 class TelegramNotifier:
     def __init__(self, channel: TelegramChannel, token: str | None) -> None:
         if not token:
@@ -56,10 +85,15 @@ class TelegramNotifier:
 
     def send(self, message: Message) -> None:
         where = f"telegram {self.base}/bot***/sendMessage"
-        text = message.text
-        if len(text) > TELEGRAM_MAX_CHARS:
-            text = text[: TELEGRAM_MAX_CHARS - 1] + "…"
-        payload = {"chat_id": self.chat_id, "text": text, "disable_web_page_preview": True}
+        payload: dict[str, object]
+        if message.content is not None:
+            payload = {"chat_id": self.chat_id, "text": telegram_html(message.content),
+                       "parse_mode": "HTML", "disable_web_page_preview": True}
+        else:
+            text = message.text
+            if len(text) > TELEGRAM_MAX_CHARS:
+                text = text[: TELEGRAM_MAX_CHARS - 1] + "…"
+            payload = {"chat_id": self.chat_id, "text": text, "disable_web_page_preview": True}
         # The URL holds the token: the failure names only the exception's kind.
         resp = post_json(self.client, f"{self.base}/bot{self.token}/sendMessage", payload,
                          where=where, timeout_s=self.timeout_s, name_only=True)

@@ -72,6 +72,18 @@ def desk(tmp_path: Path, search_settings: SearchSettings) -> Iterator[Desk]:
         yield Desk(context(tmp_path, search_settings, srv.url("/hook"), inbox), hook, inbox)
 
 
+def story_events(hook: Recorder, rule: str) -> list[tuple[str, str, int]]:
+    """(delivery id, event, sources) of each webhook message about ``rule``'s alert, checked
+    to be one story told in order: created once, then updated with more sources each time,
+    every message with its own delivery id."""
+    told = [(b["delivery_id"], b["event"], len(b["alert"]["sources"])) for b in hook.bodies
+            if b["alert"]["rule"] == rule]
+    assert [e for _, e, _ in told] == ["alert.created"] + ["alert.updated"] * (len(told) - 1)
+    assert [n for _, _, n in told] == sorted(set(n for _, _, n in told))
+    assert len({d for d, _, _ in told}) == len(told)
+    return told
+
+
 @pytest.mark.integration
 def test_one_alert_and_one_delivery_per_story_across_copies_and_reruns(
     tmp_path: Path, search_settings: SearchSettings, desk: Desk
@@ -86,9 +98,11 @@ def test_one_alert_and_one_delivery_per_story_across_copies_and_reruns(
     # two copies of the ATACMS story (two sources): one alert, updated, delivered once
     assert lrs["source_count"] == 2 and lrs["source_ids"] == ["paper-b", "wire-a"]
     assert lrs["notified"] == ["hook", "mail"] and lrs["pending"] == []
-    assert sorted(b["alert"]["rule"] for b in hook.bodies) == ["lrs", "troops"]
+    assert sorted({b["alert"]["rule"] for b in hook.bodies}) == ["lrs", "troops"]
+    assert story_events(hook, "lrs")[-1][2] == 2  # the webhook knows both sources
     assert len(inbox.messages) == 1
-    assert inbox.messages[0]["Subject"].startswith("[newsmon] long_range_strike: ")
+    assert inbox.messages[0]["Subject"].startswith("[newsmon] Long range strike: ")
+    sent_before = len(hook.bodies)
 
     # the same input again (a re-run after a crash, a backfill): no new alert, no delivery
     assert run_backfill(source, ctx, progress=False) == 3
@@ -103,8 +117,12 @@ def test_one_alert_and_one_delivery_per_story_across_copies_and_reruns(
     after = {a["rule"]: a for a in alerts_of(search_settings)}
     assert len(after) == 2
     assert after["lrs"]["source_count"] == 3
-    assert len(hook.bodies) == 2 and len(inbox.messages) == 1
-    assert [d["status"] for d in after["lrs"]["deliveries"]] == ["sent", "sent"]
+    # the story grew (a third source): the webhook is told (alert.updated), the mail is not
+    assert len(hook.bodies) == sent_before + 1 and len(inbox.messages) == 1
+    assert story_events(hook, "lrs")[-1][1:] == ("alert.updated", 3)
+    # every message recorded (the mail's one and the webhook's), nothing else
+    assert [d["status"] for d in after["lrs"]["deliveries"]] == ["sent"] * (
+        len(story_events(hook, "lrs")) + 1)
 
 
 @pytest.mark.integration
@@ -128,7 +146,7 @@ def test_a_channel_down_during_the_run_is_delivered_by_the_next_run(
     run_backfill(archive(tmp_path, raw[2:], "next.jsonl"), later, progress=False)
     lrs = next(a for a in alerts_of(search_settings) if a["rule"] == "lrs")
     assert lrs["notified"] == ["hook", "mail"] and lrs["pending"] == [] and lrs["failed"] == []
-    assert sorted(b["alert"]["rule"] for b in hook.bodies) == ["lrs", "troops"]
+    assert sorted({b["alert"]["rule"] for b in hook.bodies}) == ["lrs", "troops"]
     assert len(inbox.messages) == 1
 
 

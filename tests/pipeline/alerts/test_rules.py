@@ -75,15 +75,6 @@ def test_dry_run_raises_one_alert_per_story_stamped_with_its_first_copy() -> Non
         ("s1", ("d1", "d2"), T0), ("s2", ("d3",), T0 + timedelta(minutes=1))]
 
 
-def test_the_message_is_one_line_subject_and_a_short_body() -> None:
-    art = article()
-    message = rules.alert_message(rules.new_alert(RULE, art, art.topics[0], T0))
-    assert message.subject == "lrs_topic: title d1" and "\n" not in message.subject
-    lines = message.text.splitlines()
-    assert lines[0] == "[newsmon] lrs_topic: title d1" and lines[2] == "https://x/d1"
-    assert sum(line.startswith("  … ") for line in lines) == 3
-
-
 # --- delivery state --------------------------------------------------------------------------
 
 
