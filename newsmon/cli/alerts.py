@@ -7,27 +7,17 @@ from typing import Annotated
 
 import typer
 
-from newsmon.cli._common import (
-    EXIT_CONFIG,
-    EXIT_FAILED,
-    ConfigOpt,
-    SinceOpt,
-    UntilOpt,
-    command_group,
-    fail,
-    load_alerts,
-    settings,
-    window,
-)
+from newsmon.cli import _common as common
+from newsmon.cli._common import EXIT_FAILED, ConfigOpt, fail, load_alerts, settings, window
 
-alerts_app = command_group("alerts", "Alert rules: dry runs, surges, deliveries.")
+alerts_app = common.command_group("alerts", "Alert rules: dry runs, surges, deliveries.")
 
 
 @alerts_app.command("test")
 def alerts_test(
     rule: Annotated[str, typer.Option("--rule", help="The rule's name in alerts.yaml.")],
-    since: SinceOpt = "24h",
-    until: UntilOpt = None,
+    since: common.SinceOpt = "24h",
+    until: common.UntilOpt = None,
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -42,7 +32,7 @@ def alerts_test(
     chosen = configured.rule(rule)
     if chosen is None:
         names = ", ".join(r.name for r in (*configured.rules, *configured.surges)) or "none"
-        raise fail(f"no rule {rule!r} in {loaded.alerts} (rules: {names})", EXIT_CONFIG)
+        raise fail(f"no rule {rule!r} in {loaded.alerts} (rules: {names})", common.EXIT_CONFIG)
     start, end = window(since, until)
     store = open_store(loaded.search, loaded.state_dir)
     if isinstance(chosen, SurgeRule):
@@ -85,7 +75,7 @@ def alerts_test(
 @alerts_app.command("surge")
 def alerts_surge(
     config: ConfigOpt = None,
-    at: UntilOpt = None,
+    at: common.UntilOpt = None,
     deliver: Annotated[bool, typer.Option(help="Deliver new surges to their channels.")] = True,
 ) -> None:
     """Evaluate the surge rules now (for a schedule; every pipeline run does it too)."""
@@ -136,7 +126,7 @@ def alerts_deliver(config: ConfigOpt = None) -> None:
 @alerts_app.command("list")
 def alerts_list(
     config: ConfigOpt = None,
-    since: SinceOpt = "24h",
+    since: common.SinceOpt = "24h",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Alerts raised in the window, newest first, with their delivery state."""

@@ -9,26 +9,17 @@ from typing import Annotated
 
 import typer
 
-from newsmon.cli._common import (
-    EXIT_CONFIG,
-    EXIT_FAILED,
-    ConfigOpt,
-    SinceOpt,
-    UntilOpt,
-    command_group,
-    fail,
-    settings,
-    window,
-)
+from newsmon.cli import _common as common
+from newsmon.cli._common import fail
 
-feedback_app = command_group("feedback", "The analysts' answers from the inbox, as data.")
+feedback_app = common.command_group("feedback", "The analysts' answers from the inbox, as data.")
 
 
 @feedback_app.command("export")
 def feedback_export(
-    config: ConfigOpt = None,
-    since: SinceOpt = "365d",
-    until: UntilOpt = None,
+    config: common.ConfigOpt = None,
+    since: common.SinceOpt = "365d",
+    until: common.UntilOpt = None,
     out: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
 ) -> None:
     """Write the alerts labelled confirmed or false positive as JSON Lines in the eval format
@@ -37,12 +28,12 @@ def feedback_export(
     from newsmon.pipeline.store import StoreUnavailable, open_store
     from newsmon.serve.measure import export_records
 
-    loaded = settings(config)
-    start, end = window(since, until)
+    loaded = common.settings(config)
+    start, end = common.window(since, until)
     try:
         records = export_records(open_store(loaded.search, loaded.state_dir), start, end)
     except StoreUnavailable as exc:
-        raise fail(f"search server unavailable: {exc}", EXIT_FAILED) from exc
+        raise fail(f"search server unavailable: {exc}", common.EXIT_FAILED) from exc
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     if out is None:
         typer.echo(lines, nl=False)
@@ -62,19 +53,19 @@ def eval_feedback(file: Path | None, config: Path | None, as_json: bool,
             with file.open(encoding="utf-8") as handle:
                 records = [json.loads(line) for line in handle if line.strip()]
         except (OSError, ValueError) as exc:
-            raise fail(f"{file}: {exc}", EXIT_CONFIG) from exc
+            raise fail(f"{file}: {exc}", common.EXIT_CONFIG) from exc
         result = live_precision(records)
     else:
         from newsmon.pipeline.store import StoreUnavailable, open_store
         from newsmon.serve.measure import labelled_alerts
 
-        loaded = settings(config)
-        start, end = window(since, None)
+        loaded = common.settings(config)
+        start, end = common.window(since, None)
         try:
             result = live_precision(
                 labelled_alerts(open_store(loaded.search, loaded.state_dir), start, end))
         except StoreUnavailable as exc:
-            raise fail(f"search server unavailable: {exc}", EXIT_FAILED) from exc
+            raise fail(f"search server unavailable: {exc}", common.EXIT_FAILED) from exc
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
     else:

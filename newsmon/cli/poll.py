@@ -10,23 +10,11 @@ from typing import Annotated
 
 import typer
 
-from newsmon.cli._common import (
-    EXIT_CONFIG,
-    ConfigOpt,
-    MetricsFileOpt,
-    MetricsHostOpt,
-    MetricsPortOpt,
-    app,
-    command_group,
-    exclusive,
-    fail,
-    feeds,
-    poll_status,
-    settings,
-)
+from newsmon.cli import _common as common
+from newsmon.cli._common import ConfigOpt, feeds, settings
 
 
-@app.command()
+@common.app.command()
 def poll(
     config: ConfigOpt = None,
     once: Annotated[bool, typer.Option("--once", help="Poll every due source once and exit.")] = (
@@ -36,9 +24,9 @@ def poll(
     archive: Annotated[
         Path | None, typer.Option(help="Also append every published item to this JSONL file.")
     ] = None,
-    metrics_port: MetricsPortOpt = None,
-    metrics_host: MetricsHostOpt = "127.0.0.1",
-    metrics_file: MetricsFileOpt = None,
+    metrics_port: common.MetricsPortOpt = None,
+    metrics_host: common.MetricsHostOpt = "127.0.0.1",
+    metrics_file: common.MetricsFileOpt = None,
 ) -> None:
     """Poll feeds and Telegram channels and publish new items to Kafka."""
     from newsmon import metrics
@@ -47,7 +35,7 @@ def poll(
 
     loaded = settings(config)
     publisher = KafkaPublisher(loaded.kafka)
-    with exclusive(loaded, "poll"), metrics.exported(
+    with common.exclusive(loaded, "poll"), metrics.exported(
             "poll-once" if once else "poll", port=metrics_port, host=metrics_host,
             textfile=metrics_file):
         try:
@@ -58,7 +46,7 @@ def poll(
                 report = poller.poll_once(force=force)
                 typer.echo(orchestrate.poll_summary(report))
                 orchestrate.publish_health(loaded, sources)
-                code, status = poll_status(report)
+                code, status = common.poll_status(report)
                 typer.echo(status)
                 raise typer.Exit(code)
             stop = threading.Event()
@@ -69,10 +57,12 @@ def poll(
             publisher.close()
 
 
-sources_app = command_group("sources", "Every configured source with its health; `enable ID` "
-                            "re-enables a disabled one. Exit status: 0 no enabled source "
-                            "failing, 3 some failing or disabled, 4 all of them, 2 invalid "
-                            "config.", invoke_without_command=True, no_args_is_help=False)
+sources_app = common.command_group(
+    "sources",
+    "Every configured source with its health; `enable ID` re-enables a disabled one. Exit "
+    "status: 0 no enabled source failing, 3 some failing or disabled, 4 all of them, 2 "
+    "invalid config.",
+)
 
 
 @sources_app.callback()
@@ -126,8 +116,8 @@ def sources_enable(
         source = configured.get(source_id)
     except KeyError:
         known = ", ".join(s.id for s in configured.sources) or "none"
-        raise fail(f"no source {source_id!r} in {loaded.feeds} (sources: {known})",
-                   EXIT_CONFIG) from None
+        raise common.fail(f"no source {source_id!r} in {loaded.feeds} (sources: {known})",
+                          common.EXIT_CONFIG) from None
     path = orchestrate.state_path(loaded)
     if not path.exists():
         typer.echo(f"{source.id} was never polled: nothing to enable")

@@ -7,33 +7,23 @@ from typing import Annotated
 
 import typer
 
-from newsmon.cli._common import (
-    EXIT_CONFIG,
-    ConfigOpt,
-    MetricsFileOpt,
-    MetricsHostOpt,
-    MetricsPortOpt,
-    app,
-    exclusive,
-    fail,
-    feeds,
-    settings,
-)
+from newsmon.cli import _common as common
+from newsmon.cli._common import feeds
 
 #: How often the subscriptions are looked after (renewals, timeouts, removed sources).
 MAINTAIN_EVERY_S = 30.0
 
 
-@app.command()
+@common.app.command()
 def push(
-    config: ConfigOpt = None,
+    config: common.ConfigOpt = None,
     allow_private: Annotated[
         bool, typer.Option(help="Let feeds name hubs on private or loopback addresses "
                            "(tests, a hub on your own network).")
     ] = False,
-    metrics_port: MetricsPortOpt = None,
-    metrics_host: MetricsHostOpt = "127.0.0.1",
-    metrics_file: MetricsFileOpt = None,
+    metrics_port: common.MetricsPortOpt = None,
+    metrics_host: common.MetricsHostOpt = "127.0.0.1",
+    metrics_file: common.MetricsFileOpt = None,
 ) -> None:
     """Serve the WebSub callback (feeds.yaml `defaults.push`) and keep every feed with a hub
     subscribed; pushed items are published to Kafka like polled ones. Run `newsmon poll`
@@ -44,15 +34,15 @@ def push(
     from newsmon.connectors.websub.subscriber import Subscriber
     from newsmon.ops import orchestrate
 
-    loaded = settings(config)
+    loaded = common.settings(config)
     sources = feeds(loaded)
     push_settings = sources.defaults.push
     if push_settings.callback_url is None:
-        raise fail(f"{loaded.feeds}: defaults.push.callback_url is not set: without a public "
-                   "callback no hub can push, and `newsmon poll` polls every source",
-                   EXIT_CONFIG)
+        raise common.fail(f"{loaded.feeds}: defaults.push.callback_url is not set: without a "
+                          "public callback no hub can push, and `newsmon poll` polls every "
+                          "source", common.EXIT_CONFIG)
     publisher = KafkaPublisher(loaded.kafka)
-    with exclusive(loaded, "push"), metrics.exported(
+    with common.exclusive(loaded, "push"), metrics.exported(
             "push", port=metrics_port, host=metrics_host, textfile=metrics_file):
         poller = orchestrate.make_poller(loaded, sources, publisher)
         subscriber = Subscriber(sources, poller, allow_private=allow_private)

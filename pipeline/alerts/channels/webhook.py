@@ -14,15 +14,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
 
-from newsmon.pipeline.alerts.channels.base import (
-    ChannelType,
-    DeliveryError,
-    HttpChannelBase,
-    Message,
-    check_url,
-    http_client,
-    post_json,
-)
+from newsmon.pipeline.alerts.channels import base
+from newsmon.pipeline.alerts.channels.base import Message
 from newsmon.pipeline.alerts.content import EVENTS, SCHEMA_VERSION, AlertContent, Event
 
 #: The request headers of the webhook contract.
@@ -32,7 +25,7 @@ DELIVERY_HEADER = "X-Newsmon-Delivery"
 EVENT_HEADER = "X-Newsmon-Event"
 
 
-class _HookChannel(HttpChannelBase):
+class _HookChannel(base.HttpChannelBase):
     """``url`` is where to POST."""
 
     required: ClassVar[tuple[str, ...]] = ("url",)
@@ -64,7 +57,7 @@ def webhook_payload(message: Message) -> dict[str, Any]:
     """The generic webhook's payload (docs/schema/webhook-v1.json)."""
     if message.content is None:
         # Only alerts have a contract; a bare message would break every receiver's schema.
-        raise DeliveryError("webhook: a message without alert content cannot be sent",
+        raise base.DeliveryError("webhook: a message without alert content cannot be sent",
                             retryable=False)
     return {"schema_version": SCHEMA_VERSION, "event": message.event,
             "delivery_id": message.delivery_id, "alert": message.content.as_json()}
@@ -120,7 +113,7 @@ class WebhookNotifier:
         self.timeout_s = channel.timeout_s
         self.secret = secret
         self.clock = clock
-        self.client = http_client()
+        self.client = base.http_client()
 
     def payload(self, message: Message) -> dict[str, Any]:
         return slack_payload(message) if self.slack else webhook_payload(message)
@@ -128,7 +121,7 @@ class WebhookNotifier:
     def send(self, message: Message) -> None:
         where = f"webhook {self.url}"
         if self.slack:
-            post_json(self.client, self.url, self.payload(message), where=where,
+            base.post_json(self.client, self.url, self.payload(message), where=where,
                       timeout_s=self.timeout_s)
             return
         body = json.dumps(self.payload(message), ensure_ascii=False,
@@ -138,7 +131,7 @@ class WebhookNotifier:
                    TIMESTAMP_HEADER: timestamp}
         if self.secret:
             headers[SIGNATURE_HEADER] = signature(self.secret, timestamp, body)
-        post_json(self.client, self.url, body, where=where, timeout_s=self.timeout_s,
+        base.post_json(self.client, self.url, body, where=where, timeout_s=self.timeout_s,
                   headers=headers)
 
 
@@ -147,8 +140,8 @@ def _notifier(channel: _HookChannel, env: Mapping[str, str]) -> WebhookNotifier:
 
 
 def check(channel: _HookChannel, timeout_s: float) -> tuple[bool, str]:
-    return check_url(channel.type, channel.url or "", "url", timeout_s)
+    return base.check_url(channel.type, channel.url or "", "url", timeout_s)
 
 
-WEBHOOK = ChannelType("webhook", WebhookChannel, _notifier, check)
-SLACK = ChannelType("slack", SlackChannel, _notifier, check)
+WEBHOOK = base.ChannelType("webhook", WebhookChannel, _notifier, check)
+SLACK = base.ChannelType("slack", SlackChannel, _notifier, check)
