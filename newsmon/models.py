@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -40,14 +41,33 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class SourceKind(StrEnum):
+    """What kind of outlet a source is: who speaks when it reports (labels of issue 16).
+
+    The one list: feeds.yaml, documents, alerts, the report and Kibana use these values."""
+
+    WIRE = "wire"
+    PUBLIC_BROADCASTER = "public_broadcaster"
+    COMMERCIAL = "commercial"
+    STATE_AFFILIATED = "state_affiliated"
+    GOVERNMENT_MILITARY = "government_military"
+    THINK_TANK = "think_tank"
+    OSINT_CHANNEL = "osint_channel"
+    BLOG = "blog"
+
+
 class SourceRef(_Frozen):
-    """Where an item came from, as configured in config/feeds.yaml."""
+    """Where an item came from, as configured in config/feeds.yaml: with its labels (kind,
+    country, owner) when the source has them. An unlabelled source has ``kind`` None and an
+    empty ``owner``."""
 
     id: str
     type: SourceType
     name: str = ""
     lang: str = ""
     country: str = ""
+    kind: SourceKind | None = None
+    owner: str = ""
 
 
 class RawItem(_Frozen):
