@@ -189,6 +189,18 @@ class Article(_Frozen):
         return next((t for t in self.topics if t.topic == name), None)
 
 
+class Corroboration(_Frozen):
+    """How far an alert's story is corroborated (pipeline/alerts/sources.py): ``independent``
+    sources by the criterion (at least ``min_sources`` sources differing pairwise in every
+    label of ``distinct``), ``required`` when the rule holds notifications until then."""
+
+    required: bool = False
+    min_sources: int = 2
+    distinct: tuple[str, ...] = ("owner",)
+    independent: int = 0
+    corroborated_at: UtcDatetime | None = None
+
+
 class Alert(_Frozen):
     """One alert per rule and story; later copies of the story update it."""
 
@@ -205,6 +217,12 @@ class Alert(_Frozen):
     evidence: tuple[Evidence, ...] = ()
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    #: Who reports the story: each source once, with its labels (alerts stored before the
+    #: labels have only ``source_ids``).
+    sources: tuple[SourceRef, ...] = ()
+    #: The corroboration criterion is met (see ``corroboration``); it stays met.
+    corroborated: bool = False
+    corroboration: Corroboration | None = None
 
     @staticmethod
     def id_for(rule: str, story_id: str) -> str:
