@@ -4,8 +4,10 @@ corroboration setting as alerts.yaml reads it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from newsmon.models import SourceKind, SourceRef
@@ -106,3 +108,13 @@ def test_alerts_yaml_reads_and_checks_the_setting() -> None:
         with pytest.raises(ValidationError, match=says):
             AlertsConfig.model_validate(
                 {"rules": [{"name": "r", "topic": "t", "corroboration": bad}]})
+
+
+def test_the_documented_example_is_valid() -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "corroboration.md").read_text()
+    example = yaml.safe_load(doc.split("```yaml\n", 1)[1].split("```", 1)[0])
+    config = AlertsConfig.model_validate({
+        "channels": {"desk-hook": {"type": "webhook", "url": "https://hooks.example.org/x"}},
+        **example})
+    assert config.rules[0].corroboration == CorroborationRule(
+        min_sources=2, distinct=("owner", "country"), notify_before=False)
