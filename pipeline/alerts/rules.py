@@ -45,7 +45,9 @@ def matching_rules(
 
 
 def new_alert(rule: AlertRule, article: Article, match: TopicMatch, now: datetime) -> Alert:
-    corroboration = sources.corroboration((article.source,), rule.corroboration, None, now)
+    # Stamped with when the copy was first seen, not the run's clock: live and backfill agree.
+    corroboration = sources.corroboration((article.source,), rule.corroboration, None,
+                                          article.first_seen_at)
     return Alert(
         alert_id=Alert.id_for(rule.name, article.story_id),
         rule=rule.name,
@@ -100,7 +102,7 @@ def merge_alert(
     merged_sources = tuple(sources.unique_sources((*existing.sources, article.source)))
     corroboration = sources.corroboration(
         merged_sources, rule.corroboration if rule is not None else None,
-        existing.corroboration, now)
+        existing.corroboration, article.first_seen_at)
     return existing.model_copy(
         update={
             "sources": merged_sources,

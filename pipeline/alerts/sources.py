@@ -154,7 +154,7 @@ def corroboration(sources: Iterable[SourceRef], rule: CorroborationRule | None,
                   previous: Corroboration | None, now: datetime) -> Corroboration:
     """The corroboration of an alert with these sources under its rule's criterion (the
     default one, reported but not required, for a rule without). Once met it stays met, with
-    the time it was first met."""
+    the time it was first met (``now``: when the copy that met it was first seen)."""
     criterion = rule or DEFAULT_CRITERION
     independent = independent_sources(sources, criterion.distinct)
     met_at = previous.corroborated_at if previous is not None else None
