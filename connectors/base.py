@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from babel import Locale
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from newsmon.config import MAX_PERIOD_S, StrictModel
@@ -33,7 +34,7 @@ from newsmon.connectors.hosts import THROTTLE_STATUSES, HostLimit
 from newsmon.connectors.http import HttpClient, HttpSettings, Response
 from newsmon.connectors.records import Cursor
 from newsmon.connectors.websub.records import PushSettings
-from newsmon.models import RawItem, SourceRef
+from newsmon.models import RawItem, SourceKind, SourceRef
 from newsmon.models import SourceType as TypeName
 from newsmon.values import host_problem, matching
 
@@ -41,10 +42,24 @@ _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2,3}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
-SourceKind = Literal[
-    "wire", "broadcaster", "newspaper", "magazine", "ministry", "military", "government",
-    "think-tank", "state-media", "osint", "blog", "other",
-]
+#: ISO 3166-1 alpha-2, from CLDR (babel, already a dependency): its two-letter territories
+#: minus the codes CLDR adds that ISO 3166-1 does not assign (exceptional reservations such as
+#: EU, UN, user-assigned XK, unknown ZZ).
+_NOT_ISO_3166_1 = frozenset(
+    {"AC", "CP", "CQ", "DG", "EA", "EU", "EZ", "IC", "QO", "TA", "UN", "XA", "XB", "XK", "ZZ"})
+ISO_COUNTRIES = frozenset(
+    code for code in map(str, Locale("en").territories)
+    if len(code) == 2 and code.isalpha() and code not in _NOT_ISO_3166_1)
+
+#: The kinds of the first release, split or renamed since: named in the error, so that an
+#: operator's older feeds.yaml says what to write instead.
+_OLD_KINDS = {
+    "broadcaster": "public_broadcaster or commercial",
+    "newspaper": "commercial", "magazine": "commercial", "other": "commercial or blog",
+    "ministry": "government_military", "military": "government_military",
+    "government": "government_military", "think-tank": "think_tank",
+    "state-media": "state_affiliated", "osint": "osint_channel",
+}
 
 PollStatus = Literal["ok", "not-modified", "throttled", "error"]
 
@@ -245,8 +260,13 @@ class Defaults(StrictModel):
 
 class SourceBase(StrictModel):
     """What every source has, whatever its type: the id (the Kafka key and the key of its
-    state), its name, language and country, its own interval, whether it is polled. Each
-    source type (rss.py, telegram.py) adds its own fields and a ``type`` literal."""
+    state), its display name, language, its labels (country, kind, owner), its own interval,
+    whether it is polled. Each source type (rss.py, telegram.py) adds its own fields and a
+    ``type`` literal.
+
+    ``kind`` and ``owner`` are optional so that a new source can be tried before it is
+    researched: such a source is unlabelled (``newsmon config check`` warns, alerts show it
+    as "unlabelled", corroboration counts it as its own owner)."""
 
     #: The source type's name (``rss``, ``telegram``): each type narrows it to its literal.
     type: TypeName
@@ -256,8 +276,30 @@ class SourceBase(StrictModel):
     country: str
     interval_s: int | None = Field(default=None, gt=0, le=MAX_PERIOD_S)
     enabled: bool = True
-    kind: SourceKind = "other"
+    #: What kind of outlet it is (models.SourceKind); None: not labelled yet.
+    kind: SourceKind | None = None
+    #: Its owner or affiliation, free text ("Thomson Reuters", "Russian government"): sources
+    #: of one owner do not corroborate each other.
+    owner: str = Field(default="", max_length=200)
     tags: tuple[str, ...] = ()
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind(cls, value: Any) -> Any:
+        if isinstance(value, str) and value in _OLD_KINDS:
+            raise ValueError(f"kind {value!r} is no longer a kind: use {_OLD_KINDS[value]}")
+        return value
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str) -> str:
+        return " ".join(value.split())
+
+    @property
+    def unlabelled(self) -> list[str]:
+        """The labels this source lacks (``kind``, ``owner``): empty when it is labelled."""
+        return [name for name, missing in (("kind", self.kind is None),
+                                           ("owner", not self.owner)) if missing]
 
     @field_validator("id")
     @classmethod
@@ -273,14 +315,17 @@ class SourceBase(StrictModel):
     @classmethod
     def _country(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return matching(_COUNTRY, value.upper(),
+            code = matching(_COUNTRY, value.upper(),
                             "an ISO 3166-1 alpha-2 code, like 'DE' or 'UA'")
+            if code not in ISO_COUNTRIES:
+                raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+            return code
         return value
 
     def ref(self) -> SourceRef:
         """The source as its items name it."""
         return SourceRef(id=self.id, type=self.type, name=self.name, lang=self.lang,
-                         country=self.country)
+                         country=self.country, kind=self.kind, owner=self.owner)
 
     @property
     def location(self) -> str:

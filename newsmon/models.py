@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -46,14 +47,33 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class SourceKind(StrEnum):
+    """What kind of outlet a source is: who speaks when it reports (labels of issue 16).
+
+    The one list: feeds.yaml, documents, alerts, the report and Kibana use these values."""
+
+    WIRE = "wire"
+    PUBLIC_BROADCASTER = "public_broadcaster"
+    COMMERCIAL = "commercial"
+    STATE_AFFILIATED = "state_affiliated"
+    GOVERNMENT_MILITARY = "government_military"
+    THINK_TANK = "think_tank"
+    OSINT_CHANNEL = "osint_channel"
+    BLOG = "blog"
+
+
 class SourceRef(_Frozen):
-    """Where an item came from, as configured in config/feeds.yaml."""
+    """Where an item came from, as configured in config/feeds.yaml: with its labels (kind,
+    country, owner) when the source has them. An unlabelled source has ``kind`` None and an
+    empty ``owner``."""
 
     id: str
     type: SourceType
     name: str = ""
     lang: str = ""
     country: str = ""
+    kind: SourceKind | None = None
+    owner: str = ""
 
 
 class RawItem(_Frozen):
@@ -175,6 +195,18 @@ class Article(_Frozen):
         return next((t for t in self.topics if t.topic == name), None)
 
 
+class Corroboration(_Frozen):
+    """How far an alert's story is corroborated (pipeline/alerts/sources.py): ``independent``
+    sources by the criterion (at least ``min_sources`` sources differing pairwise in every
+    label of ``distinct``), ``required`` when the rule holds notifications until then."""
+
+    required: bool = False
+    min_sources: int = 2
+    distinct: tuple[str, ...] = ("owner",)
+    independent: int = 0
+    corroborated_at: UtcDatetime | None = None
+
+
 class Alert(_Frozen):
     """One alert per rule and story; later copies of the story update it."""
 
@@ -191,6 +223,12 @@ class Alert(_Frozen):
     evidence: tuple[Evidence, ...] = ()
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    #: Who reports the story: each source once, with its labels (alerts stored before the
+    #: labels have only ``source_ids``).
+    sources: tuple[SourceRef, ...] = ()
+    #: The corroboration criterion is met (see ``corroboration``); it stays met.
+    corroborated: bool = False
+    corroboration: Corroboration | None = None
 
     @staticmethod
     def id_for(rule: str, story_id: str) -> str:

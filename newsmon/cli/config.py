@@ -27,6 +27,13 @@ def config_check(config: ConfigOpt = None) -> None:
         raise fail("\n".join(loaded.problems), EXIT_CONFIG)
     redacted = loaded.settings.model_dump(mode="json")
     typer.echo(json.dumps(redacted, indent=2, default=str))
+    # Unlabelled sources are valid (a source may be tried before it is researched) but their
+    # alerts cannot say who reports, and corroboration treats each as its own owner.
+    for source in loaded.feeds.sources if loaded.feeds is not None else ():
+        if source.unlabelled:
+            typer.echo(f"warning: {loaded.settings.feeds}: source {source.id} is unlabelled "
+                       f"(no {' and no '.join(source.unlabelled)}; see docs/connectors.md)",
+                       err=True)
     typer.echo("config ok", err=True)
 
 

@@ -1,5 +1,6 @@
-"""Kibana saved objects (data views, Lens panels, saved searches, one dashboard), generated
-from these definitions into ``deploy/kibana/newsmon.ndjson`` by ``newsmon search kibana``.
+"""Kibana saved objects (data views, Lens panels, saved searches, one dashboard) for any index
+prefix, generated from these definitions by ``newsmon search kibana``; the shipped
+``deploy/kibana/newsmon.ndjson`` is the set for the default prefix ``newsmon``.
 
 Importable through Kibana's saved objects API (8.x and 9.x)::
 
@@ -139,8 +140,9 @@ def panels() -> list[LensPanel | SearchPanel]:
                   x="story", metrics=("title", "sources", "langs", "n"),
                   query="topic_names : *", grid=(0, 28, 48, 16)),
         SearchPanel("Latest alerts with evidence", "alerts",
-                    ("kind", "rule", "topic", "title", "source_count", "languages", "snippets",
-                     "notified", "pending", "failed", "throttled"),
+                    ("kind", "rule", "topic", "title", "url", "sources_line", "corroborated",
+                     "source_count", "languages", "snippets", "notified", "pending", "failed",
+                     "throttled"),
                     ("created_at", "desc"), grid=(0, 44, 48, 16)),
         SearchPanel("Source health", "source-health",
                     ("source_id", "name", "state", "last_success_at", "consecutive_failures",
@@ -152,6 +154,17 @@ def panels() -> list[LensPanel | SearchPanel]:
                   x="x", metrics=("n",), split="stage", grid=(32, 60, 16, 14)),
         SearchPanel("Dead letters", "dead-letters", ("stage", "source_id", "error", "replayed"),
                     ("created_at", "desc"), query="replayed : false", grid=(0, 74, 48, 12)),
+        # Who reports (labels, issue 16): kinds split by country; the saved search below is
+        # the filter an analyst starts from ("state-affiliated only": edit the query).
+        LensPanel("Articles per source kind and country", "articles", "bar_horizontal",
+                  {"kind": _terms("source_kind", 8, "n", "Source kind"), "n": _count(),
+                   "country": _terms("source_country", 10, "n", "Country")},
+                  x="kind", metrics=("n",), split="country", query="source_kind : *",
+                  grid=(0, 86, 24, 14)),
+        SearchPanel("Articles by source label", "articles",
+                    ("source_name", "source_kind", "source_country", "source_owner", "title",
+                     "url"),
+                    ("published_at", "desc"), query="source_kind : *", grid=(24, 86, 24, 14)),
     ]
 
 
@@ -202,7 +215,7 @@ def saved_objects(prefix: str = "newsmon") -> list[JsonDict]:
     for kind, time_field in DATA_VIEWS.items():
         objects.append({
             "id": data_view_id(prefix, kind), "type": "index-pattern",
-            "attributes": {"title": f"{prefix}-{kind}", "name": f"newsmon {kind}",
+            "attributes": {"title": f"{prefix}-{kind}", "name": f"{prefix} {kind}",
                            "timeFieldName": time_field, "fields": "[]",
                            "fieldFormatMap": "{}", "runtimeFieldMap": "{}", "typeMeta": "{}"},
             "references": [],
@@ -246,9 +259,11 @@ def saved_objects(prefix: str = "newsmon") -> list[JsonDict]:
     objects.append({
         "id": f"{prefix}-overview", "type": "dashboard",
         "attributes": {
-            "title": "newsmon overview",
+            # Two prefixes imported into one Kibana keep apart by title as well as by id.
+            "title": "newsmon overview" + ("" if prefix == "newsmon" else f" ({prefix})"),
             "description": "Volume per topic, language and source; top stories; latest alerts "
-                           "with evidence; source health; dead letters.",
+                           "with evidence and who reports them; source health; dead letters; "
+                           "articles by source kind, country and owner.",
             "panelsJSON": json.dumps(dashboard_panels),
             "optionsJSON": json.dumps({"useMargins": True, "syncColors": False,
                                        "syncCursor": True, "syncTooltips": False,

@@ -1,6 +1,6 @@
 """``newsmon report``: one self-contained HTML page with the dashboards' views, for teams
-without Kibana: volume per topic over time, per language and per source; top stories; latest
-alerts with their evidence; source health; dead letters.
+without Kibana: volume per topic over time, per language, per source and per source kind; top
+stories; latest alerts with their evidence; source health; dead letters.
 
 Three layers: :func:`collect` reads a window from any store (the embedded SQLite one too);
 :func:`summarize` is pure counting; :func:`~newsmon.ops.report_html.render` (report_html.py)
@@ -117,6 +117,9 @@ class Report:
     totals: dict[str, int] = field(default_factory=dict)
     #: The analysts' labels from the inbox over the window's alerts (newsmon/serve/measure.py).
     precision: LivePrecision = field(default_factory=LivePrecision)
+    #: (source kind, all articles, on a topic): the labels of feeds.yaml ("unlabelled" for
+    #: sources without a kind and articles stored before the labels).
+    by_kind: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 def bucket_size(span: timedelta) -> int:
@@ -145,6 +148,8 @@ def summarize(data: ReportData, *, top: int = 15) -> Report:
     langs_topical: Counter[str] = Counter()
     sources: Counter[str] = Counter()
     sources_topical: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    kinds_topical: Counter[str] = Counter()
     names = {str(s.get("source_id")): str(s.get("name") or s.get("source_id"))
              for s in data.sources}
     stories: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
@@ -161,11 +166,14 @@ def summarize(data: ReportData, *, top: int = 15) -> Report:
         source = doc.get("source") or {}
         source_id = str(source.get("id") or "?")
         names.setdefault(source_id, str(source.get("name") or source_id))
+        kind = str(source.get("kind") or "unlabelled")
         langs[lang] += 1
         sources[source_id] += 1
+        kinds[kind] += 1
         if topics:
             langs_topical[lang] += 1
             sources_topical[source_id] += 1
+            kinds_topical[kind] += 1
             stories[str(doc.get("story_id") or doc.get("doc_id"))].append(doc)
     ranked = []
     for story_id, docs in stories.items():
@@ -215,6 +223,7 @@ def summarize(data: ReportData, *, top: int = 15) -> Report:
             "sources ok": states.get("ok", 0),
             "sources failing": states.get("failing", 0) + states.get("disabled", 0),
         },
+        by_kind=_bars(kinds, kinds_topical, top),
     )
 
 

@@ -319,6 +319,8 @@ def render(report: Report, *, title: str = "newsmon report",
     out.append("</div><div><h2>Per source (all / on a topic)</h2>")
     out.append(bar_chart(report.by_source))
     out.append("</div></div>")
+    out.append("<h2>Per source kind (all / on a topic)</h2>")
+    out.append(bar_chart(report.by_kind))
 
     out.append("<h2>Top stories (on a topic, by number of sources)</h2>")
     if report.stories:

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from newsmon.config import MAX_PERIOD_S, StrictModel
 from newsmon.pipeline.alerts.channels import ChannelConfig, ChannelConfigBase
 from newsmon.pipeline.alerts.channels.console import ConsoleChannel
+from newsmon.pipeline.alerts.sources import CorroborationRule
 
 __all__ = ["AlertRule", "AlertsConfig", "ChannelConfig", "SurgeRule", "unknown_alert_topics"]
 
@@ -32,6 +33,9 @@ class AlertRule(_RuleBase):
     """A story alert: the first article of a story whose topic score reaches ``threshold``."""
 
     threshold: float = Field(default=1.0, ge=0)
+    #: Hold notifications until independent sources corroborate the story (sources.py);
+    #: none: notify on the first copy.
+    corroboration: CorroborationRule | None = None
 
 
 class SurgeRule(_RuleBase):

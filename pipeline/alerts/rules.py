@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from newsmon.models import Alert, Article, TopicMatch
+from newsmon.pipeline.alerts import sources
 from newsmon.pipeline.alerts.config import AlertRule
 
 JsonDict = dict[str, Any]
@@ -43,6 +44,9 @@ def matching_rules(
 
 
 def new_alert(rule: AlertRule, article: Article, match: TopicMatch, now: datetime) -> Alert:
+    # Stamped with when the copy was first seen, not the run's clock: live and backfill agree.
+    corroboration = sources.corroboration((article.source,), rule.corroboration, None,
+                                          article.first_seen_at)
     return Alert(
         alert_id=Alert.id_for(rule.name, article.story_id),
         rule=rule.name,
@@ -57,6 +61,9 @@ def new_alert(rule: AlertRule, article: Article, match: TopicMatch, now: datetim
         evidence=match.evidence[:MAX_EVIDENCE],
         created_at=now,
         updated_at=now,
+        sources=(article.source,),
+        corroborated=corroboration.corroborated_at is not None,
+        corroboration=corroboration,
     )
 
 
@@ -66,6 +73,9 @@ def alert_document(alert: Alert) -> JsonDict:
     doc = alert.model_dump(mode="json")
     doc["kind"] = "story"
     doc["source_count"] = len(alert.source_ids)
+    doc["source_kinds"] = sorted({s.kind.value for s in alert.sources if s.kind})
+    doc["source_countries"] = sorted({s.country for s in alert.sources if s.country})
+    doc["sources_line"] = sources.sources_line(alert.sources) if alert.sources else ""
     doc["snippets"] = list(dict.fromkeys(ev.snippet for ev in alert.evidence))
     return doc
 
@@ -77,17 +87,26 @@ def alert_from_document(doc: Mapping[str, Any]) -> tuple[Alert, list[str]]:
 
 
 def merge_alert(
-    existing: Alert, article: Article, match: TopicMatch, now: datetime
+    existing: Alert, article: Article, match: TopicMatch, now: datetime,
+    rule: AlertRule | None = None,
 ) -> Alert | None:
-    """The alert updated with one more copy of its story, or None if it already has it.
+    """The alert updated with one more copy of its story, or None if it already has it;
+    its sources and corroboration (by ``rule``'s criterion) updated too.
 
     Returning None for a known document is what makes re-runs and backfills leave alerts as
     they are.
     """
     if article.doc_id in existing.doc_ids:
         return None
+    merged_sources = tuple(sources.unique_sources((*existing.sources, article.source)))
+    corroboration = sources.corroboration(
+        merged_sources, rule.corroboration if rule is not None else None,
+        existing.corroboration, article.first_seen_at)
     return existing.model_copy(
         update={
+            "sources": merged_sources,
+            "corroborated": corroboration.corroborated_at is not None,
+            "corroboration": corroboration,
             "doc_ids": (*existing.doc_ids, article.doc_id),
             "source_ids": tuple(sorted({*existing.source_ids, article.source.id})),
             "languages": tuple(sorted({*existing.languages, article.lang})),
@@ -96,6 +115,23 @@ def merge_alert(
             "updated_at": max(existing.updated_at, now),
         }
     )
+
+
+def notify_after(rule: AlertRule, before: Alert | None, after: Alert,
+                 owed: Iterable[str]) -> tuple[list[str], bool]:
+    """The channels an alert owes after a change (``before`` None: just created), and
+    whether the change is its escalation.
+
+    A rule without corroboration owes what ``owed`` says. One with corroboration owes
+    nothing until the alert is corroborated (``notify_before``: what ``owed`` says); the
+    change that corroborates it escalates: every channel of the rule is owed once more, even
+    one already notified."""
+    required = rule.corroboration
+    if required is None or (after.corroborated and (before is None or before.corroborated)):
+        return sorted(owed), False
+    if after.corroborated:
+        return sorted(set(rule.channels)), True
+    return (sorted(owed) if required.notify_before else []), False
 
 
 # --- dry runs ---------------------------------------------------------------------------------
@@ -125,7 +161,7 @@ def dry_run(rule: AlertRule, articles: Iterable[Article]) -> list[Alert]:
                 alerts[article.story_id] = new_alert(rule, article, match,
                                                      article.first_seen_at)
                 continue
-            merged = merge_alert(current, article, match, article.first_seen_at)
+            merged = merge_alert(current, article, match, article.first_seen_at, rule)
             if merged is not None:
                 alerts[article.story_id] = merged
     return sorted(alerts.values(), key=lambda a: (a.created_at, a.alert_id))

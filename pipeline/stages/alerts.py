@@ -50,16 +50,20 @@ class EvaluateAlertsFn(StoreFn):
             alert_id: alerting.new_alert(rule, article, match, now)
             for alert_id, (rule, article, match) in first.items()
         }
+        # A rule requiring corroboration owes no channel until its alert is corroborated.
+        owing = {alert_id: alerting.notify_after(first[alert_id][0], None, alert,
+                                                 first[alert_id][0].channels)[0]
+                 for alert_id, alert in fresh.items()}
         created = self.db().create_many("alerts", [
-            (alert_id, {**alerting.alert_document(alert),
-                        **initial_state(first[alert_id][0].channels)})
+            (alert_id, {**alerting.alert_document(alert), **initial_state(owing[alert_id])})
             for alert_id, alert in fresh.items()
         ])
         for rule, article, match in hits:
             alert_id = Alert.id_for(rule.name, article.story_id)
             if alert_id in created and first[alert_id][1] is article:
                 count(metrics.ALERTS_CREATED)
-                event: AlertEvent | None = AlertEvent(fresh[alert_id], tuple(rule.channels))
+                event: AlertEvent | None = (AlertEvent(fresh[alert_id], tuple(owing[alert_id]))
+                                            if owing[alert_id] else None)
             else:
                 event = self._merge(rule, article, match, now)
             if event is not None:
@@ -75,15 +79,22 @@ class EvaluateAlertsFn(StoreFn):
             if current is None:  # deleted meanwhile by an operator: nothing to merge into
                 return None
             existing, _ = alerting.alert_from_document(current.source)
-            merged = alerting.merge_alert(existing, article, match, now)
+            merged = alerting.merge_alert(existing, article, match, now, rule)
             if merged is None:
-                pending = tuple(owed(rule.channels, current.source))
+                owes = owed(rule.channels, current.source)
+                pending = tuple(alerting.notify_after(rule, existing, existing, owes)[0])
                 return AlertEvent(existing, pending) if pending else None
             # The alert's own fields change; its delivery state (sent, pending...) is kept.
-            # What is owed is judged on the merged alert: a story that grew owes an update.
+            # What is owed is judged on the merged alert: a story that grew owes an update, and
+            # an escalation (corroboration met) owes every channel of the rule once more.
             doc = {**current.source, **alerting.alert_document(merged)}
-            pending = tuple(owed(rule.channels, doc))
+            owes, escalated = alerting.notify_after(rule, existing, merged,
+                                                    owed(rule.channels, doc))
+            pending = tuple(owes)
             doc["pending"] = list(pending)
+            if escalated:
+                for key in ("notified", "throttled"):
+                    doc[key] = [c for c in doc.get(key) or () if c not in pending]
             if self.db().replace_if("alerts", fresh.alert_id, doc, current.version):
                 count(metrics.ALERTS_UPDATED)
                 return AlertEvent(merged, pending) if pending else None

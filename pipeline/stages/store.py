@@ -26,8 +26,16 @@ class Placed:
 
 
 def article_document(placed: Placed, indexed_at: datetime) -> dict[str, Any]:
+    """The stored document: the article, its fingerprint for story grouping, and its source's
+    name and labels flat (``source_name``, ``source_kind``, ``source_country``,
+    ``source_owner``; None where the source is unlabelled, so the field is absent to
+    filters)."""
     doc = placed.article.model_dump(mode="json")
     doc["topic_names"] = [t.topic for t in placed.article.topics]
+    source = placed.article.source
+    doc.update(source_name=source.name or source.id,
+               source_kind=source.kind.value if source.kind else None,
+               source_country=source.country or None, source_owner=source.owner or None)
     doc["text_hash"] = placed.fingerprint.text_hash
     doc["lsh_bands"] = placed.fingerprint.bands
     doc["minhash"] = list(placed.fingerprint.signature)

@@ -45,6 +45,9 @@ _SOURCE: JsonDict = {
         "name": {"type": "text", "fields": {"raw": _KEYWORD}},
         "lang": _KEYWORD,
         "country": _KEYWORD,
+        # Labels (connectors/base.py SourceBase): a models.SourceKind value, the owner.
+        "kind": _KEYWORD,
+        "owner": _KEYWORD,
     }
 }
 
@@ -97,6 +100,12 @@ ARTICLE_MAPPING: JsonDict = {
             },
         },
         "entities": {"properties": {"kind": _KEYWORD, "name": _KEYWORD}},
+        # The source's display name and labels flat, for Kibana filters and the report
+        # (stages/store.article_document); documents written before them have none.
+        "source_name": _KEYWORD,
+        "source_kind": _KEYWORD,
+        "source_country": _KEYWORD,
+        "source_owner": _KEYWORD,
     },
 }
 
@@ -130,6 +139,25 @@ ALERT_MAPPING: JsonDict = {
         "source_ids": _KEYWORD,
         "languages": _KEYWORD,
         "source_count": _INT,
+        # Who reports the story (alerts/sources.py): each source with its labels, the kinds
+        # and countries flat for filters, and the human line ("2 wires (GB, FR), ...").
+        "sources": _SOURCE,
+        "source_kinds": _KEYWORD,
+        "source_countries": _KEYWORD,
+        "sources_line": {"type": "text", "fields": {"raw": {"type": "keyword",
+                                                             "ignore_above": 512}}},
+        # Corroboration (alerts/sources.py): met or not, and how (required by the rule or
+        # not, the criterion, how many independent sources, since when).
+        "corroborated": {"type": "boolean"},
+        "corroboration": {
+            "properties": {
+                "required": {"type": "boolean"},
+                "min_sources": _INT,
+                "distinct": _KEYWORD,
+                "independent": _INT,
+                "corroborated_at": _DATE,
+            }
+        },
         "evidence": _EVIDENCE,
         # The evidence snippets (surges: the top stories' titles) flat, for dashboards and
         # Discover columns, which show nested fields poorly.

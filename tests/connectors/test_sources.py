@@ -12,6 +12,7 @@ from newsmon.configfile import ConfigError
 from newsmon.connectors.feeds import FeedsConfig, load_sources
 from newsmon.connectors.rss import RssSource
 from newsmon.connectors.telegram import TelegramSource
+from newsmon.models import SourceKind
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +37,8 @@ def test_sources_load_as_typed_models(tmp_path: Path) -> None:
     assert tg.location == "https://t.me/s/example_news"
     assert config.interval_for(rss) == 600 and config.interval_for(tg) == 300
     assert rss.ref().model_dump() == {"id": "bbc-world", "type": "rss", "name": "BBC World",
-                                      "lang": "en", "country": "GB"}
+                                      "lang": "en", "country": "GB",
+                                      "kind": None, "owner": ""}
 
 
 @pytest.mark.parametrize(
@@ -89,12 +91,42 @@ def test_the_shipped_starter_list() -> None:
         s.url.startswith("https://") or s.url.startswith("http://")
         for s in config.sources if isinstance(s, RssSource)
     )
-    # across the spectrum: wires, broadcasters, ministries, think tanks, state media
-    assert {"wire", "broadcaster", "ministry", "think-tank", "state-media"} <= {
-        s.kind for s in config.sources
-    }
-    state_media_countries = {s.country for s in config.sources if s.kind == "state-media"}
+    # across the spectrum: every kind, and every source labelled
+    assert set(SourceKind) == {s.kind for s in config.sources}
+    assert [s.id for s in config.sources if s.unlabelled] == []
+    state_media_countries = {s.country for s in config.sources
+                             if s.kind is SourceKind.STATE_AFFILIATED}
     assert {"RU", "UA"} <= state_media_countries  # both sides
+    # one owner for one government's outlets: they must not corroborate each other
+    assert {s.owner for s in config.sources if s.country == "RU"
+            and s.kind is SourceKind.STATE_AFFILIATED} == {"Russian government"}
+
+
+def test_the_demo_sources_are_labelled() -> None:
+    config = load_sources(ROOT / "config" / "demo" / "feeds.yaml")
+    assert config.sources and [s.id for s in config.sources if s.unlabelled] == []
+
+
+def test_labels_reach_the_item_source() -> None:
+    source = RssSource.model_validate(
+        {**RSS, "kind": "public_broadcaster", "owner": "  BBC \n", "country": "gb"})
+    assert source.ref().model_dump(include={"country", "kind", "owner"}) == {
+        "country": "GB", "kind": SourceKind.PUBLIC_BROADCASTER, "owner": "BBC"}
+    bare = RssSource.model_validate(RSS)
+    assert bare.kind is None and bare.unlabelled == ["kind", "owner"]
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("country", "XX", "not an ISO 3166-1 alpha-2"),
+    ("country", "EU", "not an ISO 3166-1 alpha-2"),
+    ("country", "GBR", "ISO 3166-1 alpha-2"),
+    ("kind", "state-media", "use state_affiliated"),
+    ("kind", "broadcaster", "use public_broadcaster or commercial"),
+    ("kind", "tabloid", "wire"),
+])
+def test_bad_labels_are_refused_with_what_to_write(field: str, value: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        RssSource.model_validate({**RSS, field: value})
 
 
 def test_an_empty_config_is_valid() -> None:

@@ -49,7 +49,9 @@ def seed(store: DocumentStore) -> None:
             "url": "javascript:alert(1)" if i == 0 else f"https://news.example/{i}",
             "lang": lang, "source": {"id": f"src-{i % 4}", "type": "rss",
                                      "name": f"Source {i % 4} & Co", "lang": lang,
-                                     "country": "GB"},
+                                     "country": "GB",
+                                     **({"kind": "wire", "owner": "Thomson Reuters"}
+                                        if i % 4 == 0 else {})},
             "published_at": t.isoformat(), "first_seen_at": t.isoformat(),
             "topic_names": topic, "text": "body"}))
     assert store.bulk_write("articles", articles) == []
@@ -104,10 +106,10 @@ def check_page(page: str) -> None:
     assert "&lt;script&gt;document.title=&quot;pwned&quot;&lt;/script&gt;" in page
     assert "&lt;i&gt;Broken&lt;/i&gt; feed" in page and "HTTP 503 &lt;html&gt;" in page
     assert "Source 1 &amp; Co" in page  # src-0 is named by its health document
-    for heading in ("Volume per topic", "Per language", "Per source", "Top stories",
-                    "Latest alerts", "Source health", "Dead letters"):
+    for heading in ("Volume per topic", "Per language", "Per source", "Per source kind",
+                    "Top stories", "Latest alerts", "Source health", "Dead letters"):
         assert heading in page
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 4
 
 
 def test_counts_and_page_from_the_embedded_store(tmp_path: Path) -> None:
@@ -121,6 +123,8 @@ def test_counts_and_page_from_the_embedded_store(tmp_path: Path) -> None:
     assert report.bucket_s == 3 * 3600
     assert sum(report.volume["all articles"]) == 56
     assert report.by_language == [("de", 19, 4), ("en", 19, 19), ("fr", 18, 4)]
+    # src-0 (every 4th article) is a labelled wire; the rest were stored without labels
+    assert report.by_kind == [("unlabelled", 42, 20), ("wire", 14, 7)]
     assert report.alerts[0]["alert_id"] == "a2"  # newest first
     assert report.sources[0]["state"] == "failing"  # trouble first
     page = render(report)
@@ -193,7 +197,7 @@ def assert_rendered(page: str, tmp: Path) -> None:
     # the hostile title stayed text: the document title is the report's, no <img> appeared
     assert re.search(r"<title>newsmon report</title>", dom)
     assert "<img" not in dom and "pwned" not in dom.split("</title>")[0]
-    assert dom.count("<svg") == 3 and "<polyline" in dom
+    assert dom.count("<svg") == 4 and "<polyline" in dom
 
 
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
@@ -221,5 +225,6 @@ def test_report_renders_with_data_from_the_search_server(
     seed(embedded)
     # the same data gives the same counts whatever the store
     assert summarize(collect(embedded, SINCE, UNTIL)).totals == report.totals
+    assert report.by_kind == [("unlabelled", 42, 20), ("wire", 14, 7)]
     check_page(page)
     assert_rendered(page, tmp_path)

@@ -1,0 +1,138 @@
+"""Labelled sources and corroboration through the real alert path (backfill -> real search
+server -> a real local webhook): the labels reach the article and alert documents, a rule
+requiring corroboration holds its alert until independent sources report the story, then
+escalates once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from newsmon.config import SearchSettings, Settings
+from newsmon.models import RawItem, SourceKind, SourceRef
+from newsmon.pipeline.alerts.channels.webhook import WebhookChannel
+from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig
+from newsmon.pipeline.alerts.sources import CorroborationRule
+from newsmon.pipeline.app import RunContext
+from newsmon.pipeline.jobs import run_backfill
+from tests.alertservers import Recorder
+from tests.localhttp import serve
+from tests.pipeline.alerts.test_integration import alerts_of, archive
+from tests.pipeline.samples import NOW, REWRITE, WIRE
+
+ROOT = Path(__file__).resolve().parents[3]
+
+TASS = SourceRef(id="tass-en", type="rss", name="TASS", lang="en", country="RU",
+                 kind=SourceKind.STATE_AFFILIATED, owner="Russian government")
+RIA = SourceRef(id="ria", type="rss", name="RIA Novosti", lang="en", country="RU",
+                kind=SourceKind.STATE_AFFILIATED, owner="Russian government")
+REUTERS = SourceRef(id="reuters", type="rss", name="Reuters", lang="en", country="GB",
+                    kind=SourceKind.WIRE, owner="Thomson Reuters")
+AFP = SourceRef(id="afp", type="rss", name="AFP", lang="en", country="FR",
+                kind=SourceKind.WIRE, owner="Agence France-Presse")
+
+
+#: Its own wording (an exact copy of another source's text is not stored as an article).
+REUTERS_TEXT = REWRITE + " Reuters could not independently verify the claims."
+
+
+def copy(source: SourceRef, text: str, minutes: int) -> RawItem:
+    seen = NOW + timedelta(minutes=minutes)
+    return RawItem.make(source=source, guid=f"{source.id}-1",
+                        url=f"https://{source.id}.example/atacms",
+                        title="ATACMS strike on Kursk airfield", summary=text,
+                        published_at=seen, first_seen_at=seen)
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[Recorder, str]]:
+    recorder = Recorder()
+    with serve({"/hook": recorder}) as srv:
+        yield recorder, srv.url("/hook")
+
+
+def context(tmp: Path, search: SearchSettings, url: str, *, notify_before: bool) -> RunContext:
+    rule = AlertRule(name="lrs", topic="long_range_strike", channels=("hook",),
+                     corroboration=CorroborationRule(min_sources=2, distinct=("owner", "country"),
+                                                     notify_before=notify_before))
+    settings = Settings(state_dir=tmp / "state", topics=ROOT / "config" / "topics.yaml",
+                        search=search)
+    alerts = AlertsConfig(channels={"hook": WebhookChannel(url=url, timeout_s=2, attempts=2)},
+                          rules=(rule,))
+    return RunContext(settings=settings, alerts=alerts, now=NOW + timedelta(hours=1))
+
+
+def the_alert(search: SearchSettings) -> dict[str, object]:
+    (alert,) = [a for a in alerts_of(search) if a["rule"] == "lrs"]
+    return alert
+
+
+@pytest.mark.integration
+def test_an_alert_waits_for_corroboration_then_escalates_once(
+    tmp_path: Path, search_settings: SearchSettings, hook: tuple[Recorder, str]
+) -> None:
+    recorder, url = hook
+    ctx = context(tmp_path, search_settings, url, notify_before=False)
+    # Two Russian state outlets of one owner: two sources, one voice. Held.
+    run_backfill(archive(tmp_path, [copy(TASS, WIRE, 0), copy(RIA, REWRITE, 5)], "a.jsonl"),
+                 ctx, progress=False)
+    alert = the_alert(search_settings)
+    assert alert["sources_line"] == "2 sources: 2 Russian state-affiliated"
+    assert alert["corroborated"] is False and alert["pending"] == []
+    assert alert["corroboration"] == {"required": True, "min_sources": 2,
+                                      "distinct": ["owner", "country"], "independent": 1,
+                                      "corroborated_at": None}
+    assert alert["source_kinds"] == ["state_affiliated"] and alert["source_countries"] == ["RU"]
+    assert recorder.bodies == []
+
+    # A wire of another owner and country: corroborated, and notified now.
+    run_backfill(archive(tmp_path, [copy(REUTERS, REUTERS_TEXT, 10)], "b.jsonl"), ctx,
+                 progress=False)
+    alert = the_alert(search_settings)
+    assert alert["corroborated"] is True and alert["notified"] == ["hook"]
+    corroboration = alert["corroboration"]
+    assert isinstance(corroboration, dict) and corroboration["independent"] == 2
+    assert corroboration["corroborated_at"] is not None
+    assert alert["sources_line"] == "3 sources: 2 Russian state-affiliated, 1 British wire"
+    assert len(recorder.bodies) == 1
+    text = str(recorder.bodies[0])
+    assert "CORROBORATED · 3 sources: 2 Russian state-affiliated, 1 British wire" in text
+
+    # More corroboration changes nothing more: notified once.
+    run_backfill(archive(tmp_path, [copy(AFP, WIRE, 15)], "c.jsonl"), ctx, progress=False)
+    alert = the_alert(search_settings)
+    assert alert["sources_line"] == ("4 sources: 2 Russian state-affiliated, "
+                                     "2 wires (GB, FR)")
+    assert len(recorder.bodies) == 1
+
+    # The labels are on the article documents, flat, as keywords a filter can use.
+    index = f"{search_settings.index_prefix}-articles"
+    httpx.post(f"{search_settings.url}/{index}/_refresh", timeout=30)
+    found = httpx.post(f"{search_settings.url}/{index}/_search", timeout=30, json={
+        "query": {"bool": {"filter": [{"term": {"source_kind": "wire"}},
+                                      {"term": {"source_country": "GB"}}]}}}).json()
+    docs = [h["_source"] for h in found["hits"]["hits"]]
+    assert [(d["source_name"], d["source_owner"], d["source"]["owner"]) for d in docs] == [
+        ("Reuters", "Thomson Reuters", "Thomson Reuters")]
+
+
+@pytest.mark.integration
+def test_notify_before_notifies_the_first_copy_and_once_more_on_corroboration(
+    tmp_path: Path, search_settings: SearchSettings, hook: tuple[Recorder, str]
+) -> None:
+    recorder, url = hook
+    ctx = context(tmp_path, search_settings, url, notify_before=True)
+    run_backfill(archive(tmp_path, [copy(TASS, WIRE, 0)], "a.jsonl"), ctx, progress=False)
+    assert len(recorder.bodies) == 1 and the_alert(search_settings)["corroborated"] is False
+    run_backfill(archive(tmp_path, [copy(RIA, REWRITE, 5)], "b.jsonl"), ctx, progress=False)
+    assert len(recorder.bodies) == 1  # same owner: no news
+    run_backfill(archive(tmp_path, [copy(REUTERS, REWRITE, 10)], "c.jsonl"), ctx,
+                 progress=False)
+    alert = the_alert(search_settings)
+    assert alert["corroborated"] is True and alert["notified"] == ["hook"]
+    assert len(recorder.bodies) == 2  # the escalation
+    assert [d["status"] for d in alert["deliveries"]] == ["sent", "sent"]
