@@ -11,6 +11,7 @@ Pure logic: the Beam transform in app.py feeds it candidates from the store.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,18 +50,34 @@ def signature(text: str) -> tuple[int, ...]:
     grams = shingles(text)
     if len(grams) < _MIN_TOKENS:
         return ()
-    mh = MinHash(num_perm=NUM_PERM, seed=_SEED)
+    template = _template()
+    mh = MinHash(num_perm=NUM_PERM, seed=_SEED, permutations=template.permutations,
+                 scheme=template.scheme)
     mh.update_batch(list(grams))
     return tuple(int(v) for v in mh.hashvalues)
 
 
+@functools.cache
+def _template() -> MinHash:
+    """The seeded permutations, drawn once: drawing them again for every article cost as much
+    as hashing its shingles (they depend only on NUM_PERM and the seed)."""
+    return MinHash(num_perm=NUM_PERM, seed=_SEED)
+
+
 def band_keys(sig: Sequence[int]) -> list[str]:
+    """The LSH band keys of a signature (a copy of a cached list: one article's bands are
+    looked up, indexed and searched several times in a batch)."""
+    return list(_band_keys(tuple(sig)))
+
+
+@functools.lru_cache(maxsize=8192)
+def _band_keys(sig: tuple[int, ...]) -> tuple[str, ...]:
     if not sig:
-        return []
-    return [
+        return ()
+    return tuple(
         f"{b}:{content_id(*(str(v) for v in sig[b * ROWS : (b + 1) * ROWS]), length=12)}"
         for b in range(BANDS)
-    ]
+    )
 
 
 def similarity(a: Sequence[int], b: Sequence[int]) -> float:

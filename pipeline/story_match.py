@@ -37,6 +37,7 @@ from anyascii import anyascii
 from babel import Locale, UnknownLocaleError
 from babel.dates import get_day_names, get_month_names
 
+from newsmon.models import Classification
 from newsmon.pipeline.detection import Classifier
 
 __all__ = [
@@ -76,6 +77,10 @@ _STEM = 5
 #: The gold leads are at most 520 characters.
 LEAD_CHARS = 1200
 _MIN_WORD = 4
+#: Words whose facts are remembered (about 30 MB at most).
+_WORD_FACTS_MAX = 200_000
+#: month, weekday, stem, name skeleton of one word (``StoryMatcher._facts_of``).
+_WordFacts = tuple[int | None, int | None, str | None, str | None]
 
 
 def _skeleton(word: str) -> str:
@@ -246,6 +251,25 @@ class StoryMatcher:
             words.extend(entity.name.split())
             words.extend(term.strip("=*") for weights in entity.terms.values() for term in weights)
         self._known_names = frozenset(_skeleton(word) for word in words if word)
+        # What each word says, by word: news repeats its vocabulary, and transliterating and
+        # skeletonising every token again was a third of the cost of ``features``.
+        self._word_facts: dict[str, _WordFacts] = {}
+
+    def _facts_of(self, word: str) -> _WordFacts:
+        """Month, weekday, stem and name skeleton (for a capitalised word) of one token."""
+        lower = word.lower()
+        latin = anyascii(word).lower()
+        name = None
+        if word[0].isupper() and len(word) >= _MIN_WORD:
+            skeleton = _skeleton(word)
+            if len(skeleton) >= 3 and skeleton not in self._known_names:
+                name = skeleton
+        facts = (self.calendar.month(lower), self.calendar.day(lower),
+                 latin[:_STEM] if len(latin) >= _MIN_WORD else None, name)
+        if len(self._word_facts) >= _WORD_FACTS_MAX:
+            self._word_facts.clear()  # bounded: a long-running worker meets endless names
+        self._word_facts[word] = facts
+        return facts
 
     def features(
         self,
@@ -253,29 +277,39 @@ class StoryMatcher:
         title: str = "",
         lang: str | None = None,
         published: date | datetime | str | None = None,
+        classification: Classification | None = None,
     ) -> StoryFeatures:
         """The facts of one article. ``published`` is its publication day (a date, a datetime
         or an ISO string); the pipeline passes when the article was first seen where the
         source gave none. Only the lead is read (``LEAD_CHARS``). Pure: the same text always
-        gives the same features."""
-        text = text[:LEAD_CHARS]
-        body = f"{title}\n{text}" if title else text
-        result = self.classifier.classify(text, lang, title=title)
-        entities = frozenset(f"{e.kind}:{e.name}" for e in result.entities)
-        topics = frozenset(f"{t.topic}:{t.attribute or ''}" for t in result.topics)
+        gives the same features.
+
+        ``classification`` is the classifier's result for this very ``text``, ``lang`` and
+        ``title`` where the caller already has it (the pipeline classified the article one
+        stage earlier): when the text fits in the lead it is what classifying the lead would
+        return, so the second pass is saved; for a longer text it is ignored.
+        """
+        lead = text[:LEAD_CHARS]
+        body = f"{title}\n{lead}" if title else lead
+        if classification is None or len(lead) != len(text):
+            classification = self.classifier.classify(lead, lang, title=title)
+        entities = frozenset(f"{e.kind}:{e.name}" for e in classification.entities)
+        topics = frozenset(f"{t.topic}:{t.attribute or ''}" for t in classification.topics)
         names: set[str] = set()
         stems: set[str] = set()
         dates: set[str] = set()
         weekdays: set[str] = set()
+        facts = self._word_facts
         for line in body.splitlines():
             tokens = list(_TOKEN.finditer(line))
             for i, match in enumerate(tokens):
                 word = match.group()
-                gap = line[tokens[i - 1].end() : match.start()] if i else ""
                 if word[0].isdigit():
                     continue
-                lower = word.lower()
-                month = self.calendar.month(lower)
+                found = facts.get(word)
+                if found is None:
+                    found = self._facts_of(word)
+                month, weekday, stem, name = found
                 if month is not None:
                     # "19 November", "November 19", "19. listopada", "le 19 novembre".
                     for j in (i - 1, i + 1):
@@ -283,18 +317,14 @@ class StoryMatcher:
                             day = int(tokens[j].group())
                             if 1 <= day <= 31:
                                 dates.add(f"{month}-{day}")
-                weekday = self.calendar.day(lower)
                 if weekday is not None:
                     weekdays.add(str(weekday))
-                latin = anyascii(word).lower()
-                if len(latin) >= _MIN_WORD:
-                    stems.add(latin[:_STEM])
+                if stem is not None:
+                    stems.add(stem)
                 # A capital that opens a sentence says nothing; elsewhere it marks a name.
-                opens = i == 0 or not _SENTENCE_END.isdisjoint(gap)
-                if word[0].isupper() and not opens and len(word) >= _MIN_WORD:
-                    skeleton = _skeleton(word)
-                    if len(skeleton) >= 3 and skeleton not in self._known_names:
-                        names.add(skeleton)
+                if name is not None and i and _SENTENCE_END.isdisjoint(
+                        line[tokens[i - 1].end() : match.start()]):
+                    names.add(name)
         numbers = {n for raw in _NUMBER.findall(body) if (n := _number(raw)) is not None}
         title_stems = frozenset(
             anyascii(w).lower()[:_STEM] for w in _WORD.findall(title)
