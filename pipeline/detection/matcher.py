@@ -22,6 +22,7 @@ from newsmon.pipeline.detection._compiled import (
     _Firing,
     _GroupHits,
     _Hit,
+    _reach,
     _Review,
     _Rule,
     _Term,
@@ -119,9 +120,12 @@ class Classifier:
                 _Rule(
                     id=rule.id,
                     anchor=groups(rule.anchor),
-                    with_=tuple(_Clause(groups(c.groups), c.near or rule.near) for c in rule.with_),
+                    with_=tuple(
+                        _Clause(groups(c.groups), _reach(c.near or rule.near)) for c in rule.with_
+                    ),
                     without=tuple(
-                        _Clause(groups(c.groups), c.near or rule.near) for c in rule.without
+                        _Clause(groups(c.groups), _reach(c.near or rule.near))
+                        for c in rule.without
                     ),
                     weight=rule.weight,
                     max_count=rule.max_count,
@@ -132,7 +136,7 @@ class Classifier:
         topics = []
         for name, topic in rules.topics.items():
             exclusions = tuple(
-                _Exclusion(groups(e.context), frozenset(groups(e.drops)), e.near)
+                _Exclusion(groups(e.context), frozenset(groups(e.drops)), _reach(e.near))
                 for e in topic.exclude
             )
             attributes = tuple((a.value, groups(a.any)) for a in topic.attributes)
