@@ -15,6 +15,7 @@ import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from datasketch import MinHash
@@ -97,6 +98,16 @@ class Fingerprint:
     #: which are then matched on their MinHash alone.
     features: StoryFeatures | None = None
 
+    @functools.cached_property
+    def signature_array(self) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """The signature as an array, made once per fingerprint: a batch compares every
+        article with the same stored candidates."""
+        return np.asarray(self.signature, dtype=np.int64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The cached array is not pickled: runners pickle fingerprints between stages.
+        return {k: v for k, v in self.__dict__.items() if k != "signature_array"}
+
     @property
     def bands(self) -> list[str]:
         return band_keys(self.signature)
@@ -133,7 +144,7 @@ def decide_story(new: Fingerprint, candidates: Iterable[Fingerprint]) -> StoryDe
     if not comparable:
         return _decide_on_facts(new, others)
     # One vectorized comparison for all candidates: a popular story can have hundreds.
-    sims = (np.asarray([c.signature for c in comparable]) == np.asarray(new.signature)).mean(
+    sims = (np.stack([c.signature_array for c in comparable]) == new.signature_array).mean(
         axis=1
     )
     matches = [(c, float(sim)) for c, sim in zip(comparable, sims, strict=True)

@@ -27,6 +27,7 @@ story index looks up candidates instead of comparing all pairs. Pure logic, no B
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -398,6 +399,9 @@ def _conflict(a: frozenset[str], b: frozenset[str]) -> bool:
     return bool(a and b and not a & b)
 
 
+# Cached: signals() needs them for both articles of every pair it compares, and a batch
+# compares each article with every candidate the store returned for the batch.
+@functools.lru_cache(maxsize=4096)
 def _around(day: int | None, before: int) -> frozenset[str]:
     """Month-day keys of the ``before`` days up to a publication day: a report names the
     event's date or weekday, which is the publication day or shortly before it."""
@@ -407,6 +411,7 @@ def _around(day: int | None, before: int) -> frozenset[str]:
     return frozenset(f"{d.month}-{d.day}" for d in days)
 
 
+@functools.lru_cache(maxsize=4096)
 def _weekdays_around(day: int | None, before: int) -> frozenset[str]:
     if day is None:
         return frozenset()
