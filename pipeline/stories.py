@@ -22,7 +22,13 @@ from datasketch import MinHash
 
 from newsmon.models import content_id
 
-from .story_match import SAME_STORY_THRESHOLD, StoryFeatures, blocking_keys, score
+from .story_match import (
+    SAME_STORY_THRESHOLD,
+    StoryFeatures,
+    blocking_keys,
+    may_reach,
+    score,
+)
 
 NUM_PERM = 128
 #: 32 bands of 4 rows: a pair with Jaccard 0.5 becomes a candidate with probability ~0.87,
@@ -159,7 +165,9 @@ def _decide_on_facts(new: Fingerprint, others: Sequence[Fingerprint]) -> StoryDe
     if new.features is None:
         return StoryDecision(new.story_id)
     scored = [
-        (score(new.features, c.features), c) for c in others if c.features is not None
+        (score(new.features, c.features), c) for c in others
+        if c.features is not None
+        and may_reach(new.features, c.features, SAME_STORY_THRESHOLD)
     ]
     matches = [(value, c) for value, c in scored if value >= SAME_STORY_THRESHOLD]
     if not matches:

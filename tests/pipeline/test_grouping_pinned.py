@@ -22,7 +22,7 @@ import pytest
 from newsmon.pipeline import stories as dedup
 from newsmon.pipeline.detection import Classifier
 from newsmon.pipeline.normalize import text_hash
-from newsmon.pipeline.story_match import StoryMatcher
+from newsmon.pipeline.story_match import SAME_STORY_THRESHOLD, StoryMatcher, may_reach, score
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,3 +106,20 @@ def test_a_long_texts_classification_is_not_taken_for_its_leads(matcher: StoryMa
     assert any(e.name == "Taurus" for e in full.entities)
     assert matcher.features(text, "", "de", None, full) == matcher.features(text, "", "de")
     assert not any("Taurus" in e for e in matcher.features(text, "", "de", None, full).entities)
+
+
+def test_the_score_bound_never_rules_out_a_pair_that_reaches_the_threshold(
+        matcher: StoryMatcher) -> None:
+    """may_reach prunes the scoring of a batch's candidates: it must be an upper bound on every
+    pair of the fixed set, at the pipeline's threshold and around it, and still prune."""
+    feats = [matcher.features(text, title, lang, seen)
+             for _, lang, title, text, seen in fixed_set()[:120]]
+    pruned = 0
+    for i, a in enumerate(feats):
+        for b in feats[i + 1:]:
+            value = score(a, b)
+            for threshold in (SAME_STORY_THRESHOLD - 1, SAME_STORY_THRESHOLD, value):
+                if not may_reach(a, b, threshold):
+                    assert value < threshold, (value, threshold)
+                    pruned += 1
+    assert pruned > 0
