@@ -1,6 +1,6 @@
 """Classification throughput on real-length articles, beside one plain pass over the same texts.
 
-    .venv/bin/python bench/bench_classify.py [--articles 2000] [--seed 7]
+    .venv/bin/python bench/bench_classify.py [--articles 2000] [--seed 7] [--json]
 
 Builds ~2,000 synthetic articles of 3,000-8,000 characters by mixing the gold-set articles
 (tests/gold/gold.jsonl, 8 languages, positives and hard negatives) with neutral news filler,
@@ -11,7 +11,8 @@ then times, on one core:
 - ``plain pass``: ``text.lower()`` plus one compiled-regex scan for a handful of words, the
   least any keyword filter has to do: the limit this stage is measured against.
 
-Prints articles per second for both and the ratio. Pure CPU, no services.
+Prints articles per second (of process CPU time, best of alternating rounds) for both and the
+ratio; ``--json`` adds one JSON object as the last line. Pure CPU, no services.
 """
 
 from __future__ import annotations
@@ -80,13 +81,14 @@ def plain_pass(text: str) -> int:
 
 
 def timed(func: Callable[[str], object], articles: list[str], repeats: int) -> float:
-    """Best articles-per-second over ``repeats`` runs (best-of filters scheduler noise)."""
+    """Best articles per second of this process's CPU time over ``repeats`` runs: on a shared
+    machine, wall time counts the other processes' turns too (best-of filters what is left)."""
     rates = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         for text in articles:
             func(text)
-        rates.append(len(articles) / (time.perf_counter() - start))
+        rates.append(len(articles) / (time.process_time() - start))
     return max(rates)
 
 
@@ -95,6 +97,8 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=2_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", action="store_true",
+                        help="print the figures as one JSON object on the last line")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -108,8 +112,12 @@ def main() -> None:
     lengths = [len(a) for a in articles]
     topical = sum(1 for a in articles if classifier.classify(a).topics)
 
-    classify_rate = timed(classifier.classify, articles, args.repeats)
-    plain_rate = timed(plain_pass, articles, args.repeats)
+    # Alternating rounds, best of each: on a shared machine a load that comes and goes then
+    # hits both sides alike, and the ratio is what is compared.
+    classify_rate = plain_rate = 0.0
+    for _ in range(args.repeats):
+        classify_rate = max(classify_rate, timed(classifier.classify, articles, 1))
+        plain_rate = max(plain_rate, timed(plain_pass, articles, 1))
     mb = sum(lengths) / 1e6
 
     print(
@@ -121,6 +129,10 @@ def main() -> None:
     print(f"{'classify':<12} {classify_rate:>12.0f} {classify_rate * mb / len(articles):>8.2f}")
     print(f"{'plain pass':<12} {plain_rate:>12.0f} {plain_rate * mb / len(articles):>8.2f}")
     print(f"classify costs {plain_rate / classify_rate:.1f}x one plain pass (one core)")
+    if args.json:
+        print(json.dumps({"articles": len(articles), "classify_per_s": round(classify_rate, 1),
+                          "plain_per_s": round(plain_rate, 1),
+                          "ratio": round(plain_rate / classify_rate, 2)}))
 
 
 if __name__ == "__main__":

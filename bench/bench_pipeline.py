@@ -11,7 +11,11 @@
    of the same server with the client's ``streaming_bulk`` -- the limit the pipeline's writes
    cannot beat.
 4. Stream latency: with ``run_kafka_stream`` running, single items are produced and the time
-   until each is searchable is measured (p50, p95).
+   until each is searchable is measured (p50, p95; ``newsmon.pipeline.latency``).
+
+``--runner`` (FnApiRunner, DirectRunner, PrismRunner) and ``--workers N`` (Beam's
+``direct_num_workers`` with ``multi_processing``) choose how it runs; ``--json`` ends the
+output with one JSON object of the figures, peak RSS included.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import json
 import os
 import random
 import re
+import resource
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -37,7 +41,8 @@ from newsmon.models import RawItem, SourceRef
 from newsmon.pipeline.alerts.channels.console import ConsoleChannel
 from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig
 from newsmon.pipeline.app import RunContext
-from newsmon.pipeline.jobs import run_kafka_batch, run_kafka_stream
+from newsmon.pipeline.jobs import run_kafka_batch
+from newsmon.pipeline.latency import searchable_latencies
 from newsmon.pipeline.normalize import normalize_item, text_hash
 from newsmon.pipeline.stages.store import Placed, article_document
 from newsmon.pipeline.store import open_store
@@ -158,30 +163,22 @@ def raw_bulk_rate(items: list[RawItem], search: SearchSettings) -> float:
     return len(docs) / elapsed
 
 
-def stream_latencies(ctx: RunContext, samples: int) -> list[float]:
-    search = ctx.settings.search
-    stop = threading.Event()
-    worker = threading.Thread(target=run_kafka_stream, args=(ctx, stop),
-                              kwargs={"interval_s": 0.2}, daemon=True)
-    worker.start()
-    latencies = []
-    try:
-        for item in synthetic_items(samples, seed=99):
-            item = item.model_copy(update={"url": item.url + "-stream"})
-            started = time.perf_counter()
-            produce(ctx.settings.kafka, [item])
-            query = {"query": {"term": {"url": item.url}}}
-            while time.perf_counter() - started < 60:
-                resp = httpx.post(f"{search.url}/{search.index_prefix}-articles/_search",
-                                  json=query, timeout=10)
-                if resp.status_code == 200 and resp.json()["hits"]["hits"]:
-                    break
-                time.sleep(0.05)
-            latencies.append(time.perf_counter() - started)
-    finally:
-        stop.set()
-        worker.join(timeout=120)
-    return latencies
+def runner_options(runner: str, workers: int) -> list[str]:
+    """Pipeline options for ``--runner`` and ``--workers``."""
+    extra: list[str] = []
+    if runner == "PrismRunner":
+        prism = os.environ.get("NEWSMON_PRISM", "/tmp/prism/prism")
+        extra += [f"--prism_location={prism}", "--environment_type=LOOPBACK"]
+    if workers > 1:
+        extra += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+    return extra
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """Peak resident memory of this process (the driver, which is the worker on FnApiRunner
+    in-process) and of its largest waited-for child (a multi-processing worker)."""
+    return {"self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 def main() -> None:
@@ -189,8 +186,17 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=50_000)
     parser.add_argument("--backend", choices=["elasticsearch", "opensearch"],
                         default="elasticsearch")
-    parser.add_argument("--latency-samples", type=int, default=40)
+    parser.add_argument("--runner", default="FnApiRunner",
+                        choices=["FnApiRunner", "DirectRunner", "PrismRunner"],
+                        help="PrismRunner runs $NEWSMON_PRISM or /tmp/prism/prism")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="more than 1: direct_num_workers with multi_processing")
+    parser.add_argument("--latency-samples", type=int, default=40,
+                        help="0 skips the stream-latency part")
+    parser.add_argument("--json", action="store_true",
+                        help="print the figures as one JSON object on the last line")
     args = parser.parse_args()
+    extra = runner_options(args.runner, args.workers)
 
     url = os.environ[f"NEWSMON_{args.backend.upper()}_URL"]
     tag = uuid.uuid4().hex[:8]
@@ -200,34 +206,55 @@ def main() -> None:
     search = SearchSettings(backend=args.backend, url=url, index_prefix=f"bench{tag}")
     items = synthetic_items(args.articles)
     chars = sum(len(i.summary) for i in items) / len(items)
-    print(f"{len(items)} synthetic articles, mean {chars:.0f} characters; server {args.backend}")
+    print(f"{len(items)} synthetic articles, mean {chars:.0f} characters; server {args.backend}; "
+          f"runner {args.runner}, {args.workers} worker(s)")
 
     produced = produce(kafka, items)
     print(f"produced to Kafka in {produced:.1f}s ({len(items) / produced:,.0f}/s)")
 
     ctx = context(Path(tempfile.mkdtemp()), kafka, search)
     started, cpu = time.perf_counter(), time.process_time()
-    summary = run_kafka_batch(ctx)
+    summary = run_kafka_batch(ctx, runner=args.runner, extra_options=extra)
     elapsed, cpu_used = time.perf_counter() - started, time.process_time() - cpu
+    rss = peak_rss_mb()
     store = open_store(search, ctx.settings.state_dir)
     store.refresh("articles")
+    rate = summary.records / elapsed
     print(f"pipeline batch: {summary.records} records in {elapsed:.1f}s = "
-          f"{summary.records / elapsed:,.0f} articles/s (driver process CPU {cpu_used:.1f}s); "
-          f"{store.count('articles')} documents, {store.count('alerts')} alerts")
+          f"{rate:,.0f} articles/s (driver process CPU {cpu_used:.1f}s); "
+          f"{store.count('articles')} documents, {store.count('alerts')} alerts; "
+          f"peak RSS {rss['self']:.0f} MB (driver), {rss['children']:.0f} MB (largest child)")
 
     baseline = raw_bulk_rate(
         items, search.model_copy(update={"index_prefix": f"benchraw{tag}"}))
-    print(f"baseline raw bulk index of the same documents: {baseline:,.0f} docs/s")
+    print(f"baseline raw bulk index of the same documents: {baseline:,.0f} docs/s; "
+          f"pipeline/raw {rate / baseline:.3f}x")
 
-    latencies = stream_latencies(context(Path(tempfile.mkdtemp()), kafka.model_copy(
-        update={"raw_topic": f"bench-stream-{tag}", "group_id": f"bench-stream-{tag}"}),
-        search.model_copy(update={"index_prefix": f"benchstream{tag}"})),
-        args.latency_samples)
-    q = statistics.quantiles(latencies, n=20)
-    print(f"stream latency produce->searchable over {len(latencies)} items: "
-          f"p50 {statistics.median(latencies):.2f}s, p95 {q[18]:.2f}s, max {max(latencies):.2f}s")
+    p50 = p95 = None
+    if args.latency_samples > 0:
+        stream_ctx = context(Path(tempfile.mkdtemp()), kafka.model_copy(
+            update={"raw_topic": f"bench-stream-{tag}", "group_id": f"bench-stream-{tag}"}),
+            search.model_copy(update={"index_prefix": f"benchstream{tag}"}))
+        samples = [item.model_copy(update={"url": item.url + "-stream"})
+                   for item in synthetic_items(args.latency_samples, seed=99)]
+        latencies = searchable_latencies(stream_ctx, samples, interval_s=0.2,
+                                         runner=args.runner, extra_options=extra)
+        # Inclusive: with few samples the default method extrapolates past the largest.
+        p50 = statistics.median(latencies)
+        p95 = statistics.quantiles(latencies, n=20, method="inclusive")[18]
+        print(f"stream latency produce->searchable over {len(latencies)} items: "
+              f"p50 {p50:.2f}s, p95 {p95:.2f}s, max {max(latencies):.2f}s")
     for prefix in (f"bench{tag}", f"benchraw{tag}", f"benchstream{tag}"):
         httpx.delete(f"{url}/{prefix}-*", timeout=60)
+    if args.json:
+        print(json.dumps({
+            "articles": summary.records, "articles_per_s": round(rate, 1),
+            "raw_bulk_per_s": round(baseline, 1), "ratio": round(rate / baseline, 4),
+            "stream_p50_s": None if p50 is None else round(p50, 3),
+            "stream_p95_s": None if p95 is None else round(p95, 3),
+            "runner": args.runner, "workers": args.workers,
+            "peak_rss_mb": round(max(rss.values()), 1),
+            "driver_cpu_s": round(cpu_used, 1), "elapsed_s": round(elapsed, 1)}))
 
 
 if __name__ == "__main__":

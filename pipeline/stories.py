@@ -11,16 +11,24 @@ Pure logic: the Beam transform in app.py feeds it candidates from the store.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from datasketch import MinHash
 
 from newsmon.models import content_id
 
-from .story_match import SAME_STORY_THRESHOLD, StoryFeatures, blocking_keys, score
+from .story_match import (
+    SAME_STORY_THRESHOLD,
+    StoryFeatures,
+    blocking_keys,
+    may_reach,
+    score,
+)
 
 NUM_PERM = 128
 #: 32 bands of 4 rows: a pair with Jaccard 0.5 becomes a candidate with probability ~0.87,
@@ -49,18 +57,34 @@ def signature(text: str) -> tuple[int, ...]:
     grams = shingles(text)
     if len(grams) < _MIN_TOKENS:
         return ()
-    mh = MinHash(num_perm=NUM_PERM, seed=_SEED)
+    template = _template()
+    mh = MinHash(num_perm=NUM_PERM, seed=_SEED, permutations=template.permutations,
+                 scheme=template.scheme)
     mh.update_batch(list(grams))
     return tuple(int(v) for v in mh.hashvalues)
 
 
+@functools.cache
+def _template() -> MinHash:
+    """The seeded permutations, drawn once: drawing them again for every article cost as much
+    as hashing its shingles (they depend only on NUM_PERM and the seed)."""
+    return MinHash(num_perm=NUM_PERM, seed=_SEED)
+
+
 def band_keys(sig: Sequence[int]) -> list[str]:
+    """The LSH band keys of a signature (a copy of a cached list: one article's bands are
+    looked up, indexed and searched several times in a batch)."""
+    return list(_band_keys(tuple(sig)))
+
+
+@functools.lru_cache(maxsize=8192)
+def _band_keys(sig: tuple[int, ...]) -> tuple[str, ...]:
     if not sig:
-        return []
-    return [
+        return ()
+    return tuple(
         f"{b}:{content_id(*(str(v) for v in sig[b * ROWS : (b + 1) * ROWS]), length=12)}"
         for b in range(BANDS)
-    ]
+    )
 
 
 def similarity(a: Sequence[int], b: Sequence[int]) -> float:
@@ -79,6 +103,16 @@ class Fingerprint:
     #: What the article says (story_match); None for documents stored before it existed,
     #: which are then matched on their MinHash alone.
     features: StoryFeatures | None = None
+
+    @functools.cached_property
+    def signature_array(self) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """The signature as an array, made once per fingerprint: a batch compares every
+        article with the same stored candidates."""
+        return np.asarray(self.signature, dtype=np.int64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The cached array is not pickled: runners pickle fingerprints between stages.
+        return {k: v for k, v in self.__dict__.items() if k != "signature_array"}
 
     @property
     def bands(self) -> list[str]:
@@ -116,7 +150,7 @@ def decide_story(new: Fingerprint, candidates: Iterable[Fingerprint]) -> StoryDe
     if not comparable:
         return _decide_on_facts(new, others)
     # One vectorized comparison for all candidates: a popular story can have hundreds.
-    sims = (np.asarray([c.signature for c in comparable]) == np.asarray(new.signature)).mean(
+    sims = (np.stack([c.signature_array for c in comparable]) == new.signature_array).mean(
         axis=1
     )
     matches = [(c, float(sim)) for c, sim in zip(comparable, sims, strict=True)
@@ -131,7 +165,9 @@ def _decide_on_facts(new: Fingerprint, others: Sequence[Fingerprint]) -> StoryDe
     if new.features is None:
         return StoryDecision(new.story_id)
     scored = [
-        (score(new.features, c.features), c) for c in others if c.features is not None
+        (score(new.features, c.features), c) for c in others
+        if c.features is not None
+        and may_reach(new.features, c.features, SAME_STORY_THRESHOLD)
     ]
     matches = [(value, c) for value, c in scored if value >= SAME_STORY_THRESHOLD]
     if not matches:

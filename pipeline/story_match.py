@@ -27,6 +27,7 @@ story index looks up candidates instead of comparing all pairs. Pure logic, no B
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from anyascii import anyascii
 from babel import Locale, UnknownLocaleError
 from babel.dates import get_day_names, get_month_names
 
+from newsmon.models import Classification
 from newsmon.pipeline.detection import Classifier
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "StoryMatcher",
     "blocked_together",
     "blocking_keys",
+    "may_reach",
     "same_story",
     "score",
     "signals",
@@ -76,6 +79,10 @@ _STEM = 5
 #: The gold leads are at most 520 characters.
 LEAD_CHARS = 1200
 _MIN_WORD = 4
+#: Words whose facts are remembered (about 30 MB at most).
+_WORD_FACTS_MAX = 200_000
+#: month, weekday, stem, name skeleton of one word (``StoryMatcher._facts_of``).
+_WordFacts = tuple[int | None, int | None, str | None, str | None]
 
 
 def _skeleton(word: str) -> str:
@@ -246,6 +253,25 @@ class StoryMatcher:
             words.extend(entity.name.split())
             words.extend(term.strip("=*") for weights in entity.terms.values() for term in weights)
         self._known_names = frozenset(_skeleton(word) for word in words if word)
+        # What each word says, by word: news repeats its vocabulary, and transliterating and
+        # skeletonising every token again was a third of the cost of ``features``.
+        self._word_facts: dict[str, _WordFacts] = {}
+
+    def _facts_of(self, word: str) -> _WordFacts:
+        """Month, weekday, stem and name skeleton (for a capitalised word) of one token."""
+        lower = word.lower()
+        latin = anyascii(word).lower()
+        name = None
+        if word[0].isupper() and len(word) >= _MIN_WORD:
+            skeleton = _skeleton(word)
+            if len(skeleton) >= 3 and skeleton not in self._known_names:
+                name = skeleton
+        facts = (self.calendar.month(lower), self.calendar.day(lower),
+                 latin[:_STEM] if len(latin) >= _MIN_WORD else None, name)
+        if len(self._word_facts) >= _WORD_FACTS_MAX:
+            self._word_facts.clear()  # bounded: a long-running worker meets endless names
+        self._word_facts[word] = facts
+        return facts
 
     def features(
         self,
@@ -253,29 +279,39 @@ class StoryMatcher:
         title: str = "",
         lang: str | None = None,
         published: date | datetime | str | None = None,
+        classification: Classification | None = None,
     ) -> StoryFeatures:
         """The facts of one article. ``published`` is its publication day (a date, a datetime
         or an ISO string); the pipeline passes when the article was first seen where the
         source gave none. Only the lead is read (``LEAD_CHARS``). Pure: the same text always
-        gives the same features."""
-        text = text[:LEAD_CHARS]
-        body = f"{title}\n{text}" if title else text
-        result = self.classifier.classify(text, lang, title=title)
-        entities = frozenset(f"{e.kind}:{e.name}" for e in result.entities)
-        topics = frozenset(f"{t.topic}:{t.attribute or ''}" for t in result.topics)
+        gives the same features.
+
+        ``classification`` is the classifier's result for this very ``text``, ``lang`` and
+        ``title`` where the caller already has it (the pipeline classified the article one
+        stage earlier): when the text fits in the lead it is what classifying the lead would
+        return, so the second pass is saved; for a longer text it is ignored.
+        """
+        lead = text[:LEAD_CHARS]
+        body = f"{title}\n{lead}" if title else lead
+        if classification is None or len(lead) != len(text):
+            classification = self.classifier.classify(lead, lang, title=title)
+        entities = frozenset(f"{e.kind}:{e.name}" for e in classification.entities)
+        topics = frozenset(f"{t.topic}:{t.attribute or ''}" for t in classification.topics)
         names: set[str] = set()
         stems: set[str] = set()
         dates: set[str] = set()
         weekdays: set[str] = set()
+        facts = self._word_facts
         for line in body.splitlines():
             tokens = list(_TOKEN.finditer(line))
             for i, match in enumerate(tokens):
                 word = match.group()
-                gap = line[tokens[i - 1].end() : match.start()] if i else ""
                 if word[0].isdigit():
                     continue
-                lower = word.lower()
-                month = self.calendar.month(lower)
+                found = facts.get(word)
+                if found is None:
+                    found = self._facts_of(word)
+                month, weekday, stem, name = found
                 if month is not None:
                     # "19 November", "November 19", "19. listopada", "le 19 novembre".
                     for j in (i - 1, i + 1):
@@ -283,18 +319,14 @@ class StoryMatcher:
                             day = int(tokens[j].group())
                             if 1 <= day <= 31:
                                 dates.add(f"{month}-{day}")
-                weekday = self.calendar.day(lower)
                 if weekday is not None:
                     weekdays.add(str(weekday))
-                latin = anyascii(word).lower()
-                if len(latin) >= _MIN_WORD:
-                    stems.add(latin[:_STEM])
+                if stem is not None:
+                    stems.add(stem)
                 # A capital that opens a sentence says nothing; elsewhere it marks a name.
-                opens = i == 0 or not _SENTENCE_END.isdisjoint(gap)
-                if word[0].isupper() and not opens and len(word) >= _MIN_WORD:
-                    skeleton = _skeleton(word)
-                    if len(skeleton) >= 3 and skeleton not in self._known_names:
-                        names.add(skeleton)
+                if name is not None and i and _SENTENCE_END.isdisjoint(
+                        line[tokens[i - 1].end() : match.start()]):
+                    names.add(name)
         numbers = {n for raw in _NUMBER.findall(body) if (n := _number(raw)) is not None}
         title_stems = frozenset(
             anyascii(w).lower()[:_STEM] for w in _WORD.findall(title)
@@ -317,7 +349,8 @@ class StoryMatcher:
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     if not a or not b:
         return 0.0
-    return len(a & b) / len(a | b)
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared)  # the union's size, without building it
 
 
 def _entity_weight(names: Iterable[str]) -> float:
@@ -368,6 +401,9 @@ def _conflict(a: frozenset[str], b: frozenset[str]) -> bool:
     return bool(a and b and not a & b)
 
 
+# Cached: signals() needs them for both articles of every pair it compares, and a batch
+# compares each article with every candidate the store returned for the batch.
+@functools.lru_cache(maxsize=4096)
 def _around(day: int | None, before: int) -> frozenset[str]:
     """Month-day keys of the ``before`` days up to a publication day: a report names the
     event's date or weekday, which is the publication day or shortly before it."""
@@ -377,6 +413,7 @@ def _around(day: int | None, before: int) -> frozenset[str]:
     return frozenset(f"{d.month}-{d.day}" for d in days)
 
 
+@functools.lru_cache(maxsize=4096)
 def _weekdays_around(day: int | None, before: int) -> frozenset[str]:
     if day is None:
         return frozenset()
@@ -419,6 +456,36 @@ def signals(a: StoryFeatures, b: StoryFeatures) -> tuple[float, ...]:
 def score(a: StoryFeatures, b: StoryFeatures) -> float:
     """How strongly the two articles report one event: shared facts minus conflicts."""
     return BIAS + sum(w * x for w, x in zip(WEIGHTS, signals(a, b), strict=True))
+
+
+#: The positive weights of ``WEIGHTS`` by meaning, for ``may_reach``.
+_W_ENTITIES, _W_NUMBERS, _W_STEMS, _W_STEMS_SAME, _W_TITLE, _W_DAY, _W_DATES, _W_WEEKDAYS = (
+    WEIGHTS[0], WEIGHTS[4], WEIGHTS[5], WEIGHTS[6], WEIGHTS[7], WEIGHTS[8], WEIGHTS[10],
+    WEIGHTS[12])
+assert all(w > 0 for w in (_W_ENTITIES, _W_NUMBERS, _W_STEMS, _W_STEMS_SAME, _W_TITLE, _W_DAY,
+                           _W_DATES, _W_WEEKDAYS))
+assert sum(w > 0 for w in WEIGHTS) == 8, "may_reach must bound every positive signal"
+
+
+def may_reach(a: StoryFeatures, b: StoryFeatures, threshold: float) -> bool:
+    """False only when ``score(a, b)`` is certainly below ``threshold``: an upper bound from
+    the positive signals alone (every negative weight multiplies a signal that is never
+    negative), each at its largest possible value where computing it exactly costs more.
+    A batch scores each article against hundreds of candidates, nearly all unrelated; this
+    bound rules most of them out at a fifth of the cost, and never changes a decision."""
+    stems = _jaccard(a.stems, b.stems)
+    bound = (
+        BIAS
+        + _W_ENTITIES * _entity_weight(a.entities & b.entities)
+        + _W_NUMBERS * len(a.numbers & b.numbers)
+        + (_W_STEMS + (_W_STEMS_SAME if a.lang == b.lang else 0.0)) * stems
+        + _W_TITLE * _jaccard(a.title_stems, b.title_stems)
+        + _W_DAY
+        + _W_DATES * (len(a.dates) + len(b.dates))  # each date agrees at most once
+        + _W_WEEKDAYS
+    )
+    # The margin covers the rounding of summing in another order than score().
+    return bound >= threshold - 1e-6
 
 
 def same_story(a: StoryFeatures, b: StoryFeatures) -> tuple[bool, float]:

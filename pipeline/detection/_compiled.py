@@ -39,10 +39,25 @@ class _Hit(NamedTuple):
     end: int
 
 
+class _Reach(NamedTuple):
+    """A ``Near`` as the matcher uses it: the unit, and how many units before and after the
+    anchor a hit may be (worked out once per rule, not once per hit)."""
+
+    unit: str
+    before: int
+    after: int
+
+
+def _reach(near: Near) -> _Reach:
+    span = near.size if near.unit == "words" else max(near.size - 1, 0)
+    return _Reach(near.unit, 0 if near.side == "after" else span,
+                  0 if near.side == "before" else span)
+
+
 @dataclass(frozen=True, slots=True)
 class _Clause:
     groups: tuple[int, ...]
-    near: Near
+    near: _Reach
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +74,7 @@ class _Rule:
 class _Exclusion:
     context: tuple[int, ...]
     drops: frozenset[int]
-    near: Near
+    near: _Reach
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +125,6 @@ class _Doc:
     norm: NormalizedText
     _sentences: list[int] | None = None
     _words: list[int] | None = None
-    _coords: dict[tuple[int, str], int] = field(default_factory=dict)
     _sentence_of: dict[int, int] = field(default_factory=dict)
 
     def sentence_of(self, pos: int) -> int:
@@ -128,12 +142,7 @@ class _Doc:
         return max(bisect_right(self._words, pos) - 1, 0)
 
     def coord(self, pos: int, unit: str) -> int:
-        key = (pos, unit)
-        value = self._coords.get(key)
-        if value is None:
-            value = self.word_of(pos) if unit == "words" else self.sentence_of(pos)
-            self._coords[key] = value
-        return value
+        return self.word_of(pos) if unit == "words" else self.sentence_of(pos)
 
     def sentence_bounds(self, index: int) -> tuple[int, int]:
         assert self._sentences is not None
@@ -144,11 +153,6 @@ class _Doc:
             else len(self.norm.original)
         )
         return start, end
-
-
-def _window(near: Near) -> int:
-    """The largest coordinate difference ``near`` allows."""
-    return near.size if near.unit == "words" else max(near.size - 1, 0)
 
 
 class _GroupHits:
@@ -164,16 +168,17 @@ class _GroupHits:
     def coords(self, unit: str) -> list[int]:
         values = self._coords.get(unit)
         if values is None:
-            values = [self.doc.coord(h.start, unit) for h in self.hits]
+            coord = self.doc.word_of if unit == "words" else self.doc.sentence_of
+            values = [coord(h.start) for h in self.hits]
             self._coords[unit] = values
         return values
 
-    def near(self, anchor: _Hit, near: Near) -> Sequence[_Hit]:
-        if near.unit == "article":
+    def near(self, anchor: _Hit, reach: _Reach) -> Sequence[_Hit]:
+        unit = reach.unit
+        if unit == "article":
             return self.hits
-        center = self.doc.coord(anchor.start, near.unit)
-        span = _window(near)
-        low = center if near.side == "after" else center - span
-        high = center if near.side == "before" else center + span
-        coords = self.coords(near.unit)
-        return self.hits[bisect_left(coords, low) : bisect_right(coords, high)]
+        center = self.doc.word_of(anchor.start) if unit == "words" else self.doc.sentence_of(
+            anchor.start)
+        coords = self.coords(unit)
+        return self.hits[bisect_left(coords, center - reach.before) :
+                         bisect_right(coords, center + reach.after)]

@@ -22,6 +22,7 @@ from newsmon.pipeline.detection._compiled import (
     _Firing,
     _GroupHits,
     _Hit,
+    _reach,
     _Review,
     _Rule,
     _Term,
@@ -119,9 +120,12 @@ class Classifier:
                 _Rule(
                     id=rule.id,
                     anchor=groups(rule.anchor),
-                    with_=tuple(_Clause(groups(c.groups), c.near or rule.near) for c in rule.with_),
+                    with_=tuple(
+                        _Clause(groups(c.groups), _reach(c.near or rule.near)) for c in rule.with_
+                    ),
                     without=tuple(
-                        _Clause(groups(c.groups), c.near or rule.near) for c in rule.without
+                        _Clause(groups(c.groups), _reach(c.near or rule.near))
+                        for c in rule.without
                     ),
                     weight=rule.weight,
                     max_count=rule.max_count,
@@ -132,7 +136,7 @@ class Classifier:
         topics = []
         for name, topic in rules.topics.items():
             exclusions = tuple(
-                _Exclusion(groups(e.context), frozenset(groups(e.drops)), e.near)
+                _Exclusion(groups(e.context), frozenset(groups(e.drops)), _reach(e.near))
                 for e in topic.exclude
             )
             attributes = tuple((a.value, groups(a.any)) for a in topic.attributes)
@@ -242,17 +246,25 @@ class Classifier:
                     (entity.kind, entity.name), Entity(kind=entity.kind, name=entity.name)
                 )
         uncovered = lang is not None and lang not in self._languages
+        # One set of per-group hits for all topics: their coordinates are computed once per
+        # document, not once per topic (a topic's exclusions replace its own copies only).
+        grouped = {g: _GroupHits(doc, h) for g, h in by_group.items()}
         matches = []
         for topic in self._topics:
-            match = self._match_topic(doc, topic, by_group, uncovered)
+            match = self._match_topic(doc, topic, by_group, grouped, uncovered)
             if match is not None:
                 matches.append(match)
         return Classification(topics=tuple(matches), entities=tuple(entities.values()))
 
     def _match_topic(
-        self, doc: _Doc, topic: _Topic, by_group: dict[int, list[_Hit]], uncovered: bool = False
+        self,
+        doc: _Doc,
+        topic: _Topic,
+        by_group: dict[int, list[_Hit]],
+        grouped: dict[int, _GroupHits],
+        uncovered: bool = False,
     ) -> TopicMatch | None:
-        hits = {g: _GroupHits(doc, h) for g, h in by_group.items()}
+        hits = dict(grouped) if topic.exclude else grouped
         for exclusion in topic.exclude:
             context = [h for g in exclusion.context if g in hits for h in hits[g].hits]
             if not context:

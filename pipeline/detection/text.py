@@ -226,6 +226,8 @@ class NormalizedText:
         """The original offset of the normalized character at ``pos`` (or the end)."""
         if pos >= len(self.text):
             return len(self.original)
+        if self.fold_map is None and self.space_map is None:
+            return pos  # nothing changed length: the positions are the original's
         return self.span(pos, pos + 1)[0]
 
 

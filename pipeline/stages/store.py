@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from newsmon import metrics
-from newsmon.models import Article
+from newsmon.models import Article, Classification
 from newsmon.pipeline import stories as dedup
 from newsmon.pipeline.detection import Classifier
 from newsmon.pipeline.normalize import text_hash
@@ -91,7 +91,9 @@ class GroupStoriesFn(StoreFn):
                     first_seen=article.first_seen_at.isoformat(),
                     features=self.matcher.features(
                         article.text, article.title, article.lang,
-                        article.published_at or article.first_seen_at),
+                        article.published_at or article.first_seen_at,
+                        # ClassifyTopicsFn's result for this text: not classified twice.
+                        Classification(topics=article.topics, entities=article.entities)),
                 )
             )
         db = self.db()

@@ -3,8 +3,6 @@ and the offset commit, backfill equal to live, stream latency, story grouping.""
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -21,8 +19,8 @@ from newsmon.pipeline.jobs import (
     InjectedCrash,
     run_backfill,
     run_kafka_batch,
-    run_kafka_stream,
 )
+from newsmon.pipeline.latency import searchable_latencies, url_is_searchable
 from tests.conftest import produce
 from tests.pipeline.samples import NOW, OTHER, sample_item, story_items
 
@@ -122,27 +120,9 @@ def test_stream_mode_makes_items_searchable_within_seconds(
 ) -> None:
     ctx = ctx_for(tmp_path, kafka_settings, search_settings)
     produce(kafka_settings, [("warm-up", items()[3].to_json())])
-    stop = threading.Event()
-    worker = threading.Thread(target=run_kafka_stream, args=(ctx, stop),
-                              kwargs={"interval_s": 0.5}, daemon=True)
-    worker.start()
-    try:
-        deadline = time.monotonic() + 120
-        while not hits(search_settings, "articles") and time.monotonic() < deadline:
-            time.sleep(0.2)
-        latencies = []
-        for item in items()[:3]:
-            started = time.monotonic()
-            produce(kafka_settings, [(item.source.id, item.to_json())])
-            while time.monotonic() - started < 60:
-                urls = {a["url"] for a in hits(search_settings, "articles")}
-                if item.url in urls:
-                    break
-                time.sleep(0.1)
-            latencies.append(time.monotonic() - started)
-    finally:
-        stop.set()
-        worker.join(timeout=120)
+    latencies = searchable_latencies(
+        ctx, items()[:3], interval_s=0.5,
+        ready=lambda: url_is_searchable(ctx, items()[3].url))
     with capsys.disabled():
         print(f"\nstream latency produce->searchable: "
               f"{', '.join(f'{s:.2f}s' for s in latencies)}")

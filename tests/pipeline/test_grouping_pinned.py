@@ -1,0 +1,125 @@
+"""Story grouping pinned: performance work on MinHash, story features and the classifier must
+group exactly the same pairs.
+
+A fixed set: the gold story articles (tests/gold/stories, 28 languages, translations and
+rewrites of one event) plus, for every third of them, a rewrite (sentences reversed, one word
+changed) and an exact copy. They are grouped as ``GroupStoriesFn`` groups a batch (earliest
+first, candidates from the in-memory index) and the resulting story of every article is
+compared to the grouping recorded before the throughput changes of issue 14.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from newsmon.pipeline import stories as dedup
+from newsmon.pipeline.detection import Classifier
+from newsmon.pipeline.normalize import text_hash
+from newsmon.pipeline.story_match import SAME_STORY_THRESHOLD, StoryMatcher, may_reach, score
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Recorded on the code before issue 14's throughput work (commit 156feaa): how many articles
+#: joined an earlier story, how many of those as exact copies, by MinHash and by facts, and a
+#: digest of every (article, story) pair.
+PINNED = {"joined": 392, "copies": 108, "minhash": 118, "facts": 166,
+          "digest": "288038412cff97d4"}
+
+
+def fixed_set() -> list[tuple[str, str, str, str, datetime]]:
+    """(id, lang, title, text, first seen) in a fixed order."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    records = [json.loads(line) for line in
+               (ROOT / "tests/gold/stories/articles.jsonl").read_text("utf-8").splitlines()
+               if line.strip()]
+    out = []
+    for i, rec in enumerate(records):
+        seen = start + timedelta(minutes=7 * i)
+        title, text = rec.get("title") or "", rec["text"]
+        out.append((rec["id"], rec["lang"], title, text, seen))
+        if i % 3 == 0:
+            sentences = re.split(r"(?<=[.!?])\s+", text)
+            rewrite = " ".join(reversed(sentences)).replace(" ", " also ", 1)
+            out.append((f"{rec['id']}-rewrite", rec["lang"], title, rewrite,
+                        seen + timedelta(hours=5)))
+            out.append((f"{rec['id']}-copy", rec["lang"], title, text,
+                        seen + timedelta(hours=9)))
+    return out
+
+
+def group(matcher: StoryMatcher, *, reuse: bool) -> dict[str, dedup.StoryDecision]:
+    """Each article's decision, as GroupStoriesFn reaches it for one batch (no store)."""
+    index = dedup.StoryIndex()
+    decisions = {}
+    for doc_id, lang, title, text, seen in sorted(fixed_set(), key=lambda a: (a[4], a[0])):
+        body = f"{title}\n{text}"
+        classification = matcher.classifier.classify(text, lang, title=title) if reuse else None
+        fp = dedup.Fingerprint(doc_id, doc_id, text_hash(body), dedup.signature(body),
+                               seen.isoformat(),
+                               matcher.features(text, title, lang, seen, classification))
+        decision = dedup.decide_story(fp, index.candidates(fp))
+        index.add(replace(fp, story_id=decision.story_id))
+        decisions[doc_id] = decision
+    return decisions
+
+
+@pytest.fixture(scope="module")
+def matcher() -> StoryMatcher:
+    return StoryMatcher(Classifier.from_path(ROOT / "config" / "topics.yaml"))
+
+
+def summary(decisions: dict[str, dedup.StoryDecision]) -> dict[str, object]:
+    joined = {d: s for d, s in decisions.items() if s.story_id != d}
+    pairs = "\n".join(f"{d} {s.story_id} {s.duplicate_of}" for d, s in sorted(joined.items()))
+    return {
+        "joined": len(joined),
+        "copies": sum(1 for s in joined.values() if s.duplicate_of is not None),
+        "minhash": sum(1 for s in joined.values()
+                       if s.duplicate_of is None and s.match_score is None),
+        "facts": sum(1 for s in joined.values() if s.match_score is not None),
+        "digest": hashlib.sha256(pairs.encode()).hexdigest()[:16],
+    }
+
+
+def test_the_fixed_set_groups_as_it_did_before(matcher: StoryMatcher) -> None:
+    assert summary(group(matcher, reuse=False)) == PINNED
+
+
+def test_passing_the_pipelines_classification_changes_nothing(matcher: StoryMatcher) -> None:
+    """The pipeline hands features() the article's classification instead of classifying the
+    lead again; the decisions (scores included) are the same either way."""
+    assert group(matcher, reuse=True) == group(matcher, reuse=False)
+
+
+def test_a_long_texts_classification_is_not_taken_for_its_leads(matcher: StoryMatcher) -> None:
+    """Past LEAD_CHARS the lead is classified on its own: the full text's entities (here one
+    named only at the end) must not leak into the features."""
+    text = "Der Bundestag beriet am Dienstag lange über den Haushalt. " * 30 + " Taurus."
+    full = matcher.classifier.classify(text, "de")
+    assert any(e.name == "Taurus" for e in full.entities)
+    assert matcher.features(text, "", "de", None, full) == matcher.features(text, "", "de")
+    assert not any("Taurus" in e for e in matcher.features(text, "", "de", None, full).entities)
+
+
+def test_the_score_bound_never_rules_out_a_pair_that_reaches_the_threshold(
+        matcher: StoryMatcher) -> None:
+    """may_reach prunes the scoring of a batch's candidates: it must be an upper bound on every
+    pair of the fixed set, at the pipeline's threshold and around it, and still prune."""
+    feats = [matcher.features(text, title, lang, seen)
+             for _, lang, title, text, seen in fixed_set()[:120]]
+    pruned = 0
+    for i, a in enumerate(feats):
+        for b in feats[i + 1:]:
+            value = score(a, b)
+            for threshold in (SAME_STORY_THRESHOLD - 1, SAME_STORY_THRESHOLD, value):
+                if not may_reach(a, b, threshold):
+                    assert value < threshold, (value, threshold)
+                    pruned += 1
+    assert pruned > 0
