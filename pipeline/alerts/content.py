@@ -113,6 +113,11 @@ class AlertContent:
     entities: tuple[tuple[str, str], ...] = ()
     evidence: tuple[Sentence, ...] = ()
     doc_ids: tuple[str, ...] = ()
+    #: Who reports it, for people ("3 sources: 2 wires (GB, FR), 1 Russian state-affiliated",
+    #: pipeline/alerts/sources.py), and whether a corroboration the rule requires is met
+    #: (None: the rule requires none).
+    sources_line: str = ""
+    corroborated: bool | None = None
     #: Surges only: the interval's count, its baseline and biggest stories.
     surge: Mapping[str, Any] = field(default_factory=dict)
 
@@ -138,6 +143,8 @@ class AlertContent:
             "entities": [{"kind": k, "name": n} for k, n in self.entities],
             "evidence": [s.as_json() for s in self.evidence],
             "doc_ids": list(self.doc_ids),
+            "sources_line": self.sources_line,
+            "corroborated": self.corroborated,
         })
         return out
 
@@ -149,7 +156,9 @@ class AlertContent:
 
     def facts(self) -> list[tuple[str, str]]:
         """(label, value) lines every human form shows, in this order; empty values left out."""
+        who = ("CORROBORATED · " if self.corroborated else "") + self.sources_line
         rows = [
+            ("Reported by", who),
             ("Sources", "; ".join(s.label for s in self.sources)),
             ("Languages", ", ".join(self.languages)),
         ]
@@ -425,7 +434,10 @@ def story_content(doc: Mapping[str, Any], articles: Sequence[Mapping[str, Any]],
         first_seen_at=min(seen) if seen else None,
         sources=tuple(sources[s] for s in sorted(sources, key=lambda s: sources[s].name)),
         languages=alert.languages, matched_terms=tuple(terms), entities=tuple(entities),
-        evidence=tuple(sentences[:MAX_SENTENCES]), doc_ids=alert.doc_ids)
+        evidence=tuple(sentences[:MAX_SENTENCES]), doc_ids=alert.doc_ids,
+        sources_line=str(doc.get("sources_line") or ""),
+        corroborated=(alert.corroborated if alert.corroboration is not None
+                      and alert.corroboration.required else None))
 
 
 def surge_content(doc: Mapping[str, Any],
