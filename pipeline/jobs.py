@@ -15,16 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
 
-from newsmon.pipeline.app import RunContext, build_pipeline, pipeline_options
+from newsmon.pipeline.app import RunContext, build_pipeline, pipeline_options, prism_job_server
+from newsmon.pipeline.commit import CommitAcknowledged
 from newsmon.pipeline.io_kafka import (
     PartitionRange,
     RawRecord,
     ReadPartitionRangeFn,
     commit_ranges,
+    ensure_topics,
     snapshot_ranges,
 )
+from newsmon.pipeline.kafka_source import KafkaRecord, ReadKafkaStream
 from newsmon.pipeline.metrics import observe_lag, observe_pipeline_result
+from newsmon.pipeline.stages.base import count
 from newsmon.pipeline.store import open_store
 
 log = logging.getLogger(__name__)
@@ -167,23 +172,74 @@ def run_kafka_stream(
     ctx: RunContext,
     stop: threading.Event,
     *,
-    interval_s: float = 2.0,
-    runner: str = "FnApiRunner",
+    interval_s: float = 0.5,
+    runner: str = "PrismRunner",
     extra_options: Sequence[str] = (),
 ) -> int:
-    """Run continuously as a sequence of short bounded runs over whatever has arrived.
+    """Run ONE unbounded pipeline over the raw topic until ``stop`` is set (then cancel it).
 
-    Each round keeps the batch guarantee (commit after the writes), and per-item work comes
-    first, so an item is searchable a few seconds after it was produced. Returns the number of
-    records processed when ``stop`` is set.
+    Records are read by the splittable Kafka source (kafka_source.py), flow through the same
+    stages as a batch run, and the commit stage (commit.py) commits each partition's offsets
+    up to the contiguous prefix the store acknowledged, every ``interval_s`` at most. A crash
+    anywhere loses only uncommitted progress: the next run reads it again and the
+    content-derived ids make the repeated writes no-ops. Returns the records read, as Beam's
+    counter saw them (0 where the runner reports no metrics after a cancel).
     """
-    total = 0
-    while not stop.is_set():
-        summary = run_kafka_batch(ctx, runner=runner, extra_options=extra_options)
-        total += summary.records
-        if summary.records == 0:
-            stop.wait(interval_s)
-        else:
-            log.info("stream: %d records this round, %d in all", summary.records, total)
-            time.sleep(0)
-    return total
+    ensure_topics(ctx.settings.kafka)
+    open_store(ctx.settings.search, ctx.settings.state_dir).setup()
+    if runner == "PrismRunner" and not any(a.startswith("--job_endpoint")
+                                           for a in extra_options):
+        with prism_job_server() as endpoint:
+            return _run_stream(ctx, stop, interval_s, runner,
+                               [f"--job_endpoint={endpoint}", *extra_options])
+    return _run_stream(ctx, stop, interval_s, runner, extra_options)
+
+
+def _run_stream(ctx: RunContext, stop: threading.Event, interval_s: float, runner: str,
+                extra_options: Sequence[str]) -> int:
+    kafka = ctx.settings.kafka
+    p = beam.Pipeline(options=pipeline_options(runner, ["--streaming", *extra_options]))
+    read = p | "ReadKafka" >> ReadKafkaStream(kafka)
+    records = read | "Records" >> beam.Map(_counted_record)
+    out = build_pipeline(records, ctx)
+    _ = (read, out["acknowledged"]) | "CommitAcknowledged" >> CommitAcknowledged(
+        kafka, every_s=interval_s)
+    result = p.run()
+    log.info("stream: pipeline running on %s; stop with SIGTERM", runner)
+    finished = threading.Event()
+
+    def wait() -> None:
+        try:
+            result.wait_until_finish()
+        except Exception:
+            log.exception("stream pipeline failed")
+        finally:
+            finished.set()
+
+    threading.Thread(target=wait, name="stream-wait", daemon=True).start()
+    while not stop.is_set() and not finished.is_set():
+        stop.wait(0.5)
+    if not finished.is_set():
+        result.cancel()
+        finished.wait(30)
+    if not stop.is_set():
+        raise RuntimeError(f"stream pipeline ended by itself ({result.state})")
+    return _records_read(result)
+
+
+def _counted_record(read: KafkaRecord) -> RawRecord:
+    count(STREAM_RECORDS)
+    return read.record
+
+
+#: Beam counter of the records the stream read (the CLI's summary).
+STREAM_RECORDS = "stream_records_read"
+
+
+def _records_read(result: beam.runners.runner.PipelineResult) -> int:
+    try:
+        counters = result.metrics().query(
+            MetricsFilter().with_name(STREAM_RECORDS))["counters"]
+    except Exception:  # noqa: BLE001 - metrics after a cancel are best effort
+        return 0
+    return int(sum(c.committed or c.attempted or 0 for c in counters))
