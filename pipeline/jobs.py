@@ -175,6 +175,7 @@ def run_kafka_stream(
     interval_s: float = 0.5,
     runner: str = "PrismRunner",
     extra_options: Sequence[str] = (),
+    discover_every_s: float = 30.0,
 ) -> int:
     """Run ONE unbounded pipeline over the raw topic until ``stop`` is set (then cancel it).
 
@@ -183,7 +184,8 @@ def run_kafka_stream(
     up to the contiguous prefix the store acknowledged, every ``interval_s`` at most. A crash
     anywhere loses only uncommitted progress: the next run reads it again and the
     content-derived ids make the repeated writes no-ops. Returns the records read, as Beam's
-    counter saw them (0 where the runner reports no metrics after a cancel).
+    counter saw them (0 where the runner reports no metrics after a cancel). Partitions
+    added to the topic are read from the next discovery, every ``discover_every_s``.
     """
     ensure_topics(ctx.settings.kafka)
     open_store(ctx.settings.search, ctx.settings.state_dir).setup()
@@ -191,15 +193,15 @@ def run_kafka_stream(
                                            for a in extra_options):
         with prism_job_server() as endpoint:
             return _run_stream(ctx, stop, interval_s, runner,
-                               [f"--job_endpoint={endpoint}", *extra_options])
-    return _run_stream(ctx, stop, interval_s, runner, extra_options)
+                               [f"--job_endpoint={endpoint}", *extra_options], discover_every_s)
+    return _run_stream(ctx, stop, interval_s, runner, extra_options, discover_every_s)
 
 
 def _run_stream(ctx: RunContext, stop: threading.Event, interval_s: float, runner: str,
-                extra_options: Sequence[str]) -> int:
+                extra_options: Sequence[str], discover_every_s: float) -> int:
     kafka = ctx.settings.kafka
     p = beam.Pipeline(options=pipeline_options(runner, ["--streaming", *extra_options]))
-    read = p | "ReadKafka" >> ReadKafkaStream(kafka)
+    read = p | "ReadKafka" >> ReadKafkaStream(kafka, discover_every_s=discover_every_s)
     records = read | "Records" >> beam.Map(_counted_record)
     out = build_pipeline(records, ctx)
     _ = (read, out["acknowledged"]) | "CommitAcknowledged" >> CommitAcknowledged(

@@ -89,24 +89,20 @@ class ListPartitionsFn(beam.DoFn):
     def __init__(self, settings: KafkaSettings) -> None:
         super().__init__()
         self.settings = settings
-        self.consumer: KafkaConsumer | None = None
 
     def process(self, _tick: Any) -> Iterator[tuple[str, PartitionRef]]:
         topic = self.settings.raw_topic
-        if self.consumer is None:
-            self.consumer = _consumer(self.settings, None)
+        # A new client each tick (one every discovery interval): a long-lived one answers
+        # from metadata it cached, which hides a partition added since.
+        consumer = _consumer(self.settings, None)
         try:
-            # A cached answer would hide a partition added since the last tick.
-            self.consumer._client.cluster.request_update()
-            partitions = self.consumer.partitions_for_topic(topic) or set()
+            partitions = consumer.partitions_for_topic(topic) or set()
         except KafkaError as exc:
             raise KafkaUnavailable(unavailable(self.settings, exc)) from exc
+        finally:
+            consumer.close()
         for partition in sorted(partitions):
             yield topic, PartitionRef(topic, partition)
-
-    def teardown(self) -> None:
-        if self.consumer is not None:
-            self.consumer.close()
 
 
 class NewPartitionsFn(beam.DoFn):
