@@ -146,7 +146,7 @@ class ReadPartitionsFn(beam.DoFn, RestrictionProvider):
     stands, without end.
     """
 
-    def __init__(self, settings: KafkaSettings, *, poll_ms: int = 200, idle_delay_s: float = 0.1,
+    def __init__(self, settings: KafkaSettings, *, poll_ms: int = 300, idle_delay_s: float = 0.0,
                  idle_lag_s: float = 2.0, max_records: int = 500) -> None:
         super().__init__()
         self.settings = settings
@@ -183,7 +183,9 @@ class ReadPartitionsFn(beam.DoFn, RestrictionProvider):
             raise KafkaUnavailable(unavailable(self.settings, exc)) from exc
         if not batch:
             _advance(watermark, Timestamp.of(time.time() - self.idle_lag_s))
-            tracker.defer_remainder(Duration.of(self.idle_delay_s))
+            # The poll itself waited ``poll_ms``: resuming at once costs no busy loop.
+            tracker.defer_remainder(Duration.of(self.idle_delay_s) if self.idle_delay_s
+                                    else None)
             return
         for msg in batch:
             if msg.offset < position:
