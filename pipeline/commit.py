@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder
+from apache_beam.coders import PickleCoder, VarIntCoder
 from apache_beam.pvalue import PCollection, TaggedOutput
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
@@ -131,29 +131,41 @@ READ, ACK = "read", "ack"
 class MatchAcknowledgedFn(beam.DoFn):
     """(lineage, (READ, (partition, place)) | (ACK, None)) -> (partition, place) once the
     record of that lineage was read and acknowledged. Reads and acknowledgements pair one to
-    one; the state of a lineage is empty again once they balance."""
+    one; the state of a lineage is empty again once they balance.
 
-    PENDING = ReadModifyWriteStateSpec("pending", PickleCoder())
+    Bags rather than one read-modify-write value: on Prism such a value lost updates between
+    bundles of the same key (seen in NewPartitions and in a first CommitOffsets).
+    """
+
+    READS = BagStateSpec("reads", PickleCoder())
+    ACKS = BagStateSpec("acks", VarIntCoder())
 
     def process(self, element: tuple[str, tuple[str, Any]],
-                pending: Any = beam.DoFn.StateParam(PENDING),  # noqa: B008
+                reads_state: Any = beam.DoFn.StateParam(READS),  # noqa: B008
+                acks_state: Any = beam.DoFn.StateParam(ACKS),  # noqa: B008
                 ) -> Iterator[tuple[str, Place]]:
         lineage, (kind, value) = element
-        reads, acks = pending.read() or ((), 0)
-        log.debug("match %s: %s %s (had %d reads, %d acks)", lineage, kind, value, len(reads),
-                  acks)
+        reads = list(reads_state.read())
+        acks = sum(acks_state.read())
         if kind == READ:
-            reads = (*reads, value)
+            reads.append(value)
         else:
             acks += 1
-        while reads and acks:
-            partition, place = reads[0]
-            reads, acks = reads[1:], acks - 1
-            yield partition, place
-        if reads or acks:
-            pending.write((reads, acks))
-        else:
-            pending.clear()
+        log.debug("match %s: %s %s (%d reads, %d acks)", lineage, kind, value, len(reads), acks)
+        paired = min(len(reads), acks)
+        if not paired:  # nothing to pair yet: just keep this one
+            if kind == READ:
+                reads_state.add(value)
+            else:
+                acks_state.add(1)
+            return
+        reads_state.clear()
+        acks_state.clear()
+        for left in reads[paired:]:
+            reads_state.add(left)
+        if acks > paired:
+            acks_state.add(acks - paired)
+        yield from reads[:paired]
 
 
 def next_position(position: int, done: dict[int, int]) -> int:

@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics.metric import MetricsFilter
 
+from newsmon.metrics import PIPELINE_RECORDS, PIPELINE_RUNS, apply_beam_counter, stage_counter
 from newsmon.pipeline.app import RunContext, build_pipeline, pipeline_options, prism_job_server
 from newsmon.pipeline.commit import CommitAcknowledged
 from newsmon.pipeline.io_kafka import (
@@ -28,8 +29,7 @@ from newsmon.pipeline.io_kafka import (
     snapshot_ranges,
 )
 from newsmon.pipeline.kafka_source import KafkaRecord, ReadKafkaStream
-from newsmon.pipeline.metrics import observe_lag, observe_pipeline_result
-from newsmon.pipeline.stages.base import count
+from newsmon.pipeline.metrics import beam_counters, observe_lag, observe_pipeline_result
 from newsmon.pipeline.store import open_store
 
 log = logging.getLogger(__name__)
@@ -183,8 +183,8 @@ def run_kafka_stream(
     stages as a batch run, and the commit stage (commit.py) commits each partition's offsets
     up to the contiguous prefix the store acknowledged, every ``interval_s`` at most. A crash
     anywhere loses only uncommitted progress: the next run reads it again and the
-    content-derived ids make the repeated writes no-ops. Returns the records read, as Beam's
-    counter saw them (0 where the runner reports no metrics after a cancel). Partitions
+    content-derived ids make the repeated writes no-ops. Beam's counters reach Prometheus
+    every few seconds while it runs; returns the records read as they counted them. Partitions
     added to the topic are read from the next discovery, every ``discover_every_s``.
     """
     ensure_topics(ctx.settings.kafka)
@@ -202,7 +202,7 @@ def _run_stream(ctx: RunContext, stop: threading.Event, interval_s: float, runne
     kafka = ctx.settings.kafka
     p = beam.Pipeline(options=pipeline_options(runner, ["--streaming", *extra_options]))
     read = p | "ReadKafka" >> ReadKafkaStream(kafka, discover_every_s=discover_every_s)
-    records = read | "Records" >> beam.Map(_counted_record)
+    records = read | "Records" >> beam.Map(_record_of)
     out = build_pipeline(records, ctx)
     _ = (read, out["acknowledged"]) | "CommitAcknowledged" >> CommitAcknowledged(
         kafka, every_s=interval_s)
@@ -219,29 +219,48 @@ def _run_stream(ctx: RunContext, stop: threading.Event, interval_s: float, runne
             finished.set()
 
     threading.Thread(target=wait, name="stream-wait", daemon=True).start()
+    PIPELINE_RUNS.labels("kafka-stream").inc()
+    seen: dict[str, int] = {}
+    next_export = time.monotonic() + EXPORT_EVERY_S
     while not stop.is_set() and not finished.is_set():
         stop.wait(0.5)
+        if time.monotonic() >= next_export:
+            export_stream_counters(result, seen)
+            next_export = time.monotonic() + EXPORT_EVERY_S
     if not finished.is_set():
+        export_stream_counters(result, seen)
         result.cancel()
         finished.wait(30)
     if not stop.is_set():
         raise RuntimeError(f"stream pipeline ended by itself ({result.state})")
-    return _records_read(result)
+    return seen.get(_READ, 0)
 
 
-def _counted_record(read: KafkaRecord) -> RawRecord:
-    count(STREAM_RECORDS)
+def _record_of(read: KafkaRecord) -> RawRecord:
     return read.record
 
 
-#: Beam counter of the records the stream read (the CLI's summary).
-STREAM_RECORDS = "stream_records_read"
+#: Seconds between two exports of a running stream's Beam counters to Prometheus.
+EXPORT_EVERY_S = 5.0
+#: The counter of records entering the first stage: the records the stream read.
+_READ = stage_counter("decode", "in")
 
 
-def _records_read(result: beam.runners.runner.PipelineResult) -> int:
+def export_stream_counters(result: Any, seen: dict[str, int]) -> None:
+    """Add to Prometheus what the running pipeline counted since the last call (``seen``
+    holds the totals already added, and is updated)."""
+    # A portable runner's result caches its first metrics answer; a stream asks again.
+    if hasattr(result, "_metrics"):
+        result._metrics = None
     try:
-        counters = result.metrics().query(
-            MetricsFilter().with_name(STREAM_RECORDS))["counters"]
-    except Exception:  # noqa: BLE001 - metrics after a cancel are best effort
-        return 0
-    return int(sum(c.committed or c.attempted or 0 for c in counters))
+        totals = beam_counters(result)
+    except Exception as exc:  # noqa: BLE001 - a metrics hiccup must not stop the stream
+        log.warning("stream: counters not read: %s", exc)
+        return
+    for name, value in totals.items():
+        delta = value - seen.get(name, 0)
+        if delta > 0:
+            apply_beam_counter(name, delta)
+            if name == _READ:
+                PIPELINE_RECORDS.labels("kafka-stream").inc(delta)
+            seen[name] = value

@@ -34,7 +34,7 @@ from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTr
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+from apache_beam.transforms.userstate import BagStateSpec
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 from kafka import KafkaConsumer, TopicPartition
@@ -106,17 +106,20 @@ class ListPartitionsFn(beam.DoFn):
 
 
 class NewPartitionsFn(beam.DoFn):
-    """(topic, PartitionRef) -> the PartitionRef the first time it is seen."""
+    """(topic, PartitionRef) -> the PartitionRef the first time it is seen.
 
-    SEEN = ReadModifyWriteStateSpec("seen", beam.coders.PickleCoder())
+    A bag of the partitions seen: a read-modify-write value lost updates between bundles of
+    the same key on Prism, and each lost update started one more reader of a partition.
+    """
+
+    SEEN = BagStateSpec("seen", beam.coders.VarIntCoder())
 
     def process(self, element: tuple[str, PartitionRef],
                 seen: Any = beam.DoFn.StateParam(SEEN),  # noqa: B008 - Beam's way
                 ) -> Iterator[PartitionRef]:
         _, ref = element
-        known: frozenset[int] = seen.read() or frozenset()
-        if ref.partition not in known:
-            seen.write(known | {ref.partition})
+        if ref.partition not in set(seen.read()):
+            seen.add(ref.partition)
             log.info("stream: reading partition %s", ref.name)
             yield ref
 
