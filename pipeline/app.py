@@ -219,7 +219,7 @@ def prism_job_server(start_timeout_s: float = 60) -> Iterator[str]:
                     raise PrismNotFound(f"Prism ({binary}) did not listen on {port} within "
                                         f"{start_timeout_s:.0f} s") from None
                 time.sleep(0.1)
-        yield f"localhost:{port}"
+        yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
         try:

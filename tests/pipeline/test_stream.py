@@ -90,13 +90,14 @@ def _committed(kafka: KafkaSettings) -> tuple[int, int]:
 
 
 @contextmanager
-def _streaming(ctx: RunContext) -> Iterator[None]:
+def _streaming(ctx: RunContext, read: list[int]) -> Iterator[None]:
+    """The stream running in a thread for the block; ``read`` gets what it returned."""
     stop = threading.Event()
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            run_kafka_stream(ctx, stop, interval_s=0.3, discover_every_s=2)
+            read.append(run_kafka_stream(ctx, stop, interval_s=0.3))
         except BaseException as exc:
             failure.append(exc)
 
@@ -133,7 +134,8 @@ def test_stream_on_prism_writes_commits_and_reads_a_partition_added_while_runnin
     produce(kafka, [(i.source.id, i.to_json()) for i in sample[:2]]
             + [("broken-source", b"{not json")])
     try:
-        with _streaming(ctx):
+        read: list[int] = []
+        with _streaming(ctx, read):
             assert _wait(lambda: len(_docs(search, "articles")) == 2, 120)
             latencies = []
             for n in range(12):
@@ -157,13 +159,17 @@ def test_stream_on_prism_writes_commits_and_reads_a_partition_added_while_runnin
             producer.send(kafka.raw_topic, key=b"late", value=late.to_json(),
                           partition=partitions).get(30)
             producer.close()
-            assert _wait(lambda: late.url in {a["url"] for a in _docs(search, "articles")}, 60)
+            # (the next discovery tick: every 30 s)
+            assert _wait(lambda: late.url in {a["url"] for a in _docs(search, "articles")}, 75)
             # Everything acknowledged (articles and the dead letter) is committed.
             assert _wait(lambda: _committed(kafka)[0] == _committed(kafka)[1], 30), \
                 _committed(kafka)
         dead = _docs(search, "dead-letters")
         assert [(d["stage"], d["source_id"]) for d in dead] == [("decode", "broken-source")]
         assert len(_docs(search, "articles")) == 2 + 12 + 1
+        # Each record read once: a discovery tick must not start a second reader of a
+        # partition (it did, while its seen-set was a read-modify-write value).
+        assert read == [3 + 12 + 1]
     finally:
         httpx.delete(f"{search.url}/{search.index_prefix}-*", timeout=30)
     with capsys.disabled():
