@@ -3,9 +3,9 @@
 Pure Python on kafka-python, for the reason io_kafka.py gives (Beam's ``ReadFromKafka`` needs
 a Java expansion service the registry does not serve for this Beam version).
 
-- Partitions are discovered by a periodic impulse: each tick lists the topic's partitions and
-  a stateful DoFn keyed by topic lets through only those not seen before, so a partition added
-  while the pipeline runs is picked up at the next tick.
+- The partitions the topic has at start are listed by the driver, one element each; a
+  periodic impulse lists them again and a stateful DoFn keyed by topic lets through those
+  added since, once, so a partition added while the pipeline runs is read from the next tick.
 - Each partition is one element whose restriction is the unbounded offset range
   ``[start, MAX)``, ``start`` being where the consumer group stands (its committed offset, or
   the log start if that is later). One ``process`` call is one poll: it claims the offsets it
@@ -83,33 +83,41 @@ def start_offset(consumer: KafkaConsumer, tp: TopicPartition) -> int:
     return int(max(committed if committed is not None else 0, begin))
 
 
-class ListPartitionsFn(beam.DoFn):
-    """Tick -> (topic, PartitionRef) for every partition the topic has now."""
+def list_partitions(settings: KafkaSettings) -> list[int]:
+    """The raw topic's partitions now, asked with a fresh client (a long-lived one answers
+    from metadata it cached, which hides a partition added since)."""
+    consumer = _consumer(settings, None)
+    try:
+        return sorted(consumer.partitions_for_topic(settings.raw_topic) or ())
+    except KafkaError as exc:
+        raise KafkaUnavailable(unavailable(settings, exc)) from exc
+    finally:
+        consumer.close()
 
-    def __init__(self, settings: KafkaSettings) -> None:
+
+class ListPartitionsFn(beam.DoFn):
+    """Tick -> (topic, PartitionRef) for every partition the topic has now beyond
+    ``known`` (those the pipeline started with: partitions are only ever added)."""
+
+    def __init__(self, settings: KafkaSettings, known: frozenset[int]) -> None:
         super().__init__()
         self.settings = settings
+        self.known = known
 
     def process(self, _tick: Any) -> Iterator[tuple[str, PartitionRef]]:
         topic = self.settings.raw_topic
-        # A new client each tick (one every discovery interval): a long-lived one answers
-        # from metadata it cached, which hides a partition added since.
-        consumer = _consumer(self.settings, None)
-        try:
-            partitions = consumer.partitions_for_topic(topic) or set()
-        except KafkaError as exc:
-            raise KafkaUnavailable(unavailable(self.settings, exc)) from exc
-        finally:
-            consumer.close()
-        for partition in sorted(partitions):
-            yield topic, PartitionRef(topic, partition)
+        for partition in list_partitions(self.settings):
+            if partition not in self.known:
+                yield topic, PartitionRef(topic, partition)
 
 
 class NewPartitionsFn(beam.DoFn):
     """(topic, PartitionRef) -> the PartitionRef the first time it is seen.
 
-    A bag of the partitions seen: a read-modify-write value lost updates between bundles of
-    the same key on Prism, and each lost update started one more reader of a partition.
+    A bag of the partitions seen, not a read-modify-write value (which lost updates between
+    bundles on Prism). Even so, Prism was seen to run two bundles of the same key side by side
+    with state of their own, so this guards only partitions added while the stream runs; those
+    it started with come from the driver's own listing, once each.
     """
 
     SEEN = BagStateSpec("seen", beam.coders.VarIntCoder())
@@ -239,7 +247,8 @@ class ReadPartitionsFn(beam.DoFn, RestrictionProvider):
 class ReadKafkaStream(beam.PTransform[Any, Any]):
     """Pipeline root -> unbounded PCollection of KafkaRecord from the raw topic.
 
-        PeriodicImpulse -> ListPartitions -> NewPartitions -> ReadPartitions
+        Create(partitions now) --------------------------------------------+
+        PeriodicImpulse -> ListPartitions (added since) -> NewPartitions --+-> ReadPartitions
     """
 
     def __init__(self, settings: KafkaSettings, *, discover_every_s: float = 30.0) -> None:
@@ -248,10 +257,19 @@ class ReadKafkaStream(beam.PTransform[Any, Any]):
         self.discover_every_s = discover_every_s
 
     def expand(self, root: Any) -> Any:
-        return (
+        topic = self.settings.raw_topic
+        initial = list_partitions(self.settings)
+        first = root | "PartitionsAtStart" >> beam.Create(
+            [PartitionRef(topic, p) for p in initial])
+        added = (
             root
             | "DiscoverTick" >> PeriodicImpulse(fire_interval=self.discover_every_s)
-            | "ListPartitions" >> beam.ParDo(ListPartitionsFn(self.settings))
+            | "ListPartitions" >> beam.ParDo(ListPartitionsFn(self.settings,
+                                                              frozenset(initial)))
             | "NewPartitions" >> beam.ParDo(NewPartitionsFn())
+        )
+        return (
+            (first, added)
+            | "Partitions" >> beam.Flatten()
             | "ReadPartitions" >> beam.ParDo(ReadPartitionsFn(self.settings))
         )
