@@ -6,6 +6,7 @@
       -> RaiseAlerts     (EvaluateAlerts -> NotifyChannels -> CountNotified -> FinishRun:
                           surge rules, deliveries still owed from earlier runs)
     every stage's bad items -> ParkDeadLetters (search index, and the Kafka dead-letter topic)
+    articles written + letters parked -> Acknowledged (per record: stream mode's commit stage)
 
 Per-item work comes before anything that waits for a group, so in streaming mode results
 appear as items arrive. Stages that talk to the store take batches (one bulk request, one
@@ -16,22 +17,34 @@ The DoFns are in stages/; this module only wires them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import PCollection
+from apache_beam.transforms.trigger import AccumulationMode, AfterProcessingTime, Repeatedly
+from apache_beam.transforms.window import GlobalWindows
 
+from newsmon.pipeline.commit import WRITTEN_LETTERS, Acknowledged, WriteDeadLettersAckFn
 from newsmon.pipeline.io_kafka import RawRecord
 from newsmon.pipeline.stages.alerts import EvaluateAlertsFn, FinishRunFn, NotifyChannelsFn
 from newsmon.pipeline.stages.base import DEAD, RunContext
-from newsmon.pipeline.stages.dead_letters import WriteDeadLettersFn
 from newsmon.pipeline.stages.items import ClassifyTopicsFn, DecodeRawItemsFn, NormalizeArticlesFn
 from newsmon.pipeline.stages.store import GroupStoriesFn, WriteDocumentsFn
 
-__all__ = ["RunContext", "build_pipeline", "pipeline_options"]
+__all__ = ["RunContext", "build_pipeline", "find_prism", "pipeline_options"]
+
+#: Stream mode: seconds between end-of-run sweeps (surge rules, deliveries still owed).
+SWEEP_EVERY_S = 5
 
 #: A composite's named outputs.
 Outputs = dict[str, PCollection[Any]]
@@ -101,35 +114,45 @@ class RaiseAlerts(beam.PTransform[PCollection[Any], Outputs]):
     def expand(self, batches: PCollection[Any]) -> Outputs:
         alerts = batches | "EvaluateAlerts" >> beam.ParDo(EvaluateAlertsFn(self.ctx))
         notified = alerts | "NotifyChannels" >> beam.ParDo(NotifyChannelsFn(self.ctx))
-        finished = (
-            notified
-            | "OnePerAlert" >> beam.Map(lambda _: 1)
+        ones = notified | "OnePerAlert" >> beam.Map(lambda _: 1)
+        if notified.is_bounded:
             # A global combine waits for every delivery, and yields 0 for a run without any.
-            | "CountNotified" >> beam.CombineGlobally(sum)
-            | "FinishRun" >> beam.ParDo(FinishRunFn(self.ctx))
-        )
+            counted = ones | "CountNotified" >> beam.CombineGlobally(sum)
+        else:
+            # A stream has no end to wait for: the sweep follows the deliveries of every few
+            # seconds instead (and does not run while nothing is delivered).
+            counted = (
+                ones
+                | "SweepEvery" >> beam.WindowInto(
+                    GlobalWindows(), trigger=Repeatedly(AfterProcessingTime(SWEEP_EVERY_S)),
+                    accumulation_mode=AccumulationMode.DISCARDING)
+                | "CountNotified" >> beam.CombineGlobally(sum).without_defaults()
+            )
+        finished = counted | "FinishRun" >> beam.ParDo(FinishRunFn(self.ctx))
         return {"alerts": alerts, "notified": notified, "finished": finished}
 
 
-class ParkDeadLetters(beam.PTransform[tuple[PCollection[Any], ...], PCollection[int]]):
+class ParkDeadLetters(beam.PTransform[tuple[PCollection[Any], ...], Outputs]):
     """Every stage's dead letters -> written, in batches (never dropped: see the DoFn).
 
         (dead, dead, ...) -> Flatten -> BatchDeadLetters -> WriteDeadLetters -> counts
+                                                                    +-------> letters written
     """
 
     def __init__(self, ctx: RunContext) -> None:
         super().__init__()
         self.ctx = ctx
 
-    def expand(self, dead: tuple[PCollection[Any], ...]) -> PCollection[int]:
+    def expand(self, dead: tuple[PCollection[Any], ...]) -> Outputs:
         batch = self.ctx.settings.search.bulk_batch_size
-        written: PCollection[int] = (
+        written = (
             dead
             | "FlattenDeadLetters" >> beam.Flatten()
             | "BatchDeadLetters" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch)
-            | "WriteDeadLetters" >> beam.ParDo(WriteDeadLettersFn(self.ctx))
+            | "WriteDeadLetters" >> beam.ParDo(WriteDeadLettersAckFn(self.ctx)).with_outputs(
+                WRITTEN_LETTERS, main="counts")
         )
-        return written
+        return {"counts": written.counts, "letters": written[WRITTEN_LETTERS]}
 
 
 def build_pipeline(records: PCollection[RawRecord], ctx: RunContext) -> Outputs:
@@ -137,11 +160,83 @@ def build_pipeline(records: PCollection[RawRecord], ctx: RunContext) -> Outputs:
     parsed = records | "ParseArticles" >> ParseArticles(ctx.settings.topics)
     stored = parsed["articles"] | "StoreArticles" >> StoreArticles(ctx)
     raised = stored["batches"] | "RaiseAlerts" >> RaiseAlerts(ctx)
-    dead = (parsed["dead"], stored["dead"]) | "ParkDeadLetters" >> ParkDeadLetters(ctx)
+    parked = (parsed["dead"], stored["dead"]) | "ParkDeadLetters" >> ParkDeadLetters(ctx)
+    # What the store acknowledged, per input record: stream mode commits offsets on it.
+    acked = stored["batches"], parked["letters"]
     return {"written": stored["batches"], "alerts": raised["alerts"],
-            "notified": raised["notified"], "finished": raised["finished"], "dead": dead}
+            "notified": raised["notified"], "finished": raised["finished"],
+            "dead": parked["counts"], "acknowledged": acked | "Acknowledged" >> Acknowledged()}
+
+
+#: Where newsmon looks for Beam's Prism runner when NEWSMON_PRISM is not set: `make prism`
+#: builds it into the virtualenv's bin directory, beside this interpreter.
+PRISM_ENV = "NEWSMON_PRISM"
+
+
+class PrismNotFound(RuntimeError):
+    pass
+
+
+def find_prism() -> Path:
+    """The Prism binary: ``$NEWSMON_PRISM``, else the one `make prism` built into the venv,
+    else ``prism`` on PATH. Raises when there is none: Beam would try to download it, and
+    a run (or a CI job) meant for Prism must fail rather than fall back to another runner."""
+    candidates = [os.environ.get(PRISM_ENV, ""), str(Path(sys.executable).parent / "prism"),
+                  shutil.which("prism") or ""]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    raise PrismNotFound(f"Beam's Prism runner was not found (${PRISM_ENV}, "
+                        f"{Path(sys.executable).parent / 'prism'}, PATH): run `make prism`")
+
+
+@contextmanager
+def prism_job_server(start_timeout_s: float = 60) -> Iterator[str]:
+    """A Prism job service of our own for the duration of the block; yields its endpoint.
+
+    Beam's PrismRunner starts one itself, but only from the main thread (it installs a SIGINT
+    handler) and ties its life to the interpreter's exit; a stream run owns its runner
+    instead, in its own process group's reach, so ``kill -9`` of the group takes it too.
+    Raises when it does not start: a run meant for Prism never falls back to another runner.
+    """
+    binary = find_prism()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(  # noqa: S603 - the Prism binary find_prism chose
+        [str(binary), "--job_port", str(port), "--serve_http=false", "--log_level=warn"],
+        stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise PrismNotFound(f"Prism ({binary}) exited with {proc.returncode} at start")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise PrismNotFound(f"Prism ({binary}) did not listen on {port} within "
+                                        f"{start_timeout_s:.0f} s") from None
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def pipeline_options(runner: str = "FnApiRunner", extra: Sequence[str] = ()) -> PipelineOptions:
+    """Beam options for ``runner``; PrismRunner gets the local binary and loopback workers
+    unless ``extra`` says otherwise."""
     # The runner is always explicit: Beam's default would try to download the Prism runner.
-    return PipelineOptions([f"--runner={runner}", *extra])
+    args = [f"--runner={runner}", *extra]
+    if runner == "PrismRunner":
+        if not any(a.startswith(("--prism_location", "--job_endpoint")) for a in extra):
+            args.append(f"--prism_location={find_prism()}")
+        if not any(a.startswith("--environment_type") for a in extra):
+            args.append("--environment_type=LOOPBACK")
+    return PipelineOptions(args)

@@ -13,18 +13,23 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import apache_beam as beam
 
-from newsmon.pipeline.app import RunContext, build_pipeline, pipeline_options
+from newsmon.metrics import PIPELINE_RECORDS, PIPELINE_RUNS, apply_beam_counter, stage_counter
+from newsmon.pipeline.app import RunContext, build_pipeline, pipeline_options, prism_job_server
+from newsmon.pipeline.commit import CommitAcknowledged
 from newsmon.pipeline.io_kafka import (
     PartitionRange,
     RawRecord,
     ReadPartitionRangeFn,
     commit_ranges,
+    ensure_topics,
     snapshot_ranges,
 )
-from newsmon.pipeline.metrics import observe_lag, observe_pipeline_result
+from newsmon.pipeline.kafka_source import KafkaRecord, ReadKafkaStream
+from newsmon.pipeline.metrics import beam_counters, observe_lag, observe_pipeline_result
 from newsmon.pipeline.store import open_store
 
 log = logging.getLogger(__name__)
@@ -167,23 +172,95 @@ def run_kafka_stream(
     ctx: RunContext,
     stop: threading.Event,
     *,
-    interval_s: float = 2.0,
-    runner: str = "FnApiRunner",
+    interval_s: float = 0.5,
+    runner: str = "PrismRunner",
     extra_options: Sequence[str] = (),
+    discover_every_s: float = 30.0,
 ) -> int:
-    """Run continuously as a sequence of short bounded runs over whatever has arrived.
+    """Run ONE unbounded pipeline over the raw topic until ``stop`` is set (then cancel it).
 
-    Each round keeps the batch guarantee (commit after the writes), and per-item work comes
-    first, so an item is searchable a few seconds after it was produced. Returns the number of
-    records processed when ``stop`` is set.
+    Records are read by the splittable Kafka source (kafka_source.py), flow through the same
+    stages as a batch run, and the commit stage (commit.py) commits each partition's offsets
+    up to the contiguous prefix the store acknowledged, every ``interval_s`` at most. A crash
+    anywhere loses only uncommitted progress: the next run reads it again and the
+    content-derived ids make the repeated writes no-ops. Beam's counters reach Prometheus
+    every few seconds while it runs; returns the records read as they counted them. Partitions
+    added to the topic are read from the next discovery, every ``discover_every_s``.
     """
-    total = 0
-    while not stop.is_set():
-        summary = run_kafka_batch(ctx, runner=runner, extra_options=extra_options)
-        total += summary.records
-        if summary.records == 0:
-            stop.wait(interval_s)
-        else:
-            log.info("stream: %d records this round, %d in all", summary.records, total)
-            time.sleep(0)
-    return total
+    ensure_topics(ctx.settings.kafka)
+    open_store(ctx.settings.search, ctx.settings.state_dir).setup()
+    if runner == "PrismRunner" and not any(a.startswith("--job_endpoint")
+                                           for a in extra_options):
+        with prism_job_server() as endpoint:
+            return _run_stream(ctx, stop, interval_s, runner,
+                               [f"--job_endpoint={endpoint}", *extra_options], discover_every_s)
+    return _run_stream(ctx, stop, interval_s, runner, extra_options, discover_every_s)
+
+
+def _run_stream(ctx: RunContext, stop: threading.Event, interval_s: float, runner: str,
+                extra_options: Sequence[str], discover_every_s: float) -> int:
+    kafka = ctx.settings.kafka
+    p = beam.Pipeline(options=pipeline_options(runner, ["--streaming", *extra_options]))
+    read = p | "ReadKafka" >> ReadKafkaStream(kafka, discover_every_s=discover_every_s)
+    records = read | "Records" >> beam.Map(_record_of)
+    out = build_pipeline(records, ctx)
+    _ = (read, out["acknowledged"]) | "CommitAcknowledged" >> CommitAcknowledged(
+        kafka, every_s=interval_s)
+    result = p.run()
+    log.info("stream: pipeline running on %s; stop with SIGTERM", runner)
+    finished = threading.Event()
+
+    def wait() -> None:
+        try:
+            result.wait_until_finish()
+        except Exception:
+            log.exception("stream pipeline failed")
+        finally:
+            finished.set()
+
+    threading.Thread(target=wait, name="stream-wait", daemon=True).start()
+    PIPELINE_RUNS.labels("kafka-stream").inc()
+    seen: dict[str, int] = {}
+    next_export = time.monotonic() + EXPORT_EVERY_S
+    while not stop.is_set() and not finished.is_set():
+        stop.wait(0.5)
+        if time.monotonic() >= next_export:
+            export_stream_counters(result, seen)
+            next_export = time.monotonic() + EXPORT_EVERY_S
+    if not finished.is_set():
+        export_stream_counters(result, seen)
+        result.cancel()
+        finished.wait(30)
+    if not stop.is_set():
+        raise RuntimeError(f"stream pipeline ended by itself ({result.state})")
+    return seen.get(_READ, 0)
+
+
+def _record_of(read: KafkaRecord) -> RawRecord:
+    return read.record
+
+
+#: Seconds between two exports of a running stream's Beam counters to Prometheus.
+EXPORT_EVERY_S = 5.0
+#: The counter of records entering the first stage: the records the stream read.
+_READ = stage_counter("decode", "in")
+
+
+def export_stream_counters(result: Any, seen: dict[str, int]) -> None:
+    """Add to Prometheus what the running pipeline counted since the last call (``seen``
+    holds the totals already added, and is updated)."""
+    # A portable runner's result caches its first metrics answer; a stream asks again.
+    if hasattr(result, "_metrics"):
+        result._metrics = None
+    try:
+        totals = beam_counters(result)
+    except Exception as exc:  # noqa: BLE001 - a metrics hiccup must not stop the stream
+        log.warning("stream: counters not read: %s", exc)
+        return
+    for name, value in totals.items():
+        delta = value - seen.get(name, 0)
+        if delta > 0:
+            apply_beam_counter(name, delta)
+            if name == _READ:
+                PIPELINE_RECORDS.labels("kafka-stream").inc(delta)
+            seen[name] = value

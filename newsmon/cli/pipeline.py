@@ -42,20 +42,23 @@ def pipeline_run(
         typer.Option(
             help="batch: process what this consumer group has not processed in Kafka, commit "
             "the offsets after the search server acknowledged the writes, exit (for cron and "
-            "CronJobs). stream: run continuously. backfill: reprocess archived raw items "
-            "(JSON Lines, see `poll --archive`) with the current rules.",
+            "CronJobs). stream: one unbounded pipeline that commits each partition's offsets "
+            "as the search server acknowledges the writes, until SIGTERM. backfill: reprocess "
+            "archived raw items (JSON Lines, see `poll --archive`) with the current rules.",
         ),
     ] = Mode.batch,
     source: Annotated[
         Path | None, typer.Option("--from", help="backfill: the JSONL archive to read.")
     ] = None,
     runner: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Beam runner: FnApiRunner (local, default) or FlinkRunner, SparkRunner, "
-            "DataflowRunner; pass their options after `--`."
+            help="Beam runner: PrismRunner (Beam's portable runner, `make prism`; the default "
+            "of stream mode, which is one unbounded pipeline), FnApiRunner (in-process, the "
+            "default of batch and backfill) or FlinkRunner, SparkRunner, DataflowRunner; "
+            "pass their options after `--`."
         ),
-    ] = "FnApiRunner",
+    ] = None,
     beam_args: Annotated[
         list[str] | None, typer.Argument(help="Extra Beam pipeline options, after `--`.")
     ] = None,
@@ -72,9 +75,11 @@ def pipeline_run(
     ctx = run_context(loaded, kafka_dead_letters=mode is not Mode.backfill)
     # Beam, imported once the config is known to be valid (its import logs noise).
     from newsmon.kafka import KafkaUnavailable
+    from newsmon.pipeline.app import PrismNotFound
     from newsmon.pipeline.jobs import run_backfill, run_kafka_batch, run_kafka_stream
 
     extra = beam_args or ()
+    chosen = runner or ("PrismRunner" if mode is Mode.stream else "FnApiRunner")
     # Batch and stream runs own the consumer group's offsets: one at a time. A backfill
     # reads a file and commits nothing, so it may run beside them.
     jobs = () if mode is Mode.backfill else ("pipeline",)
@@ -86,18 +91,18 @@ def pipeline_run(
                 if source is None:
                     raise fail("--mode backfill needs --from PATH (a JSONL archive)",
                                EXIT_CONFIG)
-                n = run_backfill(source, ctx, runner=runner, extra_options=extra)
+                n = run_backfill(source, ctx, runner=chosen, extra_options=extra)
                 typer.echo(f"backfilled {n} records from {source}")
             elif mode is Mode.stream:
                 stop = threading.Event()
                 signal.signal(signal.SIGTERM, lambda *_: stop.set())
                 signal.signal(signal.SIGINT, lambda *_: stop.set())
-                n = run_kafka_stream(ctx, stop, runner=runner, extra_options=extra)
+                n = run_kafka_stream(ctx, stop, runner=chosen, extra_options=extra)
                 typer.echo(f"stream stopped after {n} records")
             else:
-                summary = run_kafka_batch(ctx, runner=runner, extra_options=extra)
+                summary = run_kafka_batch(ctx, runner=chosen, extra_options=extra)
                 typer.echo(f"processed {summary.records} records; offsets committed")
-        except (KafkaUnavailable, StoreUnavailable, StoreSetupError) as exc:
+        except (KafkaUnavailable, StoreUnavailable, StoreSetupError, PrismNotFound) as exc:
             raise run_failed(exc) from exc
 
 

@@ -1,0 +1,275 @@
+"""The unbounded Kafka read of stream mode: one splittable DoFn, one restriction per partition.
+
+Pure Python on kafka-python, for the reason io_kafka.py gives (Beam's ``ReadFromKafka`` needs
+a Java expansion service the registry does not serve for this Beam version).
+
+- The partitions the topic has at start are listed by the driver, one element each; a
+  periodic impulse lists them again and a stateful DoFn keyed by topic lets through those
+  added since, once, so a partition added while the pipeline runs is read from the next tick.
+- Each partition is one element whose restriction is the unbounded offset range
+  ``[start, MAX)``, ``start`` being where the consumer group stands (its committed offset, or
+  the log start if that is later). One ``process`` call is one poll: it claims the offsets it
+  read and hands the rest back with ``defer_remainder``, immediately after records and after a
+  short delay after an empty poll. A checkpoint is therefore always at a record boundary and a
+  bundle lasts one poll, which bounds the latency added by the batching stages after it.
+- The watermark is set by hand from record timestamps (never moving back); a poll that finds
+  nothing moves it to the wall clock minus ``idle_lag``, so an idle partition does not hold
+  back the event-time progress of the others.
+
+Every record leaves with ``before``: the partition position just before it (the restriction's
+start for the first). The commit stage chains ``before -> offset + 1`` to find the contiguous
+prefix it may commit, whatever gaps compaction or transactions left in the offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
+from apache_beam.transforms.periodicsequence import PeriodicImpulse
+from apache_beam.transforms.userstate import BagStateSpec
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Duration, Timestamp
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from newsmon.config import KafkaSettings
+from newsmon.kafka import KafkaUnavailable, unavailable
+from newsmon.pipeline.io_kafka import RawRecord, _consumer
+
+log = logging.getLogger(__name__)
+
+#: The end of an unbounded restriction: no Kafka offset reaches it.
+UNBOUNDED = 2**62
+
+
+@dataclass(frozen=True)
+class PartitionRef:
+    topic: str
+    partition: int
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    @property
+    def name(self) -> str:
+        return f"{self.topic}/{self.partition}"
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    """A record as the stream read it: the pipeline's input, and where it sits in its
+    partition (``before`` -> ``offset + 1``) for the commit stage."""
+
+    record: RawRecord
+    partition: PartitionRef
+    before: int
+    offset: int
+
+
+def start_offset(consumer: KafkaConsumer, tp: TopicPartition) -> int:
+    """Where the consumer group resumes in ``tp``: its committed offset, or the log start
+    when that is later (retention removed what it had not read), 0 for a new group."""
+    committed = consumer.committed(tp)
+    begin = consumer.beginning_offsets([tp])[tp]
+    return int(max(committed if committed is not None else 0, begin))
+
+
+def list_partitions(settings: KafkaSettings) -> list[int]:
+    """The raw topic's partitions now, asked with a fresh client (a long-lived one answers
+    from metadata it cached, which hides a partition added since)."""
+    consumer = _consumer(settings, None)
+    try:
+        return sorted(consumer.partitions_for_topic(settings.raw_topic) or ())
+    except KafkaError as exc:
+        raise KafkaUnavailable(unavailable(settings, exc)) from exc
+    finally:
+        consumer.close()
+
+
+class ListPartitionsFn(beam.DoFn):
+    """Tick -> (topic, PartitionRef) for every partition the topic has now beyond
+    ``known`` (those the pipeline started with: partitions are only ever added)."""
+
+    def __init__(self, settings: KafkaSettings, known: frozenset[int]) -> None:
+        super().__init__()
+        self.settings = settings
+        self.known = known
+
+    def process(self, _tick: Any) -> Iterator[tuple[str, PartitionRef]]:
+        topic = self.settings.raw_topic
+        for partition in list_partitions(self.settings):
+            if partition not in self.known:
+                yield topic, PartitionRef(topic, partition)
+
+
+class NewPartitionsFn(beam.DoFn):
+    """(topic, PartitionRef) -> the PartitionRef the first time it is seen.
+
+    A bag of the partitions seen, not a read-modify-write value (which lost updates between
+    bundles on Prism). Even so, Prism was seen to run two bundles of the same key side by side
+    with state of their own, so this guards only partitions added while the stream runs; those
+    it started with come from the driver's own listing, once each.
+    """
+
+    SEEN = BagStateSpec("seen", beam.coders.VarIntCoder())
+
+    def process(self, element: tuple[str, PartitionRef],
+                seen: Any = beam.DoFn.StateParam(SEEN),  # noqa: B008 - Beam's way
+                ) -> Iterator[PartitionRef]:
+        _, ref = element
+        if ref.partition not in set(seen.read()):
+            seen.add(ref.partition)
+            log.info("stream: reading partition %s", ref.name)
+            yield ref
+
+
+class _Watermarks(WatermarkEstimatorProvider):
+    def initial_estimator_state(self, element: PartitionRef, restriction: OffsetRange) -> None:
+        return None
+
+    def create_watermark_estimator(self, state: Timestamp | None) -> ManualWatermarkEstimator:
+        return ManualWatermarkEstimator(state)
+
+
+WATERMARKS = _Watermarks()
+
+
+def _advance(estimator: ManualWatermarkEstimator, to: Timestamp) -> None:
+    current = estimator.current_watermark()
+    if current is None or to > current:
+        estimator.set_watermark(to)
+
+
+@beam.DoFn.unbounded_per_element()
+class ReadPartitionsFn(beam.DoFn, RestrictionProvider):
+    """PartitionRef -> KafkaRecord for every record, for ever (see the module docstring).
+
+    It is its own restriction provider: a partition's restriction runs from where the group
+    stands, without end.
+    """
+
+    def __init__(self, settings: KafkaSettings, *, poll_ms: int = 300, idle_delay_s: float = 0.0,
+                 idle_lag_s: float = 2.0, max_records: int = 500) -> None:
+        super().__init__()
+        self.settings = settings
+        self.poll_ms = poll_ms
+        self.idle_delay_s = idle_delay_s
+        self.idle_lag_s = idle_lag_s
+        self.max_records = max_records
+        self.consumers: dict[PartitionRef, KafkaConsumer] = {}
+
+    def _consumer_for(self, ref: PartitionRef) -> KafkaConsumer:
+        consumer = self.consumers.get(ref)
+        if consumer is None:
+            consumer = _consumer(self.settings, None)
+            consumer.assign([ref.tp])
+            self.consumers[ref] = consumer
+        return consumer
+
+    def process(
+        self,
+        ref: PartitionRef,
+        # Beam's way of asking for the tracker and the estimator: defaults it replaces.
+        tracker: Any = beam.DoFn.RestrictionParam(),  # noqa: B008
+        watermark: Any = beam.DoFn.WatermarkEstimatorParam(  # noqa: B008
+            WATERMARKS),
+    ) -> Iterator[TimestampedValue[KafkaRecord]]:
+        position = tracker.current_restriction().start
+        consumer = self._consumer_for(ref)
+        try:
+            if consumer.position(ref.tp) != position:
+                consumer.seek(ref.tp, position)
+            batch = consumer.poll(timeout_ms=self.poll_ms,
+                                  max_records=self.max_records).get(ref.tp, [])
+        except KafkaError as exc:
+            raise KafkaUnavailable(unavailable(self.settings, exc)) from exc
+        if not batch:
+            _advance(watermark, Timestamp.of(time.time() - self.idle_lag_s))
+            # The poll itself waited ``poll_ms``: resuming at once costs no busy loop.
+            tracker.defer_remainder(Duration.of(self.idle_delay_s) if self.idle_delay_s
+                                    else None)
+            return
+        for msg in batch:
+            if msg.offset < position:
+                continue  # already claimed before a seek landed earlier
+            if not tracker.try_claim(msg.offset):
+                return
+            stamp = Timestamp.of(msg.timestamp / 1000) if msg.timestamp and msg.timestamp > 0 \
+                else Timestamp.now()
+            record = RawRecord(key=(msg.key or b"").decode("utf-8", "replace"),
+                               payload=msg.value or b"",
+                               origin=f"{ref.topic}/{ref.partition}/{msg.offset}")
+            yield TimestampedValue(KafkaRecord(record, ref, position, msg.offset),
+                                               stamp)
+            _advance(watermark, stamp)
+            position = msg.offset + 1
+        tracker.defer_remainder()
+
+    def initial_restriction(self, ref: PartitionRef) -> OffsetRange:
+        consumer = _consumer(self.settings, self.settings.group_id)
+        try:
+            return OffsetRange(start_offset(consumer, ref.tp), UNBOUNDED)
+        except KafkaError as exc:
+            raise KafkaUnavailable(unavailable(self.settings, exc)) from exc
+        finally:
+            consumer.close()
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+    def split(self, element: PartitionRef, restriction: OffsetRange) -> Iterator[OffsetRange]:
+        # A partition is read in order by one reader: never split up front.
+        yield restriction
+
+    def restriction_size(self, element: PartitionRef, restriction: OffsetRange) -> int:
+        # Unknown (unbounded); a constant keeps runners from weighing the 2**62 end.
+        return 1
+
+    def truncate(self, element: PartitionRef, restriction: OffsetRange) -> None:
+        # Drain: stop reading; what was not committed is read again by the next run.
+        return None
+
+    def teardown(self) -> None:
+        for consumer in self.consumers.values():
+            consumer.close()
+        self.consumers.clear()
+
+
+class ReadKafkaStream(beam.PTransform[Any, Any]):
+    """Pipeline root -> unbounded PCollection of KafkaRecord from the raw topic.
+
+        Create(partitions now) --------------------------------------------+
+        PeriodicImpulse -> ListPartitions (added since) -> NewPartitions --+-> ReadPartitions
+    """
+
+    def __init__(self, settings: KafkaSettings, *, discover_every_s: float = 30.0) -> None:
+        super().__init__()
+        self.settings = settings
+        self.discover_every_s = discover_every_s
+
+    def expand(self, root: Any) -> Any:
+        topic = self.settings.raw_topic
+        initial = list_partitions(self.settings)
+        first = root | "PartitionsAtStart" >> beam.Create(
+            [PartitionRef(topic, p) for p in initial])
+        added = (
+            root
+            | "DiscoverTick" >> PeriodicImpulse(fire_interval=self.discover_every_s)
+            | "ListPartitions" >> beam.ParDo(ListPartitionsFn(self.settings,
+                                                              frozenset(initial)))
+            | "NewPartitions" >> beam.ParDo(NewPartitionsFn())
+        )
+        return (
+            (first, added)
+            | "Partitions" >> beam.Flatten()
+            | "ReadPartitions" >> beam.ParDo(ReadPartitionsFn(self.settings))
+        )
