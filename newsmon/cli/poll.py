@@ -62,6 +62,8 @@ sources_app = common.command_group(
     "Every configured source with its health; `enable ID` re-enables a disabled one. Exit "
     "status: 0 no enabled source failing, 3 some failing or disabled, 4 all of them, 2 "
     "invalid config.",
+    invoke_without_command=True,
+    no_args_is_help=False,
 )
 
 

@@ -99,15 +99,17 @@ def test_an_alert_waits_for_corroboration_then_escalates_once(
     assert corroboration["corroborated_at"] is not None
     assert alert["sources_line"] == "3 sources: 2 Russian state-affiliated, 1 British wire"
     assert len(recorder.bodies) == 1
-    text = str(recorder.bodies[0])
-    assert "CORROBORATED · 3 sources: 2 Russian state-affiliated, 1 British wire" in text
+    sent = recorder.bodies[0]["alert"]
+    assert sent["sources_line"] == "3 sources: 2 Russian state-affiliated, 1 British wire"
+    assert sent["corroborated"] is True
 
-    # More corroboration changes nothing more: notified once.
+    # Once corroborated, the story grows as any other: the webhook gets an update.
     run_backfill(archive(tmp_path, [copy(AFP, WIRE, 15)], "c.jsonl"), ctx, progress=False)
     alert = the_alert(search_settings)
     assert alert["sources_line"] == ("4 sources: 2 Russian state-affiliated, "
                                      "2 wires (GB, FR)")
-    assert len(recorder.bodies) == 1
+    assert [b["event"] for b in recorder.bodies] == ["alert.created", "alert.updated"]
+    assert recorder.bodies[1]["alert"]["sources_line"] == alert["sources_line"]
 
     # The labels are on the article documents, flat, as keywords a filter can use.
     index = f"{search_settings.index_prefix}-articles"
@@ -128,11 +130,14 @@ def test_notify_before_notifies_the_first_copy_and_once_more_on_corroboration(
     ctx = context(tmp_path, search_settings, url, notify_before=True)
     run_backfill(archive(tmp_path, [copy(TASS, WIRE, 0)], "a.jsonl"), ctx, progress=False)
     assert len(recorder.bodies) == 1 and the_alert(search_settings)["corroborated"] is False
+    # Same owner: the story grew (a webhook hears of every growth), still uncorroborated.
     run_backfill(archive(tmp_path, [copy(RIA, REWRITE, 5)], "b.jsonl"), ctx, progress=False)
-    assert len(recorder.bodies) == 1  # same owner: no news
+    assert [b["alert"]["corroborated"] for b in recorder.bodies] == [False, False]
     run_backfill(archive(tmp_path, [copy(REUTERS, REWRITE, 10)], "c.jsonl"), ctx,
                  progress=False)
     alert = the_alert(search_settings)
     assert alert["corroborated"] is True and alert["notified"] == ["hook"]
-    assert len(recorder.bodies) == 2  # the escalation
-    assert [d["status"] for d in alert["deliveries"]] == ["sent", "sent"]
+    # The escalation: an update that says the story is now corroborated.
+    assert [(b["event"], b["alert"]["corroborated"]) for b in recorder.bodies] == [
+        ("alert.created", False), ("alert.updated", False), ("alert.updated", True)]
+    assert [d["status"] for d in alert["deliveries"]] == ["sent", "sent", "sent"]
