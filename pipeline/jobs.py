@@ -226,6 +226,7 @@ def _run_stream(ctx: RunContext, stop: threading.Event, interval_s: float, runne
         stop.wait(0.5)
         if time.monotonic() >= next_export:
             export_stream_counters(result, seen)
+            export_stream_lag(ctx)
             next_export = time.monotonic() + EXPORT_EVERY_S
     if not finished.is_set():
         export_stream_counters(result, seen)
@@ -244,6 +245,16 @@ def _record_of(read: KafkaRecord) -> RawRecord:
 EXPORT_EVERY_S = 5.0
 #: The counter of records entering the first stage: the records the stream read.
 _READ = stage_counter("decode", "in")
+
+
+def export_stream_lag(ctx: RunContext) -> None:
+    """The group's lag per partition (end offset minus committed offset) as the stream's commit
+    stage leaves it: what an operator alerts on when the stream falls behind or stops."""
+    kafka = ctx.settings.kafka
+    try:
+        observe_lag(kafka.group_id, snapshot_ranges(kafka, kafka.raw_topic, kafka.group_id))
+    except Exception as exc:  # noqa: BLE001 - a metrics hiccup must not stop the stream
+        log.warning("stream: lag not read: %s", exc)
 
 
 def export_stream_counters(result: Any, seen: dict[str, int]) -> None:

@@ -112,12 +112,12 @@ def test_stream_metrics_endpoint_counters_move_during_a_real_run(
                                                   stage="write", outcome="out") >= 3,
                          proc, "3 documents written")
         assert metric(first, "newsmon_pipeline_items_total", stage="decode", outcome="in") == 3
-        assert metric(first, "newsmon_pipeline_records_read_total", input="kafka") == 3
+        assert metric(first, "newsmon_pipeline_records_read_total", input="kafka-stream") == 3
         assert metric(first, "newsmon_topic_matches_total", topic="long_range_strike") == 1
         assert metric(first, "newsmon_alerts_total", event="created") == 1
         assert metric(first, "newsmon_alert_deliveries_total", channel="console",
                       status="ok") == 1
-        assert metric(first, "newsmon_pipeline_runs_total", input="kafka") >= 1
+        assert metric(first, "newsmon_pipeline_runs_total", input="kafka-stream") == 1
         assert metric(first, "process_resident_memory_bytes") > 0
 
         # More items arrive, one of them broken: the same endpoint shows the counters move.
@@ -128,13 +128,12 @@ def test_stream_metrics_endpoint_counters_move_during_a_real_run(
                           and metric(m, "newsmon_pipeline_items_total", stage="write",
                                      outcome="out") >= 4,
                           proc, "the second batch")
-        assert metric(second, "newsmon_pipeline_records_read_total", input="kafka") == 5
+        assert metric(second, "newsmon_pipeline_records_read_total", input="kafka-stream") == 5
         assert metric(second, "newsmon_pipeline_items_total", stage="dead_letters",
                       outcome="out") == 1
         lag = {dict(k[1])["partition"]: v for k, v in second.items()
                if k[0] == "newsmon_kafka_lag" and dict(k[1])["topic"] == kafka_settings.raw_topic}
         assert lag and all(v >= 0 for v in lag.values())
-        assert metric(second, "newsmon_pipeline_run_seconds_count", input="kafka") >= 2
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
