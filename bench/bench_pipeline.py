@@ -165,10 +165,8 @@ def raw_bulk_rate(items: list[RawItem], search: SearchSettings) -> float:
 
 def runner_options(runner: str, workers: int) -> list[str]:
     """Pipeline options for ``--runner`` and ``--workers``."""
+    # PrismRunner's binary and loopback workers come from pipeline_options (find_prism).
     extra: list[str] = []
-    if runner == "PrismRunner":
-        prism = os.environ.get("NEWSMON_PRISM", "/tmp/prism/prism")
-        extra += [f"--prism_location={prism}", "--environment_type=LOOPBACK"]
     if workers > 1:
         extra += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
     return extra
@@ -188,7 +186,8 @@ def main() -> None:
                         default="elasticsearch")
     parser.add_argument("--runner", default="FnApiRunner",
                         choices=["FnApiRunner", "DirectRunner", "PrismRunner"],
-                        help="PrismRunner runs $NEWSMON_PRISM or /tmp/prism/prism")
+                        help="the batch part's runner; the stream part always runs on Prism "
+                             "($NEWSMON_PRISM, .venv/bin/prism or PATH)")
     parser.add_argument("--workers", type=int, default=1,
                         help="more than 1: direct_num_workers with multi_processing")
     parser.add_argument("--latency-samples", type=int, default=40,
@@ -237,8 +236,10 @@ def main() -> None:
             search.model_copy(update={"index_prefix": f"benchstream{tag}"}))
         samples = [item.model_copy(update={"url": item.url + "-stream"})
                    for item in synthetic_items(args.latency_samples, seed=99)]
+        # Stream mode runs on Prism whatever --runner says: FnApiRunner runs a stage to its
+        # end before the next, and an unbounded read never ends (docs/pipeline.md).
         latencies = searchable_latencies(stream_ctx, samples, interval_s=0.2,
-                                         runner=args.runner, extra_options=extra)
+                                         runner="PrismRunner")
         # Inclusive: with few samples the default method extrapolates past the largest.
         p50 = statistics.median(latencies)
         p95 = statistics.quantiles(latencies, n=20, method="inclusive")[18]
@@ -252,7 +253,7 @@ def main() -> None:
             "raw_bulk_per_s": round(baseline, 1), "ratio": round(rate / baseline, 4),
             "stream_p50_s": None if p50 is None else round(p50, 3),
             "stream_p95_s": None if p95 is None else round(p95, 3),
-            "runner": args.runner, "workers": args.workers,
+            "runner": args.runner, "stream_runner": "PrismRunner", "workers": args.workers,
             "peak_rss_mb": round(max(rss.values()), 1),
             "driver_cpu_s": round(cpu_used, 1), "elapsed_s": round(elapsed, 1)}))
 

@@ -34,7 +34,7 @@ def searchable_latencies(
     interval_s: float = 0.2,
     ready: Callable[[], bool] | None = None,
     timeout_s: float = 60.0,
-    runner: str = "FnApiRunner",
+    runner: str = "PrismRunner",
     extra_options: Sequence[str] = (),
 ) -> list[float]:
     """Seconds from producing each item (one at a time) to its URL being searchable, with
