@@ -95,8 +95,10 @@ def sources(
     configured = feeds(loaded)
     health = source_health(configured, orchestrate.state_path(loaded))
     fed = feed_modes(configured, orchestrate.state_path(loaded), datetime.now(UTC))
-    typer.echo(render.health_json(health, fed) if as_json else
-               render.health_table(health, fed=fed))
+    labels = {s.id: (s.kind.value if s.kind else None, s.owner or None)
+              for s in configured.sources}
+    typer.echo(render.health_json(health, fed, labels) if as_json else
+               render.health_table(health, fed=fed, labels=labels))
     if publish:
         orchestrate.publish_health(loaded, configured)
     raise typer.Exit(sources_exit(h.state for h in health))

@@ -50,19 +50,28 @@ def _fed(mode: FeedMode | None, now: datetime) -> str:
     return mode.label
 
 
+def _label(labels: tuple[str | None, str | None] | None) -> str:
+    """``wire · Thomson Reuters``: a source's kind and owner (feeds.yaml), ``-`` if none."""
+    return " · ".join(v for v in labels or () if v) or "-"
+
+
 def health_table(
-    health: Sequence[SourceHealth], *, now: datetime | None = None, width: int = 160,
+    health: Sequence[SourceHealth], *, now: datetime | None = None, width: int = 180,
     fed: Mapping[str, FeedMode] | None = None,
+    labels: Mapping[str, tuple[str | None, str | None]] | None = None,
 ) -> str:
     """The health table as text (rich renders it; colours only when printed to a terminal
     by the caller's console, never in this string). ``fed``: how each source is fed (push
-    or poll, websub.schedule.feed_modes), shown as a column when given."""
+    or poll, websub.schedule.feed_modes), shown as a column when given; ``labels``: each
+    source's (kind, owner), shown as a column when given."""
     now = now or datetime.now(UTC)
     table = Table(title=f"{len(health)} sources", title_justify="left")
     columns = ["id", "type", "lang", "state", "last success", "new item", "items", "fails",
                "http", "last error", "next"]
     if fed is not None:
         columns.insert(4, "fed")
+    if labels is not None:
+        columns.insert(3, "label")
     for column in columns:
         table.add_column(column, no_wrap=column not in ("last error",),
                          overflow="fold" if column == "last error" else "ellipsis")
@@ -85,6 +94,8 @@ def health_table(
         ]
         if fed is not None:
             cells.insert(4, _fed(fed.get(h.id), now))
+        if labels is not None:
+            cells.insert(3, _label(labels.get(h.id)))
         table.add_row(*cells)
     buffer = io.StringIO()
     Console(file=buffer, width=width, no_color=True, force_terminal=False).print(table)
@@ -97,13 +108,18 @@ def health_table(
 
 
 def health_json(health: Sequence[SourceHealth],
-                fed: Mapping[str, FeedMode] | None = None) -> str:
+                fed: Mapping[str, FeedMode] | None = None,
+                labels: Mapping[str, tuple[str | None, str | None]] | None = None) -> str:
     """Every configured source with ``id``, ``type``, ``lang``, ``country`` and its health, as
     a JSON array (times in ISO 8601 UTC); with ``fed``, also ``fed_by`` (push or poll),
-    ``subscription`` (its state, or null) and ``lease_expires_at``."""
+    ``subscription`` (its state, or null) and ``lease_expires_at``; with ``labels``, also
+    ``kind`` and ``owner`` (null when not labelled)."""
     rows = []
     for h in health:
         row = h.model_dump(mode="json")
+        if labels is not None:
+            kind, owner = labels.get(h.id) or (None, None)
+            row |= {"kind": kind, "owner": owner}
         if fed is not None:
             mode = fed.get(h.id) or FeedMode("poll")
             expires = mode.lease_expires_at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,16 @@ def test_an_unlabelled_source_is_a_warning_not_an_error(tmp_path: Path) -> None:
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning")]
     assert warnings == [f"warning: {tmp_path / 'feeds.yaml'}: source a-feed is unlabelled "
                         "(no kind and no owner; see docs/connectors.md)"]
+
+
+def test_sources_shows_each_sources_labels(tmp_path: Path) -> None:
+    config = config_dir(tmp_path)
+    labelled = FEED.replace("a-feed", "b-feed").replace(
+        "country: GB}", "country: GB, kind: wire, owner: Thomson Reuters}")
+    (tmp_path / "feeds.yaml").write_text(FEED + labelled[len("sources:\n"):])
+    shown = CliRunner().invoke(app, ["sources", "--json", "-c", str(config)])
+    rows = {row["id"]: (row["kind"], row["owner"]) for row in json.loads(shown.stdout)}
+    assert rows == {"a-feed": (None, None), "b-feed": ("wire", "Thomson Reuters")}
+    table = CliRunner().invoke(app, ["sources", "-c", str(config)]).stdout
+    assert "wire · Thomson Reuters" in table
+    assert "label" in table.splitlines()[2]
