@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.pvalue import PBegin, PCollection
 
 from newsmon.metrics import PIPELINE_RECORDS, PIPELINE_RUNS, apply_beam_counter, stage_counter
 from newsmon.pipeline.app import RunContext, build_pipeline, pipeline_options, prism_job_server
@@ -103,17 +104,33 @@ def run_records(
     return len(records)
 
 
-def read_archive(path: Path) -> Iterator[RawRecord]:
-    """Lines of a connector archive (one RawItem JSON per line) as records.
+class ReadArchive(beam.PTransform[PBegin, PCollection[RawRecord]]):
+    """The lines of a connector archive (one RawItem JSON per line) as records, read by Beam's
+    splittable text source: a runner reads the file in ranges, in parallel where it can, and
+    never holds the whole archive (the old ``list`` into ``beam.Create`` did, and pickled it).
 
-    Lines are handed over undecoded, so a corrupt line takes the same dead-letter path as a
-    corrupt Kafka message would.
+    Lines are handed over undecoded (bytes), so a corrupt line takes the same dead-letter path
+    as a corrupt Kafka message would.
     """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def expand(self, pbegin: PBegin) -> PCollection[RawRecord]:
+        name = self.path.name
+        lines: PCollection[bytes] = pbegin | "ReadLines" >> beam.io.ReadFromText(
+            str(self.path), coder=beam.coders.BytesCoder())
+        records: PCollection[RawRecord] = lines | "Records" >> beam.FlatMap(
+            lambda line: [RawRecord("archive", line.strip(), name)] if line.strip() else [])
+        return records
+
+
+def count_archive(path: Path) -> int:
+    """How many records (non-blank lines) an archive holds, read as a stream: the progress
+    bar's total and the run's count, without keeping a line."""
     with path.open("rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            line = line.strip()
-            if line:
-                yield RawRecord("archive", line, f"{path.name}:{number}")
+        return sum(1 for line in fh if line.strip())
 
 
 class ShowProgressFn(beam.DoFn):
@@ -152,20 +169,18 @@ def run_backfill(
     Ids derive from content, so documents and alerts come out as a live run made them; an
     alert that a live run already delivered is not delivered again.
     """
-    records = list(read_archive(path))
+    records = count_archive(path)
     if not records:
         return 0
     open_store(ctx.settings.search, ctx.settings.state_dir).setup()
     started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(runner, extra_options)) as p:
-        stream = p | "ReadArchive" >> beam.Create(records)
+        stream = p | "ReadArchive" >> ReadArchive(path)
         if progress:
-            stream = stream | "ShowProgress" >> beam.ParDo(
-                ShowProgressFn(len(records), "backfill")
-            )
+            stream = stream | "ShowProgress" >> beam.ParDo(ShowProgressFn(records, "backfill"))
         build_pipeline(stream, ctx)
-    observe_pipeline_result("archive", len(records), p.result, time.monotonic() - started)
-    return len(records)
+    observe_pipeline_result("archive", records, p.result, time.monotonic() - started)
+    return records
 
 
 def run_kafka_stream(

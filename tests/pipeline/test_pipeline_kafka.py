@@ -94,11 +94,13 @@ def test_backfill_gives_the_same_documents_and_alerts_as_live(
     run_kafka_batch(live)
 
     archive = tmp_path / "archive.jsonl"
-    archive.write_bytes(b"\n".join(i.to_json() for i in items()) + b"\n")
+    # Blank lines are skipped; a corrupt line is a record, parked as a decode dead letter.
+    archive.write_bytes(b"\n".join(i.to_json() for i in items()) + b"\n\n{not json\r\n")
     replay_search = search_settings.model_copy(
         update={"index_prefix": search_settings.index_prefix + "-bf"})
     backfill = ctx_for(tmp_path / "bf", kafka_settings, replay_search)
-    assert run_backfill(archive, backfill) == 4
+    assert run_backfill(archive, backfill) == 5
+    assert [d["stage"] for d in hits(replay_search, "dead-letters")] == ["decode"]
 
     def comparable(search: SearchSettings, kind: str, drop: set[str]) -> list[dict[str, object]]:
         return sorted(({k: v for k, v in d.items() if k not in drop} for d in hits(search, kind)),
