@@ -231,6 +231,11 @@ def gather_primaries(url: str, prefix: str, node: str) -> None:
     # Not _cluster/health?wait_for_no_relocating_shards: asked at once, it may answer before
     # the filter's relocations have begun.
     assert wait_until(lambda: settled_on(url, prefix, node), 90), shards(url, prefix)
+    # The balancer may otherwise move a primary off the crowded node once the replicas are
+    # built (seen: source-health's primary on another node); allocation, and so the promotion
+    # of replicas when the node dies, is not affected.
+    es(url, "PUT", "/_cluster/settings",
+       {"persistent": {"cluster.routing.rebalance.enable": "none"}})
     es(url, "PUT", f"/{prefix}-*/_settings", {"index.routing.allocation.require._name": None,
                                                "index.number_of_replicas": max(replicas.values())})
     health = es(url, "GET", f"/_cluster/health/{prefix}-*?wait_for_status=green"
