@@ -163,8 +163,8 @@ def raw_bulk_rate(items: list[RawItem], search: SearchSettings) -> float:
     return len(docs) / elapsed
 
 
-def runner_options(runner: str, workers: int) -> list[str]:
-    """Pipeline options for ``--runner`` and ``--workers``."""
+def worker_options(workers: int) -> list[str]:
+    """Pipeline options for ``--workers``."""
     # PrismRunner's binary and loopback workers come from pipeline_options (find_prism).
     extra: list[str] = []
     if workers > 1:
@@ -195,7 +195,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true",
                         help="print the figures as one JSON object on the last line")
     args = parser.parse_args()
-    extra = runner_options(args.runner, args.workers)
+    extra = worker_options(args.workers)
 
     url = os.environ[f"NEWSMON_{args.backend.upper()}_URL"]
     tag = uuid.uuid4().hex[:8]
