@@ -108,9 +108,13 @@ def test_stream_metrics_endpoint_counters_move_during_a_real_run(
         return samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
 
     try:
+        # The stream exports its counters every 5 s, and delivers after the writes: an export
+        # may show the 3 documents before the alert went out, so wait for both.
         first = wait_for(scrape, lambda m: metric(m, "newsmon_pipeline_items_total",
-                                                  stage="write", outcome="out") >= 3,
-                         proc, "3 documents written")
+                                                  stage="write", outcome="out") >= 3
+                         and metric(m, "newsmon_alert_deliveries_total", channel="console",
+                                    status="ok") >= 1,
+                         proc, "3 documents written and the alert delivered")
         assert metric(first, "newsmon_pipeline_items_total", stage="decode", outcome="in") == 3
         assert metric(first, "newsmon_pipeline_records_read_total", input="kafka-stream") == 3
         assert metric(first, "newsmon_topic_matches_total", topic="long_range_strike") == 1
