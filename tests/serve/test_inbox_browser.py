@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from newsmon.pipeline.alerts.channels.console import ConsoleChannel
@@ -40,7 +40,18 @@ def click_and_wait(driver: webdriver.Chrome, button: WebElement) -> None:
     """Click, and wait until the page it leads to has replaced this one."""
     old = driver.find_element(By.TAG_NAME, "html")
     button.click()
-    WebDriverWait(driver, 15).until(EC.staleness_of(old))
+
+    def replaced(_driver: webdriver.Chrome) -> bool:
+        # Chromium may answer for a node of the page just left with a generic inspector
+        # error ("Node with given id does not belong to the document") rather than a stale
+        # reference: both mean the page was replaced.
+        try:
+            old.is_enabled()
+        except WebDriverException:  # StaleElementReferenceException is one of these
+            return True
+        return False
+
+    WebDriverWait(driver, 15).until(replaced)
 
 
 def rows(driver: webdriver.Chrome) -> list[str]:
