@@ -17,7 +17,9 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.pvalue import PBegin, PCollection
+from kafka import KafkaConsumer
 
+from newsmon.config import KafkaSettings
 from newsmon.metrics import PIPELINE_RECORDS, PIPELINE_RUNS, apply_beam_counter, stage_counter
 from newsmon.pipeline.app import RunContext, build_pipeline, pipeline_options, prism_job_server
 from newsmon.pipeline.commit import CommitAcknowledged
@@ -27,6 +29,8 @@ from newsmon.pipeline.io_kafka import (
     ReadPartitionRangeFn,
     commit_ranges,
     ensure_topics,
+    open_consumer,
+    ranges_of,
     snapshot_ranges,
 )
 from newsmon.pipeline.kafka_source import KafkaRecord, ReadKafkaStream
@@ -237,12 +241,13 @@ def _run_stream(ctx: RunContext, stop: threading.Event, interval_s: float, runne
     PIPELINE_RUNS.labels("kafka-stream").inc()
     seen: dict[str, int] = {}
     next_export = time.monotonic() + EXPORT_EVERY_S
-    while not stop.is_set() and not finished.is_set():
-        stop.wait(0.5)
-        if time.monotonic() >= next_export:
-            export_stream_counters(result, seen)
-            export_stream_lag(ctx)
-            next_export = time.monotonic() + EXPORT_EVERY_S
+    with StreamLag(ctx.settings.kafka) as lag:
+        while not stop.is_set() and not finished.is_set():
+            stop.wait(0.5)
+            if time.monotonic() >= next_export:
+                export_stream_counters(result, seen)
+                lag.export()
+                next_export = time.monotonic() + EXPORT_EVERY_S
     if not finished.is_set():
         export_stream_counters(result, seen)
         result.cancel()
@@ -262,14 +267,38 @@ EXPORT_EVERY_S = 5.0
 _READ = stage_counter("decode", "in")
 
 
-def export_stream_lag(ctx: RunContext) -> None:
-    """The group's lag per partition (end offset minus committed offset) as the stream's commit
-    stage leaves it: what an operator alerts on when the stream falls behind or stops."""
-    kafka = ctx.settings.kafka
-    try:
-        observe_lag(kafka.group_id, snapshot_ranges(kafka, kafka.raw_topic, kafka.group_id))
-    except Exception as exc:  # noqa: BLE001 - a metrics hiccup must not stop the stream
-        log.warning("stream: lag not read: %s", exc)
+class StreamLag:
+    """Exports the group's lag per partition (end offset minus committed offset) as the
+    stream's commit stage leaves it: what an operator alerts on when the stream falls behind
+    or stops. One consumer serves the whole run (opened at the first export, closed by
+    :meth:`close`): a consumer per export would cost a connection and its metadata fetch
+    every few seconds."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
+        self._consumer: KafkaConsumer | None = None
+
+    def export(self) -> None:
+        """Read the lag and set the gauges; a failure is logged and the next call tries
+        again (opening the consumer then if it could not be opened)."""
+        try:
+            if self._consumer is None:
+                self._consumer = open_consumer(self.kafka, self.kafka.group_id)
+            observe_lag(self.kafka.group_id,
+                        ranges_of(self._consumer, self.kafka, self.kafka.raw_topic))
+        except Exception as exc:  # noqa: BLE001 - a metrics hiccup must not stop the stream
+            log.warning("stream: lag not read: %s", exc)
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+    def __enter__(self) -> StreamLag:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def export_stream_counters(result: Any, seen: dict[str, int]) -> None:

@@ -59,7 +59,7 @@ from newsmon.pipeline.alerts.content import (
     story_content,
     surge_content,
 )
-from newsmon.pipeline.alerts.mutes import mute_reason
+from newsmon.pipeline.alerts.mutes import MuteBook
 from newsmon.pipeline.alerts.state import (
     Attempt,
     DeliveryStatus,
@@ -162,6 +162,7 @@ class Deliverer:
         self.sleep = sleep
         self.topic_names = topic_names
         self._open_until: dict[str, float] = {}
+        self.mutes = MuteBook(store)
 
     # --- the sweep and one alert ---------------------------------------------------------
 
@@ -171,6 +172,7 @@ class Deliverer:
             return []
         docs = self.store.find_terms("alerts", "pending", sorted(self.config.channels),
                                      size=limit)
+        self.mutes.load(docs)
         out: list[Attempt] = []
         for alert_id in sorted({str(d["alert_id"]) for d in docs}):
             out.extend(self.deliver(alert_id, now))
@@ -213,7 +215,7 @@ class Deliverer:
         """Why this alert must reach no channel (a mute set from the inbox), or None to
         deliver it. The one place an alert is dropped before notifying: its channels are
         recorded as held back (``throttled``) with the reason and are no longer owed."""
-        return mute_reason(self.store, doc, now)
+        return self.mutes.reason(doc, now)
 
     # --- steps ------------------------------------------------------------------------------
 

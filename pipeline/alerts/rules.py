@@ -10,7 +10,7 @@ Pure logic; the store calls live in app.py, delivery.py and surge.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -150,11 +150,18 @@ def articles_from_documents(docs: Iterable[Mapping[str, Any]]) -> list[Article]:
     return out
 
 
-def dry_run(rule: AlertRule, articles: Iterable[Article]) -> list[Alert]:
+def dry_run(rule: AlertRule, articles: Iterable[Article], *,
+            too_old: Callable[[datetime, datetime], bool]) -> list[Alert]:
     """The alerts ``rule`` would raise over ``articles``, one per story, merged as the
-    pipeline merges them, each stamped with the time its first copy was seen. Pure."""
+    pipeline merges them, each stamped with the time its first copy was seen. Pure.
+
+    ``too_old`` is the pipeline's own age check (``AlertsConfig.too_old``): an article it
+    finds too old at the time its first copy was seen (when the stream handled it) neither
+    raises nor updates an alert here either."""
     alerts: dict[str, Alert] = {}
     for article in sorted(articles, key=lambda a: (a.first_seen_at, a.doc_id)):
+        if too_old(article.published_at, article.first_seen_at):
+            continue
         for _, match in matching_rules(article, (rule,)):
             current = alerts.get(article.story_id)
             if current is None:
