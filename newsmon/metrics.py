@@ -84,16 +84,10 @@ def _histogram(name: str, doc: str, labels: list[str]) -> Histogram:
 # --- connectors ----------------------------------------------------------------------------
 
 POLLS = _counter("newsmon_connector_polls", "Polls by source type and outcome", ["type", "status"])
-ITEMS = _counter(
-    "newsmon_connector_items",
-    "Items published by source type (new or updated)",
-    ["type", "kind"],
-)
-PROBLEMS = _counter(
-    "newsmon_connector_problems",
-    "Broken input met while polling, by kind",
-    ["type", "kind"],
-)
+ITEMS = _counter("newsmon_connector_items", "Items published by source type (new or updated)",
+                 ["type", "kind"])
+PROBLEMS = _counter("newsmon_connector_problems", "Broken input met while polling, by kind",
+                    ["type", "kind"])
 POLL_DEAD_LETTERS = _counter(
     "newsmon_connector_dead_letters",
     "Failures parked as dead letters by the pollers (new ones only)",
