@@ -284,10 +284,11 @@ _RUNNER_CONNECTION_LOGGERS = ("apache_beam.runners.worker.data_plane",
 @contextmanager
 def quiet_runner_shutdown(stop: threading.Event) -> Iterator[None]:
     """For the block: once ``stop`` is set (the run was asked to stop), a broken connection
-    to the runner (:func:`runner_gone`) raised in one of Beam's threads, or logged by its
-    worker, is logged at DEBUG instead of printing tracebacks: the runner going down with
-    us is the stop we asked for. Anything else, and anything before the stop, passes as it
-    would without this (the previous thread hook, the loggers unchanged)."""
+    to the runner (:func:`runner_gone`) raised in one of Beam's threads is logged at DEBUG
+    instead of printing a traceback, and Beam's worker's ERROR record of it is dropped: the
+    runner going down with us is the stop we asked for. Anything else, and anything before
+    the stop, passes as it would without this (the previous thread hook, the loggers
+    unchanged)."""
     previous = threading.excepthook
 
     def hook(args: threading.ExceptHookArgs) -> None:
