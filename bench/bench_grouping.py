@@ -19,7 +19,7 @@ Methods: ``minhash`` is today's grouping (pipeline/stories.py: MinHash of word b
 at estimated Jaccard >= NEAR_DUPLICATE_THRESHOLD). Another grouping is plugged in by name in
 METHODS or as ``--method package.module:factory``, where ``factory()`` returns a Judge: a
 callable taking the two articles and answering (same story?, score). ``story`` is the
-grouping across languages (pipeline/story_match.py). ``--split tune|test`` keeps the pairs
+grouping across languages (pipeline/story/). ``--split tune|test`` keeps the pairs
 whose two events fall in one half of the events (by event-key hash: constants are fitted on
 "tune" and checked on "test"); ``--speed`` adds articles/s beside minhash in one process.
 """
@@ -181,10 +181,10 @@ def minhash_judge() -> Judge:
 
 
 def story_judge() -> Judge:
-    """Story features across languages (pipeline/story_match.py): entities, names, figures,
+    """Story features across languages (pipeline/story/): entities, names, figures,
     dates, content stems, title and publication day, one score against a threshold."""
     from newsmon.pipeline.detection import Classifier
-    from newsmon.pipeline.story_match import StoryMatcher, same_story
+    from newsmon.pipeline.story import StoryMatcher, same_story
 
     matcher = StoryMatcher(Classifier.from_path(REPO / "config" / "topics.yaml"))
     cache: dict[str, object] = {}

@@ -1,7 +1,7 @@
 """Story grouping on the gold set (tests/gold/stories), through the bench's command line.
 
 Runs ``bench/bench_grouping.py --method story --json`` on all pairs and on each half of the
-events (the weights of pipeline/story_match.py were fitted on "tune"; "test" was not looked
+events (the weights of pipeline/story/match.py were fitted on "tune"; "test" was not looked
 at while fitting), and holds the figures reached so far as floors. The issue's targets
 (precision >= 0.95 and recall >= 0.80 for both kinds of pair) are not reached yet: the test
 that asserts them is a strict xfail, so it turns red, as it should, the day they are met and
@@ -20,15 +20,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "bench_grouping.py"
 
-#: Figures measured when the floors were set (the README beside the gold files has them),
-#: minus a little room; a change that loses more than that is a regression.
+#: Figures measured when the floors were set (docs/detection.md, "Story grouping across
+#: languages", has them), minus a little room; a change that loses more than that is a
+#: regression.
 FLOORS = {
-    "all": {"cross_precision": 0.90, "cross_recall": 0.22,
-            "same_precision": 0.97, "same_recall": 0.42},
-    "tune": {"cross_precision": 0.95, "cross_recall": 0.14,
-             "same_precision": 0.97, "same_recall": 0.39},
-    "test": {"cross_precision": 0.95, "cross_recall": 0.31,
-             "same_precision": 0.97, "same_recall": 0.45},
+    "all": {"cross_precision": 0.87, "cross_recall": 0.29,
+            "same_precision": 0.94, "same_recall": 0.50},
+    "tune": {"cross_precision": 0.97, "cross_recall": 0.22,
+             "same_precision": 0.94, "same_recall": 0.45},
+    "test": {"cross_precision": 0.89, "cross_recall": 0.37,
+             "same_precision": 0.97, "same_recall": 0.55},
 }
 TARGET_PRECISION, TARGET_RECALL = 0.95, 0.80
 
@@ -63,8 +64,8 @@ def test_story_grouping_beats_minhash_across_languages() -> None:
     assert minhash["same_recall"] < 0.2
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 targets not reached yet: see the README "
-                   "of tests/gold/stories for the figures and what is missed")
+@pytest.mark.xfail(strict=True, reason="issue 15 targets not reached yet: see "
+                   "docs/detection.md (Story grouping) for the figures and what is missed")
 def test_story_grouping_meets_the_issue_targets(figures: dict[str, dict[str, float]]) -> None:
     got = figures["all"]
     assert got["cross_precision"] >= TARGET_PRECISION
