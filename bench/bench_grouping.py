@@ -21,7 +21,9 @@ METHODS or as ``--method package.module:factory``, where ``factory()`` returns a
 callable taking the two articles and answering (same story?, score). ``story`` is the
 grouping across languages (pipeline/story/). ``--split tune|test`` keeps the pairs
 whose two events fall in one half of the events (by event-key hash: constants are fitted on
-"tune" and checked on "test"); ``--speed`` adds articles/s beside minhash in one process.
+"tune" and checked on "test"); ``--speed`` adds articles/s beside minhash in one process;
+``--burst`` adds the pipeline's grouping of the split's articles arriving all at once
+(``burst``), scored on every pair of articles against the event keys.
 """
 
 from __future__ import annotations
@@ -203,6 +205,51 @@ def story_judge() -> Judge:
 METHODS: dict[str, Callable[[], Judge]] = {"minhash": minhash_judge, "story": story_judge}
 
 
+def burst(articles: dict[str, Article], split: str) -> dict[str, float | int]:
+    """The pipeline's grouping of the gold articles of one half (or all) when they all arrive
+    within a day and a half: in file order, seven minutes apart, each dated the moment it
+    is seen (as the pipeline dates an article whose source gave no date), grouped as
+    ``GroupStoriesFn`` groups a batch (earliest first, candidates from the story index, one
+    decision each, stories chained through their first article).
+
+    Publication days then never separate two events, so this measures what the articles
+    themselves tell apart, with the chaining a stream adds. Pair precision and recall count
+    every pair of articles: one story and one event key (tp), one story and two events (fp),
+    two stories and one event (fn).
+    """
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from newsmon.pipeline import stories as dedup
+    from newsmon.pipeline.detection import Classifier
+    from newsmon.pipeline.normalize import text_hash
+    from newsmon.pipeline.story import StoryMatcher
+
+    matcher = StoryMatcher(Classifier.from_path(REPO / "config" / "topics.yaml"))
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    index = dedup.StoryIndex()
+    story: dict[str, str] = {}
+    arts = [a for a in articles.values() if split == "all" or half(a.event) == split]
+    for i, art in enumerate(arts):
+        seen = start + timedelta(minutes=7 * i)
+        fp = dedup.Fingerprint(art.id, art.id, text_hash(art.body), dedup.signature(art.body),
+                               seen.isoformat(),
+                               matcher.features(art.text, art.title or "", art.lang, seen))
+        decision = dedup.decide_story(fp, index.candidates(fp))
+        index.add(replace(fp, story_id=decision.story_id))
+        story[art.id] = decision.story_id
+    tp = fp_ = fn = 0
+    for i, a in enumerate(arts):
+        for b in arts[i + 1:]:
+            same_event, same_story = a.event == b.event, story[a.id] == story[b.id]
+            tp += same_event and same_story
+            fp_ += same_story and not same_event
+            fn += same_event and not same_story
+    return {"articles": len(arts), "stories": len(set(story.values())), "tp": tp, "fp": fp_,
+            "fn": fn, "precision": round(tp / (tp + fp_), 4) if tp + fp_ else 0.0,
+            "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0}
+
+
 def half(event: str) -> str:
     """The half of the gold events an event key falls in: "tune" or "test", by a stable hash,
     so that a method's constants can be fitted on one half and checked on the other."""
@@ -304,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only validate the gold set")
     parser.add_argument("--split", choices=("all", "tune", "test"), default="all",
                         help="pairs of one half of the events (by event-key hash), or all")
+    parser.add_argument("--burst", action="store_true",
+                        help="also group the split's articles as one burst (see burst())")
     parser.add_argument("--speed", action="store_true",
                         help="also measure articles/s of this method and of minhash")
     args = parser.parse_args(argv)
@@ -340,6 +389,12 @@ def main(argv: list[str] | None = None) -> int:
             if scores:
                 label = "same event" if same else "different"
                 print(f"mean score, {kind}, {label}: {sum(scores) / len(scores):.3f}")
+    stream: dict[str, float | int] = {}
+    if args.burst:
+        stream = burst(articles, args.split)
+        print(f"burst ({stream['articles']} articles, {stream['stories']} stories): pair "
+              f"precision {stream['precision']:.3f}, recall {stream['recall']:.3f} "
+              f"(tp {stream['tp']}, fp {stream['fp']}, fn {stream['fn']})")
     speed: dict[str, float] = {}
     if args.speed:
         for method in dict.fromkeys((args.method, "minhash")):
@@ -356,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             "same_recall": _round(within.recall),
             "split": args.split,
             **{f"articles_per_s_{m}": round(v, 1) for m, v in speed.items()},
+            **{f"burst_{k}": v for k, v in stream.items() if k in ("precision", "recall")},
         }))
     return 0
 

@@ -10,8 +10,11 @@ to those facts, each normalised so that scripts and languages agree:
 - **names**: other proper names (places, people, units), transliterated to ASCII
   (``anyascii``) and reduced to a consonant skeleton so that Брянск, Bryansk and Brjansk agree;
 - **numbers**: figures written with digits, separators removed (1,000 = 1.000 = 1 000);
-- **stems**: content words, transliterated and cut to a prefix (a cheap stemmer that also
-  joins related languages), with the title's stems kept apart;
+- **title stems**: the title's words, transliterated and cut to a prefix (a cheap stemmer
+  that also joins related languages); the body's stems were dropped, the fit gave them no
+  weight beside the title's;
+- **groups**: the rule set's concept groups that fired (a supply, a strike, a permission,
+  a deployment), which are the same in every language the rules cover;
 - **dates** and **weekdays** named in the text ("19 November", "во вторник"), from CLDR's
   month and day names in every language (``babel``);
 - **topics**: what the rule set detects, with its attribute (a denial is not its claim);

@@ -33,8 +33,8 @@ LEAD_CHARS = 1200
 _MIN_WORD = 4
 #: Words whose facts are remembered (about 30 MB at most).
 _WORD_FACTS_MAX = 200_000
-#: month, weekday, stem, name skeleton of one word (``StoryMatcher._facts_of``).
-_WordFacts = tuple[int | None, int | None, str | None, str | None]
+#: month, weekday, name skeleton of one word (``StoryMatcher._facts_of``).
+_WordFacts = tuple[int | None, int | None, str | None]
 
 
 
@@ -45,7 +45,6 @@ class StoryFeatures:
     entities: frozenset[str] = frozenset()
     names: frozenset[str] = frozenset()
     numbers: frozenset[str] = frozenset()
-    stems: frozenset[str] = frozenset()
     title_stems: frozenset[str] = frozenset()
     #: Dates named in the text, as "month-day" (November 19 -> "11-19").
     dates: frozenset[str] = frozenset()
@@ -54,6 +53,10 @@ class StoryFeatures:
     #: The topics the rules detect, each with its attribute ("troops:denied",
     #: "strikes:used"): a denial and the claim it denies are two events.
     topics: frozenset[str] = frozenset()
+    #: The rule set's concept groups that fired, by topic ("long_range_strike:SUPPLY",
+    #: "troop_deployment:DEPLOY"): what the report says happened, in the terms of every
+    #: language the rules cover.
+    groups: frozenset[str] = frozenset()
     lang: str = "und"
     #: Days since 0001-01-01 of the publication date; None when the source gave none.
     day: int | None = None
@@ -64,11 +67,11 @@ class StoryFeatures:
             "entities": sorted(self.entities),
             "names": sorted(self.names),
             "numbers": sorted(self.numbers),
-            "stems": sorted(self.stems),
             "title_stems": sorted(self.title_stems),
             "dates": sorted(self.dates),
             "weekdays": sorted(self.weekdays),
             "topics": sorted(self.topics),
+            "groups": sorted(self.groups),
             "lang": self.lang,
             "day": self.day,
         }
@@ -97,11 +100,11 @@ class StoryFeatures:
                 entities=strings("entities"),
                 names=strings("names"),
                 numbers=strings("numbers"),
-                stems=strings("stems"),
                 title_stems=strings("title_stems"),
                 dates=strings("dates"),
                 weekdays=strings("weekdays"),
                 topics=strings("topics"),
+                groups=strings("groups"),
                 lang=str(lang),
                 day=day,
             )
@@ -141,17 +144,15 @@ class StoryMatcher:
         self._word_facts: dict[str, _WordFacts] = {}
 
     def _facts_of(self, word: str) -> _WordFacts:
-        """Month, weekday, stem and name skeleton (for a capitalised word) of one token."""
+        """Month, weekday and name skeleton (for a capitalised word) of one token."""
         lower = word.lower()
-        latin = anyascii(word).lower()
         name = None
         month, weekday = self.calendar.month(lower), self.calendar.day(lower)
         if word[0].isupper() and len(word) >= _MIN_WORD and month is None and weekday is None:
             consonants = skeleton(word)
             if len(consonants) >= 3 and consonants not in self._known_names:
                 name = consonants
-        facts = (month, weekday,
-                 latin[:_STEM] if len(latin) >= _MIN_WORD else None, name)
+        facts = (month, weekday, name)
         if len(self._word_facts) >= _WORD_FACTS_MAX:
             self._word_facts.clear()  # bounded: a long-running worker meets endless names
         self._word_facts[word] = facts
@@ -181,8 +182,8 @@ class StoryMatcher:
             classification = self.classifier.classify(lead, lang, title=title)
         entities = frozenset(f"{e.kind}:{e.name}" for e in classification.entities)
         topics = frozenset(f"{t.topic}:{t.attribute or ''}" for t in classification.topics)
+        groups = frozenset(f"{t.topic}:{g}" for t in classification.topics for g in t.groups)
         names: set[str] = set()
-        stems: set[str] = set()
         dates: set[str] = set()
         weekdays: set[str] = set()
         facts = self._word_facts
@@ -195,7 +196,7 @@ class StoryMatcher:
                 found = facts.get(word)
                 if found is None:
                     found = self._facts_of(word)
-                month, weekday, stem, name = found
+                month, weekday, name = found
                 if month is not None:
                     # "19 November", "November 19", "19. listopada", "le 19 novembre".
                     for j in (i - 1, i + 1):
@@ -205,8 +206,6 @@ class StoryMatcher:
                                 dates.add(f"{month}-{day}")
                 if weekday is not None:
                     weekdays.add(str(weekday))
-                if stem is not None:
-                    stems.add(stem)
                 # A capital that opens a sentence says nothing; elsewhere it marks a name.
                 if name is not None and i and _SENTENCE_END.isdisjoint(
                         line[tokens[i - 1].end() : match.start()]):
@@ -220,11 +219,11 @@ class StoryMatcher:
             entities=entities,
             names=frozenset(names),
             numbers=frozenset(numbers),
-            stems=frozenset(stems),
             title_stems=title_stems,
             dates=frozenset(dates),
             weekdays=frozenset(weekdays),
             topics=topics,
+            groups=groups,
             lang=lang or "und",
             day=_day(published),
         )

@@ -190,3 +190,18 @@ def test_years_are_not_shared_figures_and_different_figures_count_against(
     assert "2024" in a.numbers & b.numbers
     assert same_story(a, c)[1] > same_story(a, b)[1]
     assert same_story(a, a)[1] > same_story(a, c)[1]
+
+
+def test_the_rules_concept_groups_tell_a_delivery_from_a_strike(matcher: StoryMatcher) -> None:
+    """The rule set's concept groups are the same in every language: a German report of a
+    strike shares more of them with a Russian report of a strike than with one of a
+    delivery of the same weapon."""
+    strike_de = features(matcher, DE, "de", None)
+    strike_ru = features(matcher, RU, "ru", None)
+    supply_ru = features(matcher, "США передали Украине ракеты ATACMS для ударов по России, "
+                         "сообщил Пентагон.", "ru", None)
+    assert "long_range_strike:STRIKE" in strike_de.groups & strike_ru.groups
+    assert "long_range_strike:SUPPLY" in supply_ru.groups - strike_de.groups
+    shared = len(strike_de.groups & strike_ru.groups) / len(strike_de.groups | strike_ru.groups)
+    other = len(strike_de.groups & supply_ru.groups) / len(strike_de.groups | supply_ru.groups)
+    assert shared > other
