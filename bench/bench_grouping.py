@@ -22,6 +22,7 @@ callable taking the two articles and answering (same story?, score). ``story`` i
 grouping across languages (pipeline/story/). ``--split tune|test`` keeps the pairs
 whose two events fall in one half of the events (by event-key hash: constants are fitted on
 "tune" and checked on "test"); ``--speed`` adds articles/s beside minhash in one process;
+``--fit`` refits the story weights on the tune pairs (``fit``) and prints them;
 ``--burst`` adds the pipeline's grouping of the split's articles arriving all at once
 (``burst``), scored on every pair of articles against the event keys.
 """
@@ -205,6 +206,36 @@ def story_judge() -> Judge:
 METHODS: dict[str, Callable[[], Judge]] = {"minhash": minhash_judge, "story": story_judge}
 
 
+def fit(articles: dict[str, Article], pairs: list[Pair], negative_weight: float = 2.0,
+        l2: float = 0.01, steps: int = 20000) -> tuple[list[float], float]:
+    """The weights and bias of pipeline/story/match.py, refitted on the "tune" pairs: a
+    logistic regression over ``signals`` with different-event pairs counted
+    ``negative_weight`` times, an L2 penalty, and each weight held to its expected sign
+    (``POSITIVE_SIGNALS`` at or above 0, the others at or below; projected gradient
+    descent), rounded to 0.05. Deterministic (no random start)."""
+    import numpy as np
+
+    from newsmon.pipeline.detection import Classifier
+    from newsmon.pipeline.story import StoryMatcher
+    from newsmon.pipeline.story.match import POSITIVE_SIGNALS, SIGNALS, signals
+
+    matcher = StoryMatcher(Classifier.from_path(REPO / "config" / "topics.yaml"))
+    feats = {a.id: matcher.features(a.text, a.title or "", a.lang, a.published)
+             for a in articles.values()}
+    tune = select(articles, pairs, "tune")
+    x = np.array([signals(feats[p.a], feats[p.b]) for p in tune])
+    y = np.array([p.same for p in tune], dtype=float)
+    sample = np.where(y > 0, 1.0, negative_weight)
+    positive = np.array([name in POSITIVE_SIGNALS for name in SIGNALS])
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        err = sample * (1 / (1 + np.exp(-(x @ w + b))) - y)
+        w -= 0.5 * (x.T @ err / len(y) + 10 * l2 * w / len(y))
+        b -= 0.5 * float(err.mean())
+        w = np.where(positive, np.maximum(w, 0), np.minimum(w, 0))
+    return [round(v / 0.05) * 0.05 + 0.0 for v in w.tolist()], round(b / 0.05) * 0.05
+
+
 def burst(articles: dict[str, Article], split: str) -> dict[str, float | int]:
     """The pipeline's grouping of the gold articles of one half (or all) when they all arrive
     within a day and a half: in file order, seven minutes apart, each dated the moment it
@@ -351,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only validate the gold set")
     parser.add_argument("--split", choices=("all", "tune", "test"), default="all",
                         help="pairs of one half of the events (by event-key hash), or all")
+    parser.add_argument("--fit", action="store_true",
+                        help="refit the story weights on the tune pairs and print them")
     parser.add_argument("--burst", action="store_true",
                         help="also group the split's articles as one burst (see burst())")
     parser.add_argument("--speed", action="store_true",
@@ -372,6 +405,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.check:
         print("gold set valid")
+        return 0
+    if args.fit:
+        from newsmon.pipeline.story import SIGNALS
+
+        weights, bias = fit(articles, pairs)
+        for name, weight in zip(SIGNALS, weights, strict=True):
+            print(f"{name:<20}{weight:+.2f}")
+        print(f"{'bias':<20}{bias:+.2f}")
         return 0
 
     pairs = select(articles, pairs, args.split)

@@ -14,6 +14,7 @@ from .facts import StoryFeatures
 
 __all__ = [
     "BIAS",
+    "POSITIVE_SIGNALS",
     "SAME_STORY_THRESHOLD",
     "SIGNALS",
     "WEIGHTS",
@@ -55,8 +56,8 @@ def _entity_weight(names: Iterable[str]) -> float:
 #: precision >= 0.95 for both kinds of pair; of those, 1.9 is the one at which the grouping
 #: of all gold articles arriving at once (``bench_grouping.py --burst``) keeps the precision
 #: of the previous weights (0.667): that choice looked at all events, not only the tune half.
-#: Figures in docs/detection.md ("Story grouping across languages"). Refit when a signal
-#: changes.
+#: Figures in docs/detection.md ("Story grouping across languages"). Refit with
+#: ``bench/bench_grouping.py --fit`` when a signal changes (a test holds the two equal).
 SAME_STORY_THRESHOLD = 1.9
 
 #: One weight per signal of ``signals`` (same order), and the bias. Signals the fit weighed
@@ -156,13 +157,14 @@ def score(a: StoryFeatures, b: StoryFeatures) -> float:
 
 
 _WEIGHT = dict(zip(SIGNALS, WEIGHTS, strict=True))
-#: The signals with a positive weight, each bounded in ``may_reach``.
-_POSITIVE = ("entities_shared", "numbers", "title", "day_near", "dates", "weekdays",
-             "names_shared", "groups")
-assert all(_WEIGHT[name] > 0 for name in _POSITIVE)
-assert {n for n, w in _WEIGHT.items() if w > 0} == set(_POSITIVE), "may_reach must bound them"
+#: The signals that are evidence for one story: their weights are positive (the fit holds
+#: them at or above 0, every other at or below), and ``may_reach`` bounds each of them.
+POSITIVE_SIGNALS = ("entities_shared", "numbers", "title", "day_near", "dates", "weekdays",
+                    "names_shared", "groups")
+assert all(_WEIGHT[name] > 0 for name in POSITIVE_SIGNALS)
+assert {n for n, w in _WEIGHT.items() if w > 0} == set(POSITIVE_SIGNALS), "may_reach bounds them"
 (_W_ENTITIES, _W_NUMBERS, _W_TITLE, _W_DAY, _W_DATES, _W_WEEKDAYS, _W_NAMES, _W_GROUPS) = (
-    _WEIGHT[name] for name in _POSITIVE)
+    _WEIGHT[name] for name in POSITIVE_SIGNALS)
 
 
 def may_reach(a: StoryFeatures, b: StoryFeatures, threshold: float) -> bool:

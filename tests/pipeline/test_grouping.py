@@ -78,3 +78,18 @@ def test_story_grouping_meets_the_issue_targets(figures: dict[str, dict[str, flo
     assert got["same_precision"] >= TARGET_PRECISION
     assert got["cross_recall"] >= TARGET_RECALL
     assert got["same_recall"] >= TARGET_RECALL
+
+
+def test_the_weights_in_the_code_are_the_fit() -> None:
+    """pipeline/story/match.py carries the weights ``bench_grouping.py --fit`` gives on the
+    tune pairs: a change to a signal or to the gold set that moves the fit must refit them
+    (and revisit the threshold), not leave weights fitted to other signals."""
+    from newsmon.pipeline.story import BIAS, SIGNALS, WEIGHTS
+
+    proc = subprocess.run([sys.executable, str(BENCH), "--fit"], capture_output=True,
+                          text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    fitted = dict(line.split() for line in proc.stdout.splitlines()[1:])
+    assert list(fitted) == [*SIGNALS, "bias"]
+    assert [float(fitted[name]) for name in SIGNALS] == pytest.approx(WEIGHTS)
+    assert float(fitted["bias"]) == pytest.approx(BIAS)
