@@ -37,7 +37,6 @@ _WORD_FACTS_MAX = 200_000
 _WordFacts = tuple[int | None, int | None, str | None]
 
 
-
 @dataclass(frozen=True)
 class StoryFeatures:
     """What one article says, in a form two languages can compare. Frozen and JSON-able."""
