@@ -40,6 +40,7 @@ _VOWELS = str.maketrans("", "", "aeiouyjh'")
 _FOLDS = (("kh", "k"), ("ch", "k"), ("ck", "k"), ("c", "k"), ("q", "k"), ("ph", "f"),
           ("w", "f"), ("v", "f"), ("z", "s"), ("x", "ks"))
 
+
 def skeleton(word: str) -> str:
     """A transliterated name's first consonants: Kakhovka, Kachowka, Каховка -> ``kfk``;
     Kherson, Cherson, Херсон, chersońskim -> ``krsn``.
@@ -51,10 +52,9 @@ def skeleton(word: str) -> str:
     latin = anyascii(word).lower()
     for old, new in _FOLDS:
         latin = latin.replace(old, new)
-    skeleton = latin.translate(_VOWELS)
+    consonants = latin.translate(_VOWELS)
     # Collapse doubled letters (Belgorod / Bełgorod / Белгород differ in nothing else).
-    skeleton = re.sub(r"(.)\1+", r"\1", skeleton)
-    return skeleton[:4]
+    return re.sub(r"(.)\1+", r"\1", consonants)[:4]
 
 
 class Calendar:
