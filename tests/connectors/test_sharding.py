@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections import Counter
+from contextlib import closing
 from datetime import UTC, datetime
+from pathlib import Path
 
+from kafka import KafkaProducer, TopicPartition
+from typer.testing import CliRunner
+
+from newsmon.cli import app
+from newsmon.config import KafkaSettings, PollerSettings
 from newsmon.connectors.base import Defaults
 from newsmon.connectors.feeds import FeedsConfig
 from newsmon.connectors.hosts import HostLimit
 from newsmon.connectors.sharding import (
+    ShardMember,
+    TransactionalPublisher,
     _ranges,
     assign,
+    ensure_shard_topics,
     read_mark,
     seen_mark,
     shard_key,
+    shard_names,
     shard_of,
 )
+from newsmon.connectors.state import StateStore
 from newsmon.models import RawItem, SourceRef
 
 
@@ -106,3 +119,82 @@ def test_seen_marks_round_trip() -> None:
 def test_shard_lists_in_logs_are_ranges() -> None:
     assert _ranges([5, 0, 1, 2, 7, 9, 10]) == "0-2,5,7,9-10"
     assert _ranges([]) == "none"
+
+
+# --- against the shared Kafka: the marks travel with the shard -----------------------------
+
+
+def _item(source_id: str, n: int) -> RawItem:
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    return RawItem.make(source=SourceRef(id=source_id, type="rss", name=source_id, lang="en",
+                                         country="GB"),
+                        guid=f"g{n}", url=f"https://site.example/{n}", title=f"T{n}",
+                        summary=f"S{n}", published_at=now, first_seen_at=now)
+
+
+def test_the_next_owner_of_a_shard_reads_its_committed_marks_only(
+        kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    conf = PollerSettings(shard_group="t", shard_member="a", shard_partitions=4)
+    names = shard_names(kafka_settings, conf)
+    ensure_shard_topics(kafka_settings, names, 4)
+    shards = {"feed-1": 1, "feed-2": 2}
+    published = [_item("feed-1", n) for n in range(3)]
+    with closing(TransactionalPublisher(kafka_settings, names, shards, 10_000)) as publisher:
+        publisher.publish(published)
+    # An aborted publish (a poller that failed before its commit) leaves no mark to read.
+    aborted = _item("feed-1", 99)
+    producer = KafkaProducer(**kafka_settings.client_options(), transactional_id="t-aborted")
+    producer.init_transactions()
+    producer.begin_transaction()
+    key, value = seen_mark(aborted)
+    producer.send(names.seen, key=key, value=value, partition=1)
+    producer.flush()
+    producer.abort_transaction()
+    producer.close()
+
+    other = shard_names(kafka_settings, conf.model_copy(update={"shard_member": "b"}))
+    with StateStore(tmp_path / "b.sqlite") as state:
+        member = ShardMember(kafka_settings, conf, other, shards, state)
+        assert not member.owns("feed-1")
+        member.on_partitions_assigned([TopicPartition(names.seen, 1)])
+        assert member.owns("feed-1") and not member.owns("feed-2")
+        found = state.seen_revisions("feed-1", [i.item_id for i in [*published, aborted]])
+        assert {k: v.revision for k, v in found.items()} == {
+            i.item_id: i.revision for i in published}
+
+
+def test_a_shard_is_given_up_only_after_its_polls_in_flight(
+        kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    conf = PollerSettings(shard_group="t", shard_member="a", shard_partitions=4)
+    names = shard_names(kafka_settings, conf)
+    ensure_shard_topics(kafka_settings, names, 4)
+    with StateStore(tmp_path / "a.sqlite") as state:
+        member = ShardMember(kafka_settings, conf, names, {"feed-1": 1, "feed-2": 2}, state)
+        member.on_partitions_assigned([TopicPartition(names.control, 1),
+                                       TopicPartition(names.control, 2)])
+        assert member.changed() and not member.changed()
+        assert member.claim(["feed-1", "feed-2", "feed-3"]) == {"feed-1", "feed-2"}
+        member.release("feed-2")
+        revoking = threading.Thread(
+            target=member.on_partitions_revoked, args=([TopicPartition(names.control, 1)],))
+        revoking.start()
+        revoking.join(timeout=1.0)
+        assert revoking.is_alive()  # feed-1's poll is still in flight
+        with member.recording("feed-1") as mine:
+            assert not mine  # its shard is going: the poll is dropped, not published
+        member.release("feed-1")
+        revoking.join(timeout=5)
+        assert not revoking.is_alive()
+        assert not member.owns("feed-1") and member.owns("feed-2")
+        assert member.claim(["feed-1"]) == set()
+
+
+def test_poll_once_does_not_shard(tmp_path: Path, no_newsmon_environment: None) -> None:
+    (tmp_path / "newsmon.yaml").write_text(f"state_dir: {tmp_path / 'state'}\n")
+    result = CliRunner().invoke(app, ["poll", "--once", "--shard-group", "g", "-c",
+                                      str(tmp_path / "newsmon.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "runs continuously" in result.output
+    bad = CliRunner().invoke(app, ["poll", "--shard-group", "a b", "-c",
+                                   str(tmp_path / "newsmon.yaml")])
+    assert bad.exit_code == 2 and "shard name" in bad.output, bad.output
