@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from contextlib import closing
 from datetime import UTC, datetime
@@ -198,3 +199,37 @@ def test_poll_once_does_not_shard(tmp_path: Path, no_newsmon_environment: None) 
     bad = CliRunner().invoke(app, ["poll", "--shard-group", "a b", "-c",
                                    str(tmp_path / "newsmon.yaml")])
     assert bad.exit_code == 2 and "shard name" in bad.output, bad.output
+
+
+def test_a_dead_owners_open_transaction_is_waited_out(
+        kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    # A poller killed inside its publish leaves a transaction open; until the broker aborts it,
+    # read_committed readers see nothing after its start, committed marks of later publishes
+    # included. The next owner waits for the abort, then reads those (and not the dead one's).
+    conf = PollerSettings(shard_group="t", shard_member="b", shard_partitions=4,
+                          shard_transaction_timeout_ms=2_000)
+    names = shard_names(kafka_settings, conf)
+    ensure_shard_topics(kafka_settings, names, 4)
+    dead = KafkaProducer(**kafka_settings.client_options(), transactional_id="t-dead",
+                         transaction_timeout_ms=2_000)
+    dead.init_transactions()
+    dead.begin_transaction()
+    unfinished = _item("feed-1", 50)
+    key, value = seen_mark(unfinished)
+    dead.send(names.seen, key=key, value=value, partition=1)
+    dead.flush()
+    later = _item("feed-1", 51)
+    with closing(TransactionalPublisher(kafka_settings, names, {"feed-1": 1}, 10_000)) as pub:
+        pub.publish([later])
+    try:
+        with StateStore(tmp_path / "b.sqlite") as state:
+            member = ShardMember(kafka_settings, conf, names, {"feed-1": 1}, state)
+            started = time.monotonic()
+            member.on_partitions_assigned([TopicPartition(names.control, 1)])
+            waited = time.monotonic() - started
+            found = state.seen_revisions("feed-1", [unfinished.item_id, later.item_id])
+            assert set(found) == {later.item_id}
+            # The broker aborts 2 s after the start, checking every 10 s (its default).
+            assert 0.5 < waited < 2 + 10 + 5, waited
+    finally:
+        dead.close(timeout=0)
