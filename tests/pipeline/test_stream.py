@@ -23,6 +23,7 @@ from newsmon.pipeline.app import RunContext, find_prism
 from newsmon.pipeline.commit import lineage_of_letter, lineage_of_record, next_position
 from newsmon.pipeline.io_kafka import ensure_topics
 from newsmon.pipeline.jobs import run_kafka_batch, run_kafka_stream
+from newsmon.pipeline.kafka_source import PollBudget
 from tests.conftest import _service, produce
 from tests.pipeline.samples import OTHER, sample_item
 from tests.pipeline.test_pipeline_kafka import ctx_for, items
@@ -36,6 +37,23 @@ def test_the_commit_point_stops_at_the_first_place_not_acknowledged() -> None:
     done[6] = 9
     assert next_position(6, done) == 12  # across the gap, and no further than 12
     assert done == {13: 14}
+
+
+def test_the_polls_of_a_bundle_share_one_wait_and_stop_waiting_after_records() -> None:
+    now = [100.0]
+    budget = PollBudget(100, clock=lambda: now[0])
+    budget.start()
+    assert budget.next_timeout_ms() == 100  # the first poll may wait it all
+    now[0] += 0.07
+    assert budget.next_timeout_ms() == 30  # the second only what is left
+    now[0] += 0.05
+    assert budget.next_timeout_ms() == 0  # spent: the other partitions only look
+    budget.start()  # a new bundle, a new budget
+    assert budget.next_timeout_ms() == 100
+    budget.records_found()  # records flowed: the bundle ends at once, so they are written
+    assert budget.next_timeout_ms() == 0
+    budget.start()
+    assert budget.next_timeout_ms() == 100
 
 
 def test_a_record_and_its_dead_letter_have_the_same_lineage() -> None:
