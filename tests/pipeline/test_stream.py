@@ -24,6 +24,7 @@ from newsmon.pipeline.io_kafka import ensure_topics
 from newsmon.pipeline.jobs import run_kafka_batch, run_kafka_stream
 from newsmon.pipeline.kafka_source import PollBudget
 from newsmon.pipeline.latency import p50_p95
+from newsmon.pipeline.store.mappings import ARTICLES_REFRESH_INTERVAL
 from tests.conftest import _service, produce
 from tests.pipeline.samples import OTHER, sample_item
 from tests.pipeline.test_pipeline_kafka import ctx_for, items
@@ -162,6 +163,12 @@ def test_stream_on_prism_writes_commits_and_reads_a_partition_added_while_runnin
         read: list[int] = []
         with _streaming(ctx, read):
             assert _wait(lambda: len(_docs(search, "articles")) == 2, 120)
+            # Searchable within 200 ms of the write, not the server's 1 s (issue 14's
+            # largest latency cut): the template sets it on every monthly index.
+            index_settings = httpx.get(f"{search.url}/{search.index_prefix}-articles/_settings",
+                                       timeout=30).json()
+            assert {s["settings"]["index"].get("refresh_interval")
+                    for s in index_settings.values()} == {ARTICLES_REFRESH_INTERVAL}
             latencies = []
             for n in range(12):
                 item = _distinct(f"lat-{n}", tag)
