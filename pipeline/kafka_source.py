@@ -11,11 +11,11 @@ a Java expansion service the registry does not serve for this Beam version).
   the log start if that is later). One ``process`` call is one poll: it claims the offsets it
   read and hands the rest back with ``defer_remainder``, immediately after records and after a
   short delay after an empty poll. A checkpoint is therefore always at a record boundary.
-- A runner hands the residuals of every partition to one bundle (Prism does), and the
+- A runner hands the residuals of several partitions to one bundle (Prism does), and the
   batching stages after the read flush only when the bundle ends. So the polls of a bundle
   share one wait budget (``poll_ms``), and once a poll of the bundle returned records the
   others do not wait at all: a bundle ends within about ``poll_ms`` whatever the partition
-  count, and at once after records (see ``PollBudget``; docs/pipeline.md has the figures).
+  count, and at once after records (see ``PollBudget``; docs/benchmarks.md has the figures).
 - The watermark is set by hand from record timestamps (never moving back); a poll that finds
   nothing moves it to the wall clock minus ``idle_lag``, so an idle partition does not hold
   back the event-time progress of the others.
