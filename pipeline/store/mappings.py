@@ -345,6 +345,13 @@ def replicas_for(data_nodes: int) -> int:
     return 1 if data_nodes > 1 else 0
 
 
+#: How soon a written article becomes searchable. The server's default (1 s, and none at all
+#: on a shard nobody searched for 30 s) was the largest part of stream mode's produce ->
+#: searchable latency (issue 14, docs/benchmarks.md); refreshing one small shard five times a
+#: second costs little, and a refresh with nothing new written is a no-op.
+ARTICLES_REFRESH_INTERVAL = "200ms"
+
+
 def index_template(prefix: str, kind: str, languages: Sequence[str] = (),
                    replicas: int = 0) -> JsonDict:
     """The composable index template body for one index kind, with ``replicas`` replicas
@@ -361,6 +368,8 @@ def index_template(prefix: str, kind: str, languages: Sequence[str] = (),
     }
     if kind in MONTHLY:
         template["aliases"] = {name: {}}
+    if kind == "articles":
+        template["settings"]["refresh_interval"] = ARTICLES_REFRESH_INTERVAL
     return {
         "index_patterns": [f"{name}-*" if kind in MONTHLY else name],
         "priority": 200,
