@@ -4,9 +4,9 @@ The Europe Media Monitor's way: count a topic's articles per interval (an hour b
 and alert when the current interval's count is far above what the previous intervals make
 usual: above ``mean + k * spread`` of the previous ``baseline_intervals`` counts, and at least
 ``min_count``. Intervals are aligned to the epoch, so the alert for one topic and interval has
-one deterministic id however often the evaluation runs (at the end of every pipeline run, or
-`newsmon alerts surge` from a schedule): the first evaluation that sees the surge creates it,
-later ones update its count and stories without alerting again.
+one deterministic id however often the evaluation runs (every firing of a pipeline's surge
+window, or `newsmon alerts surge` from a schedule): the first evaluation that sees the surge
+creates it, later ones update its count and stories without alerting again.
 
 In a pipeline (batch, stream, backfill alike) the intervals are Beam's sliding event-time
 windows (pipeline/stages/surges.py): each window spans one interval and its baseline, and
