@@ -151,9 +151,11 @@ class JudgeSurges(beam.PTransform[PCollection[Any], PCollection[str]]):
                     allowed_lateness=allowed_lateness_s(self.ctx.alerts))
                 | f"CountPerInterval{shape}" >> beam.CombinePerKey(CountPerIntervalFn())
                 | f"JudgeSurgeWindow{shape}" >> beam.ParDo(JudgeSurgeWindowFn(self.ctx)))
+        # No rules: an empty output off the same input (a source of its own would be a bounded
+        # one in a stream's graph).
         surges: PCollection[str] = (
             tuple(judged) | "CollectSurges" >> beam.Flatten() if judged
-            else batches.pipeline | "NoSurgeRules" >> beam.Create([]))
+            else batches | "NoSurgeRules" >> beam.FlatMap(lambda _: ()))
         return surges
 
 
