@@ -41,6 +41,7 @@ from apache_beam.transforms.trigger import (
 )
 from apache_beam.transforms.window import GlobalWindows, SlidingWindows
 
+from newsmon.pipeline.alerts.config import SurgeRule
 from newsmon.pipeline.alerts.surge import allowed_lateness_s, window_shape
 from newsmon.pipeline.commit import WRITTEN_LETTERS, Acknowledged, WriteDeadLettersAckFn
 from newsmon.pipeline.io_kafka import RawRecord
@@ -132,7 +133,7 @@ class JudgeSurges(beam.PTransform[PCollection[Any], PCollection[str]]):
         self.ctx = ctx
 
     def expand(self, batches: PCollection[Any]) -> PCollection[str]:
-        shapes: dict[tuple[int, int], list[Any]] = {}
+        shapes: dict[tuple[int, int], list[SurgeRule]] = {}
         for rule in self.ctx.alerts.surges:
             shapes.setdefault(window_shape(rule), []).append(rule)
         # A stream also fires early, so a surge is raised while its interval still runs (on a
