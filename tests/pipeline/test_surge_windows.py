@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from apache_beam.utils.timestamp import Timestamp
 
 from newsmon.models import Article, RawItem, SourceRef
 from newsmon.pipeline.alerts.config import AlertsConfig, SurgeRule
@@ -27,7 +28,13 @@ from newsmon.pipeline.app import RunContext, find_prism
 from newsmon.pipeline.io_kafka import ensure_topics
 from newsmon.pipeline.jobs import run_backfill, run_kafka_batch
 from newsmon.pipeline.normalize import normalize_item
-from newsmon.pipeline.stages.surges import counts_for, event_time
+from newsmon.pipeline.stages.store import Placed
+from newsmon.pipeline.stages.surges import (
+    CountPerIntervalFn,
+    StampEventTimesFn,
+    counts_for,
+    event_time,
+)
 from tests.pipeline.samples import OTHER, WIRE
 from tests.pipeline.test_pipeline_kafka import ctx_for
 from tests.pipeline.test_stream import _docs, _kafka, _search, _streaming, _wait
@@ -97,6 +104,22 @@ def test_an_article_counts_for_the_rules_of_its_topics_that_its_filters_admit() 
     other = RULE.model_copy(update={"name": "other", "topic": "troop_deployment"})
     assert counts_for(article, [RULE, fr_only, de_only, hourly, other]) == [
         ("lrs-win", interval), ("fr", interval), ("hourly", interval)]
+
+
+def test_a_batch_is_counted_per_rule_and_interval_at_its_earliest_event_time() -> None:
+    begin = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    times = [begin + timedelta(seconds=s) for s in (400, 100, 250, STEP + 5)]
+    articles = [_with_topic(normalize_item(_item("w", n, WIRE, at)), "long_range_strike")
+                for n, at in enumerate(times)]
+    other = _with_topic(normalize_item(_item("f", 9, OTHER, begin)), "troop_deployment")
+    batch = [Placed(a, None, None) for a in [*articles, other]]  # type: ignore[arg-type]
+    out = sorted((tv.value, tv.timestamp) for tv in StampEventTimesFn([RULE]).process(batch))
+    first, second = int(begin.timestamp()), int(begin.timestamp()) + STEP
+    assert out == [(("lrs-win", (first, 3)), Timestamp.from_utc_datetime(times[1])),
+                   (("lrs-win", (second, 1)), Timestamp.from_utc_datetime(times[3]))]
+    fn = CountPerIntervalFn()
+    acc = fn.add_input(fn.add_input(fn.create_accumulator(), (first, 3)), (second, 1))
+    assert fn.extract_output(fn.merge_accumulators([acc, {first: 2}])) == {first: 5, second: 1}
 
 
 def timeline(now: datetime) -> tuple[list[RawItem], RawItem, datetime]:
