@@ -32,7 +32,6 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
 
 from newsmon.closing import Closing
 from newsmon.connectors.base import (
@@ -54,6 +53,7 @@ from newsmon.connectors.publisher import ArchivingPublisher, Publisher, PublishE
 from newsmon.connectors.records import Cursor, storable_cursor, storable_text
 from newsmon.connectors.registry import connect
 from newsmon.connectors.results import PollReport, ResultStatus, SourceResult
+from newsmon.connectors.sharding import Share
 from newsmon.connectors.state import StateStore
 from newsmon.connectors.websub.schedule import push_schedule
 from newsmon.metrics import FETCH_SECONDS, ITEMS, POLL_DEAD_LETTERS, POLLS, PROBLEMS
@@ -72,26 +72,6 @@ JITTER = 0.1
 PRUNE_EVERY = timedelta(days=1)
 #: How long run_forever sleeps at most before looking at the due times again.
 MAX_IDLE_S = 30.0
-
-
-class Share(Protocol):
-    """Which sources this poller may poll, when pollers share them (connectors/sharding.py)."""
-
-    def owns(self, source_id: str) -> bool: ...
-
-    def claim(self, source_ids: Sequence[str]) -> set[str]:
-        """Those this poller holds now, in flight until released."""
-        ...
-
-    def release(self, source_id: str) -> None: ...
-
-    def recording(self, source_id: str) -> AbstractContextManager[bool]:
-        """Held while a poll is published and marked: whether the source is still ours."""
-        ...
-
-    def changed(self) -> bool:
-        """Whether the sources held changed since the last call."""
-        ...
 
 
 @dataclass(frozen=True)

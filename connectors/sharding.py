@@ -47,10 +47,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from newsmon.closing import Closing
@@ -59,6 +59,28 @@ from newsmon.connectors.base import Defaults, SourceBase
 from newsmon.connectors.publisher import PublishError
 from newsmon.connectors.state import StateStore
 from newsmon.models import RawItem
+
+
+class Share(Protocol):
+    """Which sources a poller may poll when pollers share them: the hooks the runner's
+    ``Poller`` calls (``ShardMember`` implements them)."""
+
+    def owns(self, source_id: str) -> bool: ...
+
+    def claim(self, source_ids: Sequence[str]) -> set[str]:
+        """Those this poller holds now, in flight until released."""
+        ...
+
+    def release(self, source_id: str) -> None: ...
+
+    def recording(self, source_id: str) -> AbstractContextManager[bool]:
+        """Held while a poll is published and marked: whether the source is still ours."""
+        ...
+
+    def changed(self) -> bool:
+        """Whether the sources held changed since the last call."""
+        ...
+
 
 log = logging.getLogger(__name__)
 
