@@ -58,6 +58,7 @@ from newsmon.config import KafkaSettings, PollerSettings
 from newsmon.connectors.base import Defaults, SourceBase
 from newsmon.connectors.publisher import PublishError
 from newsmon.connectors.state import StateStore
+from newsmon.kafka import discard_producer
 from newsmon.models import RawItem
 
 
@@ -267,14 +268,8 @@ class TransactionalPublisher:
                                    f"committed: {type(exc).__name__}: {exc}") from exc
 
     def _reset(self) -> None:
-        # A producer whose transaction failed may be fenced or in an error state: a new one
-        # (same transactional id) aborts whatever the old one left open.
         producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                producer.close(timeout=0)
-            except Exception as exc:  # noqa: BLE001 - closing a broken producer must not mask the error
-                log.warning("closing the failed Kafka producer: %s", exc)
+        discard_producer(producer)
 
     def close(self) -> None:
         with self._lock:

@@ -12,20 +12,6 @@ from datetime import date
 
 from .facts import StoryFeatures
 
-__all__ = [
-    "BIAS",
-    "POSITIVE_SIGNALS",
-    "SAME_STORY_THRESHOLD",
-    "SIGNALS",
-    "WEIGHTS",
-    "blocked_together",
-    "blocking_keys",
-    "may_reach",
-    "same_story",
-    "score",
-    "signals",
-]
-
 #: Entity kinds by how much a shared one says about the event. A weapon system or a named
 #: leader narrows a war story down far more than the country it happens in.
 _KIND_WEIGHT = {"weapon": 1.0, "leader": 0.8, "organisation": 0.3, "country": 0.3}
