@@ -65,6 +65,7 @@ from newsmon.pipeline.alerts.state import (
     Attempt,
     DeliveryStatus,
     apply_attempts,
+    delivery_latency,
     sent_version,
 )
 from newsmon.pipeline.store import DocumentStore, parse_time
@@ -319,7 +320,8 @@ class Deliverer:
                         if exc.retry_after_s is not None else None)
             return outcome("failed", tries, str(exc), retry_at)
         acked = now + timedelta(seconds=time.monotonic() - mark)
-        return replace(outcome("sent", tries), notified_at=acked)
+        latency = (delivery_latency(doc, acked) if message.event == "alert.created" else None)
+        return replace(outcome("sent", tries), notified_at=acked, latency=latency)
 
     def _retry_now(self, exc: BaseException) -> bool:
         """Worth another try in this run: retryable, and not asked to wait longer than a run

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from newsmon.metrics import LAGS, Lag
+from newsmon.metrics import LAGS, UNLABELLED, Lag
+from newsmon.models import FedBy
 from newsmon.pipeline.alerts.content import story_version
 from newsmon.pipeline.store.base import parse_time
 
@@ -34,6 +35,16 @@ MAX_DELIVERY_RECORDS = 50
 
 
 @dataclass(frozen=True)
+class Latency:
+    """Time-to-alert of one delivery, for the lag histogram (metrics.ALERT_LAG): each lag in
+    seconds, under the source kind of the story's first copy and how it came."""
+
+    source_kind: str
+    fed_by: FedBy
+    lags: tuple[tuple[Lag, float], ...]
+
+
+@dataclass(frozen=True)
 class Attempt:
     """One channel's outcome for one alert: sent, failed (stays pending), throttled (held back
     by the rule's throttle) or expired (given up after ``give_up_after_s``)."""
@@ -50,6 +61,8 @@ class Attempt:
     retry_at: datetime | None = None
     #: When the receiver acknowledged it (sent only): the end of time-to-alert.
     notified_at: datetime | None = None
+    #: A channel's first message of a story (sent ``alert.created``): its time-to-alert.
+    latency: Latency | None = None
 
     def as_json(self) -> JsonDict:
         out: JsonDict = {"channel": self.channel, "status": self.status,
@@ -148,3 +161,12 @@ def alert_lags(doc: Mapping[str, Any]) -> dict[Lag, float]:
                                           "notified_at") if (v := doc.get(k))}
     return {lag: (times[end] - times[start]).total_seconds()
             for lag, (start, end) in _LAG_ENDS.items() if start in times and end in times}
+
+
+def delivery_latency(doc: Mapping[str, Any], notified_at: datetime) -> Latency:
+    """The time-to-alert of a story alert ``doc`` notified at ``notified_at``, labelled by
+    its first copy's source kind (``unlabelled`` without one) and path. Pure."""
+    first = (doc.get("sources") or [{}])[0]
+    fed_by: FedBy = "push" if doc.get("fed_by") == "push" else "poll"
+    lags = alert_lags({**doc, "notified_at": notified_at})
+    return Latency(str(first.get("kind") or UNLABELLED), fed_by, tuple(lags.items()))

@@ -11,7 +11,7 @@ from newsmon import metrics
 from newsmon.models import Alert, Article
 from newsmon.pipeline.alerts import rules as alerting
 from newsmon.pipeline.alerts.delivery import Deliverer
-from newsmon.pipeline.alerts.state import Attempt, alert_lags, initial_state, owed
+from newsmon.pipeline.alerts.state import Attempt, initial_state, owed
 from newsmon.pipeline.alerts.surge import evaluate_surges
 from newsmon.pipeline.stages.base import StoreFn, count
 from newsmon.pipeline.stages.store import Placed
@@ -105,20 +105,13 @@ def _count_delivery(attempt: Attempt) -> None:
     # "ok" rather than "sent": the label value the dashboards have always read.
     status = "ok" if attempt.status == "sent" else attempt.status
     count(metrics.delivery_counter(attempt.channel, status))
-
-
-def _count_lags(alert: Alert, attempt: Attempt) -> None:
-    """Time-to-alert of a channel's first message of a story (``alert.created``), into the
-    lag histogram by the first copy's source kind and path (metrics.ALERT_LAG)."""
-    if attempt.status != "sent" or attempt.event != "alert.created":
-        return
-    first = alert.sources[0] if alert.sources else None
-    kind = first.kind.value if first is not None and first.kind else metrics.UNLABELLED
-    times = {"published_at": alert.published_at, "first_seen_at": alert.first_seen_at,
-             "indexed_at": alert.indexed_at, "notified_at": attempt.notified_at}
-    for lag, seconds in alert_lags(times).items():
-        for bucket, n in metrics.lag_observation(seconds):
-            count(metrics.lag_counter(lag, alert.fed_by, kind, bucket), n)
+    # Time-to-alert of a channel's first message of a story, whichever stage delivered it
+    # (the notify stage, or the sweep when it claimed the alert first).
+    if attempt.latency is not None:
+        latency = attempt.latency
+        for lag, seconds in latency.lags:
+            for bucket, n in metrics.lag_observation(seconds):
+                count(metrics.lag_counter(lag, latency.fed_by, latency.source_kind, bucket), n)
 
 
 class NotifyChannelsFn(StoreFn):
@@ -138,7 +131,6 @@ class NotifyChannelsFn(StoreFn):
         count(metrics.stage_counter("notify", "in"))
         for attempt in self.deliverer.deliver(event.alert.alert_id, self.ctx.now):
             _count_delivery(attempt)
-            _count_lags(event.alert, attempt)
         count(metrics.stage_counter("notify", "out"))
         yield event.alert.alert_id
 

@@ -24,7 +24,7 @@ from newsmon.ops.report import (
 )
 from newsmon.pipeline.alerts.channels.webhook import WebhookChannel
 from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig
-from newsmon.pipeline.alerts.state import Attempt, alert_lags, apply_attempts
+from newsmon.pipeline.alerts.state import Attempt, alert_lags, apply_attempts, delivery_latency
 from newsmon.pipeline.app import RunContext
 from newsmon.pipeline.jobs import run_backfill
 from newsmon.pipeline.store.base import parse_time
@@ -197,3 +197,16 @@ def test_the_report_page_shows_the_section() -> None:
                                         backend="embedded", articles=(), alerts=(),
                                         dead_letters=(), sources=())))
     assert "no alert in this window was notified" in empty
+
+
+def test_a_deliverys_latency_is_labelled_by_the_first_copy() -> None:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    doc = {"published_at": base.isoformat(), "first_seen_at": base.isoformat(),
+           "indexed_at": (base + timedelta(seconds=1)).isoformat(), "fed_by": "push",
+           "sources": [{"id": "w", "kind": "wire"}, {"id": "b", "kind": "blog"}]}
+    latency = delivery_latency(doc, base + timedelta(seconds=3))
+    assert (latency.source_kind, latency.fed_by) == ("wire", "push")
+    assert dict(latency.lags) == {"publish_to_first_seen": 0.0, "first_seen_to_indexed": 1.0,
+                                  "indexed_to_notified": 2.0, "publish_to_notified": 3.0}
+    older = delivery_latency({"sources": [{"id": "x"}]}, base)  # stored before the times
+    assert (older.source_kind, older.fed_by, older.lags) == (metrics.UNLABELLED, "poll", ())
