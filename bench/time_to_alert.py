@@ -15,8 +15,8 @@ consumer group and index prefix per run):
   (Prism), each its own process, with a webhook channel to the receiver.
 
 Three paths, one after the other, ``--items`` items each, every item its own story (random
-words in an English sentence holding the term of the bench's one-topic rule set, so story
-grouping keeps them apart):
+made-up words between English ones, holding the term of the bench's one-topic rule set, so
+story grouping keeps them apart):
 
 1. baseline: the bench produces the item to Kafka itself: the pipeline and delivery alone;
 2. push: the bench appends the item to the hub's feed and has the hub publish it;
@@ -76,24 +76,43 @@ topics:
     rules:
       - {id: signal, anchor: BENCH}
 """
-CONSONANTS, VOWELS = "bcdfghklmnprstvz", "aeiou"
+#: Parts of made-up English-looking words: random pronounceable words alone read as Shona to
+#: the language identifier (and a text in a language without rules does not alert).
+HEAD = [
+    "con", "pro", "ver", "stra", "mon", "dis", "re", "un", "over", "under", "inter", "trans",
+    "sub", "per", "port", "ham", "wick"
+]
+MID = [
+    "ter", "al", "ing", "bor", "ton", "ward", "land", "ley", "wor", "ster", "field", "man",
+    "cres", "bur", "chest", "ridge"
+]
+TAIL = [
+    "ment", "ness", "tion", "ing", "ed", "er", "ly", "ship", "hood", "ful", "ity", "ance",
+    "ous", "ings", "ers"
+]
+#: Every other word of a text: English, never two in a row, so no two texts share a word pair
+#: (story grouping's shingles) and each is its own story.
+GLUE = [
+    "the", "of", "and", "to", "in", "was", "that", "with", "for", "were", "said", "the", "from",
+    "would", "have", "been", "by"
+]
 URL = re.compile(r"https://bench\.example/(baseline|push|poll)/(\d+)")
 
 
 def words(rng: random.Random, n: int) -> str:
-    """``n`` random pronounceable words: texts that share no stems, names or numbers."""
-    return " ".join("".join(rng.choice(CONSONANTS) + rng.choice(VOWELS) for _ in range(4))
-                    for _ in range(n))
+    """``n`` made-up words (about 12,000 possible): texts that share no word pairs."""
+    return " ".join(rng.choice(HEAD) + rng.choice(MID) + rng.choice(TAIL) for _ in range(n))
 
 
 def story(rng: random.Random) -> str:
-    """A text in plain English (random words alone read as Shona to the language identifier,
-    and a text in another language than the rules' does not alert) about random things."""
-    w = [words(rng, 1) for _ in range(9)]
-    return (f"The officials said on the day that the {w[0]} of the {w[1]} had been seen near "
-            f"the {w[2]} and that the {w[3]} would be watched, with the bench-signal reported "
-            f"by the {w[4]} and the {w[5]} while the {w[6]} was still there for the {w[7]} of "
-            f"{w[8]}.")
+    """A text the identifier reads as English, holding the rule's term once, that shares no
+    word pair with another (checked: 300 of 300 English, no two of 100 one story)."""
+    out = []
+    for i, glue in enumerate(GLUE):
+        out += [words(rng, 1), glue]
+        if i == 8:
+            out += [words(rng, 1), "bench-signal"]
+    return " ".join([*out, words(rng, 1)]).capitalize() + "."
 
 
 def free_port() -> int:
