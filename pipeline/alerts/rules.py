@@ -64,6 +64,13 @@ def new_alert(rule: AlertRule, article: Article, match: TopicMatch, now: datetim
         sources=(article.source,),
         corroborated=corroboration.corroborated_at is not None,
         corroboration=corroboration,
+        # Time-to-alert: the first copy's times. ``now`` is the alert stage's clock, which runs
+        # once the store acknowledged the article's write (the article's own ``indexed_at``,
+        # to the millisecond; exactly it when the run's clock is fixed).
+        published_at=article.published_at,
+        first_seen_at=article.first_seen_at,
+        indexed_at=now,
+        fed_by=article.fed_by,
     )
 
 

@@ -105,6 +105,13 @@ def _count_delivery(attempt: Attempt) -> None:
     # "ok" rather than "sent": the label value the dashboards have always read.
     status = "ok" if attempt.status == "sent" else attempt.status
     count(metrics.delivery_counter(attempt.channel, status))
+    # Time-to-alert of a channel's first message of a story, whichever stage delivered it
+    # (the notify stage, or the sweep when it claimed the alert first).
+    if attempt.latency is not None:
+        latency = attempt.latency
+        for lag, seconds in latency.lags:
+            for bucket, n in metrics.lag_observation(seconds):
+                count(metrics.lag_counter(lag, latency.fed_by, latency.source_kind, bucket), n)
 
 
 class NotifyChannelsFn(StoreFn):

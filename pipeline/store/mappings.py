@@ -106,6 +106,8 @@ ARTICLE_MAPPING: JsonDict = {
         "source_kind": _KEYWORD,
         "source_country": _KEYWORD,
         "source_owner": _KEYWORD,
+        # poll or push: how the item reached newsmon (time-to-alert is measured per path).
+        "fed_by": _KEYWORD,
     },
 }
 
@@ -164,6 +166,14 @@ ALERT_MAPPING: JsonDict = {
         "snippets": _TEXT,
         "created_at": _DATE,
         "updated_at": _DATE,
+        # Time-to-alert (docs/alerts.md): the first copy's publication, first sight by a
+        # connector, indexing and how it came (poll or push); ``notified_at`` the first
+        # delivery sent, each delivery's own in ``deliveries``.
+        "published_at": _DATE,
+        "first_seen_at": _DATE,
+        "indexed_at": _DATE,
+        "notified_at": _DATE,
+        "fed_by": _KEYWORD,
         # story (one per rule and story) or surge (one per rule and interval).
         "kind": _KEYWORD,
         # Delivery state: channels reached, channels still owed (new or failed), channels whose
@@ -187,6 +197,7 @@ ALERT_MAPPING: JsonDict = {
                 "version": _INT,
                 "delivery_id": _KEYWORD,
                 "retry_at": _DATE,
+                "notified_at": _DATE,
                 "error": {"type": "text", "fields": {"raw": {"type": "keyword",
                                                               "ignore_above": 256}}},
             },
