@@ -61,6 +61,10 @@ __all__ = ["RunContext", "build_pipeline", "find_prism", "pipeline_options"]
 #: early firings of a surge window (a surge is raised while its interval is still running).
 SWEEP_EVERY_S = 5
 
+#: The deadline of a portable job's state and message streams (Beam's --job_server_timeout):
+#: a year, i.e. none a run reaches, since a stream runs until it is stopped.
+JOB_STREAMS_TIMEOUT_S = 365 * 24 * 3600
+
 #: A composite's named outputs.
 Outputs = dict[str, PCollection[Any]]
 
@@ -299,6 +303,11 @@ def pipeline_options(runner: str = "FnApiRunner", extra: Sequence[str] = ()) -> 
     unless ``extra`` says otherwise."""
     # The runner is always explicit: Beam's default would try to download the Prism runner.
     args = [f"--runner={runner}", *extra]
+    if not any(a.startswith("--job_server_timeout") for a in extra):
+        # Beam opens a portable job's state and message streams with this as their gRPC
+        # deadline (300 s by default): past it the driver takes a job still running for one
+        # that ended, and a stream on Prism stopped after five minutes. A job runs until done.
+        args.append(f"--job_server_timeout={JOB_STREAMS_TIMEOUT_S}")
     if runner == "PrismRunner":
         if not any(a.startswith(("--prism_location", "--job_endpoint")) for a in extra):
             args.append(f"--prism_location={find_prism()}")

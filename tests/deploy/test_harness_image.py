@@ -148,3 +148,15 @@ def test_the_prism_defaults_are_not_added_to_other_runners(runner: str) -> None:
     args = options.get_all_options(drop_default=True)
     assert "prism_location" not in args
     assert options.view_as(PortableOptions).environment_type is None
+
+
+@pytest.mark.parametrize("runner", ["PrismRunner", "FlinkRunner", "PortableRunner"])
+def test_a_portable_job_is_not_given_up_after_five_minutes(runner: str) -> None:
+    """Beam's default --job_server_timeout (300 s) is also the deadline of the job's state
+    stream: a Prism stream died with "stream pipeline ended by itself (RUNNING)" after exactly
+    300 s. Every run gets a deadline no run reaches; an operator's own value is kept."""
+    extra = ["--prism_location=/bin/true"] if runner == "PrismRunner" else []
+    portable = pipeline_options(runner, extra).view_as(PortableOptions)  # type: ignore[attr-defined]
+    assert portable.job_server_timeout >= 30 * 24 * 3600
+    mine = pipeline_options(runner, [*extra, "--job_server_timeout=60"])
+    assert mine.view_as(PortableOptions).job_server_timeout == 60  # type: ignore[attr-defined]
