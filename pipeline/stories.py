@@ -12,9 +12,11 @@ Pure logic: the Beam transform in app.py feeds it candidates from the store.
 from __future__ import annotations
 
 import functools
+import heapq
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -176,26 +178,87 @@ def _decide_on_facts(new: Fingerprint, others: Sequence[Fingerprint]) -> StoryDe
     return StoryDecision(best.story_id, match_score=round(value, 3))
 
 
+#: How far behind the newest article time a StoryIndex keeps fingerprints by default. The
+#: in-run index only bridges the time until a written article is searchable in the store
+#: (StoreArticles writes each batch right after grouping it; the store refreshes within
+#: seconds), which earlier articles of the run then find by the store look-up; copies and
+#: rewrites arrive within hours to days. Two days of article time is a wide margin for that,
+#: and bounds a worker's memory by the articles of two days however long the run.
+INDEX_HORIZON = timedelta(days=2)
+
+
 @dataclass
 class StoryIndex:
     """In-memory index of the fingerprints seen in this run (LSH bands and story blocking
     keys), so copies and translations that arrive in the same batch find each other before
-    either is searchable in the store."""
+    either is searchable in the store.
 
-    by_band: dict[str, list[Fingerprint]] = field(default_factory=dict)
-    by_hash: dict[str, Fingerprint] = field(default_factory=dict)
+    Bounded by time: a fingerprint whose article time (``first_seen``) falls more than
+    ``horizon`` behind the newest one added is dropped, so memory stays flat in a long batch
+    or stream; None keeps everything. Candidates come in the order they were added.
+    """
 
-    def add(self, fp: Fingerprint) -> None:
-        self.by_hash.setdefault(fp.text_hash, fp)
-        for key in (*fp.bands, *fp.story_keys):
-            self.by_band.setdefault(key, []).append(fp)
+    horizon: timedelta | None = INDEX_HORIZON
+    #: key -> {entry number: fingerprint}, in the order added (an entry number, not the
+    #: doc_id, so that the same document added twice is held twice, as a list would).
+    by_band: dict[str, dict[int, Fingerprint]] = field(default_factory=dict)
+    by_hash: dict[str, dict[int, Fingerprint]] = field(default_factory=dict)
+    _added: int = 0
+    _held: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    _by_time: list[tuple[datetime, int, Fingerprint]] = field(default_factory=list)
+    _newest: datetime | None = None
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def add(self, fp: Fingerprint, keys: Iterable[str] | None = None) -> None:
+        """File ``fp`` under its bands and story keys (or the ``keys`` given: what a stored
+        document was found under), then drop what fell behind the horizon."""
+        entry, self._added = self._added, self._added + 1
+        filed = tuple(keys) if keys is not None else (*fp.bands, *fp.story_keys)
+        self._held[entry] = filed
+        self.by_hash.setdefault(fp.text_hash, {})[entry] = fp
+        for key in filed:
+            self.by_band.setdefault(key, {})[entry] = fp
+        if self.horizon is None:
+            return
+        seen = _time(fp.first_seen)
+        if seen is None:
+            return
+        heapq.heappush(self._by_time, (seen, entry, fp))
+        if self._newest is None or seen > self._newest:
+            self._newest = seen
+        limit = self._newest - self.horizon
+        while self._by_time and self._by_time[0][0] < limit:
+            _, old, old_fp = heapq.heappop(self._by_time)
+            self._drop(old, old_fp)
+
+    def _drop(self, entry: int, fp: Fingerprint) -> None:
+        for key in self._held.pop(entry):
+            filed = self.by_band[key]
+            filed.pop(entry, None)
+            if not filed:
+                del self.by_band[key]
+        same = self.by_hash[fp.text_hash]
+        del same[entry]
+        if not same:
+            del self.by_hash[fp.text_hash]
 
     def candidates(self, fp: Fingerprint) -> list[Fingerprint]:
         found: dict[str, Fingerprint] = {}
         same = self.by_hash.get(fp.text_hash)
-        if same is not None:
-            found[same.doc_id] = same
+        if same:
+            first = next(iter(same.values()))
+            found[first.doc_id] = first
         for key in (*fp.bands, *fp.story_keys):
-            for cand in self.by_band.get(key, ()):
+            for cand in self.by_band.get(key, {}).values():
                 found.setdefault(cand.doc_id, cand)
         return list(found.values())
+
+
+def _time(iso: str) -> datetime | None:
+    try:
+        seen = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return seen if seen.tzinfo is not None else seen.replace(tzinfo=UTC)
