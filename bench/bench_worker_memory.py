@@ -43,6 +43,10 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=50_000)
     parser.add_argument("--horizon-days", type=float, default=INDEX_HORIZON / timedelta(days=1),
                         help="0 keeps every fingerprint of the run")
+    parser.add_argument("--no-decide", action="store_true",
+                        help="file every article as its own story without deciding it: the "
+                             "index holds the same fingerprints, and the run stays linear "
+                             "(without a horizon, deciding costs more with every article)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     horizon = timedelta(days=args.horizon_days) if args.horizon_days > 0 else None
@@ -61,11 +65,13 @@ def main() -> None:
         article = article.model_copy(update={"topics": result.topics,
                                              "entities": result.entities})
         fp = fingerprint(matcher, article)
-        decision = decide_story(fp, index.candidates(fp))
-        joined += decision.story_id != fp.story_id
-        decisions.update(f"{fp.doc_id} {decision.story_id}\n".encode())
-        index.add(replace(fp, story_id=decision.story_id))
-        if n % 10_000 == 0:
+        if not args.no_decide:
+            decision = decide_story(fp, index.candidates(fp))
+            joined += decision.story_id != fp.story_id
+            decisions.update(f"{fp.doc_id} {decision.story_id}\n".encode())
+            fp = replace(fp, story_id=decision.story_id)
+        index.add(fp)
+        if n % 5_000 == 0:
             print(f"{n} articles: peak RSS {peak_rss_mb():,.0f} MB, index {len(index)}",
                   flush=True)
     cpu_used = time.process_time() - cpu
@@ -73,7 +79,7 @@ def main() -> None:
                "horizon_days": args.horizon_days if horizon is not None else None,
                "setup_rss_mb": round(setup_rss, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
                "index_held": len(index), "joined": joined,
-               "grouping_digest": decisions.hexdigest()[:16],
+               "grouping_digest": None if args.no_decide else decisions.hexdigest()[:16],
                "cpu_ms_per_article": round(1000 * cpu_used / args.articles, 2)}
     print(f"{args.articles} articles, horizon {figures['horizon_days']} days: peak RSS "
           f"{figures['peak_rss_mb']:,.0f} MB (after set-up {setup_rss:,.0f} MB), index holds "

@@ -127,8 +127,12 @@ class GroupStoriesFn(StoreFn):
                 # The same page again (a re-run, an update): it keeps its story.
                 decision = dedup.StoryDecision(previous["story_id"])
             else:
-                decision = dedup.decide_story(
-                    fp, [*stored.candidates(fp), *self.index.candidates(fp)])
+                # Once searchable, an article of this run is found by both; scoring it twice
+                # cannot change the decision (same story), only cost.
+                found = {c.doc_id: c for c in stored.candidates(fp)}
+                for cand in self.index.candidates(fp):
+                    found.setdefault(cand.doc_id, cand)
+                decision = dedup.decide_story(fp, list(found.values()))
             placed_fp = replace(fp, story_id=decision.story_id)
             self.index.add(placed_fp)
             out.append(
