@@ -199,59 +199,63 @@ class StoryIndex:
     """
 
     horizon: timedelta | None = INDEX_HORIZON
-    #: key -> {entry number: fingerprint}, in the order added (an entry number, not the
-    #: doc_id, so that the same document added twice is held twice, as a list would).
-    by_band: dict[str, dict[int, Fingerprint]] = field(default_factory=dict)
-    by_hash: dict[str, dict[int, Fingerprint]] = field(default_factory=dict)
+    #: key -> entry numbers, in the order added (numbers, not fingerprints or doc_ids: an
+    #: entry is dropped from every list it is in, and the same document added twice is held
+    #: twice). Lists, not dicts: most keys (bands) hold one entry, and a dict costs 4 times
+    #: the memory of a one-item list.
+    by_band: dict[str, list[int]] = field(default_factory=dict)
+    by_hash: dict[str, list[int]] = field(default_factory=dict)
+    _entries: dict[int, tuple[Fingerprint, tuple[str, ...]]] = field(default_factory=dict)
     _added: int = 0
-    _held: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    _by_time: list[tuple[datetime, int, Fingerprint]] = field(default_factory=list)
+    _by_time: list[tuple[datetime, int]] = field(default_factory=list)
     _newest: datetime | None = None
 
     def __len__(self) -> int:
-        return len(self._held)
+        return len(self._entries)
 
     def add(self, fp: Fingerprint, keys: Iterable[str] | None = None) -> None:
         """File ``fp`` under its bands and story keys (or the ``keys`` given: what a stored
         document was found under), then drop what fell behind the horizon."""
         entry, self._added = self._added, self._added + 1
         filed = tuple(keys) if keys is not None else (*fp.bands, *fp.story_keys)
-        self._held[entry] = filed
-        self.by_hash.setdefault(fp.text_hash, {})[entry] = fp
+        self._entries[entry] = (fp, filed)
+        self.by_hash.setdefault(fp.text_hash, []).append(entry)
         for key in filed:
-            self.by_band.setdefault(key, {})[entry] = fp
+            self.by_band.setdefault(key, []).append(entry)
         if self.horizon is None:
             return
         seen = _time(fp.first_seen)
         if seen is None:
             return
-        heapq.heappush(self._by_time, (seen, entry, fp))
+        heapq.heappush(self._by_time, (seen, entry))
         if self._newest is None or seen > self._newest:
             self._newest = seen
         limit = self._newest - self.horizon
         while self._by_time and self._by_time[0][0] < limit:
-            _, old, old_fp = heapq.heappop(self._by_time)
-            self._drop(old, old_fp)
+            self._drop(heapq.heappop(self._by_time)[1])
 
-    def _drop(self, entry: int, fp: Fingerprint) -> None:
-        for key in self._held.pop(entry):
-            filed = self.by_band[key]
-            filed.pop(entry, None)
-            if not filed:
-                del self.by_band[key]
-        same = self.by_hash[fp.text_hash]
-        del same[entry]
-        if not same:
-            del self.by_hash[fp.text_hash]
+    def _drop(self, entry: int) -> None:
+        fp, filed = self._entries.pop(entry)
+        for table, key in (*((self.by_band, k) for k in filed), (self.by_hash, fp.text_hash)):
+            held = table[key]
+            # Entries are dropped about in the order they were added: usually the first.
+            if held[0] == entry:
+                del held[0]
+            else:
+                held.remove(entry)
+            if not held:
+                del table[key]
 
     def candidates(self, fp: Fingerprint) -> list[Fingerprint]:
+        entries = self._entries
         found: dict[str, Fingerprint] = {}
         same = self.by_hash.get(fp.text_hash)
         if same:
-            first = next(iter(same.values()))
+            first = entries[same[0]][0]
             found[first.doc_id] = first
         for key in (*fp.bands, *fp.story_keys):
-            for cand in self.by_band.get(key, {}).values():
+            for entry in self.by_band.get(key, ()):
+                cand = entries[entry][0]
                 found.setdefault(cand.doc_id, cand)
         return list(found.values())
 
