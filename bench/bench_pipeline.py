@@ -29,6 +29,8 @@ import resource
 import tempfile
 import time
 import uuid
+from collections import deque
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -97,14 +99,20 @@ _NAMES = ("Adler", "Borys", "Celine", "Dario", "Elena", "Farid", "Greta", "Hugo"
 def synthetic_items(n: int, seed: int = 1) -> list[RawItem]:
     """Articles of 8-20 sentences (about 1.5-3k characters); one in ten rewrites an earlier
     story of the same language (shuffled, one sentence dropped): copies to group."""
+    return list(iter_synthetic_items(n, seed))
+
+
+def iter_synthetic_items(n: int, seed: int = 1) -> Iterator[RawItem]:
+    """``synthetic_items`` one at a time, holding only the last hundred (a memory bench must
+    not measure the list); one article every 7 seconds of ``first_seen_at``."""
     rng = random.Random(seed)
     pools = sentence_pools()
     start = datetime(2026, 11, 1, tzinfo=UTC)
-    items: list[RawItem] = []
+    items: deque[RawItem] = deque(maxlen=100)
     for i in range(n):
         source = rng.choice(SOURCES)
         pool = pools[(source.lang, rng.random() < TOPICAL_SHARE)]
-        earlier = [it for it in items[-100:] if it.source.lang == source.lang]
+        earlier = [it for it in items if it.source.lang == source.lang]
         if earlier and rng.random() < 0.1:
             sentences = rng.choice(earlier).summary.split("\n")
             rng.shuffle(sentences)
@@ -114,11 +122,12 @@ def synthetic_items(n: int, seed: int = 1) -> list[RawItem]:
             body = "\n".join(_vary(sentence, rng) for sentence in chosen)
         body += f"\n({source.name}, {i})"  # unique text per item, as real articles are
         seen = start + timedelta(seconds=i * 7)
-        items.append(RawItem.make(
+        item = RawItem.make(
             source=source, guid=f"bench-{i}", url=f"https://{source.id}.example/a/{i}",
             title=body.split("\n", 1)[0][:100], summary=body, published_at=seen,
-            first_seen_at=seen))
-    return items
+            first_seen_at=seen)
+        items.append(item)
+        yield item
 
 
 def produce(kafka: KafkaSettings, items: list[RawItem]) -> float:

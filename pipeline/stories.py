@@ -12,9 +12,11 @@ Pure logic: the Beam transform in app.py feeds it candidates from the store.
 from __future__ import annotations
 
 import functools
+import heapq
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -176,26 +178,91 @@ def _decide_on_facts(new: Fingerprint, others: Sequence[Fingerprint]) -> StoryDe
     return StoryDecision(best.story_id, match_score=round(value, 3))
 
 
+#: How far behind the newest article time a StoryIndex keeps fingerprints by default. The
+#: in-run index only bridges the time until a written article is searchable in the store
+#: (StoreArticles writes each batch right after grouping it; the store refreshes within
+#: seconds), which earlier articles of the run then find by the store look-up; copies and
+#: rewrites arrive within hours to days. Two days of article time is a wide margin for that,
+#: and bounds a worker's memory by the articles of two days however long the run.
+INDEX_HORIZON = timedelta(days=2)
+
+
 @dataclass
 class StoryIndex:
     """In-memory index of the fingerprints seen in this run (LSH bands and story blocking
     keys), so copies and translations that arrive in the same batch find each other before
-    either is searchable in the store."""
+    either is searchable in the store.
 
-    by_band: dict[str, list[Fingerprint]] = field(default_factory=dict)
-    by_hash: dict[str, Fingerprint] = field(default_factory=dict)
+    Bounded by time: a fingerprint whose article time (``first_seen``) falls more than
+    ``horizon`` behind the newest one added is dropped, so memory stays flat in a long batch
+    or stream; None keeps everything. Candidates come in the order they were added.
+    """
 
-    def add(self, fp: Fingerprint) -> None:
-        self.by_hash.setdefault(fp.text_hash, fp)
-        for key in (*fp.bands, *fp.story_keys):
-            self.by_band.setdefault(key, []).append(fp)
+    horizon: timedelta | None = INDEX_HORIZON
+    #: key -> entry numbers, in the order added (numbers, not fingerprints or doc_ids: an
+    #: entry is dropped from every list it is in, and the same document added twice is held
+    #: twice). Lists, not dicts: most keys (bands) hold one entry, and a dict costs 4 times
+    #: the memory of a one-item list.
+    by_band: dict[str, list[int]] = field(default_factory=dict)
+    by_hash: dict[str, list[int]] = field(default_factory=dict)
+    _entries: dict[int, tuple[Fingerprint, tuple[str, ...]]] = field(default_factory=dict)
+    _added: int = 0
+    _by_time: list[tuple[datetime, int]] = field(default_factory=list)
+    _newest: datetime | None = None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, fp: Fingerprint, keys: Iterable[str] | None = None) -> None:
+        """File ``fp`` under its bands and story keys (or the ``keys`` given: what a stored
+        document was found under), then drop what fell behind the horizon."""
+        entry, self._added = self._added, self._added + 1
+        filed = tuple(keys) if keys is not None else (*fp.bands, *fp.story_keys)
+        self._entries[entry] = (fp, filed)
+        self.by_hash.setdefault(fp.text_hash, []).append(entry)
+        for key in filed:
+            self.by_band.setdefault(key, []).append(entry)
+        if self.horizon is None:
+            return
+        seen = _time(fp.first_seen)
+        if seen is None:
+            return
+        heapq.heappush(self._by_time, (seen, entry))
+        if self._newest is None or seen > self._newest:
+            self._newest = seen
+        limit = self._newest - self.horizon
+        while self._by_time and self._by_time[0][0] < limit:
+            self._drop(heapq.heappop(self._by_time)[1])
+
+    def _drop(self, entry: int) -> None:
+        fp, filed = self._entries.pop(entry)
+        for table, key in (*((self.by_band, k) for k in filed), (self.by_hash, fp.text_hash)):
+            held = table[key]
+            # Entries are dropped about in the order they were added: usually the first.
+            if held[0] == entry:
+                del held[0]
+            else:
+                held.remove(entry)
+            if not held:
+                del table[key]
 
     def candidates(self, fp: Fingerprint) -> list[Fingerprint]:
+        entries = self._entries
         found: dict[str, Fingerprint] = {}
         same = self.by_hash.get(fp.text_hash)
-        if same is not None:
-            found[same.doc_id] = same
+        if same:
+            first = entries[same[0]][0]
+            found[first.doc_id] = first
         for key in (*fp.bands, *fp.story_keys):
-            for cand in self.by_band.get(key, ()):
+            for entry in self.by_band.get(key, ()):
+                cand = entries[entry][0]
                 found.setdefault(cand.doc_id, cand)
         return list(found.values())
+
+
+def _time(iso: str) -> datetime | None:
+    try:
+        seen = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return seen if seen.tzinfo is not None else seen.replace(tzinfo=UTC)

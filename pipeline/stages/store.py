@@ -49,6 +49,8 @@ def article_document(placed: Placed, indexed_at: datetime) -> dict[str, Any]:
 #: What story grouping reads back of stored articles (not their text).
 _FINGERPRINT_FIELDS = (
     "doc_id", "story_id", "text_hash", "minhash", "first_seen_at", "story_features")
+#: ... and, of the candidates, the keys they were found under.
+_LOOKUP_FIELDS = (*_FINGERPRINT_FIELDS, "lsh_bands", "story_keys")
 
 
 def _fingerprint_of_doc(doc: dict[str, Any]) -> dedup.Fingerprint:
@@ -62,11 +64,30 @@ def _fingerprint_of_doc(doc: dict[str, Any]) -> dedup.Fingerprint:
     )
 
 
+def fingerprint(matcher: StoryMatcher, article: Article) -> dedup.Fingerprint:
+    """What story grouping compares of a classified article (and stores with it)."""
+    body = f"{article.title}\n{article.text}"
+    return dedup.Fingerprint(
+        doc_id=article.doc_id,
+        story_id=article.story_id,
+        text_hash=text_hash(body),
+        signature=dedup.signature(body),
+        first_seen=article.first_seen_at.isoformat(),
+        features=matcher.features(
+            article.text, article.title, article.lang,
+            article.published_at or article.first_seen_at,
+            # ClassifyTopicsFn's result for this text: not classified twice.
+            Classification(topics=article.topics, entities=article.entities)),
+    )
+
+
 class GroupStoriesFn(StoreFn):
     """Batch of Articles -> batch of Placed: each with the story it belongs to.
 
     Candidates come from the store (earlier runs) and from an in-memory index of this
-    worker's earlier batches (copies in the same run, not yet searchable).
+    worker's earlier batches (copies in the same run, not yet searchable), which holds the
+    last ``stories.INDEX_HORIZON`` of article time. Each article is compared only with the
+    candidates that share its text hash, a band or a story key.
     """
 
     def setup(self) -> None:
@@ -79,38 +100,26 @@ class GroupStoriesFn(StoreFn):
         # order the runner delivered the copies in (live and backfill then agree).
         count(metrics.stage_counter("group", "in"), len(batch))
         batch = sorted(batch, key=lambda a: (a.first_seen_at, a.doc_id))
-        fps = []
-        for article in batch:
-            body = f"{article.title}\n{article.text}"
-            fps.append(
-                dedup.Fingerprint(
-                    doc_id=article.doc_id,
-                    story_id=article.story_id,
-                    text_hash=text_hash(body),
-                    signature=dedup.signature(body),
-                    first_seen=article.first_seen_at.isoformat(),
-                    features=self.matcher.features(
-                        article.text, article.title, article.lang,
-                        article.published_at or article.first_seen_at,
-                        # ClassifyTopicsFn's result for this text: not classified twice.
-                        Classification(topics=article.topics, entities=article.entities)),
-                )
-            )
+        fps = [fingerprint(self.matcher, article) for article in batch]
         db = self.db()
         known = {doc["doc_id"]: doc for doc in db.find_terms(
             "articles", "doc_id", [fp.doc_id for fp in fps], size=len(fps),
             fields=_FINGERPRINT_FIELDS)}
         bands = sorted({b for fp in fps for b in fp.bands})
         story_keys = sorted({k for fp in fps for k in fp.story_keys})
-        stored = [
-            _fingerprint_of_doc(d)
-            for d in db.find_terms("articles", "lsh_bands", bands, size=500,
-                                   fields=_FINGERPRINT_FIELDS)
-            + db.find_terms("articles", "text_hash", [fp.text_hash for fp in fps], 500,
-                            fields=_FINGERPRINT_FIELDS)
-            + db.find_terms("articles", "story_keys", story_keys, 500,
-                            fields=_FINGERPRINT_FIELDS)
-        ]
+        # The look-up stays one set of requests per batch, but each article is compared only
+        # with the stored documents that share its own text hash, band or story key (what its
+        # own look-up would have found, and all the in-run index ever offers): comparing it
+        # with every candidate of the whole batch cost most of a batch's CPU.
+        stored = dedup.StoryIndex(horizon=None)  # what the store holds is not evicted
+        for d in (db.find_terms("articles", "lsh_bands", bands, size=500,
+                                fields=_LOOKUP_FIELDS)
+                  + db.find_terms("articles", "text_hash", [fp.text_hash for fp in fps], 500,
+                                  fields=_LOOKUP_FIELDS)
+                  + db.find_terms("articles", "story_keys", story_keys, 500,
+                                  fields=_LOOKUP_FIELDS)):
+            stored.add(_fingerprint_of_doc(d),
+                       keys=[*(d.get("lsh_bands") or ()), *(d.get("story_keys") or ())])
         out = []
         for article, fp in zip(batch, fps, strict=True):
             previous = known.get(article.doc_id)
@@ -118,7 +127,12 @@ class GroupStoriesFn(StoreFn):
                 # The same page again (a re-run, an update): it keeps its story.
                 decision = dedup.StoryDecision(previous["story_id"])
             else:
-                decision = dedup.decide_story(fp, [*stored, *self.index.candidates(fp)])
+                # Once searchable, an article of this run is found by both; scoring it twice
+                # cannot change the decision (same story), only cost.
+                found = {c.doc_id: c for c in stored.candidates(fp)}
+                for cand in self.index.candidates(fp):
+                    found.setdefault(cand.doc_id, cand)
+                decision = dedup.decide_story(fp, list(found.values()))
             placed_fp = replace(fp, story_id=decision.story_id)
             self.index.add(placed_fp)
             out.append(

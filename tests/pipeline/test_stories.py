@@ -1,3 +1,5 @@
+from datetime import UTC, datetime, timedelta
+
 from newsmon.pipeline import stories as dedup
 
 WIRE = ("Ukrainian forces struck a military airfield in Russia's Kursk region with US-made "
@@ -52,3 +54,56 @@ def test_story_index_finds_copies_seen_earlier_in_the_run() -> None:
 def test_short_texts_have_no_signature() -> None:
     assert dedup.signature("too short") == ()
     assert dedup.band_keys(()) == []
+
+
+def test_story_index_drops_what_falls_behind_its_horizon() -> None:
+    index = dedup.StoryIndex(horizon=timedelta(days=2))
+    index.add(fp("a", WIRE, "2026-01-01T00:00:00+00:00"))
+    index.add(fp("b", WIRE, "2026-01-02T12:00:00+00:00"))
+    assert [c.doc_id for c in index.candidates(fp("c", REWRITE))] == ["a", "b"]
+    # Two days and a second after "a": "a" goes, "b" (a copy, same text) is found instead.
+    index.add(fp("d", OTHER, "2026-01-03T00:00:01+00:00"))
+    assert len(index) == 2
+    assert [c.doc_id for c in index.candidates(fp("c", REWRITE))] == ["b"]
+    assert dedup.decide_story(fp("e", WIRE), index.candidates(fp("e", WIRE))).duplicate_of == "b"
+    # An article that arrives late (older than the newest) is still filed, then dropped in turn.
+    index.add(fp("f", REWRITE, "2026-01-02T00:00:00+00:00"))
+    index.add(fp("g", OTHER, "2026-01-10T00:00:00+00:00"))
+    assert len(index) == 1
+    assert index.by_band.keys() == set(dedup.band_keys(fp("g", OTHER).signature))
+    assert index.candidates(fp("c", WIRE)) == []
+
+
+def test_story_index_memory_stays_flat_in_a_long_run() -> None:
+    index = dedup.StoryIndex(horizon=timedelta(days=1))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(400):
+        text = f"{OTHER} Report number {i} of the day, with figure {i * 7}."
+        index.add(fp(str(i), text, (start + timedelta(hours=i)).isoformat()))
+    # One article an hour: what is held is the last day's, not the run's.
+    assert len(index) == 25
+    assert len(index.by_hash) == 25
+
+
+def test_without_a_horizon_the_index_keeps_everything() -> None:
+    index = dedup.StoryIndex(horizon=None)
+    index.add(fp("a", WIRE, "2020-01-01T00:00:00+00:00"))
+    index.add(fp("b", OTHER, "2026-01-01T00:00:00+00:00"))
+    assert [c.doc_id for c in index.candidates(fp("c", REWRITE))] == ["a"]
+
+
+def test_the_same_document_added_twice_is_held_twice_as_before() -> None:
+    index = dedup.StoryIndex()
+    first, again = fp("a", WIRE, "2026-01-01T00:00:00+00:00"), fp("a", REWRITE, "2026-01-01")
+    index.add(first)
+    index.add(again)
+    # The first one filed under a key wins, as with the lists this index used to keep.
+    assert index.candidates(fp("c", WIRE)) == [first]
+    assert len(index) == 2
+
+
+def test_keys_given_replace_the_fingerprints_own() -> None:
+    index = dedup.StoryIndex()
+    index.add(fp("a", OTHER), keys=dedup.band_keys(dedup.signature(WIRE)))
+    assert [c.doc_id for c in index.candidates(fp("c", WIRE))] == ["a"]
+    assert index.candidates(fp("d", OTHER + " Again.")) == []

@@ -1,0 +1,81 @@
+"""GroupStoriesFn against a real store: each article is compared with the stored documents that
+share its own text hash, band or story key, so its story does not depend on the other articles
+of its batch, and copies in the store are still found."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from newsmon.config import SearchSettings, Settings
+from newsmon.models import Article
+from newsmon.pipeline.alerts.config import AlertsConfig
+from newsmon.pipeline.normalize import normalize_item
+from newsmon.pipeline.stages.base import RunContext
+from newsmon.pipeline.stages.store import GroupStoriesFn, Placed, WriteDocumentsFn
+from newsmon.pipeline.store import open_store
+from tests.pipeline.samples import NOW, OTHER, REWRITE, TROOPS, WIRE, sample_item
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunContext]:
+    if request.param == "embedded":
+        search = SearchSettings()
+    else:
+        # A missing server fails the test (KeyError), it does not skip it.
+        search = SearchSettings(backend="elasticsearch",
+                                url=os.environ["NEWSMON_ELASTICSEARCH_URL"],
+                                index_prefix=f"grouptest{uuid.uuid4().hex[:8]}")
+    settings = Settings(state_dir=tmp_path, topics=ROOT / "config" / "topics.yaml",
+                        search=search)
+    store = open_store(search, tmp_path)
+    store.setup()  # the indices and mappings, as a pipeline run creates them first
+    store.close()
+    yield RunContext(settings=settings, alerts=AlertsConfig(), now=NOW)
+    if search.backend != "embedded":
+        httpx.delete(f"{search.url}/{search.index_prefix}-*", timeout=60)
+
+
+def article(guid: str, text: str, minutes: int) -> Article:
+    return normalize_item(sample_item(f"src-{guid}", guid, "", text, minutes=minutes))
+
+
+def place(ctx: RunContext, texts: dict[str, tuple[str, int]]) -> dict[str, Placed]:
+    """Group one batch with a fresh worker (an empty in-run index: candidates come from the
+    store alone), write it, and return what was placed by guid."""
+    fn = GroupStoriesFn(ctx)
+    fn.setup()
+    writer = WriteDocumentsFn(ctx)
+    writer.setup()
+    try:
+        batch = [article(guid, text, minutes) for guid, (text, minutes) in texts.items()]
+        (placed,) = list(fn.process(batch))
+        assert [out for out in writer.process(placed) if not isinstance(out, list)] == []
+        writer.db().refresh("articles")
+    finally:
+        fn.teardown()
+        writer.teardown()
+    return {p.article.url.rsplit("/", 1)[1]: p for p in placed}
+
+
+def test_stored_copies_are_found_and_the_batch_does_not_change_a_decision(
+        ctx: RunContext) -> None:
+    first = place(ctx, {"wire": (WIRE, 0), "troops": (TROOPS, 0)})
+    wire_story = first["wire"].article.story_id
+    alone = place(ctx, {"rewrite": (REWRITE, 60)})
+    together = place(ctx, {"rewrite2": (REWRITE + " Kyiv confirmed.", 61),
+                           "copy": (WIRE, 62), "other": (OTHER, 63)})
+    assert alone["rewrite"].article.story_id == wire_story
+    assert together["rewrite2"].article.story_id == wire_story
+    assert together["copy"].article.story_id == wire_story
+    assert together["copy"].duplicate_of == first["wire"].article.doc_id
+    # Unrelated articles keep their own story, whatever shares their batch.
+    assert together["other"].article.story_id == together["other"].article.doc_id
+    assert first["troops"].article.story_id == first["troops"].article.doc_id
