@@ -27,7 +27,7 @@ from newsmon.pipeline.detection import Classifier
 from newsmon.pipeline.normalize import normalize_item
 from newsmon.pipeline.stages.store import fingerprint
 from newsmon.pipeline.stories import INDEX_HORIZON, StoryIndex, decide_story
-from newsmon.pipeline.story_match import StoryMatcher
+from newsmon.pipeline.story import StoryMatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))

@@ -4,7 +4,7 @@ Exact copies share a text hash; rewrites of one wire story share enough word shi
 their MinHash signatures agree. Signatures are split into LSH bands whose keys are stored
 with each article, so the candidates for a new article are found with one terms query.
 Translations and independent rewrites share neither: they share facts (entities, names,
-figures, dates, the day), which ``story_match`` compares, with blocking keys stored beside
+figures, dates, the day), which ``story`` compares, with blocking keys stored beside
 the bands so that they too are found with a terms query.
 Pure logic: the Beam transform in app.py feeds it candidates from the store.
 """
@@ -24,7 +24,7 @@ from datasketch import MinHash
 
 from newsmon.models import content_id
 
-from .story_match import (
+from .story import (
     SAME_STORY_THRESHOLD,
     StoryFeatures,
     blocking_keys,
@@ -102,7 +102,7 @@ class Fingerprint:
     text_hash: str
     signature: tuple[int, ...]
     first_seen: str  # ISO time; ties in story choice are broken by it, then by doc_id
-    #: What the article says (story_match); None for documents stored before it existed,
+    #: What the article says (story/); None for documents stored before it existed,
     #: which are then matched on their MinHash alone.
     features: StoryFeatures | None = None
 
@@ -132,7 +132,7 @@ class StoryDecision:
     #: Set when the article is an exact copy of another document (same text).
     duplicate_of: str | None = None
     similarity: float = 0.0
-    #: The story_match score of the chosen candidate when the facts, not the words, matched.
+    #: The story score of the chosen candidate when the facts, not the words, matched.
     match_score: float | None = None
 
 
@@ -141,7 +141,7 @@ def decide_story(new: Fingerprint, candidates: Iterable[Fingerprint]) -> StoryDe
 
     An exact copy wins; then the earliest candidate whose MinHash signature is near enough;
     then, when no signature is, the candidate whose story features score highest at or above
-    ``story_match.SAME_STORY_THRESHOLD`` (ties to the earliest). The result does not depend
+    ``story.SAME_STORY_THRESHOLD`` (ties to the earliest). The result does not depend
     on the order in which candidates were found; an article with no match starts its own story.
     """
     others = [c for c in candidates if c.doc_id != new.doc_id]

@@ -13,7 +13,7 @@ from newsmon.pipeline import stories as dedup
 from newsmon.pipeline.detection import Classifier
 from newsmon.pipeline.normalize import text_hash
 from newsmon.pipeline.stages.base import StoreFn, count, dead
-from newsmon.pipeline.story_match import StoryFeatures, StoryMatcher
+from newsmon.pipeline.story import StoryFeatures, StoryMatcher
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ ARTICLE_MAPPING: JsonDict = {
         # Near-duplicate lookup: LSH band keys are searched, the signature is only read back.
         "lsh_bands": _KEYWORD,
         "minhash": {"type": "long", "index": False, "doc_values": False},
-        # Story matching across languages (story_match): blocking keys are searched, the
+        # Story matching across languages (pipeline/story/): blocking keys are searched, the
         # features are only read back. Documents written before them have neither.
         "story_keys": _KEYWORD,
         "story_features": {"type": "object", "enabled": False},
