@@ -32,6 +32,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from kafka import KafkaProducer
@@ -143,8 +144,9 @@ def context(state: Path, kafka: KafkaSettings, search: SearchSettings) -> RunCon
     return RunContext(settings=settings, alerts=alerts)
 
 
-def raw_bulk_rate(items: list[RawItem], search: SearchSettings) -> float:
-    """Documents per second for a plain bulk index of the same documents (the limit)."""
+def article_documents(items: list[RawItem]) -> list[tuple[str, dict[str, Any]]]:
+    """(id, article document) of each item as the pipeline would store it, alone in its
+    story: what a plain bulk index writes."""
     docs = []
     for item in items:
         article = normalize_item(item)
@@ -153,6 +155,12 @@ def raw_bulk_rate(items: list[RawItem], search: SearchSettings) -> float:
                          article.first_seen_at.isoformat())
         docs.append((article.doc_id, article_document(Placed(article, fp, None),
                                                       datetime.now(UTC))))
+    return docs
+
+
+def raw_bulk_rate(items: list[RawItem], search: SearchSettings) -> float:
+    """Documents per second for a plain bulk index of the same documents (the limit)."""
+    docs = article_documents(items)
     store = open_store(search, Path(tempfile.mkdtemp()))
     store.setup()
     started = time.perf_counter()

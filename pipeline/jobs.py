@@ -22,9 +22,11 @@ from newsmon.metrics import PIPELINE_RECORDS, PIPELINE_RUNS, apply_beam_counter,
 from newsmon.pipeline.app import RunContext, build_pipeline, pipeline_options, prism_job_server
 from newsmon.pipeline.commit import CommitAcknowledged
 from newsmon.pipeline.io_kafka import (
+    EVERY_PARTITION,
     PartitionRange,
     RawRecord,
     ReadPartitionRangeFn,
+    WorkerShare,
     commit_ranges,
     ensure_topics,
     snapshot_ranges,
@@ -54,21 +56,26 @@ class BatchSummary:
 
 
 def run_kafka_batch(
-    ctx: RunContext, *, runner: str = "FnApiRunner", extra_options: Sequence[str] = ()
+    ctx: RunContext, *, runner: str = "FnApiRunner", extra_options: Sequence[str] = (),
+    share: WorkerShare = EVERY_PARTITION,
 ) -> BatchSummary:
-    """Process everything the consumer group has not processed, then commit, then return.
+    """Process everything the consumer group has not processed in the partitions of
+    ``share`` (all by default), then commit those partitions' offsets, then return.
 
     Offsets are committed only after the pipeline finished, i.e. after the store acknowledged
     every write; a crash in between makes the next run repeat the same, idempotent writes.
+    M processes with the shares 0/M .. M-1/M read each item once between them.
     """
     kafka = ctx.settings.kafka
-    ranges = snapshot_ranges(kafka, kafka.raw_topic, kafka.group_id)
+    ranges = snapshot_ranges(kafka, kafka.raw_topic, kafka.group_id, share)
     observe_lag(kafka.group_id, ranges)
     summary = BatchSummary(tuple(ranges))
     if summary.records == 0:
-        log.info("nothing new in %s for group %s", kafka.raw_topic, kafka.group_id)
+        log.info("nothing new in %s for group %s (worker %s)", kafka.raw_topic,
+                 kafka.group_id, share)
         return summary
-    log.info("batch run over %d records in %d partitions", summary.records, len(ranges))
+    log.info("batch run over %d records in %d partitions (worker %s)", summary.records,
+             len(ranges), share)
     open_store(ctx.settings.search, ctx.settings.state_dir).setup()
     started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(runner, extra_options)) as p:
