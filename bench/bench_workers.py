@@ -24,6 +24,7 @@ object: per M, ``articles_per_s`` and the rest.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,6 +41,7 @@ import httpx
 from bench_pipeline import context, produce, synthetic_items
 
 from newsmon.config import KafkaSettings, SearchSettings
+from newsmon.models import RawItem
 from newsmon.pipeline.io_kafka import WorkerShare, ensure_topics
 from newsmon.pipeline.jobs import run_kafka_batch
 from newsmon.pipeline.store import open_store
@@ -72,12 +75,17 @@ def machine_busy_s() -> tuple[float, float]:
 
 
 def server_pids(kafka: KafkaSettings, url: str) -> dict[str, int]:
+    """name -> pid of every broker of the bootstrap list and every search node (all of
+    ``NEWSMON_ELASTICSEARCH_CLUSTER_URLS`` when ``url`` is the cluster's)."""
+    urls = os.environ.get("NEWSMON_ELASTICSEARCH_CLUSTER_URLS", "").split(",")
+    nodes = urls if url in urls else [url]
     pids = {}
-    for name, address in (("kafka", kafka.bootstrap_servers.split(",")[0]),
-                          ("search", urlsplit(url).netloc)):
-        pid = listening_pid(int(address.rsplit(":", 1)[1]))
-        if pid is not None:
-            pids[name] = pid
+    for name, addresses in (("kafka", kafka.bootstrap_servers.split(",")),
+                            ("search", [urlsplit(u).netloc for u in nodes])):
+        for n, address in enumerate(addresses, 1):
+            pid = listening_pid(int(address.rsplit(":", 1)[1]))
+            if pid is not None:
+                pids[f"{name}-{n}" if len(addresses) > 1 else name] = pid
     return pids
 
 
@@ -86,7 +94,9 @@ def child(args: argparse.Namespace) -> None:
     kafka = KafkaSettings(bootstrap_servers=args.bootstrap, raw_topic=args.topic,
                           dead_letter_topic=f"{args.topic}-dead", group_id=args.group)
     search = SearchSettings(backend="elasticsearch", url=args.url, index_prefix=args.prefix)
-    ctx = context(Path(tempfile.mkdtemp()), kafka, search)
+    # The articles' clock, not today's: alert windows count back from it.
+    ctx = dataclasses.replace(context(Path(tempfile.mkdtemp()), kafka, search),
+                              now=datetime.fromisoformat(args.now))
     started, cpu = time.perf_counter(), time.process_time()
     summary = run_kafka_batch(ctx, share=WorkerShare.parse(args.child))
     print(json.dumps({"worker": args.child, "records": summary.records,
@@ -95,7 +105,12 @@ def child(args: argparse.Namespace) -> None:
                       "cpu_s": time.process_time() - cpu}), flush=True)
 
 
-def run_workers(m: int, items: list, kafka_env: str, url: str) -> dict[str, object]:
+def articles_clock(items: list[RawItem]) -> str:
+    """The time just after the newest article was first seen (ISO), the run's "now"."""
+    return (max(i.first_seen_at for i in items) + timedelta(minutes=1)).isoformat()
+
+
+def run_workers(m: int, items: list[RawItem], kafka_env: str, url: str) -> dict[str, object]:
     tag = uuid.uuid4().hex[:8]
     kafka = KafkaSettings(bootstrap_servers=kafka_env, raw_topic=f"bench-workers-{tag}",
                           dead_letter_topic=f"bench-workers-{tag}-dead",
@@ -110,7 +125,8 @@ def run_workers(m: int, items: list, kafka_env: str, url: str) -> dict[str, obje
     procs = [subprocess.Popen(
         [sys.executable, __file__, "--child", f"{i}/{m}", "--bootstrap", kafka_env,
          "--topic", kafka.raw_topic, "--group", kafka.group_id, "--url", url,
-         "--prefix", prefix], stdout=subprocess.PIPE, text=True) for i in range(m)]
+         "--prefix", prefix, "--now", articles_clock(items)],
+        stdout=subprocess.PIPE, text=True) for i in range(m)]
     workers = []
     for proc in procs:
         out, _ = proc.communicate()
@@ -154,7 +170,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true",
                         help="print the figures as one JSON object on the last line")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    for hidden in ("--bootstrap", "--topic", "--group", "--url", "--prefix"):
+    for hidden in ("--bootstrap", "--topic", "--group", "--url", "--prefix", "--now"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
