@@ -198,6 +198,7 @@ def run_kafka_stream(
     runner: str = "PrismRunner",
     extra_options: Sequence[str] = (),
     discover_every_s: float = 30.0,
+    share: WorkerShare = EVERY_PARTITION,
 ) -> int:
     """Run ONE unbounded pipeline over the raw topic until ``stop`` is set (then cancel it).
 
@@ -207,7 +208,9 @@ def run_kafka_stream(
     anywhere loses only uncommitted progress: the next run reads it again and the
     content-derived ids make the repeated writes no-ops. Beam's counters reach Prometheus
     every few seconds while it runs; returns the records read as they counted them. Partitions
-    added to the topic are read from the next discovery, every ``discover_every_s``.
+    added to the topic are read from the next discovery, every ``discover_every_s``. Only
+    the partitions of ``share`` are read and committed (M streams with the shares 0/M ..
+    M-1/M read each record once between them).
     """
     ensure_topics(ctx.settings.kafka)
     open_store(ctx.settings.search, ctx.settings.state_dir).setup()
@@ -215,15 +218,18 @@ def run_kafka_stream(
                                            for a in extra_options):
         with prism_job_server() as endpoint:
             return _run_stream(ctx, stop, interval_s, runner,
-                               [f"--job_endpoint={endpoint}", *extra_options], discover_every_s)
-    return _run_stream(ctx, stop, interval_s, runner, extra_options, discover_every_s)
+                               [f"--job_endpoint={endpoint}", *extra_options], discover_every_s,
+                               share)
+    return _run_stream(ctx, stop, interval_s, runner, extra_options, discover_every_s, share)
 
 
 def _run_stream(ctx: RunContext, stop: threading.Event, interval_s: float, runner: str,
-                extra_options: Sequence[str], discover_every_s: float) -> int:
+                extra_options: Sequence[str], discover_every_s: float,
+                share: WorkerShare) -> int:
     kafka = ctx.settings.kafka
     p = beam.Pipeline(options=pipeline_options(runner, ["--streaming", *extra_options]))
-    read = p | "ReadKafka" >> ReadKafkaStream(kafka, discover_every_s=discover_every_s)
+    read = p | "ReadKafka" >> ReadKafkaStream(kafka, discover_every_s=discover_every_s,
+                                              share=share)
     records = read | "Records" >> beam.Map(_record_of)
     out = build_pipeline(records, ctx)
     _ = (read, out["acknowledged"]) | "CommitAcknowledged" >> CommitAcknowledged(

@@ -65,9 +65,10 @@ def pipeline_run(
     worker: Annotated[
         str | None,
         typer.Option(
-            help="batch: i/M, this process is worker i of M sharing the raw topic's "
-            "partitions (those whose number mod M is i) and commits only theirs; start M of them, "
-            "0/M to M-1/M, with the same config. Each item is read by one of them.",
+            help="batch and stream: i/M, this process is worker i of M sharing the raw "
+            "topic's partitions (those whose number mod M is i) and commits only theirs; "
+            "start M of them, 0/M to M-1/M, with the same config. Each item is read by one "
+            "of them.",
         ),
     ] = None,
     beam_args: Annotated[
@@ -112,7 +113,8 @@ def pipeline_run(
                 stop = threading.Event()
                 signal.signal(signal.SIGTERM, lambda *_: stop.set())
                 signal.signal(signal.SIGINT, lambda *_: stop.set())
-                n = run_kafka_stream(ctx, stop, runner=chosen, extra_options=extra)
+                n = run_kafka_stream(ctx, stop, runner=chosen, extra_options=extra,
+                                     share=share or EVERY_PARTITION)
                 typer.echo(f"stream stopped after {n} records")
             else:
                 summary = run_kafka_batch(ctx, runner=chosen, extra_options=extra,
@@ -126,11 +128,12 @@ def pipeline_run(
 
 
 def _worker_share(worker: str | None, mode: Mode) -> WorkerShare | None:
-    """The ``--worker`` share, or exit 2 saying why not (stream and backfill take none)."""
+    """The ``--worker`` share, or exit 2 saying why not (a backfill takes none)."""
     if worker is None:
         return None
-    if mode is not Mode.batch:
-        raise fail(f"--worker is for --mode batch (not {mode.value})", EXIT_CONFIG)
+    if mode is Mode.backfill:
+        raise fail("--worker is for --mode batch and stream (a backfill reads a file)",
+                   EXIT_CONFIG)
     from newsmon.pipeline.io_kafka import WorkerShare
 
     try:
