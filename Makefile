@@ -54,14 +54,15 @@ test: $(STAMP) tools $(PRISM)
 test-cluster: $(STAMP)
 	$(BIN)/python -m pytest tests/faults -m cluster -q --durations=0
 
-## The load run that checks docs/scaling.md's capacity model (bounded: about 30 minutes on
+## The load run that checks docs/scaling.md's capacity model (bounded: about 35-45 minutes on
 ## 2 cores): starts the three-node clusters in .services-cluster (~7 GB), runs
-## bench/bench_load.py (10,000 feeds, 1 M items produced, 5 min of bulk indexing, 10,000
-## articles through the pipeline), stops the clusters whatever the outcome.
+## bench/bench_load.py (10,000 feeds; up to 1 M items produced, at most 15 minutes; 5 minutes
+## of bulk indexing; 5,000 articles through the pipeline), stops the clusters whatever the
+## outcome.
 load-run: $(STAMP)
 	NEWSMON_SERVICES_HOME=$(CURDIR)/.services-cluster bash deploy/local/services.sh start clusters
 	set -a; . ./.services-cluster/env; set +a; status=0; \
-	$(BIN)/python bench/bench_load.py --pipeline-articles 10000 --json || status=$$?; \
+	$(BIN)/python bench/bench_load.py --pipeline-articles 5000 --json || status=$$?; \
 	NEWSMON_SERVICES_HOME=$(CURDIR)/.services-cluster bash deploy/local/services.sh stop clusters; \
 	exit $$status
 
