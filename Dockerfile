@@ -6,7 +6,19 @@
 #
 #   docker build -t newsmon:0.1.0 .
 #   docker run --rm newsmon:0.1.0 doctor
+#
+# The `harness` target is the Beam SDK harness image a cluster runner (Flink, Spark, Dataflow)
+# starts for the Python stages with --environment_type=DOCKER (deploy/flink/README.md):
+#
+#   docker build --target harness -t newsmon-harness:0.1.0 .
+#
+# Beam's version is pinned here, for both images: the harness must run the Beam version of the
+# SDK that submits the job (the newsmon image's), and its base image is Beam's own for that
+# version and this Python (tests/deploy/test_harness_image.py checks them against pyproject
+# and the interpreter the tests run on).
+ARG BEAM_VERSION=2.77.0
 FROM python:3.11-slim AS build
+ARG BEAM_VERSION
 WORKDIR /src
 COPY pyproject.toml README.md ./
 # Every folder of pyproject's package-dir: the kernel, both halves, and config/ (the wheel
@@ -15,8 +27,20 @@ COPY newsmon newsmon
 COPY pipeline pipeline
 COPY connectors connectors
 COPY config config
-# Wheels for newsmon and every dependency; the runtime stage installs them without a compiler.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# Wheels for newsmon and every dependency, resolved with the pinned Beam; the runtime and
+# harness stages install them without a compiler.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels . "apache-beam==${BEAM_VERSION}"
+
+# The SDK harness: Beam's worker image of the pinned version, with newsmon (the DoFns are
+# unpickled there) and the shipped config. Its entrypoint stays Beam's /opt/apache/beam/boot,
+# which the runner starts; Beam is already installed in it and satisfies newsmon's pin, so
+# only newsmon and the dependencies Beam lacks come from the wheels.
+FROM apache/beam_python3.11_sdk:${BEAM_VERSION} AS harness
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels newsmon && rm -rf /wheels
+COPY config /etc/newsmon
+ENV NEWSMON_CONFIG_DIR=/etc/newsmon \
+    PYTHONUNBUFFERED=1
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --gid 0 --home-dir /var/lib/newsmon --create-home newsmon

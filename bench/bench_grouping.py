@@ -19,9 +19,12 @@ Methods: ``minhash`` is today's grouping (pipeline/stories.py: MinHash of word b
 at estimated Jaccard >= NEAR_DUPLICATE_THRESHOLD). Another grouping is plugged in by name in
 METHODS or as ``--method package.module:factory``, where ``factory()`` returns a Judge: a
 callable taking the two articles and answering (same story?, score). ``story`` is the
-grouping across languages (pipeline/story_match.py). ``--split tune|test`` keeps the pairs
+grouping across languages (pipeline/story/). ``--split tune|test`` keeps the pairs
 whose two events fall in one half of the events (by event-key hash: constants are fitted on
-"tune" and checked on "test"); ``--speed`` adds articles/s beside minhash in one process.
+"tune" and checked on "test"); ``--speed`` adds articles/s beside minhash in one process;
+``--fit`` refits the story weights on the tune pairs (``fit``) and prints them;
+``--burst`` adds the pipeline's grouping of the split's articles arriving all at once
+(``burst``), scored on every pair of articles against the event keys.
 """
 
 from __future__ import annotations
@@ -181,10 +184,10 @@ def minhash_judge() -> Judge:
 
 
 def story_judge() -> Judge:
-    """Story features across languages (pipeline/story_match.py): entities, names, figures,
+    """Story features across languages (pipeline/story/): entities, names, figures,
     dates, content stems, title and publication day, one score against a threshold."""
     from newsmon.pipeline.detection import Classifier
-    from newsmon.pipeline.story_match import StoryMatcher, same_story
+    from newsmon.pipeline.story import StoryMatcher, same_story
 
     matcher = StoryMatcher(Classifier.from_path(REPO / "config" / "topics.yaml"))
     cache: dict[str, object] = {}
@@ -201,6 +204,81 @@ def story_judge() -> Judge:
 
 
 METHODS: dict[str, Callable[[], Judge]] = {"minhash": minhash_judge, "story": story_judge}
+
+
+def fit(articles: dict[str, Article], pairs: list[Pair], negative_weight: float = 2.0,
+        l2: float = 0.01, steps: int = 20000) -> tuple[list[float], float]:
+    """The weights and bias of pipeline/story/match.py, refitted on the "tune" pairs: a
+    logistic regression over ``signals`` with different-event pairs counted
+    ``negative_weight`` times, an L2 penalty, and each weight held to its expected sign
+    (``POSITIVE_SIGNALS`` at or above 0, the others at or below; projected gradient
+    descent), rounded to 0.05. Deterministic (no random start)."""
+    import numpy as np
+
+    from newsmon.pipeline.detection import Classifier
+    from newsmon.pipeline.story import StoryMatcher
+    from newsmon.pipeline.story.match import POSITIVE_SIGNALS, SIGNALS, signals
+
+    matcher = StoryMatcher(Classifier.from_path(REPO / "config" / "topics.yaml"))
+    feats = {a.id: matcher.features(a.text, a.title or "", a.lang, a.published)
+             for a in articles.values()}
+    tune = select(articles, pairs, "tune")
+    x = np.array([signals(feats[p.a], feats[p.b]) for p in tune])
+    y = np.array([p.same for p in tune], dtype=float)
+    sample = np.where(y > 0, 1.0, negative_weight)
+    positive = np.array([name in POSITIVE_SIGNALS for name in SIGNALS])
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        err = sample * (1 / (1 + np.exp(-(x @ w + b))) - y)
+        w -= 0.5 * (x.T @ err / len(y) + 10 * l2 * w / len(y))
+        b -= 0.5 * float(err.mean())
+        w = np.where(positive, np.maximum(w, 0), np.minimum(w, 0))
+    return [round(v / 0.05) * 0.05 + 0.0 for v in w.tolist()], round(b / 0.05) * 0.05
+
+
+def burst(articles: dict[str, Article], split: str) -> dict[str, float | int]:
+    """The pipeline's grouping of the gold articles of one half (or all) when they all arrive
+    within a day and a half: in file order, seven minutes apart, each dated the moment it
+    is seen (as the pipeline dates an article whose source gave no date), grouped as
+    ``GroupStoriesFn`` groups a batch (earliest first, candidates from the story index, one
+    decision each, stories chained through their first article).
+
+    Publication days then never separate two events, so this measures what the articles
+    themselves tell apart, with the chaining a stream adds. Pair precision and recall count
+    every pair of articles: one story and one event key (tp), one story and two events (fp),
+    two stories and one event (fn).
+    """
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from newsmon.pipeline import stories as dedup
+    from newsmon.pipeline.detection import Classifier
+    from newsmon.pipeline.normalize import text_hash
+    from newsmon.pipeline.story import StoryMatcher
+
+    matcher = StoryMatcher(Classifier.from_path(REPO / "config" / "topics.yaml"))
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    index = dedup.StoryIndex()
+    story: dict[str, str] = {}
+    arts = [a for a in articles.values() if split == "all" or half(a.event) == split]
+    for i, art in enumerate(arts):
+        seen = start + timedelta(minutes=7 * i)
+        fp = dedup.Fingerprint(art.id, art.id, text_hash(art.body), dedup.signature(art.body),
+                               seen.isoformat(),
+                               matcher.features(art.text, art.title or "", art.lang, seen))
+        decision = dedup.decide_story(fp, index.candidates(fp))
+        index.add(replace(fp, story_id=decision.story_id))
+        story[art.id] = decision.story_id
+    tp = fp_ = fn = 0
+    for i, a in enumerate(arts):
+        for b in arts[i + 1:]:
+            same_event, same_story = a.event == b.event, story[a.id] == story[b.id]
+            tp += same_event and same_story
+            fp_ += same_story and not same_event
+            fn += same_event and not same_story
+    return {"articles": len(arts), "stories": len(set(story.values())), "tp": tp, "fp": fp_,
+            "fn": fn, "precision": round(tp / (tp + fp_), 4) if tp + fp_ else 0.0,
+            "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0}
 
 
 def half(event: str) -> str:
@@ -304,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only validate the gold set")
     parser.add_argument("--split", choices=("all", "tune", "test"), default="all",
                         help="pairs of one half of the events (by event-key hash), or all")
+    parser.add_argument("--fit", action="store_true",
+                        help="refit the story weights on the tune pairs and print them")
+    parser.add_argument("--burst", action="store_true",
+                        help="also group the split's articles as one burst (see burst())")
     parser.add_argument("--speed", action="store_true",
                         help="also measure articles/s of this method and of minhash")
     args = parser.parse_args(argv)
@@ -324,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print("gold set valid")
         return 0
+    if args.fit:
+        from newsmon.pipeline.story import SIGNALS
+
+        weights, bias = fit(articles, pairs)
+        for name, weight in zip(SIGNALS, weights, strict=True):
+            print(f"{name:<20}{weight:+.2f}")
+        print(f"{'bias':<20}{bias:+.2f}")
+        return 0
 
     pairs = select(articles, pairs, args.split)
     tallies, results = evaluate(resolve(args.method), articles, pairs)
@@ -340,6 +430,12 @@ def main(argv: list[str] | None = None) -> int:
             if scores:
                 label = "same event" if same else "different"
                 print(f"mean score, {kind}, {label}: {sum(scores) / len(scores):.3f}")
+    stream: dict[str, float | int] = {}
+    if args.burst:
+        stream = burst(articles, args.split)
+        print(f"burst ({stream['articles']} articles, {stream['stories']} stories): pair "
+              f"precision {stream['precision']:.3f}, recall {stream['recall']:.3f} "
+              f"(tp {stream['tp']}, fp {stream['fp']}, fn {stream['fn']})")
     speed: dict[str, float] = {}
     if args.speed:
         for method in dict.fromkeys((args.method, "minhash")):
@@ -356,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             "same_recall": _round(within.recall),
             "split": args.split,
             **{f"articles_per_s_{m}": round(v, 1) for m, v in speed.items()},
+            **{f"burst_{k}": v for k, v in stream.items() if k in ("precision", "recall")},
         }))
     return 0
 

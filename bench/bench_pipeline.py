@@ -26,7 +26,6 @@ import os
 import random
 import re
 import resource
-import statistics
 import tempfile
 import time
 import uuid
@@ -42,8 +41,9 @@ from newsmon.models import RawItem, SourceRef
 from newsmon.pipeline.alerts.channels.console import ConsoleChannel
 from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig
 from newsmon.pipeline.app import RunContext
+from newsmon.pipeline.io_kafka import ensure_topics
 from newsmon.pipeline.jobs import run_kafka_batch
-from newsmon.pipeline.latency import searchable_latencies
+from newsmon.pipeline.latency import p50_p95, searchable_latencies, url_is_searchable
 from newsmon.pipeline.normalize import normalize_item, text_hash
 from newsmon.pipeline.stages.store import Placed, article_document
 from newsmon.pipeline.store import open_store
@@ -242,15 +242,21 @@ def main() -> None:
         stream_ctx = context(Path(tempfile.mkdtemp()), kafka.model_copy(
             update={"raw_topic": f"bench-stream-{tag}", "group_id": f"bench-stream-{tag}"}),
             search.model_copy(update={"index_prefix": f"benchstream{tag}"}))
-        samples = [item.model_copy(update={"url": item.url + "-stream"})
-                   for item in synthetic_items(args.latency_samples, seed=99)]
+        warm_up, *samples = [item.model_copy(update={"url": item.url + "-stream"})
+                             for item in synthetic_items(args.latency_samples + 1, seed=99)]
+        # The pipeline's start (Prism, workers, first connections) is not latency: the clock
+        # starts once a warm-up item produced before the stream is searchable.
+        ensure_topics(stream_ctx.settings.kafka)  # as the stream lays them out, before a write
+        producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+        producer.send(stream_ctx.settings.kafka.raw_topic, key=b"warm-up",
+                      value=warm_up.to_json())
+        producer.close()
         # Stream mode runs on Prism whatever --runner says: FnApiRunner runs a stage to its
         # end before the next, and an unbounded read never ends (docs/pipeline.md).
-        latencies = searchable_latencies(stream_ctx, samples, interval_s=0.2,
-                                         runner="PrismRunner")
-        # Inclusive: with few samples the default method extrapolates past the largest.
-        p50 = statistics.median(latencies)
-        p95 = statistics.quantiles(latencies, n=20, method="inclusive")[18]
+        latencies = searchable_latencies(
+            stream_ctx, samples, interval_s=0.2, runner="PrismRunner",
+            ready=lambda: url_is_searchable(stream_ctx, warm_up.url))
+        p50, p95 = p50_p95(latencies)
         print(f"stream latency produce->searchable over {len(latencies)} items: "
               f"p50 {p50:.2f}s, p95 {p95:.2f}s, max {max(latencies):.2f}s")
     for prefix in (f"bench{tag}", f"benchraw{tag}", f"benchstream{tag}"):

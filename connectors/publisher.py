@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from newsmon.config import KafkaSettings
+from newsmon.kafka import discard_producer, unavailable
 from newsmon.models import RawItem
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,6 @@ class KafkaPublisher:
                 self._producer = KafkaProducer(**self._config())
             # kafka-python lets a failed TLS handshake through as an ssl error
             except (KafkaError, ssl.SSLError) as exc:
-                from newsmon.kafka import unavailable
 
                 raise PublishError(
                     "cannot connect to " + unavailable(self.settings, exc, "Kafka")
@@ -115,7 +115,6 @@ class KafkaPublisher:
                     )
                 producer.flush(timeout=self.settings.request_timeout_ms / 1000 * 2)
             except KafkaError as exc:
-                from newsmon.kafka import unavailable
 
                 self._reset()
                 raise PublishError(
@@ -135,14 +134,8 @@ class KafkaPublisher:
         )
 
     def _reset(self) -> None:
-        # A producer whose batches failed may still hold some of them; closing it without
-        # waiting drops them, so the next publish (of the same, unmarked items) starts clean.
-        if self._producer is not None:
-            producer, self._producer = self._producer, None
-            try:
-                producer.close(timeout=0)
-            except Exception as exc:  # noqa: BLE001 - closing a broken producer must not mask the error
-                log.warning("closing the failed Kafka producer: %s", exc)
+        producer, self._producer = self._producer, None
+        discard_producer(producer)
 
     def close(self) -> None:
         with self._lock:

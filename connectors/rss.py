@@ -295,16 +295,8 @@ def _item(entry: Any, ref: SourceRef, now: datetime) -> RawItem | None:
     published = _struct_to_utc(entry.get("published_parsed")) or _struct_to_utc(
         entry.get("updated_parsed")
     )
-    return RawItem.make(
-        source=ref,
-        guid=guid,
-        url=link,
-        title=title,
-        summary=summary,
-        content=content_text,
-        published_at=published,
-        first_seen_at=now,
-    )
+    return RawItem.make(source=ref, guid=guid, url=link, title=title, summary=summary,
+                        content=content_text, published_at=published, first_seen_at=now)
 
 
 def _ttl_s(parsed: Any, problems: list[Problem]) -> int | None:

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -52,6 +53,7 @@ from newsmon.connectors.publisher import ArchivingPublisher, Publisher, PublishE
 from newsmon.connectors.records import Cursor, storable_cursor, storable_text
 from newsmon.connectors.registry import connect
 from newsmon.connectors.results import PollReport, ResultStatus, SourceResult
+from newsmon.connectors.sharding import Share
 from newsmon.connectors.state import StateStore
 from newsmon.connectors.websub.schedule import push_schedule
 from newsmon.metrics import FETCH_SECONDS, ITEMS, POLL_DEAD_LETTERS, POLLS, PROBLEMS
@@ -105,8 +107,11 @@ class Poller(Closing):
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
         progress: bool = False,
+        share: Share | None = None,
     ) -> None:
         self.config = config
+        #: When pollers share the sources: polls only those ``share`` holds.
+        self.share = share
         #: Draw a progress bar over the sources of a ``poll_once`` pass (on a terminal only).
         self.progress = progress
         self.state = StateStore(state_path)
@@ -155,15 +160,32 @@ class Poller(Closing):
     def run_forever(self, stop: threading.Event) -> None:
         """Poll due sources until ``stop`` is set; stops between sources (a source's items are
         published and marked as one unit) and never leaves a half-recorded poll."""
-        log.info("poller started: %s sources", len(self.config.enabled))
+        log.info("poller started: %s sources%s", len(self.config.enabled),
+                 " shared with the other pollers of its group" if self.share else "")
         while not stop.is_set():
             report = self._poll_due(force=False, stop=stop)
             if report.results:
                 log.info("%s", report.summary().splitlines()[0])
             if stop.is_set():
                 break
-            stop.wait(self._idle_seconds())
+            self._sleep(stop, self._idle_seconds())
         log.info("poller stopped")
+
+    def _sleep(self, stop: threading.Event, seconds: float) -> None:
+        """Wait ``seconds``, or less when stopped or when the sources held change."""
+        if self.share is None:
+            stop.wait(seconds)
+            return
+        end = time.monotonic() + seconds
+        while not stop.is_set() and not self.share.changed() and (
+                left := end - time.monotonic()) > 0:
+            stop.wait(min(0.5, left))
+
+    def _mine(self) -> tuple[SourceBase, ...]:
+        """The enabled sources this poller polls: all of them, or those its share holds."""
+        share = self.share
+        enabled = self.config.enabled
+        return enabled if share is None else tuple(s for s in enabled if share.owns(s.id))
 
     def deliver(self, connector: Connector) -> SourceResult:
         """Take ``connector``'s poll now through every step of a scheduled one (dedup,
@@ -176,7 +198,7 @@ class Poller(Closing):
     def _idle_seconds(self) -> float:
         now = self.clock()
         due_times = []
-        for source in self.config.enabled:
+        for source in self._mine():
             health = self.state.health(source.id)
             if health.disabled:
                 continue
@@ -211,7 +233,7 @@ class Poller(Closing):
         # --once``) must reach into the period up to its next tick.
         tick_s = float(self.config.defaults.schedule_tick_s) if stop is None else 0.0
         floor_s = float(self.config.defaults.min_interval_s)
-        for source in self.config.enabled:
+        for source in self._mine():
             health = self.state.health(source.id)
             if health.disabled:
                 results.append(
@@ -225,8 +247,18 @@ class Poller(Closing):
             else:
                 not_due += 1
         stopped = False
-        if due:
-            stopped = self._poll_sources(due, results, stop)
+        share = self.share
+        claimed: set[str] = set()
+        if due and share is not None:
+            claimed = share.claim([s.id for s in due])
+            due = [s for s in due if s.id in claimed]
+        try:
+            if due:
+                stopped = self._poll_sources(due, results, stop)
+        finally:
+            if share is not None:
+                for source_id in claimed:
+                    share.release(source_id)
         report = PollReport(
             started_at=started,
             finished_at=self.clock(),
@@ -265,12 +297,24 @@ class Poller(Closing):
                                  sum(1 for f in futures if not f.done()))
                         return True
                     fetched = future.result()
-                    result, kafka_down = self._record(fetched, kafka_down)
-                    results.append(result)
+                    source_id = fetched.connector.source.id
+                    with self._holding(source_id) as mine:
+                        if mine:
+                            result, kafka_down = self._record(fetched, kafka_down)
+                            results.append(result)
+                        else:
+                            # Its shard moved to another poller meanwhile: that one polls it.
+                            log.info("source %s: moved to another poller; this poll is "
+                                     "dropped", source_id)
+                    if self.share is not None:
+                        self.share.release(source_id)
             finally:
                 for future in futures:
                     future.cancel()
         return False
+
+    def _holding(self, source_id: str) -> AbstractContextManager[bool]:
+        return nullcontext(True) if self.share is None else self.share.recording(source_id)
 
     def _fetch(self, connector: Connector) -> _Fetched:
         """Worker thread: poll, dedup, enrich. Never raises: a bug in a connector becomes an

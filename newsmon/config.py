@@ -228,6 +228,38 @@ class SearchSettings(StrictModel):
         return found
 
 
+#: What a shard group or member name may be: it goes into Kafka group, transactional and
+#: file names.
+_SHARD_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+class PollerSettings(StrictModel):
+    """Pollers sharing the sources (`newsmon poll --shard-group NAME`, docs/scaling.md)."""
+
+    shard_group: str | None = None
+    """Share the sources with the other pollers of this group (Kafka group membership);
+    unset: this poller polls every source."""
+    shard_member: str | None = None
+    """This poller's name in its group, unique per group (default: the host name). It names
+    its state file and its Kafka transactions: a member restarted under its name fences off
+    its dead self at once."""
+    shard_partitions: int = Field(default=60, ge=1, le=10_000)
+    """Shards the sources fall into (partitions of the control and seen-marks topics). Fixed
+    once the topics exist: every poller of a group must agree on it."""
+    shard_session_timeout_ms: int = Field(default=10_000, ge=6_000, le=300_000)
+    """A poller silent this long is dead to its group: its shards move to the others."""
+    shard_transaction_timeout_ms: int = Field(default=10_000, ge=1_000, le=900_000)
+    """The broker aborts a dead poller's open publish after this long (its items are never
+    read, the new owner publishes them again)."""
+
+    @field_validator("shard_group", "shard_member")
+    @classmethod
+    def _shard_name(cls, value: str | None) -> str | None:
+        if value is not None and not _SHARD_NAME.match(value):
+            raise ValueError("a shard name is 1-100 of A-Z a-z 0-9 . _ -")
+        return value
+
+
 class Settings(StrictModel):
     """Everything a run needs, with paths resolved against the config directory."""
 
@@ -243,6 +275,7 @@ class Settings(StrictModel):
     """Alert rules and channels; relative to the directory of newsmon.yaml."""
     kafka: KafkaSettings = KafkaSettings()
     search: SearchSettings = SearchSettings()
+    poller: PollerSettings = PollerSettings()
     log_format: Literal["text", "json"] = "text"
     """Log lines as text or as one JSON object per line (`--log-format` wins)."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from typing import Any
 
 from kafka.conn import BrokerConnection
 from kafka.errors import (
@@ -103,3 +104,16 @@ def unavailable(settings: KafkaSettings, exc: Exception, what: str = "kafka") ->
     if isinstance(exc, _OPAQUE) and (cause := connect_problem(settings)):
         message += f": {cause}"
     return message
+
+
+def discard_producer(producer: Any) -> None:
+    """Close a producer whose sends failed, without waiting for what it still holds: that is
+    dropped, and the caller publishes the same unmarked items again with a new producer (one
+    with the same transactional id also aborts what the old one left open). A failure to
+    close is logged, never raised over the error that led here."""
+    if producer is None:
+        return
+    try:
+        producer.close(timeout=0)
+    except Exception as exc:  # noqa: BLE001 - closing a broken producer must not mask the error
+        logging.getLogger(__name__).warning("closing the failed Kafka producer: %s", exc)

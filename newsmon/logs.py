@@ -175,13 +175,24 @@ def configure(fmt: LogFormat = "text", *, verbose: bool = False,
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logging.getLogger("newsmon").setLevel(logging.DEBUG if verbose else logging.INFO)
     if not verbose:
-        handler.addFilter(_drop_beam_import_notices)
+        handler.addFilter(_drop_beam_notices)
 
 
-def _drop_beam_import_notices(record: logging.LogRecord) -> bool:
-    """Importing Beam warns, through the root logger, that its Google Cloud extras are not
-    installed; newsmon never uses them, so operators need not read it on every run."""
-    return not (record.name == "root" and "apitools not found" in str(record.msg))
+#: (logger, message start) of what Beam logs that is no news to an operator: importing Beam
+#: warns through the root logger that its Google Cloud extras (never used here) are missing,
+#: and Beam's runner launcher says, at WARNING, that it starts and stops the Prism job
+#: service at the start and end of every Prism run. Matched on the format string, so any
+#: other warning of those loggers still shows.
+BEAM_NOTICES: tuple[tuple[str, str], ...] = (
+    ("root", "apitools not found"),
+    ("apache_beam.utils.subprocess_server", "Really starting service"),
+    ("apache_beam.utils.subprocess_server", "Really destroying service"),
+)
+
+
+def _drop_beam_notices(record: logging.LogRecord) -> bool:
+    msg = str(record.msg)
+    return not any(record.name == name and msg.startswith(start) for name, start in BEAM_NOTICES)
 
 
 def current_format() -> LogFormat | None:

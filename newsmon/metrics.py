@@ -29,11 +29,12 @@ pipeline never hold the same series (node-exporter rejects duplicates across fil
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -44,11 +45,11 @@ from prometheus_client import (
     start_http_server,
     write_to_textfile,
 )
-from prometheus_client.core import Metric
+from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.process_collector import ProcessCollector
 
-from newsmon.models import Stage
+from newsmon.models import FedBy, Stage
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +85,10 @@ def _histogram(name: str, doc: str, labels: list[str]) -> Histogram:
 # --- connectors ----------------------------------------------------------------------------
 
 POLLS = _counter("newsmon_connector_polls", "Polls by source type and outcome", ["type", "status"])
-ITEMS = _counter(
-    "newsmon_connector_items",
-    "Items published by source type (new or updated)",
-    ["type", "kind"],
-)
-PROBLEMS = _counter(
-    "newsmon_connector_problems",
-    "Broken input met while polling, by kind",
-    ["type", "kind"],
-)
+ITEMS = _counter("newsmon_connector_items", "Items published by source type (new or updated)",
+                 ["type", "kind"])
+PROBLEMS = _counter("newsmon_connector_problems", "Broken input met while polling, by kind",
+                    ["type", "kind"])
 POLL_DEAD_LETTERS = _counter(
     "newsmon_connector_dead_letters",
     "Failures parked as dead letters by the pollers (new ones only)",
@@ -165,6 +160,96 @@ DELIVERIES = _counter(
     "Alert deliveries per channel and status",
     ["channel", "status"],
 )
+
+# --- time-to-alert (issue 16, point 5) ------------------------------------------------------
+
+#: The lags of an alert's first copy: publication -> first seen by a connector -> indexed ->
+#: a channel's receiver acknowledged it, and the whole way.
+Lag = Literal["publish_to_first_seen", "first_seen_to_indexed", "indexed_to_notified",
+              "publish_to_notified"]
+LAGS: tuple[Lag, ...] = get_args(Lag)
+#: Upper bounds (seconds) of the lag histogram's buckets, as Beam counter name parts: from a
+#: pushed item's seconds to a slow poll's hour. "sum_ms" names the counter of the sum.
+LagBucket = Literal["0.5", "1", "2", "5", "10", "20", "30", "60", "120", "300", "600",
+                    "1200", "1800", "3600", "7200", "21600", "86400", "+Inf", "sum_ms"]
+LAG_BOUNDS: tuple[float, ...] = tuple(float(b) for b in get_args(LagBucket)[:-1])
+#: The source-kind label of an unlabelled source.
+UNLABELLED = "unlabelled"
+
+
+class _LagHistogram:
+    """The ``newsmon_alert_lag_seconds`` histogram, built from bucket counts.
+
+    The notify stage runs in Beam workers, which count each observation in its bucket with a
+    Beam counter (:func:`lag_counter`); the driver adds those counts here
+    (:func:`apply_beam_counter`). prometheus_client's ``Histogram`` only takes single
+    observations, so this collector keeps the per-bucket counts and the sum itself and exports
+    them in the histogram's exposition form (cumulative buckets, ``_sum``, ``_count``).
+    """
+
+    name = "newsmon_alert_lag_seconds"
+    labels = ("lag", "source_kind", "fed_by")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: (lag, source_kind, fed_by) -> [count per bucket, +Inf last], sum in seconds.
+        self._series: dict[tuple[str, str, str], tuple[list[int], list[float]]] = {}
+
+    def _of(self, key: tuple[str, str, str]) -> tuple[list[int], list[float]]:
+        return self._series.setdefault(key, ([0] * (len(LAG_BOUNDS) + 1), [0.0]))
+
+    def add(self, key: tuple[str, str, str], bucket: str, value: int) -> None:
+        """Add ``value`` observations to ``bucket`` (a ``LagBucket``), or milliseconds to the
+        sum (``sum_ms``)."""
+        with self._lock:
+            counts, total = self._of(key)
+            if bucket == "sum_ms":
+                total[0] += value / 1000
+            elif bucket == "+Inf":
+                counts[-1] += value
+            else:
+                counts[LAG_BOUNDS.index(float(bucket))] += value
+
+    def observe(self, key: tuple[str, str, str], seconds: float) -> None:
+        """One lag observed in this process (and what :func:`lag_observation` counts)."""
+        for bucket, value in lag_observation(seconds):
+            self.add(key, bucket, value)
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(
+            self.name, "Lags of alerts from publication to notification, by part "
+            "(first copy of the story, each channel's first delivery)", labels=self.labels)
+        with self._lock:
+            series = {k: (list(c), t[0]) for k, (c, t) in self._series.items()}
+        for key, (counts, total) in sorted(series.items()):
+            running = 0
+            buckets = []
+            for bound, n in zip((*(str(b) for b in LAG_BOUNDS), "+Inf"), counts, strict=True):
+                running += n
+                buckets.append((bound, running))
+            family.add_metric(list(key), buckets, total)
+        yield family
+
+
+ALERT_LAG = _LagHistogram()
+REGISTRY.register(ALERT_LAG)
+
+
+def lag_bucket(seconds: float) -> LagBucket:
+    """The bucket a lag of ``seconds`` falls in (a negative lag, a source's clock ahead of
+    ours, in the first)."""
+    for bound, name in zip(LAG_BOUNDS, get_args(LagBucket), strict=False):
+        if seconds <= bound:
+            return name  # type: ignore[no-any-return]
+    return "+Inf"
+
+
+def lag_observation(seconds: float) -> list[tuple[LagBucket, int]]:
+    """The Beam counter increments one observed lag makes: its bucket by one, the sum by its
+    milliseconds (counters are integers; a negative lag adds nothing to the sum)."""
+    return [(lag_bucket(seconds), 1), ("sum_ms", max(0, round(seconds * 1000)))]
+
+
 KAFKA_LAG = _gauge(
     "newsmon_kafka_lag",
     "Records the consumer group has not processed: end offset minus committed offset, at the start "
@@ -217,6 +302,12 @@ def delivery_counter(channel: str, status: str) -> str:
     return f"delivery.{channel}.{status}"
 
 
+def lag_counter(lag: Lag, fed_by: FedBy, source_kind: str, bucket: LagBucket) -> str:
+    """Name of the Beam counter of ``lag``'s observations in ``bucket`` (or their sum in
+    milliseconds) for alerts of this source kind and path (:data:`ALERT_LAG`)."""
+    return f"lag.{lag}.{fed_by}.{source_kind}.{bucket}"
+
+
 def dead_letter_counter(stage: Stage) -> str:
     return f"dead_letters_{stage}"
 
@@ -236,6 +327,13 @@ def apply_beam_counter(name: str, value: int) -> bool:
     elif name.startswith("delivery."):
         channel, _, status = name[len("delivery."):].rpartition(".")
         DELIVERIES.labels(channel, status).inc(value)
+    elif name.startswith("lag.") and name.count(".") >= 4:
+        # The bucket may hold a dot ("0.5"): the fields before it have none.
+        _, lag, fed_by, kind, bucket = name.split(".", 4)
+        if lag not in LAGS or bucket not in get_args(LagBucket):
+            log.warning("Beam counter %s is not exported to Prometheus", name)
+            return False
+        ALERT_LAG.add((lag, kind, fed_by), bucket, value)
     elif name.startswith("dead_letters_"):
         PIPELINE_ITEMS.labels(name[len("dead_letters_"):], "dead_letter").inc(value)
     elif name.startswith("topic_"):

@@ -36,6 +36,10 @@ def _as_utc(value: datetime) -> datetime:
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
+#: How an item reached newsmon: fetched by a poll, or pushed by a WebSub hub. Carried from the
+#: item to its article and alert, so time-to-alert is measured per path (issue 16, point 5).
+FedBy = Literal["poll", "push"]
+
 
 def content_id(*parts: str, length: int = 24) -> str:
     """A stable id from the given parts (hex of a SHA-256 over them, unit-separated)."""
@@ -96,6 +100,7 @@ class RawItem(_Frozen):
     published_at: UtcDatetime | None = None
     first_seen_at: UtcDatetime
     is_update: bool = False
+    fed_by: FedBy = "poll"
 
     @staticmethod
     def make(
@@ -190,6 +195,7 @@ class Article(_Frozen):
     first_seen_at: UtcDatetime
     topics: tuple[TopicMatch, ...] = ()
     entities: tuple[Entity, ...] = ()
+    fed_by: FedBy = "poll"
 
     def topic(self, name: str) -> TopicMatch | None:
         return next((t for t in self.topics if t.topic == name), None)
@@ -229,6 +235,14 @@ class Alert(_Frozen):
     #: The corroboration criterion is met (see ``corroboration``); it stays met.
     corroborated: bool = False
     corroboration: Corroboration | None = None
+    #: The times of the story's first copy, for time-to-alert (alerts stored before them have
+    #: none): published (the source's date, else first seen), first seen by a connector,
+    #: indexed (the alert stage's clock once the store acknowledged the write), and how it
+    #: came (``fed_by``). ``notified_at`` sits with the delivery state (alerts/state.py).
+    published_at: UtcDatetime | None = None
+    first_seen_at: UtcDatetime | None = None
+    indexed_at: UtcDatetime | None = None
+    fed_by: FedBy = "poll"
 
     @staticmethod
     def id_for(rule: str, story_id: str) -> str:

@@ -4,7 +4,8 @@
       -> ParseArticles   (DecodeRawItems -> NormalizeArticles -> ClassifyTopics)
       -> StoreArticles   (BatchArticles -> GroupStories -> WriteDocuments)
       -> RaiseAlerts     (EvaluateAlerts -> NotifyChannels -> CountNotified -> FinishRun:
-                          surge rules, deliveries still owed from earlier runs)
+                          deliveries still owed from earlier runs;
+                          JudgeSurges: sliding event-time windows per surge rule)
     every stage's bad items -> ParkDeadLetters (search index, and the Kafka dead-letter topic)
     articles written + letters parked -> Acknowledged (per record: stream mode's commit stage)
 
@@ -31,20 +32,38 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import PCollection
-from apache_beam.transforms.trigger import AccumulationMode, AfterProcessingTime, Repeatedly
-from apache_beam.transforms.window import GlobalWindows
+from apache_beam.transforms.trigger import (
+    AccumulationMode,
+    AfterCount,
+    AfterProcessingTime,
+    AfterWatermark,
+    Repeatedly,
+)
+from apache_beam.transforms.window import GlobalWindows, SlidingWindows
 
+from newsmon.pipeline.alerts.config import SurgeRule
+from newsmon.pipeline.alerts.surge import allowed_lateness_s, window_shape
 from newsmon.pipeline.commit import WRITTEN_LETTERS, Acknowledged, WriteDeadLettersAckFn
 from newsmon.pipeline.io_kafka import RawRecord
 from newsmon.pipeline.stages.alerts import EvaluateAlertsFn, FinishRunFn, NotifyChannelsFn
 from newsmon.pipeline.stages.base import DEAD, RunContext
 from newsmon.pipeline.stages.items import ClassifyTopicsFn, DecodeRawItemsFn, NormalizeArticlesFn
 from newsmon.pipeline.stages.store import GroupStoriesFn, WriteDocumentsFn
+from newsmon.pipeline.stages.surges import (
+    CountPerIntervalFn,
+    JudgeSurgeWindowFn,
+    StampEventTimesFn,
+)
 
 __all__ = ["RunContext", "build_pipeline", "find_prism", "pipeline_options"]
 
-#: Stream mode: seconds between end-of-run sweeps (surge rules, deliveries still owed).
+#: Stream mode: seconds between end-of-run sweeps (deliveries still owed), and between the
+#: early firings of a surge window (a surge is raised while its interval is still running).
 SWEEP_EVERY_S = 5
+
+#: The deadline of a portable job's state and message streams (Beam's --job_server_timeout):
+#: a year, i.e. none a run reaches, since a stream runs until it is stopped.
+JOB_STREAMS_TIMEOUT_S = 365 * 24 * 3600
 
 #: A composite's named outputs.
 Outputs = dict[str, PCollection[Any]]
@@ -100,11 +119,58 @@ class StoreArticles(beam.PTransform[PCollection[Any], Outputs]):
         return {"batches": written.batches, "dead": written[DEAD]}
 
 
+class JudgeSurges(beam.PTransform[PCollection[Any], PCollection[str]]):
+    """Written batches -> surge alert ids: each surge rule's articles counted in sliding
+    event-time windows (one interval and its baseline; a new window every interval), the last
+    interval of each window judged as it fires.
+
+        batches -> StampEventTimes -> WindowIntoSlides -> CountPerInterval -> JudgeSurgeWindow
+
+    Keyed by rule (a topic and its filters); rules of one window shape share a branch. A
+    window fires at the watermark (a bounded input: at the end), early every SWEEP_EVERY_S
+    while a stream runs, and again for every late article within the allowed lateness;
+    panes accumulate, so each firing judges everything the window has seen.
+    """
+
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def expand(self, batches: PCollection[Any]) -> PCollection[str]:
+        shapes: dict[tuple[int, int], list[SurgeRule]] = {}
+        for rule in self.ctx.alerts.surges:
+            shapes.setdefault(window_shape(rule), []).append(rule)
+        # A stream also fires early, so a surge is raised while its interval still runs (on a
+        # bounded input there is nothing to fire early for, and FnApiRunner has no clock).
+        early = None if batches.is_bounded else AfterProcessingTime(SWEEP_EVERY_S)
+        judged = []
+        for (size, period), rules in sorted(shapes.items()):
+            shape = f"[{size}s every {period}s]"
+            judged.append(
+                batches
+                | f"StampEventTimes{shape}" >> beam.ParDo(StampEventTimesFn(rules))
+                | f"WindowIntoSlides{shape}" >> beam.WindowInto(
+                    SlidingWindows(size, period),
+                    trigger=AfterWatermark(early=early, late=AfterCount(1)),
+                    accumulation_mode=AccumulationMode.ACCUMULATING,
+                    allowed_lateness=allowed_lateness_s(self.ctx.alerts))
+                | f"CountPerInterval{shape}" >> beam.CombinePerKey(CountPerIntervalFn())
+                | f"JudgeSurgeWindow{shape}" >> beam.ParDo(JudgeSurgeWindowFn(self.ctx)))
+        # No rules: an empty output off the same input (a source of its own would be a bounded
+        # one in a stream's graph).
+        surges: PCollection[str] = (
+            tuple(judged) | "CollectSurges" >> beam.Flatten() if judged
+            else batches | "NoSurgeRules" >> beam.FlatMap(lambda _: ()))
+        return surges
+
+
 class RaiseAlerts(beam.PTransform[PCollection[Any], Outputs]):
-    """Written batches -> alerts raised or merged, delivered; then the end-of-run sweep.
+    """Written batches -> alerts raised or merged, delivered; surges judged in windows; then
+    the end-of-run sweep (deliveries still owed).
 
         batches -> EvaluateAlerts -> alerts -> NotifyChannels -> notified
                 -> OnePerAlert -> CountNotified -> FinishRun -> finished
+                -> JudgeSurges -> surges
     """
 
     def __init__(self, ctx: RunContext) -> None:
@@ -129,7 +195,9 @@ class RaiseAlerts(beam.PTransform[PCollection[Any], Outputs]):
                 | "CountNotified" >> beam.CombineGlobally(sum).without_defaults()
             )
         finished = counted | "FinishRun" >> beam.ParDo(FinishRunFn(self.ctx))
-        return {"alerts": alerts, "notified": notified, "finished": finished}
+        surges = batches | "JudgeSurges" >> JudgeSurges(self.ctx)
+        return {"alerts": alerts, "notified": notified, "finished": finished,
+                "surges": surges}
 
 
 class ParkDeadLetters(beam.PTransform[tuple[PCollection[Any], ...], Outputs]):
@@ -165,6 +233,7 @@ def build_pipeline(records: PCollection[RawRecord], ctx: RunContext) -> Outputs:
     acked = stored["batches"], parked["letters"]
     return {"written": stored["batches"], "alerts": raised["alerts"],
             "notified": raised["notified"], "finished": raised["finished"],
+            "surges": raised["surges"],
             "dead": parked["counts"], "acknowledged": acked | "Acknowledged" >> Acknowledged()}
 
 
@@ -234,6 +303,11 @@ def pipeline_options(runner: str = "FnApiRunner", extra: Sequence[str] = ()) -> 
     unless ``extra`` says otherwise."""
     # The runner is always explicit: Beam's default would try to download the Prism runner.
     args = [f"--runner={runner}", *extra]
+    if not any(a.startswith("--job_server_timeout") for a in extra):
+        # Beam opens a portable job's state and message streams with this as their gRPC
+        # deadline (300 s by default): past it the driver takes a job still running for one
+        # that ended, and a stream on Prism stopped after five minutes. A job runs until done.
+        args.append(f"--job_server_timeout={JOB_STREAMS_TIMEOUT_S}")
     if runner == "PrismRunner":
         if not any(a.startswith(("--prism_location", "--job_endpoint")) for a in extra):
             args.append(f"--prism_location={find_prism()}")

@@ -124,11 +124,28 @@ def snapshot_ranges(settings: KafkaSettings, topic: str, group_id: str,
                     share: WorkerShare = EVERY_PARTITION) -> list[PartitionRange]:
     """Per partition of ``share``, what the group has not processed yet, up to the current
     end."""
-    # kafka-python's metadata call below waits without a limit on a broker that refuses the
-    # credentials: check first, in bounded time, that one broker accepts them.
+    consumer = open_consumer(settings, group_id)
+    try:
+        return ranges_of(consumer, settings, topic, share)
+    finally:
+        consumer.close()
+
+
+def open_consumer(settings: KafkaSettings, group_id: str) -> KafkaConsumer:
+    """A consumer of ``group_id`` for :func:`ranges_of` (it joins no group); the caller
+    closes it."""
+    # kafka-python's metadata call in ranges_of waits without a limit on a broker that refuses
+    # the credentials: check first, in bounded time, that one broker accepts them.
     if problem := connect_problem(settings):
         raise KafkaUnavailable(f"kafka at {settings.bootstrap_servers}: {problem}")
-    consumer = _consumer(settings, group_id)
+    return _consumer(settings, group_id)
+
+
+def ranges_of(consumer: KafkaConsumer, settings: KafkaSettings, topic: str,
+              share: WorkerShare = EVERY_PARTITION) -> list[PartitionRange]:
+    """Per partition of ``topic`` in ``share``, [the group's committed offset, the end) as the
+    broker says now: the consumer is assigned nothing, so each call asks again (offsets are
+    not cached)."""
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions) if share.owns(p)]
@@ -144,8 +161,6 @@ def snapshot_ranges(settings: KafkaSettings, topic: str, group_id: str,
         return ranges
     except KafkaError as exc:
         raise KafkaUnavailable(unavailable(settings, exc)) from exc
-    finally:
-        consumer.close()
 
 
 def commit_ranges(settings: KafkaSettings, group_id: str, ranges: Sequence[PartitionRange]) -> None:

@@ -11,13 +11,17 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+import grpc  # type: ignore[import-untyped]  # (Beam's own dependency; no stubs)
 from apache_beam.pvalue import PBegin, PCollection
+from kafka import KafkaConsumer
 
+from newsmon.config import KafkaSettings
 from newsmon.metrics import PIPELINE_RECORDS, PIPELINE_RUNS, apply_beam_counter, stage_counter
 from newsmon.pipeline.app import RunContext, build_pipeline, pipeline_options, prism_job_server
 from newsmon.pipeline.commit import CommitAcknowledged
@@ -29,6 +33,8 @@ from newsmon.pipeline.io_kafka import (
     WorkerShare,
     commit_ranges,
     ensure_topics,
+    open_consumer,
+    ranges_of,
     snapshot_ranges,
 )
 from newsmon.pipeline.kafka_source import KafkaRecord, ReadKafkaStream
@@ -241,28 +247,84 @@ def _run_stream(ctx: RunContext, stop: threading.Event, interval_s: float, runne
     def wait() -> None:
         try:
             result.wait_until_finish()
-        except Exception:
-            log.exception("stream pipeline failed")
+        except Exception as exc:
+            if stop.is_set() and runner_gone(exc):
+                log.info("stream: the runner's connection closed as it stopped")
+            else:
+                log.exception("stream pipeline failed")
         finally:
             finished.set()
 
-    threading.Thread(target=wait, name="stream-wait", daemon=True).start()
     PIPELINE_RUNS.labels("kafka-stream").inc()
     seen: dict[str, int] = {}
     next_export = time.monotonic() + EXPORT_EVERY_S
-    while not stop.is_set() and not finished.is_set():
-        stop.wait(0.5)
-        if time.monotonic() >= next_export:
+    with quiet_runner_shutdown(stop), StreamLag(ctx.settings.kafka) as lag:
+        threading.Thread(target=wait, name="stream-wait", daemon=True).start()
+        while not stop.is_set() and not finished.is_set():
+            stop.wait(0.5)
+            if time.monotonic() >= next_export:
+                export_stream_counters(result, seen)
+                lag.export()
+                next_export = time.monotonic() + EXPORT_EVERY_S
+        if not finished.is_set():
             export_stream_counters(result, seen)
-            export_stream_lag(ctx)
-            next_export = time.monotonic() + EXPORT_EVERY_S
-    if not finished.is_set():
-        export_stream_counters(result, seen)
-        result.cancel()
-        finished.wait(30)
+            try:
+                result.cancel()
+            except Exception as exc:
+                if not (stop.is_set() and runner_gone(exc)):
+                    raise
+                log.info("stream: the runner was already gone when asked to cancel")
+            finished.wait(30)
     if not stop.is_set():
         raise RuntimeError(f"stream pipeline ended by itself ({result.state})")
     return seen.get(_READ, 0)
+
+
+def runner_gone(exc: BaseException) -> bool:
+    """Is ``exc`` a broken gRPC connection to the runner (UNAVAILABLE, CANCELLED)? What Beam's
+    threads raise when the runner stops first: a Ctrl-C or a SIGTERM to the process group
+    reaches Prism as well as newsmon."""
+    code = getattr(exc, "code", None)
+    return (isinstance(exc, grpc.RpcError) and callable(code)
+            and code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED))
+
+
+#: Beam loggers that report, at ERROR, a connection to the runner that broke.
+_RUNNER_CONNECTION_LOGGERS = ("apache_beam.runners.worker.data_plane",
+                              "apache_beam.runners.worker.sdk_worker")
+
+
+@contextmanager
+def quiet_runner_shutdown(stop: threading.Event) -> Iterator[None]:
+    """For the block: once ``stop`` is set (the run was asked to stop), a broken connection
+    to the runner (:func:`runner_gone`) raised in one of Beam's threads is logged at DEBUG
+    instead of printing a traceback, and Beam's worker's ERROR record of it is dropped: the
+    runner going down with us is the stop we asked for. Anything else, and anything before
+    the stop, passes as it would without this (the previous thread hook, the loggers
+    unchanged)."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if stop.is_set() and args.exc_value is not None and runner_gone(args.exc_value):
+            log.debug("stream: thread %s: runner gone: %s",
+                      args.thread.name if args.thread else "?", args.exc_value)
+            return
+        previous(args)
+
+    def keep(record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (stop.is_set() and exc is not None and runner_gone(exc))
+
+    threading.excepthook = hook
+    loggers = [logging.getLogger(name) for name in _RUNNER_CONNECTION_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+        for logger in loggers:
+            logger.removeFilter(keep)
 
 
 def _record_of(read: KafkaRecord) -> RawRecord:
@@ -275,14 +337,38 @@ EXPORT_EVERY_S = 5.0
 _READ = stage_counter("decode", "in")
 
 
-def export_stream_lag(ctx: RunContext) -> None:
-    """The group's lag per partition (end offset minus committed offset) as the stream's commit
-    stage leaves it: what an operator alerts on when the stream falls behind or stops."""
-    kafka = ctx.settings.kafka
-    try:
-        observe_lag(kafka.group_id, snapshot_ranges(kafka, kafka.raw_topic, kafka.group_id))
-    except Exception as exc:  # noqa: BLE001 - a metrics hiccup must not stop the stream
-        log.warning("stream: lag not read: %s", exc)
+class StreamLag:
+    """Exports the group's lag per partition (end offset minus committed offset) as the
+    stream's commit stage leaves it: what an operator alerts on when the stream falls behind
+    or stops. One consumer serves the whole run (opened at the first export, closed by
+    :meth:`close`): a consumer per export would cost a connection and its metadata fetch
+    every few seconds."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
+        self._consumer: KafkaConsumer | None = None
+
+    def export(self) -> None:
+        """Read the lag and set the gauges; a failure is logged and the next call tries
+        again (opening the consumer then if it could not be opened)."""
+        try:
+            if self._consumer is None:
+                self._consumer = open_consumer(self.kafka, self.kafka.group_id)
+            observe_lag(self.kafka.group_id,
+                        ranges_of(self._consumer, self.kafka, self.kafka.raw_topic))
+        except Exception as exc:  # noqa: BLE001 - a metrics hiccup must not stop the stream
+            log.warning("stream: lag not read: %s", exc)
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+    def __enter__(self) -> StreamLag:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def export_stream_counters(result: Any, seen: dict[str, int]) -> None:
@@ -294,7 +380,9 @@ def export_stream_counters(result: Any, seen: dict[str, int]) -> None:
     try:
         totals = beam_counters(result)
     except Exception as exc:  # noqa: BLE001 - a metrics hiccup must not stop the stream
-        log.warning("stream: counters not read: %s", exc)
+        # A gRPC error prints on several lines; that the runner is gone is all it says.
+        log.warning("stream: counters not read: %s",
+                    "the runner is gone (UNAVAILABLE)" if runner_gone(exc) else exc)
         return
     for name, value in totals.items():
         delta = value - seen.get(name, 0)

@@ -10,8 +10,12 @@ a Java expansion service the registry does not serve for this Beam version).
   ``[start, MAX)``, ``start`` being where the consumer group stands (its committed offset, or
   the log start if that is later). One ``process`` call is one poll: it claims the offsets it
   read and hands the rest back with ``defer_remainder``, immediately after records and after a
-  short delay after an empty poll. A checkpoint is therefore always at a record boundary and a
-  bundle lasts one poll, which bounds the latency added by the batching stages after it.
+  short delay after an empty poll. A checkpoint is therefore always at a record boundary.
+- A runner hands the residuals of several partitions to one bundle (Prism does), and the
+  batching stages after the read flush only when the bundle ends. So the polls of a bundle
+  share one wait budget (``poll_ms``), and once a poll of the bundle returned records the
+  others do not wait at all: a bundle ends within about ``poll_ms`` whatever the partition
+  count, and at once after records (see ``PollBudget``; docs/benchmarks.md has the figures).
 - The watermark is set by hand from record timestamps (never moving back); a poll that finds
   nothing moves it to the wall clock minus ``idle_lag``, so an idle partition does not hold
   back the event-time progress of the others.
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +155,33 @@ def _advance(estimator: ManualWatermarkEstimator, to: Timestamp) -> None:
         estimator.set_watermark(to)
 
 
+class PollBudget:
+    """How long the next poll of a bundle may wait: the bundle's polls share ``poll_ms``, and
+    after a poll that found records none waits (pure logic; ``clock`` in seconds)."""
+
+    def __init__(self, poll_ms: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.poll_ms = poll_ms
+        self.clock = clock
+        self.deadline: float | None = None
+        self.found = False
+
+    def start(self) -> None:
+        """A new bundle: a fresh budget, counted from its first poll."""
+        self.deadline = None
+        self.found = False
+
+    def next_timeout_ms(self) -> int:
+        if self.found:
+            return 0
+        now = self.clock()
+        if self.deadline is None:
+            self.deadline = now + self.poll_ms / 1000
+        return max(0, round((self.deadline - now) * 1000))
+
+    def records_found(self) -> None:
+        self.found = True
+
+
 @beam.DoFn.unbounded_per_element()
 class ReadPartitionsFn(beam.DoFn, RestrictionProvider):
     """PartitionRef -> KafkaRecord for every record, for ever (see the module docstring).
@@ -159,7 +190,7 @@ class ReadPartitionsFn(beam.DoFn, RestrictionProvider):
     stands, without end.
     """
 
-    def __init__(self, settings: KafkaSettings, *, poll_ms: int = 300, idle_delay_s: float = 0.0,
+    def __init__(self, settings: KafkaSettings, *, poll_ms: int = 100, idle_delay_s: float = 0.0,
                  idle_lag_s: float = 2.0, max_records: int = 500) -> None:
         super().__init__()
         self.settings = settings
@@ -168,6 +199,10 @@ class ReadPartitionsFn(beam.DoFn, RestrictionProvider):
         self.idle_lag_s = idle_lag_s
         self.max_records = max_records
         self.consumers: dict[PartitionRef, KafkaConsumer] = {}
+        self.budget = PollBudget(poll_ms)
+
+    def start_bundle(self) -> None:
+        self.budget.start()
 
     def _consumer_for(self, ref: PartitionRef) -> KafkaConsumer:
         consumer = self.consumers.get(ref)
@@ -190,16 +225,17 @@ class ReadPartitionsFn(beam.DoFn, RestrictionProvider):
         try:
             if consumer.position(ref.tp) != position:
                 consumer.seek(ref.tp, position)
-            batch = consumer.poll(timeout_ms=self.poll_ms,
+            batch = consumer.poll(timeout_ms=self.budget.next_timeout_ms(),
                                   max_records=self.max_records).get(ref.tp, [])
         except KafkaError as exc:
             raise KafkaUnavailable(unavailable(self.settings, exc)) from exc
         if not batch:
             _advance(watermark, Timestamp.of(time.time() - self.idle_lag_s))
-            # The poll itself waited ``poll_ms``: resuming at once costs no busy loop.
+            # The bundle's polls waited ``poll_ms``: resuming at once costs no busy loop.
             tracker.defer_remainder(Duration.of(self.idle_delay_s) if self.idle_delay_s
                                     else None)
             return
+        self.budget.records_found()
         for msg in batch:
             if msg.offset < position:
                 continue  # already claimed before a seek landed earlier

@@ -51,4 +51,5 @@ def normalize_item(item: RawItem) -> Article:
         lang=detect_language(f"{title}\n{text}", item.source.lang),
         published_at=trusted_published_at(item),
         first_seen_at=item.first_seen_at,
+        fed_by=item.fed_by,
     )

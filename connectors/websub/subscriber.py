@@ -316,5 +316,6 @@ class Subscriber:
         if parsed.fatal is not None:
             return PollResult.failed(Cursor(), "not-a-feed", f"pushed body: {parsed.fatal}",
                                      problems=parsed.problems)
-        return PollResult(status="ok", cursor=Cursor(), items=parsed.items,
-                          problems=parsed.problems)
+        # Marked as pushed: time-to-alert is measured per path (docs/alerts.md).
+        items = tuple(item.model_copy(update={"fed_by": "push"}) for item in parsed.items)
+        return PollResult(status="ok", cursor=Cursor(), items=items, problems=parsed.problems)

@@ -56,7 +56,8 @@ def alerts_test(
                    err=True)
         return
     docs = store.scan("articles", since=start, until=end, terms={"topic_names": [chosen.topic]})
-    would = alerting.dry_run(chosen, alerting.articles_from_documents(docs))
+    would = alerting.dry_run(chosen, alerting.articles_from_documents(docs),
+                             too_old=configured.too_old)
     for alert in would:
         if as_json:
             typer.echo(alert.model_dump_json())

@@ -12,6 +12,7 @@ import typer
 
 from newsmon.cli import _common as common
 from newsmon.cli._common import ConfigOpt, feeds, settings
+from newsmon.config import Settings
 
 
 @common.app.command()
@@ -27,6 +28,15 @@ def poll(
     metrics_port: common.MetricsPortOpt = None,
     metrics_host: common.MetricsHostOpt = "127.0.0.1",
     metrics_file: common.MetricsFileOpt = None,
+    shard_group: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Share the sources with the other "
+                                 "pollers of this group, each source polled by one of them "
+                                 "(poller.shard_group; docs/scaling.md). Not with --once.")
+    ] = None,
+    shard_member: Annotated[
+        str | None, typer.Option(metavar="NAME", help="This poller's name in its group, "
+                                 "unique in it (poller.shard_member; default: the host name).")
+    ] = None,
 ) -> None:
     """Poll feeds and Telegram channels and publish new items to Kafka."""
     from newsmon import metrics
@@ -34,6 +44,23 @@ def poll(
     from newsmon.ops import orchestrate
 
     loaded = settings(config)
+    chosen = {k: v for k, v in (("shard_group", shard_group), ("shard_member", shard_member))
+              if v is not None}
+    if chosen:
+        try:
+            poller_settings = loaded.poller.model_validate(
+                loaded.poller.model_dump() | chosen)
+        except ValueError as exc:
+            raise common.fail(f"--shard-group/--shard-member: {exc}",
+                              common.EXIT_CONFIG) from None
+        loaded = loaded.model_copy(update={"poller": poller_settings})
+    if loaded.poller.shard_group is not None:
+        if once:
+            raise common.fail("--once polls every due source: a poller sharing the sources "
+                              "runs continuously (drop --once or the shard group)",
+                              common.EXIT_CONFIG)
+        _poll_shared(loaded, archive, metrics_port, metrics_host, metrics_file)
+        return
     publisher = KafkaPublisher(loaded.kafka)
     with common.exclusive(loaded, "poll"), metrics.exported(
             "poll-once" if once else "poll", port=metrics_port, host=metrics_host,
@@ -55,6 +82,34 @@ def poll(
             poller.run_forever(stop)
         finally:
             publisher.close()
+
+
+def _poll_shared(loaded: Settings, archive: Path | None, metrics_port: int | None,
+                 metrics_host: str, metrics_file: Path | None) -> None:
+    """``poll --shard-group``: one member of a group of pollers, until SIGTERM."""
+    import socket
+
+    from kafka.errors import KafkaError
+
+    from newsmon import metrics
+    from newsmon.connectors.publisher import PublishError
+    from newsmon.ops import orchestrate
+
+    member = loaded.poller.shard_member or socket.gethostname()
+    job = f"poll.{loaded.poller.shard_group}.{member}"
+    with common.exclusive(loaded, job), metrics.exported(
+            "poll", port=metrics_port, host=metrics_host, textfile=metrics_file):
+        try:
+            with orchestrate.sharded_poller(loaded, feeds(loaded), archive=archive) as poller:
+                stop = threading.Event()
+                signal.signal(signal.SIGTERM, lambda *_: stop.set())
+                signal.signal(signal.SIGINT, lambda *_: stop.set())
+                poller.run_forever(stop)
+        except PublishError as exc:
+            raise common.fail(str(exc), common.EXIT_CONFIG) from None
+        except KafkaError as exc:
+            raise common.fail(f"the shard group cannot be joined: {type(exc).__name__}: "
+                              f"{exc}", common.EXIT_FAILED) from None
 
 
 sources_app = common.command_group(

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsmon.config import Settings
 from newsmon.connectors.feeds import FeedsConfig
@@ -26,6 +27,9 @@ from newsmon.connectors.state import StateStore
 from newsmon.ops import health
 from newsmon.ops.loading import Complete
 from newsmon.pipeline.store import DocumentStore, StoreUnavailable, open_store
+
+if TYPE_CHECKING:
+    from newsmon.connectors.sharding import ShardNames
 
 log = logging.getLogger("newsmon")
 
@@ -42,6 +46,41 @@ def make_poller(settings: Settings, feeds: FeedsConfig, publisher: Publisher, *,
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     return Poller(feeds, state_path(settings), publisher, archive_path=archive,
                   progress=progress)
+
+
+def shard_state_path(settings: Settings, names: ShardNames) -> Path:
+    """A sharing poller's own state store: one per member, so members may share a host."""
+    group = settings.poller.shard_group
+    return settings.state_dir / f"connectors.{group}.{names.member}.sqlite"
+
+
+@contextmanager
+def sharded_poller(settings: Settings, feeds: FeedsConfig, *,
+                   archive: Path | None = None) -> Iterator[Poller]:
+    """A poller that shares the sources with the other members of ``poller.shard_group``
+    (connectors/sharding.py), in its group for the block. Raises KafkaError when the shard
+    topics cannot be had, PublishError when they disagree with ``poller.shard_partitions``."""
+    from newsmon.connectors.sharding import (
+        ShardMember,
+        TransactionalPublisher,
+        assign,
+        ensure_shard_topics,
+        shard_names,
+    )
+
+    conf = settings.poller
+    names = shard_names(settings.kafka, conf)
+    shards = assign(feeds.sources, feeds.defaults, conf.shard_partitions)
+    ensure_shard_topics(settings.kafka, names, conf.shard_partitions)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    publisher = TransactionalPublisher(settings.kafka, names, shards,
+                                       conf.shard_transaction_timeout_ms)
+    with closing(publisher), Poller(feeds, shard_state_path(settings, names), publisher,
+                                    archive_path=archive) as poller:
+        member = ShardMember(settings.kafka, conf, names, shards, poller.state)
+        poller.share = member
+        with member.start():
+            yield poller
 
 
 def poll_summary(report: PollReport) -> str:

@@ -341,6 +341,7 @@ def render(report: Report, *, title: str = "newsmon report",
     else:
         out.append('<p class="empty">no alerts in this window</p>')
 
+    out += _latency_section(report)
     out += _precision_section(report)
 
     out.append("<h2>Source health</h2>")
@@ -387,3 +388,18 @@ def _precision_section(report: Report) -> list[str]:
     rows += [row(dim.replace("_", " "), key, t)
              for dim, groups in p.by.items() for key, t in sorted(groups.items())]
     return out + _table(("by", "group", "precision", "confirmed", "false positive"), rows)
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _latency_section(report: Report) -> list[str]:
+    """Time-to-alert p50/p95 per source kind (report.time_to_alert)."""
+    out = ["<h2>Time to alert (publication to first notification)</h2>"]
+    if not report.time_to_alert:
+        return [*out, '<p class="empty">no alert in this window was notified with its '
+                "times recorded</p>"]
+    return out + _table(("source kind", "alerts", "p50", "p95"), (
+        f"<tr><td>{e(row.kind)}</td><td>{row.alerts}</td><td>{_seconds(row.p50_s)}</td>"
+        f"<td>{_seconds(row.p95_s)}</td></tr>" for row in report.time_to_alert))

@@ -216,7 +216,7 @@ def story_context(store: DocumentStore, alert: Mapping[str, Any], now: datetime)
         entry = sources.setdefault(sid, {"id": sid, "name": src.get("name") or sid,
                                          "country": src.get("country") or "",
                                          "type": src.get("type") or "",
-                                         "label": src.get("label") or src.get("kind") or "",
+                                         "label": src.get("kind") or "",
                                          "copies": 0})
         entry["copies"] += 1
     for sid in alert.get("source_ids") or ():

@@ -25,17 +25,15 @@ UNLABELLED = "unlabelled"
 
 
 def source_labels(alert: Mapping[str, Any]) -> list[str]:
-    """The source labels of an alert: its ``source_kind`` (a label or a list) when present,
-    else the ``label``/``kind`` of its ``sources`` entries, else ``unlabelled``. Alerts written
-    before sources had labels have none of these."""
-    raw = alert.get("source_kind")
+    """The source labels of an alert: its ``source_kinds`` (the kinds of its sources, as
+    ``alerting.alert_document`` stores them) when present, else the ``kind`` of its
+    ``sources`` entries, else ``unlabelled``. Alerts written before sources had labels have
+    none of these."""
+    raw = alert.get("source_kinds")
     labels = [raw] if isinstance(raw, str) else list(raw or ())
     if not labels:
-        for src in alert.get("sources") or ():
-            if isinstance(src, Mapping):
-                labels.extend(str(v) for k in ("label", "kind", "labels")
-                              for v in ([src[k]] if isinstance(src.get(k), str)
-                                        else src.get(k) or ()))
+        labels = [src.get("kind") for src in alert.get("sources") or ()
+                  if isinstance(src, Mapping)]
     return sorted({str(x) for x in labels if x}) or [UNLABELLED]
 
 

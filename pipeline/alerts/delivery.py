@@ -30,6 +30,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,11 +60,12 @@ from newsmon.pipeline.alerts.content import (
     story_content,
     surge_content,
 )
-from newsmon.pipeline.alerts.mutes import mute_reason
+from newsmon.pipeline.alerts.mutes import MuteBook
 from newsmon.pipeline.alerts.state import (
     Attempt,
     DeliveryStatus,
     apply_attempts,
+    delivery_latency,
     sent_version,
 )
 from newsmon.pipeline.store import DocumentStore, parse_time
@@ -162,6 +164,7 @@ class Deliverer:
         self.sleep = sleep
         self.topic_names = topic_names
         self._open_until: dict[str, float] = {}
+        self.mutes = MuteBook(store)
 
     # --- the sweep and one alert ---------------------------------------------------------
 
@@ -171,6 +174,7 @@ class Deliverer:
             return []
         docs = self.store.find_terms("alerts", "pending", sorted(self.config.channels),
                                      size=limit)
+        self.mutes.load(docs)
         out: list[Attempt] = []
         for alert_id in sorted({str(d["alert_id"]) for d in docs}):
             out.extend(self.deliver(alert_id, now))
@@ -180,6 +184,7 @@ class Deliverer:
         """Send one alert to the channels it owes; returns what happened per channel (nothing
         if another deliverer holds it or nothing is owed)."""
         now = now or datetime.now(UTC)
+        mark = time.monotonic()  # notified_at: ``now`` plus the time until a receiver's ack
         doc = self._claim(alert_id, now)
         if doc is None:
             return []
@@ -199,7 +204,7 @@ class Deliverer:
             attempts = []
             for channel in pending:
                 message = message_for(content, event_for(doc, channel))
-                attempt = self._deliver_one(channel, message, doc, throttle_s, now)
+                attempt = self._deliver_one(channel, message, doc, throttle_s, now, mark)
                 if attempt is not None:
                     attempts.append(attempt)
         self._record(alert_id, attempts)
@@ -213,7 +218,7 @@ class Deliverer:
         """Why this alert must reach no channel (a mute set from the inbox), or None to
         deliver it. The one place an alert is dropped before notifying: its channels are
         recorded as held back (``throttled``) with the reason and are no longer owed."""
-        return mute_reason(self.store, doc, now)
+        return self.mutes.reason(doc, now)
 
     # --- steps ------------------------------------------------------------------------------
 
@@ -261,7 +266,7 @@ class Deliverer:
         raise RuntimeError(f"alert {alert_id}: could not record deliveries (too many updates)")
 
     def _deliver_one(self, channel: str, message: Message, doc: Mapping[str, Any],
-                     throttle_s: int, now: datetime) -> Attempt | None:
+                     throttle_s: int, now: datetime, mark: float) -> Attempt | None:
         config = self.config.channels.get(channel)
         if config is None:
             return Attempt(channel, "failed", now, error="channel not configured")
@@ -316,7 +321,9 @@ class Deliverer:
             retry_at = (now + timedelta(seconds=exc.retry_after_s)
                         if exc.retry_after_s is not None else None)
             return outcome("failed", tries, str(exc), retry_at)
-        return outcome("sent", tries)
+        acked = now + timedelta(seconds=time.monotonic() - mark)
+        latency = (delivery_latency(doc, acked) if message.event == "alert.created" else None)
+        return replace(outcome("sent", tries), notified_at=acked, latency=latency)
 
     def _retry_now(self, exc: BaseException) -> bool:
         """Worth another try in this run: retryable, and not asked to wait longer than a run

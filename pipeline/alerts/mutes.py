@@ -5,7 +5,8 @@ and its key is copied to the alert's top-level keyword field ``muted_keys``, so 
 finds every mute that could apply to an alert with one terms look-up that both the search
 servers and the embedded store answer. Keys: ``story:<story_id>`` and ``source:<source_id>``.
 
-:func:`is_muted` is pure; :func:`mute_reason` is the one call delivery makes before sending.
+:func:`is_muted` is pure; :meth:`MuteBook.reason` is the one call delivery makes before
+sending.
 
 A source mute silences an alert only when *every* source of the alert is muted: muting a noisy
 source must not hide a story that other sources corroborate.
@@ -13,7 +14,8 @@ source must not hide a story that other sources corroborate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -85,19 +87,42 @@ def is_muted(alert: Mapping[str, Any], mutes: Iterable[Mute], now: datetime) -> 
     return None
 
 
-def active_mutes(store: DocumentStore, alert: Mapping[str, Any]) -> list[Mute]:
-    """Every mute recorded on any alert that shares a mute key with ``alert``."""
-    keys = keys_for(alert)
-    if not keys:
-        return []
-    docs = store.scan("alerts", terms={MUTED_KEYS_FIELD: keys}, fields=["feedback"])
-    return [m for doc in docs for m in mutes_on(doc)]
+class MuteBook:
+    """The mutes delivery checks, looked up by key and kept for ``refresh_s`` (on the
+    ``clock``'s seconds): a run or a stream worker reads each key's mutes once per interval,
+    and a batch of alerts in one query (:meth:`load`), instead of one query per alert. A mute
+    set from the inbox while a stream runs silences delivery at the latest ``refresh_s``
+    later."""
 
+    def __init__(self, store: DocumentStore, *, refresh_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.refresh_s = refresh_s
+        self.clock = clock
+        #: mute key -> (when it was read, the mutes recorded under it then)
+        self._read: dict[str, tuple[float, list[Mute]]] = {}
 
-def mute_reason(store: DocumentStore, alert: Mapping[str, Any], now: datetime) -> str | None:
-    """Why ``alert`` must not notify now ("muted: story ... until ... by ..."), or None."""
-    mute = is_muted(alert, active_mutes(store, alert), now)
-    if mute is None:
-        return None
-    by = f" by {mute.by}" if mute.by else ""
-    return f"muted: {mute.scope} {mute.target} until {mute.until.isoformat()}{by}"
+    def load(self, alerts: Iterable[Mapping[str, Any]]) -> None:
+        """Read, in one look-up per 1,000 keys, the mutes of every key of ``alerts`` that
+        was not read in the last ``refresh_s``."""
+        t = self.clock()
+        self._read = {k: v for k, v in self._read.items() if t - v[0] < self.refresh_s}
+        stale = sorted({k for a in alerts for k in keys_for(a) if k not in self._read})
+        found: dict[str, list[Mute]] = {k: [] for k in stale}
+        for start in range(0, len(stale), 1000):
+            chunk = stale[start:start + 1000]
+            for doc in self.store.scan("alerts", terms={MUTED_KEYS_FIELD: chunk},
+                                       fields=["feedback"]):
+                for m in mutes_on(doc):
+                    if m.key in found:
+                        found[m.key].append(m)
+        self._read.update((k, (t, mutes)) for k, mutes in found.items())
+
+    def reason(self, alert: Mapping[str, Any], now: datetime) -> str | None:
+        """Why ``alert`` must not notify now ("muted: story ... until ... by ..."), or None."""
+        self.load([alert])
+        mute = is_muted(alert, [m for k in keys_for(alert) for m in self._read[k][1]], now)
+        if mute is None:
+            return None
+        by = f" by {mute.by}" if mute.by else ""
+        return f"muted: {mute.scope} {mute.target} until {mute.until.isoformat()}{by}"

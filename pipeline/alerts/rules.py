@@ -10,7 +10,7 @@ Pure logic; the store calls live in app.py, delivery.py and surge.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,13 @@ def new_alert(rule: AlertRule, article: Article, match: TopicMatch, now: datetim
         sources=(article.source,),
         corroborated=corroboration.corroborated_at is not None,
         corroboration=corroboration,
+        # Time-to-alert: the first copy's times. ``now`` is the alert stage's clock, which runs
+        # once the store acknowledged the article's write (the article's own ``indexed_at``,
+        # to the millisecond; exactly it when the run's clock is fixed).
+        published_at=article.published_at,
+        first_seen_at=article.first_seen_at,
+        indexed_at=now,
+        fed_by=article.fed_by,
     )
 
 
@@ -150,11 +157,18 @@ def articles_from_documents(docs: Iterable[Mapping[str, Any]]) -> list[Article]:
     return out
 
 
-def dry_run(rule: AlertRule, articles: Iterable[Article]) -> list[Alert]:
+def dry_run(rule: AlertRule, articles: Iterable[Article], *,
+            too_old: Callable[[datetime, datetime], bool]) -> list[Alert]:
     """The alerts ``rule`` would raise over ``articles``, one per story, merged as the
-    pipeline merges them, each stamped with the time its first copy was seen. Pure."""
+    pipeline merges them, each stamped with the time its first copy was seen. Pure.
+
+    ``too_old`` is the pipeline's own age check (``AlertsConfig.too_old``): an article it
+    finds too old at the time its first copy was seen (when the stream handled it) neither
+    raises nor updates an alert here either."""
     alerts: dict[str, Alert] = {}
     for article in sorted(articles, key=lambda a: (a.first_seen_at, a.doc_id)):
+        if too_old(article.published_at, article.first_seen_at):
+            continue
         for _, match in matching_rules(article, (rule,)):
             current = alerts.get(article.story_id)
             if current is None:

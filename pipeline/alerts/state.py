@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from newsmon.metrics import LAGS, UNLABELLED, Lag
+from newsmon.models import FedBy
 from newsmon.pipeline.alerts.content import story_version
+from newsmon.pipeline.store.base import parse_time
 
 JsonDict = dict[str, Any]
 
@@ -32,6 +35,16 @@ MAX_DELIVERY_RECORDS = 50
 
 
 @dataclass(frozen=True)
+class Latency:
+    """Time-to-alert of one delivery, for the lag histogram (metrics.ALERT_LAG): each lag in
+    seconds, under the source kind of the story's first copy and how it came."""
+
+    source_kind: str
+    fed_by: FedBy
+    lags: tuple[tuple[Lag, float], ...]
+
+
+@dataclass(frozen=True)
 class Attempt:
     """One channel's outcome for one alert: sent, failed (stays pending), throttled (held back
     by the rule's throttle) or expired (given up after ``give_up_after_s``)."""
@@ -46,6 +59,10 @@ class Attempt:
     delivery_id: str = ""
     #: Not before this time (the receiver's ``Retry-After`` beyond what one run waits).
     retry_at: datetime | None = None
+    #: When the receiver acknowledged it (sent only): the end of time-to-alert.
+    notified_at: datetime | None = None
+    #: A channel's first message of a story (sent ``alert.created``): its time-to-alert.
+    latency: Latency | None = None
 
     def as_json(self) -> JsonDict:
         out: JsonDict = {"channel": self.channel, "status": self.status,
@@ -54,6 +71,8 @@ class Attempt:
                          "version": self.version, "delivery_id": self.delivery_id}
         if self.retry_at is not None:
             out["retry_at"] = self.retry_at.isoformat()
+        if self.notified_at is not None:
+            out["notified_at"] = self.notified_at.isoformat()
         return out
 
 
@@ -98,7 +117,11 @@ def apply_attempts(doc: Mapping[str, Any], attempts: Iterable[Attempt]) -> JsonD
     throttled = set(doc.get("throttled") or ())
     records = list(doc.get("deliveries") or ())
     versions = {c: sent_version(doc, c) for c in notified}
+    first_notified = doc.get("notified_at")
     for attempt in attempts:
+        if attempt.status == "sent" and attempt.notified_at is not None and not first_notified:
+            # The alert's first delivery, kept: later ones (updates, escalation) do not move it.
+            first_notified = attempt.notified_at.isoformat()
         if attempt.status in DONE:
             notified.add(attempt.channel)
             pending.discard(attempt.channel)
@@ -117,5 +140,33 @@ def apply_attempts(doc: Mapping[str, Any], attempts: Iterable[Attempt]) -> JsonD
     out.update(notified=sorted(notified), pending=sorted(pending), failed=sorted(failed),
                throttled=sorted(throttled), deliveries=records[-MAX_DELIVERY_RECORDS:],
                sent_versions=sorted(f"{c}@{v}" for c, v in versions.items() if v))
+    if first_notified:
+        out["notified_at"] = first_notified
     out.pop("lease_until", None)
     return out
+
+
+#: The two ends of each time-to-alert lag, as fields of an alert document.
+_LAG_ENDS: dict[Lag, tuple[str, str]] = dict(zip(LAGS, (
+    ("published_at", "first_seen_at"), ("first_seen_at", "indexed_at"),
+    ("indexed_at", "notified_at"), ("published_at", "notified_at")), strict=True))
+
+
+def alert_lags(doc: Mapping[str, Any]) -> dict[Lag, float]:
+    """The time-to-alert lags (seconds) of a stored story alert, from its ``published_at``,
+    ``first_seen_at``, ``indexed_at`` and ``notified_at`` (datetimes or ISO strings); a lag
+    whose ends are not both there (an alert not notified yet, or stored before the times) is
+    left out. Pure."""
+    times = {k: parse_time(v) for k in ("published_at", "first_seen_at", "indexed_at",
+                                          "notified_at") if (v := doc.get(k))}
+    return {lag: (times[end] - times[start]).total_seconds()
+            for lag, (start, end) in _LAG_ENDS.items() if start in times and end in times}
+
+
+def delivery_latency(doc: Mapping[str, Any], notified_at: datetime) -> Latency:
+    """The time-to-alert of a story alert ``doc`` notified at ``notified_at``, labelled by
+    its first copy's source kind (``unlabelled`` without one) and path. Pure."""
+    first = (doc.get("sources") or [{}])[0]
+    fed_by: FedBy = "push" if doc.get("fed_by") == "push" else "poll"
+    lags = alert_lags({**doc, "notified_at": notified_at})
+    return Latency(str(first.get("kind") or UNLABELLED), fed_by, tuple(lags.items()))

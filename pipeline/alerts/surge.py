@@ -4,9 +4,15 @@ The Europe Media Monitor's way: count a topic's articles per interval (an hour b
 and alert when the current interval's count is far above what the previous intervals make
 usual: above ``mean + k * spread`` of the previous ``baseline_intervals`` counts, and at least
 ``min_count``. Intervals are aligned to the epoch, so the alert for one topic and interval has
-one deterministic id however often the evaluation runs (at the end of every pipeline run, or
-`newsmon alerts surge` from a schedule): the first evaluation that sees the surge creates it,
-later ones update its count and stories without alerting again.
+one deterministic id however often the evaluation runs (every firing of a pipeline's surge
+window, or `newsmon alerts surge` from a schedule): the first evaluation that sees the surge
+creates it, later ones update its count and stories without alerting again.
+
+In a pipeline (batch, stream, backfill alike) the intervals are Beam's sliding event-time
+windows (pipeline/stages/surges.py): each window spans one interval and its baseline, and
+when it fires (at its end, early every few seconds in a stream, again for a late article)
+its last interval is judged here (:func:`judge_window`), on the pipeline's counts and the
+store's together. `newsmon alerts surge` judges the interval holding ``now`` from the store.
 
 Counts go by ``published_at`` (the time the articles and the dashboards use), so a backfill
 of old items does not look like a surge now.
@@ -90,13 +96,19 @@ def bucket_counts(
     return counts
 
 
+def admits(rule: SurgeRule, lang: str | None, source_id: str | None,
+           country: str | None) -> bool:
+    """Do the rule's filters let an article of this language, source and country count?"""
+    return (
+        (not rule.languages or lang in rule.languages)
+        and (not rule.sources or source_id in rule.sources)
+        and (not rule.countries or country in rule.countries)
+    )
+
+
 def _passes(doc: Mapping[str, Any], rule: SurgeRule) -> bool:
     source = doc.get("source") or {}
-    return (
-        (not rule.languages or doc.get("lang") in rule.languages)
-        and (not rule.sources or source.get("id") in rule.sources)
-        and (not rule.countries or source.get("country") in rule.countries)
-    )
+    return admits(rule, doc.get("lang"), source.get("id"), source.get("country"))
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,51 @@ def _collected(store: DocumentStore, rule: SurgeRule, start: datetime, n: int) -
     return bucket_counts(times, start, rule.interval_s, n)
 
 
+@dataclass(frozen=True)
+class History:
+    """What the store holds for a rule over ``n`` intervals from ``start``: the rule's
+    articles per interval, the articles of any topic per interval (was the monitor collecting),
+    and the rule's articles themselves (only _FIELDS) with their times."""
+
+    start: datetime
+    counts: list[int]
+    collected: list[int]
+    rows: list[tuple[datetime, JsonDict]]
+
+
+def stored_history(store: DocumentStore, rule: SurgeRule, start: datetime, n: int) -> History:
+    """The store's :class:`History` of ``rule`` for the ``n`` intervals from ``start``."""
+    end = start + n * timedelta(seconds=rule.interval_s)
+    rows = _articles(store, rule, start, end)
+    counts = bucket_counts((t for t, _ in rows), start, rule.interval_s, n)
+    collected = _collected(store, rule, start, n) if rule.history_needed else [1] * n
+    return History(start, counts, collected, rows)
+
+
+def judge(rule: SurgeRule, history: History, i: int,
+          seen: Mapping[datetime, int] | None = None) -> SurgeFinding:
+    """Interval ``i`` of ``history`` against the ``baseline_intervals`` before it. Pure.
+
+    ``seen``: counts per interval start that the pipeline itself counted (a surge window's);
+    each interval counts the larger of that and the store's, so an interval the store has not
+    made searchable yet is not under-counted, and one the pipeline saw only part of (a batch
+    run of the last minutes, a stream restarted mid-interval) is not either. An interval with
+    articles of the rule's topic was collecting, whatever the store says.
+    """
+    step = timedelta(seconds=rule.interval_s)
+    seen = seen or {}
+    counts = [max(c, seen.get(history.start + j * step, 0))
+              for j, c in enumerate(history.counts)]
+    collected = [max(c, n) for c, n in zip(history.collected, counts, strict=True)]
+    lo = i - rule.baseline_intervals
+    stats = surge_stats(counts[i], counts[lo:i], k=rule.k, min_count=rule.min_count,
+                        history=sum(1 for c in collected[lo:i] if c),
+                        min_history=rule.history_needed)
+    begin = history.start + i * step
+    docs = tuple(d for t, d in history.rows if begin <= t < begin + step)
+    return SurgeFinding(rule, begin, stats, docs)
+
+
 def timeline(
     store: DocumentStore, rule: SurgeRule, since: datetime, now: datetime
 ) -> list[SurgeFinding]:
@@ -142,21 +199,35 @@ def timeline(
     current = interval_floor(now, rule.interval_s)
     span = int((current - first) / step) + 1
     start = first - rule.baseline_intervals * step
-    rows = _articles(store, rule, start, current + step)
-    n = rule.baseline_intervals + span
-    counts = bucket_counts((t for t, _ in rows), start, rule.interval_s, n)
-    collected = _collected(store, rule, start, n) if rule.history_needed else [1] * n
-    out = []
-    for i in range(rule.baseline_intervals, n):
-        begin = start + i * step
-        stats = surge_stats(counts[i], counts[i - rule.baseline_intervals:i], k=rule.k,
-                            min_count=rule.min_count,
-                            history=sum(1 for c in collected[i - rule.baseline_intervals:i]
-                                        if c),
-                            min_history=rule.history_needed)
-        docs = tuple(d for t, d in rows if begin <= t < begin + step)
-        out.append(SurgeFinding(rule, begin, stats, docs))
-    return out
+    history = stored_history(store, rule, start, rule.baseline_intervals + span)
+    return [judge(rule, history, i)
+            for i in range(rule.baseline_intervals, rule.baseline_intervals + span)]
+
+
+def window_shape(rule: SurgeRule) -> tuple[int, int]:
+    """(size, period) in seconds of the rule's sliding event-time windows: a window spans the
+    baseline and the interval judged, its last; a new one starts every interval."""
+    return (rule.baseline_intervals + 1) * rule.interval_s, rule.interval_s
+
+
+#: How long a surge window takes late articles when max_article_age_s is 0 (no age limit).
+DEFAULT_LATENESS_S = 2 * 24 * 3600
+
+
+def allowed_lateness_s(config: AlertsConfig) -> int:
+    """How long after its end a surge window still takes late articles (and fires again):
+    as long as an article may still alert at all (max_article_age_s), else two days."""
+    return config.max_article_age_s or DEFAULT_LATENESS_S
+
+
+def judge_window(store: DocumentStore, rule: SurgeRule, window_end: datetime,
+                 seen: Mapping[datetime, int]) -> SurgeFinding:
+    """The last interval of the surge window ending at ``window_end``, judged on the larger
+    of the pipeline's counts ``seen`` (per interval start) and the store's (see judge)."""
+    step = timedelta(seconds=rule.interval_s)
+    start = window_end - (rule.baseline_intervals + 1) * step
+    history = stored_history(store, rule, start, rule.baseline_intervals + 1)
+    return judge(rule, history, rule.baseline_intervals, seen)
 
 
 def evaluate(store: DocumentStore, rule: SurgeRule, now: datetime) -> SurgeFinding:

@@ -1,4 +1,5 @@
-"""The alert stages: raise or merge alerts, deliver them, and the end-of-run sweep."""
+"""The alert stages: raise or merge alerts, deliver them, and the end-of-run sweep (surges:
+stages/surges.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from newsmon.models import Alert, Article
 from newsmon.pipeline.alerts import rules as alerting
 from newsmon.pipeline.alerts.delivery import Deliverer
 from newsmon.pipeline.alerts.state import Attempt, initial_state, owed
-from newsmon.pipeline.alerts.surge import evaluate_surges
 from newsmon.pipeline.stages.base import StoreFn, count
 from newsmon.pipeline.stages.store import Placed
 
@@ -105,6 +105,13 @@ def _count_delivery(attempt: Attempt) -> None:
     # "ok" rather than "sent": the label value the dashboards have always read.
     status = "ok" if attempt.status == "sent" else attempt.status
     count(metrics.delivery_counter(attempt.channel, status))
+    # Time-to-alert of a channel's first message of a story, whichever stage delivered it
+    # (the notify stage, or the sweep when it claimed the alert first).
+    if attempt.latency is not None:
+        latency = attempt.latency
+        for lag, seconds in latency.lags:
+            for bucket, n in metrics.lag_observation(seconds):
+                count(metrics.lag_counter(lag, latency.fed_by, latency.source_kind, bucket), n)
 
 
 class NotifyChannelsFn(StoreFn):
@@ -129,20 +136,13 @@ class NotifyChannelsFn(StoreFn):
 
 
 class FinishRunFn(StoreFn):
-    """The run's delivery count -> after the last delivery: the surge rules are evaluated on
-    what is now indexed (new surges delivered at once), then every alert still owing a
-    channel from earlier runs (a channel that was down) is tried again."""
+    """The run's delivery count -> after the last delivery: every alert still owing a
+    channel from earlier runs (a channel that was down) is tried again. (Surges are judged in
+    their own event-time windows, stages/surges.py, not here.)"""
 
     def process(self, deliveries: int) -> Iterator[int]:
         now = self.ctx.now or datetime.now(UTC)
-        deliverer = Deliverer(self.db(), self.ctx.alerts)
-        attempts = []
-        if self.ctx.alerts.surges:
-            self.db().refresh("articles")  # this run's articles count too
-            for finding in evaluate_surges(self.db(), self.ctx.alerts, now):
-                count(metrics.SURGES_RAISED)
-                attempts += deliverer.deliver(finding.alert_id, now)
-        attempts += deliverer.deliver_pending(now)
+        attempts = Deliverer(self.db(), self.ctx.alerts).deliver_pending(now)
         for attempt in attempts:
             _count_delivery(attempt)
         yield len(attempts)

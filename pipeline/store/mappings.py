@@ -106,6 +106,8 @@ ARTICLE_MAPPING: JsonDict = {
         "source_kind": _KEYWORD,
         "source_country": _KEYWORD,
         "source_owner": _KEYWORD,
+        # poll or push: how the item reached newsmon (time-to-alert is measured per path).
+        "fed_by": _KEYWORD,
     },
 }
 
@@ -164,6 +166,14 @@ ALERT_MAPPING: JsonDict = {
         "snippets": _TEXT,
         "created_at": _DATE,
         "updated_at": _DATE,
+        # Time-to-alert (docs/alerts.md): the first copy's publication, first sight by a
+        # connector, indexing and how it came (poll or push); ``notified_at`` the first
+        # delivery sent, each delivery's own in ``deliveries``.
+        "published_at": _DATE,
+        "first_seen_at": _DATE,
+        "indexed_at": _DATE,
+        "notified_at": _DATE,
+        "fed_by": _KEYWORD,
         # story (one per rule and story) or surge (one per rule and interval).
         "kind": _KEYWORD,
         # Delivery state: channels reached, channels still owed (new or failed), channels whose
@@ -187,6 +197,7 @@ ALERT_MAPPING: JsonDict = {
                 "version": _INT,
                 "delivery_id": _KEYWORD,
                 "retry_at": _DATE,
+                "notified_at": _DATE,
                 "error": {"type": "text", "fields": {"raw": {"type": "keyword",
                                                               "ignore_above": 256}}},
             },
@@ -345,6 +356,13 @@ def replicas_for(data_nodes: int) -> int:
     return 1 if data_nodes > 1 else 0
 
 
+#: How soon a written article becomes searchable. The server's default (1 s, and none at all
+#: on a shard nobody searched for 30 s) was the largest part of stream mode's produce ->
+#: searchable latency (issue 14, docs/benchmarks.md); refreshing one small shard five times a
+#: second costs little, and a refresh with nothing new written is a no-op.
+ARTICLES_REFRESH_INTERVAL = "200ms"
+
+
 def index_template(prefix: str, kind: str, languages: Sequence[str] = (),
                    replicas: int = 0) -> JsonDict:
     """The composable index template body for one index kind, with ``replicas`` replicas
@@ -361,6 +379,8 @@ def index_template(prefix: str, kind: str, languages: Sequence[str] = (),
     }
     if kind in MONTHLY:
         template["aliases"] = {name: {}}
+    if kind == "articles":
+        template["settings"]["refresh_interval"] = ARTICLES_REFRESH_INTERVAL
     return {
         "index_patterns": [f"{name}-*" if kind in MONTHLY else name],
         "priority": 200,

@@ -14,11 +14,18 @@ from tests.cli.test_config_errors import FEED, config_dir
 pytestmark = pytest.mark.usefixtures("no_newsmon_environment")
 
 
-def test_an_unlabelled_source_is_a_warning_not_an_error(tmp_path: Path) -> None:
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """A valid config whose feeds.yaml has an unlabelled source (a-feed) and a labelled one
+    (b-feed: a wire of Thomson Reuters)."""
     config = config_dir(tmp_path)
     labelled = FEED.replace("a-feed", "b-feed").replace(
         "country: GB}", "country: GB, kind: wire, owner: Thomson Reuters}")
     (tmp_path / "feeds.yaml").write_text(FEED + labelled[len("sources:\n"):])
+    return config
+
+
+def test_an_unlabelled_source_is_a_warning_not_an_error(tmp_path: Path, config: Path) -> None:
     result = CliRunner().invoke(app, ["config", "check", "-c", str(config)])
     assert result.exit_code == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning")]
@@ -26,11 +33,7 @@ def test_an_unlabelled_source_is_a_warning_not_an_error(tmp_path: Path) -> None:
                         "(no kind and no owner; see docs/connectors.md)"]
 
 
-def test_sources_shows_each_sources_labels(tmp_path: Path) -> None:
-    config = config_dir(tmp_path)
-    labelled = FEED.replace("a-feed", "b-feed").replace(
-        "country: GB}", "country: GB, kind: wire, owner: Thomson Reuters}")
-    (tmp_path / "feeds.yaml").write_text(FEED + labelled[len("sources:\n"):])
+def test_sources_shows_each_sources_labels(config: Path) -> None:
     shown = CliRunner().invoke(app, ["sources", "--json", "-c", str(config)])
     rows = {row["id"]: (row["kind"], row["owner"]) for row in json.loads(shown.stdout)}
     assert rows == {"a-feed": (None, None), "b-feed": ("wire", "Thomson Reuters")}

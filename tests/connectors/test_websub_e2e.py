@@ -89,6 +89,8 @@ def test_a_push_reaches_kafka_and_a_removed_source_is_unsubscribed(
             latency = time.monotonic() - started
         items = [RawItem.model_validate_json(r.value) for r in records]  # type: ignore[attr-defined]
         assert sorted(i.guid for i in items) == ["a", "b", "pushed-1"]
+        # Marked as pushed, so its alert's time-to-alert is counted on the push path.
+        assert next(i for i in items if i.guid == "pushed-1").fed_by == "push"
         assert {r.key for r in records} == {b"feed-a"}  # type: ignore[attr-defined]
         assert latency < 30
 

@@ -29,13 +29,15 @@ def known_beam_options() -> set[str]:
     return set(PipelineOptions([]).get_all_options(retain_unknown_options=False))
 
 
-@pytest.mark.parametrize("argv", command_lines(), ids=lambda a: a[a.index("--runner") + 1])
+@pytest.mark.parametrize("argv", command_lines(),
+                         ids=lambda a: f'{a[a.index("--runner") + 1]}-{a[a.index("--mode") + 1]}')
 def test_documented_runner_commands_parse_and_use_real_beam_options(
     argv: tuple[str, ...],
 ) -> None:
     ctx = files.parse_cli(argv)
     beam_args = ctx.params["beam_args"]
-    assert ctx.params["runner"] in ("FlinkRunner", "SparkRunner", "DataflowRunner")
+    assert ctx.params["runner"] in ("FlinkRunner", "PortableRunner", "SparkRunner",
+                                    "DataflowRunner")
     assert beam_args, argv
     known = known_beam_options()
     for arg in beam_args:
@@ -44,5 +46,7 @@ def test_documented_runner_commands_parse_and_use_real_beam_options(
         assert name in known, f"--{name} is not a Beam pipeline option"
 
 
-def test_the_readme_documents_three_runners() -> None:
-    assert len(command_lines()) == 3
+def test_the_readme_documents_each_runner() -> None:
+    runners = [a[a.index("--runner") + 1] for a in command_lines()]
+    assert sorted(runners) == ["DataflowRunner", "FlinkRunner", "FlinkRunner", "PortableRunner",
+                               "SparkRunner"]

@@ -7,13 +7,14 @@ server is stopping, ends the route (``Gone``), so no thread outlives its test.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from tests.listeners import tcp_listener
 
 
 class Gone(Exception):
@@ -76,12 +77,6 @@ def hostile_server(routes: dict[str, Route], host: str = "127.0.0.1"
     """Serve ``routes`` on ``host`` (any 127.x.y.z: Linux routes the whole block to lo)."""
     state = HostileServer(routes, host)
     stopping = threading.Event()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind((host, 0))
-    listener.listen(32)
-    listener.settimeout(0.1)
-    state.port = listener.getsockname()[1]
-    threads: list[threading.Thread] = []
 
     def handle(conn: socket.socket) -> None:
         with conn:
@@ -102,29 +97,9 @@ def hostile_server(routes: dict[str, Route], host: str = "127.0.0.1"
             finally:
                 state.sent[path] = state.sent.get(path, 0) + wire.sent
 
-    def accept() -> None:
-        while not stopping.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=handle, args=(conn,), daemon=True)
-            threads.append(thread)
-            thread.start()
-
-    acceptor = threading.Thread(target=accept, daemon=True)
-    acceptor.start()
-    try:
+    with tcp_listener(handle, host, stopping=stopping) as port:
+        state.port = port
         yield state
-    finally:
-        stopping.set()
-        acceptor.join(5)
-        with contextlib.suppress(OSError):
-            listener.close()
-        for thread in threads:
-            thread.join(5)
 
 
 # --- routes ------------------------------------------------------------------------------

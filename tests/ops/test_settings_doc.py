@@ -22,7 +22,9 @@ def test_every_setting_is_described_and_every_variable_works(tmp_path: Path) -> 
     samples = {"path": "some/where", "integer": "7", "number": "2.5", "boolean": "false"}
     # Settings whose values have a form of their own (checked at load time).
     by_key = {"kafka.bootstrap_servers": "kafka-1.example:9093,[2001:db8::1]:9094",
-              "kafka.request_timeout_ms": "7000", "search.url": "https://search.example:9243"}
+              "kafka.request_timeout_ms": "7000", "search.url": "https://search.example:9243",
+              "poller.shard_session_timeout_ms": "7000",
+              "poller.shard_transaction_timeout_ms": "7000"}
     for doc in settings_docs():
         assert doc.description, f"{doc.key} has no docstring in newsmon/config.py"
         if doc.key in by_key:

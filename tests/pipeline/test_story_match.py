@@ -1,4 +1,4 @@
-"""Story matching across languages and rewrites (pipeline/story_match.py, used by dedup).
+"""Story matching across languages and rewrites (pipeline/story/, used by dedup).
 
 The texts are written for these tests (not taken from any eval file): short leads of the kind
 the pipeline groups, in several languages.
@@ -12,7 +12,7 @@ import pytest
 
 from newsmon.pipeline import stories as dedup
 from newsmon.pipeline.detection import Classifier
-from newsmon.pipeline.story_match import (
+from newsmon.pipeline.story import (
     StoryFeatures,
     StoryMatcher,
     blocked_together,
@@ -151,3 +151,57 @@ def test_a_document_stored_before_story_features_is_still_read() -> None:
     assert fp.features is None and fp.signature == (1, 2, 3) and fp.story_keys == []
     broken = _fingerprint_of_doc({**old, "story_features": {"numbers": [19]}})
     assert broken.features is None
+
+
+def test_titles_institutions_and_calendar_words_are_not_names(matcher: StoryMatcher) -> None:
+    """A capital inside a sentence marks a name, but "President", "Ministerium", "Reuters"
+    or a month name say nothing about which event it is: none of them is a name, so two
+    unrelated reports cannot share them as a place."""
+    text = ("Laut Reuters hätten das Ministerium und der Präsident am Montag im November "
+            "entschieden, in Saporischschja zu bleiben.")
+    names = matcher.features(text, "", "de", None).names
+    assert names == {"sprs"}  # Saporischschja only
+
+
+def test_a_shared_place_counts_for_one_story(matcher: StoryMatcher) -> None:
+    """Two leads in two languages with no entity of the rule set in common, only a place:
+    the place is evidence, and two other places are evidence against."""
+    de = features(matcher, "Der Damm bei Nowa Kachowka nahe Cherson ist zerstört worden.",
+                  "de", None)
+    it = features(matcher, "La diga di Nova Kakhovka vicino a Kherson è stata distrutta.",
+                  "it", None)
+    other = features(matcher, "La diga di Zaporižžja vicino a Enerhodar è stata colpita.",
+                     "it", None)
+    assert de.names & it.names >= {"kfk", "krsn"}
+    assert not de.names & other.names
+    assert same_story(de, it)[1] > same_story(de, other)[1] + 1.0
+
+
+def test_years_are_not_shared_figures_and_different_figures_count_against(
+        matcher: StoryMatcher) -> None:
+    """"2024" is in every report of the year; "3,350" missiles is a fact. Two reports that
+    each give a figure and share none score lower than two that give none."""
+    a = features(matcher, "In 2024 the United States approved 3,350 ERAM missiles for Ukraine.",
+                 "en", None)
+    b = features(matcher, "In 2024 the United States approved 840 ERAM missiles for Ukraine.",
+                 "en", None)
+    c = features(matcher, "In 2024 the United States approved ERAM missiles for Ukraine.",
+                 "en", None)
+    assert "2024" in a.numbers & b.numbers
+    assert same_story(a, c)[1] > same_story(a, b)[1]
+    assert same_story(a, a)[1] > same_story(a, c)[1]
+
+
+def test_the_rules_concept_groups_tell_a_delivery_from_a_strike(matcher: StoryMatcher) -> None:
+    """The rule set's concept groups are the same in every language: a German report of a
+    strike shares more of them with a Russian report of a strike than with one of a
+    delivery of the same weapon."""
+    strike_de = features(matcher, DE, "de", None)
+    strike_ru = features(matcher, RU, "ru", None)
+    supply_ru = features(matcher, "США передали Украине ракеты ATACMS для ударов по России, "
+                         "сообщил Пентагон.", "ru", None)
+    assert "long_range_strike:STRIKE" in strike_de.groups & strike_ru.groups
+    assert "long_range_strike:SUPPLY" in supply_ru.groups - strike_de.groups
+    shared = len(strike_de.groups & strike_ru.groups) / len(strike_de.groups | strike_ru.groups)
+    other = len(strike_de.groups & supply_ru.groups) / len(strike_de.groups | supply_ru.groups)
+    assert shared > other

@@ -8,7 +8,6 @@ from __future__ import annotations
 import socket
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ from newsmon.configfile import ConfigError
 from newsmon.connectors.publisher import KafkaPublisher
 from newsmon.kafka import KafkaUnavailable
 from newsmon.pipeline.io_kafka import snapshot_ranges
+from tests.listeners import tcp_listener
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -121,32 +121,18 @@ def tls_listener(files: Path) -> Iterator[tuple[int, list[str]]]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(files / "broker.crt", files / "broker.key")
     results: list[str] = []
-    stop = threading.Event()
-    sock = socket.create_server(("127.0.0.1", 0))
-    sock.settimeout(0.2)
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = sock.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(5)
-            try:
-                with context.wrap_socket(conn, server_side=True) as tls:
-                    results.append("handshake ok")
-                    tls.recv(4096)  # the client's first Kafka request; then hang up
-            except (ssl.SSLError, OSError) as exc:
-                results.append(f"failed: {exc}")
+    def handshake(conn: socket.socket) -> None:
+        conn.settimeout(5)
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                results.append("handshake ok")
+                tls.recv(4096)  # the client's first Kafka request; then hang up
+        except (ssl.SSLError, OSError) as exc:
+            results.append(f"failed: {exc}")
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield sock.getsockname()[1], results
-    finally:
-        stop.set()
-        thread.join(5)
-        sock.close()
+    with tcp_listener(handshake) as port:
+        yield port, results
 
 
 @pytest.mark.parametrize("with_ca", [True, False], ids=["ca-given", "no-ca"])

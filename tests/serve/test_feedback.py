@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from newsmon.models import SourceKind, SourceRef
+from newsmon.pipeline.alerts import rules as alerting
 from newsmon.pipeline.alerts.mutes import Mute, is_muted, keys_for, mutes_on
 from newsmon.pipeline.store import SqliteStore
 from newsmon.serve.app import create_app
 from newsmon.serve.auth import AuthConfigError, Credentials, hash_password, verify_password
 from newsmon.serve.feedback import ActionError, Request, apply_action, status_of
 from newsmon.serve.measure import export_record, live_precision, source_labels
+from tests.serve import seed
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 ALERT = {"alert_id": "a1", "rule": "strikes", "topic": "long_range_strike", "story_id": "s1",
@@ -89,7 +92,7 @@ def test_credentials_from_the_environment() -> None:
 
 def test_live_precision_per_rule_language_and_source_label() -> None:
     labelled = [
-        act({**ALERT, "source_kind": "state media"}, "confirm"),
+        act({**ALERT, "source_kinds": ["state media"]}, "confirm"),
         act({**ALERT, "rule": "troops", "languages": ["en"]}, "false_positive", reason="r"),
         act({**ALERT, "languages": ["en"]}, "confirm"),
         act(dict(ALERT), "acknowledge"),  # not a label: not counted
@@ -118,21 +121,37 @@ def test_export_record_has_the_eval_fields() -> None:
     assert ok["text"] == "… one …\n… two …"  # the article gone: the distinct snippets
 
 
-def test_source_labels_from_source_kind_or_sources() -> None:
-    assert source_labels({"source_kind": "wire"}) == ["wire"]
-    assert source_labels({"source_kind": ["wire", "blog", "wire"]}) == ["blog", "wire"]
-    assert source_labels({"sources": [{"id": "a", "label": "ngo"}, {"id": "b"}]}) == ["ngo"]
+def test_source_labels_from_source_kinds_or_sources() -> None:
+    assert source_labels({"source_kinds": ["wire"]}) == ["wire"]
+    assert source_labels({"source_kinds": ["wire", "blog", "wire"]}) == ["blog", "wire"]
+    assert source_labels({"sources": [{"id": "a", "kind": "blog"}, {"id": "b"}]}) == ["blog"]
+    assert source_labels({"source_kind": "wire"}) == ["unlabelled"]  # an article's field
     assert source_labels({}) == ["unlabelled"]
 
 
-def test_the_label_filter_uses_source_kind_when_alerts_carry_it(tmp_path: Path) -> None:
+def test_source_labels_read_the_fields_the_pipeline_stores() -> None:
+    """What ``alert_document`` writes, not a hand-made document: the kinds of its sources,
+    from the flat field alone (the inbox may load alerts without their ``sources``)."""
+    wire = SourceRef(id="reuters", type="rss", kind=SourceKind.WIRE)
+    state = SourceRef(id="tass", type="rss", kind=SourceKind.STATE_AFFILIATED)
+    unlabelled = SourceRef(id="blog", type="rss")
+    first = seed.article(1, "s", "reuters", "en", "long_range_strike", "t", datetime.now(UTC))
+    alert = alerting.new_alert(seed.RULES["strikes"], first, first.topics[0], first.first_seen_at)
+    alert = alert.model_copy(update={"sources": (wire, state, unlabelled)})
+    doc = alerting.alert_document(alert)
+    assert source_labels(doc) == ["state_affiliated", "wire"]
+    assert source_labels({k: v for k, v in doc.items() if k != "sources"}) == [
+        "state_affiliated", "wire"]
+
+
+def test_the_label_filter_uses_source_kinds_when_alerts_carry_them(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "docs.sqlite")
     store.setup()
     for n, kind in enumerate(("state media", "wire", None)):
         doc = {**ALERT, "alert_id": f"a{n}", "title": f"alert {n}",
                "created_at": (datetime.now(UTC) - timedelta(hours=n + 1)).isoformat()}
         if kind:
-            doc["source_kind"] = kind
+            doc["source_kinds"] = [kind]
         store.create("alerts", f"a{n}", doc)
     app = create_app(store, Credentials(api_keys={"key": "bot"}))
     with TestClient(app, headers={"authorization": "Bearer key"}) as client:

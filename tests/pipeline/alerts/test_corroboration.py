@@ -6,6 +6,7 @@ escalates once."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -48,39 +49,48 @@ def copy(source: SourceRef, text: str, minutes: int) -> RawItem:
                         published_at=seen, first_seen_at=seen)
 
 
+@dataclass(frozen=True)
+class Desk:
+    """A run context whose one rule ("lrs") requires corroboration, delivering to a live
+    webhook (``hook``), and the search server it writes to."""
+
+    ctx: RunContext
+    hook: Recorder
+    search: SearchSettings
+    tmp: Path
+
+    def backfill(self, name: str, *items: RawItem) -> None:
+        run_backfill(archive(self.tmp, list(items), name), self.ctx, progress=False)
+
+    def the_alert(self) -> dict[str, object]:
+        (alert,) = [a for a in alerts_of(self.search) if a["rule"] == "lrs"]
+        return alert
+
+
 @pytest.fixture
-def hook() -> Iterator[tuple[Recorder, str]]:
-    recorder = Recorder()
-    with serve({"/hook": recorder}) as srv:
-        yield recorder, srv.url("/hook")
-
-
-def context(tmp: Path, search: SearchSettings, url: str, *, notify_before: bool) -> RunContext:
+def desk(request: pytest.FixtureRequest, tmp_path: Path,
+         search_settings: SearchSettings) -> Iterator[Desk]:
+    """The desk; ``notify_before`` of the rule's corroboration is the (indirect) parameter."""
     rule = AlertRule(name="lrs", topic="long_range_strike", channels=("hook",),
                      corroboration=CorroborationRule(min_sources=2, distinct=("owner", "country"),
-                                                     notify_before=notify_before))
-    settings = Settings(state_dir=tmp / "state", topics=ROOT / "config" / "topics.yaml",
-                        search=search)
-    alerts = AlertsConfig(channels={"hook": WebhookChannel(url=url, timeout_s=2, attempts=2)},
-                          rules=(rule,))
-    return RunContext(settings=settings, alerts=alerts, now=NOW + timedelta(hours=1))
-
-
-def the_alert(search: SearchSettings) -> dict[str, object]:
-    (alert,) = [a for a in alerts_of(search) if a["rule"] == "lrs"]
-    return alert
+                                                     notify_before=request.param))
+    settings = Settings(state_dir=tmp_path / "state", topics=ROOT / "config" / "topics.yaml",
+                        search=search_settings)
+    recorder = Recorder()
+    with serve({"/hook": recorder}) as srv:
+        hook = WebhookChannel(url=srv.url("/hook"), timeout_s=2, attempts=2)
+        alerts = AlertsConfig(channels={"hook": hook}, rules=(rule,))
+        ctx = RunContext(settings=settings, alerts=alerts, now=NOW + timedelta(hours=1))
+        yield Desk(ctx, recorder, search_settings, tmp_path)
 
 
 @pytest.mark.integration
-def test_an_alert_waits_for_corroboration_then_escalates_once(
-    tmp_path: Path, search_settings: SearchSettings, hook: tuple[Recorder, str]
-) -> None:
-    recorder, url = hook
-    ctx = context(tmp_path, search_settings, url, notify_before=False)
+@pytest.mark.parametrize("desk", [False], indirect=True)
+def test_an_alert_waits_for_corroboration_then_escalates_once(desk: Desk) -> None:
+    recorder, search_settings = desk.hook, desk.search
     # Two Russian state outlets of one owner: two sources, one voice. Held.
-    run_backfill(archive(tmp_path, [copy(TASS, WIRE, 0), copy(RIA, REWRITE, 5)], "a.jsonl"),
-                 ctx, progress=False)
-    alert = the_alert(search_settings)
+    desk.backfill("a.jsonl", copy(TASS, WIRE, 0), copy(RIA, REWRITE, 5))
+    alert = desk.the_alert()
     assert alert["sources_line"] == "2 sources: 2 Russian state-affiliated"
     assert alert["corroborated"] is False and alert["pending"] == []
     assert alert["corroboration"] == {"required": True, "min_sources": 2,
@@ -90,9 +100,8 @@ def test_an_alert_waits_for_corroboration_then_escalates_once(
     assert recorder.bodies == []
 
     # A wire of another owner and country: corroborated, and notified now.
-    run_backfill(archive(tmp_path, [copy(REUTERS, REUTERS_TEXT, 10)], "b.jsonl"), ctx,
-                 progress=False)
-    alert = the_alert(search_settings)
+    desk.backfill("b.jsonl", copy(REUTERS, REUTERS_TEXT, 10))
+    alert = desk.the_alert()
     assert alert["corroborated"] is True and alert["notified"] == ["hook"]
     corroboration = alert["corroboration"]
     assert isinstance(corroboration, dict) and corroboration["independent"] == 2
@@ -104,8 +113,8 @@ def test_an_alert_waits_for_corroboration_then_escalates_once(
     assert sent["corroborated"] is True
 
     # Once corroborated, the story grows as any other: the webhook gets an update.
-    run_backfill(archive(tmp_path, [copy(AFP, WIRE, 15)], "c.jsonl"), ctx, progress=False)
-    alert = the_alert(search_settings)
+    desk.backfill("c.jsonl", copy(AFP, WIRE, 15))
+    alert = desk.the_alert()
     assert alert["sources_line"] == ("4 sources: 2 Russian state-affiliated, "
                                      "2 wires (GB, FR)")
     assert [b["event"] for b in recorder.bodies] == ["alert.created", "alert.updated"]
@@ -123,19 +132,18 @@ def test_an_alert_waits_for_corroboration_then_escalates_once(
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("desk", [True], indirect=True)
 def test_notify_before_notifies_the_first_copy_and_once_more_on_corroboration(
-    tmp_path: Path, search_settings: SearchSettings, hook: tuple[Recorder, str]
+    desk: Desk,
 ) -> None:
-    recorder, url = hook
-    ctx = context(tmp_path, search_settings, url, notify_before=True)
-    run_backfill(archive(tmp_path, [copy(TASS, WIRE, 0)], "a.jsonl"), ctx, progress=False)
-    assert len(recorder.bodies) == 1 and the_alert(search_settings)["corroborated"] is False
+    recorder = desk.hook
+    desk.backfill("a.jsonl", copy(TASS, WIRE, 0))
+    assert len(recorder.bodies) == 1 and desk.the_alert()["corroborated"] is False
     # Same owner: the story grew (a webhook hears of every growth), still uncorroborated.
-    run_backfill(archive(tmp_path, [copy(RIA, REWRITE, 5)], "b.jsonl"), ctx, progress=False)
+    desk.backfill("b.jsonl", copy(RIA, REWRITE, 5))
     assert [b["alert"]["corroborated"] for b in recorder.bodies] == [False, False]
-    run_backfill(archive(tmp_path, [copy(REUTERS, REWRITE, 10)], "c.jsonl"), ctx,
-                 progress=False)
-    alert = the_alert(search_settings)
+    desk.backfill("c.jsonl", copy(REUTERS, REWRITE, 10))
+    alert = desk.the_alert()
     assert alert["corroborated"] is True and alert["notified"] == ["hook"]
     # The escalation: an update that says the story is now corroborated.
     assert [(b["event"], b["alert"]["corroborated"]) for b in recorder.bodies] == [

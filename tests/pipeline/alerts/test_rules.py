@@ -9,7 +9,7 @@ import pytest
 
 from newsmon.models import Alert, Article, Evidence, SourceRef, TopicMatch
 from newsmon.pipeline.alerts import rules, state
-from newsmon.pipeline.alerts.config import AlertRule
+from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig
 
 T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
 EVIDENCE = tuple(Evidence(group="G", term=f"t{i}", start=i, end=i + 1, snippet=f"snippet {i}")
@@ -70,9 +70,26 @@ def test_merging_a_copy_updates_the_alert_and_merging_it_again_changes_nothing()
 def test_dry_run_raises_one_alert_per_story_stamped_with_its_first_copy() -> None:
     later = article("d2", seen=T0 + timedelta(minutes=5))
     other_story = article("d3", story="s2", seen=T0 + timedelta(minutes=1))
-    alerts = rules.dry_run(RULE, [later, article("d1"), other_story, article("d4", score=0.1)])
+    alerts = rules.dry_run(RULE, [later, article("d1"), other_story, article("d4", score=0.1)],
+                           too_old=AlertsConfig().too_old)
     assert [(a.story_id, a.doc_ids, a.created_at) for a in alerts] == [
         ("s1", ("d1", "d2"), T0), ("s2", ("d3",), T0 + timedelta(minutes=1))]
+
+
+def test_dry_run_skips_what_the_pipeline_finds_too_old_when_it_sees_it() -> None:
+    """The same check as the pipeline's: published longer than max_article_age_s before
+    it was first seen (an archive read by a new feed) neither raises nor grows an alert."""
+    fresh = article("d1", seen=T0)
+    archived = article("d2", story="s2", seen=T0).model_copy(
+        update={"published_at": T0 - timedelta(hours=3)})
+    late_copy = article("d3", seen=T0 + timedelta(minutes=5)).model_copy(
+        update={"published_at": T0 - timedelta(hours=3)})
+    hour = AlertsConfig(max_article_age_s=3600)
+    alerts = rules.dry_run(RULE, [fresh, archived, late_copy], too_old=hour.too_old)
+    assert [(a.story_id, a.doc_ids) for a in alerts] == [("s1", ("d1",))]
+    unlimited = AlertsConfig(max_article_age_s=0)
+    alerts = rules.dry_run(RULE, [fresh, archived, late_copy], too_old=unlimited.too_old)
+    assert {a.story_id: a.doc_ids for a in alerts} == {"s1": ("d1", "d3"), "s2": ("d2",)}
 
 
 # --- delivery state --------------------------------------------------------------------------

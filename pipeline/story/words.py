@@ -1,0 +1,113 @@
+"""Words of one article reduced to what two scripts and two languages share: a proper name's
+consonant skeleton (Брянск, Bryansk, Brjansk -> ``brns``), a figure without its separators
+(1,000 = 1.000 = 1 000), and the month and weekday names of many languages (CLDR, via babel).
+Pure functions and tables; ``newsmon.pipeline.story.facts`` reads an article with them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from anyascii import anyascii
+from babel import Locale, UnknownLocaleError
+from babel.dates import get_day_names, get_month_names
+
+__all__ = ["COMMON_CAPITALISED", "Calendar", "number", "skeleton"]
+
+#: Capitalised words that are not names of this event: titles, institutions, news agencies,
+#: the two capitals every report names, and nouns German capitalises. Their skeletons
+#: ("prsd" for President, Präsident, Президент) would otherwise count as a shared place or
+#: person between any two reports.
+COMMON_CAPITALISED = frozenset({
+    "President", "Präsident", "Президент", "Президента", "Président", "Presidente", "Prezydent",
+    "Minister", "Ministerium", "Министр", "Министерство", "Міністр", "Ministre", "Ministro",
+    "Ministry", "Prime", "Premier", "Premierminister", "Премьер", "Прем'єр", "Chancellor",
+    "Kanzler", "Bundeskanzler", "Military", "Militär", "Militärs", "Армия", "Army", "Armee",
+    "Soldaten", "Soldiers", "Солдат", "Raketen", "Rakete", "Ракета", "Ракеты", "Missiles",
+    "Missile", "Region", "Regionen", "Oblast", "Область", "Defense", "Defence", "Verteidigung",
+    "Verteidigungsminister", "Government", "Regierung", "Правительство", "Reuters", "Рейтер",
+    "Ройтерс", "Reuter", "Agence", "Interfax", "Интерфакс", "Telegram", "Телеграм",
+    "Телеграм-канале", "Moscow", "Moskau", "Москва", "Москве", "Moscou", "Mosca", "Moskwa",
+    "Kyiv", "Kiew", "Киев", "Київ", "Kiev", "Kijów", "Kremlin", "Kreml", "Кремль", "Кремля",
+    "Western", "Westen", "Europe", "Europa", "Европа", "European", "Europäische", "Ukrainian",
+    "Ukrainer", "Украинские", "Russian", "Russen", "Российские", "Foreign", "Außenminister",
+    "Staaten", "Sputnik", "Tass", "ТАСС", "Ria", "РИА", "Bundeswehr", "Bundesregierung",
+    "Bundestag",
+})
+
+_VOWELS = str.maketrans("", "", "aeiouyjh'")
+_FOLDS = (("kh", "k"), ("ch", "k"), ("ck", "k"), ("c", "k"), ("q", "k"), ("ph", "f"),
+          ("w", "f"), ("v", "f"), ("z", "s"), ("x", "ks"))
+
+
+def skeleton(word: str) -> str:
+    """A transliterated name's first consonants: Kakhovka, Kachowka, Каховка -> ``kfk``;
+    Kherson, Cherson, Херсон, chersońskim -> ``krsn``.
+
+    Vowels, j/y/h and apostrophes differ most between transliterations and inflections, so
+    they are dropped; kh/ch/c/q fold into k, w/v/ph into f, z into s. Four consonants are
+    enough to tell places apart and short enough to ignore case endings.
+    """
+    latin = anyascii(word).lower()
+    for old, new in _FOLDS:
+        latin = latin.replace(old, new)
+    consonants = latin.translate(_VOWELS)
+    # Collapse doubled letters (Belgorod / Bełgorod / Белгород differ in nothing else).
+    return re.sub(r"(.)\1+", r"\1", consonants)[:4]
+
+
+class Calendar:
+    """Month and weekday names of many languages (from CLDR, via babel), read off a token.
+
+    Slavic languages inflect them ("в среду", "у вівторок"): a name of five letters or more
+    also matches a word of its length that differs only in its last letter.
+    """
+
+    def __init__(self, languages: Iterable[str]) -> None:
+        self.months: dict[str, int] = {}
+        self.days: dict[str, int] = {}
+        self._month_stems: dict[str, int] = {}
+        self._day_stems: dict[str, int] = {}
+        for lang in sorted({"en", *languages}):
+            try:
+                Locale.parse(lang)
+            except (UnknownLocaleError, ValueError):
+                continue
+            for context in ("format", "stand-alone"):
+                for width in ("wide", "abbreviated"):
+                    for number, name in get_month_names(width, context, lang).items():
+                        self._add(name, number, self.months, self._month_stems)
+                for number, name in get_day_names("wide", context, lang).items():
+                    self._add(name, number, self.days, self._day_stems)
+
+    @staticmethod
+    def _add(name: str, value: int, exact: dict[str, int], stems: dict[str, int]) -> None:
+        word = name.lower().rstrip(".")
+        if len(word) < 3:
+            return
+        exact.setdefault(word, value)
+        if len(word) >= 5:
+            stems.setdefault(word[:-1] + str(len(word)), value)
+
+    def month(self, word: str) -> int | None:
+        return self.months.get(word) or self._month_stems.get(word[:-1] + str(len(word)))
+
+    def day(self, word: str) -> int | None:
+        found = self.days.get(word)
+        if found is None:
+            found = self._day_stems.get(word[:-1] + str(len(word)))
+        return found
+
+
+def number(raw: str) -> str | None:
+    digits = re.sub(r"[ \u00a0\u202f]", "", raw)
+    if re.fullmatch(r"\d{1,3}(?:[.,]\d{3})+", digits):
+        digits = re.sub(r"[.,]", "", digits)
+    digits = digits.replace(",", ".")
+    # Single digits are everywhere (and often spelled out in another language's copy).
+    if len(digits.replace(".", "")) < 2:
+        return None
+    return digits.rstrip("0").rstrip(".") if "." in digits else digits
+
+
