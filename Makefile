@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install tools prism demo test test-cluster lint services-start services-stop clean
+.PHONY: install tools prism demo test test-cluster load-run lint services-start services-stop clean
 
 # New modules need a re-install: strict editable mode links files one by one.
 # Every module of every package, subpackages included (find: make's wildcard is one level).
@@ -53,6 +53,18 @@ test: $(STAMP) tools $(PRISM)
 ## they start kafka-cluster and elasticsearch-cluster in .services-cluster and stop them.
 test-cluster: $(STAMP)
 	$(BIN)/python -m pytest tests/faults -m cluster -q --durations=0
+
+## The load run that checks docs/scaling.md's capacity model (bounded: about 35-45 minutes on
+## 2 cores): starts the three-node clusters in .services-cluster (~7 GB), runs
+## bench/bench_load.py (10,000 feeds; up to 1 M items produced, at most 15 minutes; 5 minutes
+## of bulk indexing; 5,000 articles through the pipeline), stops the clusters whatever the
+## outcome.
+load-run: $(STAMP)
+	NEWSMON_SERVICES_HOME=$(CURDIR)/.services-cluster bash deploy/local/services.sh start clusters
+	set -a; . ./.services-cluster/env; set +a; status=0; \
+	$(BIN)/python bench/bench_load.py --pipeline-articles 5000 --json || status=$$?; \
+	NEWSMON_SERVICES_HOME=$(CURDIR)/.services-cluster bash deploy/local/services.sh stop clusters; \
+	exit $$status
 
 ## Debian tools the tests use: headless Chromium renders the HTML report (and, through
 ## chromium-driver, drives the inbox in tests/serve); docker-compose,

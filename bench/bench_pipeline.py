@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from kafka import KafkaProducer
@@ -152,8 +153,9 @@ def context(state: Path, kafka: KafkaSettings, search: SearchSettings) -> RunCon
     return RunContext(settings=settings, alerts=alerts)
 
 
-def raw_bulk_rate(items: list[RawItem], search: SearchSettings) -> float:
-    """Documents per second for a plain bulk index of the same documents (the limit)."""
+def article_documents(items: list[RawItem]) -> list[tuple[str, dict[str, Any]]]:
+    """(id, article document) of each item as the pipeline would store it, alone in its
+    story: what a plain bulk index writes."""
     docs = []
     for item in items:
         article = normalize_item(item)
@@ -162,6 +164,12 @@ def raw_bulk_rate(items: list[RawItem], search: SearchSettings) -> float:
                          article.first_seen_at.isoformat())
         docs.append((article.doc_id, article_document(Placed(article, fp, None),
                                                       datetime.now(UTC))))
+    return docs
+
+
+def raw_bulk_rate(items: list[RawItem], search: SearchSettings) -> float:
+    """Documents per second for a plain bulk index of the same documents (the limit)."""
+    docs = article_documents(items)
     store = open_store(search, Path(tempfile.mkdtemp()))
     store.setup()
     started = time.perf_counter()

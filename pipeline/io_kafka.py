@@ -80,11 +80,53 @@ def _consumer(settings: KafkaSettings, group_id: str | None) -> KafkaConsumer:
                                " (is kafka.ssl_cafile the CA that signed the brokers?)") from exc
 
 
-def snapshot_ranges(settings: KafkaSettings, topic: str, group_id: str) -> list[PartitionRange]:
-    """Per partition, what the group has not processed yet, up to the current end."""
+@dataclass(frozen=True)
+class WorkerShare:
+    """Worker ``index`` of ``count`` (``--worker i/M``): it owns the partitions ``p`` with
+    ``p % count == index``. The M shares of one M are disjoint and cover every partition,
+    partitions added later included, so M processes sharing one consumer group read each
+    item once; each commits only its own partitions' offsets, after its own writes, so the
+    exactly-once effect of a batch run holds per partition as it does for one process.
+
+    Why a fixed modulo rather than Kafka's group assignment: a batch run is short and
+    reads fixed offset ranges; a group rebalance while the ranges are read would hand a
+    partition to a second process in the middle of them. With 6 partitions, 1, 2, 3 and 6
+    workers get equal shares; 4 get 2, 2, 1, 1.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ValueError(f"worker {self.index}/{self.count}: want i/M with 0 <= i < M")
+
+    @classmethod
+    def parse(cls, text: str) -> WorkerShare:
+        """``"i/M"`` -> the share; ValueError saying what is wrong otherwise."""
+        index, sep, count = text.partition("/")
+        if not sep or not index.strip().isdigit() or not count.strip().isdigit():
+            raise ValueError(f"worker {text!r}: want i/M, e.g. 0/2 (the first of two)")
+        return cls(int(index), int(count))
+
+    def owns(self, partition: int) -> bool:
+        return partition % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+#: One process reading every partition.
+EVERY_PARTITION = WorkerShare()
+
+
+def snapshot_ranges(settings: KafkaSettings, topic: str, group_id: str,
+                    share: WorkerShare = EVERY_PARTITION) -> list[PartitionRange]:
+    """Per partition of ``share``, what the group has not processed yet, up to the current
+    end."""
     consumer = open_consumer(settings, group_id)
     try:
-        return ranges_of(consumer, settings, topic)
+        return ranges_of(consumer, settings, topic, share)
     finally:
         consumer.close()
 
@@ -99,13 +141,14 @@ def open_consumer(settings: KafkaSettings, group_id: str) -> KafkaConsumer:
     return _consumer(settings, group_id)
 
 
-def ranges_of(consumer: KafkaConsumer, settings: KafkaSettings,
-              topic: str) -> list[PartitionRange]:
-    """Per partition of ``topic``, [the group's committed offset, the end) as the broker says
-    now: the consumer is assigned nothing, so each call asks again (offsets are not cached)."""
+def ranges_of(consumer: KafkaConsumer, settings: KafkaSettings, topic: str,
+              share: WorkerShare = EVERY_PARTITION) -> list[PartitionRange]:
+    """Per partition of ``topic`` in ``share``, [the group's committed offset, the end) as the
+    broker says now: the consumer is assigned nothing, so each call asks again (offsets are
+    not cached)."""
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(topic, p) for p in sorted(partitions) if share.owns(p)]
         if not tps:
             return []
         begin = consumer.beginning_offsets(tps)

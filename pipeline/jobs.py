@@ -26,9 +26,11 @@ from newsmon.metrics import PIPELINE_RECORDS, PIPELINE_RUNS, apply_beam_counter,
 from newsmon.pipeline.app import RunContext, build_pipeline, pipeline_options, prism_job_server
 from newsmon.pipeline.commit import CommitAcknowledged
 from newsmon.pipeline.io_kafka import (
+    EVERY_PARTITION,
     PartitionRange,
     RawRecord,
     ReadPartitionRangeFn,
+    WorkerShare,
     commit_ranges,
     ensure_topics,
     open_consumer,
@@ -60,21 +62,26 @@ class BatchSummary:
 
 
 def run_kafka_batch(
-    ctx: RunContext, *, runner: str = "FnApiRunner", extra_options: Sequence[str] = ()
+    ctx: RunContext, *, runner: str = "FnApiRunner", extra_options: Sequence[str] = (),
+    share: WorkerShare = EVERY_PARTITION,
 ) -> BatchSummary:
-    """Process everything the consumer group has not processed, then commit, then return.
+    """Process everything the consumer group has not processed in the partitions of
+    ``share`` (all by default), then commit those partitions' offsets, then return.
 
     Offsets are committed only after the pipeline finished, i.e. after the store acknowledged
     every write; a crash in between makes the next run repeat the same, idempotent writes.
+    M processes with the shares 0/M .. M-1/M read each item once between them.
     """
     kafka = ctx.settings.kafka
-    ranges = snapshot_ranges(kafka, kafka.raw_topic, kafka.group_id)
+    ranges = snapshot_ranges(kafka, kafka.raw_topic, kafka.group_id, share)
     observe_lag(kafka.group_id, ranges)
     summary = BatchSummary(tuple(ranges))
     if summary.records == 0:
-        log.info("nothing new in %s for group %s", kafka.raw_topic, kafka.group_id)
+        log.info("nothing new in %s for group %s (worker %s)", kafka.raw_topic,
+                 kafka.group_id, share)
         return summary
-    log.info("batch run over %d records in %d partitions", summary.records, len(ranges))
+    log.info("batch run over %d records in %d partitions (worker %s)", summary.records,
+             len(ranges), share)
     open_store(ctx.settings.search, ctx.settings.state_dir).setup()
     started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(runner, extra_options)) as p:
@@ -197,6 +204,7 @@ def run_kafka_stream(
     runner: str = "PrismRunner",
     extra_options: Sequence[str] = (),
     discover_every_s: float = 30.0,
+    share: WorkerShare = EVERY_PARTITION,
 ) -> int:
     """Run ONE unbounded pipeline over the raw topic until ``stop`` is set (then cancel it).
 
@@ -206,7 +214,9 @@ def run_kafka_stream(
     anywhere loses only uncommitted progress: the next run reads it again and the
     content-derived ids make the repeated writes no-ops. Beam's counters reach Prometheus
     every few seconds while it runs; returns the records read as they counted them. Partitions
-    added to the topic are read from the next discovery, every ``discover_every_s``.
+    added to the topic are read from the next discovery, every ``discover_every_s``. Only
+    the partitions of ``share`` are read and committed (M streams with the shares 0/M ..
+    M-1/M read each record once between them).
     """
     ensure_topics(ctx.settings.kafka)
     open_store(ctx.settings.search, ctx.settings.state_dir).setup()
@@ -214,15 +224,18 @@ def run_kafka_stream(
                                            for a in extra_options):
         with prism_job_server() as endpoint:
             return _run_stream(ctx, stop, interval_s, runner,
-                               [f"--job_endpoint={endpoint}", *extra_options], discover_every_s)
-    return _run_stream(ctx, stop, interval_s, runner, extra_options, discover_every_s)
+                               [f"--job_endpoint={endpoint}", *extra_options], discover_every_s,
+                               share)
+    return _run_stream(ctx, stop, interval_s, runner, extra_options, discover_every_s, share)
 
 
 def _run_stream(ctx: RunContext, stop: threading.Event, interval_s: float, runner: str,
-                extra_options: Sequence[str], discover_every_s: float) -> int:
+                extra_options: Sequence[str], discover_every_s: float,
+                share: WorkerShare) -> int:
     kafka = ctx.settings.kafka
     p = beam.Pipeline(options=pipeline_options(runner, ["--streaming", *extra_options]))
-    read = p | "ReadKafka" >> ReadKafkaStream(kafka, discover_every_s=discover_every_s)
+    read = p | "ReadKafka" >> ReadKafkaStream(kafka, discover_every_s=discover_every_s,
+                                              share=share)
     records = read | "Records" >> beam.Map(_record_of)
     out = build_pipeline(records, ctx)
     _ = (read, out["acknowledged"]) | "CommitAcknowledged" >> CommitAcknowledged(

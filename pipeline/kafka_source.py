@@ -46,7 +46,7 @@ from kafka.errors import KafkaError
 
 from newsmon.config import KafkaSettings
 from newsmon.kafka import KafkaUnavailable, unavailable
-from newsmon.pipeline.io_kafka import RawRecord, _consumer
+from newsmon.pipeline.io_kafka import EVERY_PARTITION, RawRecord, WorkerShare, _consumer
 
 log = logging.getLogger(__name__)
 
@@ -100,18 +100,20 @@ def list_partitions(settings: KafkaSettings) -> list[int]:
 
 
 class ListPartitionsFn(beam.DoFn):
-    """Tick -> (topic, PartitionRef) for every partition the topic has now beyond
-    ``known`` (those the pipeline started with: partitions are only ever added)."""
+    """Tick -> (topic, PartitionRef) for every partition of ``share`` the topic has now
+    beyond ``known`` (those the pipeline started with: partitions are only ever added)."""
 
-    def __init__(self, settings: KafkaSettings, known: frozenset[int]) -> None:
+    def __init__(self, settings: KafkaSettings, known: frozenset[int],
+                 share: WorkerShare = EVERY_PARTITION) -> None:
         super().__init__()
         self.settings = settings
         self.known = known
+        self.share = share
 
     def process(self, _tick: Any) -> Iterator[tuple[str, PartitionRef]]:
         topic = self.settings.raw_topic
         for partition in list_partitions(self.settings):
-            if partition not in self.known:
+            if partition not in self.known and self.share.owns(partition):
                 yield topic, PartitionRef(topic, partition)
 
 
@@ -287,21 +289,24 @@ class ReadKafkaStream(beam.PTransform[Any, Any]):
         PeriodicImpulse -> ListPartitions (added since) -> NewPartitions --+-> ReadPartitions
     """
 
-    def __init__(self, settings: KafkaSettings, *, discover_every_s: float = 30.0) -> None:
+    def __init__(self, settings: KafkaSettings, *, discover_every_s: float = 30.0,
+                 share: WorkerShare = EVERY_PARTITION) -> None:
         super().__init__()
         self.settings = settings
         self.discover_every_s = discover_every_s
+        #: Only the partitions of this worker's share (``--worker i/M``) are read.
+        self.share = share
 
     def expand(self, root: Any) -> Any:
         topic = self.settings.raw_topic
         initial = list_partitions(self.settings)
         first = root | "PartitionsAtStart" >> beam.Create(
-            [PartitionRef(topic, p) for p in initial])
+            [PartitionRef(topic, p) for p in initial if self.share.owns(p)])
         added = (
             root
             | "DiscoverTick" >> PeriodicImpulse(fire_interval=self.discover_every_s)
             | "ListPartitions" >> beam.ParDo(ListPartitionsFn(self.settings,
-                                                              frozenset(initial)))
+                                                              frozenset(initial), self.share))
             | "NewPartitions" >> beam.ParDo(NewPartitionsFn())
         )
         return (

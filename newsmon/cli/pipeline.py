@@ -6,7 +6,7 @@ import signal
 import threading
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,6 +24,9 @@ from newsmon.cli._common import (
     run_failed,
     settings,
 )
+
+if TYPE_CHECKING:
+    from newsmon.pipeline.io_kafka import WorkerShare
 
 pipeline_app = command_group("pipeline", "Kafka -> Beam -> search server.")
 
@@ -59,6 +62,15 @@ def pipeline_run(
             "pass their options after `--`."
         ),
     ] = None,
+    worker: Annotated[
+        str | None,
+        typer.Option(
+            help="batch and stream: i/M, this process is worker i of M sharing the raw "
+            "topic's partitions (those whose number mod M is i) and commits only theirs; "
+            "start M of them, 0/M to M-1/M, with the same config. Each item is read by one "
+            "of them.",
+        ),
+    ] = None,
     beam_args: Annotated[
         list[str] | None, typer.Argument(help="Extra Beam pipeline options, after `--`.")
     ] = None,
@@ -72,17 +84,21 @@ def pipeline_run(
     from newsmon.pipeline.store import StoreSetupError, StoreUnavailable
 
     loaded = complete(config, with_feeds=False)
+    share = _worker_share(worker, mode)
     ctx = run_context(loaded, kafka_dead_letters=mode is not Mode.backfill)
     # Beam, imported once the config is known to be valid (its import logs noise).
     from newsmon.kafka import KafkaUnavailable
     from newsmon.pipeline.app import PrismNotFound
+    from newsmon.pipeline.io_kafka import EVERY_PARTITION
     from newsmon.pipeline.jobs import run_backfill, run_kafka_batch, run_kafka_stream
 
     extra = beam_args or ()
     chosen = runner or ("PrismRunner" if mode is Mode.stream else "FnApiRunner")
     # Batch and stream runs own the consumer group's offsets: one at a time. A backfill
     # reads a file and commits nothing, so it may run beside them.
-    jobs = () if mode is Mode.backfill else ("pipeline",)
+    # Workers of one M hold a lock each: they share the group, not partitions.
+    jobs = () if mode is Mode.backfill else (
+        "pipeline" if share is None else f"pipeline-worker-{share.index}-of-{share.count}",)
     with exclusive(loaded.settings, *jobs), metrics.exported(
             f"pipeline-{mode.value}", port=metrics_port, host=metrics_host,
             textfile=metrics_file):
@@ -97,13 +113,33 @@ def pipeline_run(
                 stop = threading.Event()
                 signal.signal(signal.SIGTERM, lambda *_: stop.set())
                 signal.signal(signal.SIGINT, lambda *_: stop.set())
-                n = run_kafka_stream(ctx, stop, runner=chosen, extra_options=extra)
+                n = run_kafka_stream(ctx, stop, runner=chosen, extra_options=extra,
+                                     share=share or EVERY_PARTITION)
                 typer.echo(f"stream stopped after {n} records")
             else:
-                summary = run_kafka_batch(ctx, runner=chosen, extra_options=extra)
-                typer.echo(f"processed {summary.records} records; offsets committed")
+                summary = run_kafka_batch(ctx, runner=chosen, extra_options=extra,
+                                          share=share or EVERY_PARTITION)
+                worker_of = "" if share is None else (
+                    f" (worker {share}: partitions {[r.partition for r in summary.ranges]})")
+                typer.echo(f"processed {summary.records} records{worker_of}; "
+                           "offsets committed")
         except (KafkaUnavailable, StoreUnavailable, StoreSetupError, PrismNotFound) as exc:
             raise run_failed(exc) from exc
+
+
+def _worker_share(worker: str | None, mode: Mode) -> WorkerShare | None:
+    """The ``--worker`` share, or exit 2 saying why not (a backfill takes none)."""
+    if worker is None:
+        return None
+    if mode is Mode.backfill:
+        raise fail("--worker is for --mode batch and stream (a backfill reads a file)",
+                   EXIT_CONFIG)
+    from newsmon.pipeline.io_kafka import WorkerShare
+
+    try:
+        return WorkerShare.parse(worker)
+    except ValueError as exc:
+        raise fail(f"--worker: {exc}", EXIT_CONFIG) from exc
 
 
 @pipeline_app.command("topics")
