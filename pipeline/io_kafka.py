@@ -65,6 +65,9 @@ def _consumer(settings: KafkaSettings, group_id: str | None) -> KafkaConsumer:
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # Sharded pollers publish items in transactions: an aborted publish's items are
+            # published again by the shard's next owner, so only committed ones are read.
+            isolation_level="read_committed",
             consumer_timeout_ms=1000,
             # kafka-python's defaults disagree: a 1 MiB partition fetch does not fit its 1 MB
             # frame limit ("Invalid frame length"), so raise the frame limit above the fetch.
@@ -270,6 +273,12 @@ class ReadPartitionRangeFn(beam.DoFn):
             while position < rng.end:
                 batch = consumer.poll(timeout_ms=self.poll_timeout_ms).get(tp, [])
                 if not batch:
+                    # Transaction markers (sharded pollers publish in transactions) and the
+                    # items of aborted ones take offsets but never come back as records: the
+                    # consumer's position moves past them, so the range can end on no record.
+                    position = max(position, consumer.position(tp))
+                    if position >= rng.end:
+                        return
                     idle_polls += 1
                     if idle_polls > 30:
                         raise KafkaUnavailable(

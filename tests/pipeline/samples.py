@@ -10,6 +10,10 @@ from newsmon.models import RawItem, SourceRef
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
+#: Fields of stored documents that hold the time a run did something (the deliveries carry
+#: the time each message went out): two runs of the same data differ only in these.
+CLOCKS = frozenset({"indexed_at", "created_at", "updated_at", "deliveries", "notified_at"})
+
 WIRE = ("Ukrainian forces struck a military airfield in Russia's Kursk region with US-made "
         "ATACMS missiles overnight, officials in Kyiv said, days after the White House allowed "
         "the long-range weapons to be used against targets on Russian territory. Moscow said "
