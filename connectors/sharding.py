@@ -58,7 +58,7 @@ from newsmon.config import KafkaSettings, PollerSettings
 from newsmon.connectors.base import Defaults, SourceBase
 from newsmon.connectors.publisher import PublishError
 from newsmon.connectors.state import StateStore
-from newsmon.kafka import discard_producer
+from newsmon.kafka import discard_producer, topic_layout
 from newsmon.models import RawItem
 
 
@@ -161,20 +161,17 @@ def ensure_shard_topics(kafka: KafkaSettings, names: ShardNames, shards: int) ->
 
     admin = KafkaAdminClient(client_id="newsmon-poller-setup", **kafka.client_options())
     try:
-        brokers = len(admin.describe_cluster()["brokers"])
-        # Like the raw topic: three copies where there are three brokers, two of them needed.
-        replicas = max(1, min(3, brokers))
-        insync = {"min.insync.replicas": "2" if replicas >= 3 else "1"}
+        layout = topic_layout(len(admin.describe_cluster()["brokers"]), shards)
+        insync = {"min.insync.replicas": str(layout.min_insync)}
         wanted = {names.control: {**insync},
                   names.seen: {**insync, "cleanup.policy": "compact"}}
         existing = set(admin.list_topics())
         for topic, configs in wanted.items():
             if topic not in existing:
                 try:
-                    admin.create_topics([NewTopic(topic, shards, replicas,
+                    admin.create_topics([NewTopic(topic, layout.partitions, layout.replicas,
                                                   topic_configs=configs)])
-                    log.info("%s: created with %s partitions, %s replica(s)", topic, shards,
-                             replicas)
+                    log.info("%s: created with %s", topic, layout)
                     continue
                 except TopicAlreadyExistsError:  # another poller of the group, meanwhile
                     pass

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
 from kafka.conn import BrokerConnection
@@ -18,6 +19,32 @@ from kafka.errors import (
 )
 
 from newsmon.config import KafkaSettings
+
+
+@dataclass(frozen=True)
+class TopicLayout:
+    partitions: int
+    replicas: int
+    min_insync: int
+
+    def __str__(self) -> str:
+        return (f"{self.partitions} partitions, {self.replicas} replica(s), "
+                f"min.insync.replicas {self.min_insync}")
+
+
+#: Partitions of newsmon's topics: up to this many pipeline workers can share the raw topic,
+#: and keys (source ids) spread over them; on one broker they cost next to nothing.
+TOPIC_PARTITIONS = 6
+
+
+def topic_layout(brokers: int, partitions: int = TOPIC_PARTITIONS) -> TopicLayout:
+    """The layout for a cluster of ``brokers``: three copies where there are three brokers
+    (fewer where there are fewer), and an acknowledged write on two of them when there are
+    three, so one broker may be lost, or restarted, without losing a write or stopping them.
+    With two brokers, two copies and one needed: requiring both would stop every write while
+    one restarts."""
+    replicas = max(1, min(3, brokers))
+    return TopicLayout(partitions, replicas, 2 if replicas >= 3 else 1)
 
 
 class KafkaUnavailable(RuntimeError):

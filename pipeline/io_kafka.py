@@ -27,7 +27,12 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from newsmon.config import KafkaSettings
-from newsmon.kafka import KafkaUnavailable, connect_problem, unavailable
+from newsmon.kafka import (
+    KafkaUnavailable,
+    connect_problem,
+    topic_layout,
+    unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -185,32 +190,6 @@ def commit_ranges(settings: KafkaSettings, group_id: str, ranges: Sequence[Parti
         consumer.close()
     log.info("committed offsets for group %s: %s", group_id,
              {f"{tp.topic}/{tp.partition}": om.offset for tp, om in offsets.items()})
-
-
-@dataclass(frozen=True)
-class TopicLayout:
-    partitions: int
-    replicas: int
-    min_insync: int
-
-    def __str__(self) -> str:
-        return (f"{self.partitions} partitions, {self.replicas} replica(s), "
-                f"min.insync.replicas {self.min_insync}")
-
-
-#: Partitions of newsmon's topics: up to this many pipeline workers can share the raw topic,
-#: and keys (source ids) spread over them; on one broker they cost next to nothing.
-TOPIC_PARTITIONS = 6
-
-
-def topic_layout(brokers: int) -> TopicLayout:
-    """The layout for a cluster of ``brokers``: three copies where there are three brokers
-    (fewer where there are fewer), and an acknowledged write on two of them when there are
-    three, so one broker may be lost, or restarted, without losing a write or stopping them.
-    With two brokers, two copies and one needed: requiring both would stop every write while
-    one restarts."""
-    replicas = max(1, min(3, brokers))
-    return TopicLayout(TOPIC_PARTITIONS, replicas, 2 if replicas >= 3 else 1)
 
 
 def ensure_topics(settings: KafkaSettings) -> list[str]:

@@ -9,11 +9,12 @@ import httpx
 import pytest
 
 from newsmon.config import KafkaSettings, SearchSettings, Settings
+from newsmon.kafka import topic_layout
 from newsmon.models import RawItem, SourceRef
 from newsmon.pipeline.alerts.channels.console import ConsoleChannel
 from newsmon.pipeline.alerts.config import AlertRule, AlertsConfig
 from newsmon.pipeline.app import RunContext
-from newsmon.pipeline.io_kafka import ensure_topics, topic_layout
+from newsmon.pipeline.io_kafka import ensure_topics
 from newsmon.pipeline.jobs import (
     CRASH_BEFORE_COMMIT_ENV,
     InjectedCrash,

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from newsmon.cli import app
 from newsmon.config import KafkaSettings, SearchSettings
+from newsmon.kafka import TOPIC_PARTITIONS
 from newsmon.pipeline.app import find_prism
 from newsmon.pipeline.io_kafka import (
     EVERY_PARTITION,
-    TOPIC_PARTITIONS,
     WorkerShare,
     ensure_topics,
     snapshot_ranges,
