@@ -56,9 +56,9 @@ from urllib.parse import urlsplit
 from newsmon.closing import Closing
 from newsmon.config import KafkaSettings, PollerSettings
 from newsmon.connectors.base import Defaults, SourceBase
-from newsmon.connectors.publisher import PublishError
+from newsmon.connectors.publisher import KafkaPublisher, PublishError
 from newsmon.connectors.state import StateStore
-from newsmon.kafka import discard_producer, topic_layout
+from newsmon.kafka import topic_layout
 from newsmon.models import RawItem
 
 
@@ -215,33 +215,32 @@ def read_mark(key: bytes, value: bytes) -> tuple[str, str, tuple[str, datetime]]
                                 datetime.fromisoformat(data["first_seen_at"]))
 
 
-class TransactionalPublisher:
+class TransactionalPublisher(KafkaPublisher):
     """Publishes a source's items and their seen marks in one Kafka transaction (the
     ``Publisher`` contract: returns only once both are committed, else PublishError and
     nothing of the batch is visible to read_committed readers)."""
 
     def __init__(self, kafka: KafkaSettings, names: ShardNames, shards: Mapping[str, int],
                  transaction_timeout_ms: int) -> None:
+        super().__init__(kafka)
         self.kafka = kafka
         self.names = names
         self.shards = shards
         self.transaction_timeout_ms = transaction_timeout_ms
-        self._producer: Any = None
-        self._lock = threading.Lock()
+
+    def _config(self) -> dict[str, Any]:
+        return {**super()._config(), "client_id": f"newsmon-poller.{self.names.member}",
+                "transactional_id": self.names.transactional_id,
+                "transaction_timeout_ms": self.transaction_timeout_ms}
 
     def _get_producer(self) -> Any:
-        from kafka import KafkaProducer
-
-        if self._producer is None:
-            producer = KafkaProducer(
-                **self.kafka.client_options(), client_id=f"newsmon-poller.{self.names.member}",
-                transactional_id=self.names.transactional_id,
-                transaction_timeout_ms=self.transaction_timeout_ms, acks="all",
-                max_block_ms=self.kafka.request_timeout_ms, linger_ms=5)
-            # Fences off an earlier producer of this member and aborts its open transaction.
+        fresh = self._producer is None
+        producer = super()._get_producer()
+        if fresh:
+            # Fences off an earlier producer of this member and aborts its open transaction;
+            # a producer that could not do so is not kept (the publish fails and resets it).
             producer.init_transactions()
-            self._producer = producer
-        return self._producer
+        return producer
 
     def publish(self, items: Sequence[RawItem]) -> None:
         if not items:
@@ -263,16 +262,6 @@ class TransactionalPublisher:
                 self._reset()
                 raise PublishError(f"{self.kafka.raw_topic}: {len(items)} items not "
                                    f"committed: {type(exc).__name__}: {exc}") from exc
-
-    def _reset(self) -> None:
-        producer, self._producer = self._producer, None
-        discard_producer(producer)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._producer is not None:
-                self._producer.close()
-                self._producer = None
 
 
 # --- membership ----------------------------------------------------------------------------------
