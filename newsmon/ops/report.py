@@ -56,6 +56,9 @@ _DEAD_FIELDS = ("dl_id", "stage", "error", "source_id", "created_at")
 
 @dataclass(frozen=True)
 class ReportData:
+    """The stored documents of one report's window [since, until), as read from ``backend``:
+    only the fields the counting needs (``collect``)."""
+
     since: datetime
     until: datetime
     backend: str
@@ -89,6 +92,9 @@ MAX_BUCKETS = 72
 
 @dataclass(frozen=True)
 class Story:
+    """One story of the window as the report lists it: its first copy's title and URL, how
+    many copies, from which sources and in which languages."""
+
     story_id: str
     title: str
     url: str
@@ -101,6 +107,8 @@ class Story:
 
 @dataclass(frozen=True)
 class Report:
+    """What the report shows, counted from a ``ReportData`` (pure; rendered as text and HTML)."""
+
     since: datetime
     until: datetime
     backend: str
