@@ -22,6 +22,7 @@ from newsmon.pipeline.detection._compiled import (
     _Firing,
     _GroupHits,
     _Hit,
+    _Reach,
     _reach,
     _Review,
     _Rule,
@@ -29,6 +30,7 @@ from newsmon.pipeline.detection._compiled import (
     _Topic,
 )
 from newsmon.pipeline.detection.schema import (
+    Near,
     Rule,
     RuleSet,
     load_rules,
@@ -115,18 +117,19 @@ class Classifier:
         def groups(names: Iterable[str]) -> tuple[int, ...]:
             return tuple(index[name] for name in names)
 
+        clause_keys: dict[tuple[tuple[int, ...], _Reach], int] = {}
+
+        def clause(names: Iterable[str], near: Near) -> _Clause:
+            shape = (groups(names), _reach(near))
+            return _Clause(*shape, key=clause_keys.setdefault(shape, len(clause_keys)))
+
         def compile_rules(rule_list: Iterable[Rule]) -> tuple[_Rule, ...]:
             return tuple(
                 _Rule(
                     id=rule.id,
                     anchor=groups(rule.anchor),
-                    with_=tuple(
-                        _Clause(groups(c.groups), _reach(c.near or rule.near)) for c in rule.with_
-                    ),
-                    without=tuple(
-                        _Clause(groups(c.groups), _reach(c.near or rule.near))
-                        for c in rule.without
-                    ),
+                    with_=tuple(clause(c.groups, c.near or rule.near) for c in rule.with_),
+                    without=tuple(clause(c.groups, c.near or rule.near) for c in rule.without),
                     weight=rule.weight,
                     max_count=rule.max_count,
                 )
@@ -273,13 +276,18 @@ class Classifier:
                 dropped = {h for c in context for h in hits[g].near(c, exclusion.near)}
                 if dropped:
                     hits[g] = _GroupHits(doc, [h for h in hits[g].hits if h not in dropped])
+        # A clause's best hit near an anchor, per (anchor, clause key): the topic's rules share
+        # anchors and repeat clauses (every troop rule has the same four exclusions).
+        memo: dict[tuple[_Hit, int], _Hit | None] = {}
         firings: list[_Firing] = []
         for rule in topic.rules:
-            firings.extend(self._fire(doc, rule, hits))
+            firings.extend(self._fire(doc, rule, hits, memo))
         score = sum(f.strength for f in firings)
         review = False
         if (not firings or score < topic.threshold) and uncovered and topic.review is not None:
-            firings = [f for rule in topic.review.rules for f in self._fire(doc, rule, hits)]
+            firings = [
+                f for rule in topic.review.rules for f in self._fire(doc, rule, hits, memo)
+            ]
             if firings and sum(f.strength for f in firings) >= topic.review.threshold:
                 score, review = topic.review.score, True
         if not firings or (score < topic.threshold and not review):
@@ -299,8 +307,16 @@ class Classifier:
             attribute=self._attribute(doc, topic, firings, by_group),
         )
 
-    def _fire(self, doc: _Doc, rule: _Rule, hits: dict[int, _GroupHits]) -> list[_Firing]:
-        """The rule's firings: the strongest per sentence, the ``max_count`` strongest overall."""
+    def _fire(
+        self,
+        doc: _Doc,
+        rule: _Rule,
+        hits: dict[int, _GroupHits],
+        memo: dict[tuple[_Hit, int], _Hit | None],
+    ) -> list[_Firing]:
+        """The rule's firings: the strongest per sentence, the ``max_count`` strongest overall.
+
+        ``memo`` holds the ``_best`` hit per (anchor, clause key) for this ``hits``."""
         best: dict[int, _Firing] = {}
         for g in rule.anchor:
             for anchor in hits[g].hits if g in hits else ():
@@ -311,32 +327,43 @@ class Classifier:
                     continue  # this anchor cannot beat the sentence's firing
                 matched: list[_Hit] = []
                 for clause in rule.with_:
-                    found = self._best(anchor, clause, hits)
+                    found = self._best(anchor, clause, hits, memo)
                     if found is None:
                         break
                     matched.append(found)
                     strength = min(strength, self._terms[found.term].weight)
                 else:
-                    if any(self._best(anchor, clause, hits) for clause in rule.without):
+                    if any(self._best(anchor, clause, hits, memo) for clause in rule.without):
                         continue
                     if kept is None or strength * rule.weight > kept.strength:
                         best[sentence] = _Firing(rule, anchor, matched, strength * rule.weight)
         ranked = sorted(best.values(), key=lambda f: (-f.strength, f.anchor.start))
         return ranked[: rule.max_count]
 
-    def _best(self, anchor: _Hit, clause: _Clause, hits: dict[int, _GroupHits]) -> _Hit | None:
-        """The heaviest, then nearest, hit of the clause's groups near the anchor (not on it)."""
+    def _best(
+        self,
+        anchor: _Hit,
+        clause: _Clause,
+        hits: dict[int, _GroupHits],
+        memo: dict[tuple[_Hit, int], _Hit | None],
+    ) -> _Hit | None:
+        """The heaviest, then nearest, hit of the clause's groups near the anchor (not on it);
+        remembered in ``memo``, which must belong to this ``hits``."""
+        key = (anchor, clause.key)
+        if key in memo:
+            return memo[key]
         best: _Hit | None = None
-        best_key: tuple[float, int] = (0.0, 0)
+        best_rank: tuple[float, int] = (0.0, 0)
         for g in clause.groups:
             if g not in hits:
                 continue
             for hit in hits[g].near(anchor, clause.near):
                 if hit.start < anchor.end and anchor.start < hit.end:
                     continue  # the anchor's own words cannot stand for another concept
-                key = (self._terms[hit.term].weight, -abs(hit.start - anchor.start))
-                if best is None or key > best_key:
-                    best, best_key = hit, key
+                rank = (self._terms[hit.term].weight, -abs(hit.start - anchor.start))
+                if best is None or rank > best_rank:
+                    best, best_rank = hit, rank
+        memo[key] = best
         return best
 
     def _evidence(self, doc: _Doc, firings: list[_Firing]) -> tuple[Evidence, ...]:

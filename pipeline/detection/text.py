@@ -40,6 +40,9 @@ import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = [
     "NormalizedText",
     "Token",
@@ -49,6 +52,8 @@ __all__ = [
     "normalize_term",
     "sentence_starts",
     "tokenize",
+    "word_counts",
+    "word_starts",
 ]
 
 _APOSTROPHES = "'’ʼ‘`´′ʹꞌ＇"
@@ -368,6 +373,27 @@ def tokenize(text: str | NormalizedText) -> list[Token]:
 def word_starts(normalized: str) -> list[int]:
     """Start positions of the words of a normalized text, for word-distance lookups."""
     return [m.start() for m in _word_re(normalized).finditer(normalized)]
+
+
+# Whether each code point below U+3002 is a word character of _SPACED_WORD_RE (taken from the
+# pattern itself, so the two cannot disagree): a text without characters from U+3002 up is
+# split into words by that pattern alone.
+_SPACED_WORD_CHAR = np.array(
+    [_SPACED_WORD_RE.fullmatch(chr(cp)) is not None for cp in range(0x3002)], dtype=np.int8
+)
+
+
+def word_counts(normalized: str) -> npt.NDArray[np.int64] | None:
+    """For each position of ``normalized``, how many of its ``word_starts`` are at or before
+    it: ``bisect_right(word_starts(text), pos) == word_counts(text)[pos]``, computed in numpy
+    instead of one Python step per word. None for a text with characters from U+3002 up
+    (Chinese and Japanese words are cut by script; ``word_starts`` handles them)."""
+    if _WIDE_RE.search(normalized):
+        return None
+    word = _SPACED_WORD_CHAR[np.frombuffer(normalized.encode("utf-32-le"), dtype=np.uint32)]
+    starts = word.copy()
+    starts[1:] &= 1 - word[:-1]
+    return np.cumsum(starts, dtype=np.int64)
 
 
 # Sentence ends: terminal punctuation (with closing quotes/brackets) then space, a line break,
