@@ -7,6 +7,7 @@ threshold, the entities seen and the evidence; the rule language itself is descr
 
 from __future__ import annotations
 
+import operator
 import pathlib
 from collections.abc import Iterable
 
@@ -40,9 +41,18 @@ from newsmon.pipeline.detection.text import (
     is_unspaced,
     is_word_char,
     normalize,
+    spaced_words,
 )
 
 __all__ = ["Classifier"]
+
+#: A match the automaton reported and some term accepts: ``(end, -length, start, left_word,
+#: right_word, term ids)``, sorted as the automaton reports (by end, longest first).
+_Candidate = tuple[int, int, int, bool, bool, tuple[int, ...]]
+#: A key of the spaced automaton in one boundary case: ``(length, tail, left_word,
+#: right_word, key as written or None, term ids)``; ``tail`` is 1 where a space follows it.
+_SpacedEntry = tuple[int, int, bool, bool, str | None, tuple[int, ...]]
+_BY_SPAN = operator.attrgetter("start", "end")
 
 
 class Classifier:
@@ -113,6 +123,7 @@ class Classifier:
             )
         automaton.make_automaton()
         self._automaton = automaton
+        self._spaced_automaton = self._spaced_keys(by_key)
 
         def groups(names: Iterable[str]) -> tuple[int, ...]:
             return tuple(index[name] for name in names)
@@ -156,6 +167,42 @@ class Classifier:
         self._topics = tuple(topics)
         self._languages = frozenset(rules.languages)
 
+    def _spaced_keys(self, by_key: dict[str, list[int]]) -> ahocorasick.Automaton:
+        """The automaton that ``_candidates`` runs over ``spaced_words(text)``.
+
+        A key is entered once for each of the four cases (word or boundary before it, word or
+        boundary after it) that some term on it accepts, with a space on each boundary side,
+        and only the terms that accept that case: a match inside a longer word of a key whose
+        terms want whole words is not there to be found. Keys with characters from U+0E00 up
+        cannot occur in text that ``spaced_words`` accepts and are left out. Several keys can
+        read the same once spaced (``u.s``, ``u s``): each entry keeps its key as written when
+        that has a character other than a letter or digit, to be compared with the text."""
+        spaced: dict[str, list[_SpacedEntry]] = {}
+        for key, ids in by_key.items():
+            written = spaced_words(key)
+            if written is None:
+                continue
+            bare = written[1:-1]
+            surface = None if bare == key and " " not in key else key
+            for left_word, right_word in ((False, False), (True, False), (False, True),
+                                          (True, True)):
+                accepted = tuple(
+                    i for i in ids
+                    if (self._terms[i].left_open or not left_word)
+                    and (self._terms[i].right_open or not right_word)
+                )
+                if not accepted:
+                    continue
+                pattern = ("" if left_word else " ") + bare + ("" if right_word else " ")
+                spaced.setdefault(pattern, []).append(
+                    (len(key), 0 if right_word else 1, left_word, right_word, surface, accepted)
+                )
+        automaton = ahocorasick.Automaton()
+        for pattern, entries in spaced.items():
+            automaton.add_word(pattern, tuple(entries))
+        automaton.make_automaton()
+        return automaton
+
     # --- matching ------------------------------------------------------------------------
 
     @staticmethod
@@ -163,14 +210,37 @@ class Classifier:
         """The string that evidence offsets refer to: ``title + "\\n\\n" + text``, or ``text``."""
         return f"{title}\n\n{text}" if title else text
 
-    def _find(self, doc: _Doc, lang: str | None) -> list[_Hit]:
-        text = doc.norm.text
+    def _candidates(self, text: str, spaced: str | None) -> list[_Candidate]:
+        """The automaton's matches of rule keys that some term on them accepts where they stand,
+        as ``(end, -length, start, left_word, right_word, term ids)`` in the automaton's order
+        (by end, longest first): ``left_word`` (``right_word``) is whether the match continues a
+        word on that side.
+
+        With ``spaced`` (``text_mod.spaced_words(text)``) the second automaton, whose keys
+        carry the boundaries they need as spaces, finds them in ``spaced`` and most matches
+        inside longer words are never reported; else the first automaton walks ``text`` and
+        each match is checked character by character (the reference, and the path of text with
+        scripts without spaces)."""
+        if spaced is not None:
+            found: list[_Candidate] = []
+            for last, entries in self._spaced_automaton.iter(spaced):
+                for length, tail, left_word, right_word, surface, ids in entries:
+                    end = last - tail
+                    start = end - length
+                    # spaced[start] is text[start - 1], spaced[end + 1] is text[end].
+                    if left_word and spaced[start] == " ":
+                        continue
+                    if right_word and spaced[end + 1] == " ":
+                        continue
+                    if surface is not None and text[start:end] != surface:
+                        continue
+                    found.append((end, -length, start, left_word, right_word, ids))
+            # Matches of one end come longest first, as from the first automaton; its keys end
+            # where the second automaton's keys end, or a space further.
+            found.sort()
+            return found
         size = len(text)
-        only: tuple[str, ...] | None = None
-        if not self._rules.match_all_languages and lang in self._rules.languages:
-            only = (lang, "any")
-        best: dict[tuple[int, int, int, int], _Hit] = {}
-        terms = self._terms
+        candidates: list[_Candidate] = []
         matches = self._automaton.iter(text)
         for last, (length, ids, any_left_open, any_right_open, left_free, right_free) in matches:
             start, end = last - length + 1, last + 1
@@ -193,6 +263,19 @@ class Classifier:
             )
             if right_word and not any_right_open:
                 continue
+            candidates.append((end, -length, start, left_word, right_word, ids))
+        return candidates
+
+    def _find(self, doc: _Doc, lang: str | None) -> list[_Hit]:
+        text = doc.norm.text
+        size = len(text)
+        spaced = spaced_words(text)
+        only: tuple[str, ...] | None = None
+        if not self._rules.match_all_languages and lang in self._rules.languages:
+            only = (lang, "any")
+        best: dict[tuple[int, int, int, int], _Hit] = {}
+        terms = self._terms
+        for end, _, start, left_word, right_word, ids in self._candidates(text, spaced):
             for t_i in ids:
                 term = terms[t_i]
                 if (left_word and not term.left_open) or (right_word and not term.right_open):
@@ -200,18 +283,25 @@ class Classifier:
                 if only is not None and term.lang not in only:
                     continue
                 h_start, h_end = start, end
-                # is_word_char, inlined with its cheap test first: most words are in scripts
-                # below U+0E00, where a letter or digit is all it takes.
-                if term.left_open:
-                    while h_start > 0 and text[h_start - 1].isalnum() and (
-                        text[h_start - 1] < "\u0e00" or is_word_char(text[h_start - 1])
-                    ):
-                        h_start -= 1
-                if term.right_open:
-                    while h_end < size and text[h_end].isalnum() and (
-                        text[h_end] < "\u0e00" or is_word_char(text[h_end])
-                    ):
-                        h_end += 1
+                if spaced is not None:
+                    # To the spaces around the word (spaced has the offsets of text plus one).
+                    if left_word and term.left_open:
+                        h_start = spaced.rfind(" ", 0, start + 1)
+                    if right_word and term.right_open:
+                        h_end = spaced.find(" ", end + 1) - 1
+                else:
+                    # is_word_char, inlined with its cheap test first: most words are in scripts
+                    # below U+0E00, where a letter or digit is all it takes.
+                    if term.left_open:
+                        while h_start > 0 and text[h_start - 1].isalnum() and (
+                            text[h_start - 1] < "\u0e00" or is_word_char(text[h_start - 1])
+                        ):
+                            h_start -= 1
+                    if term.right_open:
+                        while h_end < size and text[h_end].isalnum() and (
+                            text[h_end] < "\u0e00" or is_word_char(text[h_end])
+                        ):
+                            h_end += 1
                 if term.literal is not None:
                     o_start, o_end = doc.norm.span(start, end)
                     if doc.norm.original[o_start:o_end] != term.literal:
@@ -222,7 +312,7 @@ class Classifier:
                 kept = best.get(owner)
                 if kept is None or terms[kept.term].weight < term.weight:
                     best[owner] = _Hit(t_i, h_start, h_end)
-        return sorted(best.values(), key=lambda h: (h.start, h.end))
+        return sorted(best.values(), key=_BY_SPAN)
 
     def classify(self, text: str, lang: str | None = None, title: str = "") -> Classification:
         """Topics at or above their threshold, with evidence, and the entities mentioned.

@@ -51,6 +51,7 @@ __all__ = [
     "normalize",
     "normalize_term",
     "sentence_starts",
+    "spaced_words",
     "tokenize",
     "word_counts",
     "word_starts",
@@ -381,6 +382,26 @@ def word_starts(normalized: str) -> list[int]:
 _SPACED_WORD_CHAR = np.array(
     [_SPACED_WORD_RE.fullmatch(chr(cp)) is not None for cp in range(0x3002)], dtype=np.int8
 )
+
+
+# Each code point below U+0E00 (where no script without spaces starts) as ``spaced_words``
+# writes it: itself if ``is_word_char``, else a space.
+_BELOW_UNSPACED = 0x0E00
+_WORD_OR_SPACE = np.array(
+    [cp if is_word_char(chr(cp)) else 0x20 for cp in range(_BELOW_UNSPACED)], dtype=np.uint32
+)
+
+
+def spaced_words(text: str) -> str | None:
+    """``text`` with every character that is not ``is_word_char`` written as a space, and one
+    space added at each end: ``" " + ... + " "``, so position ``i`` of ``text`` is ``i + 1``
+    here. A word of ``text`` is then a run without spaces, and a word boundary is a space on
+    either side, which a plain string search can require. None when ``text`` has a character
+    from U+0E00 up (where scripts without spaces start: a boundary there has no character)."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    if len(codes) and int(codes.max()) >= _BELOW_UNSPACED:
+        return None
+    return " " + _WORD_OR_SPACE[codes].tobytes().decode("utf-32-le") + " "
 
 
 def word_counts(normalized: str) -> npt.NDArray[np.int64] | None:
