@@ -94,6 +94,7 @@ class Classifier:
             for lang, weights in entity.terms.items():
                 terms.extend(_compile_term(t, lang, w, -1, e_i) for t, w in weights.items())
         self._terms = terms
+        self._weights = [term.weight for term in terms]
         by_key: dict[str, list[int]] = {}
         # With every language's terms applying to every text, many languages write the same
         # word for the same concept (ukraine, nato, kontingent*): only the heaviest (the first
@@ -444,13 +445,15 @@ class Classifier:
             return memo[key]
         best: _Hit | None = None
         best_rank: tuple[float, int] = (0.0, 0)
+        weights = self._weights
+        a_start, a_end = anchor.start, anchor.end
         for g in clause.groups:
             if g not in hits:
                 continue
             for hit in hits[g].near(anchor, clause.near):
-                if hit.start < anchor.end and anchor.start < hit.end:
+                if hit.start < a_end and a_start < hit.end:
                     continue  # the anchor's own words cannot stand for another concept
-                rank = (self._terms[hit.term].weight, -abs(hit.start - anchor.start))
+                rank = (weights[hit.term], -abs(hit.start - a_start))
                 if best is None or rank > best_rank:
                     best, best_rank = hit, rank
         memo[key] = best

@@ -232,9 +232,12 @@ class NormalizedText:
         """The original offset of the normalized character at ``pos`` (or the end)."""
         if pos >= len(self.text):
             return len(self.original)
-        if self.fold_map is None and self.space_map is None:
-            return pos  # nothing changed length: the positions are the original's
-        return self.span(pos, pos + 1)[0]
+        # span(pos, pos + 1)[0] without the end, which nothing here needs.
+        if self.space_map is not None:
+            pos = self.space_map.start_of(pos)
+        if self.fold_map is not None:
+            pos = self.fold_map.start_of(pos)
+        return pos
 
 
 def _fold(lowered: str) -> tuple[str, _Segments | None]:
