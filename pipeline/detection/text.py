@@ -422,7 +422,14 @@ def word_counts(normalized: str) -> npt.NDArray[np.int64] | None:
 
 # Sentence ends: terminal punctuation (with closing quotes/brackets) then space, a line break,
 # or the full stops of Chinese and Japanese, which need no space after them.
-_SENTENCE_END_RE = re.compile(r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*")
+#
+# _SENTENCE_END_RE matches what r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*" matches, at the same places
+# (tests/pipeline/detection/test_text.py compares the two), written to start with one character
+# class: the regex engine then skips to a stop or a white space in C instead of trying both
+# alternatives at every character (half the time of the whole split).
+_SENTENCE_END_RE = re.compile(
+    r"[.!?…\s](?:(?<=[.!?…])[.!?…]*[\"'»”’“)\]]*\s+|(?<=\n)\s*|(?<=\s)\s*\n\s*)"
+)
 _SENTENCE_END_CJK_RE = re.compile(
     r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*|[。！？｡]+[」』”’）)\]]*\s*"
 )
