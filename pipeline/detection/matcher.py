@@ -7,9 +7,11 @@ threshold, the entities seen and the evidence; the rule language itself is descr
 
 from __future__ import annotations
 
+import functools
 import operator
 import pathlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import cast
 
 import ahocorasick
 
@@ -53,6 +55,8 @@ _Candidate = tuple[int, int, int, bool, bool, tuple[int, ...]]
 #: right_word, key as written or None, term ids)``; ``tail`` is 1 where a space follows it.
 _SpacedEntry = tuple[int, int, bool, bool, str | None, tuple[int, ...]]
 _BY_SPAN = operator.attrgetter("start", "end")
+#: _Hit(term, start, end) from a tuple, without the Python-level __new__ of a NamedTuple.
+_new_hit = cast(Callable[[tuple[int, int, int]], _Hit], functools.partial(tuple.__new__, _Hit))
 
 
 class Classifier:
@@ -95,6 +99,13 @@ class Classifier:
                 terms.extend(_compile_term(t, lang, w, -1, e_i) for t, w in weights.items())
         self._terms = terms
         self._weights = [term.weight for term in terms]
+        # What _find reads of a term, in one tuple (its loop runs for every match); the
+        # concept is the group, or the entity as a negative number.
+        self._term_rows = [
+            (term.left_open, term.right_open, term.lang, term.literal,
+             term.group if term.group >= 0 else -1 - term.entity, term.weight)
+            for term in terms
+        ]
         by_key: dict[str, list[int]] = {}
         # With every language's terms applying to every text, many languages write the same
         # word for the same concept (ukraine, nato, kontingent*): only the heaviest (the first
@@ -274,45 +285,45 @@ class Classifier:
         only: tuple[str, ...] | None = None
         if not self._rules.match_all_languages and lang in self._rules.languages:
             only = (lang, "any")
-        best: dict[tuple[int, int, int, int], _Hit] = {}
-        terms = self._terms
+        best: dict[tuple[int, int, int], _Hit] = {}
+        rows, weights = self._term_rows, self._weights
         for end, _, start, left_word, right_word, ids in self._candidates(text, spaced):
             for t_i in ids:
-                term = terms[t_i]
-                if (left_word and not term.left_open) or (right_word and not term.right_open):
+                left_open, right_open, term_lang, literal, concept, weight = rows[t_i]
+                if (left_word and not left_open) or (right_word and not right_open):
                     continue
-                if only is not None and term.lang not in only:
+                if only is not None and term_lang not in only:
                     continue
                 h_start, h_end = start, end
                 if spaced is not None:
                     # To the spaces around the word (spaced has the offsets of text plus one).
-                    if left_word and term.left_open:
+                    if left_word and left_open:
                         h_start = spaced.rfind(" ", 0, start + 1)
-                    if right_word and term.right_open:
+                    if right_word and right_open:
                         h_end = spaced.find(" ", end + 1) - 1
                 else:
                     # is_word_char, inlined with its cheap test first: most words are in scripts
                     # below U+0E00, where a letter or digit is all it takes.
-                    if term.left_open:
+                    if left_open:
                         while h_start > 0 and text[h_start - 1].isalnum() and (
                             text[h_start - 1] < "\u0e00" or is_word_char(text[h_start - 1])
                         ):
                             h_start -= 1
-                    if term.right_open:
+                    if right_open:
                         while h_end < size and text[h_end].isalnum() and (
                             text[h_end] < "\u0e00" or is_word_char(text[h_end])
                         ):
                             h_end += 1
-                if term.literal is not None:
+                if literal is not None:
                     o_start, o_end = doc.norm.span(start, end)
-                    if doc.norm.original[o_start:o_end] != term.literal:
+                    if doc.norm.original[o_start:o_end] != literal:
                         continue
                 # The same word often matches one concept in several languages (or as both
                 # "ukrain*" and "ukraine"): keep one hit per concept and span, the heaviest.
-                owner = (term.group, term.entity, h_start, h_end)
+                owner = (concept, h_start, h_end)
                 kept = best.get(owner)
-                if kept is None or terms[kept.term].weight < term.weight:
-                    best[owner] = _Hit(t_i, h_start, h_end)
+                if kept is None or weights[kept.term] < weight:
+                    best[owner] = _new_hit((t_i, h_start, h_end))
         return sorted(best.values(), key=_BY_SPAN)
 
     def classify(self, text: str, lang: str | None = None, title: str = "") -> Classification:
