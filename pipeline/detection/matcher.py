@@ -341,15 +341,16 @@ class Classifier:
         hits = self._find(doc, lang)
         by_group: dict[int, list[_Hit]] = {}
         entities: dict[tuple[str, str], Entity] = {}
+        rows = self._term_rows
         for hit in hits:
-            term = self._terms[hit.term]
-            if term.group >= 0:
-                by_group.setdefault(term.group, []).append(hit)
+            concept = rows[hit.term][4]
+            if concept >= 0:
+                by_group.setdefault(concept, []).append(hit)
             else:
-                entity = self._rules.entities[term.entity]
-                entities.setdefault(
-                    (entity.kind, entity.name), Entity(kind=entity.kind, name=entity.name)
-                )
+                entity = self._rules.entities[-1 - concept]
+                key = (entity.kind, entity.name)
+                if key not in entities:  # one Entity per name, not one per mention
+                    entities[key] = Entity(kind=entity.kind, name=entity.name)
         uncovered = lang is not None and lang not in self._languages
         # One set of per-group hits for all topics: their coordinates are computed once per
         # document, not once per topic (a topic's exclusions replace its own copies only).
