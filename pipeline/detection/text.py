@@ -240,8 +240,27 @@ class NormalizedText:
         return pos
 
 
+# The characters that fold to none or to more than one, and the one-for-one folding of the
+# Basic Multilingual Plane as a code point table (identity elsewhere).
+_SPECIAL_RE = re.compile("[" + "".join(re.escape(c) for c in sorted(_SPECIAL)) + "]")
+_FOLD_BMP = np.arange(0x10000, dtype=np.uint32)
+for _cp, _out in _ONE_TO_ONE.items():
+    _FOLD_BMP[_cp] = ord(_out)
+
+
 def _fold(lowered: str) -> tuple[str, _Segments | None]:
     """Apply the character folding to lower-cased text; a map only if some length changed."""
+    if _SPECIAL_RE.search(lowered) is None:
+        # Every character folds to one: a table look-up in numpy, the same as translating
+        # each run of _FIX_RE below (lone surrogates pass through as themselves).
+        codes = np.frombuffer(lowered.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        if not len(codes) or int(codes.max()) < 0x10000:
+            return _FOLD_BMP[codes].tobytes().decode("utf-32-le", "surrogatepass"), None
+    return _fold_runs(lowered)
+
+
+def _fold_runs(lowered: str) -> tuple[str, _Segments | None]:
+    """``_fold`` run by run of characters to fold, keeping the map where lengths change."""
     pieces: list[str] = []
     segments: _Segments | None = None
     pos = 0  # offset in ``lowered``, which has the original's offsets
@@ -254,7 +273,7 @@ def _fold(lowered: str) -> tuple[str, _Segments | None]:
         pieces.append(lowered[pos:m_start])
         norm_pos += m_start - pos
         pos = m_end
-        if len(folded) == len(run) and not any(c in _SPECIAL for c in run):
+        if _SPECIAL_RE.search(run) is None:  # then every character folds to one
             pieces.append(folded)
             norm_pos += len(folded)
             continue
@@ -401,7 +420,7 @@ def spaced_words(text: str) -> str | None:
     here. A word of ``text`` is then a run without spaces, and a word boundary is a space on
     either side, which a plain string search can require. None when ``text`` has a character
     from U+0E00 up (where scripts without spaces start: a boundary there has no character)."""
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     if len(codes) and int(codes.max()) >= _BELOW_UNSPACED:
         return None
     return " " + _WORD_OR_SPACE[codes].tobytes().decode("utf-32-le") + " "

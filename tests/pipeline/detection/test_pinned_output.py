@@ -108,3 +108,13 @@ def test_word_counts_agree_with_word_starts() -> None:
             assert counts.tolist() == expected
             checked += 1
     assert checked > 1000
+
+
+def test_lone_surrogates_take_the_reference_path(rules: RuleSet) -> None:
+    """A lone surrogate (JSON can carry one) is not encodable: the numpy paths must pass it
+    through or leave the text to the reference path, never fail the article."""
+    classifier = Classifier(rules)
+    text, lang, _ = next(r for r in _gold() if r[1] == "en" and len(r[0]) > 200)
+    glued = text + " \ud800"
+    assert classifier.classify(glued, lang).topics == classifier.classify(text, lang).topics
+    assert normalize(glued).text.endswith("\ud800")

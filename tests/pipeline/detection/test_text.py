@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from newsmon.pipeline.detection.text import (
     _SENTENCE_END_RE,
+    _fold,
+    _fold_runs,
     is_unspaced,
     is_word_char,
     normalize,
@@ -187,3 +189,15 @@ def test_word_counts_count_word_starts(text: str) -> None:
         return
     starts = word_starts(text)
     assert counts.tolist() == [sum(1 for s in starts if s <= pos) for pos in range(len(text))]
+
+
+_FOLDED_OR_NOT = st.sampled_from(
+    [*"aZ éÉ ’'`-\u00a0\u2009\tжЁΣ ＮＡ\u30fb", "\ud800", "\U0001f600", "ß", "\u00ad", "e\u0301"]
+)
+
+
+@given(st.lists(_FOLDED_OR_NOT, max_size=40).map("".join))
+def test_fold_in_one_table_look_up_equals_fold_by_runs(text: str) -> None:
+    """The numpy path of _fold (no character changes length) against the run-by-run one."""
+    lowered = text.lower()
+    assert _fold(lowered) == _fold_runs(lowered)
