@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
+import numpy.typing as npt
+
 from newsmon.pipeline.detection.schema import (
     Near,
 )
@@ -16,6 +19,7 @@ from newsmon.pipeline.detection.text import (
     NormalizedText,
     normalize,
     sentence_starts,
+    word_counts,
     word_starts,
 )
 
@@ -58,6 +62,9 @@ def _reach(near: Near) -> _Reach:
 class _Clause:
     groups: tuple[int, ...]
     near: _Reach
+    #: The same number for every equal clause of a rule set: the key under which a topic's
+    #: evaluation remembers the clause's best hit near an anchor (rules repeat clauses).
+    key: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +131,12 @@ class _Doc:
 
     norm: NormalizedText
     _sentences: list[int] | None = None
+    #: Word starts at or before each position (``word_counts``), or None before the first
+    #: look-up and for text that ``word_counts`` leaves to ``word_starts`` (then ``_words``).
+    _word_counts: npt.NDArray[np.int64] | None = None
     _words: list[int] | None = None
     _sentence_of: dict[int, int] = field(default_factory=dict)
+    _word_of: dict[int, int] = field(default_factory=dict)
 
     def sentence_of(self, pos: int) -> int:
         index = self._sentence_of.get(pos)
@@ -136,13 +147,32 @@ class _Doc:
             self._sentence_of[pos] = index
         return index
 
-    def word_of(self, pos: int) -> int:
-        if self._words is None:
+    def _count_words(self) -> None:
+        self._word_counts = word_counts(self.norm.text)
+        if self._word_counts is None:
             self._words = word_starts(self.norm.text)
-        return max(bisect_right(self._words, pos) - 1, 0)
 
-    def coord(self, pos: int, unit: str) -> int:
-        return self.word_of(pos) if unit == "words" else self.sentence_of(pos)
+    def word_of(self, pos: int) -> int:
+        index = self._word_of.get(pos)
+        if index is None:
+            if self._word_counts is None and self._words is None:
+                self._count_words()
+            if self._words is not None:
+                index = max(bisect_right(self._words, pos) - 1, 0)
+            else:
+                assert self._word_counts is not None
+                index = max(int(self._word_counts[pos]) - 1, 0)
+            self._word_of[pos] = index
+        return index
+
+    def words_of(self, positions: list[int]) -> list[int]:
+        """``word_of`` of each position, in one numpy gather where the text allows."""
+        if self._word_counts is None and self._words is None:
+            self._count_words()
+        if self._word_counts is None:
+            return [self.word_of(pos) for pos in positions]
+        counts = self._word_counts[np.array(positions, dtype=np.intp)] - 1
+        return list(np.maximum(counts, 0).tolist())
 
     def sentence_bounds(self, index: int) -> tuple[int, int]:
         assert self._sentences is not None
@@ -158,27 +188,34 @@ class _Doc:
 class _GroupHits:
     """The hits of one group in a document, in text order, with coordinates for bisecting."""
 
-    __slots__ = ("_coords", "doc", "hits")
+    __slots__ = ("_sentences", "_words", "doc", "hits")
 
     def __init__(self, doc: _Doc, hits: list[_Hit]) -> None:
         self.doc = doc
         self.hits = hits
-        self._coords: dict[str, list[int]] = {}
+        self._sentences: list[int] | None = None
+        self._words: list[int] | None = None
 
     def coords(self, unit: str) -> list[int]:
-        values = self._coords.get(unit)
-        if values is None:
-            coord = self.doc.word_of if unit == "words" else self.doc.sentence_of
-            values = [coord(h.start) for h in self.hits]
-            self._coords[unit] = values
-        return values
+        """Each hit's word (``unit`` "words") or sentence index, computed once."""
+        if unit == "words":
+            if self._words is None:
+                self._words = self.doc.words_of([h.start for h in self.hits])
+            return self._words
+        if self._sentences is None:
+            sentence_of = self.doc.sentence_of
+            self._sentences = [sentence_of(h.start) for h in self.hits]
+        return self._sentences
 
     def near(self, anchor: _Hit, reach: _Reach) -> Sequence[_Hit]:
         unit = reach.unit
         if unit == "article":
             return self.hits
-        center = self.doc.word_of(anchor.start) if unit == "words" else self.doc.sentence_of(
-            anchor.start)
-        coords = self.coords(unit)
+        if unit == "words":
+            center = self.doc.word_of(anchor.start)
+            coords = self._words if self._words is not None else self.coords(unit)
+        else:
+            center = self.doc.sentence_of(anchor.start)
+            coords = self._sentences if self._sentences is not None else self.coords(unit)
         return self.hits[bisect_left(coords, center - reach.before) :
                          bisect_right(coords, center + reach.after)]

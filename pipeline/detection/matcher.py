@@ -7,8 +7,11 @@ threshold, the entities seen and the evidence; the rule language itself is descr
 
 from __future__ import annotations
 
+import functools
+import operator
 import pathlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import cast
 
 import ahocorasick
 
@@ -22,6 +25,7 @@ from newsmon.pipeline.detection._compiled import (
     _Firing,
     _GroupHits,
     _Hit,
+    _Reach,
     _reach,
     _Review,
     _Rule,
@@ -29,6 +33,7 @@ from newsmon.pipeline.detection._compiled import (
     _Topic,
 )
 from newsmon.pipeline.detection.schema import (
+    Near,
     Rule,
     RuleSet,
     load_rules,
@@ -38,9 +43,20 @@ from newsmon.pipeline.detection.text import (
     is_unspaced,
     is_word_char,
     normalize,
+    spaced_words,
 )
 
 __all__ = ["Classifier"]
+
+#: A match the automaton reported and some term accepts: ``(end, -length, start, left_word,
+#: right_word, term ids)``, sorted as the automaton reports (by end, longest first).
+_Candidate = tuple[int, int, int, bool, bool, tuple[int, ...]]
+#: A key of the spaced automaton in one boundary case: ``(length, tail, left_word,
+#: right_word, key as written or None, term ids)``; ``tail`` is 1 where a space follows it.
+_SpacedEntry = tuple[int, int, bool, bool, str | None, tuple[int, ...]]
+_BY_SPAN = operator.attrgetter("start", "end")
+#: _Hit(term, start, end) from a tuple, without the Python-level __new__ of a NamedTuple.
+_new_hit = cast(Callable[[tuple[int, int, int]], _Hit], functools.partial(tuple.__new__, _Hit))
 
 
 class Classifier:
@@ -82,6 +98,14 @@ class Classifier:
             for lang, weights in entity.terms.items():
                 terms.extend(_compile_term(t, lang, w, -1, e_i) for t, w in weights.items())
         self._terms = terms
+        self._weights = [term.weight for term in terms]
+        # What _find reads of a term, in one tuple (its loop runs for every match); the
+        # concept is the group, or the entity as a negative number.
+        self._term_rows = [
+            (term.left_open, term.right_open, term.lang, term.literal,
+             term.group if term.group >= 0 else -1 - term.entity, term.weight)
+            for term in terms
+        ]
         by_key: dict[str, list[int]] = {}
         # With every language's terms applying to every text, many languages write the same
         # word for the same concept (ukraine, nato, kontingent*): only the heaviest (the first
@@ -111,22 +135,24 @@ class Classifier:
             )
         automaton.make_automaton()
         self._automaton = automaton
+        self._spaced_automaton = self._spaced_keys(by_key)
 
         def groups(names: Iterable[str]) -> tuple[int, ...]:
             return tuple(index[name] for name in names)
+
+        clause_keys: dict[tuple[tuple[int, ...], _Reach], int] = {}
+
+        def clause(names: Iterable[str], near: Near) -> _Clause:
+            shape = (groups(names), _reach(near))
+            return _Clause(*shape, key=clause_keys.setdefault(shape, len(clause_keys)))
 
         def compile_rules(rule_list: Iterable[Rule]) -> tuple[_Rule, ...]:
             return tuple(
                 _Rule(
                     id=rule.id,
                     anchor=groups(rule.anchor),
-                    with_=tuple(
-                        _Clause(groups(c.groups), _reach(c.near or rule.near)) for c in rule.with_
-                    ),
-                    without=tuple(
-                        _Clause(groups(c.groups), _reach(c.near or rule.near))
-                        for c in rule.without
-                    ),
+                    with_=tuple(clause(c.groups, c.near or rule.near) for c in rule.with_),
+                    without=tuple(clause(c.groups, c.near or rule.near) for c in rule.without),
                     weight=rule.weight,
                     max_count=rule.max_count,
                 )
@@ -153,6 +179,42 @@ class Classifier:
         self._topics = tuple(topics)
         self._languages = frozenset(rules.languages)
 
+    def _spaced_keys(self, by_key: dict[str, list[int]]) -> ahocorasick.Automaton:
+        """The automaton that ``_candidates`` runs over ``spaced_words(text)``.
+
+        A key is entered once for each of the four cases (word or boundary before it, word or
+        boundary after it) that some term on it accepts, with a space on each boundary side,
+        and only the terms that accept that case: a match inside a longer word of a key whose
+        terms want whole words is not there to be found. Keys with characters from U+0E00 up
+        cannot occur in text that ``spaced_words`` accepts and are left out. Several keys can
+        read the same once spaced (``u.s``, ``u s``): each entry keeps its key as written when
+        that has a character other than a letter or digit, to be compared with the text."""
+        spaced: dict[str, list[_SpacedEntry]] = {}
+        for key, ids in by_key.items():
+            written = spaced_words(key)
+            if written is None:
+                continue
+            bare = written[1:-1]
+            surface = None if bare == key and " " not in key else key
+            for left_word, right_word in ((False, False), (True, False), (False, True),
+                                          (True, True)):
+                accepted = tuple(
+                    i for i in ids
+                    if (self._terms[i].left_open or not left_word)
+                    and (self._terms[i].right_open or not right_word)
+                )
+                if not accepted:
+                    continue
+                pattern = ("" if left_word else " ") + bare + ("" if right_word else " ")
+                spaced.setdefault(pattern, []).append(
+                    (len(key), 0 if right_word else 1, left_word, right_word, surface, accepted)
+                )
+        automaton = ahocorasick.Automaton()
+        for pattern, entries in spaced.items():
+            automaton.add_word(pattern, tuple(entries))
+        automaton.make_automaton()
+        return automaton
+
     # --- matching ------------------------------------------------------------------------
 
     @staticmethod
@@ -160,14 +222,37 @@ class Classifier:
         """The string that evidence offsets refer to: ``title + "\\n\\n" + text``, or ``text``."""
         return f"{title}\n\n{text}" if title else text
 
-    def _find(self, doc: _Doc, lang: str | None) -> list[_Hit]:
-        text = doc.norm.text
+    def _candidates(self, text: str, spaced: str | None) -> list[_Candidate]:
+        """The automaton's matches of rule keys that some term on them accepts where they stand,
+        as ``(end, -length, start, left_word, right_word, term ids)`` in the automaton's order
+        (by end, longest first): ``left_word`` (``right_word``) is whether the match continues a
+        word on that side.
+
+        With ``spaced`` (``text_mod.spaced_words(text)``) the second automaton, whose keys
+        carry the boundaries they need as spaces, finds them in ``spaced`` and most matches
+        inside longer words are never reported; else the first automaton walks ``text`` and
+        each match is checked character by character (the reference, and the path of text with
+        scripts without spaces)."""
+        if spaced is not None:
+            found: list[_Candidate] = []
+            for last, entries in self._spaced_automaton.iter(spaced):
+                for length, tail, left_word, right_word, surface, ids in entries:
+                    end = last - tail
+                    start = end - length
+                    # spaced[start] is text[start - 1], spaced[end + 1] is text[end].
+                    if left_word and spaced[start] == " ":
+                        continue
+                    if right_word and spaced[end + 1] == " ":
+                        continue
+                    if surface is not None and text[start:end] != surface:
+                        continue
+                    found.append((end, -length, start, left_word, right_word, ids))
+            # Matches of one end come longest first, as from the first automaton; its keys end
+            # where the second automaton's keys end, or a space further.
+            found.sort()
+            return found
         size = len(text)
-        only: tuple[str, ...] | None = None
-        if not self._rules.match_all_languages and lang in self._rules.languages:
-            only = (lang, "any")
-        best: dict[tuple[int, int, int, int], _Hit] = {}
-        terms = self._terms
+        candidates: list[_Candidate] = []
         matches = self._automaton.iter(text)
         for last, (length, ids, any_left_open, any_right_open, left_free, right_free) in matches:
             start, end = last - length + 1, last + 1
@@ -190,36 +275,56 @@ class Classifier:
             )
             if right_word and not any_right_open:
                 continue
+            candidates.append((end, -length, start, left_word, right_word, ids))
+        return candidates
+
+    def _find(self, doc: _Doc, lang: str | None) -> list[_Hit]:
+        text = doc.norm.text
+        size = len(text)
+        spaced = spaced_words(text)
+        only: tuple[str, ...] | None = None
+        if not self._rules.match_all_languages and lang in self._rules.languages:
+            only = (lang, "any")
+        best: dict[tuple[int, int, int], _Hit] = {}
+        rows, weights = self._term_rows, self._weights
+        for end, _, start, left_word, right_word, ids in self._candidates(text, spaced):
             for t_i in ids:
-                term = terms[t_i]
-                if (left_word and not term.left_open) or (right_word and not term.right_open):
+                left_open, right_open, term_lang, literal, concept, weight = rows[t_i]
+                if (left_word and not left_open) or (right_word and not right_open):
                     continue
-                if only is not None and term.lang not in only:
+                if only is not None and term_lang not in only:
                     continue
                 h_start, h_end = start, end
-                # is_word_char, inlined with its cheap test first: most words are in scripts
-                # below U+0E00, where a letter or digit is all it takes.
-                if term.left_open:
-                    while h_start > 0 and text[h_start - 1].isalnum() and (
-                        text[h_start - 1] < "\u0e00" or is_word_char(text[h_start - 1])
-                    ):
-                        h_start -= 1
-                if term.right_open:
-                    while h_end < size and text[h_end].isalnum() and (
-                        text[h_end] < "\u0e00" or is_word_char(text[h_end])
-                    ):
-                        h_end += 1
-                if term.literal is not None:
+                if spaced is not None:
+                    # To the spaces around the word (spaced has the offsets of text plus one).
+                    if left_word and left_open:
+                        h_start = spaced.rfind(" ", 0, start + 1)
+                    if right_word and right_open:
+                        h_end = spaced.find(" ", end + 1) - 1
+                else:
+                    # is_word_char, inlined with its cheap test first: most words are in scripts
+                    # below U+0E00, where a letter or digit is all it takes.
+                    if left_open:
+                        while h_start > 0 and text[h_start - 1].isalnum() and (
+                            text[h_start - 1] < "\u0e00" or is_word_char(text[h_start - 1])
+                        ):
+                            h_start -= 1
+                    if right_open:
+                        while h_end < size and text[h_end].isalnum() and (
+                            text[h_end] < "\u0e00" or is_word_char(text[h_end])
+                        ):
+                            h_end += 1
+                if literal is not None:
                     o_start, o_end = doc.norm.span(start, end)
-                    if doc.norm.original[o_start:o_end] != term.literal:
+                    if doc.norm.original[o_start:o_end] != literal:
                         continue
                 # The same word often matches one concept in several languages (or as both
                 # "ukrain*" and "ukraine"): keep one hit per concept and span, the heaviest.
-                owner = (term.group, term.entity, h_start, h_end)
+                owner = (concept, h_start, h_end)
                 kept = best.get(owner)
-                if kept is None or terms[kept.term].weight < term.weight:
-                    best[owner] = _Hit(t_i, h_start, h_end)
-        return sorted(best.values(), key=lambda h: (h.start, h.end))
+                if kept is None or weights[kept.term] < weight:
+                    best[owner] = _new_hit((t_i, h_start, h_end))
+        return sorted(best.values(), key=_BY_SPAN)
 
     def classify(self, text: str, lang: str | None = None, title: str = "") -> Classification:
         """Topics at or above their threshold, with evidence, and the entities mentioned.
@@ -236,15 +341,16 @@ class Classifier:
         hits = self._find(doc, lang)
         by_group: dict[int, list[_Hit]] = {}
         entities: dict[tuple[str, str], Entity] = {}
+        rows = self._term_rows
         for hit in hits:
-            term = self._terms[hit.term]
-            if term.group >= 0:
-                by_group.setdefault(term.group, []).append(hit)
+            concept = rows[hit.term][4]
+            if concept >= 0:
+                by_group.setdefault(concept, []).append(hit)
             else:
-                entity = self._rules.entities[term.entity]
-                entities.setdefault(
-                    (entity.kind, entity.name), Entity(kind=entity.kind, name=entity.name)
-                )
+                entity = self._rules.entities[-1 - concept]
+                key = (entity.kind, entity.name)
+                if key not in entities:  # one Entity per name, not one per mention
+                    entities[key] = Entity(kind=entity.kind, name=entity.name)
         uncovered = lang is not None and lang not in self._languages
         # One set of per-group hits for all topics: their coordinates are computed once per
         # document, not once per topic (a topic's exclusions replace its own copies only).
@@ -273,13 +379,18 @@ class Classifier:
                 dropped = {h for c in context for h in hits[g].near(c, exclusion.near)}
                 if dropped:
                     hits[g] = _GroupHits(doc, [h for h in hits[g].hits if h not in dropped])
+        # A clause's best hit near an anchor, per (anchor, clause key): the topic's rules share
+        # anchors and repeat clauses (every troop rule has the same four exclusions).
+        memo: dict[tuple[_Hit, int], _Hit | None] = {}
         firings: list[_Firing] = []
         for rule in topic.rules:
-            firings.extend(self._fire(doc, rule, hits))
+            firings.extend(self._fire(doc, rule, hits, memo))
         score = sum(f.strength for f in firings)
         review = False
         if (not firings or score < topic.threshold) and uncovered and topic.review is not None:
-            firings = [f for rule in topic.review.rules for f in self._fire(doc, rule, hits)]
+            firings = [
+                f for rule in topic.review.rules for f in self._fire(doc, rule, hits, memo)
+            ]
             if firings and sum(f.strength for f in firings) >= topic.review.threshold:
                 score, review = topic.review.score, True
         if not firings or (score < topic.threshold and not review):
@@ -299,8 +410,16 @@ class Classifier:
             attribute=self._attribute(doc, topic, firings, by_group),
         )
 
-    def _fire(self, doc: _Doc, rule: _Rule, hits: dict[int, _GroupHits]) -> list[_Firing]:
-        """The rule's firings: the strongest per sentence, the ``max_count`` strongest overall."""
+    def _fire(
+        self,
+        doc: _Doc,
+        rule: _Rule,
+        hits: dict[int, _GroupHits],
+        memo: dict[tuple[_Hit, int], _Hit | None],
+    ) -> list[_Firing]:
+        """The rule's firings: the strongest per sentence, the ``max_count`` strongest overall.
+
+        ``memo`` holds the ``_best`` hit per (anchor, clause key) for this ``hits``."""
         best: dict[int, _Firing] = {}
         for g in rule.anchor:
             for anchor in hits[g].hits if g in hits else ():
@@ -311,32 +430,45 @@ class Classifier:
                     continue  # this anchor cannot beat the sentence's firing
                 matched: list[_Hit] = []
                 for clause in rule.with_:
-                    found = self._best(anchor, clause, hits)
+                    found = self._best(anchor, clause, hits, memo)
                     if found is None:
                         break
                     matched.append(found)
                     strength = min(strength, self._terms[found.term].weight)
                 else:
-                    if any(self._best(anchor, clause, hits) for clause in rule.without):
+                    if any(self._best(anchor, clause, hits, memo) for clause in rule.without):
                         continue
                     if kept is None or strength * rule.weight > kept.strength:
                         best[sentence] = _Firing(rule, anchor, matched, strength * rule.weight)
         ranked = sorted(best.values(), key=lambda f: (-f.strength, f.anchor.start))
         return ranked[: rule.max_count]
 
-    def _best(self, anchor: _Hit, clause: _Clause, hits: dict[int, _GroupHits]) -> _Hit | None:
-        """The heaviest, then nearest, hit of the clause's groups near the anchor (not on it)."""
+    def _best(
+        self,
+        anchor: _Hit,
+        clause: _Clause,
+        hits: dict[int, _GroupHits],
+        memo: dict[tuple[_Hit, int], _Hit | None],
+    ) -> _Hit | None:
+        """The heaviest, then nearest, hit of the clause's groups near the anchor (not on it);
+        remembered in ``memo``, which must belong to this ``hits``."""
+        key = (anchor, clause.key)
+        if key in memo:
+            return memo[key]
         best: _Hit | None = None
-        best_key: tuple[float, int] = (0.0, 0)
+        best_rank: tuple[float, int] = (0.0, 0)
+        weights = self._weights
+        a_start, a_end = anchor.start, anchor.end
         for g in clause.groups:
             if g not in hits:
                 continue
             for hit in hits[g].near(anchor, clause.near):
-                if hit.start < anchor.end and anchor.start < hit.end:
+                if hit.start < a_end and a_start < hit.end:
                     continue  # the anchor's own words cannot stand for another concept
-                key = (self._terms[hit.term].weight, -abs(hit.start - anchor.start))
-                if best is None or key > best_key:
-                    best, best_key = hit, key
+                rank = (weights[hit.term], -abs(hit.start - a_start))
+                if best is None or rank > best_rank:
+                    best, best_rank = hit, rank
+        memo[key] = best
         return best
 
     def _evidence(self, doc: _Doc, firings: list[_Firing]) -> tuple[Evidence, ...]:

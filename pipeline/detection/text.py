@@ -40,6 +40,9 @@ import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = [
     "NormalizedText",
     "Token",
@@ -48,7 +51,10 @@ __all__ = [
     "normalize",
     "normalize_term",
     "sentence_starts",
+    "spaced_words",
     "tokenize",
+    "word_counts",
+    "word_starts",
 ]
 
 _APOSTROPHES = "'’ʼ‘`´′ʹꞌ＇"
@@ -226,13 +232,35 @@ class NormalizedText:
         """The original offset of the normalized character at ``pos`` (or the end)."""
         if pos >= len(self.text):
             return len(self.original)
-        if self.fold_map is None and self.space_map is None:
-            return pos  # nothing changed length: the positions are the original's
-        return self.span(pos, pos + 1)[0]
+        # span(pos, pos + 1)[0] without the end, which nothing here needs.
+        if self.space_map is not None:
+            pos = self.space_map.start_of(pos)
+        if self.fold_map is not None:
+            pos = self.fold_map.start_of(pos)
+        return pos
+
+
+# The characters that fold to none or to more than one, and the one-for-one folding of the
+# Basic Multilingual Plane as a code point table (identity elsewhere).
+_SPECIAL_RE = re.compile("[" + "".join(re.escape(c) for c in sorted(_SPECIAL)) + "]")
+_FOLD_BMP = np.arange(0x10000, dtype=np.uint32)
+for _cp, _out in _ONE_TO_ONE.items():
+    _FOLD_BMP[_cp] = ord(_out)
 
 
 def _fold(lowered: str) -> tuple[str, _Segments | None]:
     """Apply the character folding to lower-cased text; a map only if some length changed."""
+    if _SPECIAL_RE.search(lowered) is None:
+        # Every character folds to one: a table look-up in numpy, the same as translating
+        # each run of _FIX_RE below (lone surrogates pass through as themselves).
+        codes = np.frombuffer(lowered.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        if not len(codes) or int(codes.max()) < 0x10000:
+            return _FOLD_BMP[codes].tobytes().decode("utf-32-le", "surrogatepass"), None
+    return _fold_runs(lowered)
+
+
+def _fold_runs(lowered: str) -> tuple[str, _Segments | None]:
+    """``_fold`` run by run of characters to fold, keeping the map where lengths change."""
     pieces: list[str] = []
     segments: _Segments | None = None
     pos = 0  # offset in ``lowered``, which has the original's offsets
@@ -245,7 +273,7 @@ def _fold(lowered: str) -> tuple[str, _Segments | None]:
         pieces.append(lowered[pos:m_start])
         norm_pos += m_start - pos
         pos = m_end
-        if len(folded) == len(run) and not any(c in _SPECIAL for c in run):
+        if _SPECIAL_RE.search(run) is None:  # then every character folds to one
             pieces.append(folded)
             norm_pos += len(folded)
             continue
@@ -370,9 +398,57 @@ def word_starts(normalized: str) -> list[int]:
     return [m.start() for m in _word_re(normalized).finditer(normalized)]
 
 
+# Whether each code point below U+3002 is a word character of _SPACED_WORD_RE (taken from the
+# pattern itself, so the two cannot disagree): a text without characters from U+3002 up is
+# split into words by that pattern alone.
+_SPACED_WORD_CHAR = np.array(
+    [_SPACED_WORD_RE.fullmatch(chr(cp)) is not None for cp in range(0x3002)], dtype=np.int8
+)
+
+
+# Each code point below U+0E00 (where no script without spaces starts) as ``spaced_words``
+# writes it: itself if ``is_word_char``, else a space.
+_BELOW_UNSPACED = 0x0E00
+_WORD_OR_SPACE = np.array(
+    [cp if is_word_char(chr(cp)) else 0x20 for cp in range(_BELOW_UNSPACED)], dtype=np.uint32
+)
+
+
+def spaced_words(text: str) -> str | None:
+    """``text`` with every character that is not ``is_word_char`` written as a space, and one
+    space added at each end: ``" " + ... + " "``, so position ``i`` of ``text`` is ``i + 1``
+    here. A word of ``text`` is then a run without spaces, and a word boundary is a space on
+    either side, which a plain string search can require. None when ``text`` has a character
+    from U+0E00 up (where scripts without spaces start: a boundary there has no character)."""
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if len(codes) and int(codes.max()) >= _BELOW_UNSPACED:
+        return None
+    return " " + _WORD_OR_SPACE[codes].tobytes().decode("utf-32-le") + " "
+
+
+def word_counts(normalized: str) -> npt.NDArray[np.int64] | None:
+    """For each position of ``normalized``, how many of its ``word_starts`` are at or before
+    it: ``bisect_right(word_starts(text), pos) == word_counts(text)[pos]``, computed in numpy
+    instead of one Python step per word. None for a text with characters from U+3002 up
+    (Chinese and Japanese words are cut by script; ``word_starts`` handles them)."""
+    if _WIDE_RE.search(normalized):
+        return None
+    word = _SPACED_WORD_CHAR[np.frombuffer(normalized.encode("utf-32-le"), dtype=np.uint32)]
+    starts = word.copy()
+    starts[1:] &= 1 - word[:-1]
+    return np.cumsum(starts, dtype=np.int64)
+
+
 # Sentence ends: terminal punctuation (with closing quotes/brackets) then space, a line break,
 # or the full stops of Chinese and Japanese, which need no space after them.
-_SENTENCE_END_RE = re.compile(r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*")
+#
+# _SENTENCE_END_RE matches what r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*" matches, at the same places
+# (tests/pipeline/detection/test_text.py compares the two), written to start with one character
+# class: the regex engine then skips to a stop or a white space in C instead of trying both
+# alternatives at every character (half the time of the whole split).
+_SENTENCE_END_RE = re.compile(
+    r"[.!?…\s](?:(?<=[.!?…])[.!?…]*[\"'»”’“)\]]*\s+|(?<=\n)\s*|(?<=\s)\s*\n\s*)"
+)
 _SENTENCE_END_CJK_RE = re.compile(
     r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*|[。！？｡]+[」』”’）)\]]*\s*"
 )

@@ -8,12 +8,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from newsmon.pipeline.detection.text import (
+    _SENTENCE_END_RE,
+    _fold,
+    _fold_runs,
     is_unspaced,
     is_word_char,
     normalize,
     normalize_term,
     sentence_starts,
+    spaced_words,
     tokenize,
+    word_counts,
+    word_starts,
 )
 
 
@@ -145,3 +151,53 @@ def test_chinese_and_japanese_full_stops_end_sentences() -> None:
     text = "英国が供与した。ロシアは反発！「報復する」と述べた。"
     starts = sentence_starts(text)
     assert [text[s] for s in starts] == ["英", "ロ", "「"]
+
+
+# The sentence-end pattern as first written; _SENTENCE_END_RE is a faster form of it.
+_SENTENCE_END_REFERENCE = re.compile(r"[.!?…]+[\"'»”’“)\]]*\s+|\s*\n\s*")
+_STOPS_AND_SPACES = st.sampled_from(
+    [*"ab X.!?…\"'»”’“)] \t\n\r\u00a0\u2009\u2028\u3000", "...", ".\n", " \n "]
+)
+
+
+@given(st.lists(_STOPS_AND_SPACES, max_size=40).map("".join))
+def test_sentence_end_pattern_matches_as_the_reference(text: str) -> None:
+    assert [m.span() for m in _SENTENCE_END_RE.finditer(text)] == [
+        m.span() for m in _SENTENCE_END_REFERENCE.finditer(text)
+    ]
+
+
+_WORDS_AND_MARKS = st.sampled_from(
+    [*"ab Zé9_ .,'’-\n\tжΣ٣ا\u0301\u00a0", "ab", "ٱل", "ก", "中", "ア", "\U0001f600"]
+)
+
+
+@given(st.lists(_WORDS_AND_MARKS, max_size=40).map("".join))
+def test_spaced_words_keeps_word_characters_and_spaces_the_rest(text: str) -> None:
+    spaced = spaced_words(text)
+    if any(c >= "\u0e00" for c in text):
+        assert spaced is None
+        return
+    assert spaced == " " + "".join(c if is_word_char(c) else " " for c in text) + " "
+
+
+@given(st.lists(_WORDS_AND_MARKS, max_size=40).map("".join))
+def test_word_counts_count_word_starts(text: str) -> None:
+    counts = word_counts(text)
+    if counts is None:
+        assert any(c >= "\u3002" for c in text)
+        return
+    starts = word_starts(text)
+    assert counts.tolist() == [sum(1 for s in starts if s <= pos) for pos in range(len(text))]
+
+
+_FOLDED_OR_NOT = st.sampled_from(
+    [*"aZ éÉ ’'`-\u00a0\u2009\tжЁΣ ＮＡ\u30fb", "\ud800", "\U0001f600", "ß", "\u00ad", "e\u0301"]
+)
+
+
+@given(st.lists(_FOLDED_OR_NOT, max_size=40).map("".join))
+def test_fold_in_one_table_look_up_equals_fold_by_runs(text: str) -> None:
+    """The numpy path of _fold (no character changes length) against the run-by-run one."""
+    lowered = text.lower()
+    assert _fold(lowered) == _fold_runs(lowered)
