@@ -15,7 +15,7 @@ from anyascii import anyascii
 from newsmon.models import Classification
 from newsmon.pipeline.detection import Classifier
 
-from .words import COMMON_CAPITALISED, Calendar, number, skeleton
+from .words import COMMON_CAPITALISED, Calendar, count, number, skeleton
 
 __all__ = ["LEAD_CHARS", "StoryFeatures", "StoryMatcher"]
 
@@ -33,8 +33,11 @@ LEAD_CHARS = 1200
 _MIN_WORD = 4
 #: Words whose facts are remembered (about 30 MB at most).
 _WORD_FACTS_MAX = 200_000
-#: month, weekday, name skeleton of one word (``StoryMatcher._facts_of``).
-_WordFacts = tuple[int | None, int | None, str | None]
+#: month, weekday, name skeleton, count of one word (``StoryMatcher._facts_of``).
+_WordFacts = tuple[int | None, int | None, str | None, str | None]
+#: The end of a lead's first sentence: where an article has no title, its first sentence
+#: stands in for one (a lead opens with what the headline says).
+_FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s")
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,15 @@ class StoryFeatures:
     entities: frozenset[str] = frozenset()
     names: frozenset[str] = frozenset()
     numbers: frozenset[str] = frozenset()
+    #: Stems of the title's words, or of the lead's first sentence where there is no title.
     title_stems: frozenset[str] = frozenset()
     #: Dates named in the text, as "month-day" (November 19 -> "11-19").
     dates: frozenset[str] = frozenset()
     #: Weekdays named in the text, 0 = Monday ("said on Tuesday").
     weekdays: frozenset[str] = frozenset()
+    #: Small counts, two to twelve, in digits or words of many languages ("six missiles",
+    #: "sechs Raketen", "6 ракет" -> "6"); ``numbers`` holds the larger figures.
+    counts: frozenset[str] = frozenset()
     #: The topics the rules detect, each with its attribute ("troops:denied",
     #: "strikes:used"): a denial and the claim it denies are two events.
     topics: frozenset[str] = frozenset()
@@ -69,6 +76,7 @@ class StoryFeatures:
             "title_stems": sorted(self.title_stems),
             "dates": sorted(self.dates),
             "weekdays": sorted(self.weekdays),
+            "counts": sorted(self.counts),
             "topics": sorted(self.topics),
             "groups": sorted(self.groups),
             "lang": self.lang,
@@ -102,6 +110,7 @@ class StoryFeatures:
                 title_stems=strings("title_stems"),
                 dates=strings("dates"),
                 weekdays=strings("weekdays"),
+                counts=strings("counts"),
                 topics=strings("topics"),
                 groups=strings("groups"),
                 lang=str(lang),
@@ -143,7 +152,7 @@ class StoryMatcher:
         self._word_facts: dict[str, _WordFacts] = {}
 
     def _facts_of(self, word: str) -> _WordFacts:
-        """Month, weekday and name skeleton (for a capitalised word) of one token."""
+        """Month, weekday, name skeleton (for a capitalised word) and count of one token."""
         lower = word.lower()
         name = None
         month, weekday = self.calendar.month(lower), self.calendar.day(lower)
@@ -151,7 +160,7 @@ class StoryMatcher:
             consonants = skeleton(word)
             if len(consonants) >= 3 and consonants not in self._known_names:
                 name = consonants
-        facts = (month, weekday, name)
+        facts = (month, weekday, name, count(lower))
         if len(self._word_facts) >= _WORD_FACTS_MAX:
             self._word_facts.clear()  # bounded: a long-running worker meets endless names
         self._word_facts[word] = facts
@@ -185,17 +194,22 @@ class StoryMatcher:
         names: set[str] = set()
         dates: set[str] = set()
         weekdays: set[str] = set()
+        counts: set[str] = set()
         facts = self._word_facts
         for line in body.splitlines():
             tokens = list(_TOKEN.finditer(line))
             for i, match in enumerate(tokens):
                 word = match.group()
                 if word[0].isdigit():
+                    if (small := count(word)) is not None:
+                        counts.add(small)
                     continue
                 found = facts.get(word)
                 if found is None:
                     found = self._facts_of(word)
-                month, weekday, name = found
+                month, weekday, name, small = found
+                if small is not None:
+                    counts.add(small)
                 if month is not None:
                     # "19 November", "November 19", "19. listopada", "le 19 novembre".
                     for j in (i - 1, i + 1):
@@ -210,8 +224,9 @@ class StoryMatcher:
                         line[tokens[i - 1].end() : match.start()]):
                     names.add(name)
         numbers = {n for raw in _NUMBER.findall(body) if (n := number(raw)) is not None}
+        headline = title or _FIRST_SENTENCE.split(lead, maxsplit=1)[0]
         title_stems = frozenset(
-            anyascii(w).lower()[:_STEM] for w in _WORD.findall(title)
+            anyascii(w).lower()[:_STEM] for w in _WORD.findall(headline)
             if len(anyascii(w)) >= _MIN_WORD
         )
         return StoryFeatures(
@@ -221,6 +236,7 @@ class StoryMatcher:
             title_stems=title_stems,
             dates=frozenset(dates),
             weekdays=frozenset(weekdays),
+            counts=frozenset(counts),
             topics=topics,
             groups=groups,
             lang=lang or "und",

@@ -6,6 +6,7 @@ the pipeline groups, in several languages.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,33 @@ def test_the_rules_concept_groups_tell_a_delivery_from_a_strike(matcher: StoryMa
     shared = len(strike_de.groups & strike_ru.groups) / len(strike_de.groups | strike_ru.groups)
     other = len(strike_de.groups & supply_ru.groups) / len(strike_de.groups | supply_ru.groups)
     assert shared > other
+
+
+def test_small_counts_agree_in_digits_and_words() -> None:
+    from newsmon.pipeline.story.words import count
+
+    assert [count(w) for w in ("6", "six", "sechs", "шестью", "seis", "sześć")] == ["6"] * 6
+    # Not counts: one and zero (articles, noise), years, an English adverb, a longer word
+    # that starts with a count ("eighty" is not "eight").
+    assert [count(w) for w in ("1", "0", "2024", "once", "eighty", "sei")] == [None] * 6
+
+
+def test_a_count_spelled_out_matches_its_digit(matcher: StoryMatcher) -> None:
+    en = features(matcher, "Russia said it shot down 6 ATACMS missiles over Bryansk.", "en", None)
+    de = features(matcher, "Russland meldet sechs abgeschossene ATACMS-Raketen.", "de", None)
+    other = features(matcher, "Russia said it shot down eight ATACMS missiles.", "en", None)
+    assert en.counts == de.counts == frozenset({"6"})
+    assert other.counts == frozenset({"8"})
+    # Stored and read back with the other features (an older document has none).
+    assert StoryFeatures.from_doc(de.to_doc()) == de
+    assert StoryFeatures.from_doc({k: v for k, v in de.to_doc().items() if k != "counts"}) \
+        == replace(de, counts=frozenset())
+
+
+def test_without_a_title_the_first_sentence_stands_in(matcher: StoryMatcher) -> None:
+    lead = "Macron rules out nothing. Later he spoke of Europe's security."
+    untitled = matcher.features(lead, "", "en", None)
+    titled = matcher.features(lead, "Troops for Ukraine", "en", None)
+    assert {"macro", "rules", "nothi"} <= untitled.title_stems
+    assert "later" not in untitled.title_stems
+    assert titled.title_stems == frozenset({"troop", "ukrai"})
