@@ -93,3 +93,23 @@ def test_the_weights_in_the_code_are_the_fit() -> None:
     assert list(fitted) == [*SIGNALS, "bias"]
     assert [float(fitted[name]) for name in SIGNALS] == pytest.approx(WEIGHTS)
     assert float(fitted["bias"]) == pytest.approx(BIAS)
+
+
+def test_explain_accounts_for_every_wrong_pair() -> None:
+    """``--explain`` lists each missed pair and false join once, and its counts of the misses
+    by what they lack add up to the misses in the table."""
+    proc = subprocess.run([sys.executable, str(BENCH), "--method", "story", "--split", "test",
+                           "--explain", "--json"], capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    missed = [line for line in lines if line.startswith("missed")]
+    joined = [line for line in lines if line.startswith("false join")]
+    counted = sum(int(line.split()[0]) for line in lines
+                  if line.strip() and line.split()[0].isdigit() and "language:" in line)
+    table = {line.split()[0]: line.split() for line in lines
+             if line.startswith(("cross-language ", "same-language "))}
+    fn = sum(int(row[4]) for row in table.values())
+    fp = sum(int(row[3]) for row in table.values())
+    assert missed and len(missed) == counted == fn
+    assert len(joined) == fp
