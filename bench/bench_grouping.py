@@ -287,7 +287,7 @@ def explain(articles: dict[str, Article], pairs: list[Pair]) -> list[str]:
     """Why the story method gets each wrong pair wrong: one line per missed same-event pair
     and per false join (score and the signals that moved it, each times its weight), then
     the misses counted by kind and by what they lack: a publication day (both known, or
-    one unknown), a shared fact (a figure, count, date, name or title stem, beyond the
+    one unknown), a shared fact (a figure, date, weekday, name or title stem, beyond the
     entities and concept groups), a shared blocking key."""
     from newsmon.pipeline.detection import Classifier
     from newsmon.pipeline.story import SIGNALS, WEIGHTS, StoryMatcher, same_story, signals
@@ -296,7 +296,7 @@ def explain(articles: dict[str, Article], pairs: list[Pair]) -> list[str]:
     matcher = StoryMatcher(Classifier.from_path(REPO / "config" / "topics.yaml"))
     feats = {a.id: matcher.features(a.text, a.title or "", a.lang, a.published)
              for a in articles.values()}
-    facts = ("numbers", "dates", "names_shared", "counts", "title", "weekdays")
+    facts = ("numbers", "dates", "names_shared", "title", "weekdays")
     lines: list[str] = []
     why: Counter[str] = Counter()
     for pair in pairs:

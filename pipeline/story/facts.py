@@ -196,34 +196,49 @@ class StoryMatcher:
         weekdays: set[str] = set()
         counts: set[str] = set()
         facts = self._word_facts
+        numbers: set[str] = set()
         for line in body.splitlines():
             tokens = list(_TOKEN.finditer(line))
-            for i, match in enumerate(tokens):
+            found_facts: list[_WordFacts | None] = []
+            for match in tokens:
                 word = match.group()
                 if word[0].isdigit():
-                    if (small := count(word)) is not None:
-                        counts.add(small)
+                    found_facts.append(None)
                     continue
                 found = facts.get(word)
+                found_facts.append(found if found is not None else self._facts_of(word))
+            # The day of a date ("19 November", "November 19", "19. listopada", "le 19
+            # novembre") is a date, not a figure or a count: "26 February" must not agree
+            # with "26 countries".
+            date_days: set[int] = set()
+            for i, found in enumerate(found_facts):
+                if found is None or found[0] is None:
+                    continue
+                for j in (i - 1, i + 1):
+                    if 0 <= j < len(tokens) and tokens[j].group().isdigit():
+                        day = int(tokens[j].group())
+                        if 1 <= day <= 31:
+                            dates.add(f"{found[0]}-{day}")
+                            date_days.add(j)
+            for i, (match, found) in enumerate(zip(tokens, found_facts, strict=True)):
                 if found is None:
-                    found = self._facts_of(word)
-                month, weekday, name, small = found
+                    if i not in date_days and (small := count(match.group())) is not None:
+                        counts.add(small)
+                    continue
+                _month, weekday, name, small = found
                 if small is not None:
                     counts.add(small)
-                if month is not None:
-                    # "19 November", "November 19", "19. listopada", "le 19 novembre".
-                    for j in (i - 1, i + 1):
-                        if 0 <= j < len(tokens) and tokens[j].group().isdigit():
-                            day = int(tokens[j].group())
-                            if 1 <= day <= 31:
-                                dates.add(f"{month}-{day}")
                 if weekday is not None:
                     weekdays.add(str(weekday))
                 # A capital that opens a sentence says nothing; elsewhere it marks a name.
                 if name is not None and i and _SENTENCE_END.isdisjoint(
                         line[tokens[i - 1].end() : match.start()]):
                     names.add(name)
-        numbers = {n for raw in _NUMBER.findall(body) if (n := number(raw)) is not None}
+            if date_days:
+                spans = sorted((tokens[j].start(), tokens[j].end()) for j in date_days)
+                for begin, stop in reversed(spans):
+                    line = f"{line[:begin]}{' ' * (stop - begin)}{line[stop:]}"
+            numbers.update(n for raw in _NUMBER.findall(line) if (n := number(raw)) is not None)
         headline = title or _FIRST_SENTENCE.split(lead, maxsplit=1)[0]
         title_stems = frozenset(
             anyascii(w).lower()[:_STEM] for w in _WORD.findall(headline)

@@ -61,7 +61,8 @@ class Calendar:
     """Month and weekday names of many languages (from CLDR, via babel), read off a token.
 
     Slavic languages inflect them ("в среду", "у вівторок"): a name of five letters or more
-    also matches a word of its length that differs only in its last letter.
+    also matches a word of its length that differs only in its last letter. A month name outside
+    ASCII also matches its first three letters ("ноя", "лис", "paź").
     """
 
     def __init__(self, languages: Iterable[str]) -> None:
@@ -78,6 +79,11 @@ class Calendar:
                 for width in ("wide", "abbreviated"):
                     for number, name in get_month_names(width, context, lang).items():
                         self._add(name, number, self.months, self._month_stems)
+                        if width == "wide" and not name.isascii():
+                            # Agency datelines cut a month to three letters where CLDR has
+                            # four or a dot ("МОСКВА, 26 ноя - РИА Новости"). Only outside
+                            # ASCII: three Latin letters are too often a word ("ago", "mar").
+                            self.months.setdefault(name.lower()[:3], number)
                 for number, name in get_day_names("wide", context, lang).items():
                     self._add(name, number, self.days, self._day_stems)
 

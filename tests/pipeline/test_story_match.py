@@ -236,3 +236,24 @@ def test_without_a_title_the_first_sentence_stands_in(matcher: StoryMatcher) -> 
     assert {"macro", "rules", "nothi"} <= untitled.title_stems
     assert "later" not in untitled.title_stems
     assert titled.title_stems == frozenset({"troop", "ukrai"})
+
+
+def test_the_day_of_a_date_is_not_a_figure(matcher: StoryMatcher) -> None:
+    """A summit "on 26 February" and "26 countries" share no figure (they did: the day was
+    also read as a number, and a figure both name is strong evidence of one story)."""
+    remark = features(matcher, "On 26 February Macron said troops could not be ruled out.",
+                      "en", None)
+    pledge = features(matcher, "26 countries pledged troops for Ukraine, Macron said.", "en",
+                      None)
+    assert remark.dates == frozenset({"2-26"}) and "26" not in remark.numbers
+    assert "26" in pledge.numbers
+    assert not remark.numbers & pledge.numbers
+    # Nor is a one-digit day a count: "on 6 June" says nothing about six of anything.
+    assert not features(matcher, "The dam broke on 6 June.", "en", None).counts
+
+
+def test_a_dateline_month_of_three_letters_is_a_date(matcher: StoryMatcher) -> None:
+    lead = features(matcher, "МОСКВА, 26 ноя - РИА Новости. Минобороны сообщило об ударе.",
+                    "ru", None)
+    assert lead.dates == frozenset({"11-26"})
+    assert "26" not in lead.numbers
