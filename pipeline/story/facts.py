@@ -22,6 +22,11 @@ __all__ = ["LEAD_CHARS", "StoryFeatures", "StoryMatcher"]
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 # Digits with thousands separators (comma, dot, thin or plain space) and a decimal part.
 _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[ \u00a0\u202f.,]\d{3})+(?![\d])|\d+(?:[.,]\d+)?")
+#: A date written with digits in Chinese, Japanese or Korean: 11月20日, 11월 20일 (no month
+#: names there for ``Calendar`` to read).
+_CJK_DATE = re.compile(r"(\d{1,2})\s*[月월]\s*(\d{1,2})\s*[日일]")
+#: A day of the month alone (19日, "on the 19th"): not a figure either.
+_CJK_DAY = re.compile(r"\d{1,2}\s*[日일]")
 #: Punctuation after which a capital opens a sentence (or a quotation) rather than a name.
 _SENTENCE_END = frozenset('.!?…:»"“„«')
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -234,10 +239,15 @@ class StoryMatcher:
                 if name is not None and i and _SENTENCE_END.isdisjoint(
                         line[tokens[i - 1].end() : match.start()]):
                     names.add(name)
-            if date_days:
-                spans = sorted((tokens[j].start(), tokens[j].end()) for j in date_days)
-                for begin, stop in reversed(spans):
-                    line = f"{line[:begin]}{' ' * (stop - begin)}{line[stop:]}"
+            spans = [(tokens[j].start(), tokens[j].end()) for j in date_days]
+            for match in _CJK_DATE.finditer(line):
+                month_number, day = int(match.group(1)), int(match.group(2))
+                if 1 <= month_number <= 12 and 1 <= day <= 31:
+                    dates.add(f"{month_number}-{day}")
+                    spans.append(match.span())
+            spans += [match.span() for match in _CJK_DAY.finditer(line)]
+            for begin, stop in sorted(spans, reverse=True):
+                line = f"{line[:begin]}{' ' * (stop - begin)}{line[stop:]}"
             numbers.update(n for raw in _NUMBER.findall(line) if (n := number(raw)) is not None)
         headline = title or _FIRST_SENTENCE.split(lead, maxsplit=1)[0]
         title_stems = frozenset(

@@ -257,3 +257,10 @@ def test_a_dateline_month_of_three_letters_is_a_date(matcher: StoryMatcher) -> N
                     "ru", None)
     assert lead.dates == frozenset({"11-26"})
     assert "26" not in lead.numbers
+
+
+def test_a_date_in_digits_of_chinese_is_a_date(matcher: StoryMatcher) -> None:
+    lead = features(matcher, "据央视11月20日消息,当地时间19日凌晨,乌军发射了ATACMS导弹。", "zh",
+                    None)
+    assert lead.dates == frozenset({"11-20"})
+    assert not lead.numbers  # neither 11, 20 nor the 19th are figures
