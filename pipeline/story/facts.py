@@ -155,6 +155,8 @@ class StoryMatcher:
         # What each word says, by word: news repeats its vocabulary, and transliterating and
         # skeletonising every token again was a third of the cost of ``features``.
         self._word_facts: dict[str, _WordFacts] = {}
+        #: The title stem of each word ("" for a word too short to have one), by word.
+        self._stems: dict[str, str] = {}
 
     def _facts_of(self, word: str) -> _WordFacts:
         """Month, weekday, name skeleton (for a capitalised word) and count of one token."""
@@ -170,6 +172,16 @@ class StoryMatcher:
             self._word_facts.clear()  # bounded: a long-running worker meets endless names
         self._word_facts[word] = facts
         return facts
+
+    def _stem_of(self, word: str) -> str:
+        """A word's title stem: transliterated, lowercase, cut to ``_STEM`` letters; "" for a
+        word shorter than ``_MIN_WORD`` letters once transliterated."""
+        latin = anyascii(word)
+        stem = latin.lower()[:_STEM] if len(latin) >= _MIN_WORD else ""
+        if len(self._stems) >= _WORD_FACTS_MAX:
+            self._stems.clear()
+        self._stems[word] = stem
+        return stem
 
     def features(
         self,
@@ -204,61 +216,62 @@ class StoryMatcher:
         numbers: set[str] = set()
         for line in body.splitlines():
             tokens = list(_TOKEN.finditer(line))
-            found_facts: list[_WordFacts | None] = []
-            for match in tokens:
-                word = match.group()
-                if word[0].isdigit():
-                    found_facts.append(None)
-                    continue
-                found = facts.get(word)
-                found_facts.append(found if found is not None else self._facts_of(word))
+            digits: list[int] = []
             # The day of a date ("19 November", "November 19", "19. listopada", "le 19
             # novembre") is a date, not a figure or a count: "26 February" must not agree
             # with "26 countries".
             date_days: set[int] = set()
-            for i, found in enumerate(found_facts):
-                if found is None or found[0] is None:
+            for i, match in enumerate(tokens):
+                word = match.group()
+                if word[0].isdigit():
+                    digits.append(i)
                     continue
-                for j in (i - 1, i + 1):
-                    if 0 <= j < len(tokens) and tokens[j].group().isdigit():
-                        day = int(tokens[j].group())
-                        if 1 <= day <= 31:
-                            dates.add(f"{found[0]}-{day}")
-                            date_days.add(j)
-            for i, (match, found) in enumerate(zip(tokens, found_facts, strict=True)):
+                found = facts.get(word)
                 if found is None:
-                    if i not in date_days and (small := count(match.group())) is not None:
-                        counts.add(small)
-                    continue
-                _month, weekday, name, small = found
+                    found = self._facts_of(word)
+                month, weekday, name, small = found
                 if small is not None:
                     counts.add(small)
+                if month is not None:
+                    for j in (i - 1, i + 1):
+                        if 0 <= j < len(tokens) and tokens[j].group().isdigit():
+                            day = int(tokens[j].group())
+                            if 1 <= day <= 31:
+                                dates.add(f"{month}-{day}")
+                                date_days.add(j)
                 if weekday is not None:
                     weekdays.add(str(weekday))
                 # A capital that opens a sentence says nothing; elsewhere it marks a name.
                 if name is not None and i and _SENTENCE_END.isdisjoint(
                         line[tokens[i - 1].end() : match.start()]):
                     names.add(name)
-            spans = [(tokens[j].start(), tokens[j].end()) for j in date_days]
-            for match in _CJK_DATE.finditer(line):
-                month_number, day = int(match.group(1)), int(match.group(2))
-                if 1 <= month_number <= 12 and 1 <= day <= 31:
-                    dates.add(f"{month_number}-{day}")
-                    spans.append(match.span())
-            spans += [match.span() for match in _CJK_DAY.finditer(line)]
+            for i in digits:
+                if i not in date_days and (small := count(tokens[i].group())) is not None:
+                    counts.add(small)
+            spans = [tokens[j].span() for j in date_days]
+            if "月" in line or "월" in line or "日" in line or "일" in line:
+                for match in _CJK_DATE.finditer(line):
+                    month_number, day = int(match.group(1)), int(match.group(2))
+                    if 1 <= month_number <= 12 and 1 <= day <= 31:
+                        dates.add(f"{month_number}-{day}")
+                        spans.append(match.span())
+                spans += [match.span() for match in _CJK_DAY.finditer(line)]
             for begin, stop in sorted(spans, reverse=True):
                 line = f"{line[:begin]}{' ' * (stop - begin)}{line[stop:]}"
             numbers.update(n for raw in _NUMBER.findall(line) if (n := number(raw)) is not None)
         headline = title or _FIRST_SENTENCE.split(lead, maxsplit=1)[0]
-        title_stems = frozenset(
-            anyascii(w).lower()[:_STEM] for w in _WORD.findall(headline)
-            if len(anyascii(w)) >= _MIN_WORD
-        )
+        title_stems: set[str] = set()
+        for word in _WORD.findall(headline):
+            stem = self._stems.get(word)
+            if stem is None:
+                stem = self._stem_of(word)
+            if stem:
+                title_stems.add(stem)
         return StoryFeatures(
             entities=entities,
             names=frozenset(names),
             numbers=frozenset(numbers),
-            title_stems=title_stems,
+            title_stems=frozenset(title_stems),
             dates=frozenset(dates),
             weekdays=frozenset(weekdays),
             counts=frozenset(counts),
