@@ -24,7 +24,9 @@ whose two events fall in one half of the events (by event-key hash: constants ar
 "tune" and checked on "test"); ``--speed`` adds articles/s beside minhash in one process;
 ``--fit`` refits the story weights on the tune pairs (``fit``) and prints them;
 ``--burst`` adds the pipeline's grouping of the split's articles arriving all at once
-(``burst``), scored on every pair of articles against the event keys.
+(``burst``), scored on every pair of articles against the event keys; ``--explain`` lists
+every missed same-event pair and every false join of the story method with the weighted
+signals behind its score, and counts the misses by what they lack (``explain``).
 """
 
 from __future__ import annotations
@@ -281,6 +283,42 @@ def burst(articles: dict[str, Article], split: str) -> dict[str, float | int]:
             "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0}
 
 
+def explain(articles: dict[str, Article], pairs: list[Pair]) -> list[str]:
+    """Why the story method gets each wrong pair wrong: one line per missed same-event pair
+    and per false join (score and the signals that moved it, each times its weight), then
+    the misses counted by kind and by what they lack: a publication day (both known, or
+    one unknown), a shared fact (a figure, date, weekday, name or title stem, beyond the
+    entities and concept groups), a shared blocking key."""
+    from newsmon.pipeline.detection import Classifier
+    from newsmon.pipeline.story import SIGNALS, WEIGHTS, StoryMatcher, same_story, signals
+    from newsmon.pipeline.story.match import blocked_together
+
+    matcher = StoryMatcher(Classifier.from_path(REPO / "config" / "topics.yaml"))
+    feats = {a.id: matcher.features(a.text, a.title or "", a.lang, a.published)
+             for a in articles.values()}
+    facts = ("numbers", "dates", "names_shared", "title", "weekdays")
+    lines: list[str] = []
+    why: Counter[str] = Counter()
+    for pair in pairs:
+        a, b = feats[pair.a], feats[pair.b]
+        joined, value = same_story(a, b)
+        if joined == pair.same:
+            continue
+        sig = dict(zip(SIGNALS, signals(a, b), strict=True))
+        moved = ", ".join(f"{name} {w * x:+.2f}" for (name, x), w
+                          in zip(sig.items(), WEIGHTS, strict=True) if x)
+        label = "missed" if pair.same else "false join"
+        lines.append(f"{label:<11}{pair.kind:<16}{value:+.2f}  {pair.a} / {pair.b}: {moved}")
+        if pair.same:
+            day = "both days known" if a.day is not None and b.day is not None else "a day unknown"
+            shared = ("a shared fact" if any(sig[name] for name in facts)
+                      else "entities and groups only")
+            keyed = "" if blocked_together(a, b) else ", no shared blocking key"
+            why[f"{pair.kind}: {day}, {shared}{keyed}"] += 1
+    lines += [f"{count:>4}  {reason}" for reason, count in sorted(why.items())]
+    return lines
+
+
 def half(event: str) -> str:
     """The half of the gold events an event key falls in: "tune" or "test", by a stable hash,
     so that a method's constants can be fitted on one half and checked on the other."""
@@ -386,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="refit the story weights on the tune pairs and print them")
     parser.add_argument("--burst", action="store_true",
                         help="also group the split's articles as one burst (see burst())")
+    parser.add_argument("--explain", action="store_true",
+                        help="list the story method's wrong pairs and why (see explain())")
     parser.add_argument("--speed", action="store_true",
                         help="also measure articles/s of this method and of minhash")
     args = parser.parse_args(argv)
@@ -416,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     pairs = select(articles, pairs, args.split)
+    if args.explain:
+        print("\n".join(explain(articles, pairs)))
     tallies, results = evaluate(resolve(args.method), articles, pairs)
     print(f"method: {args.method}, split: {args.split} ({len(pairs)} pairs)")
     print(f"{'kind':<16}{'pairs':>6}{'tp':>5}{'fp':>5}{'fn':>5}{'precision':>11}{'recall':>8}"

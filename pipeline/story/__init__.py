@@ -9,10 +9,13 @@ to those facts, each normalised so that scripts and languages agree:
   ``Classifier`` that detects topics, so there is one multilingual list, not two;
 - **names**: other proper names (places, people, units), transliterated to ASCII
   (``anyascii``) and reduced to a consonant skeleton so that Брянск, Bryansk and Brjansk agree;
-- **numbers**: figures written with digits, separators removed (1,000 = 1.000 = 1 000);
-- **title stems**: the title's words, transliterated and cut to a prefix (a cheap stemmer
-  that also joins related languages); the body's stems were dropped, the fit gave them no
-  weight beside the title's;
+- **numbers**: figures written with digits, separators removed (1,000 = 1.000 = 1 000), the
+  day of a date excepted ("26 February" is a date, not the figure of "26 countries");
+- **counts**: small counts, two to twelve, in digits or in words of ten languages (six,
+  sechs, шесть -> 6): two reports that both give counts and share none are two events;
+- **title stems**: the title's words (or, without a title, the lead's first sentence's),
+  transliterated and cut to a prefix (a cheap stemmer that also joins related languages);
+  the body's stems were dropped, the fit gave them no weight beside the title's;
 - **groups**: the rule set's concept groups that fired (a supply, a strike, a permission,
   a deployment), which are the same in every language the rules cover;
 - **dates** and **weekdays** named in the text ("19 November", "во вторник"), from CLDR's

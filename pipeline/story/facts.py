@@ -15,13 +15,18 @@ from anyascii import anyascii
 from newsmon.models import Classification
 from newsmon.pipeline.detection import Classifier
 
-from .words import COMMON_CAPITALISED, Calendar, number, skeleton
+from .words import COMMON_CAPITALISED, Calendar, count, number, skeleton
 
 __all__ = ["LEAD_CHARS", "StoryFeatures", "StoryMatcher"]
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 # Digits with thousands separators (comma, dot, thin or plain space) and a decimal part.
 _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[ \u00a0\u202f.,]\d{3})+(?![\d])|\d+(?:[.,]\d+)?")
+#: A date written with digits in Chinese, Japanese or Korean: 11月20日, 11월 20일 (no month
+#: names there for ``Calendar`` to read).
+_CJK_DATE = re.compile(r"(\d{1,2})\s*[月월]\s*(\d{1,2})\s*[日일]")
+#: A day of the month alone (19日, "on the 19th"): not a figure either.
+_CJK_DAY = re.compile(r"\d{1,2}\s*[日일]")
 #: Punctuation after which a capital opens a sentence (or a quotation) rather than a name.
 _SENTENCE_END = frozenset('.!?…:»"“„«')
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -33,8 +38,11 @@ LEAD_CHARS = 1200
 _MIN_WORD = 4
 #: Words whose facts are remembered (about 30 MB at most).
 _WORD_FACTS_MAX = 200_000
-#: month, weekday, name skeleton of one word (``StoryMatcher._facts_of``).
-_WordFacts = tuple[int | None, int | None, str | None]
+#: month, weekday, name skeleton, count of one word (``StoryMatcher._facts_of``).
+_WordFacts = tuple[int | None, int | None, str | None, str | None]
+#: The end of a lead's first sentence: where an article has no title, its first sentence
+#: stands in for one (a lead opens with what the headline says).
+_FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s")
 
 
 @dataclass(frozen=True)
@@ -44,11 +52,15 @@ class StoryFeatures:
     entities: frozenset[str] = frozenset()
     names: frozenset[str] = frozenset()
     numbers: frozenset[str] = frozenset()
+    #: Stems of the title's words, or of the lead's first sentence where there is no title.
     title_stems: frozenset[str] = frozenset()
     #: Dates named in the text, as "month-day" (November 19 -> "11-19").
     dates: frozenset[str] = frozenset()
     #: Weekdays named in the text, 0 = Monday ("said on Tuesday").
     weekdays: frozenset[str] = frozenset()
+    #: Small counts, two to twelve, in digits or words of many languages ("six missiles",
+    #: "sechs Raketen", "6 ракет" -> "6"); ``numbers`` holds the larger figures.
+    counts: frozenset[str] = frozenset()
     #: The topics the rules detect, each with its attribute ("troops:denied",
     #: "strikes:used"): a denial and the claim it denies are two events.
     topics: frozenset[str] = frozenset()
@@ -69,6 +81,7 @@ class StoryFeatures:
             "title_stems": sorted(self.title_stems),
             "dates": sorted(self.dates),
             "weekdays": sorted(self.weekdays),
+            "counts": sorted(self.counts),
             "topics": sorted(self.topics),
             "groups": sorted(self.groups),
             "lang": self.lang,
@@ -102,6 +115,7 @@ class StoryFeatures:
                 title_stems=strings("title_stems"),
                 dates=strings("dates"),
                 weekdays=strings("weekdays"),
+                counts=strings("counts"),
                 topics=strings("topics"),
                 groups=strings("groups"),
                 lang=str(lang),
@@ -141,9 +155,11 @@ class StoryMatcher:
         # What each word says, by word: news repeats its vocabulary, and transliterating and
         # skeletonising every token again was a third of the cost of ``features``.
         self._word_facts: dict[str, _WordFacts] = {}
+        #: The title stem of each word ("" for a word too short to have one), by word.
+        self._stems: dict[str, str] = {}
 
     def _facts_of(self, word: str) -> _WordFacts:
-        """Month, weekday and name skeleton (for a capitalised word) of one token."""
+        """Month, weekday, name skeleton (for a capitalised word) and count of one token."""
         lower = word.lower()
         name = None
         month, weekday = self.calendar.month(lower), self.calendar.day(lower)
@@ -151,11 +167,21 @@ class StoryMatcher:
             consonants = skeleton(word)
             if len(consonants) >= 3 and consonants not in self._known_names:
                 name = consonants
-        facts = (month, weekday, name)
+        facts = (month, weekday, name, count(lower))
         if len(self._word_facts) >= _WORD_FACTS_MAX:
             self._word_facts.clear()  # bounded: a long-running worker meets endless names
         self._word_facts[word] = facts
         return facts
+
+    def _stem_of(self, word: str) -> str:
+        """A word's title stem: transliterated, lowercase, cut to ``_STEM`` letters; "" for a
+        word shorter than ``_MIN_WORD`` letters once transliterated."""
+        latin = anyascii(word)
+        stem = latin.lower()[:_STEM] if len(latin) >= _MIN_WORD else ""
+        if len(self._stems) >= _WORD_FACTS_MAX:
+            self._stems.clear()
+        self._stems[word] = stem
+        return stem
 
     def features(
         self,
@@ -185,42 +211,70 @@ class StoryMatcher:
         names: set[str] = set()
         dates: set[str] = set()
         weekdays: set[str] = set()
+        counts: set[str] = set()
         facts = self._word_facts
+        numbers: set[str] = set()
         for line in body.splitlines():
             tokens = list(_TOKEN.finditer(line))
+            digits: list[int] = []
+            # The day of a date ("19 November", "November 19", "19. listopada", "le 19
+            # novembre") is a date, not a figure or a count: "26 February" must not agree
+            # with "26 countries".
+            date_days: set[int] = set()
             for i, match in enumerate(tokens):
                 word = match.group()
                 if word[0].isdigit():
+                    digits.append(i)
                     continue
                 found = facts.get(word)
                 if found is None:
                     found = self._facts_of(word)
-                month, weekday, name = found
+                month, weekday, name, small = found
+                if small is not None:
+                    counts.add(small)
                 if month is not None:
-                    # "19 November", "November 19", "19. listopada", "le 19 novembre".
                     for j in (i - 1, i + 1):
                         if 0 <= j < len(tokens) and tokens[j].group().isdigit():
                             day = int(tokens[j].group())
                             if 1 <= day <= 31:
                                 dates.add(f"{month}-{day}")
+                                date_days.add(j)
                 if weekday is not None:
                     weekdays.add(str(weekday))
                 # A capital that opens a sentence says nothing; elsewhere it marks a name.
                 if name is not None and i and _SENTENCE_END.isdisjoint(
                         line[tokens[i - 1].end() : match.start()]):
                     names.add(name)
-        numbers = {n for raw in _NUMBER.findall(body) if (n := number(raw)) is not None}
-        title_stems = frozenset(
-            anyascii(w).lower()[:_STEM] for w in _WORD.findall(title)
-            if len(anyascii(w)) >= _MIN_WORD
-        )
+            for i in digits:
+                if i not in date_days and (small := count(tokens[i].group())) is not None:
+                    counts.add(small)
+            spans = [tokens[j].span() for j in date_days]
+            if "月" in line or "월" in line or "日" in line or "일" in line:
+                for match in _CJK_DATE.finditer(line):
+                    month_number, day = int(match.group(1)), int(match.group(2))
+                    if 1 <= month_number <= 12 and 1 <= day <= 31:
+                        dates.add(f"{month_number}-{day}")
+                        spans.append(match.span())
+                spans += [match.span() for match in _CJK_DAY.finditer(line)]
+            for begin, stop in sorted(spans, reverse=True):
+                line = f"{line[:begin]}{' ' * (stop - begin)}{line[stop:]}"
+            numbers.update(n for raw in _NUMBER.findall(line) if (n := number(raw)) is not None)
+        headline = title or _FIRST_SENTENCE.split(lead, maxsplit=1)[0]
+        title_stems: set[str] = set()
+        for word in _WORD.findall(headline):
+            stem = self._stems.get(word)
+            if stem is None:
+                stem = self._stem_of(word)
+            if stem:
+                title_stems.add(stem)
         return StoryFeatures(
             entities=entities,
             names=frozenset(names),
             numbers=frozenset(numbers),
-            title_stems=title_stems,
+            title_stems=frozenset(title_stems),
             dates=frozenset(dates),
             weekdays=frozenset(weekdays),
+            counts=frozenset(counts),
             topics=topics,
             groups=groups,
             lang=lang or "und",

@@ -27,14 +27,14 @@ BENCH = ROOT / "bench" / "bench_grouping.py"
 #: regression.
 FLOORS = {
     "all": {"cross_precision": 0.90, "cross_recall": 0.28,
-            "same_precision": 0.94, "same_recall": 0.45,
-            "burst_precision": 0.65, "burst_recall": 0.28},
-    "tune": {"cross_precision": 0.97, "cross_recall": 0.23,
-             "same_precision": 0.93, "same_recall": 0.37,
-             "burst_precision": 0.77, "burst_recall": 0.23},
-    "test": {"cross_precision": 0.93, "cross_recall": 0.33,
+            "same_precision": 0.94, "same_recall": 0.47,
+            "burst_precision": 0.71, "burst_recall": 0.30},
+    "tune": {"cross_precision": 0.97, "cross_recall": 0.22,
+             "same_precision": 0.93, "same_recall": 0.41,
+             "burst_precision": 0.78, "burst_recall": 0.24},
+    "test": {"cross_precision": 0.93, "cross_recall": 0.35,
              "same_precision": 0.97, "same_recall": 0.55,
-             "burst_precision": 0.88, "burst_recall": 0.31},
+             "burst_precision": 0.92, "burst_recall": 0.33},
 }
 TARGET_PRECISION, TARGET_RECALL = 0.95, 0.80
 
@@ -93,3 +93,23 @@ def test_the_weights_in_the_code_are_the_fit() -> None:
     assert list(fitted) == [*SIGNALS, "bias"]
     assert [float(fitted[name]) for name in SIGNALS] == pytest.approx(WEIGHTS)
     assert float(fitted["bias"]) == pytest.approx(BIAS)
+
+
+def test_explain_accounts_for_every_wrong_pair() -> None:
+    """``--explain`` lists each missed pair and false join once, and its counts of the misses
+    by what they lack add up to the misses in the table."""
+    proc = subprocess.run([sys.executable, str(BENCH), "--method", "story", "--split", "test",
+                           "--explain", "--json"], capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    missed = [line for line in lines if line.startswith("missed")]
+    joined = [line for line in lines if line.startswith("false join")]
+    counted = sum(int(line.split()[0]) for line in lines
+                  if line.strip() and line.split()[0].isdigit() and "language:" in line)
+    table = {line.split()[0]: line.split() for line in lines
+             if line.startswith(("cross-language ", "same-language "))}
+    fn = sum(int(row[4]) for row in table.values())
+    fp = sum(int(row[3]) for row in table.values())
+    assert missed and len(missed) == counted == fn
+    assert len(joined) == fp

@@ -6,6 +6,7 @@ the pipeline groups, in several languages.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,61 @@ def test_the_rules_concept_groups_tell_a_delivery_from_a_strike(matcher: StoryMa
     shared = len(strike_de.groups & strike_ru.groups) / len(strike_de.groups | strike_ru.groups)
     other = len(strike_de.groups & supply_ru.groups) / len(strike_de.groups | supply_ru.groups)
     assert shared > other
+
+
+def test_small_counts_agree_in_digits_and_words() -> None:
+    from newsmon.pipeline.story.words import count
+
+    assert [count(w) for w in ("6", "six", "sechs", "шестью", "seis", "sześć")] == ["6"] * 6
+    # Not counts: one and zero (articles, noise), years, an English adverb, a longer word
+    # that starts with a count ("eighty" is not "eight").
+    assert [count(w) for w in ("1", "0", "2024", "once", "eighty", "sei")] == [None] * 6
+
+
+def test_a_count_spelled_out_matches_its_digit(matcher: StoryMatcher) -> None:
+    en = features(matcher, "Russia said it shot down 6 ATACMS missiles over Bryansk.", "en", None)
+    de = features(matcher, "Russland meldet sechs abgeschossene ATACMS-Raketen.", "de", None)
+    other = features(matcher, "Russia said it shot down eight ATACMS missiles.", "en", None)
+    assert en.counts == de.counts == frozenset({"6"})
+    assert other.counts == frozenset({"8"})
+    # Stored and read back with the other features (an older document has none).
+    assert StoryFeatures.from_doc(de.to_doc()) == de
+    assert StoryFeatures.from_doc({k: v for k, v in de.to_doc().items() if k != "counts"}) \
+        == replace(de, counts=frozenset())
+
+
+def test_without_a_title_the_first_sentence_stands_in(matcher: StoryMatcher) -> None:
+    lead = "Macron rules out nothing. Later he spoke of Europe's security."
+    untitled = matcher.features(lead, "", "en", None)
+    titled = matcher.features(lead, "Troops for Ukraine", "en", None)
+    assert {"macro", "rules", "nothi"} <= untitled.title_stems
+    assert "later" not in untitled.title_stems
+    assert titled.title_stems == frozenset({"troop", "ukrai"})
+
+
+def test_the_day_of_a_date_is_not_a_figure(matcher: StoryMatcher) -> None:
+    """A summit "on 26 February" and "26 countries" share no figure (they did: the day was
+    also read as a number, and a figure both name is strong evidence of one story)."""
+    remark = features(matcher, "On 26 February Macron said troops could not be ruled out.",
+                      "en", None)
+    pledge = features(matcher, "26 countries pledged troops for Ukraine, Macron said.", "en",
+                      None)
+    assert remark.dates == frozenset({"2-26"}) and "26" not in remark.numbers
+    assert "26" in pledge.numbers
+    assert not remark.numbers & pledge.numbers
+    # Nor is a one-digit day a count: "on 6 June" says nothing about six of anything.
+    assert not features(matcher, "The dam broke on 6 June.", "en", None).counts
+
+
+def test_a_dateline_month_of_three_letters_is_a_date(matcher: StoryMatcher) -> None:
+    lead = features(matcher, "МОСКВА, 26 ноя - РИА Новости. Минобороны сообщило об ударе.",
+                    "ru", None)
+    assert lead.dates == frozenset({"11-26"})
+    assert "26" not in lead.numbers
+
+
+def test_a_date_in_digits_of_chinese_is_a_date(matcher: StoryMatcher) -> None:
+    lead = features(matcher, "据央视11月20日消息,当地时间19日凌晨,乌军发射了ATACMS导弹。", "zh",
+                    None)
+    assert lead.dates == frozenset({"11-20"})
+    assert not lead.numbers  # neither 11, 20 nor the 19th are figures
