@@ -93,6 +93,7 @@ def _poll_shared(loaded: Settings, archive: Path | None, metrics_port: int | Non
 
     from newsmon import metrics
     from newsmon.connectors.publisher import PublishError
+    from newsmon.kafka import KafkaUnavailable
     from newsmon.ops import orchestrate
 
     member = loaded.poller.shard_member or socket.gethostname()
@@ -107,7 +108,7 @@ def _poll_shared(loaded: Settings, archive: Path | None, metrics_port: int | Non
                 poller.run_forever(stop)
         except PublishError as exc:
             raise common.fail(str(exc), common.EXIT_CONFIG) from None
-        except KafkaError as exc:
+        except (KafkaError, KafkaUnavailable) as exc:
             raise common.fail(f"the shard group cannot be joined: {type(exc).__name__}: "
                               f"{exc}", common.EXIT_FAILED) from None
 

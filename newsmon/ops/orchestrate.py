@@ -66,8 +66,9 @@ def shard_state_path(settings: Settings, names: ShardNames) -> Path:
 def sharded_poller(settings: Settings, feeds: FeedsConfig, *,
                    archive: Path | None = None) -> Iterator[Poller]:
     """A poller that shares the sources with the other members of ``poller.shard_group``
-    (connectors/sharding.py), in its group for the block. Raises KafkaError when the shard
-    topics cannot be had, PublishError when they disagree with ``poller.shard_partitions``."""
+    (connectors/sharding.py), in its group for the block. Raises KafkaError or
+    KafkaUnavailable when the shard topics cannot be had, PublishError when they disagree
+    with ``poller.shard_partitions``."""
     from newsmon.connectors.sharding import (
         ShardMember,
         TransactionalPublisher,
