@@ -9,8 +9,8 @@ declaration of the health fields) plus what the configuration says about the sou
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import Field
@@ -60,17 +60,39 @@ class SourceHealth(Health):
         )
 
 
-def source_health(config: FeedsConfig, state_path: Path) -> list[SourceHealth]:
-    """Every configured source with its health; a missing state file means "never polled"
+def source_health(config: FeedsConfig, state_paths: Path | Sequence[Path]) -> list[SourceHealth]:
+    """Every configured source with its health, once, merged over ``state_paths`` (the
+    single poller's store and those of a shard group's members, each holding only the
+    sources of its shards: ``merged_health``); a missing state file means "never polled"
     (it is not created by looking)."""
-    stored: dict[str, Health] = {}
-    if state_path.exists():
-        with StateStore(state_path) as store:
-            stored = store.all_health()
+    stored = merged_health([state_paths] if isinstance(state_paths, Path) else state_paths)
     return [
         SourceHealth.of(s, stored.get(s.id) or Health(source_id=s.id), config.interval_for(s))
         for s in config.sources
     ]
+
+
+def merged_health(state_paths: Iterable[Path]) -> dict[str, Health]:
+    """Source id -> its latest reported health among the state stores that exist.
+
+    Pollers of a shard group report only the sources they poll, and a source's former owner
+    keeps its last report after the shard moved. The owner now is the one polling it (a new
+    owner polls a source as soon as it is given it), so the report with the latest poll wins;
+    a source no store has polled takes the first store's row (a disabled flag or due time)."""
+    merged: dict[str, Health] = {}
+    for path in state_paths:
+        if not path.exists():
+            continue
+        with StateStore(path) as store:
+            for source_id, health in store.all_health().items():
+                held = merged.get(source_id)
+                if held is None or _reported_at(health) > _reported_at(held):
+                    merged[source_id] = health
+    return merged
+
+
+def _reported_at(health: Health) -> datetime:
+    return health.last_poll_at or datetime.min.replace(tzinfo=UTC)
 
 
 #: A tick's start varies (systemd's AccuracySec, a CronJob's pod start, Python start-up): a

@@ -58,7 +58,7 @@ from newsmon.config import KafkaSettings, PollerSettings
 from newsmon.connectors.base import Defaults, SourceBase
 from newsmon.connectors.publisher import KafkaPublisher, PublishError
 from newsmon.connectors.state import StateStore
-from newsmon.kafka import topic_layout
+from newsmon.kafka import TopicMismatch, TopicSpec, ensure_topics
 from newsmon.models import RawItem
 
 
@@ -142,58 +142,40 @@ class ShardNames:
     transactional_id: str
 
 
+def _topic_names(kafka: KafkaSettings) -> tuple[str, str]:
+    return f"{kafka.raw_topic}.shards", f"{kafka.raw_topic}.seen"
+
+
 def shard_names(kafka: KafkaSettings, poller: PollerSettings) -> ShardNames:
     if poller.shard_group is None:
         raise ValueError("poller.shard_group is not set")
     member = poller.shard_member or socket.gethostname()
+    control, seen = _topic_names(kafka)
     return ShardNames(
-        control=f"{kafka.raw_topic}.shards", seen=f"{kafka.raw_topic}.seen",
+        control=control, seen=seen,
         group_id=f"newsmon-poller.{poller.shard_group}", member=member,
         transactional_id=f"newsmon-poller.{poller.shard_group}.{member}",
     )
 
 
+def shard_topics(kafka: KafkaSettings, shards: int) -> list[TopicSpec]:
+    """The topics of every shard group on ``kafka.raw_topic`` (their names derive from the
+    raw topic only): the control topic, whose ``shards`` partitions are the shards, and the
+    compacted seen topic, a partition per shard."""
+    control, seen = _topic_names(kafka)
+    return [TopicSpec(control, shards, exact_partitions=True),
+            TopicSpec(seen, shards, (("cleanup.policy", "compact"),), exact_partitions=True)]
+
+
 def ensure_shard_topics(kafka: KafkaSettings, names: ShardNames, shards: int) -> None:
     """Create the control and seen topics with ``shards`` partitions if they do not exist;
     refuse existing ones with another count (the pollers would disagree about the shards)."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    admin = KafkaAdminClient(client_id="newsmon-poller-setup", **kafka.client_options())
     try:
-        layout = topic_layout(len(admin.describe_cluster()["brokers"]), shards)
-        insync = {"min.insync.replicas": str(layout.min_insync)}
-        wanted = {names.control: {**insync},
-                  names.seen: {**insync, "cleanup.policy": "compact"}}
-        existing = set(admin.list_topics())
-        for topic, configs in wanted.items():
-            if topic not in existing:
-                try:
-                    admin.create_topics([NewTopic(topic, layout.partitions, layout.replicas,
-                                                  topic_configs=configs)])
-                    log.info("%s: created with %s", topic, layout)
-                    continue
-                except TopicAlreadyExistsError:  # another poller of the group, meanwhile
-                    pass
-            found = _partition_count(admin, topic)
-            if found != shards:
-                raise PublishError(
-                    f"{topic} has {found} partitions, but poller.shard_partitions is "
-                    f"{shards}: set it to the topic's count")
-    finally:
-        admin.close()
-
-
-def _partition_count(admin: Any, topic: str, wait_s: float = 10.0) -> int:
-    """Partitions of ``topic``; a topic just created by another poller may show none for a
-    moment (its metadata is still spreading): asked again until it shows some."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        (found,) = admin.describe_topics([topic])
-        count = len(found["partitions"])
-        if count or time.monotonic() > deadline:
-            return count
-        time.sleep(0.2)
+        for line in ensure_topics(kafka, shard_topics(kafka, shards), "newsmon-poller-setup"):
+            log.info("%s", line)
+    except TopicMismatch as exc:
+        raise PublishError(f"{exc} (poller.shard_partitions): set poller.shard_partitions "
+                           "to the topic's count") from exc
 
 
 # --- publishing items with their seen marks -----------------------------------------------------
@@ -483,5 +465,13 @@ def _ranges(shards: Iterable[int]) -> str:
     return ",".join(out) or "none"
 
 
-__all__ = ["ShardMember", "ShardNames", "TransactionalPublisher", "assign",
-           "ensure_shard_topics", "shard_names", "shard_of"]
+__all__ = [
+    "ShardMember",
+    "ShardNames",
+    "TransactionalPublisher",
+    "assign",
+    "ensure_shard_topics",
+    "shard_names",
+    "shard_of",
+    "shard_topics",
+]

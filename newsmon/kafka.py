@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,93 @@ def topic_layout(brokers: int, partitions: int = TOPIC_PARTITIONS) -> TopicLayou
 
 class KafkaUnavailable(RuntimeError):
     """The broker could not be reached or did not acknowledge."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic a deployment uses: its partitions, the configs it must have beyond
+    ``min.insync.replicas`` (which ``topic_layout`` sets), and whether an existing topic with
+    another partition count is an error (the pollers' shard topics: the count is the shards)."""
+
+    name: str
+    partitions: int = TOPIC_PARTITIONS
+    configs: tuple[tuple[str, str], ...] = ()
+    exact_partitions: bool = False
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic has another partition count than its ``exact_partitions`` spec."""
+
+
+def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec],
+                  client_id: str = "newsmon-setup") -> list[str]:
+    """Create those of ``specs`` that do not exist, laid out by ``topic_layout`` for the
+    brokers alive now, with their configs; one line per topic saying what it has (as created
+    now, or as found: an existing topic is never changed, but a config it lacks is named).
+    Idempotent; several processes may run it at once. Raises KafkaUnavailable, and
+    TopicMismatch for an ``exact_partitions`` topic with another count."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    if problem := connect_problem(settings):
+        raise KafkaUnavailable(f"kafka at {settings.bootstrap_servers}: {problem}")
+    try:
+        admin = KafkaAdminClient(client_id=client_id, **settings.client_options())
+    except KafkaError as exc:
+        raise KafkaUnavailable(unavailable(settings, exc)) from exc
+    try:
+        brokers = len(admin.describe_cluster()["brokers"])
+        existing = set(admin.list_topics())
+        lines = []
+        for spec in specs:
+            layout = topic_layout(brokers, spec.partitions)
+            if spec.name not in existing:
+                configs = {"min.insync.replicas": str(layout.min_insync), **dict(spec.configs)}
+                try:
+                    admin.create_topics([NewTopic(spec.name, layout.partitions, layout.replicas,
+                                                  topic_configs=configs)])
+                    lines.append(f"{spec.name}: created with {layout}{_extra(spec)} for "
+                                 f"{brokers} broker(s)")
+                    continue
+                except TopicAlreadyExistsError:  # another process created it meanwhile
+                    pass
+            lines.append(_existing(admin, spec, brokers))
+        return lines
+    except KafkaError as exc:
+        raise KafkaUnavailable(unavailable(settings, exc)) from exc
+    finally:
+        admin.close()
+
+
+def _extra(spec: TopicSpec) -> str:
+    return "".join(f", {key} {value}" for key, value in spec.configs)
+
+
+def _existing(admin: Any, spec: TopicSpec, brokers: int, wait_s: float = 10.0) -> str:
+    """The line of an existing topic. One just created by another client may show no
+    partitions for a moment (its metadata is still spreading): asked again until it does."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        (found,) = admin.describe_topics([spec.name])
+        parts = found["partitions"]
+        if parts or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if spec.exact_partitions and len(parts) != spec.partitions:
+        raise TopicMismatch(f"{spec.name} has {len(parts)} partitions, not {spec.partitions}")
+    replicas = max((len(p["replicas"]) for p in parts), default=0)
+    line = (f"{spec.name}: exists, {len(parts)} partitions, {replicas} replica(s) (left as it "
+            f"is; {brokers} broker(s) alive)")
+    if spec.configs:
+        wanted = dict(spec.configs)
+        (response,) = admin.describe_configs([ConfigResource(
+            ConfigResourceType.TOPIC, spec.name, configs=dict.fromkeys(wanted))])
+        have = {entry[0]: entry[1] for resource in response.resources for entry in resource[4]}
+        line += "".join(f"; {key} is {have.get(key)!r}, not {value!r}: set it by hand"
+                        for key, value in wanted.items() if have.get(key) != value)
+    return line
 
 
 #: Failures after which kafka-python says only that no broker answered in time.

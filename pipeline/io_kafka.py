@@ -21,18 +21,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from newsmon.config import KafkaSettings
 from newsmon.kafka import (
     KafkaUnavailable,
+    TopicSpec,
     connect_problem,
-    topic_layout,
     unavailable,
 )
+from newsmon.kafka import ensure_topics as ensure_kafka_topics
 
 log = logging.getLogger(__name__)
 
@@ -192,43 +192,16 @@ def commit_ranges(settings: KafkaSettings, group_id: str, ranges: Sequence[Parti
              {f"{tp.topic}/{tp.partition}": om.offset for tp, om in offsets.items()})
 
 
+def pipeline_topics(settings: KafkaSettings) -> list[TopicSpec]:
+    """The pipeline's topics: raw items and dead letters, ``TOPIC_PARTITIONS`` each."""
+    return [TopicSpec(settings.raw_topic), TopicSpec(settings.dead_letter_topic)]
+
+
 def ensure_topics(settings: KafkaSettings) -> list[str]:
-    """Create newsmon's topics (raw items, dead letters) that do not exist yet, laid out by
-    ``topic_layout`` for the brokers alive now; one line per topic saying what it has (as
-    created now, or as found: an existing topic is never changed). Without this, the first
-    producer has the broker create them with the broker's defaults."""
-    if problem := connect_problem(settings):
-        raise KafkaUnavailable(f"kafka at {settings.bootstrap_servers}: {problem}")
-    try:
-        admin = KafkaAdminClient(client_id="newsmon-setup", **settings.client_options())
-    except KafkaError as exc:
-        raise KafkaUnavailable(unavailable(settings, exc)) from exc
-    try:
-        brokers = len(admin.describe_cluster()["brokers"])
-        layout = topic_layout(brokers)
-        existing = set(admin.list_topics())
-        lines = []
-        for topic in (settings.raw_topic, settings.dead_letter_topic):
-            if topic in existing:
-                (found,) = admin.describe_topics([topic])
-                parts = found["partitions"]
-                replicas = max((len(p["replicas"]) for p in parts), default=0)
-                lines.append(f"{topic}: exists, {len(parts)} partitions, {replicas} "
-                             f"replica(s) (left as it is; {brokers} broker(s) alive)")
-                continue
-            try:
-                admin.create_topics([NewTopic(
-                    topic, layout.partitions, layout.replicas,
-                    topic_configs={"min.insync.replicas": str(layout.min_insync)})])
-            except TopicAlreadyExistsError:  # another process created it meanwhile
-                lines.append(f"{topic}: created meanwhile by another client")
-                continue
-            lines.append(f"{topic}: created with {layout} for {brokers} broker(s)")
-        return lines
-    except KafkaError as exc:
-        raise KafkaUnavailable(unavailable(settings, exc)) from exc
-    finally:
-        admin.close()
+    """Create the pipeline's topics that do not exist yet (``newsmon.kafka.ensure_topics``:
+    one line per topic). Without this, the first producer has the broker create them with
+    the broker's defaults."""
+    return ensure_kafka_topics(settings, pipeline_topics(settings))
 
 
 class ReadPartitionRangeFn(beam.DoFn):

@@ -258,7 +258,7 @@ def _run_stream(ctx: RunContext, stop: threading.Event, interval_s: float, runne
     PIPELINE_RUNS.labels("kafka-stream").inc()
     seen: dict[str, int] = {}
     next_export = time.monotonic() + EXPORT_EVERY_S
-    with quiet_runner_shutdown(stop), StreamLag(ctx.settings.kafka) as lag:
+    with quiet_runner_shutdown(stop), StreamLag(ctx.settings.kafka, share) as lag:
         threading.Thread(target=wait, name="stream-wait", daemon=True).start()
         while not stop.is_set() and not finished.is_set():
             stop.wait(0.5)
@@ -342,10 +342,13 @@ class StreamLag:
     stream's commit stage leaves it: what an operator alerts on when the stream falls behind
     or stops. One consumer serves the whole run (opened at the first export, closed by
     :meth:`close`): a consumer per export would cost a connection and its metadata fetch
-    every few seconds."""
+    every few seconds. Only the partitions of ``share`` are exported: a worker (``--worker
+    i/M``) reports the lag of what it reads, so the M workers' series add up to the group's
+    lag instead of each reporting every partition."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(self, kafka: KafkaSettings, share: WorkerShare = EVERY_PARTITION) -> None:
         self.kafka = kafka
+        self.share = share
         self._consumer: KafkaConsumer | None = None
 
     def export(self) -> None:
@@ -355,7 +358,8 @@ class StreamLag:
             if self._consumer is None:
                 self._consumer = open_consumer(self.kafka, self.kafka.group_id)
             observe_lag(self.kafka.group_id,
-                        ranges_of(self._consumer, self.kafka, self.kafka.raw_topic))
+                        ranges_of(self._consumer, self.kafka, self.kafka.raw_topic,
+                                  self.share))
         except Exception as exc:  # noqa: BLE001 - a metrics hiccup must not stop the stream
             log.warning("stream: lag not read: %s", exc)
 

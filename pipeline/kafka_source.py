@@ -9,8 +9,10 @@ a Java expansion service the registry does not serve for this Beam version).
 - Each partition is one element whose restriction is the unbounded offset range
   ``[start, MAX)``, ``start`` being where the consumer group stands (its committed offset, or
   the log start if that is later). One ``process`` call is one poll: it claims the offsets it
-  read and hands the rest back with ``defer_remainder``, immediately after records and after a
-  short delay after an empty poll. A checkpoint is therefore always at a record boundary.
+  read and hands the rest back with ``defer_remainder``. A bundle whose polls all found
+  nothing ends when one of its partitions has a record, or after ``idle_wait_s`` (``IdleBell``
+  in ``finish_bundle``): an idle stream does not spin through the runner, and a record ends
+  the wait at once. A checkpoint is therefore always at a record boundary.
 - A runner hands the residuals of several partitions to one bundle (Prism does), and the
   batching stages after the read flush only when the bundle ends. So the polls of a bundle
   share one wait budget (``poll_ms``), and once a poll of the bundle returned records the
@@ -40,7 +42,7 @@ from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorP
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from apache_beam.transforms.userstate import BagStateSpec
 from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import Timestamp
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
@@ -182,6 +184,40 @@ class PollBudget:
         self.found = True
 
 
+class IdleBell:
+    """Waits, without spinning, until a partition has a record past a given position: one
+    extra consumer of the bundle's partitions, whose records are only a signal (the readers
+    read them). A blocked fetch costs no CPU and returns as soon as a record is committed."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self.consumer: KafkaConsumer | None = None
+
+    def wait(self, positions: dict[TopicPartition, int], timeout_s: float) -> set[TopicPartition]:
+        """The partitions with a record past ``positions`` (partition -> next offset to read)
+        as soon as there is one, at once when one is there already; none after ``timeout_s``."""
+        if self.consumer is None:
+            self.consumer = _consumer(self.settings, None)
+        consumer = self.consumer
+        try:
+            consumer.assign(list(positions))
+            for tp, offset in positions.items():
+                consumer.seek(tp, offset)
+            deadline = time.monotonic() + timeout_s
+            while (left := deadline - time.monotonic()) > 0:
+                if found := consumer.poll(timeout_ms=max(1, round(left * 1000)),
+                                          max_records=1):
+                    return set(found)
+            return set()
+        except KafkaError as exc:
+            raise KafkaUnavailable(unavailable(self.settings, exc)) from exc
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close()
+            self.consumer = None
+
+
 @beam.DoFn.unbounded_per_element()
 class ReadPartitionsFn(beam.DoFn, RestrictionProvider):
     """PartitionRef -> KafkaRecord for every record, for ever (see the module docstring).
@@ -190,19 +226,37 @@ class ReadPartitionsFn(beam.DoFn, RestrictionProvider):
     stands, without end.
     """
 
-    def __init__(self, settings: KafkaSettings, *, poll_ms: int = 100, idle_delay_s: float = 0.0,
-                 idle_lag_s: float = 2.0, max_records: int = 500) -> None:
+    def __init__(self, settings: KafkaSettings, *, poll_ms: int = 100,
+                 idle_wait_s: float = 2.0, idle_lag_s: float = 2.0,
+                 max_records: int = 500) -> None:
         super().__init__()
         self.settings = settings
         self.poll_ms = poll_ms
-        self.idle_delay_s = idle_delay_s
+        self.idle_wait_s = idle_wait_s
         self.idle_lag_s = idle_lag_s
         self.max_records = max_records
         self.consumers: dict[PartitionRef, KafkaConsumer] = {}
         self.budget = PollBudget(poll_ms)
+        self.bell = IdleBell(settings)
+        #: The partitions this bundle polled in vain, with the offset each reader reads next.
+        self.idle: dict[TopicPartition, int] = {}
+        #: Those whose record ended the last bundle's idle wait: the next bundle's polls of
+        #: the others do not wait, so they do not hold that record up.
+        self.woken: set[TopicPartition] = set()
 
     def start_bundle(self) -> None:
         self.budget.start()
+        self.idle = {}
+
+    def finish_bundle(self) -> None:
+        # A bundle whose polls all came back empty ends only when one of its partitions has a
+        # record, or after ``idle_wait_s``: resuming at once kept an idle stream cycling a
+        # bundle through Prism every ~0.15 s (27% of a core, docs/benchmarks.md "Idle CPU"),
+        # and a resume delay (``defer_remainder(delay)``) cost a record arriving meanwhile
+        # far more than the delay on Prism.
+        self.woken = set()
+        if self.idle and not self.budget.found:
+            self.woken = self.bell.wait(self.idle, self.idle_wait_s)
 
     def _consumer_for(self, ref: PartitionRef) -> KafkaConsumer:
         consumer = self.consumers.get(ref)
@@ -225,15 +279,16 @@ class ReadPartitionsFn(beam.DoFn, RestrictionProvider):
         try:
             if consumer.position(ref.tp) != position:
                 consumer.seek(ref.tp, position)
-            batch = consumer.poll(timeout_ms=self.budget.next_timeout_ms(),
+            wait_ms = 0 if self.woken and ref.tp not in self.woken else \
+                self.budget.next_timeout_ms()
+            batch = consumer.poll(timeout_ms=wait_ms,
                                   max_records=self.max_records).get(ref.tp, [])
         except KafkaError as exc:
             raise KafkaUnavailable(unavailable(self.settings, exc)) from exc
         if not batch:
             _advance(watermark, Timestamp.of(time.time() - self.idle_lag_s))
-            # The bundle's polls waited ``poll_ms``: resuming at once costs no busy loop.
-            tracker.defer_remainder(Duration.of(self.idle_delay_s) if self.idle_delay_s
-                                    else None)
+            self.idle[ref.tp] = consumer.position(ref.tp)
+            tracker.defer_remainder()
             return
         self.budget.records_found()
         for msg in batch:
@@ -280,6 +335,7 @@ class ReadPartitionsFn(beam.DoFn, RestrictionProvider):
         for consumer in self.consumers.values():
             consumer.close()
         self.consumers.clear()
+        self.bell.close()
 
 
 class ReadKafkaStream(beam.PTransform[Any, Any]):

@@ -143,17 +143,30 @@ def _worker_share(worker: str | None, mode: Mode) -> WorkerShare | None:
 
 
 @pipeline_app.command("topics")
-def pipeline_topics(config: ConfigOpt = None) -> None:
-    """Create the raw-item and dead-letter topics for the brokers there are (6 partitions;
-    3 replicas and min.insync.replicas 2 on three brokers or more, one copy on one broker),
-    and say what each topic has. Existing topics are left as they are."""
-    from newsmon.kafka import KafkaUnavailable
-    from newsmon.pipeline.io_kafka import ensure_topics
+def pipeline_topics(
+    config: ConfigOpt = None,
+    shard_topics: Annotated[bool, typer.Option(
+        "--shard-topics/--no-shard-topics",
+        help="also the topics of sharded pollers (`poll --shard-group`): the control topic "
+             "with poller.shard_partitions partitions and the compacted <raw topic>.seen")] = True,
+) -> None:
+    """Create every topic the deployment uses, for the brokers there are: the raw-item and
+    dead-letter topics (6 partitions) and the sharded pollers' control and seen topics
+    (poller.shard_partitions each, the seen topic compacted); 3 replicas and
+    min.insync.replicas 2 on three brokers or more, one copy on one broker. Say what each
+    topic has. Existing topics are left as they are (a missing config is named); a shard
+    topic with another partition count than poller.shard_partitions fails the command."""
+    from newsmon.connectors.sharding import shard_topics as shard_specs
+    from newsmon.kafka import KafkaUnavailable, TopicMismatch, ensure_topics
+    from newsmon.pipeline.io_kafka import pipeline_topics as pipeline_specs
 
     loaded = settings(config)
+    specs = pipeline_specs(loaded.kafka)
+    if shard_topics:
+        specs += shard_specs(loaded.kafka, loaded.poller.shard_partitions)
     try:
-        lines = ensure_topics(loaded.kafka)
-    except KafkaUnavailable as exc:
+        lines = ensure_topics(loaded.kafka, specs)
+    except (KafkaUnavailable, TopicMismatch) as exc:
         raise fail(f"pipeline topics: {exc}", EXIT_FAILED) from exc
     for line in lines:
         typer.echo(line)

@@ -93,6 +93,7 @@ def _poll_shared(loaded: Settings, archive: Path | None, metrics_port: int | Non
 
     from newsmon import metrics
     from newsmon.connectors.publisher import PublishError
+    from newsmon.kafka import KafkaUnavailable
     from newsmon.ops import orchestrate
 
     member = loaded.poller.shard_member or socket.gethostname()
@@ -107,7 +108,7 @@ def _poll_shared(loaded: Settings, archive: Path | None, metrics_port: int | Non
                 poller.run_forever(stop)
         except PublishError as exc:
             raise common.fail(str(exc), common.EXIT_CONFIG) from None
-        except KafkaError as exc:
+        except (KafkaError, KafkaUnavailable) as exc:
             raise common.fail(f"the shard group cannot be joined: {type(exc).__name__}: "
                               f"{exc}", common.EXIT_FAILED) from None
 
@@ -148,7 +149,7 @@ def sources(
 
     loaded = settings(config)
     configured = feeds(loaded)
-    health = source_health(configured, orchestrate.state_path(loaded))
+    health = source_health(configured, orchestrate.state_paths(loaded))
     fed = feed_modes(configured, orchestrate.state_path(loaded), datetime.now(UTC))
     labels = {s.id: (s.kind.value if s.kind else None, s.owner or None)
               for s in configured.sources}
@@ -166,6 +167,8 @@ def sources_enable(
 ) -> None:
     """Re-enable a source disabled after repeated hard failures (fix its URL first): its
     failure counts are cleared and it is polled at the next pass."""
+    from newsmon.connectors.health import merged_health
+    from newsmon.connectors.records import Health
     from newsmon.connectors.state import StateStore
     from newsmon.ops import orchestrate
 
@@ -177,18 +180,23 @@ def sources_enable(
         known = ", ".join(s.id for s in configured.sources) or "none"
         raise common.fail(f"no source {source_id!r} in {loaded.feeds} (sources: {known})",
                           common.EXIT_CONFIG) from None
-    path = orchestrate.state_path(loaded)
-    if not path.exists():
+    paths = [p for p in orchestrate.state_paths(loaded) if p.exists()]
+    if not paths:
         typer.echo(f"{source.id} was never polled: nothing to enable")
         return
-    # No run lock: a running poller skips disabled sources and reads their health anew on
-    # every pass, so it picks the change up by itself.
-    with StateStore(path) as state:
-        health = state.health(source.id)
-        if not health.disabled:
-            typer.echo(f"{source.id} is not disabled ({health.consecutive_failures} "
-                       "consecutive failures): nothing changed")
-            return
-        state.enable(source.id)
+    # In every store that holds it disabled: with a shard group, the member that polled it
+    # (or several, after its shard moved). No run lock: a running poller skips disabled
+    # sources and reads their health anew on every pass, so it picks the change up by itself.
+    enabled = 0
+    for path in paths:
+        with StateStore(path) as state:
+            if state.health(source.id).disabled:
+                state.enable(source.id)
+                enabled += 1
+    if not enabled:
+        health = merged_health(paths).get(source.id) or Health(source_id=source.id)
+        typer.echo(f"{source.id} is not disabled ({health.consecutive_failures} "
+                   "consecutive failures): nothing changed")
+        return
     note = "" if source.enabled else " (it is `enabled: false` in feeds.yaml: still not polled)"
     typer.echo(f"{source.id} enabled: polled at the next pass{note}")

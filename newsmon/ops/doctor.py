@@ -119,9 +119,10 @@ def check_state_dir(settings: Settings) -> Finding:
 def check_sources(settings: Settings, sources: FeedsConfig) -> Finding:
     """Disabled and failing sources, from the poller's stored health (nothing if never run)."""
     from newsmon.connectors.health import source_health
+    from newsmon.ops.orchestrate import state_paths
 
-    state = settings.state_dir / "connectors.sqlite"
-    health = source_health(sources, state)
+    paths = state_paths(settings)
+    health = source_health(sources, paths)
     disabled = [h.id for h in health if h.state == "disabled"]
     failing = [h.id for h in health if h.state == "failing"]
     enabled = sum(1 for h in health if h.enabled)
@@ -135,7 +136,7 @@ def check_sources(settings: Settings, sources: FeedsConfig) -> Finding:
                        f"({names}) -> see `newsmon sources`; fix or remove them in "
                        f"{settings.feeds.name}",
                        sources_exit=sources_exit(h.state for h in health))
-    if not state.exists():
+    if not any(p.exists() for p in paths):
         return Finding("ok", "sources", f"{enabled} enabled, not polled yet")
     return Finding("ok", "sources", f"{enabled} enabled, none failing")
 

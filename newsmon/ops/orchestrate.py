@@ -41,6 +41,14 @@ def state_path(settings: Settings) -> Path:
     return settings.state_dir / "connectors.sqlite"
 
 
+def state_paths(settings: Settings) -> list[Path]:
+    """Every pollers' state store in ``state_dir``: the single poller's and those of the
+    members of shard groups (``shard_state_path``), which hold the health of their own
+    shards only; ``connectors.sqlite`` first, whether it exists or not."""
+    members = sorted(settings.state_dir.glob("connectors.*.*.sqlite"))
+    return [state_path(settings), *members]
+
+
 def make_poller(settings: Settings, feeds: FeedsConfig, publisher: Publisher, *,
                 archive: Path | None = None, progress: bool = False) -> Poller:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -58,8 +66,9 @@ def shard_state_path(settings: Settings, names: ShardNames) -> Path:
 def sharded_poller(settings: Settings, feeds: FeedsConfig, *,
                    archive: Path | None = None) -> Iterator[Poller]:
     """A poller that shares the sources with the other members of ``poller.shard_group``
-    (connectors/sharding.py), in its group for the block. Raises KafkaError when the shard
-    topics cannot be had, PublishError when they disagree with ``poller.shard_partitions``."""
+    (connectors/sharding.py), in its group for the block. Raises KafkaError or
+    KafkaUnavailable when the shard topics cannot be had, PublishError when they disagree
+    with ``poller.shard_partitions``."""
     from newsmon.connectors.sharding import (
         ShardMember,
         TransactionalPublisher,
@@ -95,7 +104,7 @@ def publish_health(settings: Settings, feeds: FeedsConfig) -> None:
     the caller: the dashboards' copy being stale must not stop polling)."""
     store = open_store(settings.search, settings.state_dir)
     try:
-        n = health.publish(store, source_health(feeds, state_path(settings)))
+        n = health.publish(store, source_health(feeds, state_paths(settings)))
         publish_poll_dead_letters(settings, store)
     finally:
         store.close()

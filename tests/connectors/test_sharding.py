@@ -233,3 +233,22 @@ def test_a_dead_owners_open_transaction_is_waited_out(
             assert 0.5 < waited < 2 + 10 + 5, waited
     finally:
         dead.close(timeout=0)
+
+
+def test_a_shard_group_without_kafka_fails_with_a_message(
+        tmp_path: Path, no_newsmon_environment: None) -> None:
+    # The shard topics are created through newsmon.kafka.ensure_topics, which checks the
+    # connection first (KafkaUnavailable, not a KafkaError): still a message, not a traceback.
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    (tmp_path / "feeds.yaml").write_text("sources: []\n")
+    (tmp_path / "newsmon.yaml").write_text(
+        f"state_dir: {tmp_path / 'state'}\nfeeds: feeds.yaml\n"
+        f"kafka: {{bootstrap_servers: '127.0.0.1:{port}'}}\n")
+    result = CliRunner().invoke(app, ["poll", "--shard-group", "g", "-c",
+                                      str(tmp_path / "newsmon.yaml")])
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert "the shard group cannot be joined: KafkaUnavailable" in result.output

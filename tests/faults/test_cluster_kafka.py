@@ -77,9 +77,15 @@ def test_newsmon_topics_are_replicated_on_three_brokers(cluster: ClusterServices
         topics = env.newsmon("pipeline", "topics")
         assert topics.returncode == 0, topics.stderr[-2000:]
         poll = env.newsmon("poll", "--once")
+    raw = env.kafka.raw_topic
     assert topics.stdout.splitlines() == [
-        f"{topic}: created with 6 partitions, 3 replica(s), min.insync.replicas 2 for 3 broker(s)"
-        for topic in (env.kafka.raw_topic, env.kafka.dead_letter_topic)]
+        *(f"{topic}: created with 6 partitions, 3 replica(s), min.insync.replicas 2 for 3 "
+          "broker(s)" for topic in (raw, env.kafka.dead_letter_topic)),
+        # The sharded pollers' topics, poller.shard_partitions (60) each.
+        f"{raw}.shards: created with 60 partitions, 3 replica(s), min.insync.replicas 2 for 3 "
+        "broker(s)",
+        f"{raw}.seen: created with 60 partitions, 3 replica(s), min.insync.replicas 2, "
+        "cleanup.policy compact for 3 broker(s)"]
     assert poll.returncode == 0, poll.stdout + poll.stderr[-2000:]
     assert in_topic(env.kafka) == 10
     for topic in (env.kafka.raw_topic, env.kafka.dead_letter_topic):

@@ -22,7 +22,7 @@ from newsmon.pipeline.app import RunContext, find_prism
 from newsmon.pipeline.commit import lineage_of_letter, lineage_of_record, next_position
 from newsmon.pipeline.io_kafka import ensure_topics
 from newsmon.pipeline.jobs import run_kafka_batch, run_kafka_stream
-from newsmon.pipeline.kafka_source import PollBudget
+from newsmon.pipeline.kafka_source import IdleBell, PollBudget
 from newsmon.pipeline.latency import p50_p95
 from newsmon.pipeline.store.mappings import ARTICLES_REFRESH_INTERVAL
 from tests.conftest import _service, produce
@@ -55,6 +55,41 @@ def test_the_polls_of_a_bundle_share_one_wait_and_stop_waiting_after_records() -
     assert budget.next_timeout_ms() == 0
     budget.start()
     assert budget.next_timeout_ms() == 100
+
+
+@pytest.mark.integration
+def test_the_idle_bell_rings_at_once_for_a_record_and_not_before(
+        kafka_settings: KafkaSettings) -> None:
+    # An idle stream resumed its reads at once and cycled bundles through Prism: 27% of a core
+    # with nothing to read. Its idle bundles now wait on this bell, which a record must end
+    # at once (the latency target) and nothing else may end early (the CPU).
+    from kafka import KafkaProducer
+
+    ensure_topics(kafka_settings)
+    topic = kafka_settings.raw_topic
+    tp0, tp2 = TopicPartition(topic, 0), TopicPartition(topic, 2)
+    bell = IdleBell(kafka_settings)
+    try:
+        started = time.monotonic()
+        assert bell.wait({tp0: 0, tp2: 0}, 1.0) == set()
+        assert time.monotonic() - started >= 0.95
+
+        producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
+        later = threading.Timer(0.5, lambda: (producer.send(topic, b"x", partition=2),
+                                              producer.flush()))
+        started = time.monotonic()
+        later.start()
+        assert bell.wait({tp0: 0, tp2: 0}, 10.0) == {tp2}
+        assert time.monotonic() - started < 3.0  # the record, not the 10 s
+        later.join()
+        producer.close()
+
+        started = time.monotonic()
+        assert bell.wait({tp2: 0}, 10.0) == {tp2}  # a record past the position is there
+        assert time.monotonic() - started < 2.0
+        assert bell.wait({tp0: 0, tp2: 1}, 0.5) == set()  # read already: no ring
+    finally:
+        bell.close()
 
 
 def test_the_p95_of_few_samples_stays_within_them() -> None:

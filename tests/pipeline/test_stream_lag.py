@@ -48,3 +48,24 @@ def test_one_consumer_serves_every_export_and_is_closed_at_the_end(
         assert lag(kafka_settings, 0) == 5
         assert len(opened) == 1
     assert opened[0]._closed
+
+
+@pytest.mark.integration
+def test_a_worker_exports_the_lag_of_its_own_partitions_only(
+        kafka_settings: KafkaSettings) -> None:
+    # Worker 1 of 2 reads and commits partitions 1, 3, 5: the lag of 0, 2, 4 is worker 0's to
+    # report (two series of one partition from two workers double the group's lag on a sum).
+    io_kafka.ensure_topics(kafka_settings)
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
+    for partition in range(6):
+        for _ in range(partition + 1):
+            producer.send(kafka_settings.raw_topic, b"{}", partition=partition)
+    producer.flush()
+    producer.close()
+    with StreamLag(kafka_settings, io_kafka.WorkerShare(1, 2)) as exporter:
+        exporter.export()
+    assert {p: lag(kafka_settings, p) for p in range(6)} == {
+        0: None, 1: 2, 2: None, 3: 4, 4: None, 5: 6}
+    with StreamLag(kafka_settings) as exporter:  # one worker: every partition
+        exporter.export()
+    assert [lag(kafka_settings, p) for p in range(6)] == [1, 2, 3, 4, 5, 6]
