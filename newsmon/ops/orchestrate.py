@@ -113,11 +113,15 @@ def publish_health(settings: Settings, feeds: FeedsConfig) -> None:
 
 
 def publish_poll_dead_letters(settings: Settings, store: DocumentStore) -> None:
-    """Copy the pollers' dead letters (kept in their state store) to the dead-letter index,
-    where `newsmon deadletters` and the dashboards show them beside the pipeline's."""
-    path = state_path(settings)
-    if not path.exists():
-        return
+    """Copy the pollers' dead letters (kept in their state stores: the single poller's and
+    every shard-group member's) to the dead-letter index, where `newsmon deadletters` and the
+    dashboards show them beside the pipeline's."""
+    for path in state_paths(settings):
+        if path.exists():
+            _publish_dead_letters_of(path, store)
+
+
+def _publish_dead_letters_of(path: Path, store: DocumentStore) -> None:
     with StateStore(path) as state:
         letters = state.dead_letters(unpublished_only=True)
         if not letters:
@@ -126,8 +130,8 @@ def publish_poll_dead_letters(settings: Settings, store: DocumentStore) -> None:
             failures = store.bulk_write("dead-letters", [
                 (dl.dl_id, dl.document()) for dl in letters])
         except StoreUnavailable as exc:  # kept in the state store: the next pass copies them
-            log.warning("%d poll dead letters not copied to the search store yet: %s",
-                        len(letters), exc)
+            log.warning("%d poll dead letters of %s not copied to the search store yet: %s",
+                        len(letters), path.name, exc)
             return
         failed = {f.doc_id for f in failures}
         state.mark_dead_letters_published(dl.dl_id for dl in letters if dl.dl_id not in failed)

@@ -97,3 +97,30 @@ def test_a_search_outage_keeps_them_for_the_next_pass(server: LocalServer,
     publish_poll_dead_letters(settings, DownStore())  # no exception: the poll is not failed
     with StateStore(settings.state_dir / "connectors.sqlite") as state:
         assert len(state.dead_letters(unpublished_only=True)) == 1
+
+
+def test_a_shard_group_members_letters_are_published_too(server: LocalServer,
+                                                         tmp_path: Path) -> None:
+    """A member of a shard group keeps its dead letters in its own state store
+    (connectors.<group>.<member>.sqlite); the copy to the search store reads every one."""
+    from newsmon.pipeline import deadletters
+    from newsmon.pipeline.store import open_store
+
+    server.route("/gone", Reply(b"no such feed", 404))
+    config = tmp_path / "newsmon.yaml"
+    config.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state")}))
+    settings = load_settings(config, environ={})
+    member = settings.state_dir / "connectors.pollers.host-a-1.sqlite"
+    settings.state_dir.mkdir(parents=True)
+    with Poller(make_config(feed_source(server, "gone", "/gone")), member,
+                ListPublisher()) as p:
+        p.poll_once()
+    store = open_store(settings.search, settings.state_dir)
+    try:
+        publish_poll_dead_letters(settings, store)
+        assert [(dl.stage, dl.source_id) for dl in deadletters.pending(store)] == [
+            ("poll", "gone")]
+    finally:
+        store.close()
+    with StateStore(member) as state:
+        assert state.dead_letters(unpublished_only=True) == []
