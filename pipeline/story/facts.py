@@ -15,7 +15,7 @@ from anyascii import anyascii
 from newsmon.models import Classification
 from newsmon.pipeline.detection import Classifier
 
-from .words import COMMON_CAPITALISED, Calendar, count, number, skeleton
+from .words import COMMON_CAPITALISED, Calendar, number, skeleton, small_count
 
 __all__ = ["LEAD_CHARS", "StoryFeatures", "StoryMatcher"]
 
@@ -167,7 +167,7 @@ class StoryMatcher:
             consonants = skeleton(word)
             if len(consonants) >= 3 and consonants not in self._known_names:
                 name = consonants
-        facts = (month, weekday, name, count(lower))
+        facts = (month, weekday, name, small_count(lower))
         if len(self._word_facts) >= _WORD_FACTS_MAX:
             self._word_facts.clear()  # bounded: a long-running worker meets endless names
         self._word_facts[word] = facts
@@ -246,7 +246,7 @@ class StoryMatcher:
                         line[tokens[i - 1].end() : match.start()]):
                     names.add(name)
             for i in digits:
-                if i not in date_days and (small := count(tokens[i].group())) is not None:
+                if i not in date_days and (small := small_count(tokens[i].group())) is not None:
                     counts.add(small)
             spans = [tokens[j].span() for j in date_days]
             if "月" in line or "월" in line or "日" in line or "일" in line:

@@ -13,7 +13,7 @@ from anyascii import anyascii
 from babel import Locale, UnknownLocaleError
 from babel.dates import get_day_names, get_month_names
 
-__all__ = ["COMMON_CAPITALISED", "Calendar", "count", "number", "skeleton"]
+__all__ = ["COMMON_CAPITALISED", "Calendar", "number", "skeleton", "small_count"]
 
 #: Capitalised words that are not names of this event: titles, institutions, news agencies,
 #: the two capitals every report names, and nouns German capitalises. Their skeletons
@@ -147,7 +147,7 @@ _COUNTS: dict[str, str] = {
 }
 
 
-def count(word: str) -> str | None:
+def small_count(word: str) -> str | None:
     """The count from two to twelve a lowercase token states, as digits: "6", "six",
     "sechs", "шестью" (an inflected Slavic numeral: up to two letters of ending) -> "6".
     None for anything else, including "1" and "0" (articles and noise)."""

@@ -209,12 +209,12 @@ def test_the_rules_concept_groups_tell_a_delivery_from_a_strike(matcher: StoryMa
 
 
 def test_small_counts_agree_in_digits_and_words() -> None:
-    from newsmon.pipeline.story.words import count
+    from newsmon.pipeline.story.words import small_count
 
-    assert [count(w) for w in ("6", "six", "sechs", "шестью", "seis", "sześć")] == ["6"] * 6
+    assert [small_count(w) for w in ("6", "six", "sechs", "шестью", "seis", "sześć")] == ["6"] * 6
     # Not counts: one and zero (articles, noise), years, an English adverb, a longer word
     # that starts with a count ("eighty" is not "eight").
-    assert [count(w) for w in ("1", "0", "2024", "once", "eighty", "sei")] == [None] * 6
+    assert [small_count(w) for w in ("1", "0", "2024", "once", "eighty", "sei")] == [None] * 6
 
 
 def test_a_count_spelled_out_matches_its_digit(matcher: StoryMatcher) -> None:
