@@ -41,14 +41,17 @@ class MergeStoriesFn(StoreFn):
         stored = _stored_candidates(db, founders)
         candidate_stories = {c.story_id for f in founders for c in stored.candidates(f)}
         batch_stories = {p.article.story_id for p in batch}
-        founder_docs = {fp.doc_id: fp for fp in _founder_docs(
-            db, sorted(candidate_stories | batch_stories))}
+        found = _founder_docs(db, sorted(candidate_stories | batch_stories))
+        founder_docs = {fp.doc_id: fp for fp, _ in found}
+        # The founders filed under their own keys: a founder is compared with another only if
+        # grouping would have found one from the other (a shared hash, band or story key),
+        # so that on one worker, where grouping saw every earlier founder, nothing merges.
+        founders_index = StoryIndex(horizon=None)
+        for fp, keys in found:
+            if story_merge.is_founder(fp):
+                founders_index.add(fp, keys=keys)
 
-        def founders_near(fp: Fingerprint) -> list[Fingerprint]:
-            stories = {c.story_id for c in stored.candidates(fp)}
-            return [founder_docs[s] for s in sorted(stories) if s in founder_docs]
-
-        merges = story_merge.plan_merges(founders, founders_near)
+        merges = story_merge.plan_merges(founders, founders_index.candidates)
         moved = {doc_id: fp.story_id for doc_id, fp in founder_docs.items()}
         final = story_merge.redirects(batch_stories | merges.keys(), {**moved, **merges})
         if final:
@@ -87,10 +90,13 @@ def _stored_candidates(db: DocumentStore, founders: Sequence[Fingerprint]) -> St
     return stored
 
 
-def _founder_docs(db: DocumentStore, stories: Sequence[str]) -> list[Fingerprint]:
-    """The stored founder documents of ``stories`` (a story is named after its founder)."""
-    return [_fingerprint_of_doc(d) for d in db.find_terms(
-        "articles", "doc_id", list(stories), size=max(1, len(stories)), fields=_LOOKUP_FIELDS)]
+def _founder_docs(db: DocumentStore,
+                  stories: Sequence[str]) -> list[tuple[Fingerprint, list[str]]]:
+    """The stored founder documents of ``stories`` (a story is named after its founder), each
+    with the keys it is filed under (bands, story keys)."""
+    return [(_fingerprint_of_doc(d), [*(d.get("lsh_bands") or ()), *(d.get("story_keys") or ())])
+            for d in db.find_terms("articles", "doc_id", list(stories),
+                                   size=max(1, len(stories)), fields=_LOOKUP_FIELDS)]
 
 
 def _relabel_stored(db: DocumentStore, merges: dict[str, str]) -> None:
