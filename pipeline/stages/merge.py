@@ -28,7 +28,8 @@ class MergeStoriesFn(StoreFn):
     batch goes on re-labelled, so its alerts go to the winner's alert. Every write is a
     create-if-absent, a delete or an idempotent re-write: a re-run repeats them harmlessly.
     An unreachable store, or a re-write it refuses, raises (the run fails and is re-run).
-    On one worker nothing merges; the cost is a refresh and two look-ups per batch.
+    On one worker whose grouping saw every earlier copy nothing merges; the cost is a
+    refresh and two look-ups per batch.
     """
 
     def process(self, batch: Sequence[Placed]) -> Iterator[list[Placed]]:
