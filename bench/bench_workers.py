@@ -14,7 +14,8 @@ state directory and one consumer group between them, into a fresh index prefix. 
   where the limit lies;
 - the documents, stories and alerts the M processes made. Each process has its own in-run
   story index, so copies of one story read by two processes before either copy is searchable
-  can form two stories, and two alerts where one process makes one.
+  start two stories; MergeStories (pipeline/story_merge.py) joins them again once written,
+  so the counts should be (nearly) those of one process (docs/scaling.md says how near).
 
 ``--layout cluster`` uses ``NEWSMON_KAFKA_CLUSTER_BOOTSTRAP`` and
 ``NEWSMON_ELASTICSEARCH_CLUSTER_URL`` instead. ``--json`` ends the output with one JSON

@@ -2,7 +2,7 @@
 
     raw records
       -> ParseArticles   (DecodeRawItems -> NormalizeArticles -> ClassifyTopics)
-      -> StoreArticles   (BatchArticles -> GroupStories -> WriteDocuments)
+      -> StoreArticles   (BatchArticles -> GroupStories -> WriteDocuments -> MergeStories)
       -> RaiseAlerts     (EvaluateAlerts -> NotifyChannels -> CountNotified -> FinishRun:
                           deliveries still owed from earlier runs;
                           JudgeSurges: sliding event-time windows per surge rule)
@@ -48,6 +48,7 @@ from newsmon.pipeline.io_kafka import RawRecord
 from newsmon.pipeline.stages.alerts import EvaluateAlertsFn, FinishRunFn, NotifyChannelsFn
 from newsmon.pipeline.stages.base import DEAD, RunContext
 from newsmon.pipeline.stages.items import ClassifyTopicsFn, DecodeRawItemsFn, NormalizeArticlesFn
+from newsmon.pipeline.stages.merge import MergeStoriesFn
 from newsmon.pipeline.stages.store import GroupStoriesFn, WriteDocumentsFn
 from newsmon.pipeline.stages.surges import (
     CountPerIntervalFn,
@@ -94,9 +95,10 @@ class ParseArticles(beam.PTransform[PCollection[RawRecord], Outputs]):
 
 
 class StoreArticles(beam.PTransform[PCollection[Any], Outputs]):
-    """Articles -> batches of placed articles, written; documents the store rejects -> dead.
+    """Articles -> batches of placed articles, written, in their stories once the stories
+    other workers split are merged; documents the store rejects -> dead.
 
-        articles -> BatchArticles -> GroupStories -> WriteDocuments -> batches
+        articles -> BatchArticles -> GroupStories -> WriteDocuments -> MergeStories -> batches
                                                            +---------> dead
     """
 
@@ -116,7 +118,8 @@ class StoreArticles(beam.PTransform[PCollection[Any], Outputs]):
         )
         written = placed | "WriteDocuments" >> beam.ParDo(
             WriteDocumentsFn(self.ctx)).with_outputs(DEAD, main="batches")
-        return {"batches": written.batches, "dead": written[DEAD]}
+        merged = written.batches | "MergeStories" >> beam.ParDo(MergeStoriesFn(self.ctx))
+        return {"batches": merged, "dead": written[DEAD]}
 
 
 class JudgeSurges(beam.PTransform[PCollection[Any], PCollection[str]]):

@@ -57,6 +57,10 @@ class DocumentStore(ABC):
         return {doc_id for doc_id, doc in docs if self.create(kind, doc_id, doc)}
 
     @abstractmethod
+    def delete(self, kind: str, doc_id: str) -> bool:
+        """Delete the document; False when there was none (so a retry is harmless)."""
+
+    @abstractmethod
     def replace_if(
         self, kind: str, doc_id: str, doc: JsonDict, version: tuple[int, int]
     ) -> bool: ...

@@ -358,6 +358,17 @@ class SearchServerStore(DocumentStore):
                     created.add(doc_id)
         return created
 
+    def delete(self, kind: str, doc_id: str) -> bool:
+        # Monthly kinds would need the document's own index (a delete by id through the alias
+        # is refused): only the single-index kinds are ever deleted.
+        if kind in MONTHLY:
+            raise ValueError(f"delete is for single-index kinds, not {kind}")
+        try:
+            self._call(self.client.delete, index=self._name(kind), id=doc_id)
+        except self._not_found:
+            return False
+        return True
+
     def replace_if(
         self, kind: str, doc_id: str, doc: JsonDict, version: tuple[int, int]
     ) -> bool:

@@ -135,6 +135,13 @@ class SqliteStore(DocumentStore):
                 self._put(kind, doc_id, doc, 1)
         return not exists
 
+    def delete(self, kind: str, doc_id: str) -> bool:
+        with self._write() as db:
+            gone = db.execute("DELETE FROM docs WHERE kind = ? AND id = ?",
+                              (kind, doc_id)).rowcount
+            db.execute("DELETE FROM terms WHERE kind = ? AND id = ?", (kind, doc_id))
+        return bool(gone)
+
     def replace_if(
         self, kind: str, doc_id: str, doc: JsonDict, version: tuple[int, int]
     ) -> bool:

@@ -1,9 +1,10 @@
 """M pipeline workers sharing the raw topic's partitions (issue 17, point 4): `--worker i/M`
 reads each item once between the M, and each commits only its own partitions, in batch and
-in stream mode."""
+in stream mode; two workers at once make the stories and alerts one makes (MergeStories)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 from newsmon.cli import app
 from newsmon.config import KafkaSettings, SearchSettings
 from newsmon.kafka import TOPIC_PARTITIONS
+from newsmon.models import RawItem
 from newsmon.pipeline.app import find_prism
 from newsmon.pipeline.io_kafka import (
     EVERY_PARTITION,
@@ -27,7 +29,7 @@ from newsmon.pipeline.io_kafka import (
 from newsmon.pipeline.jobs import run_kafka_batch, run_kafka_stream
 from tests.cli.test_config_errors import config_dir
 from tests.conftest import produce
-from tests.pipeline.samples import OTHER, sample_item
+from tests.pipeline.samples import OTHER, TROOPS, WIRE, sample_item
 from tests.pipeline.test_pipeline_kafka import ctx_for, hits
 from tests.pipeline.test_stream import _docs, _kafka, _search, _wait
 
@@ -144,3 +146,59 @@ def test_a_stream_worker_reads_and_commits_only_its_share(tmp_path: Path) -> Non
         assert [_committed_per_partition(kafka)[p] for p in (1, 3, 5)] == [None] * 3
     finally:
         httpx.delete(f"{search.url}/{search.index_prefix}-*", timeout=30)
+
+
+def _run_share(tmp: str, kafka: KafkaSettings, search: SearchSettings, share: str) -> int:
+    """One worker in a process of its own (as `--worker i/M` runs): its records."""
+    return run_kafka_batch(ctx_for(Path(tmp), kafka, search),
+                           share=WorkerShare.parse(share)).records
+
+
+def _story_items() -> list[RawItem]:
+    """Six stories of six copies each, every copy from another source (so spread over the
+    partitions): two that alert (a strike, troops), four that do not."""
+    texts = [WIRE, TROOPS, OTHER,
+             "The city council approved a new budget for harbour repairs and a ferry depot "
+             "after a long vote on Tuesday evening, the mayor told reporters outside the hall.",
+             "A rail bridge over the canal will close for three months of inspections, the "
+             "operator said, and commuters should expect replacement buses on weekday mornings.",
+             "Clinics in the northern district ran out of flu vaccines within a week, health "
+             "officials said, blaming a late delivery and unusually high demand from pensioners."]
+    return [sample_item(f"src-{copy}", f"s{story}-c{copy}", "", f"{text} ({copy})",
+                        minutes=story * 60 + copy)
+            for story, text in enumerate(texts) for copy in range(6)]
+
+
+def _stories_and_alerts(search: SearchSettings) -> tuple[int, int, int]:
+    docs = hits(search, "articles")
+    return len(docs), len({d["story_id"] for d in docs}), len(hits(search, "alerts"))
+
+
+@pytest.mark.integration
+def test_two_workers_at_once_make_the_stories_and_alerts_one_worker_makes(
+    tmp_path: Path, kafka_settings: KafkaSettings, search_settings: SearchSettings,
+) -> None:
+    """Two workers grouping at the same time split a story when neither copy is searchable
+    yet; MergeStories joins the parts again (pipeline/story_merge.py). Compared with one
+    worker on the same records: the same documents, story count and alert count."""
+    items = _story_items()
+    runs = {}
+    for m in (1, 2):
+        kafka = kafka_settings.model_copy(update={
+            "raw_topic": f"{kafka_settings.raw_topic}-{m}",
+            "group_id": f"{kafka_settings.group_id}-{m}"})
+        search = search_settings.model_copy(
+            update={"index_prefix": f"{search_settings.index_prefix}m{m}"})
+        ensure_topics(kafka)
+        produce(kafka, [(i.source.id, i.to_json()) for i in items])
+        spawn = multiprocessing.get_context("spawn")
+        with spawn.Pool(m) as pool:
+            records = pool.starmap(_run_share, [(str(tmp_path / f"m{m}w{i}"), kafka, search,
+                                                 f"{i}/{m}") for i in range(m)])
+        assert sum(records) == len(items)
+        try:
+            runs[m] = _stories_and_alerts(search)
+        finally:
+            httpx.delete(f"{search.url}/{search.index_prefix}-*", timeout=30)
+    assert runs[1] == (len(items), 6, 2)  # six stories; the strike and the troops alert
+    assert runs[2] == runs[1]

@@ -1,0 +1,124 @@
+"""The stage that merges the stories M workers split (the rule: story_merge.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from newsmon.pipeline import story_merge
+from newsmon.pipeline.stages.base import StoreFn
+from newsmon.pipeline.stages.store import _LOOKUP_FIELDS, Placed, _fingerprint_of_doc
+from newsmon.pipeline.store.base import DocumentStore
+from newsmon.pipeline.stories import Fingerprint, StoryIndex
+
+#: Stored documents looked up per key kind for a batch's founders (as grouping looks up).
+_LOOKUP_SIZE = 500
+
+
+class MergeStoriesFn(StoreFn):
+    """Written batch of Placed -> the same batch, each article in its story after merging.
+
+    After a refresh (the other workers' acknowledged writes become searchable), every story
+    this batch started is compared with the stories other workers started
+    (``story_merge.plan_merges``); a story whose founder was merged into another follows it
+    (``story_merge.redirects``). A merged story's alerts move to the winner's id when the
+    winner has none yet, its stored documents are re-labelled (the founder last: its label is
+    what records the merge, so a run that fails half-way finds the merge again), and the
+    batch goes on re-labelled, so its alerts go to the winner's alert. Every write is a
+    create-if-absent, a delete or an idempotent re-write: a re-run repeats them harmlessly.
+    An unreachable store, or a re-write it refuses, raises (the run fails and is re-run).
+    On one worker whose grouping saw every earlier copy nothing merges; the cost is a
+    refresh and two look-ups per batch.
+    """
+
+    def process(self, batch: Sequence[Placed]) -> Iterator[list[Placed]]:
+        db = self.db()
+        if not batch:
+            yield list(batch)
+            return
+        db.refresh("articles")
+        founders = [p.fingerprint for p in batch if story_merge.is_founder(p.fingerprint)]
+        stored = _stored_candidates(db, founders)
+        candidate_stories = {c.story_id for f in founders for c in stored.candidates(f)}
+        batch_stories = {p.article.story_id for p in batch}
+        found = _founder_docs(db, sorted(candidate_stories | batch_stories))
+        founder_docs = {fp.doc_id: fp for fp, _ in found}
+        # The founders filed under their own keys: a founder is compared with another only if
+        # grouping would have found one from the other (a shared hash, band or story key),
+        # so that on one worker, where grouping saw every earlier founder, nothing merges.
+        founders_index = StoryIndex(horizon=None)
+        for fp, keys in found:
+            if story_merge.is_founder(fp):
+                founders_index.add(fp, keys=keys)
+
+        merges = story_merge.plan_merges(founders, founders_index.candidates)
+        moved = {doc_id: fp.story_id for doc_id, fp in founder_docs.items()}
+        final = story_merge.redirects(batch_stories | merges.keys(), {**moved, **merges})
+        if final:
+            self._move_alerts(db, final)
+            _relabel_stored(db, final)
+        yield [_relabel(p, final.get(p.article.story_id)) for p in batch]
+
+    def _move_alerts(self, db: DocumentStore, merges: dict[str, str]) -> None:
+        """Each alert of a merged story moves to the winner's id when the winner has none (one
+        story, one alert); when both have one, both stay (both were sent already)."""
+        rules = sorted({rule.name for rule in self.ctx.alerts.rules})
+        for loser_id, winner_id, winner in story_merge.alert_moves(rules, merges):
+            current = db.get("alerts", loser_id)
+            if current is None:
+                continue
+            new_id, doc = story_merge.moved_alert(current.source, winner)
+            assert new_id == winner_id
+            if db.get("alerts", winner_id) is None:
+                db.create("alerts", winner_id, doc)
+                db.delete("alerts", loser_id)
+
+
+def _stored_candidates(db: DocumentStore, founders: Sequence[Fingerprint]) -> StoryIndex:
+    """The stored documents sharing a text hash, band or story key with one of ``founders``,
+    filed under the keys they were found by."""
+    stored = StoryIndex(horizon=None)
+    if not founders:
+        return stored
+    bands = sorted({b for fp in founders for b in fp.bands})
+    keys = sorted({k for fp in founders for k in fp.story_keys})
+    hashes = sorted({fp.text_hash for fp in founders})
+    for field, values in (("lsh_bands", bands), ("text_hash", hashes), ("story_keys", keys)):
+        for d in db.find_terms("articles", field, values, _LOOKUP_SIZE, fields=_LOOKUP_FIELDS):
+            stored.add(_fingerprint_of_doc(d),
+                       keys=[*(d.get("lsh_bands") or ()), *(d.get("story_keys") or ())])
+    return stored
+
+
+def _founder_docs(db: DocumentStore,
+                  stories: Sequence[str]) -> list[tuple[Fingerprint, list[str]]]:
+    """The stored founder documents of ``stories`` (a story is named after its founder), each
+    with the keys it is filed under (bands, story keys)."""
+    return [(_fingerprint_of_doc(d), [*(d.get("lsh_bands") or ()), *(d.get("story_keys") or ())])
+            for d in db.find_terms("articles", "doc_id", list(stories),
+                                   size=max(1, len(stories)), fields=_LOOKUP_FIELDS)]
+
+
+def _relabel_stored(db: DocumentStore, merges: dict[str, str]) -> None:
+    docs: list[tuple[str, dict[str, Any]]] = []
+    for doc in db.scan("articles", terms={"story_id": sorted(merges)}):
+        moved = story_merge.relabelled(doc, merges)
+        if moved is not None:
+            docs.append((str(doc["doc_id"]), moved))
+    # Founders last: a founder's label records its story's merge.
+    rest = [d for d in docs if d[0] not in merges]
+    founders = [d for d in docs if d[0] in merges]
+    for part in (rest, founders):
+        failures = db.bulk_write("articles", part)
+        if failures:
+            raise RuntimeError(f"re-labelling {len(failures)} documents of merged stories "
+                               f"failed (first: {failures[0].doc_id}, HTTP "
+                               f"{failures[0].status}); the run is repeated")
+
+
+def _relabel(placed: Placed, story: str | None) -> Placed:
+    if story is None:
+        return placed
+    return replace(placed, article=placed.article.model_copy(update={"story_id": story}),
+                   fingerprint=replace(placed.fingerprint, story_id=story))
