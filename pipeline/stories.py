@@ -193,9 +193,11 @@ INDEX_HORIZON = timedelta(days=2)
 #: run; the article's own event shares its rare facts. Copies and near-duplicates (text hash,
 #: band) are never cut.
 FACTS_CANDIDATES = 30
-#: How many of a story key's newest entries are read when ranking candidates: past that a key
-#: is common enough to weigh little, and its newest entries are the ones nearest in time.
-KEY_POSTINGS = 200
+#: A story key filed under more entries than this is a stop-key: so common that it says little
+#: (a leader's name in a busy week). Ranking reads only its ``STOP_KEY_NEWEST`` newest entries,
+#: the ones nearest in time, so the cost per article stays flat however long the run.
+KEY_POSTINGS = 100
+STOP_KEY_NEWEST = 10
 
 
 @dataclass
@@ -212,7 +214,7 @@ class StoryIndex:
     horizon: timedelta | None = INDEX_HORIZON
     #: How many candidates found by story keys alone ``candidates`` offers (None: all).
     facts_limit: int | None = FACTS_CANDIDATES
-    #: How many of a story key's newest entries ``candidates`` reads.
+    #: Past how many entries a story key is a stop-key (``KEY_POSTINGS``).
     key_postings: int = KEY_POSTINGS
     #: key -> entry numbers, in the order added (numbers, not fingerprints or doc_ids: an
     #: entry is dropped from every list it is in, and the same document added twice is held
@@ -267,9 +269,9 @@ class StoryIndex:
         Every one that shares its text hash (the first such) or an LSH band: copies and
         near-duplicates are always found. Of those that share story keys only, the
         ``facts_limit`` that share the most rarity-weighted keys (``key_weight``; ties to the
-        newest), or all of them when ``facts_limit`` is None. A key's posting list is read
-        from its newest ``key_postings`` entries only, so the cost per article does not grow
-        with the run however common a key (a leader's name in a busy week) becomes.
+        newest), or all of them when ``facts_limit`` is None. Of a stop-key (filed under more
+        than ``key_postings`` entries) only the ``STOP_KEY_NEWEST`` newest entries are read,
+        so the cost per article does not grow with the run however common a key becomes.
         """
         entries = self._entries
         chosen: set[int] = set()
@@ -286,7 +288,8 @@ class StoryIndex:
             if not posted:
                 continue
             weight = key_weight(len(posted), held)
-            for entry in posted[-self.key_postings:]:
+            for entry in (posted if len(posted) <= self.key_postings
+                          else posted[-STOP_KEY_NEWEST:]):
                 weights[entry] = weights.get(entry, 0.0) + weight
         if self.facts_limit is not None and len(weights) > self.facts_limit:
             ranked = heapq.nlargest(self.facts_limit, weights.items(),

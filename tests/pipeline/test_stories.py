@@ -149,11 +149,13 @@ def test_copies_and_near_duplicates_are_offered_beyond_the_limit() -> None:
 
 def test_only_a_keys_newest_entries_are_read() -> None:
     """The cost of ranking stays flat however common a key becomes in a long run."""
-    index = dedup.StoryIndex(facts_limit=None, key_postings=3)
-    for i in range(6):
+    index = dedup.StoryIndex(facts_limit=None, key_postings=12)
+    for i in range(12):
         index.add(facts_fp(f"a{i}", {"Zelensky"}))
+    assert len(index.candidates(facts_fp("new", {"Zelensky"}))) == 12
+    index.add(facts_fp("a12", {"Zelensky"}))  # now a stop-key: only its newest are read
     assert [c.doc_id for c in index.candidates(facts_fp("new", {"Zelensky"}))] == [
-        "a3", "a4", "a5"]
+        f"a{i}" for i in range(13 - dedup.STOP_KEY_NEWEST, 13)]
 
 
 def test_a_rare_key_weighs_more_than_a_common_one() -> None:
