@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -185,6 +186,18 @@ def _decide_on_facts(new: Fingerprint, others: Sequence[Fingerprint]) -> StoryDe
 #: rewrites arrive within hours to days. Two days of article time is a wide margin for that,
 #: and bounds a worker's memory by the articles of two days however long the run.
 INDEX_HORIZON = timedelta(days=2)
+#: How many of the candidates that share only story keys with an article (no text hash, no
+#: band) a StoryIndex offers for scoring on facts: the ones sharing the rarest keys. Common
+#: keys (a leader, a weapon, a figure in a week) file a large share of a run's articles under
+#: one key, and scoring every one of them cost most of the pipeline's CPU, growing with the
+#: run; the article's own event shares its rare facts. Copies and near-duplicates (text hash,
+#: band) are never cut.
+FACTS_CANDIDATES = 30
+#: A story key filed under more entries than this is a stop-key: so common that it says little
+#: (a leader's name in a busy week). Ranking reads only its ``STOP_KEY_NEWEST`` newest entries,
+#: the ones nearest in time, so the cost per article stays flat however long the run.
+KEY_POSTINGS = 100
+STOP_KEY_NEWEST = 10
 
 
 @dataclass
@@ -199,6 +212,10 @@ class StoryIndex:
     """
 
     horizon: timedelta | None = INDEX_HORIZON
+    #: How many candidates found by story keys alone ``candidates`` offers (None: all).
+    facts_limit: int | None = FACTS_CANDIDATES
+    #: Past how many entries a story key is a stop-key (``KEY_POSTINGS``).
+    key_postings: int = KEY_POSTINGS
     #: key -> entry numbers, in the order added (numbers, not fingerprints or doc_ids: an
     #: entry is dropped from every list it is in, and the same document added twice is held
     #: twice). Lists, not dicts: most keys (bands) hold one entry, and a dict costs 4 times
@@ -247,17 +264,52 @@ class StoryIndex:
                 del table[key]
 
     def candidates(self, fp: Fingerprint) -> list[Fingerprint]:
+        """The fingerprints ``decide_story`` should compare ``fp`` with, in the order added.
+
+        Every one that shares its text hash (the first such) or an LSH band: copies and
+        near-duplicates are always found. Of those that share story keys only, the
+        ``facts_limit`` that share the most rarity-weighted keys (``key_weight``; ties to the
+        newest), or all of them when ``facts_limit`` is None. Of a stop-key (filed under more
+        than ``key_postings`` entries) only the ``STOP_KEY_NEWEST`` newest entries are read,
+        so the cost per article does not grow with the run however common a key becomes.
+        """
         entries = self._entries
-        found: dict[str, Fingerprint] = {}
+        chosen: set[int] = set()
         same = self.by_hash.get(fp.text_hash)
         if same:
-            first = entries[same[0]][0]
-            found[first.doc_id] = first
-        for key in (*fp.bands, *fp.story_keys):
-            for entry in self.by_band.get(key, ()):
-                cand = entries[entry][0]
-                found.setdefault(cand.doc_id, cand)
+            chosen.add(same[0])
+        by_key = self.by_band
+        for key in fp.bands:
+            chosen.update(by_key.get(key, ()))
+        weights: dict[int, float] = {}
+        held = len(entries)
+        for key in fp.story_keys:
+            posted = by_key.get(key)
+            if not posted:
+                continue
+            weight = key_weight(len(posted), held)
+            for entry in (posted if len(posted) <= self.key_postings
+                          else posted[-STOP_KEY_NEWEST:]):
+                weights[entry] = weights.get(entry, 0.0) + weight
+        if self.facts_limit is not None and len(weights) > self.facts_limit:
+            ranked = heapq.nlargest(self.facts_limit, weights.items(),
+                                    key=lambda item: (item[1], item[0]))
+            chosen.update(entry for entry, _ in ranked)
+        else:
+            chosen.update(weights)
+        found: dict[str, Fingerprint] = {}
+        for entry in sorted(chosen):
+            cand = entries[entry][0]
+            found.setdefault(cand.doc_id, cand)
         return list(found.values())
+
+
+def key_weight(postings: int, held: int) -> float:
+    """How much sharing one story key says, by its rarity among the ``held`` fingerprints of
+    an index: the inverse document frequency ``log(1 + held / postings)``, as entity
+    resolution weighs blocking keys. A figure or a name a few articles give counts several
+    times a leader's name that half the week's articles give."""
+    return math.log1p(held / postings)
 
 
 def _time(iso: str) -> datetime | None:

@@ -87,7 +87,8 @@ class GroupStoriesFn(StoreFn):
     Candidates come from the store (earlier runs) and from an in-memory index of this
     worker's earlier batches (copies in the same run, not yet searchable), which holds the
     last ``stories.INDEX_HORIZON`` of article time. Each article is compared only with the
-    candidates that share its text hash, a band or a story key.
+    candidates that share its text hash or a band, and with the few of each index that share
+    its rarest story keys (``StoryIndex.candidates``).
     """
 
     def setup(self) -> None:
@@ -112,12 +113,15 @@ class GroupStoriesFn(StoreFn):
         # own look-up would have found, and all the in-run index ever offers): comparing it
         # with every candidate of the whole batch cost most of a batch's CPU.
         stored = dedup.StoryIndex(horizon=None)  # what the store holds is not evicted
-        for d in (db.find_terms("articles", "lsh_bands", bands, size=500,
-                                fields=_LOOKUP_FIELDS)
-                  + db.find_terms("articles", "text_hash", [fp.text_hash for fp in fps], 500,
-                                  fields=_LOOKUP_FIELDS)
-                  + db.find_terms("articles", "story_keys", story_keys, 500,
-                                  fields=_LOOKUP_FIELDS)):
+        found_docs = (db.find_terms("articles", "lsh_bands", bands, size=500,
+                                    fields=_LOOKUP_FIELDS)
+                      + db.find_terms("articles", "text_hash", [fp.text_hash for fp in fps],
+                                      500, fields=_LOOKUP_FIELDS)
+                      + db.find_terms("articles", "story_keys", story_keys, 500,
+                                      fields=_LOOKUP_FIELDS))
+        # Oldest first, as the in-run index files them: a common key's newest entries are
+        # the ones the index reads (StoryIndex.key_postings).
+        for d in sorted(found_docs, key=lambda d: str(d.get("first_seen_at", ""))):
             stored.add(_fingerprint_of_doc(d),
                        keys=[*(d.get("lsh_bands") or ()), *(d.get("story_keys") or ())])
         out = []

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 from newsmon.pipeline import stories as dedup
+from newsmon.pipeline.story import StoryFeatures
 
 WIRE = ("Ukrainian forces struck a military airfield in Russia's Kursk region with US-made "
         "ATACMS missiles overnight, officials in Kyiv said, days after the White House allowed "
@@ -107,3 +108,56 @@ def test_keys_given_replace_the_fingerprints_own() -> None:
     index.add(fp("a", OTHER), keys=dedup.band_keys(dedup.signature(WIRE)))
     assert [c.doc_id for c in index.candidates(fp("c", WIRE))] == ["a"]
     assert index.candidates(fp("d", OTHER + " Again.")) == []
+
+
+def facts_fp(doc_id: str, names: set[str],
+             numbers: frozenset[str] = frozenset()) -> dedup.Fingerprint:
+    """A fingerprint whose story keys are the given names and figures (no publication day:
+    the keys carry no week), with no signature (so no band)."""
+    features = StoryFeatures(names=frozenset(names), numbers=numbers)
+    return dedup.Fingerprint(doc_id, doc_id, doc_id, (), "2026-01-01", features)
+
+
+def test_of_the_candidates_sharing_story_keys_only_those_sharing_the_rarest_are_offered() -> None:
+    index = dedup.StoryIndex(facts_limit=2)
+    for i in range(5):  # a common name: every article of the week gives it
+        index.add(facts_fp(f"common-{i}", {"Zelensky"}))
+    index.add(facts_fp("rare", {"Zelensky", "Avdiivka"}, frozenset({"3350"})))
+    index.add(facts_fp("rarer", {"Zelensky"}, frozenset({"3350"})))
+    new = facts_fp("new", {"Zelensky", "Avdiivka"}, frozenset({"3350"}))
+    # "rare" shares three keys, "rarer" two rare ones; the five share only the common one.
+    assert [c.doc_id for c in index.candidates(new)] == ["rare", "rarer"]
+    # Without a limit every one sharing a key is offered, as before blocking.
+    unlimited = dedup.StoryIndex(facts_limit=None)
+    for entry, _ in index._entries.values():
+        unlimited.add(entry)
+    assert len(unlimited.candidates(new)) == 7
+
+
+def test_copies_and_near_duplicates_are_offered_beyond_the_limit() -> None:
+    index = dedup.StoryIndex(facts_limit=1)
+    index.add(facts_fp("keys-a", {"Avdiivka"}, frozenset({"3350"})))
+    index.add(facts_fp("keys-b", {"Avdiivka"}, frozenset({"3350"})))
+    index.add(dedup.Fingerprint("copy", "copy", "same-hash", dedup.signature(OTHER),
+                                "2026-01-01"))
+    index.add(dedup.Fingerprint("rewrite", "rewrite", "h", dedup.signature(WIRE), "2026-01-01"))
+    new = dedup.Fingerprint("new", "new", "same-hash", dedup.signature(REWRITE), "2026-01-01",
+                            StoryFeatures(names=frozenset({"Avdiivka"}),
+                                          numbers=frozenset({"3350"})))
+    assert [c.doc_id for c in index.candidates(new)] == ["keys-b", "copy", "rewrite"]
+
+
+def test_only_a_keys_newest_entries_are_read() -> None:
+    """The cost of ranking stays flat however common a key becomes in a long run."""
+    index = dedup.StoryIndex(facts_limit=None, key_postings=12)
+    for i in range(12):
+        index.add(facts_fp(f"a{i}", {"Zelensky"}))
+    assert len(index.candidates(facts_fp("new", {"Zelensky"}))) == 12
+    index.add(facts_fp("a12", {"Zelensky"}))  # now a stop-key: only its newest are read
+    assert [c.doc_id for c in index.candidates(facts_fp("new", {"Zelensky"}))] == [
+        f"a{i}" for i in range(13 - dedup.STOP_KEY_NEWEST, 13)]
+
+
+def test_a_rare_key_weighs_more_than_a_common_one() -> None:
+    assert dedup.key_weight(1, 1000) > 2 * dedup.key_weight(100, 1000)
+    assert dedup.key_weight(1000, 1000) > 0
