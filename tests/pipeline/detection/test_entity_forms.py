@@ -69,6 +69,8 @@ def test_name_forms_give_their_entity(classifier: Classifier, text: str,
     "Ein Fest in Merzig an der Saar",        # not Merz
     "Die deutschsprachige Presse",           # the language, not Germany
     "Merci beaucoup",                        # not Merz (Serbian Merc-)
+    "An almanac of swimming pools",          # not Germany (Turkish alman), not Poland (Dutch pools)
+    "Русский патриот",                       # the Russian word patriot is not the Patriot system
 ])
 def test_look_alikes_are_not_entities(classifier: Classifier, text: str) -> None:
     assert _names(classifier, text) == set()
