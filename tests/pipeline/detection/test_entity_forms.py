@@ -50,6 +50,9 @@ def _names(classifier: Classifier, text: str) -> set[str]:
     ("قال ستارمر وشولتس إن", {"Keir Starmer", "Olaf Scholz"}),
     ("默茨与图斯克会面", {"Friedrich Merz", "Donald Tusk"}),
     ("トゥスク首相とメローニ首相", {"Donald Tusk", "Giorgia Meloni"}),
+    ("ラブロフ外相とペスコフ報道官", {"Sergei Lavrov", "Dmitry Peskov"}),
+    ("قال لافروف وتوسك", {"Sergei Lavrov", "Donald Tusk"}),
+    ("Ο Λαβρόφ και η Μελόνι", {"Sergei Lavrov", "Giorgia Meloni"}),
     # Countries: genitives, Serbian Cyrillic, Chinese short forms, Nordic and Greek names.
     ("Frankreichs Präsident und Deutschlands Kanzler", {"France", "Germany"}),
     ("Украјина, Русија и Немачка", {"Ukraine", "Russia", "Germany"}),
