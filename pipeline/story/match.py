@@ -47,6 +47,8 @@ def _entity_weight(names: Iterable[str]) -> float:
 #: sentence): the tune pairs keep precision >= 0.95 from 1.8 up; 2.0 is the lowest at which
 #: the burst precision of all articles stays at or above the previous one (0.733 against
 #: 0.667; 0.642 at 1.9), a choice that again looked at all events.
+#: Refitted when the rules learnt more name forms of their entities (alias20): the tune pairs
+#: keep precision >= 0.95 at 2.0 and the burst precision of all articles rose (0.738).
 #: Figures in docs/detection.md ("Story grouping across languages"). Refit with
 #: ``bench/bench_grouping.py --fit`` when a signal changes (a test holds the two equal).
 SAME_STORY_THRESHOLD = 2.0
@@ -57,25 +59,25 @@ SAME_STORY_THRESHOLD = 2.0
 #: what it says, and the hard negatives share their vocabulary), and small counts both give
 #: (once a date's day stopped counting as one, only their disagreement carried weight).
 WEIGHTS = (
-    0.7,  # entity weight both name
-    -0.8,  # leaders named by one only: another speaker, another statement
-    -0.85,  # both name two or more places or people, none the same
+    0.5,  # entity weight both name
+    -0.75,  # leaders named by one only: another speaker, another statement
+    -0.9,  # both name two or more places or people, none the same
     2.7,  # shared figures other than years (3,350 missiles; 26 countries)
-    1.65,  # Jaccard of the title stems
+    1.8,  # Jaccard of the title stems
     0.8,  # published the same or the next day
     -0.4,  # days apart beyond one (up to ten)
-    4.0,  # dates that agree (named in both, or named in one and the other's publication)
-    -1.3,  # both place themselves in time, and no date agrees
-    0.1,  # a weekday that agrees ("on Tuesday")
-    -2.9,  # both place themselves in the week, and no weekday agrees
+    4,  # dates that agree (named in both, or named in one and the other's publication)
+    -1.35,  # both place themselves in time, and no date agrees
+    0.15,  # a weekday that agrees ("on Tuesday")
+    -2.85,  # both place themselves in the week, and no weekday agrees
     -0.7,  # both on a topic, never the same one (troops against strikes)
     -1.5,  # the same topic, read differently (a denial against the claim it denies)
     0.7,  # places or people both name (at most three counted)
-    -0.9,  # both give figures other than years, none the same
-    0.75,  # Jaccard of the rules' concept groups that fired (a supply against a strike)
-    -1.85,  # both give small counts, none the same
+    -0.95,  # both give figures other than years, none the same
+    0.85,  # Jaccard of the rules' concept groups that fired (a supply against a strike)
+    -1.75,  # both give small counts, none the same
 )
-BIAS = -0.55
+BIAS = -0.45
 SIGNALS = (
     "entities_shared", "leaders_alone", "names_disjoint", "numbers", "title", "day_near",
     "day_gap", "dates", "dates_conflict", "weekdays", "weekdays_conflict", "topics_conflict",
