@@ -94,7 +94,7 @@ class GroupStoriesFn(StoreFn):
     def setup(self) -> None:
         super().setup()
         self.index = dedup.StoryIndex()
-        self.matcher = StoryMatcher(Classifier.from_path(self.ctx.settings.topics))
+        self.matcher = StoryMatcher(Classifier.shared(self.ctx.settings.topics))
 
     def process(self, batch: Sequence[Article]) -> Iterator[list[Placed]]:
         # Earliest first, so within a batch the story is named after its first copy whatever
