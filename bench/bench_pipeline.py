@@ -97,6 +97,16 @@ _NAMES = ("Adler", "Borys", "Celine", "Dario", "Elena", "Farid", "Greta", "Hugo"
           "Jonas", "Kasia", "Lucia", "Marek", "Nadia", "Oskar", "Pavel", "Rita", "Sergio")
 
 
+def story_count(url: str, prefix: str) -> int:
+    """How many stories the articles under index ``prefix`` fall into (distinct story ids;
+    exact below the precision threshold)."""
+    answer = httpx.post(f"{url}/{prefix}-articles/_search", timeout=60, json={
+        "size": 0, "aggs": {"n": {"cardinality": {"field": "story_id",
+                                                  "precision_threshold": 40000}}}})
+    answer.raise_for_status()
+    return int(answer.json()["aggregations"]["n"]["value"])
+
+
 def synthetic_items(n: int, seed: int = 1) -> list[RawItem]:
     """Articles of 8-20 sentences (about 1.5-3k characters); one in ten rewrites an earlier
     story of the same language (shuffled, one sentence dropped): copies to group."""
@@ -236,9 +246,11 @@ def main() -> None:
     store = open_store(search, ctx.settings.state_dir)
     store.refresh("articles")
     rate = summary.records / elapsed
+    stories = story_count(url, search.index_prefix)
     print(f"pipeline batch: {summary.records} records in {elapsed:.1f}s = "
           f"{rate:,.0f} articles/s (driver process CPU {cpu_used:.1f}s); "
-          f"{store.count('articles')} documents, {store.count('alerts')} alerts; "
+          f"{store.count('articles')} documents, {stories} stories, "
+          f"{store.count('alerts')} alerts; "
           f"peak RSS {rss['self']:.0f} MB (driver), {rss['children']:.0f} MB (largest child)")
 
     baseline = raw_bulk_rate(
@@ -276,6 +288,7 @@ def main() -> None:
             "raw_bulk_per_s": round(baseline, 1), "ratio": round(rate / baseline, 4),
             "stream_p50_s": None if p50 is None else round(p50, 3),
             "stream_p95_s": None if p95 is None else round(p95, 3),
+            "stories": stories,
             "runner": args.runner, "stream_runner": "PrismRunner", "workers": args.workers,
             "peak_rss_mb": round(max(rss.values()), 1),
             "driver_cpu_s": round(cpu_used, 1), "elapsed_s": round(elapsed, 1)}))

@@ -39,7 +39,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from bench_pipeline import context, produce, synthetic_items
+from bench_pipeline import context, produce, story_count, synthetic_items
 
 from newsmon.config import KafkaSettings, SearchSettings
 from newsmon.models import RawItem
@@ -143,9 +143,6 @@ def run_workers(m: int, items: list[RawItem], kafka_env: str, url: str) -> dict[
                        Path(tempfile.mkdtemp()))
     for kind in ("articles", "alerts"):
         store.refresh(kind)
-    stories = httpx.post(f"{url}/{prefix}-articles/_search", timeout=60, json={
-        "size": 0, "aggs": {"n": {"cardinality": {"field": "story_id",
-                                                  "precision_threshold": 40000}}}}).json()
     result: dict[str, object] = {
         "workers": m, "records": records, "seconds": round(elapsed, 1),
         "articles_per_s": round(records / elapsed, 1),
@@ -156,7 +153,7 @@ def run_workers(m: int, items: list[RawItem], kafka_env: str, url: str) -> dict[
         "machine_busy_share": round((busy_after - busy_before)
                                     / max(1e-9, total_after - total_before), 2),
         "documents": store.count("articles"), "alerts": store.count("alerts"),
-        "stories": stories["aggregations"]["n"]["value"],
+        "stories": story_count(url, prefix),
     }
     store.close()
     httpx.delete(f"{url}/{prefix}-*", timeout=60)

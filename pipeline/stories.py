@@ -292,9 +292,11 @@ class StoryIndex:
                           else posted[-STOP_KEY_NEWEST:]):
                 weights[entry] = weights.get(entry, 0.0) + weight
         if self.facts_limit is not None and len(weights) > self.facts_limit:
-            ranked = heapq.nlargest(self.facts_limit, weights.items(),
-                                    key=lambda item: (item[1], item[0]))
-            chosen.update(entry for entry, _ in ranked)
+            # (weight, entry) pairs compare as the ranking wants (ties to the newest entry)
+            # without a key function called per candidate.
+            ranked = heapq.nlargest(self.facts_limit, zip(weights.values(), weights.keys(),
+                                                          strict=True))
+            chosen.update(entry for _, entry in ranked)
         else:
             chosen.update(weights)
         found: dict[str, Fingerprint] = {}

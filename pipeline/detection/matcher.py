@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import operator
 import pathlib
+import threading
 from collections.abc import Callable, Iterable
 from typing import cast
 
@@ -38,6 +39,7 @@ from newsmon.pipeline.detection.schema import (
     RuleSet,
     load_rules,
     reference_problems,
+    rule_files,
 )
 from newsmon.pipeline.detection.text import (
     is_unspaced,
@@ -59,6 +61,11 @@ _BY_SPAN = operator.attrgetter("start", "end")
 _new_hit = cast(Callable[[tuple[int, int, int]], _Hit], functools.partial(tuple.__new__, _Hit))
 
 
+#: Classifier.shared: (class, resolved rule path) -> (stamp of the files read, classifier).
+_SHARED: dict[tuple[type, pathlib.Path], tuple[tuple[tuple[str, int, int], ...], Classifier]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
 class Classifier:
     """Classifies articles against a rule set. Build once; ``classify`` is pure and thread-safe.
 
@@ -75,6 +82,28 @@ class Classifier:
     @classmethod
     def from_path(cls, path: pathlib.Path) -> Classifier:
         return cls(load_rules(path))
+
+    @classmethod
+    def shared(cls, path: pathlib.Path) -> Classifier:
+        """This process's Classifier for the rule file at ``path``, built on first use and
+        built again when the rule file or one of its term files changes (path, mtime and size
+        of each, and the set of term files). The stages that classify (ClassifyTopicsFn) and
+        fingerprint (GroupStoriesFn) then share one automaton per worker process instead of
+        loading and compiling the rule set each (~1 s of a batch run). ``classify`` is pure,
+        so sharing is safe across threads."""
+        key = (cls, path.resolve())
+        with _SHARED_LOCK:
+            try:
+                stamp = tuple((str(f), st.st_mtime_ns, st.st_size)
+                              for f in rule_files(key[1]) for st in (f.stat(),))
+            except OSError:
+                return cls.from_path(path)  # reports the unreadable file
+            held = _SHARED.get(key)
+            if held is not None and held[0] == stamp:
+                return held[1]
+            classifier = cls.from_path(path)
+            _SHARED[key] = (stamp, classifier)
+            return classifier
 
     @property
     def rules(self) -> RuleSet:

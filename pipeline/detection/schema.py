@@ -313,6 +313,20 @@ class LanguageTerms(_Model):
     entities: dict[str, TermWeights] = Field(default_factory=dict)
 
 
+def rule_files(path: pathlib.Path) -> list[pathlib.Path]:
+    """The files ``load_rules(path)`` reads: the rule file and, with ``terms: DIR``, the
+    ``*.yaml`` files of that directory (what a cache of loaded rules must watch). A rule file
+    that cannot be read gives just itself: ``load_rules`` then reports the problem."""
+    try:
+        data = read_yaml(path)
+    except ConfigError:
+        return [path]
+    where = data.get("terms") if isinstance(data, dict) else None
+    if not isinstance(where, str) or not where.strip():
+        return [path]
+    return [path, *sorted((path.parent / where).glob("*.yaml"))]
+
+
 def _merge_term_files(data: dict[str, Any], path: pathlib.Path) -> dict[str, Any]:
     """``data`` (a rule file) with the terms of ``<terms>/<lang>.yaml`` merged into its groups
     and entities, so that the ``RuleSet`` looks as if every term were written inline.

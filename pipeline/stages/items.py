@@ -55,7 +55,7 @@ class ClassifyTopicsFn(ParkFailures):
     def setup(self) -> None:
         from newsmon.pipeline.detection import Classifier
 
-        self.classifier = Classifier.from_path(self.topics_path)
+        self.classifier = Classifier.shared(self.topics_path)
 
     def transform(self, article: Article) -> Article:
         result = self.classifier.classify(article.text, article.lang, title=article.title)

@@ -8,7 +8,13 @@ from typing import Any
 
 from newsmon.pipeline import story_merge
 from newsmon.pipeline.stages.base import StoreFn
-from newsmon.pipeline.stages.store import _LOOKUP_FIELDS, Placed, _fingerprint_of_doc
+from newsmon.pipeline.stages.store import (
+    _KEY_FIELDS,
+    _LOOKUP_FIELDS,
+    Placed,
+    _fingerprint_of_doc,
+    stored_index,
+)
 from newsmon.pipeline.store.base import DocumentStore
 from newsmon.pipeline.stories import Fingerprint, StoryIndex
 
@@ -78,17 +84,16 @@ class MergeStoriesFn(StoreFn):
 def _stored_candidates(db: DocumentStore, founders: Sequence[Fingerprint]) -> StoryIndex:
     """The stored documents sharing a text hash, band or story key with one of ``founders``,
     filed under the keys they were found by."""
-    stored = StoryIndex(horizon=None)
     if not founders:
-        return stored
+        return StoryIndex(horizon=None)
     bands = sorted({b for fp in founders for b in fp.bands})
     keys = sorted({k for fp in founders for k in fp.story_keys})
     hashes = sorted({fp.text_hash for fp in founders})
-    for field, values in (("lsh_bands", bands), ("text_hash", hashes), ("story_keys", keys)):
-        for d in db.find_terms("articles", field, values, _LOOKUP_SIZE, fields=_LOOKUP_FIELDS):
-            stored.add(_fingerprint_of_doc(d),
-                       keys=[*(d.get("lsh_bands") or ()), *(d.get("story_keys") or ())])
-    return stored
+    docs = [d for field, values in (("lsh_bands", bands), ("text_hash", hashes),
+                                    ("story_keys", keys))
+            for d in db.find_terms("articles", field, values, _LOOKUP_SIZE, fields=_KEY_FIELDS)]
+    # Only the candidates' story ids are read: no features, no signature fetched.
+    return stored_index(docs, {*bands, *keys}, features=False)
 
 
 def _founder_docs(db: DocumentStore,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -53,15 +53,37 @@ _FINGERPRINT_FIELDS = (
 _LOOKUP_FIELDS = (*_FINGERPRINT_FIELDS, "lsh_bands", "story_keys")
 
 
-def _fingerprint_of_doc(doc: dict[str, Any]) -> dedup.Fingerprint:
+#: What the merge step reads of stored candidates: only which stories they are in, so neither
+#: the signature nor the story features (most of a document's bytes and decoding).
+_KEY_FIELDS = ("doc_id", "story_id", "text_hash", "first_seen_at", "lsh_bands", "story_keys")
+
+
+def _fingerprint_of_doc(doc: dict[str, Any], *, features: bool = True) -> dedup.Fingerprint:
     return dedup.Fingerprint(
         doc_id=doc["doc_id"],
         story_id=doc["story_id"],
         text_hash=doc.get("text_hash", ""),
         signature=tuple(doc.get("minhash") or ()),
         first_seen=str(doc.get("first_seen_at", "")),
-        features=StoryFeatures.from_doc(doc.get("story_features")),
+        features=StoryFeatures.from_doc(doc.get("story_features")) if features else None,
     )
+
+
+def stored_index(docs: Iterable[dict[str, Any]], wanted: set[str], *,
+                 features: bool = True) -> dedup.StoryIndex:
+    """Stored documents (``_LOOKUP_FIELDS``) in a StoryIndex of their own, in the order given,
+    none evicted, each filed under those of its bands and story keys that are in ``wanted``:
+    the keys the look-up asked for. A stored document has ~130 keys of which a batch shares a
+    few, and filing all of them cost ~9% of the pipeline's CPU; ``candidates`` of a
+    fingerprint whose keys are all in ``wanted`` is the same either way (a key no one asks for
+    is never read, and every document still counts in the key weights). Without
+    ``features`` the fingerprints carry none (for callers that only read story ids)."""
+    index = dedup.StoryIndex(horizon=None)
+    for d in docs:
+        index.add(_fingerprint_of_doc(d, features=features),
+                  keys=[k for k in (*(d.get("lsh_bands") or ()), *(d.get("story_keys") or ()))
+                        if k in wanted])
+    return index
 
 
 def fingerprint(matcher: StoryMatcher, article: Article) -> dedup.Fingerprint:
@@ -94,7 +116,7 @@ class GroupStoriesFn(StoreFn):
     def setup(self) -> None:
         super().setup()
         self.index = dedup.StoryIndex()
-        self.matcher = StoryMatcher(Classifier.from_path(self.ctx.settings.topics))
+        self.matcher = StoryMatcher(Classifier.shared(self.ctx.settings.topics))
 
     def process(self, batch: Sequence[Article]) -> Iterator[list[Placed]]:
         # Earliest first, so within a batch the story is named after its first copy whatever
@@ -112,7 +134,6 @@ class GroupStoriesFn(StoreFn):
         # with the stored documents that share its own text hash, band or story key (what its
         # own look-up would have found, and all the in-run index ever offers): comparing it
         # with every candidate of the whole batch cost most of a batch's CPU.
-        stored = dedup.StoryIndex(horizon=None)  # what the store holds is not evicted
         found_docs = (db.find_terms("articles", "lsh_bands", bands, size=500,
                                     fields=_LOOKUP_FIELDS)
                       + db.find_terms("articles", "text_hash", [fp.text_hash for fp in fps],
@@ -121,9 +142,8 @@ class GroupStoriesFn(StoreFn):
                                       fields=_LOOKUP_FIELDS))
         # Oldest first, as the in-run index files them: a common key's newest entries are
         # the ones the index reads (StoryIndex.key_postings).
-        for d in sorted(found_docs, key=lambda d: str(d.get("first_seen_at", ""))):
-            stored.add(_fingerprint_of_doc(d),
-                       keys=[*(d.get("lsh_bands") or ()), *(d.get("story_keys") or ())])
+        stored = stored_index(sorted(found_docs, key=lambda d: str(d.get("first_seen_at", ""))),
+                              {*bands, *story_keys})
         out = []
         for article, fp in zip(batch, fps, strict=True):
             previous = known.get(article.doc_id)

@@ -1,6 +1,8 @@
+import random
 from datetime import UTC, datetime, timedelta
 
 from newsmon.pipeline import stories as dedup
+from newsmon.pipeline.stages.store import stored_index
 from newsmon.pipeline.story import StoryFeatures
 
 WIRE = ("Ukrainian forces struck a military airfield in Russia's Kursk region with US-made "
@@ -161,3 +163,32 @@ def test_only_a_keys_newest_entries_are_read() -> None:
 def test_a_rare_key_weighs_more_than_a_common_one() -> None:
     assert dedup.key_weight(1, 1000) > 2 * dedup.key_weight(100, 1000)
     assert dedup.key_weight(1000, 1000) > 0
+
+
+def test_a_stored_index_filed_under_the_wanted_keys_only_offers_the_same_candidates() -> None:
+    """GroupStoriesFn and MergeStoriesFn file stored documents only under the keys the batch
+    asked for: every query of the batch gets the candidates that filing all keys gives."""
+    rng = random.Random(14)
+    pool = [f"name{i}" for i in range(40)]
+    docs = []
+    for i in range(400):
+        names = set(rng.sample(pool[: 5 + i % 35], 3))
+        keys = facts_fp("x", names).story_keys
+        docs.append({"doc_id": f"d{i}", "story_id": f"s{i % 50}", "text_hash": f"h{i % 7}",
+                     "first_seen_at": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}",
+                     "lsh_bands": [f"{b}:{rng.randrange(30)}" for b in range(4)],
+                     "story_keys": keys})
+    queries = [facts_fp(f"q{i}", set(rng.sample(pool, 2))) for i in range(20)]
+    wanted = {k for q in queries for k in q.story_keys}
+    everything = dedup.StoryIndex(horizon=None, key_postings=20)
+    for d in docs:
+        everything.add(dedup.Fingerprint(d["doc_id"], d["story_id"], d["text_hash"], (),
+                                         d["first_seen_at"]),
+                       keys=[*d["lsh_bands"], *d["story_keys"]])
+    some = stored_index(docs, wanted, features=False)
+    some.key_postings = 20
+    assert sum(len(keys) for _, keys in some._entries.values()) < sum(
+        len(keys) for _, keys in everything._entries.values()) / 2
+    offered = [[c.doc_id for c in everything.candidates(q)] for q in queries]
+    assert sum(map(len, offered)) > 100
+    assert [[c.doc_id for c in some.candidates(q)] for q in queries] == offered
