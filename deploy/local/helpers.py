@@ -157,7 +157,9 @@ def kafka_brokers(address: str, timeout: float) -> list[int]:
 
 
 #: Where Elasticsearch files go when the services home is in a directory others cannot enter.
-RELOCATED = Path("/var/tmp/newsmon-es")
+# A fixed path on purpose (the same home maps to the same place on every start); it is
+# checked to be our own directory, not a symlink, before use (es_base).
+RELOCATED = Path("/var/tmp/newsmon-es")  # noqa: S108
 
 
 def others_can_enter(path: Path) -> bool:
