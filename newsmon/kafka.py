@@ -89,6 +89,7 @@ def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec],
         brokers = len(admin.describe_cluster()["brokers"])
         existing = set(admin.list_topics())
         lines = []
+        created = []
         for spec in specs:
             layout = topic_layout(brokers, spec.partitions)
             if spec.name not in existing:
@@ -98,15 +99,28 @@ def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec],
                                                   topic_configs=configs)])
                     lines.append(f"{spec.name}: created with {layout}{_extra(spec)} for "
                                  f"{brokers} broker(s)")
+                    created.append(spec.name)
                     continue
                 except TopicAlreadyExistsError:  # another process created it meanwhile
                     pass
             lines.append(_existing(admin, spec, brokers))
+        _wait_listed(admin, created)
         return lines
     except KafkaError as exc:
         raise KafkaUnavailable(unavailable(settings, exc)) from exc
     finally:
         admin.close()
+
+
+def _wait_listed(admin: Any, names: Sequence[str], wait_s: float = 10.0) -> None:
+    """Until the brokers list every topic just created: the controller accepts a creation
+    before the brokers' metadata has it, and a client asking right after (the next command,
+    a producer) would find no such topic for a moment. Returns after ``wait_s`` regardless."""
+    deadline = time.monotonic() + wait_s
+    while names and not set(names) <= set(admin.list_topics()):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
 
 
 def _extra(spec: TopicSpec) -> str:

@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,19 +294,16 @@ _RUNNER_CONNECTION_LOGGERS = ("apache_beam.runners.worker.data_plane",
                               "apache_beam.runners.worker.sdk_worker")
 
 
-@contextmanager
-def quiet_runner_shutdown(stop: threading.Event) -> Iterator[None]:
-    """For the block: once ``stop`` is set (the run was asked to stop), a broken connection
-    to the runner (:func:`runner_gone`) raised in one of Beam's threads is logged at DEBUG
-    instead of printing a traceback, and Beam's worker's ERROR record of it is dropped: the
-    runner going down with us is the stop we asked for. Anything else, and anything before
-    the stop, passes as it would without this (the previous thread hook, the loggers
-    unchanged)."""
+def _mute_runner_gone(stop: threading.Event) -> Callable[[], None]:
+    """Once ``stop`` is set, a broken connection to the runner (:func:`runner_gone`) raised in
+    one of Beam's threads is logged at DEBUG instead of printing a traceback, and Beam's
+    worker's ERROR record of it is dropped. Anything else, and anything before the stop,
+    passes as it would without this. Returns what undoes it."""
     previous = threading.excepthook
 
     def hook(args: threading.ExceptHookArgs) -> None:
         if stop.is_set() and args.exc_value is not None and runner_gone(args.exc_value):
-            log.debug("stream: thread %s: runner gone: %s",
+            log.debug("thread %s: runner gone: %s",
                       args.thread.name if args.thread else "?", args.exc_value)
             return
         previous(args)
@@ -319,12 +316,41 @@ def quiet_runner_shutdown(stop: threading.Event) -> Iterator[None]:
     loggers = [logging.getLogger(name) for name in _RUNNER_CONNECTION_LOGGERS]
     for logger in loggers:
         logger.addFilter(keep)
-    try:
-        yield
-    finally:
+
+    def undo() -> None:
         threading.excepthook = previous
         for logger in loggers:
             logger.removeFilter(keep)
+
+    return undo
+
+
+@contextmanager
+def quiet_runner_shutdown(stop: threading.Event) -> Iterator[None]:
+    """For the block: once ``stop`` is set (the run was asked to stop), the runner going down
+    with us is the stop we asked for, not an error (:func:`_mute_runner_gone`)."""
+    undo = _mute_runner_gone(stop)
+    try:
+        yield
+    finally:
+        undo()
+
+
+_RUNNER_MAY_GO = threading.Event()
+
+
+def runner_may_go_from_now_on() -> None:
+    """For a process that runs bounded pipelines (batch, backfill, replay) and then exits:
+    from now on, a lost connection to the runner raised in one of Beam's threads is logged at
+    DEBUG instead of printing a traceback. A portable runner stops its job service as a run
+    finishes and the loopback worker's threads learn it a moment later, sometimes after the
+    run returned; and a run whose runner really died fails in the main thread anyway
+    (``wait_until_finish`` raises), so those tracebacks only ever add noise. Once per process
+    (the CLI calls it; a long-lived process that also streams keeps quiet_runner_shutdown's
+    narrower rule)."""
+    if not _RUNNER_MAY_GO.is_set():
+        _RUNNER_MAY_GO.set()
+        _mute_runner_gone(_RUNNER_MAY_GO)
 
 
 def _record_of(read: KafkaRecord) -> RawRecord:

@@ -90,9 +90,16 @@ def pipeline_run(
     from newsmon.kafka import KafkaUnavailable
     from newsmon.pipeline.app import PrismNotFound
     from newsmon.pipeline.io_kafka import EVERY_PARTITION
-    from newsmon.pipeline.jobs import run_backfill, run_kafka_batch, run_kafka_stream
+    from newsmon.pipeline.jobs import (
+        run_backfill,
+        run_kafka_batch,
+        run_kafka_stream,
+        runner_may_go_from_now_on,
+    )
 
     extra = beam_args or ()
+    if mode is not Mode.stream:  # one bounded run, then the process ends
+        runner_may_go_from_now_on()
     chosen = runner or ("PrismRunner" if mode is Mode.stream else "FnApiRunner")
     # Batch and stream runs own the consumer group's offsets: one at a time. A backfill
     # reads a file and commits nothing, so it may run beside them.
