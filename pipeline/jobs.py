@@ -294,11 +294,11 @@ _RUNNER_CONNECTION_LOGGERS = ("apache_beam.runners.worker.data_plane",
                               "apache_beam.runners.worker.sdk_worker")
 
 
-def _mute_runner_gone(stop: threading.Event) -> Callable[[], None]:
+def _mute_runner_gone(stop: threading.Event, *, records: bool = True) -> Callable[[], None]:
     """Once ``stop`` is set, a broken connection to the runner (:func:`runner_gone`) raised in
-    one of Beam's threads is logged at DEBUG instead of printing a traceback, and Beam's
-    worker's ERROR record of it is dropped. Anything else, and anything before the stop,
-    passes as it would without this. Returns what undoes it."""
+    one of Beam's threads is logged at DEBUG instead of printing a traceback, and (with
+    ``records``) Beam's worker's ERROR record of it is dropped. Anything else, and anything
+    before the stop, passes as it would without this. Returns what undoes it."""
     previous = threading.excepthook
 
     def hook(args: threading.ExceptHookArgs) -> None:
@@ -313,7 +313,7 @@ def _mute_runner_gone(stop: threading.Event) -> Callable[[], None]:
         return not (stop.is_set() and exc is not None and runner_gone(exc))
 
     threading.excepthook = hook
-    loggers = [logging.getLogger(name) for name in _RUNNER_CONNECTION_LOGGERS]
+    loggers = [logging.getLogger(name) for name in _RUNNER_CONNECTION_LOGGERS] if records else []
     for logger in loggers:
         logger.addFilter(keep)
 
@@ -346,11 +346,11 @@ def runner_may_go_from_now_on() -> None:
     finishes and the loopback worker's threads learn it a moment later, sometimes after the
     run returned; and a run whose runner really died fails in the main thread anyway
     (``wait_until_finish`` raises), so those tracebacks only ever add noise. Once per process
-    (the CLI calls it; a long-lived process that also streams keeps quiet_runner_shutdown's
-    narrower rule)."""
+    (the CLI calls it). Only the threads' tracebacks: Beam's loggers are left alone, so a test
+    process that ran the CLI in-process still sees them as quiet_runner_shutdown defines."""
     if not _RUNNER_MAY_GO.is_set():
         _RUNNER_MAY_GO.set()
-        _mute_runner_gone(_RUNNER_MAY_GO)
+        _mute_runner_gone(_RUNNER_MAY_GO, records=False)
 
 
 def _record_of(read: KafkaRecord) -> RawRecord:

@@ -155,3 +155,14 @@ def test_after_a_bounded_run_a_lost_runner_in_a_beam_thread_prints_no_traceback(
                           text=True, timeout=60, check=False)
     assert "ValueError: a real bug" in proc.stderr
     assert ("StatusCode.UNAVAILABLE" in proc.stderr) is (mode == "plain"), proc.stderr
+
+
+def test_the_process_wide_mute_leaves_beams_loggers_alone(log_lines: io.StringIO) -> None:
+    """The CLI runs in-process in tests (CliRunner): what it installs for the rest of the
+    process must not change what quiet_runner_shutdown promises about Beam's log records."""
+    from newsmon.pipeline.jobs import runner_may_go_from_now_on
+
+    runner_may_go_from_now_on()
+    logging.getLogger("apache_beam.runners.worker.data_plane").error(
+        "Failed to read inputs in the data plane.", exc_info=broken_connection())
+    assert "Failed to read inputs in the data plane." in log_lines.getvalue()
