@@ -9,10 +9,10 @@ from typing import Any
 from newsmon.pipeline import story_merge
 from newsmon.pipeline.stages.base import StoreFn
 from newsmon.pipeline.stages.store import (
-    _KEY_FIELDS,
-    _LOOKUP_FIELDS,
+    KEY_FIELDS,
+    LOOKUP_FIELDS,
     Placed,
-    _fingerprint_of_doc,
+    fingerprint_of_doc,
     stored_index,
 )
 from newsmon.pipeline.store.base import DocumentStore
@@ -91,7 +91,7 @@ def _stored_candidates(db: DocumentStore, founders: Sequence[Fingerprint]) -> St
     hashes = sorted({fp.text_hash for fp in founders})
     docs = [d for field, values in (("lsh_bands", bands), ("text_hash", hashes),
                                     ("story_keys", keys))
-            for d in db.find_terms("articles", field, values, _LOOKUP_SIZE, fields=_KEY_FIELDS)]
+            for d in db.find_terms("articles", field, values, _LOOKUP_SIZE, fields=KEY_FIELDS)]
     # Only the candidates' story ids are read: no features, no signature fetched.
     return stored_index(docs, {*bands, *keys}, features=False)
 
@@ -100,9 +100,9 @@ def _founder_docs(db: DocumentStore,
                   stories: Sequence[str]) -> list[tuple[Fingerprint, list[str]]]:
     """The stored founder documents of ``stories`` (a story is named after its founder), each
     with the keys it is filed under (bands, story keys)."""
-    return [(_fingerprint_of_doc(d), [*(d.get("lsh_bands") or ()), *(d.get("story_keys") or ())])
+    return [(fingerprint_of_doc(d), [*(d.get("lsh_bands") or ()), *(d.get("story_keys") or ())])
             for d in db.find_terms("articles", "doc_id", list(stories),
-                                   size=max(1, len(stories)), fields=_LOOKUP_FIELDS)]
+                                   size=max(1, len(stories)), fields=LOOKUP_FIELDS)]
 
 
 def _relabel_stored(db: DocumentStore, merges: dict[str, str]) -> None:

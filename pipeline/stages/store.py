@@ -50,15 +50,17 @@ def article_document(placed: Placed, indexed_at: datetime) -> dict[str, Any]:
 _FINGERPRINT_FIELDS = (
     "doc_id", "story_id", "text_hash", "minhash", "first_seen_at", "story_features")
 #: ... and, of the candidates, the keys they were found under.
-_LOOKUP_FIELDS = (*_FINGERPRINT_FIELDS, "lsh_bands", "story_keys")
+LOOKUP_FIELDS = (*_FINGERPRINT_FIELDS, "lsh_bands", "story_keys")
 
 
 #: What the merge step reads of stored candidates: only which stories they are in, so neither
 #: the signature nor the story features (most of a document's bytes and decoding).
-_KEY_FIELDS = ("doc_id", "story_id", "text_hash", "first_seen_at", "lsh_bands", "story_keys")
+KEY_FIELDS = ("doc_id", "story_id", "text_hash", "first_seen_at", "lsh_bands", "story_keys")
 
 
-def _fingerprint_of_doc(doc: dict[str, Any], *, features: bool = True) -> dedup.Fingerprint:
+def fingerprint_of_doc(doc: dict[str, Any], *, features: bool = True) -> dedup.Fingerprint:
+    """A stored document (``LOOKUP_FIELDS``, or ``KEY_FIELDS`` without ``features``) as the
+    fingerprint story grouping compares."""
     return dedup.Fingerprint(
         doc_id=doc["doc_id"],
         story_id=doc["story_id"],
@@ -71,7 +73,7 @@ def _fingerprint_of_doc(doc: dict[str, Any], *, features: bool = True) -> dedup.
 
 def stored_index(docs: Iterable[dict[str, Any]], wanted: set[str], *,
                  features: bool = True) -> dedup.StoryIndex:
-    """Stored documents (``_LOOKUP_FIELDS``) in a StoryIndex of their own, in the order given,
+    """Stored documents (``LOOKUP_FIELDS``) in a StoryIndex of their own, in the order given,
     none evicted, each filed under those of its bands and story keys that are in ``wanted``:
     the keys the look-up asked for. A stored document has ~130 keys of which a batch shares a
     few, and filing all of them cost ~9% of the pipeline's CPU; ``candidates`` of a
@@ -80,7 +82,7 @@ def stored_index(docs: Iterable[dict[str, Any]], wanted: set[str], *,
     ``features`` the fingerprints carry none (for callers that only read story ids)."""
     index = dedup.StoryIndex(horizon=None)
     for d in docs:
-        index.add(_fingerprint_of_doc(d, features=features),
+        index.add(fingerprint_of_doc(d, features=features),
                   keys=[k for k in (*(d.get("lsh_bands") or ()), *(d.get("story_keys") or ()))
                         if k in wanted])
     return index
@@ -135,11 +137,11 @@ class GroupStoriesFn(StoreFn):
         # own look-up would have found, and all the in-run index ever offers): comparing it
         # with every candidate of the whole batch cost most of a batch's CPU.
         found_docs = (db.find_terms("articles", "lsh_bands", bands, size=500,
-                                    fields=_LOOKUP_FIELDS)
+                                    fields=LOOKUP_FIELDS)
                       + db.find_terms("articles", "text_hash", [fp.text_hash for fp in fps],
-                                      500, fields=_LOOKUP_FIELDS)
+                                      500, fields=LOOKUP_FIELDS)
                       + db.find_terms("articles", "story_keys", story_keys, 500,
-                                      fields=_LOOKUP_FIELDS))
+                                      fields=LOOKUP_FIELDS))
         # Oldest first, as the in-run index files them: a common key's newest entries are
         # the ones the index reads (StoryIndex.key_postings).
         stored = stored_index(sorted(found_docs, key=lambda d: str(d.get("first_seen_at", ""))),

@@ -4,9 +4,22 @@ one story (WIRE and its REWRITE), one of another topic (TROOPS), and one matchin
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
+
+from newsmon.config import SearchSettings, Settings
 from newsmon.models import RawItem, SourceRef
+from newsmon.pipeline.alerts.config import AlertsConfig
+from newsmon.pipeline.stages.base import RunContext
+from newsmon.pipeline.store import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -45,3 +58,28 @@ def story_items(minutes: int = 0) -> list[RawItem]:
                     minutes=minutes),
         sample_item("paper-b", "3", "Troops for Ukraine discussed", TROOPS, minutes=minutes),
     ]
+
+
+@contextmanager
+def store_context(backend: str, state_dir: Path, *, prefix: str,
+                  alerts: AlertsConfig | None = None) -> Iterator[RunContext]:
+    """A run context on a fresh store, its indices and mappings created as a pipeline run
+    creates them first: the embedded store in ``state_dir``, or a private index prefix on the
+    Elasticsearch of ``NEWSMON_ELASTICSEARCH_URL`` (deleted afterwards). A missing server
+    fails the test (KeyError); it does not skip it."""
+    if backend == "embedded":
+        search = SearchSettings()
+    else:
+        search = SearchSettings(backend="elasticsearch",
+                                url=os.environ["NEWSMON_ELASTICSEARCH_URL"],
+                                index_prefix=f"{prefix}{uuid.uuid4().hex[:8]}")
+    settings = Settings(state_dir=state_dir, topics=ROOT / "config" / "topics.yaml",
+                        search=search)
+    store = open_store(search, state_dir)
+    store.setup()
+    store.close()
+    try:
+        yield RunContext(settings=settings, alerts=alerts or AlertsConfig(), now=NOW)
+    finally:
+        if search.backend != "embedded":
+            httpx.delete(f"{search.url}/{search.index_prefix}-*", timeout=60)

@@ -4,43 +4,24 @@ of its batch, and copies in the store are still found."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from newsmon.config import SearchSettings, Settings
 from newsmon.models import Article
-from newsmon.pipeline.alerts.config import AlertsConfig
 from newsmon.pipeline.normalize import normalize_item
 from newsmon.pipeline.stages.base import RunContext
 from newsmon.pipeline.stages.store import GroupStoriesFn, Placed, WriteDocumentsFn
-from newsmon.pipeline.store import open_store
-from tests.pipeline.samples import NOW, OTHER, REWRITE, TROOPS, WIRE, sample_item
+from tests.pipeline.samples import OTHER, REWRITE, TROOPS, WIRE, sample_item, store_context
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["embedded", "elasticsearch"])
 def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunContext]:
-    if request.param == "embedded":
-        search = SearchSettings()
-    else:
-        # A missing server fails the test (KeyError), it does not skip it.
-        search = SearchSettings(backend="elasticsearch",
-                                url=os.environ["NEWSMON_ELASTICSEARCH_URL"],
-                                index_prefix=f"grouptest{uuid.uuid4().hex[:8]}")
-    settings = Settings(state_dir=tmp_path, topics=ROOT / "config" / "topics.yaml",
-                        search=search)
-    store = open_store(search, tmp_path)
-    store.setup()  # the indices and mappings, as a pipeline run creates them first
-    store.close()
-    yield RunContext(settings=settings, alerts=AlertsConfig(), now=NOW)
-    if search.backend != "embedded":
-        httpx.delete(f"{search.url}/{search.index_prefix}-*", timeout=60)
+    with store_context(request.param, tmp_path, prefix="grouptest") as context:
+        yield context
 
 
 def article(guid: str, text: str, minutes: int) -> Article:

@@ -143,14 +143,14 @@ def test_blocking_keys_meet_within_about_a_week_only(matcher: StoryMatcher) -> N
 
 
 def test_a_document_stored_before_story_features_is_still_read() -> None:
-    from newsmon.pipeline.stages.store import _FINGERPRINT_FIELDS, _fingerprint_of_doc
+    from newsmon.pipeline.stages.store import _FINGERPRINT_FIELDS, fingerprint_of_doc
 
     assert "story_features" in _FINGERPRINT_FIELDS
     old = {"doc_id": "d1", "story_id": "s1", "text_hash": "h", "minhash": [1, 2, 3],
            "first_seen_at": "2024-11-19T10:00:00+00:00"}
-    fp = _fingerprint_of_doc(old)
+    fp = fingerprint_of_doc(old)
     assert fp.features is None and fp.signature == (1, 2, 3) and fp.story_keys == []
-    broken = _fingerprint_of_doc({**old, "story_features": {"numbers": [19]}})
+    broken = fingerprint_of_doc({**old, "story_features": {"numbers": [19]}})
     assert broken.features is None
 
 

@@ -4,15 +4,11 @@ on the real search server, including an alert raised under the losing story."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import httpx
 import pytest
 
-from newsmon.config import SearchSettings, Settings
 from newsmon.models import Alert
 from newsmon.pipeline import stories as dedup
 from newsmon.pipeline import story_merge
@@ -24,8 +20,7 @@ from newsmon.pipeline.stages.base import RunContext
 from newsmon.pipeline.stages.items import ClassifyTopicsFn
 from newsmon.pipeline.stages.merge import MergeStoriesFn
 from newsmon.pipeline.stages.store import GroupStoriesFn, Placed, WriteDocumentsFn
-from newsmon.pipeline.store import open_store
-from tests.pipeline.samples import NOW, OTHER, REWRITE, TROOPS, WIRE, sample_item
+from tests.pipeline.samples import OTHER, REWRITE, TROOPS, WIRE, sample_item, store_context
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,23 +73,10 @@ def test_a_moved_alert_keeps_its_state_under_the_winners_id() -> None:
 
 @pytest.fixture(params=["embedded", "elasticsearch"])
 def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunContext]:
-    if request.param == "embedded":
-        search = SearchSettings()
-    else:
-        # A missing server fails the test (KeyError), it does not skip it.
-        search = SearchSettings(backend="elasticsearch",
-                                url=os.environ["NEWSMON_ELASTICSEARCH_URL"],
-                                index_prefix=f"mergetest{uuid.uuid4().hex[:8]}")
-    settings = Settings(state_dir=tmp_path, topics=ROOT / "config" / "topics.yaml",
-                        search=search)
-    store = open_store(search, tmp_path)
-    store.setup()
-    store.close()
     alerts = AlertsConfig(channels={"console": ConsoleChannel()},
                           rules=(AlertRule(name="lrs", topic="long_range_strike"),))
-    yield RunContext(settings=settings, alerts=alerts, now=NOW)
-    if search.backend != "embedded":
-        httpx.delete(f"{search.url}/{search.index_prefix}-*", timeout=60)
+    with store_context(request.param, tmp_path, prefix="mergetest", alerts=alerts) as context:
+        yield context
 
 
 class Worker:
