@@ -174,6 +174,17 @@ class _Doc:
         counts = self._word_counts[np.array(positions, dtype=np.intp)] - 1
         return list(np.maximum(counts, 0).tolist())
 
+    def coordinates(self, positions: list[int]) -> tuple[list[int], list[int]]:
+        """``word_of`` and ``sentence_of`` of each position (positions of the text), the
+        second as one search in numpy over the original offsets."""
+        words = self.words_of(positions)
+        if self._sentences is None:
+            self._sentences = sentence_starts(self.norm.original)
+        offsets = self.norm.original_offsets(np.array(positions, dtype=np.intp))
+        sentences = np.searchsorted(np.array(self._sentences, dtype=np.intp), offsets,
+                                    side="right") - 1
+        return words, list(sentences.tolist())
+
     def sentence_bounds(self, index: int) -> tuple[int, int]:
         assert self._sentences is not None
         start = self._sentences[index]

@@ -188,6 +188,15 @@ class _Segments:
             return self.orig_start[i] + (pos - self.norm_start[i])
         return self.orig_start[i]
 
+    def starts_of(self, positions: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """``start_of`` of each position, in numpy."""
+        norm_start = np.array(self.norm_start, dtype=np.intp)
+        i = np.searchsorted(norm_start, positions, side="right") - 1
+        orig_start = np.array(self.orig_start, dtype=np.intp)[i]
+        same = np.array(self.norm_len, dtype=np.intp)[i] == np.array(self.orig_len,
+                                                                      dtype=np.intp)[i]
+        return np.where(same, orig_start + (positions - norm_start[i]), orig_start)
+
     def end_of(self, pos: int) -> int:
         """Original end offset (exclusive) of the normalized character at ``pos``."""
         i = self._find(pos)
@@ -238,6 +247,16 @@ class NormalizedText:
         if self.fold_map is not None:
             pos = self.fold_map.start_of(pos)
         return pos
+
+    def original_offsets(self, positions: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """``original_offset`` of each position, in numpy."""
+        inside = positions < len(self.text)
+        pos = np.where(inside, positions, 0) if len(self.text) else positions
+        if self.space_map is not None:
+            pos = self.space_map.starts_of(pos)
+        if self.fold_map is not None:
+            pos = self.fold_map.starts_of(pos)
+        return np.where(inside, pos, len(self.original))
 
 
 # The characters that fold to none or to more than one, and the one-for-one folding of the

@@ -1,0 +1,30 @@
+"""Types of the compiled detection core (src/lib.rs); pipeline/detection/matcher.py is its
+only user and says what the arguments are."""
+
+from collections.abc import Callable, Sequence
+
+class Engine:
+    def __init__(
+        self,
+        patterns: list[str],
+        entries: list[list[tuple[int, int, bool, bool, str | None, tuple[int, ...]]]],
+        terms: list[tuple[bool, bool, int, bool, int, float]],
+        topics: Sequence[tuple[object, ...]],
+        groups: int,
+    ) -> None: ...
+    def find(
+        self,
+        text: str,
+        spaced: str,
+        only: list[int] | None,
+        literal_ok: Callable[[int, int, int], bool],
+    ) -> tuple[list[int], list[int], list[int], list[int]]: ...
+    def evaluate(
+        self,
+        terms: list[int],
+        starts: list[int],
+        ends: list[int],
+        words: list[int],
+        sentences: list[int],
+        uncovered: bool,
+    ) -> list[tuple[int, float, bool, list[tuple[int, list[int], float]], int]]: ...

@@ -1,0 +1,440 @@
+//! newsmon's detection core in compiled code: the candidate loop of the matcher over a
+//! word-delimited text, and rule evaluation over a document's hits.
+//!
+//! This is a restatement of `pipeline/detection/matcher.py` (`_candidates` and `_find` on the
+//! spaced path, `_match_topic`, `_fire`, `_best`), which stays in Python as the reference:
+//! `tests/pipeline/detection/test_native.py` compares the two, and `test_pinned_output.py`
+//! pins the output. Every order the Python code depends on (the candidates' sort, the first
+//! of equal weight winning a span, insertion order of its dicts, stable sorts) is kept here;
+//! the comments say where.
+//!
+//! Offsets are in characters (Python `str` indices), never UTF-8 bytes: the automaton runs on
+//! the UTF-8 bytes of the spaced text and its match ends are mapped back through a table.
+
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+// ---- the rule set, as Python hands it over (tuples), and compiled ----------------------
+
+#[derive(FromPyObject)]
+struct TermRow(bool, bool, u32, bool, i64, f64); // left_open, right_open, lang, literal, concept, weight
+
+#[derive(FromPyObject)]
+struct EntryRaw(usize, usize, bool, bool, Option<String>, Vec<u32>);
+
+#[derive(FromPyObject, Clone, Copy)]
+struct Reach(u8, i64, i64); // unit (0 words, 1 sentences, 2 article), before, after
+
+#[derive(FromPyObject)]
+struct Clause(Vec<usize>, Reach);
+
+#[derive(FromPyObject)]
+struct Rule(Vec<usize>, Vec<Clause>, Vec<Clause>, f64, usize); // anchor, with, without, weight, max_count
+
+#[derive(FromPyObject)]
+struct Exclusion(Vec<usize>, Vec<usize>, Reach); // context, drops, near
+
+#[derive(FromPyObject)]
+struct Review(f64, f64, Vec<Rule>); // threshold, score, rules
+
+#[derive(FromPyObject)]
+struct Topic(f64, Vec<Rule>, Vec<Exclusion>, Vec<Vec<usize>>, Option<Review>); // threshold, rules, exclude, attribute groups, review
+
+struct Entry {
+    length: usize,
+    tail: usize,
+    left_word: bool,
+    right_word: bool,
+    surface: Option<Vec<char>>,
+    ids: Vec<u32>,
+}
+
+/// A rule set compiled for one Classifier.
+#[pyclass(frozen, module = "newsmon_native")]
+struct Engine {
+    automaton: AhoCorasick,
+    entries: Vec<Vec<Entry>>,
+    terms: Vec<TermRow>,
+    topics: Vec<Topic>,
+    groups: usize,
+}
+
+/// A firing: anchor hit, matched hits (one per `with` clause), strength.
+struct Firing {
+    anchor: usize,
+    matched: Vec<usize>,
+    strength: f64,
+}
+
+type TopicResult = (usize, f64, bool, Vec<(usize, Vec<usize>, f64)>, i64);
+
+#[pymethods]
+impl Engine {
+    /// `patterns[i]` is a key of the spaced automaton and `entries[i]` its boundary cases
+    /// (`Classifier._spaced_keys`); `terms` the term rows; `topics` the compiled topics.
+    #[new]
+    fn new(
+        patterns: Vec<String>,
+        entries: Vec<Vec<EntryRaw>>,
+        terms: Vec<TermRow>,
+        topics: Vec<Topic>,
+        groups: usize,
+    ) -> PyResult<Self> {
+        if patterns.len() != entries.len() {
+            return Err(PyValueError::new_err("patterns and entries differ in length"));
+        }
+        // Standard semantics with overlapping search reports every occurrence of every key,
+        // as pyahocorasick's iter does.
+        let automaton = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let entries = entries
+            .into_iter()
+            .map(|list| {
+                list.into_iter()
+                    .map(|EntryRaw(length, tail, left_word, right_word, surface, ids)| Entry {
+                        length,
+                        tail,
+                        left_word,
+                        right_word,
+                        surface: surface.map(|s| s.chars().collect()),
+                        ids,
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Engine { automaton, entries, terms, topics, groups })
+    }
+
+    /// `Classifier._find` on the spaced path: the hits `(terms, starts, ends)` sorted by
+    /// span, and the entities mentioned, in order of first mention. `spaced` must be
+    /// `spaced_words(text)`; `only` the term languages allowed (None: all);
+    /// `literal_ok(start, end, term)` says whether the original text under a normalized
+    /// span is the term's case-sensitive surface.
+    #[pyo3(signature = (text, spaced, only, literal_ok))]
+    fn find(
+        &self,
+        text: &str,
+        spaced: &str,
+        only: Option<Vec<u32>>,
+        literal_ok: &Bound<'_, PyAny>,
+    ) -> PyResult<(Vec<u32>, Vec<i64>, Vec<i64>, Vec<i64>)> {
+        let tx: Vec<char> = text.chars().collect();
+        let sp: Vec<char> = spaced.chars().collect();
+        if sp.len() != tx.len() + 2 {
+            return Err(PyValueError::new_err("spaced is not spaced_words(text)"));
+        }
+        // Byte offset -> character offset of the spaced text.
+        let bytes = spaced.as_bytes();
+        let mut char_at = vec![0u32; bytes.len() + 1];
+        let mut count = 0u32;
+        for (i, b) in bytes.iter().enumerate() {
+            char_at[i] = count;
+            if (b & 0xC0) != 0x80 {
+                count += 1;
+            }
+        }
+        char_at[bytes.len()] = count;
+        // (end, -length, start, left_word, right_word, entry): sorted as Python sorts its
+        // candidate tuples (the term ids last).
+        let mut found: Vec<(i64, i64, i64, bool, bool, &Entry)> = Vec::new();
+        for m in self.automaton.find_overlapping_iter(spaced) {
+            let last = char_at[m.end()] as i64 - 1; // the match's last character
+            for e in &self.entries[m.pattern().as_usize()] {
+                let end = last - e.tail as i64;
+                let start = end - e.length as i64;
+                // sp[start] is tx[start - 1], sp[end + 1] is tx[end].
+                if e.left_word && sp[start as usize] == ' ' {
+                    continue;
+                }
+                if e.right_word && sp[(end + 1) as usize] == ' ' {
+                    continue;
+                }
+                if let Some(surface) = &e.surface {
+                    if tx[start as usize..end as usize] != surface[..] {
+                        continue;
+                    }
+                }
+                found.push((end, -(e.length as i64), start, e.left_word, e.right_word, e));
+            }
+        }
+        found.sort_by(|a, b| {
+            (a.0, a.1, a.2, a.3, a.4)
+                .cmp(&(b.0, b.1, b.2, b.3, b.4))
+                .then_with(|| a.5.ids.cmp(&b.5.ids))
+        });
+        // One hit per (concept, span), the heaviest, the first of equal weight; kept in the
+        // order a dict keeps them (first insertion), then stably sorted by span.
+        let mut best: Vec<(u32, i64, i64)> = Vec::new();
+        let mut owner: HashMap<(i64, i64, i64), usize> = HashMap::new();
+        for &(end, _, start, left_word, right_word, e) in &found {
+            for &t_i in &e.ids {
+                let TermRow(left_open, right_open, lang, literal, concept, weight) =
+                    self.terms[t_i as usize];
+                if (left_word && !left_open) || (right_word && !right_open) {
+                    continue;
+                }
+                if let Some(langs) = &only {
+                    if !langs.contains(&lang) {
+                        continue;
+                    }
+                }
+                let (mut h_start, mut h_end) = (start, end);
+                if left_word && left_open {
+                    // spaced.rfind(" ", 0, start + 1)
+                    let mut j = start as usize;
+                    while sp[j] != ' ' {
+                        j -= 1;
+                    }
+                    h_start = j as i64;
+                }
+                if right_word && right_open {
+                    // spaced.find(" ", end + 1) - 1
+                    let mut k = (end + 1) as usize;
+                    while sp[k] != ' ' {
+                        k += 1;
+                    }
+                    h_end = k as i64 - 1;
+                }
+                if literal && !literal_ok.call1((start, end, t_i))?.is_truthy()? {
+                    continue;
+                }
+                match owner.get(&(concept, h_start, h_end)) {
+                    None => {
+                        owner.insert((concept, h_start, h_end), best.len());
+                        best.push((t_i, h_start, h_end));
+                    }
+                    Some(&at) => {
+                        if self.terms[best[at].0 as usize].5 < weight {
+                            best[at] = (t_i, h_start, h_end);
+                        }
+                    }
+                }
+            }
+        }
+        best.sort_by_key(|&(_, s, e)| (s, e));
+        let mut entities: Vec<i64> = Vec::new();
+        for &(t, _, _) in &best {
+            let concept = self.terms[t as usize].4;
+            if concept < 0 && !entities.contains(&(-1 - concept)) {
+                entities.push(-1 - concept);
+            }
+        }
+        Ok((
+            best.iter().map(|h| h.0).collect(),
+            best.iter().map(|h| h.1).collect(),
+            best.iter().map(|h| h.2).collect(),
+            entities,
+        ))
+    }
+
+    /// Rule evaluation (`Classifier._match_topic` for every topic) over hits sorted by span,
+    /// with each hit's word and sentence index. Returns, for each topic that matched,
+    /// `(topic, score, review, firings, attribute)`: firings as `(anchor, matched, strength)`
+    /// hit indices in the order Python's evaluation lists them; attribute the index of the
+    /// topic's first attribute that applies, or -1. The score is not rounded.
+    fn evaluate(
+        &self,
+        terms: Vec<u32>,
+        starts: Vec<i64>,
+        ends: Vec<i64>,
+        words: Vec<i64>,
+        sentences: Vec<i64>,
+        uncovered: bool,
+    ) -> PyResult<Vec<TopicResult>> {
+        let n = terms.len();
+        if starts.len() != n || ends.len() != n || words.len() != n || sentences.len() != n {
+            return Err(PyValueError::new_err("hit arrays differ in length"));
+        }
+        let weight: Vec<f64> = terms.iter().map(|&t| self.terms[t as usize].5).collect();
+        let mut base: Vec<Vec<usize>> = vec![Vec::new(); self.groups];
+        for (i, &t) in terms.iter().enumerate() {
+            let concept = self.terms[t as usize].4;
+            if concept >= 0 {
+                base[concept as usize].push(i);
+            }
+        }
+        let doc = Doc { starts: &starts, ends: &ends, words: &words, sentences: &sentences, weight: &weight };
+        let mut results = Vec::new();
+        let mut mark = vec![false; n];
+        for (t_i, topic) in self.topics.iter().enumerate() {
+            let Topic(threshold, rules, exclude, attributes, review) = topic;
+            let mut own: Option<Vec<Vec<usize>>> = None;
+            for Exclusion(context_groups, drops, reach) in exclude {
+                let hits = own.get_or_insert_with(|| base.clone());
+                let context: Vec<usize> =
+                    context_groups.iter().flat_map(|&g| hits[g].iter().copied()).collect();
+                if context.is_empty() {
+                    continue;
+                }
+                for &g in drops {
+                    let mut any = false;
+                    for &c in &context {
+                        for &h in doc.near(&hits[g], c, *reach) {
+                            mark[h] = true;
+                            any = true;
+                        }
+                    }
+                    if any {
+                        hits[g].retain(|&h| !mark[h]);
+                        mark.iter_mut().for_each(|m| *m = false);
+                    }
+                }
+            }
+            let hits: &Vec<Vec<usize>> = own.as_ref().unwrap_or(&base);
+            let mut firings: Vec<Firing> =
+                rules.iter().flat_map(|rule| doc.fire(rule, hits)).collect();
+            let mut score: f64 = firings.iter().map(|f| f.strength).fold(0.0, |a, b| a + b);
+            let mut reviewed = false;
+            if (firings.is_empty() || score < *threshold) && uncovered {
+                if let Some(Review(r_threshold, r_score, r_rules)) = review {
+                    firings = r_rules.iter().flat_map(|rule| doc.fire(rule, hits)).collect();
+                    let sum = firings.iter().map(|f| f.strength).fold(0.0, |a, b| a + b);
+                    if !firings.is_empty() && sum >= *r_threshold {
+                        score = *r_score;
+                        reviewed = true;
+                    }
+                }
+            }
+            if firings.is_empty() || (score < *threshold && !reviewed) {
+                continue;
+            }
+            // The first attribute (in file order) with a hit, of all the topic's hits before
+            // exclusions, in a sentence that fired.
+            let fired: Vec<i64> = firings.iter().map(|f| sentences[f.anchor]).collect();
+            let attribute = attributes
+                .iter()
+                .position(|groups| {
+                    groups.iter().any(|&g| base[g].iter().any(|&h| fired.contains(&sentences[h])))
+                })
+                .map_or(-1, |i| i as i64);
+            results.push((
+                t_i,
+                score,
+                reviewed,
+                firings.into_iter().map(|f| (f.anchor, f.matched, f.strength)).collect(),
+                attribute,
+            ));
+        }
+        Ok(results)
+    }
+}
+
+struct Doc<'a> {
+    starts: &'a [i64],
+    ends: &'a [i64],
+    words: &'a [i64],
+    sentences: &'a [i64],
+    weight: &'a [f64],
+}
+
+impl Doc<'_> {
+    /// The hits of `list` (one group's, in text order) within `reach` of `anchor`.
+    fn near<'l>(&self, list: &'l [usize], anchor: usize, reach: Reach) -> &'l [usize] {
+        let Reach(unit, before, after) = reach;
+        let coords = match unit {
+            0 => self.words,
+            1 => self.sentences,
+            _ => return list,
+        };
+        let center = coords[anchor];
+        let low = list.partition_point(|&h| coords[h] < center - before);
+        let high = list.partition_point(|&h| coords[h] <= center + after);
+        if low >= high {
+            &list[0..0]
+        } else {
+            &list[low..high]
+        }
+    }
+
+    /// `_best`: the heaviest, then nearest, hit of the clause's groups near the anchor, not
+    /// overlapping it; the first of equal rank.
+    fn best(&self, anchor: usize, clause: &Clause, hits: &[Vec<usize>]) -> Option<usize> {
+        let Clause(groups, reach) = clause;
+        let (a_start, a_end) = (self.starts[anchor], self.ends[anchor]);
+        let mut best: Option<(usize, f64, i64)> = None;
+        for &g in groups {
+            for &h in self.near(&hits[g], anchor, *reach) {
+                if self.starts[h] < a_end && a_start < self.ends[h] {
+                    continue;
+                }
+                let (w, d) = (self.weight[h], -(self.starts[h] - a_start).abs());
+                let better = match best {
+                    None => true,
+                    Some((_, bw, bd)) => w > bw || (w == bw && d > bd),
+                };
+                if better {
+                    best = Some((h, w, d));
+                }
+            }
+        }
+        best.map(|b| b.0)
+    }
+
+    /// `_fire`: the strongest firing per sentence, the `max_count` strongest overall.
+    fn fire(&self, rule: &Rule, hits: &[Vec<usize>]) -> Vec<Firing> {
+        let Rule(anchor_groups, with, without, rule_weight, max_count) = rule;
+        let mut best: Vec<Firing> = Vec::new();
+        let mut by_sentence: HashMap<i64, usize> = HashMap::new();
+        for &g in anchor_groups {
+            for &anchor in &hits[g] {
+                let mut strength = self.weight[anchor];
+                let sentence = self.sentences[anchor];
+                let kept = by_sentence.get(&sentence).copied();
+                if let Some(k) = kept {
+                    if best[k].strength >= strength * rule_weight {
+                        continue; // this anchor cannot beat the sentence's firing
+                    }
+                }
+                let mut matched = Vec::with_capacity(with.len());
+                let mut complete = true;
+                for clause in with {
+                    match self.best(anchor, clause, hits) {
+                        None => {
+                            complete = false;
+                            break;
+                        }
+                        Some(found) => {
+                            matched.push(found);
+                            strength = strength.min(self.weight[found]);
+                        }
+                    }
+                }
+                if !complete || without.iter().any(|c| self.best(anchor, c, hits).is_some()) {
+                    continue;
+                }
+                let firing = Firing { anchor, matched, strength: strength * rule_weight };
+                match kept {
+                    None => {
+                        by_sentence.insert(sentence, best.len());
+                        best.push(firing);
+                    }
+                    Some(k) => {
+                        if firing.strength > best[k].strength {
+                            best[k] = firing;
+                        }
+                    }
+                }
+            }
+        }
+        // sorted(key=(-strength, anchor start)), stable.
+        best.sort_by(|a, b| {
+            b.strength
+                .partial_cmp(&a.strength)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(self.starts[a.anchor].cmp(&self.starts[b.anchor]))
+        });
+        best.truncate(*max_count);
+        best
+    }
+}
+
+#[pymodule]
+fn newsmon_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Engine>()?;
+    Ok(())
+}
