@@ -3,6 +3,9 @@ only user and says what the arguments are."""
 
 from collections.abc import Callable, Sequence
 
+_Rows = tuple[list[int], list[int], list[int], list[int]]
+_TopicResult = tuple[int, float, bool, list[tuple[int, list[int], float]], int]
+
 class Engine:
     def __init__(
         self,
@@ -19,6 +22,15 @@ class Engine:
         only: list[int] | None,
         literal_ok: Callable[[int, int, int], bool],
     ) -> tuple[list[int], list[int], list[int], list[int]]: ...
+    def classify(
+        self,
+        text: str,
+        spaced: str,
+        only: list[int] | None,
+        literal_ok: Callable[[int, int, int], bool],
+        locate: Callable[[], tuple[list[int], _Rows | None, _Rows | None]],
+        uncovered: bool,
+    ) -> tuple[list[int], list[int], list[int], list[int], list[_TopicResult]]: ...
     def evaluate(
         self,
         terms: list[int],
@@ -27,4 +39,4 @@ class Engine:
         words: list[int],
         sentences: list[int],
         uncovered: bool,
-    ) -> list[tuple[int, float, bool, list[tuple[int, list[int], float]], int]]: ...
+    ) -> list[_TopicResult]: ...

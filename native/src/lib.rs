@@ -11,9 +11,8 @@
 //! Offsets are in characters (Python `str` indices), never UTF-8 bytes: the automaton runs on
 //! the UTF-8 bytes of the spaced text and its match ends are mapped back through a table.
 
-use std::collections::HashMap;
-
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use rustc_hash::FxHashMap as HashMap;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -88,8 +87,10 @@ impl Engine {
         }
         // Standard semantics with overlapping search reports every occurrence of every key,
         // as pyahocorasick's iter does.
+        // A DFA: a few MB for the shipped rules, and the walk is one table look-up a byte.
         let automaton = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let entries = entries
@@ -123,6 +124,122 @@ impl Engine {
         only: Option<Vec<u32>>,
         literal_ok: &Bound<'_, PyAny>,
     ) -> PyResult<(Vec<u32>, Vec<i64>, Vec<i64>, Vec<i64>)> {
+        let found = self.hits(text, spaced, only, literal_ok)?;
+        Ok((found.terms, found.starts, found.ends, found.entities))
+    }
+
+    /// `find` and `evaluate` in one call, for text that `spaced_words` accepts (then a
+    /// word is a run without spaces in `spaced`, and each hit's word index is counted here).
+    /// `locate()` is called only when some hit belongs to a group, and returns the
+    /// document's sentence starts (original offsets) and its two position maps
+    /// (`NormalizedText.space_map`, `fold_map`, as `(norm_start, norm_len, orig_start,
+    /// orig_len)` or None), through which each hit's sentence is found. Returns the hits as
+    /// `find` does and the topics as `evaluate` does.
+    #[pyo3(signature = (text, spaced, only, literal_ok, locate, uncovered))]
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn classify(
+        &self,
+        text: &str,
+        spaced: &str,
+        only: Option<Vec<u32>>,
+        literal_ok: &Bound<'_, PyAny>,
+        locate: &Bound<'_, PyAny>,
+        uncovered: bool,
+    ) -> PyResult<(Vec<u32>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<TopicResult>)> {
+        let found = self.hits(text, spaced, only, literal_ok)?;
+        let mut results = Vec::new();
+        if found.terms.iter().any(|&t| self.terms[t as usize].4 >= 0) {
+            let (sentence_starts, space_map, fold_map): (Vec<i64>, Option<Segments>, Option<Segments>) =
+                locate.call0()?.extract()?;
+            let words = word_indices(spaced, &found.starts);
+            let sentences: Vec<i64> = found
+                .starts
+                .iter()
+                .map(|&pos| {
+                    let mut off = pos;
+                    if let Some(map) = &space_map {
+                        off = map.start_of(off);
+                    }
+                    if let Some(map) = &fold_map {
+                        off = map.start_of(off);
+                    }
+                    sentence_starts.partition_point(|&s| s <= off) as i64 - 1
+                })
+                .collect();
+            results = self.topics_of(&found.terms, &found.starts, &found.ends, &words, &sentences, uncovered);
+        }
+        Ok((found.terms, found.starts, found.ends, found.entities, results))
+    }
+
+    /// Rule evaluation (`Classifier._match_topic` for every topic) over hits sorted by span,
+    /// with each hit's word and sentence index. Returns, for each topic that matched,
+    /// `(topic, score, review, firings, attribute)`: firings as `(anchor, matched, strength)`
+    /// hit indices in the order Python's evaluation lists them; attribute the index of the
+    /// topic's first attribute that applies, or -1. The score is not rounded.
+    fn evaluate(
+        &self,
+        terms: Vec<u32>,
+        starts: Vec<i64>,
+        ends: Vec<i64>,
+        words: Vec<i64>,
+        sentences: Vec<i64>,
+        uncovered: bool,
+    ) -> PyResult<Vec<TopicResult>> {
+        let n = terms.len();
+        if starts.len() != n || ends.len() != n || words.len() != n || sentences.len() != n {
+            return Err(PyValueError::new_err("hit arrays differ in length"));
+        }
+        Ok(self.topics_of(&terms, &starts, &ends, &words, &sentences, uncovered))
+    }
+}
+
+#[derive(FromPyObject)]
+struct Segments(Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>); // norm_start, norm_len, orig_start, orig_len
+
+impl Segments {
+    /// `_Segments.start_of`.
+    fn start_of(&self, pos: i64) -> i64 {
+        let Segments(norm_start, norm_len, orig_start, orig_len) = self;
+        let i = norm_start.partition_point(|&s| s <= pos).saturating_sub(1);
+        if norm_len[i] == orig_len[i] {
+            orig_start[i] + (pos - norm_start[i])
+        } else {
+            orig_start[i]
+        }
+    }
+}
+
+/// For each text position, the index of the word it is in or after (`_Doc.word_of`: word
+/// starts at or before it, less one, at least 0); a word starts where a non-space follows a
+/// space in `spaced` (text position `i` is `spaced[i + 1]`).
+fn word_indices(spaced: &str, positions: &[i64]) -> Vec<i64> {
+    let sp: Vec<bool> = spaced.chars().map(|c| c != ' ').collect();
+    let mut count = vec![0i64; sp.len().saturating_sub(2)];
+    let mut seen = 0i64;
+    for (i, slot) in count.iter_mut().enumerate() {
+        if sp[i + 1] && !sp[i] {
+            seen += 1;
+        }
+        *slot = seen;
+    }
+    positions.iter().map(|&p| (count[p as usize] - 1).max(0)).collect()
+}
+
+struct Found {
+    terms: Vec<u32>,
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+    entities: Vec<i64>,
+}
+
+impl Engine {
+    fn hits(
+        &self,
+        text: &str,
+        spaced: &str,
+        only: Option<Vec<u32>>,
+        literal_ok: &Bound<'_, PyAny>,
+    ) -> PyResult<Found> {
         let tx: Vec<char> = text.chars().collect();
         let sp: Vec<char> = spaced.chars().collect();
         if sp.len() != tx.len() + 2 {
@@ -170,7 +287,7 @@ impl Engine {
         // One hit per (concept, span), the heaviest, the first of equal weight; kept in the
         // order a dict keeps them (first insertion), then stably sorted by span.
         let mut best: Vec<(u32, i64, i64)> = Vec::new();
-        let mut owner: HashMap<(i64, i64, i64), usize> = HashMap::new();
+        let mut owner: HashMap<(i64, i64, i64), usize> = HashMap::default();
         for &(end, _, start, left_word, right_word, e) in &found {
             for &t_i in &e.ids {
                 let TermRow(left_open, right_open, lang, literal, concept, weight) =
@@ -224,32 +341,26 @@ impl Engine {
                 entities.push(-1 - concept);
             }
         }
-        Ok((
-            best.iter().map(|h| h.0).collect(),
-            best.iter().map(|h| h.1).collect(),
-            best.iter().map(|h| h.2).collect(),
+        Ok(Found {
+            terms: best.iter().map(|h| h.0).collect(),
+            starts: best.iter().map(|h| h.1).collect(),
+            ends: best.iter().map(|h| h.2).collect(),
             entities,
-        ))
+        })
     }
+}
 
-    /// Rule evaluation (`Classifier._match_topic` for every topic) over hits sorted by span,
-    /// with each hit's word and sentence index. Returns, for each topic that matched,
-    /// `(topic, score, review, firings, attribute)`: firings as `(anchor, matched, strength)`
-    /// hit indices in the order Python's evaluation lists them; attribute the index of the
-    /// topic's first attribute that applies, or -1. The score is not rounded.
-    fn evaluate(
+impl Engine {
+    fn topics_of(
         &self,
-        terms: Vec<u32>,
-        starts: Vec<i64>,
-        ends: Vec<i64>,
-        words: Vec<i64>,
-        sentences: Vec<i64>,
+        terms: &[u32],
+        starts: &[i64],
+        ends: &[i64],
+        words: &[i64],
+        sentences: &[i64],
         uncovered: bool,
-    ) -> PyResult<Vec<TopicResult>> {
+    ) -> Vec<TopicResult> {
         let n = terms.len();
-        if starts.len() != n || ends.len() != n || words.len() != n || sentences.len() != n {
-            return Err(PyValueError::new_err("hit arrays differ in length"));
-        }
         let weight: Vec<f64> = terms.iter().map(|&t| self.terms[t as usize].5).collect();
         let mut base: Vec<Vec<usize>> = vec![Vec::new(); self.groups];
         for (i, &t) in terms.iter().enumerate() {
@@ -258,7 +369,7 @@ impl Engine {
                 base[concept as usize].push(i);
             }
         }
-        let doc = Doc { starts: &starts, ends: &ends, words: &words, sentences: &sentences, weight: &weight };
+        let doc = Doc { starts, ends, words, sentences, weight: &weight };
         let mut results = Vec::new();
         let mut mark = vec![false; n];
         for (t_i, topic) in self.topics.iter().enumerate() {
@@ -320,7 +431,7 @@ impl Engine {
                 attribute,
             ));
         }
-        Ok(results)
+        results
     }
 }
 
@@ -379,7 +490,7 @@ impl Doc<'_> {
     fn fire(&self, rule: &Rule, hits: &[Vec<usize>]) -> Vec<Firing> {
         let Rule(anchor_groups, with, without, rule_weight, max_count) = rule;
         let mut best: Vec<Firing> = Vec::new();
-        let mut by_sentence: HashMap<i64, usize> = HashMap::new();
+        let mut by_sentence: HashMap<i64, usize> = HashMap::default();
         for &g in anchor_groups {
             for &anchor in &hits[g] {
                 let mut strength = self.weight[anchor];

@@ -452,14 +452,16 @@ class Classifier:
         norm = doc.norm
         spaced = spaced_words(norm.text)
         if spaced is not None:
-            h_terms, h_starts, h_ends, entity_ids = self._engine.find(
+            # Matching, word and sentence coordinates and rule evaluation in one call.
+            h_terms, h_starts, h_ends, entity_ids, results = self._engine.classify(
                 norm.text, spaced, self._only(lang),
                 lambda start, end, t_i: self._literal_ok(doc, start, end, t_i),
+                doc.locate, uncovered,
             )
         else:
             # Text with characters from U+0E00 up (scripts without spaces; also lone
             # surrogates, which a Rust string cannot hold) keeps the Python matcher; rule
-            # evaluation below is compiled for every text.
+            # evaluation is compiled for every text.
             found = self._find(doc, lang)
             h_terms = [h.term for h in found]
             h_starts = [h.start for h in found]
@@ -467,25 +469,26 @@ class Classifier:
             rows = self._term_rows
             entity_ids = list(dict.fromkeys(
                 -1 - rows[t][4] for t in h_terms if rows[t][4] < 0))
+            results = []
+            if h_starts:
+                words, sentences = doc.coordinates(h_starts)
+                results = self._engine.evaluate(
+                    h_terms, h_starts, h_ends, words, sentences, uncovered)
         entities: dict[tuple[str, str], Entity] = {}
         for e_i in entity_ids:
             entity = self._rules.entities[e_i]
             if (entity.kind, entity.name) not in entities:
                 entities[(entity.kind, entity.name)] = Entity(kind=entity.kind, name=entity.name)
         matches: list[TopicMatch] = []
-        if h_starts:
-            words, sentences = doc.coordinates(h_starts)
-            hit = [_new_hit(h) for h in zip(h_terms, h_starts, h_ends, strict=True)]
-            for t_i, score, review, firings, attribute in self._engine.evaluate(
-                h_terms, h_starts, h_ends, words, sentences, uncovered
-            ):
-                topic = self._topics[t_i]
-                matches.append(self._topic_match(
-                    doc, topic, score, review,
-                    [(strength, (hit[a], *(hit[m] for m in matched)))
-                     for a, matched, strength in firings],
-                    topic.attributes[attribute][0] if attribute >= 0 else None,
-                ))
+        for t_i, score, review, firings, attribute in results:
+            topic = self._topics[t_i]
+            matches.append(self._topic_match(
+                doc, topic, score, review,
+                [(strength, tuple(_new_hit((h_terms[i], h_starts[i], h_ends[i]))
+                                  for i in (anchor, *matched)))
+                 for anchor, matched, strength in firings],
+                topic.attributes[attribute][0] if attribute >= 0 else None,
+            ))
         return Classification(topics=tuple(matches), entities=tuple(entities.values()))
 
     def _only(self, lang: str | None) -> list[int] | None:
