@@ -4,7 +4,7 @@ only user and says what the arguments are."""
 from collections.abc import Callable, Sequence
 
 _Rows = tuple[list[int], list[int], list[int], list[int]]
-_TopicResult = tuple[int, float, bool, list[tuple[int, list[int], float]], int]
+_TopicResult = tuple[int, float, bool, list[int], list[tuple[int, int]], int]
 
 class Engine:
     def __init__(
@@ -14,6 +14,7 @@ class Engine:
         terms: list[tuple[bool, bool, int, bool, int, float]],
         topics: Sequence[tuple[object, ...]],
         groups: int,
+        max_evidence: int,
     ) -> None: ...
     def find(
         self,

@@ -59,6 +59,7 @@ struct Engine {
     terms: Vec<TermRow>,
     topics: Vec<Topic>,
     groups: usize,
+    max_evidence: usize,
 }
 
 /// A firing: anchor hit, matched hits (one per `with` clause), strength.
@@ -68,7 +69,9 @@ struct Firing {
     strength: f64,
 }
 
-type TopicResult = (usize, f64, bool, Vec<(usize, Vec<usize>, f64)>, i64);
+/// A topic that matched: `(topic, score, review, groups, evidence, attribute)`; `groups` in
+/// order of first mention in the firings, `evidence` as `(hit, sentence)` in text order.
+type TopicResult = (usize, f64, bool, Vec<usize>, Vec<(usize, i64)>, i64);
 
 #[pymethods]
 impl Engine {
@@ -81,6 +84,7 @@ impl Engine {
         terms: Vec<TermRow>,
         topics: Vec<Topic>,
         groups: usize,
+        max_evidence: usize,
     ) -> PyResult<Self> {
         if patterns.len() != entries.len() {
             return Err(PyValueError::new_err("patterns and entries differ in length"));
@@ -108,7 +112,7 @@ impl Engine {
                     .collect()
             })
             .collect();
-        Ok(Engine { automaton, entries, terms, topics, groups })
+        Ok(Engine { automaton, entries, terms, topics, groups, max_evidence })
     }
 
     /// `Classifier._find` on the spaced path: the hits `(terms, starts, ends)` sorted by
@@ -351,6 +355,47 @@ impl Engine {
 }
 
 impl Engine {
+    /// `Classifier._topic_match`'s groups and `_evidence`'s choice of hits: the groups of the
+    /// firings' hits in order of first mention; the evidence from the strongest firings
+    /// down (stable), one hit per span and group, until `max_evidence` are chosen, then in
+    /// text order (stable) and cut to `max_evidence`.
+    fn evidence(
+        &self,
+        firings: &[Firing],
+        terms: &[u32],
+        starts: &[i64],
+        ends: &[i64],
+        sentences: &[i64],
+    ) -> (Vec<usize>, Vec<(usize, i64)>) {
+        let group_of = |h: usize| self.terms[terms[h] as usize].4 as usize;
+        let mut groups: Vec<usize> = Vec::new();
+        for f in firings {
+            for h in std::iter::once(f.anchor).chain(f.matched.iter().copied()) {
+                if !groups.contains(&group_of(h)) {
+                    groups.push(group_of(h));
+                }
+            }
+        }
+        let mut ordered: Vec<&Firing> = firings.iter().collect();
+        ordered.sort_by(|a, b| b.strength.partial_cmp(&a.strength).unwrap_or(std::cmp::Ordering::Equal));
+        let mut chosen: Vec<usize> = Vec::new();
+        for f in ordered {
+            for h in std::iter::once(f.anchor).chain(f.matched.iter().copied()) {
+                if !chosen.iter().any(|&c| {
+                    starts[c] == starts[h] && ends[c] == ends[h] && group_of(c) == group_of(h)
+                }) {
+                    chosen.push(h);
+                }
+            }
+            if chosen.len() >= self.max_evidence {
+                break;
+            }
+        }
+        chosen.sort_by_key(|&h| (starts[h], ends[h]));
+        chosen.truncate(self.max_evidence);
+        (groups, chosen.into_iter().map(|h| (h, sentences[h])).collect())
+    }
+
     fn topics_of(
         &self,
         terms: &[u32],
@@ -423,13 +468,8 @@ impl Engine {
                     groups.iter().any(|&g| base[g].iter().any(|&h| fired.contains(&sentences[h])))
                 })
                 .map_or(-1, |i| i as i64);
-            results.push((
-                t_i,
-                score,
-                reviewed,
-                firings.into_iter().map(|f| (f.anchor, f.matched, f.strength)).collect(),
-                attribute,
-            ));
+            let (groups, evidence) = self.evidence(&firings, terms, starts, ends, sentences);
+            results.push((t_i, score, reviewed, groups, evidence, attribute));
         }
         results
     }

@@ -87,10 +87,12 @@ def _native_engine(
     term_rows: list[tuple[bool, bool, int, bool, int, float]],
     topics: tuple[_Topic, ...],
     groups: int,
+    max_evidence: int,
 ) -> Engine:
     """The rule set handed to the compiled core (native/src/lib.rs), as tuples."""
     try:
-        from newsmon_native import Engine  # noqa: PLC0415 - a clear error when missing
+        # Imported here, not at the top: its absence is reported with how to build it.
+        from newsmon_native import Engine
     except ImportError as exc:
         raise ImportError(_NATIVE_MISSING) from exc
     units = {"words": 0, "sentences": 1, "article": 2}
@@ -118,7 +120,19 @@ def _native_engine(
                                              rules(topic.review.rules)))
          for topic in topics],
         groups,
+        max_evidence,
     )
+
+
+def _snippet(original: str, sentence: tuple[int, int], start: int, end: int,
+             width: int = 90) -> str:
+    """The sentence (its original bounds) around a span, cut to ``width`` characters either
+    side of it, its white space runs written as one space."""
+    s_start, s_end = sentence
+    left = max(s_start, start - width)
+    right = min(s_end, end + width)
+    snippet = " ".join(original[left:right].split())
+    return ("…" if left > s_start else "") + snippet + ("…" if right < s_end else "")
 
 
 class Classifier:
@@ -288,6 +302,7 @@ class Classifier:
               row[4], t.weight) for t, row in zip(terms, self._term_rows, strict=True)],
             self._topics,
             len(self._group_names),
+            rules.max_evidence,
         )
 
     def _spaced_keys(self, by_key: dict[str, list[int]]) -> dict[str, list[_SpacedEntry]]:
@@ -480,14 +495,24 @@ class Classifier:
             if (entity.kind, entity.name) not in entities:
                 entities[(entity.kind, entity.name)] = Entity(kind=entity.kind, name=entity.name)
         matches: list[TopicMatch] = []
-        for t_i, score, review, firings, attribute in results:
+        original, names, terms = norm.original, self._group_names, self._terms
+        for t_i, score, review, groups, chosen, attribute in results:
             topic = self._topics[t_i]
-            matches.append(self._topic_match(
-                doc, topic, score, review,
-                [(strength, tuple(_new_hit((h_terms[i], h_starts[i], h_ends[i]))
-                                  for i in (anchor, *matched)))
-                 for anchor, matched, strength in firings],
-                topic.attributes[attribute][0] if attribute >= 0 else None,
+            evidence = []
+            for hit, sentence in chosen:
+                term = terms[h_terms[hit]]
+                start, end = norm.span(h_starts[hit], h_ends[hit])
+                evidence.append(Evidence(
+                    group=names[term.group], term=term.raw, start=start, end=end,
+                    snippet=_snippet(original, doc.sentence_bounds(sentence), start, end),
+                ))
+            matches.append(TopicMatch(
+                topic=topic.name,
+                score=round(score, 3),
+                review=review,
+                groups=tuple(names[g] for g in groups),
+                evidence=tuple(evidence),
+                attribute=topic.attributes[attribute][0] if attribute >= 0 else None,
             ))
         return Classification(topics=tuple(matches), entities=tuple(entities.values()))
 
@@ -682,14 +707,9 @@ class Classifier:
         return tuple(evidence)
 
     @staticmethod
-    def _snippet(doc: _Doc, hit: _Hit, start: int, end: int, width: int = 90) -> str:
-        """The sentence around a span, cut to ``width`` characters either side of it."""
-        s_start, s_end = doc.sentence_bounds(doc.sentence_of(hit.start))
-        left = max(s_start, start - width)
-        right = min(s_end, end + width)
-        original = doc.norm.original
-        snippet = " ".join(original[left:right].split())
-        return ("…" if left > s_start else "") + snippet + ("…" if right < s_end else "")
+    def _snippet(doc: _Doc, hit: _Hit, start: int, end: int) -> str:
+        return _snippet(doc.norm.original, doc.sentence_bounds(doc.sentence_of(hit.start)),
+                        start, end)
 
     def _attribute(
         self, doc: _Doc, topic: _Topic, firings: list[_Firing], by_group: dict[int, list[_Hit]]
