@@ -14,7 +14,9 @@ then times, on one core:
 Prints articles per second (of process CPU time, best of alternating rounds) for both and the
 ratio; ``--json`` adds one JSON object as the last line; ``--split`` adds where classify's time
 goes (microseconds of process CPU per article, best of the rounds, for the parts that can be
-timed on their own; rule evaluation is the rest). Pure CPU, no services.
+timed on their own; the rest is building the result: evidence snippets and models).
+``--reference`` times the Python reference path instead of the compiled core (native/).
+Pure CPU, no services.
 """
 
 from __future__ import annotations
@@ -110,7 +112,9 @@ def split(classifier: Classifier, articles: list[str], repeats: int) -> dict[str
         raise SystemExit("--split times the compiled path; it cannot be combined with --reference")
     norms = [normalize(text) for text in articles]
     spaced = [spaced_words(n.text) for n in norms]
-    located = [_Doc(n).locate() for n in norms]
+    split_sentences = classifier._split
+    assert split_sentences is not None
+    located = [_Doc(n).locate(split_sentences) for n in norms]
 
     def core() -> None:
         for norm, sp, where in zip(norms, spaced, located, strict=True):
@@ -123,7 +127,9 @@ def split(classifier: Classifier, articles: list[str], repeats: int) -> dict[str
         "classify": lambda: [classifier.classify(text) for text in articles],
         "normalize": lambda: [normalize(text) for text in articles],
         "word-delimited copy": lambda: [spaced_words(n.text) for n in norms],
-        "sentence starts": lambda: [sentence_starts(n.original) for n in norms],
+        # Compiled, falling back to Python's for text the compiled splitter leaves to it.
+        "sentence starts": lambda: [split_sentences(n.original) or sentence_starts(n.original)
+                                    for n in norms],
         # Matching, word and sentence coordinates and rule evaluation (native/src/lib.rs).
         "compiled core": core,
     }

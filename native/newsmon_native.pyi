@@ -41,3 +41,9 @@ class Engine:
         sentences: list[int],
         uncovered: bool,
     ) -> list[_TopicResult]: ...
+
+class Sentences:
+    def __init__(
+        self, classes: bytes, abbreviations: frozenset[str], is_abbreviation: Callable[[str], bool]
+    ) -> None: ...
+    def starts(self, original: str) -> list[int] | None: ...

@@ -587,5 +587,156 @@ impl Doc<'_> {
 #[pymodule]
 fn newsmon_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
+    m.add_class::<Sentences>()?;
     Ok(())
+}
+
+// ---- sentence starts ----------------------------------------------------------------------
+
+const SPACE: u8 = 1;
+const UPPER: u8 = 2;
+const DIGIT: u8 = 4;
+const ALPHA: u8 = 8;
+const LOWER: u8 = 16;
+
+/// `Sentences(classes, abbreviations, is_abbreviation).starts(original)`:
+/// `text.sentence_starts(original)`, or None for text it does not take (a character from
+/// U+10000 up, or a lone surrogate): then the caller runs the Python one.
+///
+/// `classes[cp]` holds, for each code point of the Basic Multilingual Plane, Python's own
+/// `isspace`, `isupper`, `isdigit`, `isalpha` and `islower` as bits (`text.char_classes`), so
+/// that no character property here comes from Rust's Unicode tables (another Unicode version,
+/// other definitions). `abbreviations` is `text._ABBREVIATIONS`; a word before a full stop
+/// that is not ASCII goes to `is_abbreviation(word)` (Python's `lower` has its own rules).
+///
+/// The two patterns of `text.py` by hand, with the same leftmost, first-alternative matches:
+/// `[.!?…]+["'»”’“)\]]*\s+` | `\s*\n\s*` (a white space run holding a line break, whole) |
+/// `[。！？｡]+[」』”’）)\]]*\s*` (only in text with characters from U+3002 up).
+#[pyclass(frozen, module = "newsmon_native")]
+struct Sentences {
+    classes: Vec<u8>,
+    abbreviations: std::collections::HashSet<String>,
+    is_abbreviation: Py<PyAny>,
+}
+
+#[pymethods]
+impl Sentences {
+    #[new]
+    fn new(
+        classes: Vec<u8>,
+        abbreviations: std::collections::HashSet<String>,
+        is_abbreviation: Py<PyAny>,
+    ) -> Self {
+        Sentences { classes, abbreviations, is_abbreviation }
+    }
+
+    fn starts(&self, py: Python<'_>, original: &Bound<'_, pyo3::types::PyString>) -> PyResult<Option<Vec<i64>>> {
+        sentence_starts(original, &self.classes, &self.abbreviations, self.is_abbreviation.bind(py))
+    }
+}
+
+fn sentence_starts(
+    original: &Bound<'_, pyo3::types::PyString>,
+    classes: &[u8],
+    abbreviations: &std::collections::HashSet<String>,
+    is_abbreviation: &Bound<'_, PyAny>,
+) -> PyResult<Option<Vec<i64>>> {
+    let Ok(text) = original.to_str() else {
+        return Ok(None);
+    };
+    let chars: Vec<char> = text.chars().collect();
+    if chars.iter().any(|&c| c as usize >= classes.len()) {
+        return Ok(None);
+    }
+    let has = |c: char, bit: u8| classes[c as usize] & bit != 0;
+    let wide = chars.iter().any(|&c| c as u32 >= 0x3002);
+    let n = chars.len();
+    let mut starts = vec![0i64];
+    let mut p = 0usize;
+    while p < n {
+        let c = chars[p];
+        let mut q = p;
+        if matches!(c, '.' | '!' | '?' | '…') {
+            while q < n && matches!(chars[q], '.' | '!' | '?' | '…') {
+                q += 1;
+            }
+            while q < n && matches!(chars[q], '"' | '\'' | '»' | '”' | '’' | '“' | ')' | ']') {
+                q += 1;
+            }
+            let space = q;
+            while q < n && has(chars[q], SPACE) {
+                q += 1;
+            }
+            if q == space {
+                p += 1;
+                continue;
+            }
+        } else if has(c, SPACE) {
+            let mut line_break = false;
+            while q < n && has(chars[q], SPACE) {
+                line_break |= chars[q] == '\n';
+                q += 1;
+            }
+            if !line_break {
+                p = q; // no match starts inside this run either
+                continue;
+            }
+        } else if wide && matches!(c, '。' | '！' | '？' | '｡') {
+            while q < n && matches!(chars[q], '。' | '！' | '？' | '｡') {
+                q += 1;
+            }
+            while q < n && matches!(chars[q], '」' | '』' | '”' | '’' | '）' | ')' | ']') {
+                q += 1;
+            }
+            while q < n && has(chars[q], SPACE) {
+                q += 1;
+            }
+        } else {
+            p += 1;
+            continue;
+        }
+        let (start, end) = (p, q);
+        p = q;
+        if end >= n {
+            break;
+        }
+        if !chars[start..end].contains(&'\n') {
+            let next = chars[end];
+            let starts_sentence = has(next, UPPER)
+                || has(next, DIGIT)
+                || (has(next, ALPHA) && !has(next, LOWER));
+            if !(starts_sentence || "\"'«„“‘([「『（".contains(next)) {
+                continue;
+            }
+            if chars[start] == '.' {
+                let mut word_start = start;
+                while word_start > 0 && !has(chars[word_start - 1], SPACE) {
+                    word_start -= 1;
+                }
+                let mut word = &chars[word_start..start];
+                while let Some((first, rest)) = word.split_first() {
+                    if "(\"'«„“".contains(*first) {
+                        word = rest;
+                    } else {
+                        break;
+                    }
+                }
+                let abbreviation = if word.iter().all(char::is_ascii) {
+                    let lower: String = word.iter().map(|c| c.to_ascii_lowercase()).collect();
+                    let last = word.last().copied().unwrap_or(' ');
+                    abbreviations.contains(&lower)
+                        || (word.len() == 1 && last.is_ascii_alphabetic())
+                        || (word.len() >= 2 && word[word.len() - 2] == '.' && last.is_ascii_alphabetic())
+                } else {
+                    let word: String = word.iter().collect();
+                    is_abbreviation.call1((word,))?.is_truthy()?
+                };
+                if abbreviation {
+                    continue;
+                }
+            }
+        }
+        starts.push(end as i64);
+    }
+    Ok(Some(starts))
 }

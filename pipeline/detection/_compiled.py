@@ -5,7 +5,7 @@ matcher.py reads as the algorithm."""
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -178,12 +178,16 @@ class _Doc:
         counts = self._word_counts[np.array(positions, dtype=np.intp)] - 1
         return list(np.maximum(counts, 0).tolist())
 
-    def locate(self) -> tuple[list[int], _SegmentRows | None, _SegmentRows | None]:
+    def locate(
+        self, split: Callable[[str], list[int] | None]
+    ) -> tuple[list[int], _SegmentRows | None, _SegmentRows | None]:
         """What the compiled core needs to find a hit's sentence: the sentence starts
-        (original offsets; computed here, kept for ``sentence_of``) and the text's two
-        position maps as rows."""
+        (original offsets, by ``split``, else by ``sentence_starts`` where ``split`` gives
+        None; kept for ``sentence_of``) and the text's two position maps as rows."""
         if self._sentences is None:
-            self._sentences = sentence_starts(self.norm.original)
+            self._sentences = split(self.norm.original)
+            if self._sentences is None:
+                self._sentences = sentence_starts(self.norm.original)
         space, fold = self.norm.space_map, self.norm.fold_map
         return (
             self._sentences,

@@ -42,6 +42,9 @@ from newsmon.pipeline.detection.schema import (
     rule_files,
 )
 from newsmon.pipeline.detection.text import (
+    _ABBREVIATIONS,
+    char_classes,
+    is_abbreviation,
     is_unspaced,
     is_word_char,
     normalize,
@@ -122,6 +125,14 @@ def _native_engine(
         groups,
         max_evidence,
     )
+
+
+@functools.cache
+def _native_splitter() -> Callable[[str], list[int] | None]:
+    """``text.sentence_starts`` in compiled code (None for text it leaves to Python)."""
+    from newsmon_native import Sentences
+
+    return Sentences(char_classes(), _ABBREVIATIONS, is_abbreviation).starts
 
 
 def _snippet(original: str, sentence: tuple[int, int], start: int, end: int,
@@ -296,6 +307,7 @@ class Classifier:
         self._topics = tuple(topics)
         self._languages = frozenset(rules.languages)
         self._lang_ids = {lang: i for i, lang in enumerate(dict.fromkeys(t.lang for t in terms))}
+        self._split = None if self._reference else _native_splitter()
         self._engine = None if self._reference else _native_engine(
             spaced_table,
             [(t.left_open, t.right_open, self._lang_ids[t.lang], t.literal is not None,
@@ -467,11 +479,12 @@ class Classifier:
         norm = doc.norm
         spaced = spaced_words(norm.text)
         if spaced is not None:
+            assert self._split is not None  # built with the engine
             # Matching, word and sentence coordinates and rule evaluation in one call.
             h_terms, h_starts, h_ends, entity_ids, results = self._engine.classify(
                 norm.text, spaced, self._only(lang),
                 lambda start, end, t_i: self._literal_ok(doc, start, end, t_i),
-                doc.locate, uncovered,
+                functools.partial(doc.locate, self._split), uncovered,
             )
         else:
             # Text with characters from U+0E00 up (scripts without spaces; also lone
