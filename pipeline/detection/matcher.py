@@ -259,11 +259,8 @@ class Classifier:
             )
         automaton.make_automaton()
         self._automaton = automaton
+        self._by_key = by_key
         spaced_table = self._spaced_keys(by_key)
-        self._spaced_automaton = ahocorasick.Automaton()
-        for pattern, entries in spaced_table.items():
-            self._spaced_automaton.add_word(pattern, tuple(entries))
-        self._spaced_automaton.make_automaton()
 
         def groups(names: Iterable[str]) -> tuple[int, ...]:
             return tuple(index[name] for name in names)
@@ -316,6 +313,16 @@ class Classifier:
             len(self._group_names),
             rules.max_evidence,
         )
+
+    @functools.cached_property
+    def _spaced_automaton(self) -> ahocorasick.Automaton:
+        """The Python reference's automaton over ``spaced_words(text)``, built on first use:
+        the compiled core has its own."""
+        automaton = ahocorasick.Automaton()
+        for pattern, entries in self._spaced_keys(self._by_key).items():
+            automaton.add_word(pattern, tuple(entries))
+        automaton.make_automaton()
+        return automaton
 
     def _spaced_keys(self, by_key: dict[str, list[int]]) -> dict[str, list[_SpacedEntry]]:
         """The keys (and what each stands for) of the automaton that ``_candidates`` runs
