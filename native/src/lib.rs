@@ -269,12 +269,19 @@ impl Engine {
             for e in &self.entries[m.pattern().as_usize()] {
                 let end = last - e.tail as i64;
                 let start = end - e.length as i64;
-                // sp[start] is tx[start - 1], sp[end + 1] is tx[end].
-                if e.left_word && sp[start as usize] == ' ' {
+                // sp[start] is tx[start - 1], sp[end + 1] is tx[end]. A key that begins or
+                // ends with a divider (`u.s.`) can put them outside `sp`: there is no word
+                // there to continue (Python's spaced[-1] is the closing space).
+                let before = if start >= 0 { sp[start as usize] } else { ' ' };
+                let after = sp.get((end + 1) as usize).copied().unwrap_or(' ');
+                if e.left_word && before == ' ' {
                     continue;
                 }
-                if e.right_word && sp[(end + 1) as usize] == ' ' {
+                if e.right_word && after == ' ' {
                     continue;
+                }
+                if start < 0 {
+                    continue; // a match of the leading space alone: no text under it
                 }
                 if let Some(surface) = &e.surface {
                     if tx[start as usize..end as usize] != surface[..] {
