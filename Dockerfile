@@ -19,7 +19,15 @@
 ARG BEAM_VERSION=2.77.0
 FROM python:3.11-slim AS build
 ARG BEAM_VERSION
+# The Rust toolchain (from the official image) and a C linker, for the compiled detection core
+# (native/); they stay in this stage: the others install its wheel.
+COPY --from=rust:1.95-slim /usr/local/cargo /usr/local/cargo
+COPY --from=rust:1.95-slim /usr/local/rustup /usr/local/rustup
+ENV CARGO_HOME=/usr/local/cargo RUSTUP_HOME=/usr/local/rustup PATH=/usr/local/cargo/bin:$PATH
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+COPY native native
 COPY pyproject.toml README.md ./
 # Every folder of pyproject's package-dir: the kernel, both halves, and config/ (the wheel
 # carries it as package data newsmon.shipped, so `newsmon run --demo` works in the image).
@@ -27,9 +35,9 @@ COPY newsmon newsmon
 COPY pipeline pipeline
 COPY connectors connectors
 COPY config config
-# Wheels for newsmon and every dependency, resolved with the pinned Beam; the runtime and
-# harness stages install them without a compiler.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels . "apache-beam==${BEAM_VERSION}"
+# Wheels for newsmon and every dependency (newsmon-native from ./native), resolved with the
+# pinned Beam; the runtime and harness stages install them without a compiler.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ./native . "apache-beam==${BEAM_VERSION}"
 
 # The SDK harness: Beam's worker image of the pinned version, with newsmon (the DoFns are
 # unpickled there) and the shipped config. Its entrypoint stays Beam's /opt/apache/beam/boot,

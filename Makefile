@@ -11,9 +11,15 @@ STAMP  := $(VENV)/.installed
 # Every module of every package, subpackages included (find: make's wildcard is one level).
 PY_FILES := $(shell find newsmon pipeline connectors -name '*.py' -not -path '*/__pycache__/*')
 
-$(STAMP): pyproject.toml $(PY_FILES)
+# The compiled detection core (native/, Rust: PyO3 and the aho-corasick crate) is built from
+# source first, since newsmon requires it; that needs cargo (https://rustup.rs).
+NATIVE_FILES := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/newsmon_native.pyi $(wildcard native/src/*.rs)
+
+$(STAMP): pyproject.toml $(PY_FILES) $(NATIVE_FILES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	@command -v cargo >/dev/null || { echo "cargo (Rust) is needed to build native/, newsmon's compiled detection core: https://rustup.rs" >&2; exit 1; }
+	$(BIN)/python -m pip install -q ./native
 	# strict editable mode: the package-dir mapping (pipeline/ -> newsmon.pipeline) is then a
 	# plain tree of links that mypy and every import hook can read.
 	$(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=strict

@@ -14,7 +14,9 @@ then times, on one core:
 Prints articles per second (of process CPU time, best of alternating rounds) for both and the
 ratio; ``--json`` adds one JSON object as the last line; ``--split`` adds where classify's time
 goes (microseconds of process CPU per article, best of the rounds, for the parts that can be
-timed on their own; rule evaluation is the rest). Pure CPU, no services.
+timed on their own; the rest is building the result: evidence snippets and models).
+``--reference`` times the Python reference path instead of the compiled core (native/).
+Pure CPU, no services.
 """
 
 from __future__ import annotations
@@ -29,13 +31,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from newsmon.pipeline.detection import Classifier
+from newsmon.pipeline.detection import Classifier, load_rules
 from newsmon.pipeline.detection._compiled import _Doc
 from newsmon.pipeline.detection.text import (
     normalize,
     sentence_starts,
     spaced_words,
-    word_counts,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,17 +104,34 @@ def timed(func: Callable[[str], object], articles: list[str], repeats: int) -> f
 
 def split(classifier: Classifier, articles: list[str], repeats: int) -> dict[str, float]:
     """Microseconds of process CPU per article for each part of ``classify`` that runs on its
-    own (best of ``repeats``); ``rules and evidence`` is ``classify`` less the others."""
+    own (best of ``repeats``); ``results`` (evidence snippets and the result models) is
+    ``classify`` less the others. The compiled core is timed with each document's sentence
+    starts already found (they are a part of their own)."""
+    engine = classifier._engine
+    if engine is None:
+        raise SystemExit("--split times the compiled path; it cannot be combined with --reference")
     norms = [normalize(text) for text in articles]
+    spaced = [spaced_words(n.text) for n in norms]
+    split_sentences = classifier._split
+    assert split_sentences is not None
+    located = [_Doc(n).locate(split_sentences) for n in norms]
+
+    def core() -> None:
+        for norm, sp, where in zip(norms, spaced, located, strict=True):
+            if sp is None:
+                classifier._find(_Doc(norm), None)  # scripts without spaces: Python matcher
+            else:
+                engine.classify(norm.text, sp, None, lambda *_: True, lambda w=where: w, False)
+
     parts: dict[str, Callable[[], object]] = {
         "classify": lambda: [classifier.classify(text) for text in articles],
         "normalize": lambda: [normalize(text) for text in articles],
         "word-delimited copy": lambda: [spaced_words(n.text) for n in norms],
-        # Candidate matches with their boundaries, and the hits made of them (includes the
-        # copy above).
-        "matching (_find)": lambda: [classifier._find(_Doc(n), None) for n in norms],
-        "word starts": lambda: [word_counts(n.text) for n in norms],
-        "sentence starts": lambda: [sentence_starts(n.original) for n in norms],
+        # Compiled, falling back to Python's for text the compiled splitter leaves to it.
+        "sentence starts": lambda: [split_sentences(n.original) or sentence_starts(n.original)
+                                    for n in norms],
+        # Matching, word and sentence coordinates and rule evaluation (native/src/lib.rs).
+        "compiled core": core,
     }
     result = {}
     for name, run in parts.items():
@@ -123,9 +141,9 @@ def split(classifier: Classifier, articles: list[str], repeats: int) -> dict[str
             run()
             best = min(best, time.process_time() - start)
         result[name] = best / len(articles) * 1e6
-    result["rules and evidence"] = result["classify"] - sum(
+    result["results"] = result["classify"] - sum(
         result[name]
-        for name in ("normalize", "matching (_find)", "word starts", "sentence starts")
+        for name in ("normalize", "word-delimited copy", "sentence starts", "compiled core")
     )
     return result
 
@@ -137,12 +155,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true",
                         help="print the figures as one JSON object on the last line")
+    parser.add_argument("--reference", action="store_true",
+                        help="time the Python reference path (Classifier(reference=True)), "
+                             "not the compiled core")
     parser.add_argument("--split", action="store_true",
                         help="also time the parts of classify on their own (µs per article)")
     args = parser.parse_args()
 
     start = time.perf_counter()
-    classifier = Classifier.from_path(REPO / "config" / "topics.yaml")
+    classifier = Classifier(load_rules(REPO / "config" / "topics.yaml"),
+                            reference=args.reference)
     build_s = time.perf_counter() - start
     start = time.perf_counter()
     pickle.loads(pickle.dumps(classifier))

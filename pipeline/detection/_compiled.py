@@ -5,7 +5,7 @@ matcher.py reads as the algorithm."""
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -125,6 +125,10 @@ def _compile_term(raw: str, lang: str, weight: float, group: int, entity: int) -
     )
 
 
+#: A ``_Segments`` map as its four lists: norm_start, norm_len, orig_start, orig_len.
+_SegmentRows = tuple[list[int], list[int], list[int], list[int]]
+
+
 @dataclass(slots=True)
 class _Doc:
     """One document being classified, with lazily computed positions."""
@@ -173,6 +177,36 @@ class _Doc:
             return [self.word_of(pos) for pos in positions]
         counts = self._word_counts[np.array(positions, dtype=np.intp)] - 1
         return list(np.maximum(counts, 0).tolist())
+
+    def locate(
+        self, split: Callable[[str], list[int] | None]
+    ) -> tuple[list[int], _SegmentRows | None, _SegmentRows | None]:
+        """What the compiled core needs to find a hit's sentence: the sentence starts
+        (original offsets, by ``split``, else by ``sentence_starts`` where ``split`` gives
+        None; kept for ``sentence_of``) and the text's two position maps as rows."""
+        if self._sentences is None:
+            self._sentences = split(self.norm.original)
+            if self._sentences is None:
+                self._sentences = sentence_starts(self.norm.original)
+        space, fold = self.norm.space_map, self.norm.fold_map
+        return (
+            self._sentences,
+            None if space is None else (space.norm_start, space.norm_len, space.orig_start,
+                                        space.orig_len),
+            None if fold is None else (fold.norm_start, fold.norm_len, fold.orig_start,
+                                       fold.orig_len),
+        )
+
+    def coordinates(self, positions: list[int]) -> tuple[list[int], list[int]]:
+        """``word_of`` and ``sentence_of`` of each position (positions of the text), the
+        second as one search in numpy over the original offsets."""
+        words = self.words_of(positions)
+        if self._sentences is None:
+            self._sentences = sentence_starts(self.norm.original)
+        offsets = self.norm.original_offsets(np.array(positions, dtype=np.intp))
+        sentences = np.searchsorted(np.array(self._sentences, dtype=np.intp), offsets,
+                                    side="right") - 1
+        return words, list(sentences.tolist())
 
     def sentence_bounds(self, index: int) -> tuple[int, int]:
         assert self._sentences is not None

@@ -12,7 +12,7 @@ import operator
 import pathlib
 import threading
 from collections.abc import Callable, Iterable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import ahocorasick
 
@@ -42,11 +42,17 @@ from newsmon.pipeline.detection.schema import (
     rule_files,
 )
 from newsmon.pipeline.detection.text import (
+    _ABBREVIATIONS,
+    char_classes,
+    is_abbreviation,
     is_unspaced,
     is_word_char,
     normalize,
     spaced_words,
 )
+
+if TYPE_CHECKING:
+    from newsmon_native import Engine
 
 __all__ = ["Classifier"]
 
@@ -66,17 +72,98 @@ _SHARED: dict[tuple[type, pathlib.Path], tuple[tuple[tuple[str, int, int], ...],
 _SHARED_LOCK = threading.Lock()
 
 
+#: Why the compiled core, and why Rust (issue 14, fourth round): after three rounds of Python
+#: tuning, ~80% of classify was per-hit and per-clause Python work (the candidate loop, _fire,
+#: _best). numba (wheels, no compiler) would have needed the Aho-Corasick walk rewritten by
+#: hand for numba and a JIT compile in every worker; Cython in pure-Python mode leaves these
+#: loops on Python objects. PyO3 with the well-kept aho-corasick crate moves the whole loop,
+#: and builds to one abi3 wheel (make install; the Dockerfile's build stage).
+_NATIVE_MISSING = (
+    "newsmon's compiled detection core (package newsmon-native, module newsmon_native, built "
+    "from native/ in the source tree) is not installed: run `make install`, or "
+    "`pip install ./native` (needs cargo, https://rustup.rs)"
+)
+
+
+def _native_engine(
+    spaced: dict[str, list[_SpacedEntry]],
+    term_rows: list[tuple[bool, bool, int, bool, int, float]],
+    topics: tuple[_Topic, ...],
+    groups: int,
+    max_evidence: int,
+) -> Engine:
+    """The rule set handed to the compiled core (native/src/lib.rs), as tuples."""
+    try:
+        # Imported here, not at the top: its absence is reported with how to build it.
+        from newsmon_native import Engine
+    except ImportError as exc:
+        raise ImportError(_NATIVE_MISSING) from exc
+    units = {"words": 0, "sentences": 1, "article": 2}
+
+    def reach(near: _Reach) -> tuple[int, int, int]:
+        return (units[near.unit], near.before, near.after)
+
+    def clauses(items: tuple[_Clause, ...]) -> list[tuple[tuple[int, ...], tuple[int, int, int]]]:
+        return [(c.groups, reach(c.near)) for c in items]
+
+    def rules(items: tuple[_Rule, ...]) -> list[tuple[object, ...]]:
+        return [(r.anchor, clauses(r.with_), clauses(r.without), r.weight, r.max_count)
+                for r in items]
+
+    return Engine(
+        list(spaced),
+        [[(length, tail, left, right, surface, ids)
+          for length, tail, left, right, surface, ids in entries]
+         for entries in spaced.values()],
+        term_rows,
+        [(topic.threshold, rules(topic.rules),
+          [(e.context, tuple(sorted(e.drops)), reach(e.near)) for e in topic.exclude],
+          [groups_ for _, groups_ in topic.attributes],
+          None if topic.review is None else (topic.review.threshold, topic.review.score,
+                                             rules(topic.review.rules)))
+         for topic in topics],
+        groups,
+        max_evidence,
+    )
+
+
+@functools.cache
+def _native_splitter() -> Callable[[str], list[int] | None]:
+    """``text.sentence_starts`` in compiled code (None for text it leaves to Python)."""
+    from newsmon_native import Sentences
+
+    return Sentences(char_classes(), _ABBREVIATIONS, is_abbreviation).starts
+
+
+def _snippet(original: str, sentence: tuple[int, int], start: int, end: int,
+             width: int = 90) -> str:
+    """The sentence (its original bounds) around a span, cut to ``width`` characters either
+    side of it, its white space runs written as one space."""
+    s_start, s_end = sentence
+    left = max(s_start, start - width)
+    right = min(s_end, end + width)
+    snippet = " ".join(original[left:right].split())
+    return ("…" if left > s_start else "") + snippet + ("…" if right < s_end else "")
+
+
 class Classifier:
     """Classifies articles against a rule set. Build once; ``classify`` is pure and thread-safe.
 
-    Picklable (Beam pickles DoFns): only the validated ``RuleSet`` is pickled and the automaton
-    is rebuilt on unpickling.
+    Matching and rule evaluation run in the compiled core (``newsmon_native``, built from
+    native/), which is required: without it the constructor raises ImportError saying how to
+    build it. ``reference=True`` runs the Python code instead, the reference the compiled
+    core is tested against (tests/pipeline/detection/test_native.py); same output, ~3x the
+    CPU.
+
+    Picklable (Beam pickles DoFns): only the validated ``RuleSet`` (and the choice of path) is
+    pickled and the automaton is rebuilt on unpickling.
     """
 
-    def __init__(self, rules: RuleSet) -> None:
+    def __init__(self, rules: RuleSet, *, reference: bool = False) -> None:
         problems = reference_problems(rules)
         if problems:
             raise ConfigError([f"rule set: {problem}" for problem in problems])
+        self._reference = reference
         self._compile(rules)
 
     @classmethod
@@ -109,11 +196,19 @@ class Classifier:
     def rules(self) -> RuleSet:
         return self._rules
 
-    def __getstate__(self) -> dict[str, RuleSet]:
-        return {"rules": self._rules}
+    @property
+    def compiled(self) -> bool:
+        """Whether ``classify`` runs in the compiled core (False only with ``reference``)."""
+        return self._engine is not None
 
-    def __setstate__(self, state: dict[str, RuleSet]) -> None:
-        self._compile(state["rules"])
+    def __getstate__(self) -> dict[str, object]:
+        return {"rules": self._rules, "reference": self._reference}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self._reference = bool(state.get("reference", False))
+        rules = state["rules"]
+        assert isinstance(rules, RuleSet)
+        self._compile(rules)
 
     def _compile(self, rules: RuleSet) -> None:
         self._rules = rules
@@ -164,7 +259,8 @@ class Classifier:
             )
         automaton.make_automaton()
         self._automaton = automaton
-        self._spaced_automaton = self._spaced_keys(by_key)
+        self._by_key = by_key
+        spaced_table = self._spaced_keys(by_key)
 
         def groups(names: Iterable[str]) -> tuple[int, ...]:
             return tuple(index[name] for name in names)
@@ -207,9 +303,30 @@ class Classifier:
             )
         self._topics = tuple(topics)
         self._languages = frozenset(rules.languages)
+        self._lang_ids = {lang: i for i, lang in enumerate(dict.fromkeys(t.lang for t in terms))}
+        self._split = None if self._reference else _native_splitter()
+        self._engine = None if self._reference else _native_engine(
+            spaced_table,
+            [(t.left_open, t.right_open, self._lang_ids[t.lang], t.literal is not None,
+              row[4], t.weight) for t, row in zip(terms, self._term_rows, strict=True)],
+            self._topics,
+            len(self._group_names),
+            rules.max_evidence,
+        )
 
-    def _spaced_keys(self, by_key: dict[str, list[int]]) -> ahocorasick.Automaton:
-        """The automaton that ``_candidates`` runs over ``spaced_words(text)``.
+    @functools.cached_property
+    def _spaced_automaton(self) -> ahocorasick.Automaton:
+        """The Python reference's automaton over ``spaced_words(text)``, built on first use:
+        the compiled core has its own."""
+        automaton = ahocorasick.Automaton()
+        for pattern, entries in self._spaced_keys(self._by_key).items():
+            automaton.add_word(pattern, tuple(entries))
+        automaton.make_automaton()
+        return automaton
+
+    def _spaced_keys(self, by_key: dict[str, list[int]]) -> dict[str, list[_SpacedEntry]]:
+        """The keys (and what each stands for) of the automaton that ``_candidates`` runs
+        over ``spaced_words(text)``.
 
         A key is entered once for each of the four cases (word or boundary before it, word or
         boundary after it) that some term on it accepts, with a space on each boundary side,
@@ -238,11 +355,7 @@ class Classifier:
                 spaced.setdefault(pattern, []).append(
                     (len(key), 0 if right_word else 1, left_word, right_word, surface, accepted)
                 )
-        automaton = ahocorasick.Automaton()
-        for pattern, entries in spaced.items():
-            automaton.add_word(pattern, tuple(entries))
-        automaton.make_automaton()
-        return automaton
+        return spaced
 
     # --- matching ------------------------------------------------------------------------
 
@@ -367,6 +480,75 @@ class Classifier:
         its ``review`` rules, with ``review=True`` and the review's lower score.
         """
         doc = _Doc(normalize(self.document(text, title)))
+        if self._engine is None:
+            return self._classify_reference(doc, lang)
+        uncovered = lang is not None and lang not in self._languages
+        norm = doc.norm
+        spaced = spaced_words(norm.text)
+        if spaced is not None:
+            assert self._split is not None  # built with the engine
+            # Matching, word and sentence coordinates and rule evaluation in one call.
+            h_terms, h_starts, h_ends, entity_ids, results = self._engine.classify(
+                norm.text, spaced, self._only(lang),
+                lambda start, end, t_i: self._literal_ok(doc, start, end, t_i),
+                functools.partial(doc.locate, self._split), uncovered,
+            )
+        else:
+            # Text with characters from U+0E00 up (scripts without spaces; also lone
+            # surrogates, which a Rust string cannot hold) keeps the Python matcher; rule
+            # evaluation is compiled for every text.
+            found = self._find(doc, lang)
+            h_terms = [h.term for h in found]
+            h_starts = [h.start for h in found]
+            h_ends = [h.end for h in found]
+            rows = self._term_rows
+            entity_ids = list(dict.fromkeys(
+                -1 - rows[t][4] for t in h_terms if rows[t][4] < 0))
+            results = []
+            if h_starts:
+                words, sentences = doc.coordinates(h_starts)
+                results = self._engine.evaluate(
+                    h_terms, h_starts, h_ends, words, sentences, uncovered)
+        entities: dict[tuple[str, str], Entity] = {}
+        for e_i in entity_ids:
+            entity = self._rules.entities[e_i]
+            if (entity.kind, entity.name) not in entities:
+                entities[(entity.kind, entity.name)] = Entity(kind=entity.kind, name=entity.name)
+        matches: list[TopicMatch] = []
+        original, names, terms = norm.original, self._group_names, self._terms
+        for t_i, score, review, groups, chosen, attribute in results:
+            topic = self._topics[t_i]
+            evidence = []
+            for hit, sentence in chosen:
+                term = terms[h_terms[hit]]
+                start, end = norm.span(h_starts[hit], h_ends[hit])
+                evidence.append(Evidence(
+                    group=names[term.group], term=term.raw, start=start, end=end,
+                    snippet=_snippet(original, doc.sentence_bounds(sentence), start, end),
+                ))
+            matches.append(TopicMatch(
+                topic=topic.name,
+                score=round(score, 3),
+                review=review,
+                groups=tuple(names[g] for g in groups),
+                evidence=tuple(evidence),
+                attribute=topic.attributes[attribute][0] if attribute >= 0 else None,
+            ))
+        return Classification(topics=tuple(matches), entities=tuple(entities.values()))
+
+    def _only(self, lang: str | None) -> list[int] | None:
+        """The ids of the term languages that apply to a text in ``lang`` (None: all)."""
+        if self._rules.match_all_languages or lang not in self._rules.languages:
+            return None
+        return [self._lang_ids[code] for code in (lang, "any") if code in self._lang_ids]
+
+    def _literal_ok(self, doc: _Doc, start: int, end: int, t_i: int) -> bool:
+        """Whether the original text under a normalized span is the term's literal surface."""
+        o_start, o_end = doc.norm.span(start, end)
+        return doc.norm.original[o_start:o_end] == self._terms[t_i].literal
+
+    def _classify_reference(self, doc: _Doc, lang: str | None) -> Classification:
+        """``classify`` in Python: the reference the compiled core is tested against."""
         hits = self._find(doc, lang)
         by_group: dict[int, list[_Hit]] = {}
         entities: dict[tuple[str, str], Entity] = {}
@@ -424,6 +606,23 @@ class Classifier:
                 score, review = topic.review.score, True
         if not firings or (score < topic.threshold and not review):
             return None
+        return self._topic_match(
+            doc, topic, score, review,
+            [(f.strength, (f.anchor, *f.matched)) for f in firings],
+            self._attribute(doc, topic, firings, by_group),
+        )
+
+    def _topic_match(
+        self,
+        doc: _Doc,
+        topic: _Topic,
+        score: float,
+        review: bool,
+        firings: list[tuple[float, tuple[_Hit, ...]]],
+        attribute: str | None,
+    ) -> TopicMatch:
+        """The result for a topic that matched: ``firings`` as (strength, (anchor, matched
+        hits...)), in the order the topic's rules listed them."""
         return TopicMatch(
             topic=topic.name,
             score=round(score, 3),
@@ -431,12 +630,12 @@ class Classifier:
             groups=tuple(
                 dict.fromkeys(
                     self._group_names[self._terms[h.term].group]
-                    for f in firings
-                    for h in (f.anchor, *f.matched)
+                    for _, firing_hits in firings
+                    for h in firing_hits
                 )
             ),
             evidence=self._evidence(doc, firings),
-            attribute=self._attribute(doc, topic, firings, by_group),
+            attribute=attribute,
         )
 
     def _fire(
@@ -500,12 +699,14 @@ class Classifier:
         memo[key] = best
         return best
 
-    def _evidence(self, doc: _Doc, firings: list[_Firing]) -> tuple[Evidence, ...]:
-        ordered = sorted(firings, key=lambda f: -f.strength)
+    def _evidence(
+        self, doc: _Doc, firings: list[tuple[float, tuple[_Hit, ...]]]
+    ) -> tuple[Evidence, ...]:
+        ordered = sorted(firings, key=lambda f: -f[0])
         chosen: dict[tuple[int, int, int], _Hit] = {}
         limit = self._rules.max_evidence
-        for firing in ordered:
-            for hit in (firing.anchor, *firing.matched):
+        for _, firing_hits in ordered:
+            for hit in firing_hits:
                 group = self._terms[hit.term].group
                 chosen.setdefault((hit.start, hit.end, group), hit)
             if len(chosen) >= limit:
@@ -526,14 +727,9 @@ class Classifier:
         return tuple(evidence)
 
     @staticmethod
-    def _snippet(doc: _Doc, hit: _Hit, start: int, end: int, width: int = 90) -> str:
-        """The sentence around a span, cut to ``width`` characters either side of it."""
-        s_start, s_end = doc.sentence_bounds(doc.sentence_of(hit.start))
-        left = max(s_start, start - width)
-        right = min(s_end, end + width)
-        original = doc.norm.original
-        snippet = " ".join(original[left:right].split())
-        return ("…" if left > s_start else "") + snippet + ("…" if right < s_end else "")
+    def _snippet(doc: _Doc, hit: _Hit, start: int, end: int) -> str:
+        return _snippet(doc.norm.original, doc.sentence_bounds(doc.sentence_of(hit.start)),
+                        start, end)
 
     def _attribute(
         self, doc: _Doc, topic: _Topic, firings: list[_Firing], by_group: dict[int, list[_Hit]]

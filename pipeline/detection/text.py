@@ -35,6 +35,7 @@ regex scan; the per-character offset map is only built where a character changed
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from bisect import bisect_right
@@ -188,6 +189,15 @@ class _Segments:
             return self.orig_start[i] + (pos - self.norm_start[i])
         return self.orig_start[i]
 
+    def starts_of(self, positions: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """``start_of`` of each position, in numpy."""
+        norm_start = np.array(self.norm_start, dtype=np.intp)
+        i = np.searchsorted(norm_start, positions, side="right") - 1
+        orig_start = np.array(self.orig_start, dtype=np.intp)[i]
+        same = np.array(self.norm_len, dtype=np.intp)[i] == np.array(self.orig_len,
+                                                                      dtype=np.intp)[i]
+        return np.where(same, orig_start + (positions - norm_start[i]), orig_start)
+
     def end_of(self, pos: int) -> int:
         """Original end offset (exclusive) of the normalized character at ``pos``."""
         i = self._find(pos)
@@ -238,6 +248,16 @@ class NormalizedText:
         if self.fold_map is not None:
             pos = self.fold_map.start_of(pos)
         return pos
+
+    def original_offsets(self, positions: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """``original_offset`` of each position, in numpy."""
+        inside = positions < len(self.text)
+        pos = np.where(inside, positions, 0) if len(self.text) else positions
+        if self.space_map is not None:
+            pos = self.space_map.starts_of(pos)
+        if self.fold_map is not None:
+            pos = self.fold_map.starts_of(pos)
+        return np.where(inside, pos, len(self.original))
 
 
 # The characters that fold to none or to more than one, and the one-for-one folding of the
@@ -528,6 +548,32 @@ _ABBREVIATIONS = frozenset(
 )
 
 
+def is_abbreviation(word: str) -> bool:
+    """Whether a full stop after ``word`` (the text from the last white space before the
+    stop) does not end a sentence: a known abbreviation, a single letter (``J. Smith``) or
+    dotted initials (``U.S``, ``z.B``)."""
+    word = word.lstrip("(\"'«„“").lower()
+    return (
+        word in _ABBREVIATIONS
+        or (len(word) == 1 and word.isalpha())
+        or (len(word) >= 2 and word[-2] == "." and word[-1].isalpha())
+    )
+
+
+@functools.cache
+def char_classes() -> bytes:
+    """Python's ``isspace``, ``isupper``, ``isdigit``, ``isalpha`` and ``islower`` of every
+    code point of the Basic Multilingual Plane, as bits 1, 2, 4, 8 and 16 of one byte each:
+    the compiled sentence splitter (native/src/lib.rs) reads them here, so that it uses this
+    Python's character properties, not Rust's (~40 ms, once per process)."""
+    table = bytearray(0x10000)
+    for cp in range(0x10000):
+        ch = chr(cp)
+        table[cp] = (ch.isspace() | ch.isupper() << 1 | ch.isdigit() << 2 | ch.isalpha() << 3
+                     | ch.islower() << 4)
+    return bytes(table)
+
+
 def sentence_starts(original: str) -> list[int]:
     """Offsets in ``original`` where sentences start (always begins with 0).
 
@@ -557,10 +603,7 @@ def sentence_starts(original: str) -> list[int]:
                 word_start = match.start()
                 while word_start > 0 and not original[word_start - 1].isspace():
                     word_start -= 1
-                word = original[word_start : match.start()].lstrip("(\"'«„“").lower()
-                if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+                if is_abbreviation(original[word_start : match.start()]):
                     continue
-                if len(word) >= 2 and word[-2] == "." and word[-1].isalpha():
-                    continue  # "U.S", "z.B": dotted initials
         starts.append(end)
     return starts
