@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from newsmon.pipeline import story_merge
 from newsmon.pipeline.stages.base import StoreFn
 from newsmon.pipeline.stages.store import (
-    KEY_FIELDS,
     LOOKUP_FIELDS,
     Placed,
     fingerprint_of_doc,
     stored_index,
 )
 from newsmon.pipeline.store.base import DocumentStore
-from newsmon.pipeline.stories import Fingerprint, StoryIndex
+from newsmon.pipeline.stories import INDEX_HORIZON, Fingerprint, StoryIndex
 
 #: Stored documents looked up per key kind for a batch's founders (as grouping looks up).
 _LOOKUP_SIZE = 500
@@ -38,17 +39,46 @@ class MergeStoriesFn(StoreFn):
     refresh and two look-ups per batch.
     """
 
+    def setup(self) -> None:
+        super().setup()
+        self.own = _OwnDocuments()
+
     def process(self, batch: Sequence[Placed]) -> Iterator[list[Placed]]:
         db = self.db()
         if not batch:
             yield list(batch)
             return
+        self.own.add([p.fingerprint for p in batch])
         db.refresh("articles")
-        founders = [p.fingerprint for p in batch if story_merge.is_founder(p.fingerprint)]
-        stored = _stored_candidates(db, founders)
+        fps = [p.fingerprint for p in batch]
+        founders = [fp for fp in fps if story_merge.is_founder(fp)]
+        stored_docs = _near_docs(db, fps)
+        stored = stored_index(stored_docs, {k for fp in fps for k in (*fp.bands,
+                                                                      *fp.story_keys)})
+        # A founder against what the other workers wrote before it; the other workers'
+        # founders near this batch against this batch's earlier documents. Whichever of the two
+        # workers merges second sees both sides (each wrote before it refreshed).
+        joins = []
+        for fp in founders:
+            story = story_merge.would_join(
+                fp, [c for c in stored.candidates(fp) if c.doc_id not in self.own])
+            if story is not None:
+                joins.append((fp.story_id, story))
+        batch_index = StoryIndex(horizon=None)
+        for fp in fps:
+            batch_index.add(fp)
+        strangers = {d["doc_id"]: d for d in stored_docs
+                     if d["doc_id"] == d["story_id"] and d["doc_id"] not in self.own}
+        for doc in strangers.values():
+            other = fingerprint_of_doc(doc)
+            story = story_merge.would_join(other, batch_index.candidates(other))
+            if story is not None:
+                joins.append((other.story_id, story))
+
         candidate_stories = {c.story_id for f in founders for c in stored.candidates(f)}
         batch_stories = {p.article.story_id for p in batch}
-        found = _founder_docs(db, sorted(candidate_stories | batch_stories))
+        joined = {s for pair in joins for s in pair}
+        found = _founder_docs(db, sorted(candidate_stories | batch_stories | joined))
         founder_docs = {fp.doc_id: fp for fp, _ in found}
         # The founders filed under their own keys: a founder is compared with another only if
         # grouping would have found one from the other (a shared hash, band or story key),
@@ -58,7 +88,8 @@ class MergeStoriesFn(StoreFn):
             if story_merge.is_founder(fp):
                 founders_index.add(fp, keys=keys)
 
-        merges = story_merge.plan_merges(founders, founders_index.candidates)
+        merges = story_merge.plan_merges(founders, founders_index.candidates, joins,
+                                         founder_docs)
         moved = {doc_id: fp.story_id for doc_id, fp in founder_docs.items()}
         final = story_merge.redirects(batch_stories | merges.keys(), {**moved, **merges})
         if final:
@@ -81,19 +112,49 @@ class MergeStoriesFn(StoreFn):
                 db.delete("alerts", loser_id)
 
 
-def _stored_candidates(db: DocumentStore, founders: Sequence[Fingerprint]) -> StoryIndex:
-    """The stored documents sharing a text hash, band or story key with one of ``founders``,
-    filed under the keys they were found by."""
-    if not founders:
-        return StoryIndex(horizon=None)
-    bands = sorted({b for fp in founders for b in fp.bands})
-    keys = sorted({k for fp in founders for k in fp.story_keys})
-    hashes = sorted({fp.text_hash for fp in founders})
-    docs = [d for field, values in (("lsh_bands", bands), ("text_hash", hashes),
+def _near_docs(db: DocumentStore, fps: Sequence[Fingerprint]) -> list[dict[str, Any]]:
+    """The stored documents (``LOOKUP_FIELDS``) sharing a text hash, band or story key with
+    one of ``fps``: the look-up grouping makes, at most ``_LOOKUP_SIZE`` per key kind."""
+    bands = sorted({b for fp in fps for b in fp.bands})
+    keys = sorted({k for fp in fps for k in fp.story_keys})
+    hashes = sorted({fp.text_hash for fp in fps})
+    return [d for field, values in (("lsh_bands", bands), ("text_hash", hashes),
                                     ("story_keys", keys))
-            for d in db.find_terms("articles", field, values, _LOOKUP_SIZE, fields=KEY_FIELDS)]
-    # Only the candidates' story ids are read: no features, no signature fetched.
-    return stored_index(docs, {*bands, *keys}, features=False)
+            for d in db.find_terms("articles", field, values, _LOOKUP_SIZE,
+                                   fields=LOOKUP_FIELDS)]
+
+
+class _OwnDocuments:
+    """The doc_ids this worker wrote over the last ``stories.INDEX_HORIZON`` of article time
+    (what its grouping's in-run index held): every other stored document was written by
+    another worker or an earlier run. Bounded like that index, by batch."""
+
+    def __init__(self) -> None:
+        self._batches: deque[tuple[str, frozenset[str]]] = deque()
+        self._ids: dict[str, int] = {}
+
+    def add(self, fps: Sequence[Fingerprint]) -> None:
+        ids = frozenset(fp.doc_id for fp in fps)
+        self._batches.append((max(fp.first_seen for fp in fps), ids))
+        for doc_id in ids:
+            self._ids[doc_id] = self._ids.get(doc_id, 0) + 1
+        newest = max(seen for seen, _ in self._batches)
+        limit = _shift(newest, -INDEX_HORIZON)
+        while limit is not None and self._batches and self._batches[0][0] < limit:
+            for doc_id in self._batches.popleft()[1]:
+                self._ids[doc_id] -= 1
+                if not self._ids[doc_id]:
+                    del self._ids[doc_id]
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._ids
+
+
+def _shift(iso: str, by: timedelta) -> str | None:
+    try:
+        return (datetime.fromisoformat(iso) + by).isoformat()
+    except ValueError:
+        return None
 
 
 def _founder_docs(db: DocumentStore,

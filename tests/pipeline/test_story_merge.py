@@ -158,3 +158,57 @@ def test_one_worker_merges_nothing(ctx: RunContext) -> None:
         assert before[0] == before[1] != before[2]
     finally:
         w.close()
+
+
+#: Eight sentences each; the middle text shares six with the first and four with the last,
+#: which share two: near-duplicates x~y and y~z (each pair shares LSH bands, so each finds the
+#: other), but not x~z (MinHash 0.20, no band).
+_WORDS = ("alpha red slowly", "bravo blue quickly", "charlie green neatly",
+          "delta yellow roughly", "echo orange boldly", "foxtrot purple calmly",
+          "golf brown gladly", "hotel black loudly", "india white softly", "juliet grey warmly",
+          "kilo pink dimly", "lima cyan firmly", "mike olive gently", "november navy keenly")
+_SENTENCES = [f"Sentence {w} about the harbour crane number {n} and its {v} painted {c} hull."
+              for n, (w, v, c) in enumerate(words.split() for words in _WORDS)]
+BRIDGE_FIRST, BRIDGE_MIDDLE, BRIDGE_LAST = (" ".join(_SENTENCES[n:n + 8]) for n in (0, 2, 6))
+
+
+def test_the_bridge_texts_chain_but_their_ends_do_not_match() -> None:
+    # As the pipeline fingerprints them: an empty title, then the text.
+    sig = {n: dedup.signature(f"\n{t}") for n, t in (("x", BRIDGE_FIRST), ("y", BRIDGE_MIDDLE),
+                                                     ("z", BRIDGE_LAST))}
+    bands = {n: set(dedup.band_keys(s)) for n, s in sig.items()}
+    for near in ("xy", "yz"):
+        assert dedup.similarity(sig[near[0]], sig[near[1]]) >= dedup.NEAR_DUPLICATE_THRESHOLD
+        assert bands[near[0]] & bands[near[1]]
+    assert dedup.similarity(sig["x"], sig["z"]) < dedup.NEAR_DUPLICATE_THRESHOLD
+    assert not bands["x"] & bands["z"]
+
+
+@pytest.mark.parametrize("first_to_merge", ["founder's worker", "member's worker"])
+def test_a_founder_that_would_have_joined_another_workers_member_is_merged(
+        ctx: RunContext, first_to_merge: str) -> None:
+    """The split the bench found (docs/scaling.md): worker A files x and y (y joins x's
+    story), worker B, before either is searchable, starts a story with z, which matches y
+    but not x. One worker would have put z in x's story through y; the founders x and z do
+    not match each other, so comparing founders alone never merged them. Whichever worker
+    merges second finds the pair: B re-decides its founder z against the documents other
+    workers wrote before z, or A re-decides the other workers' founders its batch is near
+    (z) against its own batch's earlier documents (y)."""
+    a, b = Worker(ctx), Worker(ctx)
+    try:
+        first = a.group({"x": ("wire-a", BRIDGE_FIRST, 0), "y": ("wire-a", BRIDGE_MIDDLE, 1)})
+        second = b.group({"z": ("paper-b", BRIDGE_LAST, 2)})
+        x, y, z = first[0].article, first[1].article, second[0].article
+        assert y.story_id == x.doc_id and z.story_id == z.doc_id  # the split
+        workers = [(a, first), (b, second)]
+        if first_to_merge == "member's worker":
+            workers.reverse()
+        for worker, placed in workers:
+            worker.write_merge_alert(placed)
+        store = a.fns[2].db()
+        store.refresh("articles")
+        stories = {d["doc_id"]: d["story_id"] for d in store.scan("articles")}
+        assert stories == {x.doc_id: x.doc_id, y.doc_id: x.doc_id, z.doc_id: x.doc_id}
+    finally:
+        a.close()
+        b.close()
