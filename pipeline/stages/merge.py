@@ -11,6 +11,7 @@ from typing import Any
 from newsmon.pipeline import story_merge
 from newsmon.pipeline.stages.base import StoreFn
 from newsmon.pipeline.stages.store import (
+    KEY_FIELDS,
     LOOKUP_FIELDS,
     Placed,
     fingerprint_of_doc,
@@ -28,15 +29,21 @@ class MergeStoriesFn(StoreFn):
 
     After a refresh (the other workers' acknowledged writes become searchable), every story
     this batch started is compared with the stories other workers started
-    (``story_merge.plan_merges``); a story whose founder was merged into another follows it
-    (``story_merge.redirects``). A merged story's alerts move to the winner's id when the
+    (``story_merge.plan_merges``), each founder of the batch with the earlier documents other
+    workers wrote, and each other worker's founder near the batch with the batch's earlier
+    documents (``story_merge.would_join``; "other": not among the doc_ids this worker wrote
+    within ``stories.INDEX_HORIZON``, which it keeps); a story whose founder was merged into
+    another follows it (``story_merge.redirects``). A merged story's alerts move to the winner's id when the
     winner has none yet, its stored documents are re-labelled (the founder last: its label is
     what records the merge, so a run that fails half-way finds the merge again), and the
     batch goes on re-labelled, so its alerts go to the winner's alert. Every write is a
     create-if-absent, a delete or an idempotent re-write: a re-run repeats them harmlessly.
     An unreachable store, or a re-write it refuses, raises (the run fails and is re-run).
-    On one worker whose grouping saw every earlier copy nothing merges; the cost is a
-    refresh and two look-ups per batch.
+    On one worker whose grouping saw every earlier copy nothing merges. The cost per batch:
+    a refresh, three key look-ups of at most ``_LOOKUP_SIZE`` documents each (story ids and
+    keys only), one read of the whole fingerprints of the other workers' documents among them
+    (none on one worker) and one of the founders of the stories involved; ``decide_story``
+    for each founder of the batch and each other worker's founder found.
     """
 
     def setup(self) -> None:
@@ -52,25 +59,33 @@ class MergeStoriesFn(StoreFn):
         db.refresh("articles")
         fps = [p.fingerprint for p in batch]
         founders = [fp for fp in fps if story_merge.is_founder(fp)]
-        stored_docs = _near_docs(db, fps)
-        stored = stored_index(stored_docs, {k for fp in fps for k in (*fp.bands,
-                                                                      *fp.story_keys)})
+        near = _near_docs(db, fps)
+        # Only which stories the candidates are in: no signature, no features decoded.
+        stored = stored_index(near, {k for fp in fps for k in (*fp.bands, *fp.story_keys)},
+                              features=False)
         # A founder against what the other workers wrote before it; the other workers'
         # founders near this batch against this batch's earlier documents. Whichever of the two
-        # workers merges second sees both sides (each wrote before it refreshed).
+        # workers merges second sees both sides (each wrote before it refreshed). Only those
+        # documents are read whole: on one worker, none.
+        asked = {fp.doc_id: [c.doc_id for c in stored.candidates(fp)
+                             if c.doc_id not in self.own and c.story_id != fp.story_id
+                             and (c.first_seen, c.doc_id) < (fp.first_seen, fp.doc_id)]
+                 for fp in founders}
+        strangers = [d["doc_id"] for d in near
+                     if d["doc_id"] == d["story_id"] and d["doc_id"] not in self.own]
+        whole = _whole_docs(db, sorted({*strangers, *(i for ids in asked.values() for i in ids)}))
         joins = []
         for fp in founders:
-            story = story_merge.would_join(
-                fp, [c for c in stored.candidates(fp) if c.doc_id not in self.own])
+            story = story_merge.would_join(fp, [whole[i] for i in asked[fp.doc_id] if i in whole])
             if story is not None:
                 joins.append((fp.story_id, story))
         batch_index = StoryIndex(horizon=None)
         for fp in fps:
             batch_index.add(fp)
-        strangers = {d["doc_id"]: d for d in stored_docs
-                     if d["doc_id"] == d["story_id"] and d["doc_id"] not in self.own}
-        for doc in strangers.values():
-            other = fingerprint_of_doc(doc)
+        for doc_id in dict.fromkeys(strangers):
+            other = whole.get(doc_id)
+            if other is None or not story_merge.is_founder(other):
+                continue
             story = story_merge.would_join(other, batch_index.candidates(other))
             if story is not None:
                 joins.append((other.story_id, story))
@@ -113,15 +128,22 @@ class MergeStoriesFn(StoreFn):
 
 
 def _near_docs(db: DocumentStore, fps: Sequence[Fingerprint]) -> list[dict[str, Any]]:
-    """The stored documents (``LOOKUP_FIELDS``) sharing a text hash, band or story key with
-    one of ``fps``: the look-up grouping makes, at most ``_LOOKUP_SIZE`` per key kind."""
+    """The stored documents (``KEY_FIELDS``) sharing a text hash, band or story key with one
+    of ``fps``: the look-up grouping makes, at most ``_LOOKUP_SIZE`` per key kind."""
     bands = sorted({b for fp in fps for b in fp.bands})
     keys = sorted({k for fp in fps for k in fp.story_keys})
     hashes = sorted({fp.text_hash for fp in fps})
     return [d for field, values in (("lsh_bands", bands), ("text_hash", hashes),
                                     ("story_keys", keys))
-            for d in db.find_terms("articles", field, values, _LOOKUP_SIZE,
-                                   fields=LOOKUP_FIELDS)]
+            for d in db.find_terms("articles", field, values, _LOOKUP_SIZE, fields=KEY_FIELDS)]
+
+
+def _whole_docs(db: DocumentStore, doc_ids: Sequence[str]) -> dict[str, Fingerprint]:
+    """doc_id -> the fingerprint grouping compares (signature, features) of ``doc_ids``."""
+    if not doc_ids:
+        return {}
+    return {d["doc_id"]: fingerprint_of_doc(d) for d in db.find_terms(
+        "articles", "doc_id", list(doc_ids), size=len(doc_ids), fields=LOOKUP_FIELDS)}
 
 
 class _OwnDocuments:

@@ -55,6 +55,26 @@ def test_only_founders_merge() -> None:
                                    lambda _: [founder]) == {}
 
 
+def test_a_founder_would_join_only_an_earlier_document_of_another_story() -> None:
+    founder = fp("f", WIRE, "2026-01-01T00:05")
+    member = fp("m", REWRITE, "2026-01-01T00:01", story="s")
+    assert story_merge.would_join(founder, [member]) == "s"
+    # Later than the founder: on one worker reading in time order the founder came first.
+    assert story_merge.would_join(founder, [fp("m", REWRITE, "2026-01-01T00:09", "s")]) is None
+    # Its own story, or an unrelated text: nothing to join.
+    assert story_merge.would_join(founder, [fp("m", REWRITE, "2026-01-01T00:01", "f")]) is None
+    assert story_merge.would_join(founder, [fp("o", OTHER, "2026-01-01T00:01")]) is None
+
+
+def test_joined_stories_are_named_after_the_earlier_founder() -> None:
+    early, late = fp("e", OTHER, "2026-01-01T00:01"), fp("l", TROOPS, "2026-01-01T00:09")
+    known = {"e": early, "l": late}
+    for pair in (("l", "e"), ("e", "l")):
+        assert story_merge.plan_merges([], lambda _: [], [pair], known) == {"l": "e"}
+    # A story whose founder is not known sorts after the known ones.
+    assert story_merge.plan_merges([], lambda _: [], [("e", "x")], known) == {"x": "e"}
+
+
 def test_a_moved_founder_redirects_its_story_through_a_chain() -> None:
     moved = {"a": "b", "b": "c", "d": "d"}
     assert story_merge.redirects(["a", "b", "d", "e"], moved) == {"a": "c", "b": "c"}
