@@ -20,7 +20,7 @@ from newsmon.pipeline.stages.store import (
 from newsmon.pipeline.store.base import DocumentStore
 from newsmon.pipeline.stories import INDEX_HORIZON, Fingerprint, StoryIndex
 
-#: Stored documents looked up per key kind for a batch's founders (as grouping looks up).
+#: Stored documents looked up per key kind for a batch (as grouping looks up).
 _LOOKUP_SIZE = 500
 
 
@@ -33,10 +33,11 @@ class MergeStoriesFn(StoreFn):
     workers wrote, and each other worker's founder near the batch with the batch's earlier
     documents (``story_merge.would_join``; "other": not among the doc_ids this worker wrote
     within ``stories.INDEX_HORIZON``, which it keeps); a story whose founder was merged into
-    another follows it (``story_merge.redirects``). A merged story's alerts move to the winner's id when the
-    winner has none yet, its stored documents are re-labelled (the founder last: its label is
-    what records the merge, so a run that fails half-way finds the merge again), and the
-    batch goes on re-labelled, so its alerts go to the winner's alert. Every write is a
+    another follows it (``story_merge.redirects``). A merged story's alerts move to the
+    winner's id when the winner has none yet, its stored documents are re-labelled (the
+    founder last: its label is what records the merge, so a run that fails half-way finds
+    the merge again), and the batch goes on re-labelled, so its alerts go to the winner's
+    alert. Every write is a
     create-if-absent, a delete or an idempotent re-write: a re-run repeats them harmlessly.
     An unreachable store, or a re-write it refuses, raises (the run fails and is re-run).
     On one worker whose grouping saw every earlier copy nothing merges. The cost per batch:
@@ -48,7 +49,7 @@ class MergeStoriesFn(StoreFn):
 
     def setup(self) -> None:
         super().setup()
-        self.own = _OwnDocuments()
+        self.own = OwnDocuments()
 
     def process(self, batch: Sequence[Placed]) -> Iterator[list[Placed]]:
         db = self.db()
@@ -146,7 +147,7 @@ def _whole_docs(db: DocumentStore, doc_ids: Sequence[str]) -> dict[str, Fingerpr
         "articles", "doc_id", list(doc_ids), size=len(doc_ids), fields=LOOKUP_FIELDS)}
 
 
-class _OwnDocuments:
+class OwnDocuments:
     """The doc_ids this worker wrote over the last ``stories.INDEX_HORIZON`` of article time
     (what its grouping's in-run index held): every other stored document was written by
     another worker or an earlier run. Bounded like that index, by batch."""

@@ -18,7 +18,7 @@ from newsmon.pipeline.normalize import normalize_item
 from newsmon.pipeline.stages.alerts import EvaluateAlertsFn
 from newsmon.pipeline.stages.base import RunContext
 from newsmon.pipeline.stages.items import ClassifyTopicsFn
-from newsmon.pipeline.stages.merge import MergeStoriesFn
+from newsmon.pipeline.stages.merge import MergeStoriesFn, OwnDocuments
 from newsmon.pipeline.stages.store import GroupStoriesFn, Placed, WriteDocumentsFn
 from tests.pipeline.samples import OTHER, REWRITE, TROOPS, WIRE, sample_item, store_context
 
@@ -73,6 +73,15 @@ def test_joined_stories_are_named_after_the_earlier_founder() -> None:
         assert story_merge.plan_merges([], lambda _: [], [pair], known) == {"l": "e"}
     # A story whose founder is not known sorts after the known ones.
     assert story_merge.plan_merges([], lambda _: [], [("e", "x")], known) == {"x": "e"}
+
+
+def test_a_worker_remembers_its_own_documents_for_the_index_horizon_only() -> None:
+    own = OwnDocuments()
+    own.add([fp("old", OTHER, "2026-01-01T00:00:00+00:00")])
+    own.add([fp("new", OTHER, "2026-01-02T12:00:00+00:00")])
+    assert "old" in own and "new" in own and "other" not in own
+    own.add([fp("newer", OTHER, "2026-01-03T00:00:01+00:00")])  # two days on: "old" goes
+    assert "old" not in own and "new" in own and "newer" in own
 
 
 def test_a_moved_founder_redirects_its_story_through_a_chain() -> None:
