@@ -16,6 +16,8 @@ state directory and one consumer group between them, into a fresh index prefix. 
   story index, so copies of one story read by two processes before either copy is searchable
   start two stories; MergeStories (pipeline/story_merge.py) joins them again once written,
   so the counts should be (nearly) those of one process (docs/scaling.md says how near).
+  ``alerts_on_merged_stories``: the alerts of stories merged away after both parts alerted
+  (kept: both messages went out); the alerts less these are one per rule and story.
 
 ``--layout cluster`` uses ``NEWSMON_KAFKA_CLUSTER_BOOTSTRAP`` and
 ``NEWSMON_ELASTICSEARCH_CLUSTER_URL`` instead. ``--json`` ends the output with one JSON
@@ -154,10 +156,28 @@ def run_workers(m: int, items: list[RawItem], kafka_env: str, url: str) -> dict[
                                     / max(1e-9, total_after - total_before), 2),
         "documents": store.count("articles"), "alerts": store.count("alerts"),
         "stories": story_count(url, prefix),
+        "alerts_on_merged_stories": alerts_on_merged_stories(url, prefix),
     }
     store.close()
     httpx.delete(f"{url}/{prefix}-*", timeout=60)
     return result
+
+
+def alerts_on_merged_stories(url: str, prefix: str) -> int:
+    """How many alerts name a story no article is in any more: the loser's alert of a merge
+    where both stories had alerted (both messages went out; both alerts stay)."""
+    alerts = httpx.post(f"{url}/{prefix}-alerts/_search", timeout=60, json={
+        "size": 10_000, "_source": ["story_id"]})
+    alerts.raise_for_status()
+    stories = sorted({h["_source"]["story_id"] for h in alerts.json()["hits"]["hits"]})
+    if not stories:
+        return 0
+    live = httpx.post(f"{url}/{prefix}-articles/_search", timeout=60, json={
+        "size": 0, "query": {"terms": {"story_id": stories}},
+        "aggs": {"s": {"terms": {"field": "story_id", "size": len(stories)}}}})
+    live.raise_for_status()
+    found = {b["key"] for b in live.json()["aggregations"]["s"]["buckets"]}
+    return sum(1 for h in alerts.json()["hits"]["hits"] if h["_source"]["story_id"] not in found)
 
 
 def main() -> None:
@@ -186,7 +206,8 @@ def main() -> None:
         print(f"{m} worker(s): {r['records']} records in {r['seconds']} s = "
               f"{r['articles_per_s']}/s; CPU s: workers {r['worker_cpu_s']}, servers "
               f"{r['server_cpu_s']}, machine busy {r['machine_busy_share']:.0%}; "
-              f"{r['documents']} documents, {r['stories']} stories, {r['alerts']} alerts; "
+              f"{r['documents']} documents, {r['stories']} stories, {r['alerts']} alerts "
+              f"({r['alerts_on_merged_stories']} on a merged-away story); "
               f"per worker {r['worker_records']} records in {r['worker_seconds']} s",
               flush=True)
     if args.json:

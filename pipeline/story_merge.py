@@ -18,9 +18,18 @@ The rule every worker applies, with nothing but the store to go by:
   moved was merged into the founder's new story (``redirects``), so a copy another worker
   still filed under the old id follows.
 
+- A founder also joins the story of any document another worker wrote before it (first
+  seen earlier) that grouping would have put it with (``would_join``): the split the founders
+  alone miss, where the two stories' first copies do not match each other but a later copy of
+  one matches the other's founder (similarity is not transitive). Asked by whichever worker
+  merges second: the founder's worker re-decides its founder against what the other workers
+  wrote, the other one re-decides the other workers' founders near its batch against its
+  batch. The two stories join (``plan_merges``'s ``joins``), named after the earlier founder.
+
 On one worker this changes nothing: a founder that could join an earlier founder would have
 found it in the store or the in-run index, and a later one would have joined it, so no two
-founders ever match. Pure logic: the store calls are in stages/merge.py.
+founders ever match; and no document was written by another worker. Pure logic: the store
+calls are in stages/merge.py.
 """
 
 from __future__ import annotations
@@ -47,19 +56,37 @@ def _order(fp: Fingerprint) -> tuple[str, str]:
     return (fp.first_seen, fp.doc_id)
 
 
+def would_join(founder: Fingerprint, others: Iterable[Fingerprint]) -> str | None:
+    """The story ``founder`` would have joined had its grouping seen ``others`` (documents
+    another worker wrote), or None. Only those first seen before it count (on one worker
+    reading in time order it could have seen no other), and none of its own story."""
+    earlier = [o for o in others
+               if _order(o) < _order(founder) and o.story_id != founder.story_id]
+    if not earlier:
+        return None
+    story = decide_story(founder, earlier).story_id
+    return None if story == founder.story_id else story
+
+
 def plan_merges(
     founders: Iterable[Fingerprint],
     candidates: Callable[[Fingerprint], Iterable[Fingerprint]],
+    joins: Iterable[tuple[str, str]] = (),
+    known: Mapping[str, Fingerprint] | None = None,
 ) -> dict[str, str]:
-    """loser story id -> winner story id, for the stories the ``founders`` started.
+    """loser story id -> winner story id, for the stories the ``founders`` started and the
+    pairs of stories ``joins`` names (``would_join``'s findings).
 
     ``candidates(fp)`` are the stored documents that share a text hash, a band or a story key
     with ``fp`` (the same look-up grouping makes). Of those, only other founders count; each
     one ``decide_story`` would have joined ``fp`` to is the same story. The winner of each set
-    is the earliest founder; every other founder's story maps to it (the winner never maps).
+    is the earliest founder (``known``: founder doc_id -> its fingerprint, for the stories of
+    ``joins``; a story whose founder is not known sorts by its id, after every known one);
+    every other story maps to it (the winner never maps).
     """
     parent: dict[str, str] = {}
     order: dict[str, tuple[str, str]] = {}
+    known = known or {}
 
     def root(story: str) -> str:
         while parent.get(story, story) != story:
@@ -87,6 +114,8 @@ def plan_merges(
             if (decide_story(fp, [cand]).story_id == cand.story_id
                     or decide_story(cand, [fp]).story_id == fp.story_id):
                 union(fp, cand)
+    for a, b in joins:
+        union(*(known.get(s) or Fingerprint(s, s, "", (), "\uffff") for s in (a, b)))
     return {story: root(story) for story in parent if root(story) != story}
 
 

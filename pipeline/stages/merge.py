@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from newsmon.pipeline import story_merge
@@ -16,9 +18,9 @@ from newsmon.pipeline.stages.store import (
     stored_index,
 )
 from newsmon.pipeline.store.base import DocumentStore
-from newsmon.pipeline.stories import Fingerprint, StoryIndex
+from newsmon.pipeline.stories import INDEX_HORIZON, Fingerprint, StoryIndex
 
-#: Stored documents looked up per key kind for a batch's founders (as grouping looks up).
+#: Stored documents looked up per key kind for a batch (as grouping looks up).
 _LOOKUP_SIZE = 500
 
 
@@ -27,28 +29,72 @@ class MergeStoriesFn(StoreFn):
 
     After a refresh (the other workers' acknowledged writes become searchable), every story
     this batch started is compared with the stories other workers started
-    (``story_merge.plan_merges``); a story whose founder was merged into another follows it
-    (``story_merge.redirects``). A merged story's alerts move to the winner's id when the
-    winner has none yet, its stored documents are re-labelled (the founder last: its label is
-    what records the merge, so a run that fails half-way finds the merge again), and the
-    batch goes on re-labelled, so its alerts go to the winner's alert. Every write is a
+    (``story_merge.plan_merges``), each founder of the batch with the earlier documents other
+    workers wrote, and each other worker's founder near the batch with the batch's earlier
+    documents (``story_merge.would_join``; "other": not among the doc_ids this worker wrote
+    within ``stories.INDEX_HORIZON``, which it keeps); a story whose founder was merged into
+    another follows it (``story_merge.redirects``). A merged story's alerts move to the
+    winner's id when the winner has none yet, its stored documents are re-labelled (the
+    founder last: its label is what records the merge, so a run that fails half-way finds
+    the merge again), and the batch goes on re-labelled, so its alerts go to the winner's
+    alert. Every write is a
     create-if-absent, a delete or an idempotent re-write: a re-run repeats them harmlessly.
     An unreachable store, or a re-write it refuses, raises (the run fails and is re-run).
-    On one worker whose grouping saw every earlier copy nothing merges; the cost is a
-    refresh and two look-ups per batch.
+    On one worker whose grouping saw every earlier copy nothing merges. The cost per batch:
+    a refresh, three key look-ups of at most ``_LOOKUP_SIZE`` documents each (story ids and
+    keys only), one read of the whole fingerprints of the other workers' documents among them
+    (none on one worker) and one of the founders of the stories involved; ``decide_story``
+    for each founder of the batch and each other worker's founder found.
     """
+
+    def setup(self) -> None:
+        super().setup()
+        self.own = OwnDocuments()
 
     def process(self, batch: Sequence[Placed]) -> Iterator[list[Placed]]:
         db = self.db()
         if not batch:
             yield list(batch)
             return
+        self.own.add([p.fingerprint for p in batch])
         db.refresh("articles")
-        founders = [p.fingerprint for p in batch if story_merge.is_founder(p.fingerprint)]
-        stored = _stored_candidates(db, founders)
+        fps = [p.fingerprint for p in batch]
+        founders = [fp for fp in fps if story_merge.is_founder(fp)]
+        near = _near_docs(db, fps)
+        # Only which stories the candidates are in: no signature, no features decoded.
+        stored = stored_index(near, {k for fp in fps for k in (*fp.bands, *fp.story_keys)},
+                              features=False)
+        # A founder against what the other workers wrote before it; the other workers'
+        # founders near this batch against this batch's earlier documents. Whichever of the two
+        # workers merges second sees both sides (each wrote before it refreshed). Only those
+        # documents are read whole: on one worker, none.
+        asked = {fp.doc_id: [c.doc_id for c in stored.candidates(fp)
+                             if c.doc_id not in self.own and c.story_id != fp.story_id
+                             and (c.first_seen, c.doc_id) < (fp.first_seen, fp.doc_id)]
+                 for fp in founders}
+        strangers = [d["doc_id"] for d in near
+                     if d["doc_id"] == d["story_id"] and d["doc_id"] not in self.own]
+        whole = _whole_docs(db, sorted({*strangers, *(i for ids in asked.values() for i in ids)}))
+        joins = []
+        for fp in founders:
+            story = story_merge.would_join(fp, [whole[i] for i in asked[fp.doc_id] if i in whole])
+            if story is not None:
+                joins.append((fp.story_id, story))
+        batch_index = StoryIndex(horizon=None)
+        for fp in fps:
+            batch_index.add(fp)
+        for doc_id in dict.fromkeys(strangers):
+            other = whole.get(doc_id)
+            if other is None or not story_merge.is_founder(other):
+                continue
+            story = story_merge.would_join(other, batch_index.candidates(other))
+            if story is not None:
+                joins.append((other.story_id, story))
+
         candidate_stories = {c.story_id for f in founders for c in stored.candidates(f)}
         batch_stories = {p.article.story_id for p in batch}
-        found = _founder_docs(db, sorted(candidate_stories | batch_stories))
+        joined = {s for pair in joins for s in pair}
+        found = _founder_docs(db, sorted(candidate_stories | batch_stories | joined))
         founder_docs = {fp.doc_id: fp for fp, _ in found}
         # The founders filed under their own keys: a founder is compared with another only if
         # grouping would have found one from the other (a shared hash, band or story key),
@@ -58,7 +104,8 @@ class MergeStoriesFn(StoreFn):
             if story_merge.is_founder(fp):
                 founders_index.add(fp, keys=keys)
 
-        merges = story_merge.plan_merges(founders, founders_index.candidates)
+        merges = story_merge.plan_merges(founders, founders_index.candidates, joins,
+                                         founder_docs)
         moved = {doc_id: fp.story_id for doc_id, fp in founder_docs.items()}
         final = story_merge.redirects(batch_stories | merges.keys(), {**moved, **merges})
         if final:
@@ -81,19 +128,56 @@ class MergeStoriesFn(StoreFn):
                 db.delete("alerts", loser_id)
 
 
-def _stored_candidates(db: DocumentStore, founders: Sequence[Fingerprint]) -> StoryIndex:
-    """The stored documents sharing a text hash, band or story key with one of ``founders``,
-    filed under the keys they were found by."""
-    if not founders:
-        return StoryIndex(horizon=None)
-    bands = sorted({b for fp in founders for b in fp.bands})
-    keys = sorted({k for fp in founders for k in fp.story_keys})
-    hashes = sorted({fp.text_hash for fp in founders})
-    docs = [d for field, values in (("lsh_bands", bands), ("text_hash", hashes),
+def _near_docs(db: DocumentStore, fps: Sequence[Fingerprint]) -> list[dict[str, Any]]:
+    """The stored documents (``KEY_FIELDS``) sharing a text hash, band or story key with one
+    of ``fps``: the look-up grouping makes, at most ``_LOOKUP_SIZE`` per key kind."""
+    bands = sorted({b for fp in fps for b in fp.bands})
+    keys = sorted({k for fp in fps for k in fp.story_keys})
+    hashes = sorted({fp.text_hash for fp in fps})
+    return [d for field, values in (("lsh_bands", bands), ("text_hash", hashes),
                                     ("story_keys", keys))
             for d in db.find_terms("articles", field, values, _LOOKUP_SIZE, fields=KEY_FIELDS)]
-    # Only the candidates' story ids are read: no features, no signature fetched.
-    return stored_index(docs, {*bands, *keys}, features=False)
+
+
+def _whole_docs(db: DocumentStore, doc_ids: Sequence[str]) -> dict[str, Fingerprint]:
+    """doc_id -> the fingerprint grouping compares (signature, features) of ``doc_ids``."""
+    if not doc_ids:
+        return {}
+    return {d["doc_id"]: fingerprint_of_doc(d) for d in db.find_terms(
+        "articles", "doc_id", list(doc_ids), size=len(doc_ids), fields=LOOKUP_FIELDS)}
+
+
+class OwnDocuments:
+    """The doc_ids this worker wrote over the last ``stories.INDEX_HORIZON`` of article time
+    (what its grouping's in-run index held): every other stored document was written by
+    another worker or an earlier run. Bounded like that index, by batch."""
+
+    def __init__(self) -> None:
+        self._batches: deque[tuple[str, frozenset[str]]] = deque()
+        self._ids: dict[str, int] = {}
+
+    def add(self, fps: Sequence[Fingerprint]) -> None:
+        ids = frozenset(fp.doc_id for fp in fps)
+        self._batches.append((max(fp.first_seen for fp in fps), ids))
+        for doc_id in ids:
+            self._ids[doc_id] = self._ids.get(doc_id, 0) + 1
+        newest = max(seen for seen, _ in self._batches)
+        limit = _shift(newest, -INDEX_HORIZON)
+        while limit is not None and self._batches and self._batches[0][0] < limit:
+            for doc_id in self._batches.popleft()[1]:
+                self._ids[doc_id] -= 1
+                if not self._ids[doc_id]:
+                    del self._ids[doc_id]
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._ids
+
+
+def _shift(iso: str, by: timedelta) -> str | None:
+    try:
+        return (datetime.fromisoformat(iso) + by).isoformat()
+    except ValueError:
+        return None
 
 
 def _founder_docs(db: DocumentStore,

@@ -18,7 +18,7 @@ from newsmon.pipeline.normalize import normalize_item
 from newsmon.pipeline.stages.alerts import EvaluateAlertsFn
 from newsmon.pipeline.stages.base import RunContext
 from newsmon.pipeline.stages.items import ClassifyTopicsFn
-from newsmon.pipeline.stages.merge import MergeStoriesFn
+from newsmon.pipeline.stages.merge import MergeStoriesFn, OwnDocuments
 from newsmon.pipeline.stages.store import GroupStoriesFn, Placed, WriteDocumentsFn
 from tests.pipeline.samples import OTHER, REWRITE, TROOPS, WIRE, sample_item, store_context
 
@@ -53,6 +53,35 @@ def test_only_founders_merge() -> None:
     assert story_merge.plan_merges([founder], lambda _: [member]) == {}
     assert story_merge.plan_merges([fp("m", REWRITE, "t", story="s")],
                                    lambda _: [founder]) == {}
+
+
+def test_a_founder_would_join_only_an_earlier_document_of_another_story() -> None:
+    founder = fp("f", WIRE, "2026-01-01T00:05")
+    member = fp("m", REWRITE, "2026-01-01T00:01", story="s")
+    assert story_merge.would_join(founder, [member]) == "s"
+    # Later than the founder: on one worker reading in time order the founder came first.
+    assert story_merge.would_join(founder, [fp("m", REWRITE, "2026-01-01T00:09", "s")]) is None
+    # Its own story, or an unrelated text: nothing to join.
+    assert story_merge.would_join(founder, [fp("m", REWRITE, "2026-01-01T00:01", "f")]) is None
+    assert story_merge.would_join(founder, [fp("o", OTHER, "2026-01-01T00:01")]) is None
+
+
+def test_joined_stories_are_named_after_the_earlier_founder() -> None:
+    early, late = fp("e", OTHER, "2026-01-01T00:01"), fp("l", TROOPS, "2026-01-01T00:09")
+    known = {"e": early, "l": late}
+    for pair in (("l", "e"), ("e", "l")):
+        assert story_merge.plan_merges([], lambda _: [], [pair], known) == {"l": "e"}
+    # A story whose founder is not known sorts after the known ones.
+    assert story_merge.plan_merges([], lambda _: [], [("e", "x")], known) == {"x": "e"}
+
+
+def test_a_worker_remembers_its_own_documents_for_the_index_horizon_only() -> None:
+    own = OwnDocuments()
+    own.add([fp("old", OTHER, "2026-01-01T00:00:00+00:00")])
+    own.add([fp("new", OTHER, "2026-01-02T12:00:00+00:00")])
+    assert "old" in own and "new" in own and "other" not in own
+    own.add([fp("newer", OTHER, "2026-01-03T00:00:01+00:00")])  # two days on: "old" goes
+    assert "old" not in own and "new" in own and "newer" in own
 
 
 def test_a_moved_founder_redirects_its_story_through_a_chain() -> None:
@@ -158,3 +187,57 @@ def test_one_worker_merges_nothing(ctx: RunContext) -> None:
         assert before[0] == before[1] != before[2]
     finally:
         w.close()
+
+
+#: Eight sentences each; the middle text shares six with the first and four with the last,
+#: which share two: near-duplicates x~y and y~z (each pair shares LSH bands, so each finds the
+#: other), but not x~z (MinHash 0.20, no band).
+_WORDS = ("alpha red slowly", "bravo blue quickly", "charlie green neatly",
+          "delta yellow roughly", "echo orange boldly", "foxtrot purple calmly",
+          "golf brown gladly", "hotel black loudly", "india white softly", "juliet grey warmly",
+          "kilo pink dimly", "lima cyan firmly", "mike olive gently", "november navy keenly")
+_SENTENCES = [f"Sentence {w} about the harbour crane number {n} and its {v} painted {c} hull."
+              for n, (w, v, c) in enumerate(words.split() for words in _WORDS)]
+BRIDGE_FIRST, BRIDGE_MIDDLE, BRIDGE_LAST = (" ".join(_SENTENCES[n:n + 8]) for n in (0, 2, 6))
+
+
+def test_the_bridge_texts_chain_but_their_ends_do_not_match() -> None:
+    # As the pipeline fingerprints them: an empty title, then the text.
+    sig = {n: dedup.signature(f"\n{t}") for n, t in (("x", BRIDGE_FIRST), ("y", BRIDGE_MIDDLE),
+                                                     ("z", BRIDGE_LAST))}
+    bands = {n: set(dedup.band_keys(s)) for n, s in sig.items()}
+    for near in ("xy", "yz"):
+        assert dedup.similarity(sig[near[0]], sig[near[1]]) >= dedup.NEAR_DUPLICATE_THRESHOLD
+        assert bands[near[0]] & bands[near[1]]
+    assert dedup.similarity(sig["x"], sig["z"]) < dedup.NEAR_DUPLICATE_THRESHOLD
+    assert not bands["x"] & bands["z"]
+
+
+@pytest.mark.parametrize("first_to_merge", ["founder's worker", "member's worker"])
+def test_a_founder_that_would_have_joined_another_workers_member_is_merged(
+        ctx: RunContext, first_to_merge: str) -> None:
+    """The split the bench found (docs/scaling.md): worker A files x and y (y joins x's
+    story), worker B, before either is searchable, starts a story with z, which matches y
+    but not x. One worker would have put z in x's story through y; the founders x and z do
+    not match each other, so comparing founders alone never merged them. Whichever worker
+    merges second finds the pair: B re-decides its founder z against the documents other
+    workers wrote before z, or A re-decides the other workers' founders its batch is near
+    (z) against its own batch's earlier documents (y)."""
+    a, b = Worker(ctx), Worker(ctx)
+    try:
+        first = a.group({"x": ("wire-a", BRIDGE_FIRST, 0), "y": ("wire-a", BRIDGE_MIDDLE, 1)})
+        second = b.group({"z": ("paper-b", BRIDGE_LAST, 2)})
+        x, y, z = first[0].article, first[1].article, second[0].article
+        assert y.story_id == x.doc_id and z.story_id == z.doc_id  # the split
+        workers = [(a, first), (b, second)]
+        if first_to_merge == "member's worker":
+            workers.reverse()
+        for worker, placed in workers:
+            worker.write_merge_alert(placed)
+        store = a.fns[2].db()
+        store.refresh("articles")
+        stories = {d["doc_id"]: d["story_id"] for d in store.scan("articles")}
+        assert stories == {x.doc_id: x.doc_id, y.doc_id: x.doc_id, z.doc_id: x.doc_id}
+    finally:
+        a.close()
+        b.close()
