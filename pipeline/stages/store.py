@@ -12,7 +12,8 @@ from newsmon.models import Article, Classification
 from newsmon.pipeline import stories as dedup
 from newsmon.pipeline.detection import Classifier
 from newsmon.pipeline.normalize import text_hash
-from newsmon.pipeline.stages.base import StoreFn, count, dead
+from newsmon.pipeline.stages.base import EstimatedPickleCoder, StoreFn, count, dead
+from newsmon.pipeline.stages.items import ArticleCoder
 from newsmon.pipeline.story import StoryFeatures, StoryMatcher
 
 
@@ -23,6 +24,23 @@ class Placed:
     article: Article
     fingerprint: dedup.Fingerprint
     duplicate_of: str | None
+
+
+class PlacedCoder(EstimatedPickleCoder):
+    """Placed articles between stages (see EstimatedPickleCoder)."""
+
+    #: A pickled fingerprint's bytes (signature, hashes, story features), about what the
+    #: bench's articles measure.
+    FINGERPRINT = 1700
+
+    def estimate_size(self, value: Any) -> int:
+        return ArticleCoder().estimate_size(value.article) + self.FINGERPRINT
+
+    def to_type_hint(self) -> type:
+        return Placed
+
+
+PlacedCoder.register(Placed)
 
 
 def article_document(placed: Placed, indexed_at: datetime) -> dict[str, Any]:
