@@ -113,9 +113,15 @@ class Fingerprint:
         article with the same stored candidates."""
         return np.asarray(self.signature, dtype=np.int64)
 
+    @functools.cached_property
+    def _story_keys(self) -> tuple[str, ...]:
+        # Made once per fingerprint: a batch asks for them five times (look-up, both indexes'
+        # candidates, filing, the stored document), and each time cost a blocking_keys() run.
+        return tuple(blocking_keys(self.features)) if self.features is not None else ()
+
     def __getstate__(self) -> dict[str, Any]:
-        # The cached array is not pickled: runners pickle fingerprints between stages.
-        return {k: v for k, v in self.__dict__.items() if k != "signature_array"}
+        # The cached values are not pickled: runners pickle fingerprints between stages.
+        return {k: v for k, v in self.__dict__.items() if k not in _CACHED}
 
     @property
     def bands(self) -> list[str]:
@@ -124,7 +130,11 @@ class Fingerprint:
     @property
     def story_keys(self) -> list[str]:
         """Blocking keys of the story features (stored, and searched, beside the bands)."""
-        return blocking_keys(self.features) if self.features is not None else []
+        return list(self._story_keys)
+
+
+#: Fingerprint's cached properties, left out of its pickled state.
+_CACHED = frozenset({"signature_array", "_story_keys"})
 
 
 @dataclass(frozen=True)
@@ -234,7 +244,8 @@ class StoryIndex:
         """File ``fp`` under its bands and story keys (or the ``keys`` given: what a stored
         document was found under), then drop what fell behind the horizon."""
         entry, self._added = self._added, self._added + 1
-        filed = tuple(keys) if keys is not None else (*fp.bands, *fp.story_keys)
+        filed = (tuple(keys) if keys is not None
+                 else (*_band_keys(tuple(fp.signature)), *fp._story_keys))
         self._entries[entry] = (fp, filed)
         self.by_hash.setdefault(fp.text_hash, []).append(entry)
         for key in filed:
@@ -279,11 +290,11 @@ class StoryIndex:
         if same:
             chosen.add(same[0])
         by_key = self.by_band
-        for key in fp.bands:
+        for key in _band_keys(tuple(fp.signature)):
             chosen.update(by_key.get(key, ()))
         weights: dict[int, float] = {}
         held = len(entries)
-        for key in fp.story_keys:
+        for key in fp._story_keys:
             posted = by_key.get(key)
             if not posted:
                 continue

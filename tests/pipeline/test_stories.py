@@ -192,3 +192,22 @@ def test_a_stored_index_filed_under_the_wanted_keys_only_offers_the_same_candida
     offered = [[c.doc_id for c in everything.candidates(q)] for q in queries]
     assert sum(map(len, offered)) > 100
     assert [[c.doc_id for c in some.candidates(q)] for q in queries] == offered
+
+
+def test_a_fingerprints_story_keys_are_made_once_and_not_pickled() -> None:
+    """Fingerprint caches its blocking keys: the same keys every time, a copy a caller may
+    change, and not in the state runners pickle between stages."""
+    import pickle
+
+    from newsmon.pipeline.story import blocking_keys
+
+    one = facts_fp("a", {"Avdiivka", "Bakhmut"}, frozenset({"155"}))
+    keys = one.story_keys
+    assert keys == blocking_keys(one.features) and keys
+    keys.append("changed")
+    assert one.story_keys == blocking_keys(one.features)
+    assert "_story_keys" in one.__dict__  # cached ...
+    again = pickle.loads(pickle.dumps(one))
+    assert "_story_keys" not in again.__dict__  # ... and not carried
+    assert again == one and again.story_keys == one.story_keys
+    assert fp("b", WIRE).story_keys == []  # no features, no keys
