@@ -292,24 +292,33 @@ class StoryIndex:
         by_key = self.by_band
         for key in _band_keys(tuple(fp.signature)):
             chosen.update(by_key.get(key, ()))
-        weights: dict[int, float] = {}
+        # The story keys' postings (a stop-key's newest only), each with its key's weight,
+        # in key order: summed per entry below in that order, as a loop over them would.
+        read: list[int] = []
+        weight_of: list[float] = []
+        counts: list[int] = []
         held = len(entries)
         for key in fp._story_keys:
             posted = by_key.get(key)
             if not posted:
                 continue
-            weight = key_weight(len(posted), held)
-            for entry in (posted if len(posted) <= self.key_postings
-                          else posted[-STOP_KEY_NEWEST:]):
-                weights[entry] = weights.get(entry, 0.0) + weight
-        if self.facts_limit is not None and len(weights) > self.facts_limit:
-            # (weight, entry) pairs compare as the ranking wants (ties to the newest entry)
-            # without a key function called per candidate.
-            ranked = heapq.nlargest(self.facts_limit, zip(weights.values(), weights.keys(),
-                                                          strict=True))
-            chosen.update(entry for _, entry in ranked)
-        else:
-            chosen.update(weights)
+            weight_of.append(key_weight(len(posted), held))
+            if len(posted) > self.key_postings:
+                posted = posted[-STOP_KEY_NEWEST:]
+            read.extend(posted)
+            counts.append(len(posted))
+        if read:
+            # ~1,300 postings an article in the bench's run: summed in numpy, a third of the
+            # time of a dict loop. bincount adds each entry's weights in input order, so the
+            # sums are bit for bit the loop's.
+            shared, where = np.unique(np.asarray(read, dtype=np.int64), return_inverse=True)
+            sums = np.bincount(where, weights=np.repeat(weight_of, counts))
+            if self.facts_limit is not None and len(shared) > self.facts_limit:
+                # The facts_limit largest (weight, entry) pairs: ties to the newest entry.
+                ranked = np.lexsort((shared, sums))[-self.facts_limit:]
+                chosen.update(shared[ranked].tolist())
+            else:
+                chosen.update(shared.tolist())
         found: dict[str, Fingerprint] = {}
         for entry in sorted(chosen):
             cand = entries[entry][0]
