@@ -160,8 +160,12 @@ class GroupStoriesFn(StoreFn):
                                       fields=_LOOKUP_FIELDS))
         # Oldest first, as the in-run index files them: a common key's newest entries are
         # the ones the index reads (StoryIndex.key_postings).
-        stored = stored_index(sorted(found_docs, key=lambda d: str(d.get("first_seen_at", ""))),
-                              {*bands, *story_keys})
+        ordered = sorted(found_docs, key=lambda d: str(d.get("first_seen_at", "")))
+        # Filed without their story features, which ranking does not read: only the ones
+        # offered to an article as candidates are decoded (once each), not all ~1,500 found.
+        stored = stored_index(ordered, {*bands, *story_keys}, features=False)
+        stored_features = {d["doc_id"]: d.get("story_features") for d in ordered}
+        decoded: dict[int, dedup.Fingerprint] = {}
         out = []
         for article, fp in zip(batch, fps, strict=True):
             previous = known.get(article.doc_id)
@@ -171,7 +175,13 @@ class GroupStoriesFn(StoreFn):
             else:
                 # Once searchable, an article of this run is found by both; scoring it twice
                 # cannot change the decision (same story), only cost.
-                found = {c.doc_id: c for c in stored.candidates(fp)}
+                found: dict[str, dedup.Fingerprint] = {}
+                for cand in stored.candidates(fp):
+                    full = decoded.get(id(cand))
+                    if full is None:
+                        full = decoded[id(cand)] = replace(cand, features=StoryFeatures.from_doc(
+                            stored_features[cand.doc_id]))
+                    found[cand.doc_id] = full
                 for cand in self.index.candidates(fp):
                     found.setdefault(cand.doc_id, cand)
                 decision = dedup.decide_story(fp, list(found.values()))
