@@ -41,6 +41,7 @@ from apache_beam.transforms.trigger import (
 )
 from apache_beam.transforms.window import GlobalWindows, SlidingWindows
 
+from newsmon.models import Article
 from newsmon.pipeline.alerts.config import SurgeRule
 from newsmon.pipeline.alerts.surge import allowed_lateness_s, window_shape
 from newsmon.pipeline.commit import WRITTEN_LETTERS, Acknowledged, WriteDeadLettersAckFn
@@ -49,7 +50,7 @@ from newsmon.pipeline.stages.alerts import EvaluateAlertsFn, FinishRunFn, Notify
 from newsmon.pipeline.stages.base import DEAD, RunContext
 from newsmon.pipeline.stages.items import ClassifyTopicsFn, DecodeRawItemsFn, NormalizeArticlesFn
 from newsmon.pipeline.stages.merge import MergeStoriesFn
-from newsmon.pipeline.stages.store import GroupStoriesFn, WriteDocumentsFn
+from newsmon.pipeline.stages.store import GroupStoriesFn, Placed, WriteDocumentsFn
 from newsmon.pipeline.stages.surges import (
     CountPerIntervalFn,
     JudgeSurgeWindowFn,
@@ -68,6 +69,8 @@ JOB_STREAMS_TIMEOUT_S = 365 * 24 * 3600
 
 #: A composite's named outputs.
 Outputs = dict[str, PCollection[Any]]
+#: The element of the batch PCollections after grouping, as a Beam type hint.
+PlacedBatch = beam.typehints.List[Placed]
 
 
 class ParseArticles(beam.PTransform[PCollection[RawRecord], Outputs]):
@@ -85,10 +88,13 @@ class ParseArticles(beam.PTransform[PCollection[RawRecord], Outputs]):
     def expand(self, records: PCollection[RawRecord]) -> Outputs:
         decoded = records | "DecodeRawItems" >> beam.ParDo(DecodeRawItemsFn()).with_outputs(
             DEAD, main="items")
+        # Typed outputs are coded by ArticleCoder and PlacedCoder (EstimatedPickleCoder:
+        # Beam's size sampling no longer pickles every article of every batch).
         normalized = decoded.items | "NormalizeArticles" >> beam.ParDo(
-            NormalizeArticlesFn()).with_outputs(DEAD, main="articles")
+            NormalizeArticlesFn()).with_output_types(Article).with_outputs(DEAD, main="articles")
         classified = normalized.articles | "ClassifyTopics" >> beam.ParDo(
-            ClassifyTopicsFn(self.topics_path)).with_outputs(DEAD, main="articles")
+            ClassifyTopicsFn(self.topics_path)).with_output_types(Article).with_outputs(
+                DEAD, main="articles")
         dead = ((decoded[DEAD], normalized[DEAD], classified[DEAD])
                 | "CollectDeadLetters" >> beam.Flatten())
         return {"articles": classified.articles, "dead": dead}
@@ -114,11 +120,14 @@ class StoreArticles(beam.PTransform[PCollection[Any], Outputs]):
             # no latency in streaming and saves round trips to the store in batch runs.
             | "BatchArticles" >> beam.BatchElements(min_batch_size=min(100, batch),
                                                     max_batch_size=batch)
-            | "GroupStories" >> beam.ParDo(GroupStoriesFn(self.ctx))
+            | "GroupStories" >> beam.ParDo(GroupStoriesFn(self.ctx)).with_output_types(
+                PlacedBatch)
         )
         written = placed | "WriteDocuments" >> beam.ParDo(
-            WriteDocumentsFn(self.ctx)).with_outputs(DEAD, main="batches")
-        merged = written.batches | "MergeStories" >> beam.ParDo(MergeStoriesFn(self.ctx))
+            WriteDocumentsFn(self.ctx)).with_output_types(PlacedBatch).with_outputs(
+                DEAD, main="batches")
+        merged = written.batches | "MergeStories" >> beam.ParDo(
+            MergeStoriesFn(self.ctx)).with_output_types(PlacedBatch)
         return {"batches": merged, "dead": written[DEAD]}
 
 

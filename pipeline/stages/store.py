@@ -12,7 +12,8 @@ from newsmon.models import Article, Classification
 from newsmon.pipeline import stories as dedup
 from newsmon.pipeline.detection import Classifier
 from newsmon.pipeline.normalize import text_hash
-from newsmon.pipeline.stages.base import StoreFn, count, dead
+from newsmon.pipeline.stages.base import EstimatedPickleCoder, StoreFn, count, dead
+from newsmon.pipeline.stages.items import ArticleCoder
 from newsmon.pipeline.story import StoryFeatures, StoryMatcher
 
 
@@ -23,6 +24,23 @@ class Placed:
     article: Article
     fingerprint: dedup.Fingerprint
     duplicate_of: str | None
+
+
+class PlacedCoder(EstimatedPickleCoder):
+    """Placed articles between stages (see EstimatedPickleCoder)."""
+
+    #: A pickled fingerprint's bytes (signature, hashes, story features), about what the
+    #: bench's articles measure.
+    FINGERPRINT = 1700
+
+    def estimate_size(self, value: Any) -> int:
+        return ArticleCoder().estimate_size(value.article) + self.FINGERPRINT
+
+    def to_type_hint(self) -> type:
+        return Placed
+
+
+PlacedCoder.register(Placed)
 
 
 def article_document(placed: Placed, indexed_at: datetime) -> dict[str, Any]:
@@ -144,8 +162,12 @@ class GroupStoriesFn(StoreFn):
                                       fields=LOOKUP_FIELDS))
         # Oldest first, as the in-run index files them: a common key's newest entries are
         # the ones the index reads (StoryIndex.key_postings).
-        stored = stored_index(sorted(found_docs, key=lambda d: str(d.get("first_seen_at", ""))),
-                              {*bands, *story_keys})
+        ordered = sorted(found_docs, key=lambda d: str(d.get("first_seen_at", "")))
+        # Filed without their story features, which ranking does not read: only the ones
+        # offered to an article as candidates are decoded (once each), not all ~1,500 found.
+        stored = stored_index(ordered, {*bands, *story_keys}, features=False)
+        stored_features = {d["doc_id"]: d.get("story_features") for d in ordered}
+        decoded: dict[int, dedup.Fingerprint] = {}
         out = []
         for article, fp in zip(batch, fps, strict=True):
             previous = known.get(article.doc_id)
@@ -155,7 +177,13 @@ class GroupStoriesFn(StoreFn):
             else:
                 # Once searchable, an article of this run is found by both; scoring it twice
                 # cannot change the decision (same story), only cost.
-                found = {c.doc_id: c for c in stored.candidates(fp)}
+                found: dict[str, dedup.Fingerprint] = {}
+                for cand in stored.candidates(fp):
+                    full = decoded.get(id(cand))
+                    if full is None:
+                        full = decoded[id(cand)] = replace(cand, features=StoryFeatures.from_doc(
+                            stored_features[cand.doc_id]))
+                    found[cand.doc_id] = full
                 for cand in self.index.candidates(fp):
                     found.setdefault(cand.doc_id, cand)
                 decision = dedup.decide_story(fp, list(found.values()))

@@ -15,6 +15,40 @@ from newsmon.config import SearchSettings
 RECOVERING_STATUSES = frozenset({502, 503, 504})
 
 
+def _orjson_serializers() -> dict[str, Any]:
+    """The Elasticsearch client's JSON and NDJSON (bulk) serializers on orjson rather than
+    the standard library: decoding the look-ups' hits and encoding the bulk bodies took ~9 %
+    of the batch pipeline's CPU (issue 14), and orjson does either in a third of the time.
+    Non-string keys are written as the standard library writes them (``OPT_NON_STR_KEYS``),
+    what the client's own serializer converts (dates, decimals, UUIDs, numpy) is converted
+    the same, and what orjson refuses (a lone surrogate in a string, an integer past 64 bits)
+    is written by the standard library as before."""
+    import orjson
+    from elasticsearch.serializer import JsonSerializer, NdjsonSerializer
+
+    options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+    class Json(JsonSerializer):
+        def json_dumps(self, data: Any) -> bytes:
+            try:
+                return orjson.dumps(data, default=self.default, option=options)
+            except orjson.JSONEncodeError:
+                return JsonSerializer.json_dumps(self, data)
+
+        def json_loads(self, data: bytes) -> Any:
+            try:
+                return orjson.loads(data)
+            except orjson.JSONDecodeError:
+                return JsonSerializer.json_loads(self, data)
+
+    class Ndjson(NdjsonSerializer):
+        # The client's NDJSON serializer has no orjson variant; its dumps() writes a line
+        # per item with json_dumps, and loads() reads one with json_loads.
+        json_dumps = Json.json_dumps
+        json_loads = Json.json_loads
+
+    return {"application/json": Json(), "application/x-ndjson": Ndjson()}
+
 
 def search_auth_http(settings: SearchSettings) -> dict[str, Any]:
     """The credentials as keyword arguments for an ``httpx.Client`` (doctor's raw checks):
@@ -78,6 +112,7 @@ def connect(settings: SearchSettings) -> Client:
             settings.url,
             verify_certs=settings.verify_certs,
             request_timeout=settings.request_timeout_s,
+            serializers=_orjson_serializers(),
             **auth,
         )
         return Client(client, (elasticsearch.ConnectionError, elasticsearch.TransportError),

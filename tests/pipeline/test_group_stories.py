@@ -4,6 +4,7 @@ of its batch, and copies in the store are still found."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,11 +25,13 @@ def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunContext]:
         yield context
 
 
-def article(guid: str, text: str, minutes: int) -> Article:
-    return normalize_item(sample_item(f"src-{guid}", guid, "", text, minutes=minutes))
+def article(guid: str, text: str, minutes: int, lang: str = "en") -> Article:
+    return normalize_item(sample_item(f"src-{guid}", guid, "", text, minutes=minutes,
+                                      lang=lang))
 
 
-def place(ctx: RunContext, texts: dict[str, tuple[str, int]]) -> dict[str, Placed]:
+def place(ctx: RunContext, texts: dict[str, tuple[str, int]],
+          langs: dict[str, str] | None = None) -> dict[str, Placed]:
     """Group one batch with a fresh worker (an empty in-run index: candidates come from the
     store alone), write it, and return what was placed by guid."""
     fn = GroupStoriesFn(ctx)
@@ -36,7 +39,8 @@ def place(ctx: RunContext, texts: dict[str, tuple[str, int]]) -> dict[str, Place
     writer = WriteDocumentsFn(ctx)
     writer.setup()
     try:
-        batch = [article(guid, text, minutes) for guid, (text, minutes) in texts.items()]
+        batch = [article(guid, text, minutes, (langs or {}).get(guid, "en"))
+                 for guid, (text, minutes) in texts.items()]
         (placed,) = list(fn.process(batch))
         assert [out for out in writer.process(placed) if not isinstance(out, list)] == []
         writer.db().refresh("articles")
@@ -60,3 +64,17 @@ def test_stored_copies_are_found_and_the_batch_does_not_change_a_decision(
     # Unrelated articles keep their own story, whatever shares their batch.
     assert together["other"].article.story_id == together["other"].article.doc_id
     assert first["troops"].article.story_id == first["troops"].article.doc_id
+
+
+def test_a_stored_translation_is_found_on_its_facts(ctx: RunContext) -> None:
+    """A stored document that shares no words with the article (another language) is its
+    story's candidate through the store, and its story features (decoded only for the
+    candidates offered: GroupStoriesFn) decide it."""
+    gold = {d["id"]: d for d in map(json.loads, (ROOT / "tests" / "gold" / "stories"
+                                                 / "articles.jsonl").open(encoding="utf-8"))}
+    en, pl = gold["kakhovka-en-warukraine"], gold["kakhovka-pl-fakt"]
+    first = place(ctx, {"en": (en["text"], 0), "troops": (TROOPS, 0)})
+    later = place(ctx, {"pl": (pl["text"], 60), "other": (OTHER, 61)}, langs={"pl": "pl"})
+    assert later["pl"].article.story_id == first["en"].article.story_id
+    assert later["pl"].duplicate_of is None
+    assert later["other"].article.story_id == later["other"].article.doc_id

@@ -192,3 +192,55 @@ def test_a_stored_index_filed_under_the_wanted_keys_only_offers_the_same_candida
     offered = [[c.doc_id for c in everything.candidates(q)] for q in queries]
     assert sum(map(len, offered)) > 100
     assert [[c.doc_id for c in some.candidates(q)] for q in queries] == offered
+
+
+def test_a_fingerprints_story_keys_are_made_once_and_not_pickled() -> None:
+    """Fingerprint caches its blocking keys: the same keys every time, a copy a caller may
+    change, and not in the state runners pickle between stages."""
+    import pickle
+
+    from newsmon.pipeline.story import blocking_keys
+
+    one = facts_fp("a", {"Avdiivka", "Bakhmut"}, frozenset({"155"}))
+    keys = one.story_keys
+    assert keys == blocking_keys(one.features) and keys
+    keys.append("changed")
+    assert one.story_keys == blocking_keys(one.features)
+    assert "_story_keys" in one.__dict__  # cached ...
+    again = pickle.loads(pickle.dumps(one))
+    assert "_story_keys" not in again.__dict__  # ... and not carried
+    assert again == one and again.story_keys == one.story_keys
+    assert fp("b", WIRE).story_keys == []  # no features, no keys
+
+
+def _ranked_by_a_loop(index: dedup.StoryIndex, new: dedup.Fingerprint) -> set[str]:
+    """The facts candidates as the ranking was first written: a dict of summed weights per
+    entry, in key order, and the facts_limit largest (weight, entry) pairs."""
+    weights: dict[int, float] = {}
+    held = len(index)
+    for key in new.story_keys:
+        posted = index.by_band.get(key)
+        if not posted:
+            continue
+        weight = dedup.key_weight(len(posted), held)
+        for entry in (posted if len(posted) <= index.key_postings
+                      else posted[-dedup.STOP_KEY_NEWEST:]):
+            weights[entry] = weights.get(entry, 0.0) + weight
+    assert index.facts_limit is not None
+    top = sorted(((w, e) for e, w in weights.items()), reverse=True)[:index.facts_limit]
+    return {index._entries[e][0].doc_id for _, e in top}
+
+
+def test_the_facts_ranking_in_numpy_offers_what_a_loop_over_the_keys_offers() -> None:
+    """StoryIndex.candidates sums the key weights per entry in numpy: the same sums, bit for
+    bit, and so the same candidates, ties and stop-keys included, as the loop it replaced."""
+    rng = random.Random(5)
+    names = [f"name{i}" for i in range(40)]
+    index = dedup.StoryIndex(facts_limit=7, key_postings=12)
+    for i in range(400):
+        new = facts_fp(f"d{i}", set(rng.sample(names[: 5 + i % 35], 4)),
+                       frozenset({str(rng.randrange(30))}))
+        offered = {c.doc_id for c in index.candidates(new)}
+        assert offered == _ranked_by_a_loop(index, new), i
+        index.add(new)
+    assert len(index) == 400

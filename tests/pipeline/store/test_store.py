@@ -87,3 +87,26 @@ def test_sqlite_store_scan(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_search_server_store_scan(server_store: DocumentStore) -> None:
     _scan_contract(server_store)
+
+
+def test_the_elasticsearch_serializers_write_and_read_what_the_standard_library_does() -> None:
+    """orjson behind the client (client._orjson_serializers) changes the cost, not the bytes:
+    each value below is written byte for byte as the client's own serializer writes it, and
+    what orjson refuses (a lone surrogate) falls back to it instead of failing the request."""
+    from elasticsearch.serializer import JsonSerializer, NdjsonSerializer
+
+    from newsmon.pipeline.store.client import _orjson_serializers
+
+    ours = _orjson_serializers()
+    values: list[object] = [
+        {"title": "Київ: «mañana»\u2028", "n": [1, 2.5, -0.0, None, True], "big": 2**40},
+        {"at": datetime(2026, 12, 5, 1, 2, 3, 456, tzinfo=UTC), 7: "int key"},
+        {"text": "half a pair \ud800 of surrogates"},
+    ]
+    for value in values:
+        assert ours["application/json"].dumps(value) == JsonSerializer().dumps(value)
+        encoded = JsonSerializer().dumps(value)
+        assert ours["application/json"].loads(encoded) == JsonSerializer().loads(encoded)
+    assert ours["application/x-ndjson"].dumps(values) == NdjsonSerializer().dumps(values)
+    lines = NdjsonSerializer().dumps(values[:2])
+    assert ours["application/x-ndjson"].loads(lines) == NdjsonSerializer().loads(lines)
