@@ -15,13 +15,11 @@ from newsmon.pipeline.stages.store import (
     LOOKUP_FIELDS,
     Placed,
     fingerprint_of_doc,
+    near_docs,
     stored_index,
 )
 from newsmon.pipeline.store.base import DocumentStore
 from newsmon.pipeline.stories import INDEX_HORIZON, Fingerprint, StoryIndex
-
-#: Stored documents looked up per key kind for a batch (as grouping looks up).
-_LOOKUP_SIZE = 500
 
 
 class MergeStoriesFn(StoreFn):
@@ -41,7 +39,7 @@ class MergeStoriesFn(StoreFn):
     create-if-absent, a delete or an idempotent re-write: a re-run repeats them harmlessly.
     An unreachable store, or a re-write it refuses, raises (the run fails and is re-run).
     On one worker whose grouping saw every earlier copy nothing merges. The cost per batch:
-    a refresh, three key look-ups of at most ``_LOOKUP_SIZE`` documents each (story ids and
+    a refresh, three key look-ups of at most ``LOOKUP_SIZE`` documents each (story ids and
     keys only), one read of the whole fingerprints of the other workers' documents among them
     (none on one worker) and one of the founders of the stories involved; ``decide_story``
     for each founder of the batch and each other worker's founder found.
@@ -60,7 +58,7 @@ class MergeStoriesFn(StoreFn):
         db.refresh("articles")
         fps = [p.fingerprint for p in batch]
         founders = [fp for fp in fps if story_merge.is_founder(fp)]
-        near = _near_docs(db, fps)
+        near = near_docs(db, fps, KEY_FIELDS)
         # Only which stories the candidates are in: no signature, no features decoded.
         stored = stored_index(near, {k for fp in fps for k in (*fp.bands, *fp.story_keys)},
                               features=False)
@@ -126,17 +124,6 @@ class MergeStoriesFn(StoreFn):
             if db.get("alerts", winner_id) is None:
                 db.create("alerts", winner_id, doc)
                 db.delete("alerts", loser_id)
-
-
-def _near_docs(db: DocumentStore, fps: Sequence[Fingerprint]) -> list[dict[str, Any]]:
-    """The stored documents (``KEY_FIELDS``) sharing a text hash, band or story key with one
-    of ``fps``: the look-up grouping makes, at most ``_LOOKUP_SIZE`` per key kind."""
-    bands = sorted({b for fp in fps for b in fp.bands})
-    keys = sorted({k for fp in fps for k in fp.story_keys})
-    hashes = sorted({fp.text_hash for fp in fps})
-    return [d for field, values in (("lsh_bands", bands), ("text_hash", hashes),
-                                    ("story_keys", keys))
-            for d in db.find_terms("articles", field, values, _LOOKUP_SIZE, fields=KEY_FIELDS)]
 
 
 def _whole_docs(db: DocumentStore, doc_ids: Sequence[str]) -> dict[str, Fingerprint]:

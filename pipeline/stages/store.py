@@ -14,6 +14,7 @@ from newsmon.pipeline.detection import Classifier
 from newsmon.pipeline.normalize import text_hash
 from newsmon.pipeline.stages.base import EstimatedPickleCoder, StoreFn, count, dead
 from newsmon.pipeline.stages.items import ArticleCoder
+from newsmon.pipeline.store.base import DocumentStore
 from newsmon.pipeline.story import StoryFeatures, StoryMatcher
 
 
@@ -89,6 +90,26 @@ def fingerprint_of_doc(doc: dict[str, Any], *, features: bool = True) -> dedup.F
     )
 
 
+#: Stored documents read per key kind (bands, text hashes, story keys) for a batch.
+LOOKUP_SIZE = 500
+
+
+def near_docs(db: DocumentStore, fps: Sequence[dedup.Fingerprint],
+              fields: Sequence[str]) -> list[dict[str, Any]]:
+    """The stored documents sharing a band, text hash or story key with one of ``fps``, cut
+    down to ``fields``: at most ``LOOKUP_SIZE`` per key kind, the newest first seen. A key
+    the run has written for months (a weapon and a country) matches thousands of documents,
+    and the ones a new copy can join are the recent ones (the in-run index, too, reads a
+    common key's newest entries)."""
+    bands = sorted({b for fp in fps for b in fp.bands})
+    hashes = sorted({fp.text_hash for fp in fps})
+    keys = sorted({k for fp in fps for k in fp.story_keys})
+    return [d for field, values in (("lsh_bands", bands), ("text_hash", hashes),
+                                    ("story_keys", keys))
+            for d in db.find_terms("articles", field, values, LOOKUP_SIZE, fields=fields,
+                                   newest_by="first_seen_at")]
+
+
 def stored_index(docs: Iterable[dict[str, Any]], wanted: set[str], *,
                  features: bool = True) -> dedup.StoryIndex:
     """Stored documents (``LOOKUP_FIELDS``) in a StoryIndex of their own, in the order given,
@@ -154,12 +175,7 @@ class GroupStoriesFn(StoreFn):
         # with the stored documents that share its own text hash, band or story key (what its
         # own look-up would have found, and all the in-run index ever offers): comparing it
         # with every candidate of the whole batch cost most of a batch's CPU.
-        found_docs = (db.find_terms("articles", "lsh_bands", bands, size=500,
-                                    fields=LOOKUP_FIELDS)
-                      + db.find_terms("articles", "text_hash", [fp.text_hash for fp in fps],
-                                      500, fields=LOOKUP_FIELDS)
-                      + db.find_terms("articles", "story_keys", story_keys, 500,
-                                      fields=LOOKUP_FIELDS))
+        found_docs = near_docs(db, fps, LOOKUP_FIELDS)
         # Oldest first, as the in-run index files them: a common key's newest entries are
         # the ones the index reads (StoryIndex.key_postings).
         ordered = sorted(found_docs, key=lambda d: str(d.get("first_seen_at", "")))

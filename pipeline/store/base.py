@@ -72,16 +72,19 @@ class DocumentStore(ABC):
         values: Sequence[str],
         size: int = 50,
         fields: Sequence[str] | None = None,
+        *,
+        newest_by: str | None = None,
     ) -> list[JsonDict]:
         """At most ``size`` documents of ``kind`` whose ``field`` holds one of ``values``
-        (none for no values), cut down to ``fields``."""
+        (none for no values), cut down to ``fields``. With ``newest_by`` (a time field), the
+        ``size`` newest by it; without, which ones when more match is the store's choice."""
         if not values:
             return []
-        return self._find_terms(kind, field, values, size, fields)
+        return self._find_terms(kind, field, values, size, fields, newest_by)
 
     @abstractmethod
     def _find_terms(self, kind: str, field: str, values: Sequence[str], size: int,
-                    fields: Sequence[str] | None) -> list[JsonDict]: ...
+                    fields: Sequence[str] | None, newest_by: str | None) -> list[JsonDict]: ...
 
     def scan(
         self,

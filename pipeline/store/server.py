@@ -386,9 +386,13 @@ class SearchServerStore(DocumentStore):
         return True
 
     def _search(
-        self, kind: str, query: JsonDict, size: int, fields: Sequence[str] | None = None
+        self, kind: str, query: JsonDict, size: int, fields: Sequence[str] | None = None,
+        newest_by: str | None = None,
     ) -> list[JsonDict]:
-        body: JsonDict = {"query": query, "size": size, "sort": [{"_doc": "asc"}]}
+        sort: list[JsonDict] = [{"_doc": "asc"}]
+        if newest_by is not None:
+            sort.insert(0, {newest_by: {"order": "desc", "unmapped_type": "date"}})
+        body: JsonDict = {"query": query, "size": size, "sort": sort}
         if fields is not None:
             body["_source"] = list(fields)
         if self.backend == "elasticsearch":
@@ -398,8 +402,8 @@ class SearchServerStore(DocumentStore):
         return [dict(hit["_source"]) for hit in res["hits"]["hits"]]
 
     def _find_terms(self, kind: str, field: str, values: Sequence[str], size: int,
-                    fields: Sequence[str] | None) -> list[JsonDict]:
-        return self._search(kind, {"terms": {field: list(values)}}, size, fields)
+                    fields: Sequence[str] | None, newest_by: str | None) -> list[JsonDict]:
+        return self._search(kind, {"terms": {field: list(values)}}, size, fields, newest_by)
 
     def _scan(self, kind: str, since: datetime | None, until: datetime | None,
               terms: Mapping[str, Sequence[str]],

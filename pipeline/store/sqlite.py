@@ -152,13 +152,15 @@ class SqliteStore(DocumentStore):
         return ok
 
     def _find_terms(self, kind: str, field: str, values: Sequence[str], size: int,
-                    fields: Sequence[str] | None) -> list[JsonDict]:
+                    fields: Sequence[str] | None, newest_by: str | None) -> list[JsonDict]:
         marks = ",".join("?" * len(values))
-        rows = self._db.execute(
-            f"SELECT DISTINCT d.body FROM terms t JOIN docs d ON d.kind = t.kind AND d.id = t.id"  # noqa: S608  # only placeholders are interpolated
-            f" WHERE t.kind = ? AND t.field = ? AND t.value IN ({marks}) LIMIT ?",
-            (kind, field, *values, size),
-        ).fetchall()
+        order: tuple[str, ...] = ()
+        sql = (f"SELECT DISTINCT d.body FROM terms t JOIN docs d ON d.kind = t.kind AND d.id = t.id"  # noqa: S608  # only placeholders are interpolated
+               f" WHERE t.kind = ? AND t.field = ? AND t.value IN ({marks})")
+        if newest_by is not None:
+            sql += " ORDER BY json_extract(d.body, ?) DESC"
+            order = ("$." + newest_by,)
+        rows = self._db.execute(f"{sql} LIMIT ?", (kind, field, *values, *order, size)).fetchall()
         return [project(json.loads(r[0]), fields) for r in rows]
 
     def _scan(self, kind: str, since: datetime | None, until: datetime | None,

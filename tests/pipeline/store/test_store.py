@@ -89,6 +89,30 @@ def test_search_server_store_scan(server_store: DocumentStore) -> None:
     _scan_contract(server_store)
 
 
+def _newest_contract(store: DocumentStore) -> None:
+    """A key shared by more documents than the look-up returns: with ``newest_by`` it returns
+    the newest, whatever order they were written in (grouping looks up a common story key and
+    must find last hour's copies, not the first ones the run ever wrote)."""
+    store.setup()
+    order = [3, 0, 5, 1, 4, 2]
+    docs = [(f"n{i}", {**_doc(f"n{i}", f"s{i}", ["common"]),
+                       "first_seen_at": f"2026-11-0{i + 1}T10:00:00Z"}) for i in order]
+    assert store.bulk_write("articles", docs) == []
+    store.refresh("articles")
+    newest = store.find_terms("articles", "lsh_bands", ["common"], size=2, fields=["doc_id"],
+                              newest_by="first_seen_at")
+    assert [d["doc_id"] for d in newest] == ["n5", "n4"]
+
+
+def test_sqlite_store_returns_the_newest(tmp_path: Path) -> None:
+    _newest_contract(SqliteStore(tmp_path / "docs.sqlite"))
+
+
+@pytest.mark.integration
+def test_search_server_store_returns_the_newest(server_store: DocumentStore) -> None:
+    _newest_contract(server_store)
+
+
 def test_the_elasticsearch_serializers_write_and_read_what_the_standard_library_does() -> None:
     """orjson behind the client (client._orjson_serializers) changes the cost, not the bytes:
     each value below is written byte for byte as the client's own serializer writes it, and
