@@ -25,7 +25,13 @@ from datasketch import MinHash
 
 from newsmon.models import content_id
 
-from .story import StoryFeatures, blocking_keys, choose
+from .story import (
+    SAME_STORY_THRESHOLD,
+    StoryFeatures,
+    blocking_keys,
+    may_reach,
+    score,
+)
 
 NUM_PERM = 128
 #: 32 bands of 4 rows: a pair with Jaccard 0.5 becomes a candidate with probability ~0.87,
@@ -145,9 +151,8 @@ def decide_story(new: Fingerprint, candidates: Iterable[Fingerprint]) -> StoryDe
     """The story a new article belongs to, among candidate earlier articles.
 
     An exact copy wins; then the earliest candidate whose MinHash signature is near enough;
-    then, when no signature is, the candidate ``story.choose`` picks on the story features:
-    the highest at or above ``story.SAME_STORY_THRESHOLD`` (ties to the earliest), or a clear
-    best a little below it that no other story comes near. The result does not depend
+    then, when no signature is, the candidate whose story features score highest at or above
+    ``story.SAME_STORY_THRESHOLD`` (ties to the earliest). The result does not depend
     on the order in which candidates were found; an article with no match starts its own story.
     """
     others = [c for c in candidates if c.doc_id != new.doc_id]
@@ -172,15 +177,16 @@ def decide_story(new: Fingerprint, candidates: Iterable[Fingerprint]) -> StoryDe
 def _decide_on_facts(new: Fingerprint, others: Sequence[Fingerprint]) -> StoryDecision:
     if new.features is None:
         return StoryDecision(new.story_id)
-    # Earliest first, so that a tie goes to the earlier article (story.choose's contract).
-    usable = sorted((c for c in others if c.features is not None),
-                    key=lambda c: (c.first_seen, c.doc_id))
-    picked = choose(new.features, [(c.features, c.story_id) for c in usable
-                                   if c.features is not None])
-    if picked is None:
+    scored = [
+        (score(new.features, c.features), c) for c in others
+        if c.features is not None
+        and may_reach(new.features, c.features, SAME_STORY_THRESHOLD)
+    ]
+    matches = [(value, c) for value, c in scored if value >= SAME_STORY_THRESHOLD]
+    if not matches:
         return StoryDecision(new.story_id)
-    i, value = picked
-    return StoryDecision(usable[i].story_id, match_score=round(value, 3))
+    value, best = min(matches, key=lambda m: (-m[0], m[1].first_seen, m[1].doc_id))
+    return StoryDecision(best.story_id, match_score=round(value, 3))
 
 
 #: How far behind the newest article time a StoryIndex keeps fingerprints by default. The
