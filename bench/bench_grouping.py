@@ -243,8 +243,7 @@ def burst(articles: dict[str, Article], split: str) -> dict[str, float | int]:
     within a day and a half: in file order, seven minutes apart, each dated the moment it
     is seen (as the pipeline dates an article whose source gave no date), grouped as
     ``GroupStoriesFn`` groups a batch (earliest first, candidates from the story index, one
-    decision each, stories chained through their first article), with the clear-best rule
-    of ``story.choose`` (see ``_clear_best``).
+    decision each, stories chained through their first article).
 
     Publication days then never separate two events, so this measures what the articles
     themselves tell apart, with the chaining a stream adds. Pair precision and recall count
@@ -269,13 +268,9 @@ def burst(articles: dict[str, Article], split: str) -> dict[str, float | int]:
         fp = dedup.Fingerprint(art.id, art.id, text_hash(art.body), dedup.signature(art.body),
                                seen.isoformat(),
                                matcher.features(art.text, art.title or "", art.lang, seen))
-        candidates = index.candidates(fp)
-        decision = dedup.decide_story(fp, candidates)
-        story_id = decision.story_id
-        if story_id == fp.story_id and decision.duplicate_of is None:
-            story_id = _clear_best(fp, candidates) or story_id
-        index.add(replace(fp, story_id=story_id))
-        story[art.id] = story_id
+        decision = dedup.decide_story(fp, index.candidates(fp))
+        index.add(replace(fp, story_id=decision.story_id))
+        story[art.id] = decision.story_id
     tp = fp_ = fn = 0
     for i, a in enumerate(arts):
         for b in arts[i + 1:]:
@@ -286,23 +281,6 @@ def burst(articles: dict[str, Article], split: str) -> dict[str, float | int]:
     return {"articles": len(arts), "stories": len(set(story.values())), "tp": tp, "fp": fp_,
             "fn": fn, "precision": round(tp / (tp + fp_), 4) if tp + fp_ else 0.0,
             "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0}
-
-
-def _clear_best(new: Any, candidates: Iterable[Any]) -> str | None:
-    """The story ``story.choose`` picks for an article that ``decide_story`` left on its own
-    (no copy, no MinHash match, no candidate at the threshold): its clear-best rule.
-
-    pipeline/stories.py's facts decision takes the best candidate at the threshold only; the
-    clear-best rule is to be called there (``_decide_on_facts`` -> ``choose``). Until it is,
-    the burst applies it here, after the pipeline's own decision; once it is, this finds
-    nothing more (``choose`` already answered None), so the burst measures the pipeline
-    either way."""
-    from newsmon.pipeline.story import choose
-
-    usable = sorted((c for c in candidates if c.features is not None and c.doc_id != new.doc_id),
-                    key=lambda c: (c.first_seen, c.doc_id))
-    picked = choose(new.features, [(c.features, c.story_id) for c in usable])
-    return None if picked is None else str(usable[picked[0]].story_id)
 
 
 def explain(articles: dict[str, Article], pairs: list[Pair]) -> list[str]:

@@ -25,28 +25,23 @@ to those facts, each normalised so that scripts and languages agree:
 
 Modules: ``words`` (name skeletons, figures, month and weekday names), ``facts``
 (``StoryFeatures`` and ``StoryMatcher.features``), ``match`` (``signals``, ``score``,
-``same_story``, ``choose``, ``may_reach``, blocking keys). ``signals`` measures what two
-articles share and where they conflict (publication days far apart, dates, weekdays or
-figures that disagree, different places, another topic or reading); ``score`` weighs them
-(``WEIGHTS``, fitted on one half of the gold events) and ``same_story`` compares the score
-to a threshold. ``choose`` picks the story a new article joins among its candidates: the
-best one at the threshold, or below it (down to ``CLEAR_BEST_FLOOR``) one that leads every
-other story by ``CLEAR_BEST_MARGIN``. ``blocking_keys`` names the buckets in which a
-candidate must share at least one key, so the story index looks up candidates instead of
-comparing all pairs. Pure logic, no Beam.
+``same_story``, ``may_reach``, blocking keys). ``signals`` measures what two articles share
+and where they conflict (publication days far apart, dates, weekdays or figures that
+disagree, different places, another topic or reading); ``score`` weighs them (``WEIGHTS``,
+fitted on one half of the gold events) and ``same_story`` compares the score to a
+threshold. ``blocking_keys`` names the buckets in which a candidate must share at least one
+key, so the story index looks up candidates instead of comparing all pairs. Pure logic, no
+Beam.
 """
 
 from .facts import LEAD_CHARS, StoryFeatures, StoryMatcher
 from .match import (
     BIAS,
-    CLEAR_BEST_FLOOR,
-    CLEAR_BEST_MARGIN,
     SAME_STORY_THRESHOLD,
     SIGNALS,
     WEIGHTS,
     blocked_together,
     blocking_keys,
-    choose,
     may_reach,
     same_story,
     score,
@@ -55,8 +50,6 @@ from .match import (
 
 __all__ = [
     "BIAS",
-    "CLEAR_BEST_FLOOR",
-    "CLEAR_BEST_MARGIN",
     "LEAD_CHARS",
     "SAME_STORY_THRESHOLD",
     "SIGNALS",
@@ -65,7 +58,6 @@ __all__ = [
     "StoryMatcher",
     "blocked_together",
     "blocking_keys",
-    "choose",
     "may_reach",
     "same_story",
     "score",

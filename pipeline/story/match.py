@@ -7,7 +7,7 @@ files articles under (``blocking_keys``).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import date
 
 from .facts import StoryFeatures
@@ -198,59 +198,6 @@ def same_story(a: StoryFeatures, b: StoryFeatures) -> tuple[bool, float]:
     since a story index only ever compares articles that do."""
     value = score(a, b)
     return value >= SAME_STORY_THRESHOLD and blocked_together(a, b), value
-
-
-#: The clear-best rule of ``choose``: below ``SAME_STORY_THRESHOLD``, the best candidate is
-#: still joined when it scores at least ``CLEAR_BEST_FLOOR`` and leads every candidate of
-#: another story by ``CLEAR_BEST_MARGIN``. Two reports of one event whose publication days are
-#: unknown or whose leads share few facts score 1-2, and so do two events with one weapon and
-#: one leader; what tells them apart is that the second event's reports score about as high,
-#: while a report whose one story stands out among its candidates belongs to it. Chosen on
-#: the grouping of the tune half's articles arriving at once (``bench_grouping.py --burst
-#: --split tune``; floors 1.2-1.8, margins 0.75-1.25): 1.4-1.6 with 1.0 gave the tune half the
-#: most recall (0.249 -> 0.336) at its precision (0.794 -> 0.792); a margin of 0.75 cost
-#: precision on all articles (0.738 -> 0.649), so the margin is not to be lowered lightly.
-CLEAR_BEST_FLOOR = 1.5
-CLEAR_BEST_MARGIN = 1.0
-
-
-def choose(new: StoryFeatures,
-           candidates: Sequence[tuple[StoryFeatures, str]]) -> tuple[int, float] | None:
-    """The earlier article a new one joins on its facts, as (index into ``candidates``,
-    score), or None when it starts a story of its own.
-
-    ``candidates`` holds each earlier article's features and story id, earliest first (a tie
-    goes to the earlier). The best candidate wins when it scores at least
-    ``SAME_STORY_THRESHOLD``; below that, when it scores at least ``CLEAR_BEST_FLOOR`` and no
-    candidate of another story comes within ``CLEAR_BEST_MARGIN`` of it (candidates of its
-    own story are no rivals: they report the same event). ``may_reach`` rules out the
-    candidates that can be neither the answer nor a rival within the margin, so the result
-    is that of scoring every candidate.
-    """
-    # First the candidates that may reach the lower of the two bars: the answer is among
-    # them. Only when the best is a clear-best contender are the others bounded again, as
-    # rivals within the margin; most articles stop before that.
-    scored = {i: score(new, features) for i, (features, _) in enumerate(candidates)
-              if may_reach(new, features, min(SAME_STORY_THRESHOLD, CLEAR_BEST_FLOOR))}
-    if not scored:
-        return None
-    best, value = min(scored.items(), key=lambda m: (-m[1], m[0]))
-    if value >= SAME_STORY_THRESHOLD:
-        return best, value
-    if value < CLEAR_BEST_FLOOR:
-        return None
-    story = candidates[best][1]
-    for i, (features, other) in enumerate(candidates):
-        if other == story:
-            continue
-        rival = scored.get(i)
-        if rival is None:
-            if not may_reach(new, features, value - CLEAR_BEST_MARGIN):
-                continue
-            rival = score(new, features)
-        if value - rival < CLEAR_BEST_MARGIN:
-            return None
-    return best, value
 
 
 def _base_keys(features: StoryFeatures) -> list[str]:

@@ -7,9 +7,7 @@ the figures reached so far as floors: pair precision and recall for each kind of
 the grouping of the half's articles arriving at once (``--burst``). The issue's targets
 (precision >= 0.95 and recall >= 0.80 for both kinds of pair) are not reached yet: the test
 that asserts them is a strict xfail, so it turns red, as it should, the day they are met and
-the floors here can be raised to them. The burst floors were raised when the clear-best rule
-(``story.choose``) came (group21: burst recall all 0.322 -> 0.383, tune 0.249 -> 0.336, test
-0.381 -> 0.406, precision unchanged); the pair figures did not move.
+the floors here can be raised to them.
 """
 
 from __future__ import annotations
@@ -30,13 +28,13 @@ BENCH = ROOT / "bench" / "bench_grouping.py"
 FLOORS = {
     "all": {"cross_precision": 0.90, "cross_recall": 0.28,
             "same_precision": 0.94, "same_recall": 0.48,
-            "burst_precision": 0.71, "burst_recall": 0.36},
+            "burst_precision": 0.71, "burst_recall": 0.31},
     "tune": {"cross_precision": 0.97, "cross_recall": 0.22,
              "same_precision": 0.93, "same_recall": 0.45,
-             "burst_precision": 0.78, "burst_recall": 0.31},
+             "burst_precision": 0.78, "burst_recall": 0.24},
     "test": {"cross_precision": 0.93, "cross_recall": 0.35,
              "same_precision": 0.97, "same_recall": 0.55,
-             "burst_precision": 0.92, "burst_recall": 0.38},
+             "burst_precision": 0.92, "burst_recall": 0.36},
 }
 TARGET_PRECISION, TARGET_RECALL = 0.95, 0.80
 

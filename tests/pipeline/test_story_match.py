@@ -14,16 +14,11 @@ import pytest
 from newsmon.pipeline import stories as dedup
 from newsmon.pipeline.detection import Classifier
 from newsmon.pipeline.story import (
-    CLEAR_BEST_FLOOR,
-    CLEAR_BEST_MARGIN,
-    SAME_STORY_THRESHOLD,
     StoryFeatures,
     StoryMatcher,
     blocked_together,
     blocking_keys,
-    choose,
     same_story,
-    score,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,68 +264,3 @@ def test_a_date_in_digits_of_chinese_is_a_date(matcher: StoryMatcher) -> None:
                     None)
     assert lead.dates == frozenset({"11-20"})
     assert not lead.numbers  # neither 11, 20 nor the 19th are figures
-
-
-def _sharing(names: int, title: bool = False) -> StoryFeatures:
-    """A candidate that shares ``names`` of the four names of ``_NEW`` (and its title)."""
-    return StoryFeatures(names=frozenset(["brns", "kprs", "slfn", "dnpr"][:names]),
-                         title_stems=frozenset({"strik"}) if title else frozenset())
-
-
-_NEW = StoryFeatures(names=frozenset({"brns", "kprs", "slfn", "dnpr"}),
-                     title_stems=frozenset({"strik"}))
-
-
-def test_choose_takes_the_best_candidate_at_the_threshold() -> None:
-    strong, weak = _sharing(3, title=True), _sharing(1)
-    assert score(_NEW, strong) >= SAME_STORY_THRESHOLD
-    assert choose(_NEW, [(weak, "s1"), (strong, "s2")]) == (1, score(_NEW, strong))
-    # A tie goes to the earlier candidate.
-    assert choose(_NEW, [(strong, "s1"), (strong, "s2")]) == (0, score(_NEW, strong))
-    assert choose(_NEW, []) is None
-
-
-def test_choose_takes_a_clear_best_below_the_threshold_and_only_a_clear_one() -> None:
-    best, far, near = _sharing(3), _sharing(1), _sharing(2)
-    value = score(_NEW, best)
-    assert CLEAR_BEST_FLOOR <= value < SAME_STORY_THRESHOLD
-    assert value - score(_NEW, far) >= CLEAR_BEST_MARGIN > value - score(_NEW, near)
-    # Alone, or far ahead of the other stories: joined.
-    assert choose(_NEW, [(best, "s1")]) == (0, value)
-    assert choose(_NEW, [(far, "s2"), (best, "s1")]) == (1, value)
-    # Another story within the margin: two events look alike, so neither is chosen.
-    assert choose(_NEW, [(near, "s2"), (best, "s1")]) is None
-    # A candidate of the best one's own story is no rival.
-    assert choose(_NEW, [(near, "s1"), (best, "s1")]) == (1, value)
-    # Below the floor, nothing is clear enough.
-    assert score(_NEW, near) < CLEAR_BEST_FLOOR
-    assert choose(_NEW, [(near, "s1")]) is None
-
-
-def test_choose_prunes_nothing_that_changes_its_answer(matcher: StoryMatcher) -> None:
-    """``choose`` skips candidates by ``may_reach``; on the gold articles, each compared with
-    the 40 before it (two stories by turns), it answers what scoring every candidate does."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "bench"))
-    from bench_grouping import load_gold
-
-    articles, _ = load_gold()
-    feats = [matcher.features(a.text, a.title or "", a.lang, a.published)
-             for a in articles.values()]
-    clear = 0
-    for i, new in enumerate(feats):
-        cands = [(f, f"s{j % 2}") for j, f in enumerate(feats[max(0, i - 40):i])]
-        scored = [(score(new, f), j) for j, (f, _) in enumerate(cands)]
-        expected = None
-        if scored:
-            value, best = min(scored, key=lambda m: (-m[0], m[1]))
-            rivals = [v for v, j in scored if cands[j][1] != cands[best][1]]
-            if value >= SAME_STORY_THRESHOLD:
-                expected = (best, value)
-            elif value >= CLEAR_BEST_FLOOR and all(value - v >= CLEAR_BEST_MARGIN
-                                                     for v in rivals):
-                expected = (best, value)
-                clear += 1
-        assert choose(new, cands) == expected, articles[list(articles)[i]].id
-    assert clear  # the clear-best branch was taken on some article
